@@ -1,0 +1,312 @@
+//! Canonical arithmetic shared by every kernel path (docs/determinism.md).
+//!
+//! Each function here is *the* definition of its result: SIMD kernels that
+//! vectorise one of them must perform the same IEEE-754 operations per lane,
+//! in the same order. Only `+ - * /`, `fma`, `sqrt`, rounding to an integer and
+//! exponent bit manipulation are used, all exactly specified by IEEE-754.
+
+/// `max` per docs/determinism.md, "Sums over an axis": NaN if either is NaN,
+/// otherwise `b` only if strictly greater (the first of `+0.0`/`-0.0` wins).
+#[inline]
+pub fn max(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// `min`, the mirror of [`max`].
+#[inline]
+pub fn min(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else if b < a {
+        b
+    } else {
+        a
+    }
+}
+
+/// The lane-8 sum (docs/determinism.md, "Sums over an axis: the lane-8 order").
+pub fn sum_l8(x: &[f32]) -> f32 {
+    let mut s = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (acc, v) in s.iter_mut().zip(c) {
+            *acc += *v;
+        }
+    }
+    for (acc, v) in s.iter_mut().zip(chunks.remainder()) {
+        *acc += *v;
+    }
+    combine_l8(s)
+}
+
+/// The lane-8 sum of `n` elements `x[offset + i * stride]`.
+pub fn sum_l8_strided(x: &[f32], offset: usize, stride: usize, n: usize) -> f32 {
+    let mut s = [0.0f32; 8];
+    for i in 0..n {
+        s[i % 8] += x[offset + i * stride];
+    }
+    combine_l8(s)
+}
+
+/// The fixed horizontal combination of the eight lane sums.
+#[inline]
+pub fn combine_l8(s: [f32; 8]) -> f32 {
+    ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+}
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+// ln 2 split so that n * LN2_HI is exact for |n| < 2^9.
+const LN2_HI: f32 = 0.693_145_75;
+const LN2_LO: f32 = 1.428_606_8e-6;
+/// Above this, exp overflows to +inf.
+const EXP_MAX: f32 = 88.722_84;
+/// Below this, exp underflows to +0.0.
+const EXP_MIN: f32 = -103.972_08;
+
+/// Range reduction shared by `exp` and `expm1`: `x = n*ln2 + r`, |r| <= ln2/2.
+#[inline]
+fn reduce(x: f32) -> (f32, f32) {
+    let n = (x * LOG2E).round_ties_even();
+    let r = (-n).mul_add(LN2_HI, x);
+    let r = (-n).mul_add(LN2_LO, r);
+    (n, r)
+}
+
+/// `expm1(r) - r` for |r| <= ln2/2 as a polynomial: r^2/2! + ... + r^8/8!.
+#[inline]
+fn expm1_poly(r: f32) -> f32 {
+    let mut p = 1.0 / 40320.0f32;
+    p = p.mul_add(r, 1.0 / 5040.0);
+    p = p.mul_add(r, 1.0 / 720.0);
+    p = p.mul_add(r, 1.0 / 120.0);
+    p = p.mul_add(r, 1.0 / 24.0);
+    p = p.mul_add(r, 1.0 / 6.0);
+    p = p.mul_add(r, 0.5);
+    (p * r) * r
+}
+
+/// `2^n` for integer-valued `n` in [-126, 127], exact.
+#[inline]
+fn pow2i(n: i32) -> f32 {
+    f32::from_bits(((n + 127) as u32) << 23)
+}
+
+/// Canonical `exp` (docs/determinism.md, "Transcendental functions").
+pub fn exp(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    if x > EXP_MAX {
+        return f32::INFINITY;
+    }
+    if x < EXP_MIN {
+        return 0.0;
+    }
+    let (n, r) = reduce(x);
+    // p = e^r = 1 + r + (r^2/2 + ...), summed small terms first.
+    let p = 1.0 + (r + expm1_poly(r));
+    // Scale by 2^n in two exact steps so that subnormal results round once.
+    let n = n as i32;
+    let n1 = n / 2;
+    let n2 = n - n1;
+    (p * pow2i(n1)) * pow2i(n2)
+}
+
+/// Canonical `expm1` (`e^x - 1` without cancellation near 0).
+pub fn expm1(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    if x > EXP_MAX {
+        return f32::INFINITY;
+    }
+    if x < -17.0 {
+        return -1.0;
+    }
+    let (n, r) = reduce(x);
+    let em = r + expm1_poly(r);
+    if n == 0.0 {
+        return em;
+    }
+    // e^x - 1 = 2^n * (em + 1) - 1 = 2^n * em + (2^n - 1); 2^n - 1 is exact
+    // for the n reached here (|n| <= 128 → compute via f32 steps).
+    let n = n as i32;
+    let s = pow2i(n.clamp(-126, 127));
+    if n > 127 {
+        return f32::INFINITY;
+    }
+    em.mul_add(s, s - 1.0)
+}
+
+/// Canonical natural logarithm.
+pub fn log(x: f32) -> f32 {
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 {
+        return f32::NEG_INFINITY;
+    }
+    if x == f32::INFINITY {
+        return x;
+    }
+    let mut bits = x.to_bits();
+    let mut e: i32 = 0;
+    if bits < 0x0080_0000 {
+        // Subnormal: scale by 2^23 (exact).
+        bits = (x * 8_388_608.0).to_bits();
+        e -= 23;
+    }
+    // Bring the mantissa into [sqrt(1/2), sqrt(2)).
+    let m_bits = (bits & 0x007f_ffff) | 0x3f80_0000;
+    e += ((bits >> 23) as i32) - 127;
+    let mut m = f32::from_bits(m_bits);
+    if m >= std::f32::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    // log(1+f) = 2*atanh(s) = 2s + 2s^3/3 + 2s^5/5 + ... ; written as
+    // f - hfsq + s*(hfsq + R(z)).
+    let mut r = 0.153_846_15f32; // 2/13
+    r = r.mul_add(z, 0.181_818_18); // 2/11
+    r = r.mul_add(z, 0.222_222_22); // 2/9
+    r = r.mul_add(z, 0.285_714_28); // 2/7
+    r = r.mul_add(z, 0.4); // 2/5
+    r = r.mul_add(z, 0.666_666_7); // 2/3
+    r *= z;
+    let hfsq = 0.5 * f * f;
+    let ef = e as f32;
+    let lo = s.mul_add(hfsq + r, ef * LN2_LO);
+    ((lo - hfsq) + f) + ef * LN2_HI
+}
+
+/// Canonical hyperbolic tangent.
+pub fn tanh(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    let a = x.abs();
+    if a >= 9.0 {
+        return 1.0f32.copysign(x);
+    }
+    if a < 1.0 / 4096.0 {
+        return x;
+    }
+    let t = expm1(2.0 * a);
+    (t / (t + 2.0)).copysign(x)
+}
+
+/// Canonical logistic sigmoid.
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + exp(-x))
+    } else if x < 0.0 {
+        let e = exp(x);
+        e / (1.0 + e)
+    } else {
+        x
+    }
+}
+
+/// Canonical error function: `libm::erf` in float64, rounded once.
+pub fn erf(x: f32) -> f32 {
+    libm::erf(f64::from(x)) as f32
+}
+
+/// Canonical power: `libm::pow` in float64, rounded once.
+pub fn pow(x: f32, y: f32) -> f32 {
+    libm::pow(f64::from(x), f64::from(y)) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ulps(a: f32, b: f64) -> f64 {
+        let b32 = b as f32;
+        if a == b32 {
+            return 0.0;
+        }
+        let ulp =
+            (f64::from(b32.abs().max(f32::MIN_POSITIVE)) * f64::from(f32::EPSILON)).max(1e-45);
+        (f64::from(a) - b).abs() / ulp
+    }
+
+    fn sweep(lo: f32, hi: f32, n: usize) -> impl Iterator<Item = f32> {
+        (0..=n).map(move |i| lo + (hi - lo) * (i as f32 / n as f32))
+    }
+
+    #[test]
+    fn exp_is_accurate() {
+        for x in sweep(-103.0, 88.7, 200_000) {
+            let u = ulps(exp(x), libm::exp(f64::from(x)));
+            assert!(u <= 1.5, "exp({x}) off by {u} ulp");
+        }
+        assert!(exp(f32::NAN).is_nan());
+        assert_eq!(exp(100.0), f32::INFINITY);
+        assert_eq!(exp(-200.0), 0.0);
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn expm1_is_accurate() {
+        for x in sweep(-17.0, 88.0, 200_000).chain(sweep(-0.01, 0.01, 10_000)) {
+            let u = ulps(expm1(x), libm::expm1(f64::from(x)));
+            assert!(u <= 2.0, "expm1({x}) off by {u} ulp");
+        }
+    }
+
+    #[test]
+    fn log_is_accurate() {
+        let xs = sweep(1e-6, 10.0, 200_000)
+            .chain(sweep(0.5, 2.0, 100_000))
+            .chain([1e-40, 1e-30, 3.4e38, f32::MIN_POSITIVE, 1.0]);
+        for x in xs {
+            let u = ulps(log(x), libm::log(f64::from(x)));
+            assert!(u <= 1.5, "log({x}) off by {u} ulp");
+        }
+        assert!(log(-1.0).is_nan());
+        assert_eq!(log(0.0), f32::NEG_INFINITY);
+        assert_eq!(log(f32::INFINITY), f32::INFINITY);
+    }
+
+    #[test]
+    fn tanh_and_sigmoid_are_accurate() {
+        for x in sweep(-12.0, 12.0, 200_000) {
+            let u = ulps(tanh(x), libm::tanh(f64::from(x)));
+            assert!(u <= 3.0, "tanh({x}) off by {u} ulp");
+            let s = 1.0 / (1.0 + libm::exp(-f64::from(x)));
+            let u = ulps(sigmoid(x), s);
+            assert!(u <= 3.0, "sigmoid({x}) off by {u} ulp");
+        }
+    }
+
+    #[test]
+    fn l8_matches_its_definition() {
+        let x: Vec<f32> = (0..37).map(|i| (i as f32).sin() * 1e3).collect();
+        let mut s = [0.0f32; 8];
+        for (i, v) in x.iter().enumerate() {
+            s[i % 8] += v;
+        }
+        let want = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+        assert_eq!(sum_l8(&x).to_bits(), want.to_bits());
+        assert_eq!(sum_l8_strided(&x, 0, 1, x.len()).to_bits(), want.to_bits());
+    }
+
+    #[test]
+    fn max_min_nan_and_zero_rules() {
+        assert!(max(f32::NAN, 1.0).is_nan());
+        assert!(max(1.0, f32::NAN).is_nan());
+        assert_eq!(max(0.0, -0.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(max(-0.0, 0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(min(2.0, 1.0), 1.0);
+    }
+}

@@ -1,0 +1,529 @@
+//! Planning and execution: shape inference, cost, constant folding, and the
+//! node-by-node run that records the execution trace.
+
+use std::sync::{Arc, Mutex};
+
+use crate::cost::Cost;
+use crate::error::{Error, Result};
+use crate::kernels::{Ctx, Isa, KernelChoice};
+use crate::model::{Dim, Model};
+use crate::ops::{Args, Fact};
+use crate::tensor::Tensor;
+use crate::trace::{Hash, Trace, node_leaf};
+
+/// How a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Worker threads (1 runs everything on the calling thread).
+    pub threads: usize,
+    /// Which kernels to use.
+    pub kernels: KernelChoice,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: 1,
+            kernels: KernelChoice::Auto,
+        }
+    }
+}
+
+/// The plan for one set of concrete input shapes: facts for every value,
+/// folded constants, and costs.
+#[derive(Debug)]
+pub struct Plan {
+    input_shapes: Vec<Vec<usize>>,
+    facts: Vec<Option<Fact>>,
+    /// Per node: the leaf, when the node was folded at plan time.
+    folded_leaves: Vec<Option<Hash>>,
+    node_costs: Vec<Cost>,
+    total: Cost,
+    /// Per value: the index of the last node reading it (usize::MAX: kept).
+    last_use: Vec<usize>,
+}
+
+impl Plan {
+    /// Total cost of a run.
+    pub fn cost(&self) -> Cost {
+        self.total
+    }
+
+    /// Cost of each node, in topological order.
+    pub fn node_costs(&self) -> &[Cost] {
+        &self.node_costs
+    }
+
+    /// Number of nodes folded to constants at plan time.
+    pub fn folded_nodes(&self) -> usize {
+        self.folded_leaves.iter().filter(|l| l.is_some()).count()
+    }
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Graph outputs in graph order: name and value.
+    pub outputs: Vec<(String, Tensor)>,
+    /// The execution trace.
+    pub trace: Trace,
+    /// The run's cost.
+    pub cost: Cost,
+}
+
+/// A model ready to run with fixed options; plans are cached per input shapes.
+#[derive(Debug)]
+pub struct Session {
+    model: Arc<Model>,
+    isa: Isa,
+    pool: Option<rayon::ThreadPool>,
+    plan: Mutex<Option<Arc<Plan>>>,
+}
+
+impl Session {
+    /// Creates a session. `threads == 0` means one per available core.
+    pub fn new(model: Arc<Model>, options: Options) -> Result<Session> {
+        let threads = if options.threads == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            options.threads
+        };
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("glassbox-{i}"))
+                    .build()
+                    .map_err(|e| Error::Limit(format!("cannot start {threads} threads: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Session {
+            model,
+            isa: options.kernels.resolve(),
+            pool,
+            plan: Mutex::new(None),
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The instruction-set path in use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Number of threads.
+    pub fn threads(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or(1, rayon::ThreadPool::current_num_threads)
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        match &self.pool {
+            Some(p) => Ctx::with_pool(self.isa, p),
+            None => Ctx::single(self.isa),
+        }
+    }
+
+    /// The plan for these input shapes (cached for the last shapes seen).
+    pub fn plan(&self, input_shapes: &[Vec<usize>]) -> Result<Arc<Plan>> {
+        let mut cached = self
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = cached.as_ref().filter(|p| p.input_shapes == input_shapes) {
+            return Ok(Arc::clone(p));
+        }
+        let plan = Arc::new(plan(&self.model, input_shapes, &self.ctx())?);
+        *cached = Some(Arc::clone(&plan));
+        Ok(plan)
+    }
+
+    /// Runs the model on inputs given in graph-input order.
+    pub fn run(&self, inputs: Vec<Tensor>) -> Result<RunOutput> {
+        let m = &*self.model;
+        check_inputs(m, &inputs)?;
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        let plan = self.plan(&shapes)?;
+        let ctx = self.ctx();
+        let input_hashes: Vec<Hash> = inputs.iter().map(Tensor::hash).collect();
+
+        let mut slots: Vec<Option<Tensor>> = vec![None; m.values.len()];
+        for (&vid, t) in m.inputs.iter().zip(inputs) {
+            slots[vid] = Some(t);
+        }
+        let mut leaves = Vec::with_capacity(m.nodes.len());
+        for (index, node) in m.nodes.iter().enumerate() {
+            if let Some(leaf) = plan.folded_leaves[index] {
+                leaves.push(leaf);
+                continue;
+            }
+            let node_err = |reason: String| Error::Node {
+                index,
+                name: node.name.clone(),
+                op: node.op_type.clone(),
+                reason,
+            };
+            let outs = {
+                let args: Vec<Option<&Tensor>> = node
+                    .inputs
+                    .iter()
+                    .map(|v| v.and_then(|v| value(m, &plan, &slots, v)))
+                    .collect();
+                node.op
+                    .run(&ctx, Args::new(&args))
+                    .map_err(|e| node_err(e.0))?
+            };
+            if outs.len() < node.outputs.len() {
+                return Err(node_err(format!(
+                    "produced {} outputs, the node binds {}",
+                    outs.len(),
+                    node.outputs.len()
+                )));
+            }
+            let mut bound = Vec::with_capacity(node.outputs.len());
+            for (vid, t) in node.outputs.iter().zip(outs) {
+                if let Some(vid) = *vid {
+                    if let Some(f) = &plan.facts[vid] {
+                        if f.dtype != t.dtype() || f.shape != t.shape() {
+                            return Err(node_err(format!(
+                                "output `{}` is {} {:?} but was planned as {} {:?}",
+                                m.values[vid].name,
+                                t.dtype(),
+                                t.shape(),
+                                f.dtype,
+                                f.shape
+                            )));
+                        }
+                    }
+                    bound.push(vid);
+                    slots[vid] = Some(t);
+                }
+            }
+            let outs: Vec<&Tensor> = bound.iter().filter_map(|&v| slots[v].as_ref()).collect();
+            leaves.push(node_leaf(index, outs.into_iter()));
+            for vid in node.inputs.iter().flatten() {
+                if plan.last_use[*vid] == index {
+                    slots[*vid] = None;
+                }
+            }
+        }
+        let mut outputs = Vec::with_capacity(m.outputs.len());
+        for &vid in &m.outputs {
+            let t = match slots[vid].take() {
+                Some(t) => t,
+                None => value(m, &plan, &slots, vid).cloned().ok_or_else(|| {
+                    Error::InvalidModel(format!(
+                        "graph output `{}` was not computed",
+                        m.values[vid].name
+                    ))
+                })?,
+            };
+            outputs.push((m.values[vid].name.clone(), t));
+        }
+        Ok(RunOutput {
+            outputs,
+            trace: Trace {
+                model_id: m.id,
+                input_hashes,
+                leaves,
+            },
+            cost: plan.total,
+        })
+    }
+
+    /// Re-executes node `index` alone from the given input tensors (one per
+    /// input slot of the node; `None` for omitted ones) and returns its bound
+    /// outputs and its trace leaf. This is what a referee runs in a dispute.
+    pub fn run_node(&self, index: usize, inputs: &[Option<Tensor>]) -> Result<(Vec<Tensor>, Hash)> {
+        let m = &*self.model;
+        let node = m.nodes.get(index).ok_or_else(|| {
+            Error::Trace(format!(
+                "node {index} is out of range (the model has {})",
+                m.nodes.len()
+            ))
+        })?;
+        let node_err = |reason: String| Error::Node {
+            index,
+            name: node.name.clone(),
+            op: node.op_type.clone(),
+            reason,
+        };
+        if inputs.len() != node.inputs.len() {
+            return Err(node_err(format!(
+                "given {} inputs, the node has {} input slots",
+                inputs.len(),
+                node.inputs.len()
+            )));
+        }
+        for (i, (given, slot)) in inputs.iter().zip(&node.inputs).enumerate() {
+            if given.is_some() != slot.is_some() {
+                return Err(node_err(format!(
+                    "input {i} presence does not match the node"
+                )));
+            }
+            if let Some(t) = given {
+                check_elements(m, t.len()).map_err(|e| node_err(e.to_string()))?;
+            }
+        }
+        let facts: Vec<Option<Fact>> = inputs
+            .iter()
+            .map(|t| t.as_ref().map(|t| Fact::new(t.dtype(), t.shape().to_vec())))
+            .collect();
+        let fact_refs: Vec<Option<&Fact>> = facts.iter().map(Option::as_ref).collect();
+        let out_facts = node
+            .op
+            .infer(Args::new(&fact_refs))
+            .map_err(|e| node_err(e.0))?;
+        for f in &out_facts {
+            check_elements(m, f.len()).map_err(|e| node_err(e.to_string()))?;
+        }
+        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
+        let outs = node
+            .op
+            .run(&self.ctx(), Args::new(&refs))
+            .map_err(|e| node_err(e.0))?;
+        let bound: Vec<Tensor> = node
+            .outputs
+            .iter()
+            .zip(outs)
+            .filter_map(|(vid, t)| vid.map(|_| t))
+            .collect();
+        let leaf = node_leaf(index, bound.iter());
+        Ok((bound, leaf))
+    }
+}
+
+fn value<'a>(
+    m: &'a Model,
+    plan: &'a Plan,
+    slots: &'a [Option<Tensor>],
+    vid: usize,
+) -> Option<&'a Tensor> {
+    slots[vid]
+        .as_ref()
+        .or_else(|| m.constants[vid].as_deref())
+        .or_else(|| plan.facts[vid].as_ref().and_then(|f| f.value.as_deref()))
+}
+
+fn check_elements(m: &Model, n: usize) -> Result<()> {
+    if n > m.limits.max_tensor_elements {
+        return Err(Error::Limit(format!(
+            "a tensor of {n} elements is over the limit of {}",
+            m.limits.max_tensor_elements
+        )));
+    }
+    Ok(())
+}
+
+fn describe(m: &Model, vid: usize) -> String {
+    let v = &m.values[vid];
+    let dtype = v.dtype.map_or("?".to_string(), |d| d.to_string());
+    let shape = match &v.shape {
+        None => "any shape".to_string(),
+        Some(dims) => {
+            let d: Vec<String> = dims
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => n.to_string(),
+                    Dim::Symbol(s) => s.clone(),
+                })
+                .collect();
+            format!("[{}]", d.join(", "))
+        }
+    };
+    format!("{dtype} {shape}")
+}
+
+fn check_inputs(m: &Model, inputs: &[Tensor]) -> Result<()> {
+    if inputs.len() != m.inputs.len() {
+        let names: Vec<String> = m
+            .inputs
+            .iter()
+            .map(|&v| format!("`{}`: {}", m.values[v].name, describe(m, v)))
+            .collect();
+        return Err(Error::Input {
+            name: "*".into(),
+            reason: format!(
+                "given {} inputs, the model takes {}: {}",
+                inputs.len(),
+                m.inputs.len(),
+                names.join(", ")
+            ),
+        });
+    }
+    let mut symbols: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (&vid, t) in m.inputs.iter().zip(inputs) {
+        let v = &m.values[vid];
+        let bad = |what: String| Error::Input {
+            name: v.name.clone(),
+            reason: format!("{what}; the model expects {}", describe(m, vid)),
+        };
+        if let Some(d) = v.dtype {
+            if d != t.dtype() {
+                return Err(bad(format!("got dtype {}", t.dtype())));
+            }
+        }
+        check_elements(m, t.len())?;
+        if let Some(dims) = &v.shape {
+            if dims.len() != t.rank() {
+                return Err(bad(format!(
+                    "got shape {:?} of rank {}",
+                    t.shape(),
+                    t.rank()
+                )));
+            }
+            for (d, &n) in dims.iter().zip(t.shape()) {
+                match d {
+                    Dim::Fixed(want) if *want != n => {
+                        return Err(bad(format!("got shape {:?}", t.shape())));
+                    }
+                    Dim::Symbol(s) => {
+                        if let Some(prev) = symbols.insert(s, n) {
+                            if prev != n {
+                                return Err(bad(format!(
+                                    "got shape {:?}, but `{s}` was bound to {prev}",
+                                    t.shape()
+                                )));
+                            }
+                        }
+                    }
+                    Dim::Fixed(_) => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plans a run for concrete input shapes: infers every value's dtype and
+/// shape, folds nodes whose inputs are all known, and totals the cost.
+fn plan(m: &Model, input_shapes: &[Vec<usize>], ctx: &Ctx<'_>) -> Result<Plan> {
+    let mut facts: Vec<Option<Fact>> = vec![None; m.values.len()];
+    for (vid, c) in m.constants.iter().enumerate() {
+        if let Some(t) = c {
+            facts[vid] = Some(Fact::known(Arc::clone(t)));
+        }
+    }
+    for (&vid, shape) in m.inputs.iter().zip(input_shapes) {
+        let dtype = m.values[vid].dtype.ok_or_else(|| {
+            Error::InvalidModel(format!("graph input `{}` has no dtype", m.values[vid].name))
+        })?;
+        facts[vid] = Some(Fact::new(dtype, shape.clone()));
+    }
+    let mut folded_leaves = Vec::with_capacity(m.nodes.len());
+    let mut node_costs = Vec::with_capacity(m.nodes.len());
+    let mut last_use = vec![usize::MAX; m.values.len()];
+    for (index, node) in m.nodes.iter().enumerate() {
+        let node_err = |reason: String| Error::Node {
+            index,
+            name: node.name.clone(),
+            op: node.op_type.clone(),
+            reason,
+        };
+        for vid in node.inputs.iter().flatten() {
+            last_use[*vid] = index;
+        }
+        let in_facts: Vec<Option<&Fact>> = node
+            .inputs
+            .iter()
+            .map(|v| v.and_then(|v| facts[v].as_ref()))
+            .collect();
+        if let Some(i) = node
+            .inputs
+            .iter()
+            .zip(&in_facts)
+            .position(|(v, f)| v.is_some() && f.is_none())
+        {
+            return Err(node_err(format!("input {i} has no known type")));
+        }
+        let mut out_facts = node
+            .op
+            .infer(Args::new(&in_facts))
+            .map_err(|e| node_err(e.0))?;
+        if out_facts.len() < node.outputs.len() {
+            return Err(node_err(format!(
+                "the op yields {} outputs, the node binds {}",
+                out_facts.len(),
+                node.outputs.len()
+            )));
+        }
+        for f in &out_facts {
+            if f.len() > m.limits.max_tensor_elements {
+                return Err(node_err(format!(
+                    "output shape {:?} has more than the limit of {} elements",
+                    f.shape, m.limits.max_tensor_elements
+                )));
+            }
+        }
+        node_costs.push(node.op.cost(Args::new(&in_facts), &out_facts));
+        let all_known = in_facts.iter().flatten().all(|f| f.value.is_some());
+        let infer_known = out_facts.iter().all(|f| f.value.is_some());
+        let leaf = if all_known && !infer_known {
+            let args: Vec<Option<&Tensor>> = in_facts
+                .iter()
+                .map(|f| f.and_then(|f| f.value.as_deref()))
+                .collect();
+            let outs = node
+                .op
+                .run(ctx, Args::new(&args))
+                .map_err(|e| node_err(e.0))?;
+            for (f, t) in out_facts.iter_mut().zip(outs) {
+                if f.dtype != t.dtype() || f.shape != t.shape() {
+                    return Err(node_err(format!(
+                        "computed {} {:?} but inferred {} {:?}",
+                        t.dtype(),
+                        t.shape(),
+                        f.dtype,
+                        f.shape
+                    )));
+                }
+                f.value = Some(Arc::new(t));
+            }
+            Some(())
+        } else if infer_known {
+            Some(())
+        } else {
+            None
+        };
+        let folded = leaf.map(|()| {
+            let bound: Vec<&Tensor> = node
+                .outputs
+                .iter()
+                .zip(&out_facts)
+                .filter_map(|(v, f)| v.and(f.value.as_deref()))
+                .collect();
+            node_leaf(index, bound.into_iter())
+        });
+        folded_leaves.push(folded);
+        for (vid, f) in node.outputs.iter().zip(out_facts) {
+            if let Some(vid) = vid {
+                facts[*vid] = Some(f);
+            }
+        }
+    }
+    for &vid in &m.outputs {
+        last_use[vid] = usize::MAX;
+    }
+    let total: Cost = node_costs.iter().copied().sum();
+    if total.flops > m.limits.max_total_flops {
+        return Err(Error::Limit(format!(
+            "the run costs {} flops, over the limit of {}",
+            total.flops, m.limits.max_total_flops
+        )));
+    }
+    Ok(Plan {
+        input_shapes: input_shapes.to_vec(),
+        facts,
+        folded_leaves,
+        node_costs,
+        total,
+        last_use,
+    })
+}

@@ -1,0 +1,140 @@
+//! Compute kernels and the execution context they run in.
+//!
+//! Each kernel has a portable scalar version and, where it pays, SIMD
+//! versions selected at run time. All versions of a kernel perform the same
+//! IEEE-754 operations on every output element in the same order, so they
+//! give identical bits (docs/determinism.md). Multi-threading only ever splits
+//! the *outputs* of a kernel between threads, never a reduction.
+
+use std::ops::Range;
+
+/// Instruction-set path used by kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable scalar Rust, the reference for every other path.
+    Portable,
+    /// x86-64 AVX2 with FMA.
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The best path this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2Fma;
+            }
+        }
+        Isa::Portable
+    }
+
+    /// Short name, as printed by the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2Fma => "avx2-fma",
+        }
+    }
+}
+
+/// Which kernels to use, as requested by the user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KernelChoice {
+    /// The best path the CPU supports.
+    #[default]
+    Auto,
+    /// Force the portable scalar path.
+    Portable,
+}
+
+impl KernelChoice {
+    /// Resolves the choice on this CPU.
+    pub fn resolve(self) -> Isa {
+        match self {
+            KernelChoice::Auto => Isa::detect(),
+            KernelChoice::Portable => Isa::Portable,
+        }
+    }
+}
+
+/// What a kernel may use while it runs: the instruction-set path and threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The instruction-set path.
+    pub isa: Isa,
+    pool: Option<&'a rayon::ThreadPool>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A single-threaded context.
+    pub fn single(isa: Isa) -> Ctx<'static> {
+        Ctx { isa, pool: None }
+    }
+
+    /// A context running parallel loops on `pool`.
+    pub fn with_pool(isa: Isa, pool: &'a rayon::ThreadPool) -> Ctx<'a> {
+        Ctx {
+            isa,
+            pool: Some(pool),
+        }
+    }
+
+    /// Number of threads available.
+    pub fn threads(&self) -> usize {
+        self.pool.map_or(1, rayon::ThreadPool::current_num_threads)
+    }
+
+    /// Calls `f` on disjoint consecutive ranges covering `0..n`, in parallel
+    /// when threads are available and the work is large enough.
+    ///
+    /// `grain` is the smallest range worth a task. The results do not depend
+    /// on how the ranges are split, because each index is handled alone.
+    pub fn for_ranges(&self, n: usize, grain: usize, f: impl Fn(Range<usize>) + Sync + Send) {
+        let threads = self.threads();
+        let grain = grain.max(1);
+        match self.pool {
+            Some(pool) if threads > 1 && n > grain => {
+                let tasks = (n / grain).clamp(1, threads * 4);
+                let step = n.div_ceil(tasks);
+                pool.install(|| {
+                    rayon::scope(|s| {
+                        for start in (0..n).step_by(step) {
+                            let f = &f;
+                            s.spawn(move |_| f(start..(start + step).min(n)));
+                        }
+                    });
+                });
+            }
+            _ => f(0..n),
+        }
+    }
+
+    /// Splits `out` into chunks of `chunk` elements (the last may be shorter)
+    /// and calls `f(chunk_index, chunk)` on each, in parallel when possible.
+    pub fn for_chunks_mut<T: Send>(
+        &self,
+        out: &mut [T],
+        chunk: usize,
+        f: impl Fn(usize, &mut [T]) + Sync + Send,
+    ) {
+        let chunk = chunk.max(1);
+        match self.pool {
+            Some(pool) if self.threads() > 1 && out.len() > chunk => {
+                use rayon::prelude::*;
+                pool.install(|| {
+                    out.par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(i, c)| f(i, c));
+                });
+            }
+            _ => {
+                for (i, c) in out.chunks_mut(chunk).enumerate() {
+                    f(i, c);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Operators: conv.
+
+use super::Registry;
+
+pub(crate) fn register(_r: &mut Registry) {}

@@ -1,0 +1,214 @@
+//! Operators: the [`Op`] trait, its build context, and the registry that maps
+//! ONNX op types to builders.
+//!
+//! Every op is specified by the ONNX operator documentation plus the canonical
+//! arithmetic of docs/determinism.md; each file names the rules it follows.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, OnceLock};
+
+use crate::attrs::Attrs;
+use crate::cost::Cost;
+use crate::error::{OpError, OpResult};
+use crate::kernels::Ctx;
+use crate::tensor::{DType, Tensor};
+
+pub(crate) mod binary;
+pub(crate) mod conv;
+pub(crate) mod gemm;
+pub(crate) mod norm;
+pub(crate) mod pool;
+pub(crate) mod shape;
+pub(crate) mod unary;
+
+/// What is known about a value before execution: dtype, shape and, when it is
+/// a constant or computable from shapes alone, its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fact {
+    /// Element type.
+    pub dtype: DType,
+    /// Concrete dimensions.
+    pub shape: Vec<usize>,
+    /// The value, when known before execution.
+    pub value: Option<Arc<Tensor>>,
+}
+
+impl Fact {
+    /// A fact with no known value.
+    pub fn new(dtype: DType, shape: Vec<usize>) -> Fact {
+        Fact {
+            dtype,
+            shape,
+            value: None,
+        }
+    }
+
+    /// A fact for a known tensor.
+    pub fn known(t: Arc<Tensor>) -> Fact {
+        Fact {
+            dtype: t.dtype(),
+            shape: t.shape().to_vec(),
+            value: Some(t),
+        }
+    }
+
+    /// Number of elements (saturating).
+    pub fn len(&self) -> usize {
+        self.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))
+    }
+
+    /// Whether the value has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size in bytes (saturating).
+    pub fn size_bytes(&self) -> u64 {
+        (self.len() as u64).saturating_mul(self.dtype.size_bytes() as u64)
+    }
+}
+
+/// The inputs of a node: present (`Some`) or omitted optional inputs (`None`).
+#[derive(Debug, Clone, Copy)]
+pub struct Args<'a, T> {
+    items: &'a [Option<&'a T>],
+}
+
+impl<'a, T> Args<'a, T> {
+    /// Wraps a slice of optional inputs.
+    pub fn new(items: &'a [Option<&'a T>]) -> Self {
+        Args { items }
+    }
+
+    /// Number of input slots (present or omitted).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are no input slots.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Input `i`, which must be present.
+    pub fn get(&self, i: usize) -> OpResult<&'a T> {
+        self.opt(i)
+            .ok_or_else(|| OpError(format!("required input {i} is missing")))
+    }
+
+    /// Input `i`, if present.
+    pub fn opt(&self, i: usize) -> Option<&'a T> {
+        self.items.get(i).copied().flatten()
+    }
+
+    /// All present inputs, in order.
+    pub fn present(&self) -> impl Iterator<Item = &'a T> + '_ {
+        self.items.iter().filter_map(|x| *x)
+    }
+}
+
+/// Everything an op builder may read from the node.
+#[derive(Debug)]
+pub struct BuildCtx<'a> {
+    /// The ONNX op type.
+    pub op_type: &'a str,
+    /// The node's attributes.
+    pub attrs: &'a Attrs,
+    /// The model's default-domain opset version.
+    pub opset: i64,
+    /// Number of input slots of the node (including omitted ones).
+    pub n_inputs: usize,
+    /// Number of output slots of the node (including omitted ones).
+    pub n_outputs: usize,
+}
+
+/// One operator instance, with its attributes already validated.
+pub trait Op: Send + Sync + Debug {
+    /// Output facts from input facts. Fails with the reason when the inputs
+    /// are not acceptable (dtype, rank, shape, missing constant).
+    ///
+    /// Implementations may set [`Fact::value`] when the output is computable
+    /// from shapes alone (e.g. `Shape`); the planner folds every node whose
+    /// inputs all have values by running it.
+    fn infer(&self, inputs: Args<'_, Fact>) -> OpResult<Vec<Fact>>;
+
+    /// Cost from input and output facts. The default counts one operation per
+    /// output element and the bytes of all inputs and outputs.
+    fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
+        default_cost(inputs, outputs, 1)
+    }
+
+    /// Computes the outputs. The executor checks them against `infer`.
+    fn run(&self, ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>>;
+}
+
+/// Cost of `flops_per_element` operations per output element, plus all bytes
+/// read and written.
+pub fn default_cost(inputs: Args<'_, Fact>, outputs: &[Fact], flops_per_element: u64) -> Cost {
+    let out_elems: u64 = outputs
+        .iter()
+        .map(|f| f.len() as u64)
+        .fold(0, u64::saturating_add);
+    let bytes = inputs
+        .present()
+        .map(Fact::size_bytes)
+        .chain(outputs.iter().map(Fact::size_bytes))
+        .fold(0u64, u64::saturating_add);
+    Cost {
+        flops: out_elems.saturating_mul(flops_per_element),
+        bytes,
+    }
+}
+
+/// Builds an op from its node.
+pub type Builder = fn(&BuildCtx<'_>) -> OpResult<Box<dyn Op>>;
+
+/// The table of supported op types (default ONNX domain).
+#[derive(Debug, Default)]
+pub struct Registry {
+    builders: HashMap<&'static str, Builder>,
+}
+
+impl Registry {
+    /// Registers a builder for an op type.
+    pub fn add(&mut self, op_type: &'static str, builder: Builder) {
+        self.builders.insert(op_type, builder);
+    }
+
+    /// The builder for an op type.
+    pub fn get(&self, op_type: &str) -> Option<Builder> {
+        self.builders.get(op_type).copied()
+    }
+
+    /// All supported op types, sorted.
+    pub fn op_types(&self) -> Vec<&'static str> {
+        let mut v: Vec<_> = self.builders.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// The registry of every op this runtime implements.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut r = Registry::default();
+        binary::register(&mut r);
+        conv::register(&mut r);
+        gemm::register(&mut r);
+        norm::register(&mut r);
+        pool::register(&mut r);
+        shape::register(&mut r);
+        unary::register(&mut r);
+        r
+    })
+}
+
+/// Builds the op for a node, or explains why it is unsupported.
+pub fn build(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
+    let builder = registry()
+        .get(ctx.op_type)
+        .ok_or_else(|| OpError(format!("unsupported op type `{}`", ctx.op_type)))?;
+    builder(ctx)
+}

@@ -1,0 +1,5 @@
+//! Operators: unary.
+
+use super::Registry;
+
+pub(crate) fn register(_r: &mut Registry) {}
