@@ -34,6 +34,6 @@ fuzz_target!(|data: &[u8]| {
         })
         .collect();
     if let Ok(session) = Session::new(Arc::new(model), Options::default()) {
-        let _ = session.plan(&shapes);
+        let _ = session.plan_shapes(&shapes);
     }
 });

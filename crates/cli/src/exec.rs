@@ -167,8 +167,7 @@ pub(crate) fn run(args: ExecArgs) -> Result<()> {
             kernels,
         },
     )?;
-    let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-    session.plan(&shapes)?;
+    session.plan(&inputs)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let mut times_ms = Vec::with_capacity(args.repeat as usize);

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernels::{Ctx, Isa, KernelChoice};
 use crate::model::{Dim, Model};
 use crate::ops::{Args, Fact};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use crate::trace::{Hash, Trace, node_leaf};
 
 /// How a session runs.
@@ -29,11 +29,27 @@ impl Default for Options {
     }
 }
 
+/// Integer graph inputs with at most this many elements are known to the
+/// planner: their values key the plan, and shape computations that read them
+/// (a Reshape target, Pad amounts, axes) are resolved before execution.
+pub const KNOWN_INPUT_MAX_ELEMENTS: usize = 64;
+
+fn is_known_input(t: &Tensor) -> bool {
+    matches!(t.dtype(), DType::I64 | DType::I32) && t.len() <= KNOWN_INPUT_MAX_ELEMENTS
+}
+
+/// What a plan is specific to: each input's shape, and its value when known.
+#[derive(Debug, Clone, PartialEq)]
+struct InputKey {
+    shape: Vec<usize>,
+    value: Option<Tensor>,
+}
+
 /// The plan for one set of concrete input shapes: facts for every value,
 /// folded constants, and costs.
 #[derive(Debug)]
 pub struct Plan {
-    input_shapes: Vec<Vec<usize>>,
+    key: Vec<InputKey>,
     facts: Vec<Option<Fact>>,
     /// Per node: the leaf, when the node was folded at plan time.
     folded_leaves: Vec<Option<Hash>>,
@@ -131,26 +147,60 @@ impl Session {
         }
     }
 
-    /// The plan for these input shapes (cached for the last shapes seen).
-    pub fn plan(&self, input_shapes: &[Vec<usize>]) -> Result<Arc<Plan>> {
+    /// The plan for these inputs (cached for the last inputs' key). Small
+    /// integer inputs are known to the planner (see [`KNOWN_INPUT_MAX_ELEMENTS`]).
+    pub fn plan(&self, inputs: &[Tensor]) -> Result<Arc<Plan>> {
+        let key: Vec<InputKey> = inputs
+            .iter()
+            .map(|t| InputKey {
+                shape: t.shape().to_vec(),
+                value: is_known_input(t).then(|| t.clone()),
+            })
+            .collect();
+        self.plan_for(key)
+    }
+
+    /// The plan for these input shapes, with no input values known.
+    pub fn plan_shapes(&self, input_shapes: &[Vec<usize>]) -> Result<Arc<Plan>> {
+        let key = input_shapes
+            .iter()
+            .map(|s| InputKey {
+                shape: s.clone(),
+                value: None,
+            })
+            .collect();
+        self.plan_for(key)
+    }
+
+    fn plan_for(&self, key: Vec<InputKey>) -> Result<Arc<Plan>> {
         let mut cached = self
             .plan
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(p) = cached.as_ref().filter(|p| p.input_shapes == input_shapes) {
+        if let Some(p) = cached.as_ref().filter(|p| p.key == key) {
             return Ok(Arc::clone(p));
         }
-        let plan = Arc::new(plan(&self.model, input_shapes, &self.ctx())?);
+        let plan = Arc::new(plan(&self.model, key, &self.ctx())?);
         *cached = Some(Arc::clone(&plan));
         Ok(plan)
     }
 
     /// Runs the model on inputs given in graph-input order.
     pub fn run(&self, inputs: Vec<Tensor>) -> Result<RunOutput> {
+        self.run_observed(inputs, &mut |_, _| {})
+    }
+
+    /// Runs the model and calls `observer(node_index, bound_outputs)` after
+    /// each node (folded nodes included), in topological order. Used to dump
+    /// intermediate tensors and to measure the cost of trace hashing.
+    pub fn run_observed(
+        &self,
+        inputs: Vec<Tensor>,
+        observer: &mut dyn FnMut(usize, &[&Tensor]),
+    ) -> Result<RunOutput> {
         let m = &*self.model;
         check_inputs(m, &inputs)?;
-        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-        let plan = self.plan(&shapes)?;
+        let plan = self.plan(&inputs)?;
         let ctx = self.ctx();
         let input_hashes: Vec<Hash> = inputs.iter().map(Tensor::hash).collect();
 
@@ -161,6 +211,12 @@ impl Session {
         let mut leaves = Vec::with_capacity(m.nodes.len());
         for (index, node) in m.nodes.iter().enumerate() {
             if let Some(leaf) = plan.folded_leaves[index] {
+                let outs: Vec<&Tensor> = node
+                    .outputs
+                    .iter()
+                    .filter_map(|v| v.and_then(|v| value(m, &plan, &slots, v)))
+                    .collect();
+                observer(index, &outs);
                 leaves.push(leaf);
                 continue;
             }
@@ -207,6 +263,7 @@ impl Session {
                 }
             }
             let outs: Vec<&Tensor> = bound.iter().filter_map(|&v| slots[v].as_ref()).collect();
+            observer(index, &outs);
             leaves.push(node_leaf(index, outs.into_iter()));
             for vid in node.inputs.iter().flatten() {
                 if plan.last_use[*vid] == index {
@@ -272,9 +329,10 @@ impl Session {
                 check_elements(m, t.len()).map_err(|e| node_err(e.to_string()))?;
             }
         }
+        // Every input is given, so every value is known to `infer`.
         let facts: Vec<Option<Fact>> = inputs
             .iter()
-            .map(|t| t.as_ref().map(|t| Fact::new(t.dtype(), t.shape().to_vec())))
+            .map(|t| t.as_ref().map(|t| Fact::known(Arc::new(t.clone()))))
             .collect();
         let fact_refs: Vec<Option<&Fact>> = facts.iter().map(Option::as_ref).collect();
         let out_facts = node
@@ -404,18 +462,31 @@ fn check_inputs(m: &Model, inputs: &[Tensor]) -> Result<()> {
 
 /// Plans a run for concrete input shapes: infers every value's dtype and
 /// shape, folds nodes whose inputs are all known, and totals the cost.
-fn plan(m: &Model, input_shapes: &[Vec<usize>], ctx: &Ctx<'_>) -> Result<Plan> {
+fn plan(m: &Model, key: Vec<InputKey>, ctx: &Ctx<'_>) -> Result<Plan> {
     let mut facts: Vec<Option<Fact>> = vec![None; m.values.len()];
     for (vid, c) in m.constants.iter().enumerate() {
         if let Some(t) = c {
             facts[vid] = Some(Fact::known(Arc::clone(t)));
         }
     }
-    for (&vid, shape) in m.inputs.iter().zip(input_shapes) {
+    if key.len() != m.inputs.len() {
+        return Err(Error::Input {
+            name: "*".into(),
+            reason: format!(
+                "given {} inputs, the model takes {}",
+                key.len(),
+                m.inputs.len()
+            ),
+        });
+    }
+    for (&vid, k) in m.inputs.iter().zip(&key) {
         let dtype = m.values[vid].dtype.ok_or_else(|| {
             Error::InvalidModel(format!("graph input `{}` has no dtype", m.values[vid].name))
         })?;
-        facts[vid] = Some(Fact::new(dtype, shape.clone()));
+        facts[vid] = Some(match &k.value {
+            Some(t) => Fact::known(Arc::new(t.clone())),
+            None => Fact::new(dtype, k.shape.clone()),
+        });
     }
     let mut folded_leaves = Vec::with_capacity(m.nodes.len());
     let mut node_costs = Vec::with_capacity(m.nodes.len());
@@ -519,7 +590,7 @@ fn plan(m: &Model, input_shapes: &[Vec<usize>], ctx: &Ctx<'_>) -> Result<Plan> {
         )));
     }
     Ok(Plan {
-        input_shapes: input_shapes.to_vec(),
+        key,
         facts,
         folded_leaves,
         node_costs,

@@ -292,7 +292,7 @@ pub fn json_encode(t: &Tensor) -> serde_json::Value {
         }
     }
     let flat: Vec<serde_json::Value> = match t.data() {
-        Data::F32(v) => v.iter().map(|&x| json_float(f64::from(x))).collect(),
+        Data::F32(v) => v.iter().map(|&x| json_f32(x)).collect(),
         Data::F64(v) => v.iter().map(|&x| json_float(x)).collect(),
         Data::I64(v) => v.iter().map(|&x| x.into()).collect(),
         Data::I32(v) => v.iter().map(|&x| x.into()).collect(),
@@ -301,6 +301,15 @@ pub fn json_encode(t: &Tensor) -> serde_json::Value {
         Data::Bool(v) => v.iter().map(|&x| x.into()).collect(),
     };
     nest(&flat, t.shape())
+}
+
+/// The shortest decimal that reads back as the same `f32`.
+fn json_f32(x: f32) -> serde_json::Value {
+    if !x.is_finite() {
+        return serde_json::Value::String(x.to_string());
+    }
+    serde_json::from_str::<serde_json::Number>(&x.to_string())
+        .map_or_else(|_| json_float(f64::from(x)), serde_json::Value::Number)
 }
 
 fn json_float(x: f64) -> serde_json::Value {

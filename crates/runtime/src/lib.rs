@@ -28,7 +28,7 @@ pub use attrs::{Attr, Attrs};
 pub use broadcast::broadcast_shapes;
 pub use cost::Cost;
 pub use error::{Error, OpError, OpResult, Result};
-pub use exec::{Options, Plan, RunOutput, Session};
+pub use exec::{KNOWN_INPUT_MAX_ELEMENTS, Options, Plan, RunOutput, Session};
 pub use kernels::{Isa, KernelChoice};
 pub use model::{Dim, Limits, MAX_OPSET, MIN_OPSET, Model, Node, ValueInfo};
 pub use tensor::{DType, Data, Elem, Tensor, checked_len, strides};

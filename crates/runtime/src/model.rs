@@ -14,7 +14,7 @@ use crate::tensor::{DType, Tensor};
 /// Oldest default-domain opset accepted.
 pub const MIN_OPSET: i64 = 7;
 /// Newest default-domain opset accepted.
-pub const MAX_OPSET: i64 = 23;
+pub const MAX_OPSET: i64 = 28;
 
 /// Limits that keep hostile models and inputs from exhausting the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,6 +298,21 @@ impl Model {
     /// The nodes, in topological (execution) order.
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+
+    /// Value ids of the user-supplied graph inputs, in graph order.
+    pub fn input_ids(&self) -> &[usize] {
+        &self.inputs
+    }
+
+    /// Value ids of the graph outputs, in graph order.
+    pub fn output_ids(&self) -> &[usize] {
+        &self.outputs
+    }
+
+    /// The constant (initializer) held by a value id, if any.
+    pub fn constant(&self, vid: usize) -> Option<&Tensor> {
+        self.constants.get(vid).and_then(|c| c.as_deref())
     }
 
     /// Name of a value id.

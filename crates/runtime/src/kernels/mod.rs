@@ -6,6 +6,9 @@
 //! give identical bits (docs/determinism.md). Multi-threading only ever splits
 //! the *outputs* of a kernel between threads, never a reduction.
 
+pub mod elementwise;
+pub mod gemm;
+
 use std::ops::Range;
 
 /// Instruction-set path used by kernels.

@@ -1,5 +1,754 @@
-//! Operators: conv.
+//! Operator: Conv, plus the window geometry (pads, strides, dilations,
+//! `auto_pad`, `ceil_mode`) shared with the pooling operators.
+//!
+//! Conv follows docs/determinism.md, "Dot products: MatMul, Gemm, Conv": `k`
+//! runs over (input channel within the group, kernel position row-major),
+//! padded positions take part as `+0.0`, then the bias is added. That is an
+//! im2col matrix times the weights on [`crate::kernels::gemm::sgemm`].
 
-use super::Registry;
+use std::sync::Mutex;
 
-pub(crate) fn register(_r: &mut Registry) {}
+use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
+use crate::attrs::Attrs;
+use crate::cost::Cost;
+use crate::error::{OpError, OpResult};
+use crate::kernels::Ctx;
+use crate::kernels::gemm::{MatRef, sgemm};
+use crate::tensor::{DType, Tensor, checked_len};
+use crate::{bail, ensure};
+
+pub(crate) fn register(r: &mut Registry) {
+    r.add("Conv", build_conv);
+}
+
+/// Below this many multiply-adds per (image, group), those products run in
+/// parallel one per thread instead of threading each product.
+const SMALL_PRODUCT: usize = 1 << 22;
+
+/// The ONNX `auto_pad` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AutoPad {
+    NotSet,
+    Valid,
+    SameUpper,
+    SameLower,
+}
+
+/// Window attributes as given on the node (validated, not yet resolved
+/// against an input shape).
+#[derive(Clone, Debug)]
+pub(crate) struct WindowAttrs {
+    pub(crate) kernel: Option<Vec<usize>>,
+    strides: Option<Vec<usize>>,
+    dilations: Option<Vec<usize>>,
+    pads: Option<Vec<usize>>,
+    auto_pad: AutoPad,
+    ceil_mode: bool,
+}
+
+fn positive_ints(attrs: &Attrs, name: &str) -> OpResult<Option<Vec<usize>>> {
+    let Some(v) = attrs.opt_ints(name)? else {
+        return Ok(None);
+    };
+    v.iter()
+        .map(|&x| match usize::try_from(x) {
+            Ok(u) if u > 0 => Ok(u),
+            _ => bail!("attribute `{name}` must hold positive values, got {v:?}"),
+        })
+        .collect::<OpResult<Vec<_>>>()
+        .map(Some)
+}
+
+impl WindowAttrs {
+    /// Reads `kernel_shape`, `strides`, `dilations` (if `dilations_ok`),
+    /// `pads`, `auto_pad` and `ceil_mode` (if `ceil_ok`).
+    pub(crate) fn parse(attrs: &Attrs, dilations_ok: bool, ceil_ok: bool) -> OpResult<WindowAttrs> {
+        let auto_pad = match attrs.string("auto_pad", "NOTSET")? {
+            "NOTSET" | "" => AutoPad::NotSet,
+            "VALID" => AutoPad::Valid,
+            "SAME_UPPER" => AutoPad::SameUpper,
+            "SAME_LOWER" => AutoPad::SameLower,
+            other => bail!("unsupported auto_pad `{other}`"),
+        };
+        let pads = match attrs.opt_ints("pads")? {
+            None => None,
+            Some(v) => Some(
+                v.iter()
+                    .map(|&x| {
+                        usize::try_from(x).map_err(|_| OpError(format!("negative pads {v:?}")))
+                    })
+                    .collect::<OpResult<Vec<_>>>()?,
+            ),
+        };
+        let ceil_mode = match attrs.int("ceil_mode", 0)? {
+            0 => false,
+            1 if ceil_ok => true,
+            1 => bail!("ceil_mode is not supported by this op or opset"),
+            v => bail!("attribute `ceil_mode` must be 0 or 1, got {v}"),
+        };
+        let dilations = positive_ints(attrs, "dilations")?;
+        ensure!(
+            dilations_ok || dilations.as_ref().is_none_or(|d| d.iter().all(|&x| x == 1)),
+            "dilations are not supported by this op or opset"
+        );
+        Ok(WindowAttrs {
+            kernel: positive_ints(attrs, "kernel_shape")?,
+            strides: positive_ints(attrs, "strides")?,
+            dilations,
+            pads,
+            auto_pad,
+            ceil_mode,
+        })
+    }
+
+    /// Resolves the window against the spatial input dims and kernel dims.
+    pub(crate) fn geometry(&self, input: &[usize], kernel: &[usize]) -> OpResult<Geometry> {
+        let r = input.len();
+        ensure!(
+            kernel.len() == r,
+            "kernel has {} dims, the input has {r} spatial dims",
+            kernel.len()
+        );
+        ensure!(
+            kernel.iter().all(|&k| k > 0),
+            "kernel dims must be positive, got {kernel:?}"
+        );
+        let per_dim = |v: &Option<Vec<usize>>, name: &str| -> OpResult<Vec<usize>> {
+            match v {
+                None => Ok(vec![1; r]),
+                Some(v) if v.len() == r => Ok(v.clone()),
+                Some(v) => bail!("attribute `{name}` has {} values, expected {r}", v.len()),
+            }
+        };
+        let strides = per_dim(&self.strides, "strides")?;
+        let dilations = per_dim(&self.dilations, "dilations")?;
+        let mut extent = Vec::with_capacity(r);
+        for d in 0..r {
+            let e = (kernel[d] - 1)
+                .checked_mul(dilations[d])
+                .and_then(|x| x.checked_add(1))
+                .ok_or_else(|| OpError("kernel extent overflows".into()))?;
+            extent.push(e);
+        }
+        let (mut pb, mut pe) = (vec![0; r], vec![0; r]);
+        let mut out = vec![0; r];
+        match self.auto_pad {
+            AutoPad::NotSet | AutoPad::Valid => {
+                if self.auto_pad == AutoPad::NotSet {
+                    if let Some(p) = &self.pads {
+                        ensure!(
+                            p.len() == 2 * r,
+                            "attribute `pads` has {} values, expected {}",
+                            p.len(),
+                            2 * r
+                        );
+                        pb.copy_from_slice(&p[..r]);
+                        pe.copy_from_slice(&p[r..]);
+                    }
+                }
+                for d in 0..r {
+                    let padded = input[d]
+                        .checked_add(pb[d])
+                        .and_then(|x| x.checked_add(pe[d]))
+                        .ok_or_else(|| OpError("padded size overflows".into()))?;
+                    ensure!(
+                        padded >= extent[d],
+                        "kernel extent {} exceeds the padded input {padded} in spatial dim {d}",
+                        extent[d]
+                    );
+                    let num = padded - extent[d];
+                    let mut o = if self.ceil_mode {
+                        num.div_ceil(strides[d])
+                    } else {
+                        num / strides[d]
+                    } + 1;
+                    // The last window must start inside the left-padded input.
+                    if self.ceil_mode && (o - 1) * strides[d] >= input[d] + pb[d] {
+                        o -= 1;
+                    }
+                    out[d] = o;
+                }
+            }
+            AutoPad::SameUpper | AutoPad::SameLower => {
+                for d in 0..r {
+                    let o = input[d].div_ceil(strides[d]);
+                    let need = (o.saturating_sub(1))
+                        .checked_mul(strides[d])
+                        .and_then(|x| x.checked_add(extent[d]))
+                        .ok_or_else(|| OpError("padding overflows".into()))?;
+                    let total = need.saturating_sub(input[d]);
+                    let small = total / 2;
+                    let (b, e) = if self.auto_pad == AutoPad::SameUpper {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    };
+                    pb[d] = b;
+                    pe[d] = e;
+                    out[d] = o;
+                }
+            }
+        }
+        Ok(Geometry {
+            input: input.to_vec(),
+            kernel: kernel.to_vec(),
+            strides,
+            dilations,
+            pad_begin: pb,
+            pad_end: pe,
+            out,
+        })
+    }
+}
+
+/// A window resolved against an input: everything in spatial dims.
+#[derive(Clone, Debug)]
+pub(crate) struct Geometry {
+    pub(crate) input: Vec<usize>,
+    pub(crate) kernel: Vec<usize>,
+    pub(crate) strides: Vec<usize>,
+    pub(crate) dilations: Vec<usize>,
+    pub(crate) pad_begin: Vec<usize>,
+    pub(crate) pad_end: Vec<usize>,
+    pub(crate) out: Vec<usize>,
+}
+
+impl Geometry {
+    /// Input coordinate of output index `o`, kernel index `kk` in dim `d`,
+    /// or `None` in the padding.
+    pub(crate) fn coord(&self, d: usize, o: usize, kk: usize) -> Option<usize> {
+        let p = o * self.strides[d] + kk * self.dilations[d];
+        let x = p.checked_sub(self.pad_begin[d])?;
+        (x < self.input[d]).then_some(x)
+    }
+
+    /// Whether padded coordinate of (`o`, `kk`) lies inside the explicitly
+    /// padded input (`< input + pad_begin + pad_end`).
+    pub(crate) fn in_padded(&self, d: usize, o: usize, kk: usize) -> bool {
+        o * self.strides[d] + kk * self.dilations[d]
+            < self.input[d] + self.pad_begin[d] + self.pad_end[d]
+    }
+}
+
+/// ONNX Conv, float32.
+#[derive(Debug)]
+struct Conv {
+    window: WindowAttrs,
+    group: usize,
+}
+
+fn build_conv(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
+    let group = ctx.attrs.int("group", 1)?;
+    let group = usize::try_from(group)
+        .ok()
+        .filter(|&g| g > 0)
+        .ok_or_else(|| OpError(format!("attribute `group` must be positive, got {group}")))?;
+    Ok(Box::new(Conv {
+        window: WindowAttrs::parse(ctx.attrs, true, false)?,
+        group,
+    }))
+}
+
+/// The resolved shapes of one Conv.
+struct ConvDims {
+    n: usize,
+    c: usize,
+    m: usize,
+    geo: Geometry,
+    out: Vec<usize>,
+}
+
+impl ConvDims {
+    fn c_group(&self, group: usize) -> usize {
+        self.c / group
+    }
+    fn k_len(&self, group: usize) -> usize {
+        self.c_group(group) * self.geo.kernel.iter().product::<usize>()
+    }
+}
+
+impl Conv {
+    fn dims(&self, x: &[usize], w: &[usize], b: Option<&[usize]>) -> OpResult<ConvDims> {
+        ensure!(x.len() >= 3, "Conv input X must have rank >= 3, got {x:?}");
+        ensure!(
+            w.len() == x.len(),
+            "Conv weight W {w:?} must have the rank of X {x:?}"
+        );
+        let (n, c, m) = (x[0], x[1], w[0]);
+        let g = self.group;
+        ensure!(
+            c % g == 0 && m % g == 0,
+            "Conv group {g} must divide channels {c} and feature maps {m}"
+        );
+        ensure!(
+            w[1] * g == c,
+            "Conv weight W {w:?} expects {} input channels, X has {c}",
+            w[1] * g
+        );
+        if let Some(k) = &self.window.kernel {
+            ensure!(
+                k.as_slice() == &w[2..],
+                "kernel_shape {k:?} differs from the weight shape {w:?}"
+            );
+        }
+        if let Some(b) = b {
+            ensure!(b == [m], "Conv bias B must have shape [{m}], got {b:?}");
+        }
+        let geo = self.window.geometry(&x[2..], &w[2..])?;
+        let mut out = vec![n, m];
+        out.extend_from_slice(&geo.out);
+        checked_len(&out).ok_or_else(|| OpError(format!("Conv output {out:?} overflows")))?;
+        checked_len(w).ok_or_else(|| OpError("Conv weight size overflows".into()))?;
+        let d = ConvDims { n, c, m, geo, out };
+        // The im2col buffer of one group must be addressable.
+        d.k_len(g)
+            .checked_mul(d.geo.out.iter().product())
+            .ok_or_else(|| OpError("Conv im2col buffer overflows".into()))?;
+        Ok(d)
+    }
+}
+
+impl Op for Conv {
+    fn infer(&self, inputs: Args<'_, Fact>) -> OpResult<Vec<Fact>> {
+        let (x, w) = (inputs.get(0)?, inputs.get(1)?);
+        let b = inputs.opt(2);
+        for f in [Some(x), Some(w), b].into_iter().flatten() {
+            ensure!(
+                f.dtype == DType::F32,
+                "Conv supports float32 only, got {}",
+                f.dtype
+            );
+        }
+        let d = self.dims(&x.shape, &w.shape, b.map(|b| b.shape.as_slice()))?;
+        Ok(vec![Fact::new(DType::F32, d.out)])
+    }
+
+    fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
+        let mut flops = 0;
+        if let (Ok(x), Ok(w)) = (inputs.get(0), inputs.get(1)) {
+            if let Ok(d) = self.dims(&x.shape, &w.shape, None) {
+                let outs = outputs.first().map_or(0, |o| o.len() as u64);
+                flops = 2u64
+                    .saturating_mul(outs)
+                    .saturating_mul(d.k_len(self.group) as u64);
+            }
+        }
+        Cost {
+            flops,
+            ..default_cost(inputs, outputs, 0)
+        }
+    }
+
+    fn run(&self, ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>> {
+        let (x, w) = (inputs.get(0)?, inputs.get(1)?);
+        let b = inputs.opt(2);
+        let d = self.dims(x.shape(), w.shape(), b.map(Tensor::shape))?;
+        let (xv, wv) = (x.f32s()?, w.f32s()?);
+        let bv = b.map(Tensor::f32s).transpose()?;
+        let g = self.group;
+        let (cg, mg) = (d.c / g, d.m / g);
+        let kl = d.k_len(g);
+        let no: usize = d.geo.out.iter().product();
+        let ni: usize = d.geo.input.iter().product();
+        let mut y = vec![0.0f32; checked_len(&d.out).unwrap_or(0)];
+        let block = mg * no;
+        if block == 0 {
+            return Ok(vec![Tensor::from_vec(d.out, y)?]);
+        }
+        // One (image, group) block of the output: Y[n, g*mg..(g+1)*mg, ...].
+        let one = |ctx: &Ctx<'_>, idx: usize, out: &mut [f32]| -> OpResult<()> {
+            let (img, grp) = (idx / g, idx % g);
+            let xs = &xv[(img * d.c + grp * cg) * ni..][..cg * ni];
+            let ws = &wv[grp * mg * kl..][..mg * kl];
+            let col;
+            let bmat = if is_identity(&d.geo) {
+                MatRef::row_major(xs, no)
+            } else {
+                col = im2col(xs, cg, &d.geo);
+                MatRef::row_major(&col, no)
+            };
+            sgemm(ctx, mg, no, kl, MatRef::row_major(ws, kl), bmat, out)?;
+            if let Some(bv) = bv {
+                for (row, &bias) in out.chunks_exact_mut(no).zip(&bv[grp * mg..]) {
+                    for v in row {
+                        *v += bias;
+                    }
+                }
+            }
+            Ok(())
+        };
+        let blocks = d.n * g;
+        if blocks > 1 && ctx.threads() > 1 && block.saturating_mul(kl) < SMALL_PRODUCT {
+            let err = Mutex::new(None);
+            let single = Ctx::single(ctx.isa);
+            ctx.for_chunks_mut(&mut y, block, |i, out| {
+                if let Err(e) = one(&single, i, out) {
+                    *err.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                }
+            });
+            if let Some(e) = err
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            {
+                return Err(e);
+            }
+        } else {
+            for (i, out) in y.chunks_exact_mut(block).enumerate() {
+                one(ctx, i, out)?;
+            }
+        }
+        Ok(vec![Tensor::from_vec(d.out, y)?])
+    }
+}
+
+/// Whether im2col is the identity (1x1 kernel, unit strides, no padding).
+fn is_identity(g: &Geometry) -> bool {
+    g.kernel.iter().chain(&g.strides).all(|&v| v == 1)
+        && g.pad_begin.iter().chain(&g.pad_end).all(|&p| p == 0)
+}
+
+/// The im2col matrix of one group: row `c * K + kpos` (kernel position
+/// row-major), column = output position row-major; padding is `+0.0`.
+fn im2col(x: &[f32], cg: usize, geo: &Geometry) -> Vec<f32> {
+    let r = geo.input.len();
+    let nk: usize = geo.kernel.iter().product();
+    let no: usize = geo.out.iter().product();
+    let ni: usize = geo.input.iter().product();
+    let last = r - 1;
+    let (ol, il) = (geo.out[last], geo.input[last]);
+    let outer: usize = geo.out[..last].iter().product();
+    let mut col = vec![0.0f32; cg * nk * no];
+    let mut kpos = vec![0usize; r];
+    let mut opos = vec![0usize; r];
+    for (row_i, row) in col.chunks_exact_mut(no.max(1)).enumerate().take(cg * nk) {
+        let (c, mut kf) = (row_i / nk, row_i % nk);
+        for d in (0..r).rev() {
+            kpos[d] = kf % geo.kernel[d];
+            kf /= geo.kernel[d];
+        }
+        let xc = &x[c * ni..][..ni];
+        opos.iter_mut().for_each(|v| *v = 0);
+        for seg in row.chunks_exact_mut(ol.max(1)).take(outer) {
+            // Offset of the row of input for the outer output dims, if valid.
+            let mut base = Some(0usize);
+            for d in 0..last {
+                base = match (base, geo.coord(d, opos[d], kpos[d])) {
+                    (Some(b), Some(i)) => Some(b * geo.input[d] + i),
+                    _ => None,
+                };
+            }
+            if let Some(b) = base {
+                let xrow = &xc[b * il..][..il];
+                for (o, v) in seg.iter_mut().enumerate() {
+                    if let Some(i) = geo.coord(last, o, kpos[last]) {
+                        *v = xrow[i];
+                    }
+                }
+            }
+            for d in (0..last).rev() {
+                opos[d] += 1;
+                if opos[d] < geo.out[d] {
+                    break;
+                }
+                opos[d] = 0;
+            }
+        }
+    }
+    col
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Attr;
+    use crate::kernels::Isa;
+    use crate::kernels::gemm::test_util::Rng;
+
+    fn build(attrs: Vec<(&str, Attr)>) -> OpResult<Box<dyn Op>> {
+        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let ctx = BuildCtx {
+            op_type: "Conv",
+            attrs: &attrs,
+            opset: 17,
+            n_inputs: 3,
+            n_outputs: 1,
+        };
+        crate::ops::build(&ctx)
+    }
+
+    fn ints(v: &[i64]) -> Attr {
+        Attr::Ints(v.to_vec())
+    }
+
+    /// Direct convolution in the canonical order, straight from the spec.
+    fn reference(
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        group: usize,
+        geo: &Geometry,
+    ) -> Vec<f32> {
+        let (xs, ws) = (x.shape(), w.shape());
+        let (n, c, m) = (xs[0], xs[1], ws[0]);
+        let (cg, mg) = (c / group, m / group);
+        let r = geo.input.len();
+        let no: usize = geo.out.iter().product();
+        let nk: usize = geo.kernel.iter().product();
+        let ni: usize = geo.input.iter().product();
+        let (xv, wv) = (x.f32s().unwrap(), w.f32s().unwrap());
+        let unravel = |mut f: usize, dims: &[usize]| {
+            let mut v = vec![0; dims.len()];
+            for d in (0..dims.len()).rev() {
+                v[d] = f % dims[d];
+                f /= dims[d];
+            }
+            v
+        };
+        let mut y = vec![0.0f32; n * m * no];
+        for img in 0..n {
+            for co in 0..m {
+                let grp = co / mg;
+                for of in 0..no {
+                    let o = unravel(of, &geo.out);
+                    let mut acc = 0.0f32;
+                    for ci in 0..cg {
+                        for kf in 0..nk {
+                            let k = unravel(kf, &geo.kernel);
+                            let mut xi = Some(0usize);
+                            for d in 0..r {
+                                xi = xi
+                                    .zip(geo.coord(d, o[d], k[d]))
+                                    .map(|(b, i)| b * geo.input[d] + i);
+                            }
+                            let xval = xi.map_or(0.0, |i| xv[(img * c + grp * cg + ci) * ni + i]);
+                            acc = xval.mul_add(wv[(co * cg + ci) * nk + kf], acc);
+                        }
+                    }
+                    if let Some(b) = b {
+                        acc += b.f32s().unwrap()[co];
+                    }
+                    y[(img * m + co) * no + of] = acc;
+                }
+            }
+        }
+        y
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn case(
+        rng: &mut Rng,
+        x: &[usize],
+        w: &[usize],
+        bias: bool,
+        group: usize,
+        attrs: Vec<(&str, Attr)>,
+        want_spatial: Option<&[usize]>,
+        pool: &rayon::ThreadPool,
+    ) {
+        let mut attrs = attrs;
+        attrs.push(("group", Attr::Int(group as i64)));
+        let op = build(attrs.clone()).unwrap();
+        let xt = Tensor::from_vec(x.to_vec(), rng.vec(x.iter().product())).unwrap();
+        let wt = Tensor::from_vec(w.to_vec(), rng.vec(w.iter().product())).unwrap();
+        let bt = Tensor::from_vec(vec![w[0]], rng.vec(w[0])).unwrap();
+        let b = bias.then_some(&bt);
+        let inputs = [Some(&xt), Some(&wt), b];
+        let facts: Vec<Fact> = inputs
+            .iter()
+            .flatten()
+            .map(|t| Fact::new(t.dtype(), t.shape().to_vec()))
+            .collect();
+        let fargs: Vec<Option<&Fact>> = vec![Some(&facts[0]), Some(&facts[1]), facts.get(2)];
+        let inferred = op.infer(Args::new(&fargs)).unwrap();
+        let conv = Conv {
+            window: WindowAttrs::parse(
+                &Attrs::new(
+                    attrs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect(),
+                ),
+                true,
+                false,
+            )
+            .unwrap(),
+            group,
+        };
+        let d = conv.dims(x, w, None).unwrap();
+        if let Some(s) = want_spatial {
+            assert_eq!(&d.geo.out, s, "{attrs:?}");
+        }
+        let want: Vec<u32> = reference(&xt, &wt, b, group, &d.geo)
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        for ctx in [
+            Ctx::single(Isa::Portable),
+            Ctx::single(Isa::detect()),
+            Ctx::with_pool(Isa::detect(), pool),
+        ] {
+            let y = op.run(&ctx, Args::new(&inputs)).unwrap().remove(0);
+            assert_eq!(y.shape(), inferred[0].shape.as_slice());
+            let got: Vec<u32> = y.f32s().unwrap().iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "x={x:?} w={w:?} attrs={attrs:?}");
+        }
+    }
+
+    #[test]
+    fn conv_matches_direct_reference() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        let mut rng = Rng::new(21);
+        let r = &mut rng;
+        case(
+            r,
+            &[1, 1, 5, 5],
+            &[1, 1, 3, 3],
+            false,
+            1,
+            vec![],
+            Some(&[3, 3]),
+            &pool,
+        );
+        case(
+            r,
+            &[2, 3, 7, 6],
+            &[4, 3, 3, 2],
+            true,
+            1,
+            vec![("pads", ints(&[1, 0, 2, 1]))],
+            Some(&[8, 6]),
+            &pool,
+        );
+        case(
+            r,
+            &[1, 4, 9, 9],
+            &[6, 2, 3, 3],
+            true,
+            2,
+            vec![("strides", ints(&[2, 2])), ("dilations", ints(&[2, 1]))],
+            Some(&[3, 4]),
+            &pool,
+        );
+        // Depthwise.
+        case(
+            r,
+            &[2, 8, 10, 10],
+            &[8, 1, 3, 3],
+            true,
+            8,
+            vec![("pads", ints(&[1, 1, 1, 1]))],
+            Some(&[10, 10]),
+            &pool,
+        );
+        // auto_pad variants.
+        case(
+            r,
+            &[1, 2, 7, 8],
+            &[3, 2, 3, 4],
+            false,
+            1,
+            vec![
+                ("auto_pad", Attr::String(b"SAME_UPPER".to_vec())),
+                ("strides", ints(&[2, 3])),
+            ],
+            Some(&[4, 3]),
+            &pool,
+        );
+        case(
+            r,
+            &[1, 2, 7, 8],
+            &[3, 2, 4, 2],
+            false,
+            1,
+            vec![("auto_pad", Attr::String(b"SAME_LOWER".to_vec()))],
+            Some(&[7, 8]),
+            &pool,
+        );
+        case(
+            r,
+            &[1, 2, 7, 8],
+            &[3, 2, 3, 3],
+            false,
+            1,
+            vec![
+                ("auto_pad", Attr::String(b"VALID".to_vec())),
+                ("strides", ints(&[2, 2])),
+            ],
+            Some(&[3, 3]),
+            &pool,
+        );
+        // 1x1 (identity im2col), 1-D and 3-D.
+        case(
+            r,
+            &[2, 16, 5, 7],
+            &[24, 16, 1, 1],
+            true,
+            1,
+            vec![("kernel_shape", ints(&[1, 1]))],
+            Some(&[5, 7]),
+            &pool,
+        );
+        case(
+            r,
+            &[3, 3, 20],
+            &[5, 3, 4],
+            true,
+            1,
+            vec![("pads", ints(&[2, 1])), ("strides", ints(&[3]))],
+            Some(&[7]),
+            &pool,
+        );
+        case(
+            r,
+            &[1, 2, 4, 5, 6],
+            &[3, 2, 2, 3, 2],
+            true,
+            1,
+            vec![("pads", ints(&[1, 0, 1, 0, 1, 0]))],
+            Some(&[4, 4, 6]),
+            &pool,
+        );
+        // Large enough to cross k blocks and use threads inside the product.
+        case(
+            r,
+            &[1, 64, 12, 12],
+            &[40, 64, 3, 3],
+            true,
+            1,
+            vec![("pads", ints(&[1, 1, 1, 1]))],
+            Some(&[12, 12]),
+            &pool,
+        );
+    }
+
+    #[test]
+    fn conv_rejects_bad_attributes() {
+        assert!(build(vec![("strides", ints(&[0, 1]))]).is_err());
+        assert!(build(vec![("group", Attr::Int(0))]).is_err());
+        assert!(build(vec![("pads", ints(&[-1, 0, 0, 0]))]).is_err());
+        assert!(build(vec![("auto_pad", Attr::String(b"WRONG".to_vec()))]).is_err());
+        let op = build(vec![("pads", ints(&[1, 1]))]).unwrap();
+        let x = Fact::new(DType::F32, vec![1, 1, 4, 4]);
+        let w = Fact::new(DType::F32, vec![1, 1, 3, 3]);
+        assert!(op.infer(Args::new(&[Some(&x), Some(&w)])).is_err());
+        let op = build(vec![]).unwrap();
+        let w5 = Fact::new(DType::F32, vec![1, 1, 5, 5]);
+        assert!(op.infer(Args::new(&[Some(&x), Some(&w5)])).is_err());
+        let w2 = Fact::new(DType::F32, vec![1, 2, 3, 3]);
+        assert!(op.infer(Args::new(&[Some(&x), Some(&w2)])).is_err());
+        let b = Fact::new(DType::F32, vec![2]);
+        assert!(
+            op.infer(Args::new(&[Some(&x), Some(&w), Some(&b)]))
+                .is_err()
+        );
+        let cost = op.cost(
+            Args::new(&[Some(&x), Some(&w)]),
+            &[Fact::new(DType::F32, vec![1, 1, 2, 2])],
+        );
+        assert_eq!(cost.flops, 2 * 4 * 9);
+    }
+}

@@ -21,6 +21,7 @@ pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod shape;
 pub(crate) mod unary;
+pub(crate) mod util;
 
 /// What is known about a value before execution: dtype, shape and, when it is
 /// a constant or computable from shapes alone, its value.
@@ -70,10 +71,18 @@ impl Fact {
 }
 
 /// The inputs of a node: present (`Some`) or omitted optional inputs (`None`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Args<'a, T> {
     items: &'a [Option<&'a T>],
 }
+
+// Written out: a derive would require `T: Copy`.
+impl<T> Clone for Args<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Args<'_, T> {}
 
 impl<'a, T> Args<'a, T> {
     /// Wraps a slice of optional inputs.

@@ -1,5 +1,774 @@
-//! Operators: pool.
+//! Operators: MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
+//!
+//! Windows follow docs/determinism.md, "Sums over an axis": Max uses the
+//! canonical max rule (NaN wins, otherwise a later value replaces the current
+//! one only if strictly greater; padding never takes part); AveragePool sums
+//! sequentially in row-major window order from `+0.0` and divides by the
+//! count; GlobalAveragePool is the L8 sum divided by the count.
 
-use super::Registry;
+use super::conv::{Geometry, WindowAttrs};
+use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
+use crate::cost::Cost;
+use crate::error::{OpError, OpResult};
+use crate::kernels::Ctx;
+use crate::tensor::{DType, Data, Tensor, checked_len};
+use crate::{bail, ensure};
 
-pub(crate) fn register(_r: &mut Registry) {}
+pub(crate) fn register(r: &mut Registry) {
+    r.add("MaxPool", build_max);
+    r.add("AveragePool", build_avg);
+    r.add("GlobalAveragePool", |_| Ok(Box::new(Global { max: false })));
+    r.add("GlobalMaxPool", |_| Ok(Box::new(Global { max: true })));
+}
+
+/// Float element types of the pools.
+trait PoolElem: Copy + PartialOrd + Send + Sync + 'static {
+    const ZERO: Self;
+    const NEG_INF: Self;
+    fn is_nan(self) -> bool;
+    fn add(self, o: Self) -> Self;
+    fn div_count(self, n: usize) -> Self;
+}
+
+impl PoolElem for f32 {
+    const ZERO: f32 = 0.0;
+    const NEG_INF: f32 = f32::NEG_INFINITY;
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+    fn add(self, o: f32) -> f32 {
+        self + o
+    }
+    fn div_count(self, n: usize) -> f32 {
+        self / n as f32
+    }
+}
+
+impl PoolElem for f64 {
+    const ZERO: f64 = 0.0;
+    const NEG_INF: f64 = f64::NEG_INFINITY;
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+    fn add(self, o: f64) -> f64 {
+        self + o
+    }
+    fn div_count(self, n: usize) -> f64 {
+        self / n as f64
+    }
+}
+
+/// 8-bit integers (MaxPool only, opset 12): no NaN, `NEG_INF` is the minimum.
+macro_rules! int_pool_elem {
+    ($($t:ty),*) => {$(
+        impl PoolElem for $t {
+            const ZERO: $t = 0;
+            const NEG_INF: $t = <$t>::MIN;
+            fn is_nan(self) -> bool {
+                false
+            }
+            fn add(self, o: $t) -> $t {
+                self.wrapping_add(o)
+            }
+            fn div_count(self, n: usize) -> $t {
+                <$t>::try_from(n).ok().and_then(|n| self.checked_div(n)).unwrap_or(0)
+            }
+        }
+    )*};
+}
+int_pool_elem!(i8, u8);
+
+/// The canonical max step: NaN wins (the first NaN stays), otherwise `b`
+/// replaces `a` only if strictly greater (docs/determinism.md, "Max / Min").
+fn max_step<T: PoolElem>(a: T, b: T) -> bool {
+    !a.is_nan() && (b.is_nan() || b > a)
+}
+
+/// The L8 sum of docs/determinism.md, "Sums over an axis".
+fn sum_l8<T: PoolElem>(x: &[T]) -> T {
+    let mut s = [T::ZERO; 8];
+    for (i, &v) in x.iter().enumerate() {
+        s[i % 8] = s[i % 8].add(v);
+    }
+    (s[0].add(s[4]).add(s[2].add(s[6]))).add(s[1].add(s[5]).add(s[3].add(s[7])))
+}
+
+/// Input shape checks common to the pools; returns the spatial dims.
+fn pool_input<'a>(x: &'a Fact, op: &str) -> OpResult<&'a [usize]> {
+    let ok = matches!(x.dtype, DType::F32 | DType::F64)
+        || (op == "MaxPool" && matches!(x.dtype, DType::I8 | DType::U8));
+    ensure!(ok, "{op} does not support {}", x.dtype);
+    ensure!(
+        x.shape.len() >= 3,
+        "{op} input must have rank >= 3, got {:?}",
+        x.shape
+    );
+    Ok(&x.shape[2..])
+}
+
+#[derive(Debug)]
+struct MaxPool {
+    window: WindowAttrs,
+    kernel: Vec<usize>,
+    storage_order: bool,
+    indices: bool,
+}
+
+fn build_max(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
+    let window = WindowAttrs::parse(ctx.attrs, ctx.opset >= 10, ctx.opset >= 10)?;
+    let kernel = window
+        .kernel
+        .clone()
+        .ok_or_else(|| OpError("MaxPool needs `kernel_shape`".into()))?;
+    let storage_order = match ctx.attrs.int("storage_order", 0)? {
+        0 => false,
+        1 => true,
+        v => bail!("attribute `storage_order` must be 0 or 1, got {v}"),
+    };
+    Ok(Box::new(MaxPool {
+        window,
+        kernel,
+        storage_order,
+        indices: ctx.n_outputs >= 2,
+    }))
+}
+
+#[derive(Debug)]
+struct AvgPool {
+    window: WindowAttrs,
+    kernel: Vec<usize>,
+    count_include_pad: bool,
+}
+
+fn build_avg(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
+    let window = WindowAttrs::parse(ctx.attrs, ctx.opset >= 19, ctx.opset >= 10)?;
+    let kernel = window
+        .kernel
+        .clone()
+        .ok_or_else(|| OpError("AveragePool needs `kernel_shape`".into()))?;
+    let count_include_pad = match ctx.attrs.int("count_include_pad", 0)? {
+        0 => false,
+        1 => true,
+        v => bail!("attribute `count_include_pad` must be 0 or 1, got {v}"),
+    };
+    Ok(Box::new(AvgPool {
+        window,
+        kernel,
+        count_include_pad,
+    }))
+}
+
+fn out_shape(x: &[usize], geo: &Geometry) -> OpResult<Vec<usize>> {
+    let mut out = x[..2].to_vec();
+    out.extend_from_slice(&geo.out);
+    checked_len(&out).ok_or_else(|| OpError(format!("pool output {out:?} overflows")))?;
+    Ok(out)
+}
+
+fn window_cost(inputs: Args<'_, Fact>, outputs: &[Fact], kernel: &[usize]) -> Cost {
+    let per = kernel.iter().fold(1u64, |a, &k| a.saturating_mul(k as u64));
+    let mut c = default_cost(inputs, outputs, 0);
+    c.flops = outputs
+        .first()
+        .map_or(0, |o| (o.len() as u64).saturating_mul(per));
+    c
+}
+
+/// Per spatial dim and output index: the in-bounds input coordinates of the
+/// window (in kernel order), and the count of window positions inside the
+/// explicitly padded input.
+struct Taps {
+    coords: Vec<Vec<Vec<usize>>>,
+    padded_counts: Vec<Vec<usize>>,
+}
+
+fn taps(geo: &Geometry) -> Taps {
+    let r = geo.input.len();
+    let mut coords = Vec::with_capacity(r);
+    let mut padded_counts = Vec::with_capacity(r);
+    for d in 0..r {
+        let mut cd = Vec::with_capacity(geo.out[d]);
+        let mut pd = Vec::with_capacity(geo.out[d]);
+        for o in 0..geo.out[d] {
+            cd.push(
+                (0..geo.kernel[d])
+                    .filter_map(|k| geo.coord(d, o, k))
+                    .collect(),
+            );
+            pd.push(
+                (0..geo.kernel[d])
+                    .filter(|&k| geo.in_padded(d, o, k))
+                    .count(),
+            );
+        }
+        coords.push(cd);
+        padded_counts.push(pd);
+    }
+    Taps {
+        coords,
+        padded_counts,
+    }
+}
+
+/// Calls `f(out_flat, window)` for each output position, where `window`
+/// lists the in-bounds input offsets (row-major in the plane) in window order
+/// and the padded count.
+fn for_each_window(geo: &Geometry, t: &Taps, mut f: impl FnMut(usize, &[usize], usize)) {
+    let r = geo.input.len();
+    let no: usize = geo.out.iter().product();
+    let mut o = vec![0usize; r];
+    let mut offs: Vec<usize> = Vec::new();
+    let mut tmp: Vec<usize> = Vec::new();
+    for of in 0..no {
+        offs.clear();
+        offs.push(0);
+        let mut count = 1usize;
+        for (d, &od) in o.iter().enumerate() {
+            tmp.clear();
+            for &b in &offs {
+                for &i in &t.coords[d][od] {
+                    tmp.push(b * geo.input[d] + i);
+                }
+            }
+            std::mem::swap(&mut offs, &mut tmp);
+            count *= t.padded_counts[d][od];
+        }
+        f(of, &offs, count);
+        for d in (0..r).rev() {
+            o[d] += 1;
+            if o[d] < geo.out[d] {
+                break;
+            }
+            o[d] = 0;
+        }
+    }
+}
+
+/// Converts a row-major plane offset to the column-major one (storage_order=1).
+fn col_major(off: usize, dims: &[usize]) -> usize {
+    let mut rem = off;
+    let mut idx = vec![0; dims.len()];
+    for d in (0..dims.len()).rev() {
+        idx[d] = rem % dims[d];
+        rem /= dims[d];
+    }
+    let (mut res, mut stride) = (0, 1);
+    for d in 0..dims.len() {
+        res += idx[d] * stride;
+        stride *= dims[d];
+    }
+    res
+}
+
+impl MaxPool {
+    fn geometry(&self, x: &Fact) -> OpResult<Geometry> {
+        let sp = pool_input(x, "MaxPool")?;
+        self.window.geometry(sp, &self.kernel)
+    }
+
+    fn compute<T: PoolElem>(
+        &self,
+        ctx: &Ctx<'_>,
+        x: &[T],
+        shape: &[usize],
+        geo: &Geometry,
+    ) -> (Vec<T>, Vec<i64>) {
+        let planes = shape[0] * shape[1];
+        let ni: usize = geo.input.iter().product();
+        let no: usize = geo.out.iter().product();
+        let t = taps(geo);
+        let mut y = vec![T::NEG_INF; planes * no];
+        let mut idx = vec![-1i64; if self.indices { planes * no } else { 0 }];
+        if no == 0 {
+            return (y, idx);
+        }
+        // Values and indices are filled plane by plane (indices on one thread
+        // after the values, both in the same window order).
+        ctx.for_chunks_mut(&mut y, no, |p, out| {
+            let xp = &x[p * ni..][..ni];
+            for_each_window(geo, &t, |of, offs, _| {
+                if let Some((&first, rest)) = offs.split_first() {
+                    let mut m = xp[first];
+                    for &i in rest {
+                        if max_step(m, xp[i]) {
+                            m = xp[i];
+                        }
+                    }
+                    out[of] = m;
+                }
+            });
+        });
+        if self.indices {
+            for (p, out) in idx.chunks_exact_mut(no).enumerate() {
+                let xp = &x[p * ni..][..ni];
+                for_each_window(geo, &t, |of, offs, _| {
+                    if let Some((&first, rest)) = offs.split_first() {
+                        let (mut m, mut at) = (xp[first], first);
+                        for &i in rest {
+                            if max_step(m, xp[i]) {
+                                m = xp[i];
+                                at = i;
+                            }
+                        }
+                        let local = if self.storage_order {
+                            col_major(at, &geo.input)
+                        } else {
+                            at
+                        };
+                        out[of] = (p * ni + local) as i64;
+                    }
+                });
+            }
+        }
+        (y, idx)
+    }
+}
+
+impl Op for MaxPool {
+    fn infer(&self, inputs: Args<'_, Fact>) -> OpResult<Vec<Fact>> {
+        let x = inputs.get(0)?;
+        let geo = self.geometry(x)?;
+        let out = out_shape(&x.shape, &geo)?;
+        let mut v = vec![Fact::new(x.dtype, out.clone())];
+        if self.indices {
+            v.push(Fact::new(DType::I64, out));
+        }
+        Ok(v)
+    }
+
+    fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
+        window_cost(inputs, outputs, &self.kernel)
+    }
+
+    fn run(&self, ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>> {
+        let x = inputs.get(0)?;
+        let fact = Fact::new(x.dtype(), x.shape().to_vec());
+        let geo = self.geometry(&fact)?;
+        let out = out_shape(x.shape(), &geo)?;
+        let (y, idx) = match x.data() {
+            Data::F32(v) => {
+                let (y, i) = self.compute(ctx, v, x.shape(), &geo);
+                (Data::F32(y), i)
+            }
+            Data::F64(v) => {
+                let (y, i) = self.compute(ctx, v, x.shape(), &geo);
+                (Data::F64(y), i)
+            }
+            Data::I8(v) => {
+                let (y, i) = self.compute(ctx, v, x.shape(), &geo);
+                (Data::I8(y), i)
+            }
+            Data::U8(v) => {
+                let (y, i) = self.compute(ctx, v, x.shape(), &geo);
+                (Data::U8(y), i)
+            }
+            _ => bail!("MaxPool does not support {}", x.dtype()),
+        };
+        let mut res = vec![Tensor::new(out.clone(), y)?];
+        if self.indices {
+            res.push(Tensor::from_vec(out, idx)?);
+        }
+        Ok(res)
+    }
+}
+
+impl AvgPool {
+    fn geometry(&self, x: &Fact) -> OpResult<Geometry> {
+        let sp = pool_input(x, "AveragePool")?;
+        self.window.geometry(sp, &self.kernel)
+    }
+
+    fn compute<T: PoolElem>(
+        &self,
+        ctx: &Ctx<'_>,
+        x: &[T],
+        shape: &[usize],
+        geo: &Geometry,
+    ) -> Vec<T> {
+        let planes = shape[0] * shape[1];
+        let ni: usize = geo.input.iter().product();
+        let no: usize = geo.out.iter().product();
+        let t = taps(geo);
+        let mut y = vec![T::ZERO; planes * no];
+        if no == 0 {
+            return y;
+        }
+        ctx.for_chunks_mut(&mut y, no, |p, out| {
+            let xp = &x[p * ni..][..ni];
+            for_each_window(geo, &t, |of, offs, padded| {
+                // Padded positions add +0.0, which never changes a sum that
+                // starts at +0.0, so only in-bounds positions are added.
+                let mut s = T::ZERO;
+                for &i in offs {
+                    s = s.add(xp[i]);
+                }
+                let n = if self.count_include_pad {
+                    padded
+                } else {
+                    offs.len()
+                };
+                out[of] = s.div_count(n);
+            });
+        });
+        y
+    }
+}
+
+impl Op for AvgPool {
+    fn infer(&self, inputs: Args<'_, Fact>) -> OpResult<Vec<Fact>> {
+        let x = inputs.get(0)?;
+        let geo = self.geometry(x)?;
+        Ok(vec![Fact::new(x.dtype, out_shape(&x.shape, &geo)?)])
+    }
+
+    fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
+        window_cost(inputs, outputs, &self.kernel)
+    }
+
+    fn run(&self, ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>> {
+        let x = inputs.get(0)?;
+        let fact = Fact::new(x.dtype(), x.shape().to_vec());
+        let geo = self.geometry(&fact)?;
+        let out = out_shape(x.shape(), &geo)?;
+        let y = match x.data() {
+            Data::F32(v) => Data::F32(self.compute(ctx, v, x.shape(), &geo)),
+            Data::F64(v) => Data::F64(self.compute(ctx, v, x.shape(), &geo)),
+            _ => bail!("AveragePool does not support {}", x.dtype()),
+        };
+        Ok(vec![Tensor::new(out, y)?])
+    }
+}
+
+/// GlobalAveragePool (`max == false`) or GlobalMaxPool.
+#[derive(Debug)]
+struct Global {
+    max: bool,
+}
+
+impl Global {
+    fn name(&self) -> &'static str {
+        if self.max {
+            "GlobalMaxPool"
+        } else {
+            "GlobalAveragePool"
+        }
+    }
+
+    fn compute<T: PoolElem>(&self, ctx: &Ctx<'_>, x: &[T], planes: usize) -> Vec<T> {
+        let mut y = vec![T::ZERO; planes];
+        let ni = x.len().checked_div(planes).unwrap_or(0);
+        ctx.for_chunks_mut(&mut y, 64, |c, out| {
+            for (i, v) in out.iter_mut().enumerate() {
+                let xp = &x[(c * 64 + i) * ni..][..ni];
+                *v = if self.max {
+                    xp.iter()
+                        .fold(T::NEG_INF, |m, &b| if max_step(m, b) { b } else { m })
+                } else {
+                    sum_l8(xp).div_count(ni)
+                };
+            }
+        });
+        y
+    }
+}
+
+impl Op for Global {
+    fn infer(&self, inputs: Args<'_, Fact>) -> OpResult<Vec<Fact>> {
+        let x = inputs.get(0)?;
+        let sp = pool_input(x, self.name())?;
+        let mut out = x.shape[..2].to_vec();
+        out.extend(sp.iter().map(|_| 1));
+        Ok(vec![Fact::new(x.dtype, out)])
+    }
+
+    fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
+        let flops = inputs.get(0).map_or(0, |x| x.len() as u64);
+        Cost {
+            flops,
+            ..default_cost(inputs, outputs, 0)
+        }
+    }
+
+    fn run(&self, ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>> {
+        let x = inputs.get(0)?;
+        let fact = Fact::new(x.dtype(), x.shape().to_vec());
+        let out = self.infer(Args::new(&[Some(&fact)]))?.remove(0).shape;
+        let planes = out[0] * out[1];
+        let y = match x.data() {
+            Data::F32(v) => Data::F32(self.compute(ctx, v, planes)),
+            Data::F64(v) => Data::F64(self.compute(ctx, v, planes)),
+            _ => bail!("{} does not support {}", self.name(), x.dtype()),
+        };
+        Ok(vec![Tensor::new(out, y)?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Attr;
+    use crate::attrs::Attrs;
+    use crate::kernels::Isa;
+
+    fn build(
+        op: &str,
+        attrs: Vec<(&str, Attr)>,
+        opset: i64,
+        n_outputs: usize,
+    ) -> OpResult<Box<dyn Op>> {
+        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let ctx = BuildCtx {
+            op_type: op,
+            attrs: &attrs,
+            opset,
+            n_inputs: 1,
+            n_outputs,
+        };
+        crate::ops::build(&ctx)
+    }
+
+    fn ints(v: &[i64]) -> Attr {
+        Attr::Ints(v.to_vec())
+    }
+
+    fn run(op: &dyn Op, x: &Tensor) -> Vec<Tensor> {
+        let f = Fact::new(x.dtype(), x.shape().to_vec());
+        let facts = op.infer(Args::new(&[Some(&f)])).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let a = op
+            .run(&Ctx::single(Isa::Portable), Args::new(&[Some(x)]))
+            .unwrap();
+        let b = op
+            .run(&Ctx::with_pool(Isa::detect(), &pool), Args::new(&[Some(x)]))
+            .unwrap();
+        let hashes = |v: &[Tensor]| v.iter().map(Tensor::hash).collect::<Vec<_>>();
+        assert_eq!(hashes(&a), hashes(&b));
+        for (t, f) in a.iter().zip(&facts) {
+            assert_eq!(t.shape(), f.shape.as_slice());
+            assert_eq!(t.dtype(), f.dtype);
+        }
+        a
+    }
+
+    fn seq(shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        Tensor::from_vec(
+            shape.to_vec(),
+            (0..n).map(|i| ((i * 7) % 11) as f32 - 5.0).collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn maxpool_padding_ceil_and_indices() {
+        // 1x1x4x4 input 0..16, kernel 3, stride 2, pads 1, ceil_mode.
+        let x = Tensor::from_vec(vec![1, 1, 4, 4], (0..16).map(|i| i as f32).collect()).unwrap();
+        let op = build(
+            "MaxPool",
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+                ("ceil_mode", Attr::Int(1)),
+            ],
+            12,
+            2,
+        )
+        .unwrap();
+        let out = run(&*op, &x);
+        assert_eq!(out[0].shape(), &[1, 1, 3, 3]);
+        assert_eq!(
+            out[0].f32s().unwrap(),
+            &[5.0, 7.0, 7.0, 13.0, 15.0, 15.0, 13.0, 15.0, 15.0]
+        );
+        assert_eq!(
+            out[1].as_slice::<i64>().unwrap(),
+            &[5, 7, 7, 13, 15, 15, 13, 15, 15]
+        );
+        // Without ceil_mode: floor((4 + 2 - 3) / 2) + 1 = 2.
+        let op = build(
+            "MaxPool",
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+            ],
+            12,
+            1,
+        )
+        .unwrap();
+        let out = run(&*op, &x);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].f32s().unwrap(), &[5.0, 7.0, 13.0, 15.0]);
+        // Column-major indices.
+        let op = build(
+            "MaxPool",
+            vec![
+                ("kernel_shape", ints(&[2, 2])),
+                ("storage_order", Attr::Int(1)),
+            ],
+            12,
+            2,
+        )
+        .unwrap();
+        let out = run(&*op, &x);
+        assert_eq!(out[1].as_slice::<i64>().unwrap()[0], 5); // (1, 1): 1 + 1 * 4
+    }
+
+    #[test]
+    fn maxpool_nan_and_signed_zero_rule() {
+        let x = Tensor::from_vec(vec![1, 1, 4], vec![0.0f32, -0.0, f32::NAN, 1.0]).unwrap();
+        let op = build("MaxPool", vec![("kernel_shape", ints(&[2]))], 12, 2).unwrap();
+        let out = run(&*op, &x);
+        let y = out[0].f32s().unwrap();
+        assert_eq!(y[0].to_bits(), 0.0f32.to_bits());
+        assert!(y[1].is_nan() && y[2].is_nan());
+        assert_eq!(out[1].as_slice::<i64>().unwrap(), &[0, 2, 2]);
+    }
+
+    #[test]
+    fn averagepool_counts() {
+        let x = seq(&[2, 3, 5, 5]);
+        for (cip, ceil) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            let op = build(
+                "AveragePool",
+                vec![
+                    ("kernel_shape", ints(&[3, 2])),
+                    ("strides", ints(&[2, 2])),
+                    ("pads", ints(&[1, 0, 1, 0])),
+                    ("count_include_pad", Attr::Int(cip)),
+                    ("ceil_mode", Attr::Int(ceil)),
+                ],
+                19,
+                1,
+            )
+            .unwrap();
+            let y = run(&*op, &x).remove(0);
+            let (ho, wo) = (3, if ceil == 1 { 3 } else { 2 });
+            assert_eq!(y.shape(), &[2, 3, ho, wo]);
+            let (xv, yv) = (x.f32s().unwrap(), y.f32s().unwrap());
+            for p in 0..6 {
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let (mut s, mut inb, mut padn) = (0.0f32, 0, 0);
+                        for kh in 0..3 {
+                            for kw in 0..2 {
+                                let (h, w) = (oh * 2 + kh, ow * 2 + kw);
+                                if h < 7 && w < 5 {
+                                    padn += 1;
+                                }
+                                if (1..6).contains(&h) && w < 5 {
+                                    s += xv[p * 25 + (h - 1) * 5 + w];
+                                    inb += 1;
+                                }
+                            }
+                        }
+                        let want = s / if cip == 1 { padn } else { inb } as f32;
+                        assert_eq!(
+                            yv[p * ho * wo + oh * wo + ow].to_bits(),
+                            want.to_bits(),
+                            "cip={cip} ceil={ceil}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pools_auto_pad_and_dilations() {
+        let x = seq(&[1, 2, 7, 6]);
+        let same = build(
+            "AveragePool",
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("auto_pad", Attr::String(b"SAME_UPPER".to_vec())),
+            ],
+            17,
+            1,
+        )
+        .unwrap();
+        assert_eq!(run(&*same, &x)[0].shape(), &[1, 2, 4, 3]);
+        let valid = build(
+            "MaxPool",
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("dilations", ints(&[2, 1])),
+                ("auto_pad", Attr::String(b"VALID".to_vec())),
+            ],
+            17,
+            1,
+        )
+        .unwrap();
+        let y = run(&*valid, &x).remove(0);
+        assert_eq!(y.shape(), &[1, 2, 3, 4]);
+        let xv = x.f32s().unwrap();
+        let mut m = f32::NEG_INFINITY;
+        for kh in 0..3 {
+            for kw in 0..3 {
+                m = m.max(xv[(1 + kh * 2) * 6 + 2 + kw]);
+            }
+        }
+        assert_eq!(y.f32s().unwrap()[4 + 2], m);
+        // Dilations need opset 19 for AveragePool; zero strides are refused.
+        assert!(
+            build(
+                "AveragePool",
+                vec![("kernel_shape", ints(&[2])), ("dilations", ints(&[2]))],
+                17,
+                1
+            )
+            .is_err()
+        );
+        assert!(
+            build(
+                "MaxPool",
+                vec![("kernel_shape", ints(&[2])), ("strides", ints(&[0]))],
+                17,
+                1
+            )
+            .is_err()
+        );
+        assert!(build("MaxPool", vec![], 17, 1).is_err());
+    }
+
+    #[test]
+    fn maxpool_uint8_and_avg_rejects_ints() {
+        let x = Tensor::from_vec(vec![1, 1, 3], vec![3u8, 250, 7]).unwrap();
+        let op = build("MaxPool", vec![("kernel_shape", ints(&[2]))], 12, 2).unwrap();
+        let out = run(&*op, &x);
+        assert_eq!(out[0].as_slice::<u8>().unwrap(), &[250, 250]);
+        assert_eq!(out[1].as_slice::<i64>().unwrap(), &[1, 1]);
+        let avg = build("AveragePool", vec![("kernel_shape", ints(&[2]))], 12, 1).unwrap();
+        let f = Fact::new(DType::U8, vec![1, 1, 3]);
+        assert!(avg.infer(Args::new(&[Some(&f)])).is_err());
+    }
+
+    #[test]
+    fn global_pools() {
+        let x = seq(&[2, 3, 4, 5]);
+        let avg = build("GlobalAveragePool", vec![], 17, 1).unwrap();
+        let max = build("GlobalMaxPool", vec![], 17, 1).unwrap();
+        let ya = run(&*avg, &x).remove(0);
+        let ym = run(&*max, &x).remove(0);
+        assert_eq!(ya.shape(), &[2, 3, 1, 1]);
+        let xv = x.f32s().unwrap();
+        for p in 0..6 {
+            let plane = &xv[p * 20..(p + 1) * 20];
+            let mut s = [0.0f32; 8];
+            for (i, v) in plane.iter().enumerate() {
+                s[i % 8] += v;
+            }
+            let sum = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+            assert_eq!(ya.f32s().unwrap()[p].to_bits(), (sum / 20.0).to_bits());
+            assert_eq!(
+                ym.f32s().unwrap()[p],
+                plane.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+            );
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Determinism: the same model and inputs give identical outputs, leaves and
+//! trace roots on the portable and SIMD kernels and on 1..N threads
+//! (docs/determinism.md, "Threads and SIMD paths").
+// Tests report what they checked on the console.
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use glassbox_runtime::{
+    DType, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor, formats,
+};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Kernel choices and thread counts every run is compared across.
+const CONFIGS: [(KernelChoice, usize); 5] = [
+    (KernelChoice::Portable, 1),
+    (KernelChoice::Auto, 1),
+    (KernelChoice::Auto, 2),
+    (KernelChoice::Auto, 3),
+    (KernelChoice::Portable, 4),
+];
+
+fn run(model: &Arc<Model>, inputs: &[Tensor], kernels: KernelChoice, threads: usize) -> RunOutput {
+    let s = Session::new(Arc::clone(model), Options { threads, kernels }).expect("session");
+    s.run(inputs.to_vec()).expect("run")
+}
+
+/// Runs in every configuration and asserts bit-identical results; returns
+/// the first run.
+fn assert_deterministic(name: &str, model: &Arc<Model>, inputs: &[Tensor]) -> RunOutput {
+    let base = run(model, inputs, CONFIGS[0].0, CONFIGS[0].1);
+    for &(k, t) in &CONFIGS[1..] {
+        let other = run(model, inputs, k, t);
+        for (i, (a, b)) in base
+            .trace
+            .leaves
+            .iter()
+            .zip(&other.trace.leaves)
+            .enumerate()
+        {
+            assert_eq!(
+                a,
+                b,
+                "{name}: node #{i} ({}) differs between portable x1 and {k:?} x{t}",
+                model.nodes()[i].op_type
+            );
+        }
+        assert_eq!(
+            base.trace.root(),
+            other.trace.root(),
+            "{name}: trace root, {k:?} x{t}"
+        );
+        for ((n, a), (_, b)) in base.outputs.iter().zip(&other.outputs) {
+            assert_eq!(a.hash(), b.hash(), "{name}: output {n}, {k:?} x{t}");
+        }
+    }
+    base
+}
+
+fn load(path: &Path) -> Arc<Model> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Arc::new(Model::load(&bytes, Limits::default()).expect("load"))
+}
+
+fn json_input(path: &Path, dtype: DType) -> Tensor {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
+    formats::json_decode(&v, dtype, 1 << 24).expect("decode")
+}
+
+#[test]
+fn repo_models_are_bit_identical_across_kernels_and_threads() {
+    for name in ["mnist-cnn", "mlp"] {
+        let dir = workspace().join("models");
+        let model = load(&dir.join(format!("{name}.onnx")));
+        let dtype = model
+            .inputs()
+            .next()
+            .and_then(|v| v.dtype)
+            .expect("input dtype");
+        let input = json_input(&dir.join(format!("{name}.input.json")), dtype);
+        assert_deterministic(name, &model, &[input]);
+    }
+}
+
+/// Every node-conformance case that passes is also bit-identical across
+/// kernels and threads: the per-op determinism test.
+#[test]
+fn conformance_node_cases_are_bit_identical() {
+    let root = std::env::var_os("GLASSBOX_ONNX_TESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/onnx-tests"));
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/node-pass.txt");
+    let names = std::fs::read_to_string(&manifest).expect("node-pass manifest");
+    let mut checked = 0;
+    for name in names
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let dir = root.join("node").join(name);
+        assert!(
+            dir.is_dir(),
+            "{} is missing: run scripts/test.sh (it generates the conformance data)",
+            dir.display()
+        );
+        let model = load(&dir.join("model.onnx"));
+        let data = dir.join("test_data_set_0");
+        let mut inputs = Vec::new();
+        for i in 0.. {
+            let p = data.join(format!("input_{i}.pb"));
+            if !p.exists() {
+                break;
+            }
+            let bytes = std::fs::read(&p).expect("read input");
+            inputs.push(formats::pb_decode(&bytes, 1 << 26).expect("decode input"));
+        }
+        assert_deterministic(name, &model, &inputs);
+        checked += 1;
+    }
+    assert!(checked > 0, "the node-pass manifest lists no cases");
+    println!(
+        "determinism: {checked} node cases bit-identical across {} configurations",
+        CONFIGS.len()
+    );
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Times onnxruntime on an ONNX model with the same fixed input pattern as
+glassbox and tract. Prints one JSON line with load and run times in ms.
+
+    python scripts/bench_ort.py MODEL.onnx REPEAT THREADS
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def main() -> None:
+    path, repeat, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    t0 = time.perf_counter()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    load_ms = (time.perf_counter() - t0) * 1e3
+    inp = sess.get_inputs()[0]
+    shape = [int(d) for d in inp.shape]
+    n = int(np.prod(shape))
+    data = ((np.arange(n, dtype=np.int64) * 7919 + 13) % 2000).astype(np.float32) / 1000.0 - 1.0
+    feed = {inp.name: data.reshape(shape)}
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        sess.run(None, feed)
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    print(json.dumps({"load_ms": load_ms, "run_median_ms": times[len(times) // 2], "run_min_ms": times[0]}))
+
+
+if __name__ == "__main__":
+    main()
