@@ -6,4 +6,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup-python.sh
 target/pyenv/bin/python scripts/gen_conformance.py
+# A light model with seeded random (non-constant) weights, for the golden
+# trace roots (crates/runtime/tests/golden.rs).
+golden_model=target/onnx-tests/random/squeezenet-seed0.onnx
+if [ ! -f "$golden_model" ]; then
+  mkdir -p target/onnx-tests/random
+  target/pyenv/bin/python scripts/random_weights.py \
+    target/onnx-tests/light/squeezenet/model.onnx "$golden_model.tmp" --seed 0 >/dev/null
+  mv "$golden_model.tmp" "$golden_model"
+fi
 cargo test --workspace "$@"
