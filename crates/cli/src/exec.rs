@@ -44,6 +44,9 @@ pub(crate) struct ExecArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Print where the time of the last run went, by op type (to stderr).
+    #[arg(long)]
+    profile: bool,
     /// Largest tensor accepted or computed, in elements.
     #[arg(long, default_value_t = Limits::default().max_tensor_elements)]
     max_tensor_elements: usize,
@@ -172,9 +175,22 @@ pub(crate) fn run(args: ExecArgs) -> Result<()> {
 
     let mut times_ms = Vec::with_capacity(args.repeat as usize);
     let mut result = None;
+    let mut by_op: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
     for _ in 0..args.repeat {
+        by_op.clear();
         let t = Instant::now();
-        let out = session.run(inputs.clone())?;
+        let mut last = Instant::now();
+        let out = if args.profile {
+            session.run_observed(inputs.clone(), &mut |i, _| {
+                let now = Instant::now();
+                let e = by_op.entry(model.nodes()[i].op_type.clone()).or_default();
+                e.0 += (now - last).as_secs_f64() * 1e3;
+                e.1 += 1;
+                last = now;
+            })?
+        } else {
+            session.run(inputs.clone())?
+        };
         times_ms.push(t.elapsed().as_secs_f64() * 1e3);
         if let Some(prev) = &result {
             let prev: &glassbox_runtime::RunOutput = prev;
@@ -199,6 +215,21 @@ pub(crate) fn run(args: ExecArgs) -> Result<()> {
         }
     } else {
         files.resize(out.outputs.len(), None);
+    }
+
+    if args.profile {
+        let total: f64 = by_op.values().map(|v| v.0).sum();
+        let mut rows: Vec<_> = by_op.into_iter().collect();
+        rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+        let mut e = std::io::stderr().lock();
+        writeln!(e, "{:<24} {:>6} {:>10} {:>6}", "op", "nodes", "ms", "%")?;
+        for (op, (ms, n)) in rows {
+            writeln!(
+                e,
+                "{op:<24} {n:>6} {ms:>10.3} {:>5.1}%",
+                100.0 * ms / total.max(1e-9)
+            )?;
+        }
     }
 
     let model_id = format!("blake3:{}", hex(&model.id()));

@@ -9,7 +9,7 @@ use crate::kernels::{Ctx, Isa, KernelChoice};
 use crate::model::{Dim, Model};
 use crate::ops::{Args, Fact};
 use crate::tensor::{DType, Tensor};
-use crate::trace::{Hash, Trace, node_leaf};
+use crate::trace::{Hash, Trace, node_leaf, node_leaf_from_hashes};
 
 /// How a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,7 +264,8 @@ impl Session {
             }
             let outs: Vec<&Tensor> = bound.iter().filter_map(|&v| slots[v].as_ref()).collect();
             observer(index, &outs);
-            leaves.push(node_leaf(index, outs.into_iter()));
+            let hashes: Vec<Hash> = outs.iter().map(|t| ctx.hash_tensor(t)).collect();
+            leaves.push(node_leaf_from_hashes(index, &hashes));
             for vid in node.inputs.iter().flatten() {
                 if plan.last_use[*vid] == index {
                     slots[*vid] = None;

@@ -360,15 +360,42 @@ impl Tensor {
 
     /// Feeds the canonical encoding into a hasher.
     pub fn hash_into(&self, h: &mut blake3::Hasher) {
+        self.hash_header(h);
+        self.for_each_le_chunk(|bytes| {
+            h.update(bytes);
+        });
+    }
+
+    /// Feeds the header of the canonical encoding (everything before the
+    /// elements) into a hasher.
+    pub(crate) fn hash_header(&self, h: &mut blake3::Hasher) {
         h.update(b"GBT1");
         h.update(&[self.dtype().onnx_code() as u8]);
         h.update(&(self.shape.len() as u32).to_le_bytes());
         for &d in &self.shape {
             h.update(&(d as u64).to_le_bytes());
         }
-        self.for_each_le_chunk(|bytes| {
-            h.update(bytes);
-        });
+    }
+
+    /// The elements' canonical bytes without copying, where memory already
+    /// holds them (little-endian hosts, every dtype but bool).
+    pub(crate) fn le_bytes(&self) -> Option<&[u8]> {
+        #[cfg(target_endian = "little")]
+        {
+            match &self.data {
+                Data::F32(v) => Some(bytemuck::cast_slice(v)),
+                Data::F64(v) => Some(bytemuck::cast_slice(v)),
+                Data::I64(v) => Some(bytemuck::cast_slice(v)),
+                Data::I32(v) => Some(bytemuck::cast_slice(v)),
+                Data::I8(v) => Some(bytemuck::cast_slice(v)),
+                Data::U8(v) => Some(v),
+                Data::Bool(_) => None,
+            }
+        }
+        #[cfg(not(target_endian = "little"))]
+        {
+            None
+        }
     }
 
     /// The elements in canonical little-endian bytes.

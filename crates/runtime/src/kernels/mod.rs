@@ -11,6 +11,8 @@ pub mod gemm;
 
 use std::ops::Range;
 
+use crate::tensor::Tensor;
+
 /// Instruction-set path used by kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Isa {
@@ -85,6 +87,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The canonical hash of a tensor ([`Tensor::hash`]). Large tensors are
+    /// hashed on all threads with BLAKE3's tree parallelism, which gives the
+    /// same digest as hashing on one thread.
+    pub fn hash_tensor(&self, t: &Tensor) -> [u8; 32] {
+        const PAR_MIN_BYTES: usize = 1 << 18;
+        match (self.pool, t.le_bytes()) {
+            (Some(pool), Some(bytes)) if self.threads() > 1 && bytes.len() >= PAR_MIN_BYTES => {
+                let mut h = blake3::Hasher::new();
+                t.hash_header(&mut h);
+                pool.install(|| h.update_rayon(bytes));
+                *h.finalize().as_bytes()
+            }
+            _ => t.hash(),
+        }
+    }
+
     /// Number of threads available.
     pub fn threads(&self) -> usize {
         self.pool.map_or(1, rayon::ThreadPool::current_num_threads)
@@ -139,5 +157,27 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_hash_equals_serial_hash() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
+        let ctx = Ctx::with_pool(Isa::Portable, &pool);
+        for n in [0usize, 1, 1000, 1 << 16, (1 << 18) + 3, 1 << 20] {
+            let v: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+            let t = Tensor::from_vec(vec![n], v).expect("tensor");
+            assert_eq!(ctx.hash_tensor(&t), t.hash(), "n={n}");
+            assert_eq!(Ctx::single(Isa::Portable).hash_tensor(&t), t.hash());
+        }
+        let b = Tensor::from_vec(vec![1 << 19], vec![true; 1 << 19]).expect("tensor");
+        assert_eq!(ctx.hash_tensor(&b), b.hash());
     }
 }

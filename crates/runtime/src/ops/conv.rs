@@ -364,7 +364,7 @@ impl Op for Conv {
             let bmat = if is_identity(&d.geo) {
                 MatRef::row_major(xs, no)
             } else {
-                col = im2col(xs, cg, &d.geo);
+                col = im2col(ctx, xs, cg, &d.geo);
                 MatRef::row_major(&col, no)
             };
             sgemm(ctx, mg, no, kl, MatRef::row_major(ws, kl), bmat, out)?;
@@ -410,25 +410,38 @@ fn is_identity(g: &Geometry) -> bool {
 
 /// The im2col matrix of one group: row `c * K + kpos` (kernel position
 /// row-major), column = output position row-major; padding is `+0.0`.
-fn im2col(x: &[f32], cg: usize, geo: &Geometry) -> Vec<f32> {
+/// Rows are independent, so they are filled in parallel.
+fn im2col(ctx: &Ctx<'_>, x: &[f32], cg: usize, geo: &Geometry) -> Vec<f32> {
     let r = geo.input.len();
     let nk: usize = geo.kernel.iter().product();
     let no: usize = geo.out.iter().product();
     let ni: usize = geo.input.iter().product();
     let last = r - 1;
     let (ol, il) = (geo.out[last], geo.input[last]);
+    let (stride, dil, pad) = (geo.strides[last], geo.dilations[last], geo.pad_begin[last]);
     let outer: usize = geo.out[..last].iter().product();
     let mut col = vec![0.0f32; cg * nk * no];
-    let mut kpos = vec![0usize; r];
-    let mut opos = vec![0usize; r];
-    for (row_i, row) in col.chunks_exact_mut(no.max(1)).enumerate().take(cg * nk) {
+    if no == 0 {
+        return col;
+    }
+    ctx.for_chunks_mut(&mut col, no, |row_i, row| {
         let (c, mut kf) = (row_i / nk, row_i % nk);
+        let mut kpos = vec![0usize; r];
         for d in (0..r).rev() {
             kpos[d] = kf % geo.kernel[d];
             kf /= geo.kernel[d];
         }
+        // Output positions of the innermost dim whose input is in bounds: a
+        // contiguous range, as the coordinate grows with the position.
+        let kl = kpos[last];
+        let lo = (0..ol)
+            .find(|&o| geo.coord(last, o, kl).is_some())
+            .unwrap_or(ol);
+        let hi = (lo..ol)
+            .find(|&o| geo.coord(last, o, kl).is_none())
+            .unwrap_or(ol);
         let xc = &x[c * ni..][..ni];
-        opos.iter_mut().for_each(|v| *v = 0);
+        let mut opos = vec![0usize; r];
         for seg in row.chunks_exact_mut(ol.max(1)).take(outer) {
             // Offset of the row of input for the outer output dims, if valid.
             let mut base = Some(0usize);
@@ -438,10 +451,14 @@ fn im2col(x: &[f32], cg: usize, geo: &Geometry) -> Vec<f32> {
                     _ => None,
                 };
             }
-            if let Some(b) = base {
+            if let (Some(b), true) = (base, lo < hi) {
                 let xrow = &xc[b * il..][..il];
-                for (o, v) in seg.iter_mut().enumerate() {
-                    if let Some(i) = geo.coord(last, o, kpos[last]) {
+                // Input index of output position `o`: o*stride + kl*dil - pad.
+                let first = lo * stride + kl * dil - pad;
+                if stride == 1 {
+                    seg[lo..hi].copy_from_slice(&xrow[first..first + (hi - lo)]);
+                } else {
+                    for (v, i) in seg[lo..hi].iter_mut().zip((first..).step_by(stride)) {
                         *v = xrow[i];
                     }
                 }
@@ -454,7 +471,7 @@ fn im2col(x: &[f32], cg: usize, geo: &Geometry) -> Vec<f32> {
                 opos[d] = 0;
             }
         }
-    }
+    });
     col
 }
 

@@ -286,6 +286,29 @@ impl MaxPool {
         // after the values, both in the same window order).
         ctx.for_chunks_mut(&mut y, no, |p, out| {
             let xp = &x[p * ni..][..ni];
+            if geo.input.len() == 2 {
+                // Fast path for 2-D: the same row-major window order as
+                // `for_each_window`, without building offset lists.
+                let in_w = geo.input[1];
+                for (oh, rows) in t.coords[0].iter().enumerate() {
+                    for (ow, cols) in t.coords[1].iter().enumerate() {
+                        let mut m: Option<T> = None;
+                        for &r in rows {
+                            for &c in cols {
+                                let v = xp[r * in_w + c];
+                                m = match m {
+                                    Some(a) if !max_step(a, v) => Some(a),
+                                    _ => Some(v),
+                                };
+                            }
+                        }
+                        if let Some(m) = m {
+                            out[oh * geo.out[1] + ow] = m;
+                        }
+                    }
+                }
+                return;
+            }
             for_each_window(geo, &t, |of, offs, _| {
                 if let Some((&first, rest)) = offs.split_first() {
                     let mut m = xp[first];
