@@ -150,6 +150,7 @@ impl Session {
     /// The plan for these inputs (cached for the last inputs' key). Small
     /// integer inputs are known to the planner (see [`KNOWN_INPUT_MAX_ELEMENTS`]).
     pub fn plan(&self, inputs: &[Tensor]) -> Result<Arc<Plan>> {
+        check_inputs(&self.model, inputs)?;
         let key: Vec<InputKey> = inputs
             .iter()
             .map(|t| InputKey {
@@ -199,7 +200,6 @@ impl Session {
         observer: &mut dyn FnMut(usize, &[&Tensor]),
     ) -> Result<RunOutput> {
         let m = &*self.model;
-        check_inputs(m, &inputs)?;
         let plan = self.plan(&inputs)?;
         let ctx = self.ctx();
         let input_hashes: Vec<Hash> = inputs.iter().map(Tensor::hash).collect();

@@ -221,3 +221,23 @@ pub fn build(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
         .ok_or_else(|| OpError(format!("unsupported op type `{}`", ctx.op_type)))?;
     builder(ctx)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The ops of the deterministic-runtime issue (MLPs and CNNs): none may
+    /// silently disappear from the registry.
+    #[test]
+    fn registry_covers_the_cnn_op_set() {
+        let required = "Add Sub Mul Div Pow Neg Abs Reciprocal Sqrt Exp Log Floor Ceil Relu \
+            LeakyRelu Sigmoid Tanh Clip Max Min Mean Sum MatMul Gemm Conv MaxPool AveragePool \
+            GlobalAveragePool GlobalMaxPool BatchNormalization LRN Softmax LogSoftmax Flatten \
+            Reshape Transpose Concat Squeeze Unsqueeze Pad Gather Shape Cast Identity Dropout \
+            Constant ConstantOfShape";
+        let r = super::registry();
+        let missing: Vec<&str> = required
+            .split_whitespace()
+            .filter(|op| r.get(op).is_none())
+            .collect();
+        assert!(missing.is_empty(), "missing ops: {missing:?}");
+    }
+}
