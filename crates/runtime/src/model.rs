@@ -216,8 +216,14 @@ impl Model {
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let mut node_outputs = Vec::with_capacity(n.output.len());
-            for s in &n.output {
+            // Trailing omitted (empty) outputs are the same as absent ones.
+            let n_outputs = n
+                .output
+                .iter()
+                .rposition(|s| !s.is_empty())
+                .map_or(0, |i| i + 1);
+            let mut node_outputs = Vec::with_capacity(n_outputs);
+            for s in &n.output[..n_outputs] {
                 if s.is_empty() {
                     node_outputs.push(None);
                 } else {
@@ -232,7 +238,7 @@ impl Model {
                 attrs: &attrs,
                 opset,
                 n_inputs: n.input.len(),
-                n_outputs: n.output.len(),
+                n_outputs,
             };
             let op = ops::build(&ctx).map_err(|e| node_err(e.0))?;
             nodes.push(Node {

@@ -128,3 +128,26 @@ fn conformance_node_cases_are_bit_identical() {
         CONFIGS.len()
     );
 }
+
+/// A whole CNN with real (seeded random, non-constant) weights, from the
+/// test data that scripts/test.sh writes.
+#[test]
+fn random_weight_squeezenet_is_bit_identical_across_kernels_and_threads() {
+    let root = std::env::var_os("GLASSBOX_ONNX_TESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/onnx-tests"));
+    let path = root.join("random/squeezenet-seed0.onnx");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test.sh",
+        path.display()
+    );
+    let model = load(&path);
+    let n = 3 * 224 * 224;
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919 + 13) % 2000) as f32 / 1000.0 - 1.0)
+        .collect();
+    let input = Tensor::from_vec(vec![1, 3, 224, 224], v).expect("input");
+    let out = assert_deterministic("squeezenet-seed0", &model, &[input]);
+    assert_eq!(out.trace.leaves.len(), model.nodes().len());
+}
