@@ -197,7 +197,21 @@ impl Session {
     pub fn run_observed(
         &self,
         inputs: Vec<Tensor>,
-        observer: &mut dyn FnMut(usize, &[&Tensor]),
+        observer: &mut (dyn FnMut(usize, &[&Tensor]) + Send),
+    ) -> Result<RunOutput> {
+        // Run the whole graph on a pool thread: the parallel loops of the
+        // kernels then start from inside the pool, which is much cheaper
+        // than injecting every one of them from outside.
+        match &self.pool {
+            Some(pool) => pool.install(|| self.run_inner(inputs, observer)),
+            None => self.run_inner(inputs, observer),
+        }
+    }
+
+    fn run_inner(
+        &self,
+        inputs: Vec<Tensor>,
+        observer: &mut (dyn FnMut(usize, &[&Tensor]) + Send),
     ) -> Result<RunOutput> {
         let m = &*self.model;
         let plan = self.plan(&inputs)?;
