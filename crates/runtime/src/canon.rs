@@ -226,6 +226,99 @@ pub fn pow(x: f32, y: f32) -> f32 {
     libm::pow(f64::from(x), f64::from(y)) as f32
 }
 
+// pi/2 as the sum of three float64 numbers (Cody-Waite): PIO2_1 is pi/2
+// rounded to float64, PIO2_2 the float64 nearest to the rest, PIO2_3 the next.
+const PIO2_1: f64 = std::f64::consts::FRAC_PI_2;
+const PIO2_2: f64 = 6.123_233_995_736_766e-17;
+const PIO2_3: f64 = -1.497_384_904_859_169_6e-33;
+/// Below this magnitude the Cody-Waite reduction is used (beyond, `libm`).
+const TRIG_CW_MAX: f32 = 524_288.0; // 2^19
+
+/// `(k mod 4, r)` with `x = k * pi/2 + r`, |r| <= ~pi/4, computed in float64.
+///
+/// `k = round_ties_even(x * (2/pi))`; `r = fma(-k, PIO2_1, x)` (exact: the
+/// result is a multiple of 2^-52 below 1 in magnitude), then
+/// `r = fma(-k, PIO2_2, r)`, `r = fma(-k, PIO2_3, r)`.
+#[inline]
+fn trig_reduce(x: f32) -> (u32, f64) {
+    let x = f64::from(x);
+    let k = (x * std::f64::consts::FRAC_2_PI).round_ties_even();
+    let r = (-k).mul_add(PIO2_1, x);
+    let r = (-k).mul_add(PIO2_2, r);
+    let r = (-k).mul_add(PIO2_3, r);
+    ((k as i64 & 3) as u32, r)
+}
+
+/// `sin(r)` for |r| <= ~pi/4 in float64: `r + (r*z) * S(z)`, `z = r*r`,
+/// `S` the Taylor polynomial `-1/3! + z/5! - ... + z^7/17!` by Horner with fma.
+#[inline]
+fn sin_poly(r: f64) -> f64 {
+    let z = r * r;
+    let mut p = 1.0 / 355_687_428_096_000.0f64; // 1/17!
+    p = p.mul_add(z, -1.0 / 1_307_674_368_000.0); // 1/15!
+    p = p.mul_add(z, 1.0 / 6_227_020_800.0); // 1/13!
+    p = p.mul_add(z, -1.0 / 39_916_800.0); // 1/11!
+    p = p.mul_add(z, 1.0 / 362_880.0); // 1/9!
+    p = p.mul_add(z, -1.0 / 5_040.0); // 1/7!
+    p = p.mul_add(z, 1.0 / 120.0); // 1/5!
+    p = p.mul_add(z, -1.0 / 6.0); // 1/3!
+    (r * z).mul_add(p, r)
+}
+
+/// `cos(r)` for |r| <= ~pi/4 in float64: `1 + z * C(z)`, `C` the Taylor
+/// polynomial `-1/2! + z/4! - ... + z^7/16!` by Horner with fma.
+#[inline]
+fn cos_poly(r: f64) -> f64 {
+    let z = r * r;
+    let mut p = 1.0 / 20_922_789_888_000.0f64; // 1/16!
+    p = p.mul_add(z, -1.0 / 87_178_291_200.0); // 1/14!
+    p = p.mul_add(z, 1.0 / 479_001_600.0); // 1/12!
+    p = p.mul_add(z, -1.0 / 3_628_800.0); // 1/10!
+    p = p.mul_add(z, 1.0 / 40_320.0); // 1/8!
+    p = p.mul_add(z, -1.0 / 720.0); // 1/6!
+    p = p.mul_add(z, 1.0 / 24.0); // 1/4!
+    p = p.mul_add(z, -0.5); // 1/2!
+    z.mul_add(p, 1.0)
+}
+
+/// Canonical sine (docs/determinism.md, "Transcendental functions"):
+/// `|x| < 2^-12`: `x`; `|x| < 2^19`: Cody-Waite reduction and polynomials in
+/// float64, rounded once to float32; larger or non-finite: `libm::sin` in
+/// float64, rounded once.
+pub fn sin(x: f32) -> f32 {
+    let a = x.abs();
+    if a < 1.0 / 4096.0 {
+        return x;
+    }
+    if a.is_nan() || a >= TRIG_CW_MAX {
+        return libm::sin(f64::from(x)) as f32;
+    }
+    let (q, r) = trig_reduce(x);
+    let v = match q {
+        0 => sin_poly(r),
+        1 => cos_poly(r),
+        2 => -sin_poly(r),
+        _ => -cos_poly(r),
+    };
+    v as f32
+}
+
+/// Canonical cosine: the same reduction as [`sin`]; `|x| < 2^-12` still
+/// goes through the polynomial (which gives 1 or its neighbour below).
+pub fn cos(x: f32) -> f32 {
+    if x.is_nan() || x.abs() >= TRIG_CW_MAX {
+        return libm::cos(f64::from(x)) as f32;
+    }
+    let (q, r) = trig_reduce(x);
+    let v = match q {
+        0 => cos_poly(r),
+        1 => -sin_poly(r),
+        2 => -cos_poly(r),
+        _ => sin_poly(r),
+    };
+    v as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +401,34 @@ mod tests {
         assert_eq!(max(0.0, -0.0).to_bits(), 0.0f32.to_bits());
         assert_eq!(max(-0.0, 0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(min(2.0, 1.0), 1.0);
+    }
+    #[test]
+    fn sin_cos_are_accurate() {
+        let xs = sweep(-100.0, 100.0, 400_000)
+            .chain(sweep(-1e5, 1e5, 200_000))
+            .chain(sweep(-0.01, 0.01, 10_000))
+            .chain([
+                1e-30,
+                -1e-40,
+                3.0e5,
+                5.2e5,
+                1e6,
+                1e30,
+                f32::MAX,
+                std::f32::consts::FRAC_PI_2,
+                std::f32::consts::PI,
+            ]);
+        for x in xs {
+            let u = ulps(sin(x), libm::sin(f64::from(x)));
+            assert!(u <= 0.75, "sin({x}) off by {u} ulp");
+            let u = ulps(cos(x), libm::cos(f64::from(x)));
+            assert!(u <= 0.75, "cos({x}) off by {u} ulp");
+        }
+        assert_eq!(sin(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(sin(0.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(cos(0.0), 1.0);
+        for x in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert!(sin(x).is_nan() && cos(x).is_nan());
+        }
     }
 }

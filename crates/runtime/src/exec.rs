@@ -29,13 +29,19 @@ impl Default for Options {
     }
 }
 
-/// Integer graph inputs with at most this many elements are known to the
-/// planner: their values key the plan, and shape computations that read them
-/// (a Reshape target, Pad amounts, axes) are resolved before execution.
+/// Integer and bool graph inputs with at most this many elements, and every
+/// scalar (rank-0) input, are known to the planner: their values key the
+/// plan, and computations that read them (a Reshape target, Pad amounts,
+/// axes, a Range's bounds) are resolved before execution, with the same
+/// kernels and so the same bits.
 pub const KNOWN_INPUT_MAX_ELEMENTS: usize = 64;
 
 fn is_known_input(t: &Tensor) -> bool {
-    matches!(t.dtype(), DType::I64 | DType::I32) && t.len() <= KNOWN_INPUT_MAX_ELEMENTS
+    let small_int = matches!(
+        t.dtype(),
+        DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::Bool
+    ) && t.len() <= KNOWN_INPUT_MAX_ELEMENTS;
+    small_int || t.rank() == 0
 }
 
 /// What a plan is specific to: each input's shape, and its value when known.

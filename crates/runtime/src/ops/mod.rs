@@ -14,11 +14,15 @@ use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
 use crate::tensor::{DType, Tensor};
 
+pub(crate) mod activation;
 pub(crate) mod binary;
 pub(crate) mod conv;
 pub(crate) mod gemm;
+pub(crate) mod index;
+pub(crate) mod layernorm;
 pub(crate) mod norm;
 pub(crate) mod pool;
+pub(crate) mod reduce;
 pub(crate) mod shape;
 pub(crate) mod unary;
 pub(crate) mod util;
@@ -203,11 +207,15 @@ pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut r = Registry::default();
+        activation::register(&mut r);
         binary::register(&mut r);
         conv::register(&mut r);
         gemm::register(&mut r);
+        index::register(&mut r);
+        layernorm::register(&mut r);
         norm::register(&mut r);
         pool::register(&mut r);
+        reduce::register(&mut r);
         shape::register(&mut r);
         unary::register(&mut r);
         r
