@@ -1,8 +1,11 @@
 //! The `glassbox` command-line tool: a thin layer over the library crates.
 //! It parses arguments, reads and writes files, and prints results; all
-//! computation lives in `glassbox-runtime`.
+//! computation lives in `glassbox-runtime`, `glassbox-types` and
+//! `glassbox-store`.
 
 mod exec;
+mod keys;
+mod model;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,12 +25,18 @@ struct Cli {
 enum Command {
     /// Run an ONNX model locally and print its outputs, cost and trace root.
     Exec(exec::ExecArgs),
+    /// Create and show publisher keys.
+    Keys(keys::KeysArgs),
+    /// Publish, inspect, fetch and verify models in a registry.
+    Model(model::ModelArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Exec(args) => exec::run(args),
+        Command::Keys(args) => keys::run(args),
+        Command::Model(args) => model::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
