@@ -6,6 +6,7 @@
 mod exec;
 mod keys;
 mod model;
+mod progress;
 
 use std::io::Write;
 use std::process::ExitCode;

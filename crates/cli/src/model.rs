@@ -20,6 +20,7 @@ use glassbox_types::{
 use serde_json::{Value, json};
 
 use crate::keys::{glassbox_home, key_path};
+use crate::progress;
 
 /// How deep `model show` follows parents.
 const MAX_LINEAGE_DEPTH: usize = 16;
@@ -223,7 +224,7 @@ fn publish(registry: &Registry, p: PublishArgs, json: bool) -> Result<()> {
             max_model_bytes()
         );
     }
-    let bytes = fs::read(&p.file).with_context(|| format!("reading {}", p.file.display()))?;
+    let bytes = progress::read_file(&p.file, max_model_bytes())?;
     let model = Model::load(&bytes, Limits::default())
         .with_context(|| format!("{} cannot be published", p.file.display()))?;
     let model_id = ModelId::from_bytes(model.id());
@@ -513,9 +514,15 @@ fn pull(
 fn hash_file(path: &Path) -> Result<(ModelId, u64)> {
     let f = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let max = max_model_bytes();
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let pb = progress::bar(len, "hashing");
     let mut hasher = blake3::Hasher::new();
-    let n = std::io::copy(&mut std::io::Read::take(f, max + 1), &mut hasher)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let n = std::io::copy(
+        &mut std::io::Read::take(pb.wrap_read(f), max + 1),
+        &mut hasher,
+    )
+    .with_context(|| format!("reading {}", path.display()))?;
+    pb.finish_and_clear();
     if n > max {
         bail!("{} is over the limit of {max} bytes", path.display());
     }

@@ -1,14 +1,16 @@
 //! Content-addressed blobs: `DIR/<first 2 hex>/<64 hex>`, named by the
-//! BLAKE3 hash of their bytes.
+//! BLAKE3 hash of their bytes, each with its BLAKE3 tree outboard
+//! `<64 hex>.obao` (see [`crate::stream`]).
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use glassbox_types::ModelId;
 
-use crate::fsutil::{TEMP_PREFIX, create_temp, parent, remove_quietly, sync_dir};
+use crate::fsutil::{TEMP_PREFIX, create_temp, parent, remove_quietly, sync_dir, write_atomic};
+use crate::stream::{SliceRequest, create_outboard, tree};
 use crate::{Error, Result, io_err};
 
 /// Temp files older than this are left over from a crash and removed by
@@ -44,6 +46,12 @@ impl BlobStore {
     pub fn path(&self, id: &ModelId) -> PathBuf {
         let hex = id.to_hex();
         self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// Where the outboard (BLAKE3 tree hash pairs) of blob `id` lives.
+    pub fn outboard_path(&self, id: &ModelId) -> PathBuf {
+        let hex = id.to_hex();
+        self.dir.join(&hex[..2]).join(format!("{hex}.obao"))
     }
 
     /// Whether the blob `id` is stored (not verified).
@@ -116,6 +124,9 @@ impl BlobStore {
             let path = self.path(&id);
             let dir = parent(&path);
             fs::create_dir_all(dir).map_err(io_err(dir))?;
+            // The outboard goes in place first, so a complete blob always
+            // has one (and a missing one is rebuilt by `outboard`).
+            self.write_outboard(&id, &tmp, size)?;
             fs::rename(&tmp, &path).map_err(io_err(&path))?;
             sync_dir(dir)?;
             Ok((id, size))
@@ -195,6 +206,76 @@ impl BlobStore {
             remove_quietly(&tmp);
         }
         result
+    }
+
+    /// Computes the outboard of the `size` bytes at `data` (hashing to `id`)
+    /// and writes it atomically; returns it.
+    fn write_outboard(&self, id: &ModelId, data: &Path, size: u64) -> Result<Vec<u8>> {
+        let f = File::open(data).map_err(io_err(data))?;
+        let (root, ob) = create_outboard(BufReader::with_capacity(CHUNK_BYTES, f), size)
+            .map_err(io_err(data))?;
+        if ModelId::from(root) != *id {
+            return Err(Error::Corrupt {
+                path: data.to_path_buf(),
+                reason: format!("its content hashes to {}", ModelId::from(root)),
+            });
+        }
+        write_atomic(&self.outboard_path(id), &ob)?;
+        Ok(ob)
+    }
+
+    /// The outboard of blob `id`: its BLAKE3 tree's hash pairs in
+    /// pre-order over 16 KiB chunk groups. One missing (a blob stored before
+    /// outboards, or a crash) is rebuilt from the verified blob; one of the
+    /// wrong length is reported as corrupt.
+    pub fn outboard(&self, id: &ModelId) -> Result<Vec<u8>> {
+        let size = self.size_bytes(id)?.ok_or(Error::MissingBlob(*id))?;
+        let want = tree(size).outboard_size();
+        let path = self.outboard_path(id);
+        match crate::fsutil::read_limited(&path, want) {
+            Ok(ob) if ob.len() as u64 == want => Ok(ob),
+            Ok(ob) => Err(Error::Corrupt {
+                path,
+                reason: format!("{} bytes where a {size}-byte blob needs {want}", ob.len()),
+            }),
+            Err(Error::TooLarge { .. }) => Err(Error::Corrupt {
+                path,
+                reason: format!("over the {want} bytes a {size}-byte blob needs"),
+            }),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                self.write_outboard(id, &self.path(id), size)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Encodes `req` of blob `id` for a downloader: the chunk groups
+    /// covering the range and the hash pairs proving them against `id`,
+    /// for [`crate::stream::verify_slice`]. The data and outboard are
+    /// checked while encoding, so a corrupt blob is never served.
+    pub fn encode_slice(
+        &self,
+        id: &ModelId,
+        req: SliceRequest,
+        max_slice_bytes: u64,
+    ) -> Result<Vec<u8>> {
+        let size = self.size_bytes(id)?.ok_or(Error::MissingBlob(*id))?;
+        req.check(size, max_slice_bytes)?;
+        let ob = bao_tree::io::outboard::PreOrderOutboard {
+            root: blake3::Hash::from_bytes(*id.as_bytes()),
+            tree: tree(size),
+            data: self.outboard(id)?,
+        };
+        let path = self.path(id);
+        let f = File::open(&path).map_err(io_err(&path))?;
+        let mut out = Vec::new();
+        bao_tree::io::sync::encode_ranges_validated(f, ob, &req.chunk_ranges(), &mut out).map_err(
+            |e| Error::Corrupt {
+                path,
+                reason: format!("its data or outboard fails verification: {e}"),
+            },
+        )?;
+        Ok(out)
     }
 
     /// Removes temp files (left by crashed writers) older than `min_age`;

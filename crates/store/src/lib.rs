@@ -6,6 +6,8 @@
 //!   `name@version -> manifest id` that never lets one publisher take over
 //!   another's name@version.
 //! - [`keyfile`]: secret key files created `0600`, never overwritten.
+//! - [`stream`]: verified streaming; each blob's BLAKE3 tree outboard and
+//!   slices a downloader checks chunk by chunk against the model id.
 //!
 //! Synchronous `std::fs` only (no async runtime).
 
@@ -13,11 +15,13 @@ mod blob;
 mod fsutil;
 pub mod keyfile;
 mod registry;
+pub mod stream;
 
 use std::path::PathBuf;
 
 pub use blob::{BlobStore, STALE_TEMP_AGE};
 pub use registry::{Entry, Published, Registry};
+pub use stream::{SliceError, SliceRequest};
 
 use glassbox_types::{ManifestId, ModelId};
 
@@ -97,6 +101,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A slice request is invalid or over its limit.
+    #[error(transparent)]
+    Slice(#[from] SliceError),
     /// The OS random source failed.
     #[error("no randomness from the OS: {0}")]
     Random(String),

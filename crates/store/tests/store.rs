@@ -18,6 +18,7 @@ fn files_under(dir: &Path) -> Vec<String> {
             out.push(e.file_name().to_string_lossy().into_owned());
         }
     }
+    out.sort();
     out
 }
 
@@ -30,8 +31,8 @@ fn blobs_round_trip_and_corruption_is_detected() {
     assert_eq!(store.get(&id).expect("get"), b"hello model");
     assert_eq!(
         files_under(dir.path()),
-        vec![id.to_hex()],
-        "no temp files left"
+        vec![id.to_hex(), format!("{}.obao", id.to_hex())],
+        "the blob and its outboard, no temp files left"
     );
 
     let out = dir.path().join("out.bin");
@@ -69,7 +70,11 @@ fn size_limit_and_expected_hash_leave_nothing_behind() {
         store.put_reader(&b"abc"[..], Some(&wrong)),
         Err(Error::HashMismatch { .. })
     ));
-    assert_eq!(files_under(dir.path()).len(), 1, "only the 10-byte blob");
+    assert_eq!(
+        files_under(dir.path()).len(),
+        2,
+        "only the 10-byte blob and its outboard"
+    );
 }
 
 #[test]
@@ -114,7 +119,7 @@ fn concurrent_writers_of_one_blob() {
     });
     assert!(ids.iter().all(|i| *i == ModelId::of(&content)));
     assert_eq!(store.get(&ids[0]).expect("get"), content);
-    assert_eq!(files_under(dir.path()).len(), 1);
+    assert_eq!(files_under(dir.path()).len(), 2, "one blob, one outboard");
 }
 
 fn manifest(key: &SecretKey, model: &[u8], name: &str, version: &str, t: u64) -> Manifest {
