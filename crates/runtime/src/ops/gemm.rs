@@ -105,12 +105,12 @@ fn matmul_dims(a: &[usize], b: &[usize]) -> OpResult<MatMulDims> {
     let (a_batch, m, ka) = match a {
         [k] => (vec![], None, *k),
         [rest @ .., m, k] => (rest.to_vec(), Some(*m), *k),
-        [] => unreachable!("checked above"),
+        [] => bail!("MatMul inputs must have rank >= 1, got {a:?} and {b:?}"),
     };
     let (b_batch, kb, n) = match b {
         [k] => (vec![], *k, None),
         [rest @ .., k, n] => (rest.to_vec(), *k, Some(*n)),
-        [] => unreachable!("checked above"),
+        [] => bail!("MatMul inputs must have rank >= 1, got {a:?} and {b:?}"),
     };
     ensure!(ka == kb, "MatMul inner dimensions differ: {a:?} x {b:?}");
     let batch = broadcast_shapes(&[&a_batch, &b_batch])
