@@ -84,6 +84,17 @@ impl Attrs {
         Ok(self.opt_int(name)?.unwrap_or(default))
     }
 
+    /// A 0/1 int attribute as a bool; any other value is an error.
+    pub fn flag(&self, name: &str, default: bool) -> OpResult<bool> {
+        match self.int(name, i64::from(default))? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(OpError(format!(
+                "attribute `{name}` must be 0 or 1, got {v}"
+            ))),
+        }
+    }
+
     /// A required int attribute.
     pub fn req_int(&self, name: &str) -> OpResult<i64> {
         self.opt_int(name)?

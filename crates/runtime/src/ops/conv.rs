@@ -80,12 +80,11 @@ impl WindowAttrs {
                     .collect::<OpResult<Vec<_>>>()?,
             ),
         };
-        let ceil_mode = match attrs.int("ceil_mode", 0)? {
-            0 => false,
-            1 if ceil_ok => true,
-            1 => bail!("ceil_mode is not supported by this op or opset"),
-            v => bail!("attribute `ceil_mode` must be 0 or 1, got {v}"),
-        };
+        let ceil_mode = attrs.flag("ceil_mode", false)?;
+        ensure!(
+            !ceil_mode || ceil_ok,
+            "ceil_mode is not supported by this op or opset"
+        );
         let dilations = positive_ints(attrs, "dilations")?;
         ensure!(
             dilations_ok || dilations.as_ref().is_none_or(|d| d.iter().all(|&x| x == 1)),

@@ -120,11 +120,7 @@ fn build_max(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
         .kernel
         .clone()
         .ok_or_else(|| OpError("MaxPool needs `kernel_shape`".into()))?;
-    let storage_order = match ctx.attrs.int("storage_order", 0)? {
-        0 => false,
-        1 => true,
-        v => bail!("attribute `storage_order` must be 0 or 1, got {v}"),
-    };
+    let storage_order = ctx.attrs.flag("storage_order", false)?;
     Ok(Box::new(MaxPool {
         window,
         kernel,
@@ -146,11 +142,7 @@ fn build_avg(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
         .kernel
         .clone()
         .ok_or_else(|| OpError("AveragePool needs `kernel_shape`".into()))?;
-    let count_include_pad = match ctx.attrs.int("count_include_pad", 0)? {
-        0 => false,
-        1 => true,
-        v => bail!("attribute `count_include_pad` must be 0 or 1, got {v}"),
-    };
+    let count_include_pad = ctx.attrs.flag("count_include_pad", false)?;
     Ok(Box::new(AvgPool {
         window,
         kernel,

@@ -5,39 +5,14 @@ use crate::ops::Fact;
 use crate::tensor::{DType, Data, Elem, Tensor, checked_len};
 use crate::{bail, ensure, with_data};
 
-/// Runs `$body` with the type alias `$t` set to the Rust element type of `$dtype`.
+/// Runs `$body` with the type alias `$t` set to the Rust element type of
+/// `$dtype` (every dtype, bool included).
 macro_rules! by_dtype {
     ($dtype:expr, $t:ident => $body:expr) => {
-        match $dtype {
-            $crate::DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            $crate::DType::F64 => {
-                type $t = f64;
-                $body
-            }
-            $crate::DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            $crate::DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            $crate::DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            $crate::DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            $crate::DType::Bool => {
-                type $t = bool;
-                $body
-            }
-        }
+        $crate::kernels::elementwise::by_num!($dtype, $t => $body, bool => {
+            type $t = bool;
+            $body
+        })
     };
 }
 pub(crate) use by_dtype;
