@@ -55,8 +55,26 @@ pub(crate) struct ExecArgs {
     max_total_flops: u64,
 }
 
+/// Reads a whole file, refusing one larger than `max_bytes` before reading it.
+fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+    let len = fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > max_bytes {
+        bail!(
+            "{} is {len} bytes, over the limit of {max_bytes} bytes",
+            path.display()
+        );
+    }
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
 fn read_input(path: &Path, dtype: Option<DType>, max_elements: usize) -> Result<Tensor> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // Generous for JSON text (up to 32 bytes per element) and every binary format.
+    let max_bytes = (max_elements as u64)
+        .saturating_mul(32)
+        .saturating_add(1 << 20);
+    let bytes = read_limited(path, max_bytes)?;
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -152,8 +170,7 @@ pub(crate) fn run(args: ExecArgs) -> Result<()> {
         ..Limits::default()
     };
     let t0 = Instant::now();
-    let bytes =
-        fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let bytes = read_limited(&args.model, limits.max_model_bytes as u64)?;
     let model = Arc::new(
         Model::load(&bytes, limits).with_context(|| format!("loading {}", args.model.display()))?,
     );
