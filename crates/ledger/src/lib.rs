@@ -1,0 +1,2 @@
+//! Glassbox's ledger: the pure, deterministic state machine that consensus
+//! replicates (docs/ledger.md).
