@@ -1,0 +1,713 @@
+//! Transaction admission and block application (docs/ledger.md,
+//! "Admission and execution").
+
+use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BlockError, TxError};
+use crate::limits;
+use crate::records::{
+    Account, Executor, Head, ModelRecord, Unbonding, capacity_ok, validate_endpoint,
+};
+use crate::serde_util;
+use crate::state::State;
+use crate::tx::{SignedTx, TxBody, TxHash};
+
+/// What consensus says about the block being applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockContext {
+    /// The block's height: the state's height + 1.
+    pub height: u64,
+    /// The block's timestamp in ms since the Unix epoch; not earlier than
+    /// the previous block's (the genesis time for the first block).
+    pub timestamp_ms: u64,
+}
+
+/// Something a successful transaction did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Funds moved between accounts.
+    Transferred {
+        /// The sender.
+        #[serde(with = "serde_util::public_key")]
+        from: PublicKey,
+        /// The recipient.
+        #[serde(with = "serde_util::public_key")]
+        to: PublicKey,
+        /// The amount.
+        amount: u64,
+    },
+    /// An executor registered (or re-registered).
+    ExecutorRegistered {
+        /// Its owner.
+        #[serde(with = "serde_util::public_key")]
+        owner: PublicKey,
+        /// Its bonded stake.
+        stake: u64,
+        /// Its declared capacity.
+        capacity: u32,
+        /// Its endpoint.
+        endpoint: String,
+    },
+    /// An executor changed its capacity or endpoint.
+    ExecutorUpdated {
+        /// Its owner.
+        #[serde(with = "serde_util::public_key")]
+        owner: PublicKey,
+        /// The new capacity.
+        capacity: u32,
+        /// The new endpoint.
+        endpoint: String,
+    },
+    /// An executor's bonded stake changed.
+    StakeChanged {
+        /// Its owner.
+        #[serde(with = "serde_util::public_key")]
+        owner: PublicKey,
+        /// The new bonded stake.
+        stake: u64,
+    },
+    /// Stake started unbonding.
+    Unbonding {
+        /// The executor's owner.
+        #[serde(with = "serde_util::public_key")]
+        owner: PublicKey,
+        /// The amount.
+        amount: u64,
+        /// When it can be withdrawn.
+        release_height: u64,
+    },
+    /// An executor deregistered (all its stake is unbonding).
+    ExecutorDeregistered {
+        /// Its owner.
+        #[serde(with = "serde_util::public_key")]
+        owner: PublicKey,
+    },
+    /// Released unbonding returned to the owner's balance.
+    Withdrawn {
+        /// The owner.
+        #[serde(with = "serde_util::public_key")]
+        owner: PublicKey,
+        /// The amount.
+        amount: u64,
+    },
+    /// A model was published.
+    ModelPublished {
+        /// Its id.
+        model_id: ModelId,
+        /// Its manifest's id.
+        manifest_id: ManifestId,
+        /// Its name.
+        name: String,
+        /// Its version.
+        version: String,
+        /// Its publisher.
+        #[serde(with = "serde_util::public_key")]
+        publisher: PublicKey,
+    },
+}
+
+/// A transaction's result in a block: its events, or the execution error
+/// that left only its fee and nonce applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// The transaction's hash.
+    pub tx_hash: TxHash,
+    /// Its events, or why its body failed.
+    pub result: Result<Vec<Event>, TxError>,
+}
+
+impl Serialize for TxOutcome {
+    /// `{"tx_hash", "ok": true, "events": [...]}` or `{"tx_hash", "ok":
+    /// false, "error": {"code", "message"}}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("TxOutcome", 3)?;
+        st.serialize_field("tx_hash", &self.tx_hash)?;
+        match &self.result {
+            Ok(events) => {
+                st.serialize_field("ok", &true)?;
+                st.serialize_field("events", events)?;
+            }
+            Err(e) => {
+                st.serialize_field("ok", &false)?;
+                st.serialize_field("error", e)?;
+            }
+        }
+        st.end()
+    }
+}
+
+impl State {
+    /// Mempool admission against this state: size, fee floor, sender
+    /// account, nonce at least the account's next one, balance covering the
+    /// fee, and the signature for this chain. A transaction passing it may
+    /// still fail admission in a block (another transaction spent the
+    /// balance or used the nonce first).
+    pub fn check_tx(&self, tx: &SignedTx) -> Result<(), TxError> {
+        self.admit(tx, false).map(|_| ())
+    }
+
+    /// The admission checks; returns the sender's account. In a block
+    /// (`exact_nonce`) the nonce must be exactly the account's.
+    fn admit(&self, tx: &SignedTx, exact_nonce: bool) -> Result<Account, TxError> {
+        let p = &self.params;
+        let size = tx.len();
+        if u64::try_from(size).unwrap_or(u64::MAX) > u64::from(p.max_tx_bytes) {
+            return Err(TxError::TxTooLarge {
+                size,
+                max: u64::from(p.max_tx_bytes),
+            });
+        }
+        let min = p.min_fee_for(size).unwrap_or(u64::MAX);
+        if tx.fee() < min {
+            return Err(TxError::FeeTooLow {
+                fee: tx.fee(),
+                min,
+                size,
+            });
+        }
+        let account = self
+            .load_account(tx.sender())?
+            .ok_or(TxError::UnknownSender {
+                sender: tx.sender().to_string(),
+            })?;
+        if exact_nonce && tx.nonce() != account.nonce {
+            return Err(TxError::NonceMismatch {
+                expected: account.nonce,
+                got: tx.nonce(),
+            });
+        }
+        if tx.nonce() < account.nonce {
+            return Err(TxError::NonceTooLow {
+                expected: account.nonce,
+                got: tx.nonce(),
+            });
+        }
+        if tx.nonce() == u64::MAX {
+            return Err(TxError::NonceExhausted);
+        }
+        if account.balance < tx.fee() {
+            return Err(TxError::InsufficientFeeBalance {
+                balance: account.balance,
+                fee: tx.fee(),
+            });
+        }
+        tx.verify_signature(&self.chain.chain_id)?;
+        Ok(account)
+    }
+
+    /// Applies the block `txs` at `ctx` to a copy of this state and
+    /// returns it with each transaction's outcome; `self` is unchanged.
+    ///
+    /// Fails when the height is not the next one, the timestamp goes back,
+    /// the block is over `max_block_txs` or `max_block_bytes`, or any
+    /// transaction fails admission (checked against the state left by the
+    /// transactions before it, with the nonce exactly the account's).
+    /// Otherwise each transaction's fee is charged and its nonce bumped,
+    /// then its body runs: a body that fails is recorded in its outcome and
+    /// changes nothing else. The block's fees go to the fee pool.
+    pub fn apply_block(
+        &self,
+        ctx: BlockContext,
+        txs: &[SignedTx],
+    ) -> Result<(State, Vec<TxOutcome>), BlockError> {
+        let expected = self
+            .head
+            .height
+            .checked_add(1)
+            .ok_or(BlockError::HeightOverflow)?;
+        if ctx.height != expected {
+            return Err(BlockError::WrongHeight {
+                expected,
+                got: ctx.height,
+            });
+        }
+        if ctx.timestamp_ms < self.head.timestamp_ms {
+            return Err(BlockError::TimestampDecreased {
+                previous: self.head.timestamp_ms,
+                got: ctx.timestamp_ms,
+            });
+        }
+        let max_txs = self.params.max_block_txs;
+        if u64::try_from(txs.len()).unwrap_or(u64::MAX) > u64::from(max_txs) {
+            return Err(BlockError::TooManyTxs {
+                count: txs.len(),
+                max: max_txs,
+            });
+        }
+        let bytes = txs.iter().fold(0u64, |acc, tx| {
+            acc.saturating_add(u64::try_from(tx.len()).unwrap_or(u64::MAX))
+        });
+        if bytes > u64::from(self.params.max_block_bytes) {
+            return Err(BlockError::TooManyBytes {
+                bytes,
+                max: self.params.max_block_bytes,
+            });
+        }
+
+        let mut next = self.clone();
+        let internal = |e: crate::smt::SmtError| BlockError::Internal {
+            reason: format!("storing a record: {e}"),
+        };
+        next.put_head(Head {
+            height: ctx.height,
+            timestamp_ms: ctx.timestamp_ms,
+        })
+        .map_err(internal)?;
+        let mut fees = 0u64;
+        let mut outcomes = Vec::with_capacity(txs.len());
+        for (index, tx) in txs.iter().enumerate() {
+            let result = next.apply_tx(tx, ctx.height).map_err(|error| match error {
+                TxError::Internal { reason } => BlockError::Internal {
+                    reason: format!("transaction {index}: {reason}"),
+                },
+                error => BlockError::InvalidTx {
+                    index,
+                    tx_hash: tx.hash(),
+                    error,
+                },
+            })?;
+            fees = fees
+                .checked_add(tx.fee())
+                .ok_or(BlockError::FeeOverflow { index })?;
+            outcomes.push(TxOutcome {
+                tx_hash: tx.hash(),
+                result,
+            });
+        }
+        if fees > 0 {
+            let pool = next
+                .fee_pool
+                .checked_add(fees)
+                .ok_or(BlockError::FeeOverflow { index: txs.len() })?;
+            next.put_fee_pool(pool).map_err(internal)?;
+        }
+        Ok((next, outcomes))
+    }
+
+    /// One transaction: admission (the outer error, which invalidates the
+    /// block), fee and nonce, then the body (the inner result).
+    fn apply_tx(
+        &mut self,
+        tx: &SignedTx,
+        height: u64,
+    ) -> Result<Result<Vec<Event>, TxError>, TxError> {
+        let account = self.admit(tx, true)?;
+        let charged = Account {
+            balance: account.balance.checked_sub(tx.fee()).ok_or(
+                TxError::InsufficientFeeBalance {
+                    balance: account.balance,
+                    fee: tx.fee(),
+                },
+            )?,
+            nonce: account
+                .nonce
+                .checked_add(1)
+                .ok_or(TxError::NonceExhausted)?,
+        };
+        // Bodies change the sender's account only through `working`, which
+        // is stored once below (or dropped when the body fails); they check
+        // everything before their first write, so an error leaves no trace.
+        let mut working = charged;
+        let result = self.execute(tx.sender(), &mut working, tx.body(), height);
+        match result {
+            Ok(events) => {
+                self.put_account(tx.sender(), &working)?;
+                Ok(Ok(events))
+            }
+            Err(e @ TxError::Internal { .. }) => Err(e),
+            Err(e) => {
+                self.put_account(tx.sender(), &charged)?;
+                Ok(Err(e))
+            }
+        }
+    }
+
+    fn execute(
+        &mut self,
+        sender: &PublicKey,
+        account: &mut Account,
+        body: &TxBody,
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        match body {
+            TxBody::Transfer { to, amount } => self.transfer(sender, account, to, *amount),
+            TxBody::RegisterExecutor {
+                stake,
+                capacity,
+                endpoint,
+            } => self.register_executor(sender, account, *stake, *capacity, endpoint, height),
+            TxBody::AddStake { amount } => self.add_stake(sender, account, *amount),
+            TxBody::Unbond { amount } => self.unbond(sender, *amount, height),
+            TxBody::Withdraw => self.withdraw(sender, account, height),
+            TxBody::Deregister => self.deregister(sender, height),
+            TxBody::UpdateExecutor { capacity, endpoint } => {
+                self.update_executor(sender, *capacity, endpoint)
+            }
+            TxBody::PublishModel { manifest } => self.publish_model(manifest, height),
+        }
+    }
+
+    fn transfer(
+        &mut self,
+        sender: &PublicKey,
+        account: &mut Account,
+        to: &PublicKey,
+        amount: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        if amount == 0 {
+            return Err(TxError::ZeroAmount { field: "amount" });
+        }
+        let balance = account
+            .balance
+            .checked_sub(amount)
+            .ok_or(TxError::InsufficientBalance {
+                field: "amount",
+                balance: account.balance,
+                needed: amount,
+            })?;
+        if to != sender {
+            let mut recipient = self.load_account(to)?.unwrap_or_default();
+            recipient.balance =
+                recipient
+                    .balance
+                    .checked_add(amount)
+                    .ok_or(TxError::BalanceOverflow {
+                        account: to.to_string(),
+                    })?;
+            self.put_account(to, &recipient)?;
+            account.balance = balance;
+        }
+        Ok(vec![Event::Transferred {
+            from: *sender,
+            to: *to,
+            amount,
+        }])
+    }
+
+    fn register_executor(
+        &mut self,
+        owner: &PublicKey,
+        account: &mut Account,
+        stake: u64,
+        capacity: u32,
+        endpoint: &str,
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        check_capacity(capacity)?;
+        validate_endpoint(endpoint).map_err(|reason| TxError::InvalidEndpoint { reason })?;
+        let min = self.params.min_executor_stake;
+        if stake < min {
+            return Err(TxError::StakeBelowMinimum {
+                field: "stake",
+                stake,
+                min,
+            });
+        }
+        let unbonding = match self.executor(owner) {
+            Some(e) if e.is_active() => {
+                return Err(TxError::AlreadyRegistered {
+                    owner: owner.to_string(),
+                });
+            }
+            Some(e) => e.unbonding.clone(),
+            None => Vec::new(),
+        };
+        account.balance =
+            account
+                .balance
+                .checked_sub(stake)
+                .ok_or(TxError::InsufficientBalance {
+                    field: "stake",
+                    balance: account.balance,
+                    needed: stake,
+                })?;
+        self.put_executor(Executor {
+            owner: *owner,
+            stake,
+            capacity,
+            endpoint: endpoint.to_string(),
+            registered_height: height,
+            unbonding,
+        })?;
+        Ok(vec![Event::ExecutorRegistered {
+            owner: *owner,
+            stake,
+            capacity,
+            endpoint: endpoint.to_string(),
+        }])
+    }
+
+    /// The sender's active executor, cloned for modification.
+    fn active_executor(&self, owner: &PublicKey) -> Result<Executor, TxError> {
+        match self.executor(owner) {
+            None => Err(TxError::NotAnExecutor {
+                owner: owner.to_string(),
+            }),
+            Some(e) if !e.is_active() => Err(TxError::ExecutorInactive {
+                owner: owner.to_string(),
+            }),
+            Some(e) => Ok(e.clone()),
+        }
+    }
+
+    fn add_stake(
+        &mut self,
+        owner: &PublicKey,
+        account: &mut Account,
+        amount: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        if amount == 0 {
+            return Err(TxError::ZeroAmount { field: "amount" });
+        }
+        let mut e = self.active_executor(owner)?;
+        let balance = account
+            .balance
+            .checked_sub(amount)
+            .ok_or(TxError::InsufficientBalance {
+                field: "amount",
+                balance: account.balance,
+                needed: amount,
+            })?;
+        e.stake = e.stake.checked_add(amount).ok_or(TxError::StakeOverflow {
+            owner: owner.to_string(),
+            field: "stake",
+        })?;
+        let stake = e.stake;
+        account.balance = balance;
+        self.put_executor(e)?;
+        Ok(vec![Event::StakeChanged {
+            owner: *owner,
+            stake,
+        }])
+    }
+
+    fn release_height(&self, height: u64) -> Result<u64, TxError> {
+        height
+            .checked_add(self.params.unbonding_blocks)
+            .ok_or(TxError::ReleaseHeightOverflow {
+                height,
+                blocks: self.params.unbonding_blocks,
+            })
+    }
+
+    fn unbond(
+        &mut self,
+        owner: &PublicKey,
+        amount: u64,
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        if amount == 0 {
+            return Err(TxError::ZeroAmount { field: "amount" });
+        }
+        let mut e = self.active_executor(owner)?;
+        let remaining = e
+            .stake
+            .checked_sub(amount)
+            .ok_or(TxError::InsufficientStake {
+                stake: e.stake,
+                amount,
+            })?;
+        let min = self.params.min_executor_stake;
+        if remaining < min {
+            return Err(TxError::StakeBelowMinimum {
+                field: "remaining stake (deregister to unbond all of it)",
+                stake: remaining,
+                min,
+            });
+        }
+        let release_height = self.release_height(height)?;
+        add_unbonding(&mut e, amount, release_height)?;
+        e.stake = remaining;
+        self.put_executor(e)?;
+        Ok(vec![
+            Event::Unbonding {
+                owner: *owner,
+                amount,
+                release_height,
+            },
+            Event::StakeChanged {
+                owner: *owner,
+                stake: remaining,
+            },
+        ])
+    }
+
+    fn deregister(&mut self, owner: &PublicKey, height: u64) -> Result<Vec<Event>, TxError> {
+        let mut e = self.active_executor(owner)?;
+        let amount = e.stake;
+        let release_height = self.release_height(height)?;
+        add_unbonding(&mut e, amount, release_height)?;
+        e.stake = 0;
+        self.put_executor(e)?;
+        Ok(vec![
+            Event::Unbonding {
+                owner: *owner,
+                amount,
+                release_height,
+            },
+            Event::StakeChanged {
+                owner: *owner,
+                stake: 0,
+            },
+            Event::ExecutorDeregistered { owner: *owner },
+        ])
+    }
+
+    fn withdraw(
+        &mut self,
+        owner: &PublicKey,
+        account: &mut Account,
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        let mut e = self
+            .executor(owner)
+            .cloned()
+            .ok_or(TxError::NotAnExecutor {
+                owner: owner.to_string(),
+            })?;
+        let (released, pending): (Vec<Unbonding>, Vec<Unbonding>) =
+            e.unbonding.iter().partition(|u| u.release_height <= height);
+        if released.is_empty() {
+            return Err(TxError::NothingToWithdraw {
+                height,
+                next_release: pending.first().map(|u| u.release_height),
+            });
+        }
+        let amount = released
+            .iter()
+            .try_fold(0u64, |acc, u| acc.checked_add(u.amount))
+            .ok_or(TxError::StakeOverflow {
+                owner: owner.to_string(),
+                field: "unbonding",
+            })?;
+        let balance = account
+            .balance
+            .checked_add(amount)
+            .ok_or(TxError::BalanceOverflow {
+                account: owner.to_string(),
+            })?;
+        e.unbonding = pending;
+        if e.stake == 0 && e.unbonding.is_empty() {
+            self.remove_executor(owner);
+        } else {
+            self.put_executor(e)?;
+        }
+        account.balance = balance;
+        Ok(vec![Event::Withdrawn {
+            owner: *owner,
+            amount,
+        }])
+    }
+
+    fn update_executor(
+        &mut self,
+        owner: &PublicKey,
+        capacity: u32,
+        endpoint: &str,
+    ) -> Result<Vec<Event>, TxError> {
+        let mut e = self.active_executor(owner)?;
+        check_capacity(capacity)?;
+        validate_endpoint(endpoint).map_err(|reason| TxError::InvalidEndpoint { reason })?;
+        e.capacity = capacity;
+        e.endpoint = endpoint.to_string();
+        self.put_executor(e)?;
+        Ok(vec![Event::ExecutorUpdated {
+            owner: *owner,
+            capacity,
+            endpoint: endpoint.to_string(),
+        }])
+    }
+
+    fn publish_model(
+        &mut self,
+        manifest: &SignedManifest,
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        let m = manifest.manifest();
+        manifest
+            .verify()
+            .map_err(|_| TxError::BadManifestSignature {
+                publisher: m.publisher.to_string(),
+            })?;
+        if self.models.contains_key(&m.model_id) {
+            return Err(TxError::ModelExists {
+                model_id: m.model_id,
+            });
+        }
+        let version = m.version.to_string();
+        if let Some(entry) = self.names.get(&m.name) {
+            if entry.owner != m.publisher {
+                return Err(TxError::NameTaken {
+                    name: m.name.clone(),
+                    owner: entry.owner.to_string(),
+                });
+            }
+            if entry.versions.contains_key(&version) {
+                return Err(TxError::VersionExists {
+                    name: m.name.clone(),
+                    version,
+                });
+            }
+        }
+        let record = ModelRecord::new(manifest.clone(), height);
+        let event = Event::ModelPublished {
+            model_id: record.model_id,
+            manifest_id: record.manifest_id,
+            name: m.name.clone(),
+            version,
+            publisher: record.publisher,
+        };
+        self.put_model(record)?;
+        Ok(vec![event])
+    }
+}
+
+fn check_capacity(capacity: u32) -> Result<(), TxError> {
+    if capacity_ok(capacity) {
+        Ok(())
+    } else {
+        Err(TxError::InvalidCapacity {
+            capacity,
+            max: limits::MAX_CAPACITY,
+        })
+    }
+}
+
+/// Adds an unbonding entry, merging with an entry of the same release
+/// height and keeping the list sorted by release height.
+fn add_unbonding(e: &mut Executor, amount: u64, release_height: u64) -> Result<(), TxError> {
+    match e
+        .unbonding
+        .binary_search_by_key(&release_height, |u| u.release_height)
+    {
+        Ok(i) => {
+            let owner = e.owner.to_string();
+            let u = e.unbonding.get_mut(i).ok_or(TxError::Internal {
+                reason: "unbonding index out of range".into(),
+            })?;
+            u.amount = u.amount.checked_add(amount).ok_or(TxError::StakeOverflow {
+                owner,
+                field: "unbonding",
+            })?;
+        }
+        Err(i) => {
+            if e.unbonding.len() >= limits::MAX_UNBONDING_ENTRIES {
+                return Err(TxError::TooManyUnbonding {
+                    max: limits::MAX_UNBONDING_ENTRIES,
+                });
+            }
+            e.unbonding.insert(
+                i,
+                Unbonding {
+                    amount,
+                    release_height,
+                },
+            );
+        }
+    }
+    Ok(())
+}

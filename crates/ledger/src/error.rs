@@ -1,0 +1,476 @@
+//! The crate's error types (keys appear in their `ed25519:<hex>` text
+//! form). Every message says what was wrong and where;
+//! all of them are deterministic (no addresses, no timing), so replicas
+//! report the same errors for the same inputs.
+
+use glassbox_types::ModelId;
+
+use crate::smt::{ProofError, SmtError};
+use crate::tx::TxHash;
+
+/// Bytes that are not a canonical encoding of `what`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {what} at byte {offset}: {reason}")]
+pub struct DecodeError {
+    /// What was being decoded (`transaction`, `proof`, `account record`...).
+    pub what: &'static str,
+    /// Byte offset where decoding failed.
+    pub offset: usize,
+    /// Why.
+    pub reason: String,
+}
+
+/// Why a transaction was refused (admission) or failed (execution).
+///
+/// Admission errors ([`TxError::is_admission`]) make a block that contains
+/// the transaction invalid; execution errors are recorded in the
+/// transaction's [`TxOutcome`](crate::TxOutcome) and have no effect besides
+/// the fee and the nonce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    // ---- admission -------------------------------------------------------
+    /// The encoded transaction is over the `max_tx_bytes` parameter.
+    #[error("transaction is {size} bytes, over max_tx_bytes = {max}")]
+    TxTooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        max: u64,
+    },
+    /// The fee is under `min_fee + fee_per_byte × encoded size`.
+    #[error("fee {fee} is below the minimum {min} (min_fee + fee_per_byte × {size} bytes)")]
+    FeeTooLow {
+        /// The transaction's fee.
+        fee: u64,
+        /// The minimum for its size.
+        min: u64,
+        /// Encoded size.
+        size: usize,
+    },
+    /// The sender has no account (never received funds).
+    #[error("sender {sender} has no account")]
+    UnknownSender {
+        /// The sender.
+        sender: String,
+    },
+    /// The nonce was already used (mempool admission).
+    #[error("nonce {got} is below the sender's next nonce {expected}")]
+    NonceTooLow {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The nonce is not exactly the account's next nonce (block execution).
+    #[error("nonce {got} is not the sender's next nonce {expected}")]
+    NonceMismatch {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The account's nonce is `u64::MAX`: it cannot send again.
+    #[error("the sender's nonce is exhausted (u64::MAX)")]
+    NonceExhausted,
+    /// The balance does not cover the fee.
+    #[error("sender balance {balance} cannot pay the fee {fee}")]
+    InsufficientFeeBalance {
+        /// The sender's balance.
+        balance: u64,
+        /// The fee.
+        fee: u64,
+    },
+    /// The signature does not verify.
+    #[error(
+        "signature does not verify for sender {sender} on this chain \
+         (wrong key, tampered transaction, or signed for another chain id)"
+    )]
+    BadSignature {
+        /// The claimed sender.
+        sender: String,
+    },
+    /// A field is over its encoding limit (when building a transaction).
+    #[error("{field} is {len} bytes, over the limit of {max}")]
+    FieldTooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    // ---- execution -------------------------------------------------------
+    /// An amount that must be positive is zero.
+    #[error("{field} must be positive")]
+    ZeroAmount {
+        /// The field.
+        field: &'static str,
+    },
+    /// The balance (after the fee) does not cover an amount.
+    #[error("balance {balance} (after the fee) is less than the {field} {needed}")]
+    InsufficientBalance {
+        /// What needed the funds (`amount`, `stake`).
+        field: &'static str,
+        /// The sender's balance after the fee.
+        balance: u64,
+        /// The amount needed.
+        needed: u64,
+    },
+    /// Crediting an account would overflow `u64`.
+    #[error("the balance of {account} would overflow u64")]
+    BalanceOverflow {
+        /// The account credited.
+        account: String,
+    },
+    /// Adding to a stake or an unbonding entry would overflow `u64`.
+    #[error("{field} of executor {owner} would overflow u64")]
+    StakeOverflow {
+        /// The executor.
+        owner: String,
+        /// `stake` or `unbonding`.
+        field: &'static str,
+    },
+    /// `height + unbonding_blocks` overflows `u64`.
+    #[error("the release height {height} + unbonding_blocks {blocks} overflows u64")]
+    ReleaseHeightOverflow {
+        /// The current height.
+        height: u64,
+        /// The unbonding period.
+        blocks: u64,
+    },
+    /// The sender already has an active executor.
+    #[error("executor {owner} is already registered")]
+    AlreadyRegistered {
+        /// The owner.
+        owner: String,
+    },
+    /// The sender has no executor record.
+    #[error("{owner} is not a registered executor")]
+    NotAnExecutor {
+        /// The sender.
+        owner: String,
+    },
+    /// The executor deregistered (stake 0); it may register again.
+    #[error("executor {owner} is deregistered; register it again first")]
+    ExecutorInactive {
+        /// The owner.
+        owner: String,
+    },
+    /// A stake would be below `min_executor_stake`.
+    #[error("{field}: the stake would be {stake}, below min_executor_stake = {min}")]
+    StakeBelowMinimum {
+        /// `stake` (registration) or `remaining stake` (unbond).
+        field: &'static str,
+        /// The resulting stake.
+        stake: u64,
+        /// The minimum.
+        min: u64,
+    },
+    /// Unbonding more than is staked.
+    #[error("cannot unbond {amount}: the stake is {stake}")]
+    InsufficientStake {
+        /// The current stake.
+        stake: u64,
+        /// The amount requested.
+        amount: u64,
+    },
+    /// The executor has the maximum number of unbonding entries.
+    #[error(
+        "executor already has {max} unbonding entries (the limit); withdraw matured ones first"
+    )]
+    TooManyUnbonding {
+        /// The limit.
+        max: usize,
+    },
+    /// No unbonding entry has reached its release height.
+    #[error("nothing to withdraw at height {height}{}", next_release_text(.next_release))]
+    NothingToWithdraw {
+        /// The current height.
+        height: u64,
+        /// The earliest release height still pending, if any.
+        next_release: Option<u64>,
+    },
+    /// The declared capacity is out of range.
+    #[error("capacity {capacity} must be between 1 and {max}")]
+    InvalidCapacity {
+        /// The capacity.
+        capacity: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The endpoint is not an acceptable URL.
+    #[error("endpoint: {reason}")]
+    InvalidEndpoint {
+        /// Why.
+        reason: String,
+    },
+    /// The manifest's signature does not verify against its publisher.
+    #[error("manifest signature does not verify against its publisher {publisher}")]
+    BadManifestSignature {
+        /// The manifest's publisher.
+        publisher: String,
+    },
+    /// The model is already published.
+    #[error("model {model_id} is already published")]
+    ModelExists {
+        /// The model id.
+        model_id: ModelId,
+    },
+    /// The name@version is already published.
+    #[error("{name}@{version} is already published")]
+    VersionExists {
+        /// The name.
+        name: String,
+        /// The version.
+        version: String,
+    },
+    /// The name belongs to another publisher.
+    #[error("the name {name} belongs to publisher {owner}")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// Its owner.
+        owner: String,
+    },
+    /// A record could not be stored (a ledger bug, never input-dependent).
+    #[error("internal: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+fn next_release_text(next: &Option<u64>) -> String {
+    match next {
+        Some(h) => format!(" (next release at height {h})"),
+        None => " (nothing is unbonding)".to_string(),
+    }
+}
+
+impl TxError {
+    /// Whether this error makes a block containing the transaction invalid
+    /// (true) or is recorded as the transaction's failed outcome (false).
+    pub fn is_admission(&self) -> bool {
+        matches!(
+            self,
+            TxError::TxTooLarge { .. }
+                | TxError::FeeTooLow { .. }
+                | TxError::UnknownSender { .. }
+                | TxError::NonceTooLow { .. }
+                | TxError::NonceMismatch { .. }
+                | TxError::NonceExhausted
+                | TxError::InsufficientFeeBalance { .. }
+                | TxError::BadSignature { .. }
+                | TxError::FieldTooLong { .. }
+                | TxError::Internal { .. }
+        )
+    }
+
+    /// A stable snake_case code for APIs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::TxTooLarge { .. } => "tx_too_large",
+            TxError::FeeTooLow { .. } => "fee_too_low",
+            TxError::UnknownSender { .. } => "unknown_sender",
+            TxError::NonceTooLow { .. } => "nonce_too_low",
+            TxError::NonceMismatch { .. } => "nonce_mismatch",
+            TxError::NonceExhausted => "nonce_exhausted",
+            TxError::InsufficientFeeBalance { .. } => "insufficient_fee_balance",
+            TxError::BadSignature { .. } => "bad_signature",
+            TxError::FieldTooLong { .. } => "field_too_long",
+            TxError::ZeroAmount { .. } => "zero_amount",
+            TxError::InsufficientBalance { .. } => "insufficient_balance",
+            TxError::BalanceOverflow { .. } => "balance_overflow",
+            TxError::StakeOverflow { .. } => "stake_overflow",
+            TxError::ReleaseHeightOverflow { .. } => "release_height_overflow",
+            TxError::AlreadyRegistered { .. } => "already_registered",
+            TxError::NotAnExecutor { .. } => "not_an_executor",
+            TxError::ExecutorInactive { .. } => "executor_inactive",
+            TxError::StakeBelowMinimum { .. } => "stake_below_minimum",
+            TxError::InsufficientStake { .. } => "insufficient_stake",
+            TxError::TooManyUnbonding { .. } => "too_many_unbonding",
+            TxError::NothingToWithdraw { .. } => "nothing_to_withdraw",
+            TxError::InvalidCapacity { .. } => "invalid_capacity",
+            TxError::InvalidEndpoint { .. } => "invalid_endpoint",
+            TxError::BadManifestSignature { .. } => "bad_manifest_signature",
+            TxError::ModelExists { .. } => "model_exists",
+            TxError::VersionExists { .. } => "version_exists",
+            TxError::NameTaken { .. } => "name_taken",
+            TxError::Internal { .. } => "internal",
+        }
+    }
+}
+
+impl serde::Serialize for TxError {
+    /// `{"code": "...", "message": "..."}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("TxError", 2)?;
+        st.serialize_field("code", self.code())?;
+        st.serialize_field("message", &self.to_string())?;
+        st.end()
+    }
+}
+
+/// Why a block cannot be applied. A proposer must never produce one of
+/// these; a replica rejects the block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The block's height is not the state's height + 1.
+    #[error("block height {got} is not the next height {expected}")]
+    WrongHeight {
+        /// The state's height + 1.
+        expected: u64,
+        /// The block's height.
+        got: u64,
+    },
+    /// The state is at `u64::MAX`.
+    #[error("the chain height is exhausted (u64::MAX)")]
+    HeightOverflow,
+    /// The block's timestamp is earlier than the previous block's.
+    #[error("block timestamp {got} ms is earlier than the previous block's {previous} ms")]
+    TimestampDecreased {
+        /// The previous block's timestamp.
+        previous: u64,
+        /// This block's.
+        got: u64,
+    },
+    /// Too many transactions.
+    #[error("block has {count} transactions, over max_block_txs = {max}")]
+    TooManyTxs {
+        /// The count.
+        count: usize,
+        /// The limit.
+        max: u32,
+    },
+    /// Too many bytes of transactions.
+    #[error("block has {bytes} bytes of transactions, over max_block_bytes = {max}")]
+    TooManyBytes {
+        /// The sum of the encoded sizes.
+        bytes: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// A transaction fails admission.
+    #[error("transaction {index} ({tx_hash}) is not admissible: {error}")]
+    InvalidTx {
+        /// Its index in the block.
+        index: usize,
+        /// Its hash.
+        tx_hash: TxHash,
+        /// Why.
+        error: TxError,
+    },
+    /// The block's fee total or the fee pool would overflow `u64` (not
+    /// reachable with a supply that fits in `u64`).
+    #[error("fee total overflows u64 at transaction {index}")]
+    FeeOverflow {
+        /// The transaction's index.
+        index: usize,
+    },
+    /// A record could not be stored (a ledger bug, never input-dependent).
+    #[error("internal: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Why a genesis is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// The chain name is empty, too long or has other characters.
+    #[error("chain_name `{name}`: {reason}")]
+    ChainName {
+        /// The name (clipped).
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A parameter is out of range.
+    #[error("params.{field}: {reason}")]
+    Params {
+        /// The parameter.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Too many accounts.
+    #[error("{count} genesis accounts, over the limit of {max}")]
+    TooManyAccounts {
+        /// The count.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Too many executors.
+    #[error("{count} genesis executors, over the limit of {max}")]
+    TooManyExecutors {
+        /// The count.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An address is listed twice.
+    #[error("accounts[{index}]: address {address} is listed twice")]
+    DuplicateAccount {
+        /// The second occurrence.
+        index: usize,
+        /// The address.
+        address: String,
+    },
+    /// An executor owner is listed twice.
+    #[error("executors[{index}]: owner {owner} is listed twice")]
+    DuplicateExecutor {
+        /// The second occurrence.
+        index: usize,
+        /// The owner.
+        owner: String,
+    },
+    /// An executor is invalid.
+    #[error("executors[{index}] ({owner}): {reason}")]
+    Executor {
+        /// Its index.
+        index: usize,
+        /// Its owner.
+        owner: String,
+        /// Why.
+        reason: String,
+    },
+    /// The balances and stakes add up to more than `u64::MAX`.
+    #[error("the total supply (balances + stakes) overflows u64 at {at}")]
+    SupplyOverflow {
+        /// Where (`accounts[i]` or `executors[i]`).
+        at: String,
+    },
+    /// A record could not be stored (a ledger bug).
+    #[error("internal: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Any error of this crate, for callers that propagate with `?`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// See [`DecodeError`].
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// See [`ProofError`].
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// See [`SmtError`].
+    #[error(transparent)]
+    Smt(#[from] SmtError),
+    /// See [`TxError`].
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    /// See [`BlockError`].
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// See [`GenesisError`].
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+}

@@ -1,0 +1,748 @@
+//! The typed records of the state, their keys in the authenticated map and
+//! their canonical encodings (docs/ledger.md, "State layout").
+
+use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Reader, Writer};
+use crate::error::{DecodeError, GenesisError};
+use crate::limits;
+use crate::serde_util;
+
+/// Format version byte that starts every record encoding.
+pub const RECORD_VERSION: u8 = 1;
+
+/// Key tags: the first byte of every key in the authenticated map.
+pub mod tags {
+    /// Chain-wide singletons (`[0x00, sub]`).
+    pub const META: u8 = 0x00;
+    /// `0x01 || address`: an [`Account`](crate::Account).
+    pub const ACCOUNT: u8 = 0x01;
+    /// `0x02 || owner`: an [`Executor`](crate::Executor).
+    pub const EXECUTOR: u8 = 0x02;
+    /// `0x03 || model id`: a [`ModelRecord`](crate::ModelRecord).
+    pub const MODEL: u8 = 0x03;
+    /// `0x04 || name || 0x00 || version`: the model id of a name@version.
+    pub const MODEL_VERSION: u8 = 0x04;
+    /// `0x05 || name`: the publisher owning a model name.
+    pub const NAME_OWNER: u8 = 0x05;
+    /// Reserved for inference jobs (a later issue); nothing is stored under
+    /// it yet.
+    pub const JOB: u8 = 0x06;
+
+    /// `[META, META_CHAIN]`: the [`ChainInfo`](crate::ChainInfo).
+    pub const META_CHAIN: u8 = 0x00;
+    /// `[META, META_PARAMS]`: the [`Params`](crate::Params).
+    pub const META_PARAMS: u8 = 0x01;
+    /// `[META, META_HEAD]`: the [`Head`](crate::Head) (height, time).
+    pub const META_HEAD: u8 = 0x02;
+    /// `[META, META_FEE_POOL]`: the [`FeePool`](crate::FeePool).
+    pub const META_FEE_POOL: u8 = 0x03;
+}
+
+/// A key of the authenticated map, by record kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateKey {
+    /// The chain's identity.
+    Chain,
+    /// The parameters.
+    Params,
+    /// The latest block's height and time.
+    Head,
+    /// The collected fees.
+    FeePool,
+    /// An account by address.
+    Account(PublicKey),
+    /// An executor by owner.
+    Executor(PublicKey),
+    /// A model by id.
+    Model(ModelId),
+    /// A name@version's model id.
+    ModelVersion {
+        /// The model name.
+        name: String,
+        /// The version text (canonical semver).
+        version: String,
+    },
+    /// A model name's owner.
+    NameOwner(String),
+}
+
+impl StateKey {
+    /// The key bytes (see [`tags`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let tagged = |tag: u8, id: &[u8]| {
+            let mut k = Vec::with_capacity(1 + id.len());
+            k.push(tag);
+            k.extend_from_slice(id);
+            k
+        };
+        match self {
+            StateKey::Chain => vec![tags::META, tags::META_CHAIN],
+            StateKey::Params => vec![tags::META, tags::META_PARAMS],
+            StateKey::Head => vec![tags::META, tags::META_HEAD],
+            StateKey::FeePool => vec![tags::META, tags::META_FEE_POOL],
+            StateKey::Account(a) => tagged(tags::ACCOUNT, &a.to_bytes()),
+            StateKey::Executor(a) => tagged(tags::EXECUTOR, &a.to_bytes()),
+            StateKey::Model(m) => tagged(tags::MODEL, m.as_bytes()),
+            StateKey::ModelVersion { name, version } => {
+                let mut k = Vec::with_capacity(2 + name.len() + version.len());
+                k.push(tags::MODEL_VERSION);
+                k.extend_from_slice(name.as_bytes());
+                k.push(0);
+                k.extend_from_slice(version.as_bytes());
+                k
+            }
+            StateKey::NameOwner(name) => tagged(tags::NAME_OWNER, name.as_bytes()),
+        }
+    }
+}
+
+/// A balance and the next nonce of an address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// Spendable balance.
+    pub balance: u64,
+    /// The nonce the account's next transaction must carry.
+    pub nonce: u64,
+}
+
+impl Account {
+    /// `u8` 1, `u64` balance, `u64` nonce.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(17);
+        w.u8(RECORD_VERSION);
+        w.u64(self.balance);
+        w.u64(self.nonce);
+        w.buf
+    }
+
+    /// Decodes [`Account::encode`]'s form.
+    pub fn decode(bytes: &[u8]) -> Result<Account, DecodeError> {
+        let mut r = Reader::new("account record", bytes);
+        r.version(RECORD_VERSION)?;
+        let a = Account {
+            balance: r.u64()?,
+            nonce: r.u64()?,
+        };
+        r.finish()?;
+        Ok(a)
+    }
+}
+
+/// Stake on its way out: released to the owner's balance by a `Withdraw`
+/// at or after `release_height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unbonding {
+    /// The amount.
+    pub amount: u64,
+    /// The first height at which it can be withdrawn.
+    pub release_height: u64,
+}
+
+/// A registered executor: a node that runs inference jobs for a stake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Executor {
+    /// The owner (the key that registered it and controls its stake).
+    #[serde(with = "serde_util::public_key")]
+    pub owner: PublicKey,
+    /// Bonded stake; 0 once deregistered (then only unbonding remains).
+    pub stake: u64,
+    /// Declared maximum of concurrent jobs (1..=[`limits::MAX_CAPACITY`]).
+    pub capacity: u32,
+    /// `http(s)://` URL where its node serves model blobs
+    /// (≤ [`limits::MAX_ENDPOINT_BYTES`]).
+    pub endpoint: String,
+    /// Height of its (latest) registration.
+    pub registered_height: u64,
+    /// Pending unbondings, by increasing release height
+    /// (≤ [`limits::MAX_UNBONDING_ENTRIES`]).
+    pub unbonding: Vec<Unbonding>,
+}
+
+impl Executor {
+    /// Whether it is registered (has stake); a deregistered executor's
+    /// record remains until its unbonding is withdrawn.
+    pub fn is_active(&self) -> bool {
+        self.stake > 0
+    }
+
+    /// The sum of its unbonding entries (saturating; it cannot exceed the
+    /// supply, which fits in `u64`).
+    pub fn unbonding_total(&self) -> u64 {
+        self.unbonding
+            .iter()
+            .fold(0u64, |acc, u| acc.saturating_add(u.amount))
+    }
+
+    /// `u8` 1, owner, `u64` stake, `u32` capacity, `str` endpoint, `u64`
+    /// registered height, `u32` count + (`u64` amount, `u64` release
+    /// height) entries.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(64 + self.endpoint.len() + 16 * self.unbonding.len());
+        w.u8(RECORD_VERSION);
+        w.key(&self.owner);
+        w.u64(self.stake);
+        w.u32(self.capacity);
+        w.str(&self.endpoint);
+        w.u64(self.registered_height);
+        w.len(self.unbonding.len());
+        for u in &self.unbonding {
+            w.u64(u.amount);
+            w.u64(u.release_height);
+        }
+        w.buf
+    }
+
+    /// Decodes [`Executor::encode`]'s form: lengths within their limits,
+    /// unbonding entries positive and strictly increasing in release
+    /// height.
+    pub fn decode(bytes: &[u8]) -> Result<Executor, DecodeError> {
+        let mut r = Reader::new("executor record", bytes);
+        r.version(RECORD_VERSION)?;
+        let owner = r.key("owner")?;
+        let stake = r.u64()?;
+        let capacity = r.u32()?;
+        let endpoint = r.str("endpoint", limits::MAX_ENDPOINT_BYTES)?;
+        let registered_height = r.u64()?;
+        let n = r.len("unbonding entries", limits::MAX_UNBONDING_ENTRIES)?;
+        let mut unbonding: Vec<Unbonding> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at = r.pos();
+            let u = Unbonding {
+                amount: r.u64()?,
+                release_height: r.u64()?,
+            };
+            if u.amount == 0 {
+                return Err(r.err_at(at, "unbonding amount is 0"));
+            }
+            if unbonding
+                .last()
+                .is_some_and(|p| p.release_height >= u.release_height)
+            {
+                return Err(r.err_at(at, "unbonding release heights are not increasing"));
+            }
+            unbonding.push(u);
+        }
+        r.finish()?;
+        Ok(Executor {
+            owner,
+            stake,
+            capacity,
+            endpoint,
+            registered_height,
+            unbonding,
+        })
+    }
+}
+
+/// A published model: its signed manifest and where it was published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRecord {
+    /// The publisher-signed manifest.
+    pub manifest: SignedManifest,
+    /// Its id (BLAKE3 of its encoding).
+    pub manifest_id: ManifestId,
+    /// The model's id (from the manifest).
+    pub model_id: ModelId,
+    /// The publisher (the manifest's signer).
+    pub publisher: PublicKey,
+    /// The height of the block that published it.
+    pub height: u64,
+}
+
+impl ModelRecord {
+    /// The record of `manifest` published at `height`.
+    pub fn new(manifest: SignedManifest, height: u64) -> ModelRecord {
+        ModelRecord {
+            manifest_id: manifest.id(),
+            model_id: manifest.manifest().model_id,
+            publisher: manifest.manifest().publisher,
+            manifest,
+            height,
+        }
+    }
+
+    /// `u8` 1, `u64` height, `u32` length + the signed manifest's canonical
+    /// encoding (docs/manifest.md). The ids and publisher derive from it.
+    pub fn encode(&self) -> Vec<u8> {
+        let m = self.manifest.encode();
+        let mut w = Writer::with_capacity(13 + m.len());
+        w.u8(RECORD_VERSION);
+        w.u64(self.height);
+        w.blob(&m);
+        w.buf
+    }
+
+    /// Decodes [`ModelRecord::encode`]'s form (the manifest must decode;
+    /// its signature is not checked here: it was when published).
+    pub fn decode(bytes: &[u8]) -> Result<ModelRecord, DecodeError> {
+        let mut r = Reader::new("model record", bytes);
+        r.version(RECORD_VERSION)?;
+        let height = r.u64()?;
+        let at = r.pos();
+        let m = r.blob("signed manifest", limits::MAX_SIGNED_MANIFEST_BYTES)?;
+        let manifest =
+            SignedManifest::decode(m).map_err(|e| r.err_at(at, format!("signed manifest: {e}")))?;
+        r.finish()?;
+        Ok(ModelRecord::new(manifest, height))
+    }
+}
+
+impl Serialize for ModelRecord {
+    /// `{model_id, manifest_id, publisher, height, name, version, manifest
+    /// (the manifest's JSON), signature, signed_manifest (hex of the
+    /// canonical encoding)}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let m = self.manifest.manifest();
+        let mut st = s.serialize_struct("ModelRecord", 9)?;
+        st.serialize_field("model_id", &self.model_id)?;
+        st.serialize_field("manifest_id", &self.manifest_id)?;
+        st.serialize_field("publisher", &self.publisher)?;
+        st.serialize_field("height", &self.height)?;
+        st.serialize_field("name", &m.name)?;
+        st.serialize_field("version", &m.version.to_string())?;
+        st.serialize_field("manifest", m)?;
+        st.serialize_field("signature", self.manifest.signature())?;
+        st.serialize_field(
+            "signed_manifest",
+            &glassbox_types::hex(&self.manifest.encode()),
+        )?;
+        st.end()
+    }
+}
+
+/// The value of a `name@version` index key: the model it names.
+pub fn encode_model_version(model_id: &ModelId) -> Vec<u8> {
+    let mut w = Writer::with_capacity(33);
+    w.u8(RECORD_VERSION);
+    w.bytes(model_id.as_bytes());
+    w.buf
+}
+
+/// Decodes [`encode_model_version`]'s form.
+pub fn decode_model_version(bytes: &[u8]) -> Result<ModelId, DecodeError> {
+    let mut r = Reader::new("model version record", bytes);
+    r.version(RECORD_VERSION)?;
+    let id = ModelId::from_bytes(r.array()?);
+    r.finish()?;
+    Ok(id)
+}
+
+/// The value of a name-owner key: the publisher owning the name.
+pub fn encode_name_owner(owner: &PublicKey) -> Vec<u8> {
+    let mut w = Writer::with_capacity(33);
+    w.u8(RECORD_VERSION);
+    w.key(owner);
+    w.buf
+}
+
+/// Decodes [`encode_name_owner`]'s form.
+pub fn decode_name_owner(bytes: &[u8]) -> Result<PublicKey, DecodeError> {
+    let mut r = Reader::new("name owner record", bytes);
+    r.version(RECORD_VERSION)?;
+    let k = r.key("owner")?;
+    r.finish()?;
+    Ok(k)
+}
+
+/// Chain parameters, fixed at genesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Fee floor of every transaction.
+    pub min_fee: u64,
+    /// Fee per encoded byte, on top of `min_fee`.
+    pub fee_per_byte: u64,
+    /// Least stake of an active executor (≥ 1).
+    pub min_executor_stake: u64,
+    /// Blocks between an unbond and its withdrawal.
+    pub unbonding_blocks: u64,
+    /// Largest encoded transaction.
+    pub max_tx_bytes: u32,
+    /// Most transactions in a block.
+    pub max_block_txs: u32,
+    /// Most bytes of encoded transactions in a block.
+    pub max_block_bytes: u32,
+}
+
+impl Default for Params {
+    /// Development defaults: fees of a few thousand units, a stake of
+    /// 10^9 units, 100-block unbonding, 64 KiB transactions, blocks of up
+    /// to 10,000 transactions and 8 MiB.
+    fn default() -> Self {
+        Params {
+            min_fee: 1_000,
+            fee_per_byte: 10,
+            min_executor_stake: 1_000_000_000,
+            unbonding_blocks: 100,
+            max_tx_bytes: 64 << 10,
+            max_block_txs: 10_000,
+            max_block_bytes: 8 << 20,
+        }
+    }
+}
+
+impl Params {
+    /// The least fee of a transaction of `size` encoded bytes, `None` on
+    /// overflow (impossible for valid params and sizes within
+    /// `max_tx_bytes`).
+    pub fn min_fee_for(&self, size: usize) -> Option<u64> {
+        let size = u64::try_from(size).ok()?;
+        self.fee_per_byte
+            .checked_mul(size)?
+            .checked_add(self.min_fee)
+    }
+
+    /// Checks every parameter against its range ([`limits`]).
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let err = |field: &'static str, reason: String| GenesisError::Params { field, reason };
+        if self.min_executor_stake == 0 {
+            return Err(err("min_executor_stake", "must be at least 1".into()));
+        }
+        if self.unbonding_blocks > limits::MAX_UNBONDING_BLOCKS {
+            return Err(err(
+                "unbonding_blocks",
+                format!(
+                    "{} is over the limit of {}",
+                    self.unbonding_blocks,
+                    limits::MAX_UNBONDING_BLOCKS
+                ),
+            ));
+        }
+        if !(limits::MIN_MAX_TX_BYTES..=limits::HARD_MAX_TX_BYTES).contains(&self.max_tx_bytes) {
+            return Err(err(
+                "max_tx_bytes",
+                format!(
+                    "{} is not between {} and {}",
+                    self.max_tx_bytes,
+                    limits::MIN_MAX_TX_BYTES,
+                    limits::HARD_MAX_TX_BYTES
+                ),
+            ));
+        }
+        if !(1..=limits::HARD_MAX_BLOCK_TXS).contains(&self.max_block_txs) {
+            return Err(err(
+                "max_block_txs",
+                format!(
+                    "{} is not between 1 and {}",
+                    self.max_block_txs,
+                    limits::HARD_MAX_BLOCK_TXS
+                ),
+            ));
+        }
+        if self.max_block_bytes < self.max_tx_bytes
+            || self.max_block_bytes > limits::HARD_MAX_BLOCK_BYTES
+        {
+            return Err(err(
+                "max_block_bytes",
+                format!(
+                    "{} is not between max_tx_bytes ({}) and {}",
+                    self.max_block_bytes,
+                    self.max_tx_bytes,
+                    limits::HARD_MAX_BLOCK_BYTES
+                ),
+            ));
+        }
+        let max_tx = usize::try_from(self.max_tx_bytes).unwrap_or(usize::MAX);
+        if self.min_fee_for(max_tx).is_none() {
+            return Err(err(
+                "fee_per_byte",
+                "min_fee + fee_per_byte × max_tx_bytes overflows u64".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `u8` 1, `u64` min_fee, fee_per_byte, min_executor_stake,
+    /// unbonding_blocks, `u32` max_tx_bytes, max_block_txs,
+    /// max_block_bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(45);
+        self.write(&mut w);
+        w.buf
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.u8(RECORD_VERSION);
+        w.u64(self.min_fee);
+        w.u64(self.fee_per_byte);
+        w.u64(self.min_executor_stake);
+        w.u64(self.unbonding_blocks);
+        w.u32(self.max_tx_bytes);
+        w.u32(self.max_block_txs);
+        w.u32(self.max_block_bytes);
+    }
+
+    /// Decodes [`Params::encode`]'s form and validates it.
+    pub fn decode(bytes: &[u8]) -> Result<Params, DecodeError> {
+        let mut r = Reader::new("params record", bytes);
+        let p = Params::read(&mut r)?;
+        r.finish()?;
+        Ok(p)
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Params, DecodeError> {
+        let at = r.pos();
+        r.version(RECORD_VERSION)?;
+        let p = Params {
+            min_fee: r.u64()?,
+            fee_per_byte: r.u64()?,
+            min_executor_stake: r.u64()?,
+            unbonding_blocks: r.u64()?,
+            max_tx_bytes: r.u32()?,
+            max_block_txs: r.u32()?,
+            max_block_bytes: r.u32()?,
+        };
+        p.validate().map_err(|e| r.err_at(at, e.to_string()))?;
+        Ok(p)
+    }
+}
+
+/// The chain's identity, fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainInfo {
+    /// BLAKE3 of the canonical genesis encoding.
+    #[serde(with = "serde_util::hex32")]
+    pub chain_id: [u8; 32],
+    /// The genesis' chain name.
+    pub chain_name: String,
+    /// The genesis time.
+    pub genesis_time_ms: u64,
+}
+
+impl ChainInfo {
+    /// `u8` 1, chain id, `str` chain name, `u64` genesis time.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(45 + self.chain_name.len());
+        w.u8(RECORD_VERSION);
+        w.bytes(&self.chain_id);
+        w.str(&self.chain_name);
+        w.u64(self.genesis_time_ms);
+        w.buf
+    }
+
+    /// Decodes [`ChainInfo::encode`]'s form.
+    pub fn decode(bytes: &[u8]) -> Result<ChainInfo, DecodeError> {
+        let mut r = Reader::new("chain record", bytes);
+        r.version(RECORD_VERSION)?;
+        let c = ChainInfo {
+            chain_id: r.array()?,
+            chain_name: r.str("chain name", limits::MAX_CHAIN_NAME_BYTES)?,
+            genesis_time_ms: r.u64()?,
+        };
+        r.finish()?;
+        Ok(c)
+    }
+}
+
+/// The latest applied block's height and timestamp (the genesis' at
+/// height 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// Height.
+    pub height: u64,
+    /// Timestamp, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+impl Head {
+    /// `u8` 1, `u64` height, `u64` timestamp.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(17);
+        w.u8(RECORD_VERSION);
+        w.u64(self.height);
+        w.u64(self.timestamp_ms);
+        w.buf
+    }
+
+    /// Decodes [`Head::encode`]'s form.
+    pub fn decode(bytes: &[u8]) -> Result<Head, DecodeError> {
+        let mut r = Reader::new("head record", bytes);
+        r.version(RECORD_VERSION)?;
+        let h = Head {
+            height: r.u64()?,
+            timestamp_ms: r.u64()?,
+        };
+        r.finish()?;
+        Ok(h)
+    }
+}
+
+/// Fees collected so far (held for validator rewards, which a later issue
+/// distributes; until then they are out of circulation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeePool {
+    /// The collected total.
+    pub balance: u64,
+}
+
+impl FeePool {
+    /// `u8` 1, `u64` balance.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(9);
+        w.u8(RECORD_VERSION);
+        w.u64(self.balance);
+        w.buf
+    }
+
+    /// Decodes [`FeePool::encode`]'s form.
+    pub fn decode(bytes: &[u8]) -> Result<FeePool, DecodeError> {
+        let mut r = Reader::new("fee pool record", bytes);
+        r.version(RECORD_VERSION)?;
+        let f = FeePool { balance: r.u64()? };
+        r.finish()?;
+        Ok(f)
+    }
+}
+
+/// Checks an executor endpoint: `http://` or `https://` then a host, at
+/// most [`limits::MAX_ENDPOINT_BYTES`] of printable ASCII without spaces.
+pub fn validate_endpoint(endpoint: &str) -> Result<(), String> {
+    if endpoint.len() > limits::MAX_ENDPOINT_BYTES {
+        return Err(format!(
+            "{} bytes, over the limit of {}",
+            endpoint.len(),
+            limits::MAX_ENDPOINT_BYTES
+        ));
+    }
+    if !endpoint.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".into());
+    }
+    let rest = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{endpoint}` does not start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("`{endpoint}` has no host"));
+    }
+    Ok(())
+}
+
+/// Checks an executor capacity (1..=[`limits::MAX_CAPACITY`]).
+pub(crate) fn capacity_ok(capacity: u32) -> bool {
+    (1..=limits::MAX_CAPACITY).contains(&capacity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        for ok in ["http://a", "https://node-1.example.org:8080/blobs"] {
+            assert_eq!(validate_endpoint(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "ftp://a",
+            "http://",
+            "https:///x",
+            "http://a b",
+            "http://é",
+            &format!("http://{}", "a".repeat(300)),
+        ] {
+            assert!(validate_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_params_are_valid_and_round_trip() {
+        let p = Params::default();
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(Params::decode(&p.encode()), Ok(p));
+        let mut bad = p;
+        bad.min_executor_stake = 0;
+        assert!(Params::decode(&bad.encode()).is_err());
+        bad = p;
+        bad.fee_per_byte = u64::MAX;
+        assert!(matches!(
+            bad.validate(),
+            Err(GenesisError::Params {
+                field: "fee_per_byte",
+                ..
+            })
+        ));
+        bad = p;
+        bad.max_block_bytes = bad.max_tx_bytes - 1;
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn record_round_trips_reject_trailing_bytes() {
+        let a = Account {
+            balance: 5,
+            nonce: 7,
+        };
+        assert_eq!(Account::decode(&a.encode()), Ok(a));
+        let mut b = a.encode();
+        b.push(0);
+        assert!(Account::decode(&b).is_err());
+        let h = Head {
+            height: 1,
+            timestamp_ms: 2,
+        };
+        assert_eq!(Head::decode(&h.encode()), Ok(h));
+        let f = FeePool { balance: 3 };
+        assert_eq!(FeePool::decode(&f.encode()), Ok(f));
+        let c = ChainInfo {
+            chain_id: [9; 32],
+            chain_name: "dev".into(),
+            genesis_time_ms: 4,
+        };
+        assert_eq!(ChainInfo::decode(&c.encode()), Ok(c));
+    }
+
+    #[test]
+    fn executor_record_canonical_unbonding() {
+        let owner = glassbox_types::SecretKey::from_seed(&[1; 32]).public();
+        let mut e = Executor {
+            owner,
+            stake: 10,
+            capacity: 2,
+            endpoint: "http://x".into(),
+            registered_height: 3,
+            unbonding: vec![
+                Unbonding {
+                    amount: 1,
+                    release_height: 5,
+                },
+                Unbonding {
+                    amount: 2,
+                    release_height: 6,
+                },
+            ],
+        };
+        assert_eq!(Executor::decode(&e.encode()), Ok(e.clone()));
+        e.unbonding.swap(0, 1);
+        assert!(Executor::decode(&e.encode()).is_err(), "not increasing");
+        e.unbonding = vec![Unbonding {
+            amount: 0,
+            release_height: 1,
+        }];
+        assert!(Executor::decode(&e.encode()).is_err(), "zero amount");
+    }
+
+    #[test]
+    fn keys_are_distinct_by_tag() {
+        let k = glassbox_types::SecretKey::from_seed(&[1; 32]).public();
+        let a = StateKey::Account(k).to_bytes();
+        let e = StateKey::Executor(k).to_bytes();
+        assert_eq!(a.len(), 33);
+        assert_ne!(a, e);
+        assert_eq!(a.first(), Some(&tags::ACCOUNT));
+        let v = StateKey::ModelVersion {
+            name: "a".into(),
+            version: "1.0.0".into(),
+        }
+        .to_bytes();
+        assert_eq!(v, b"\x04a\x001.0.0");
+    }
+}

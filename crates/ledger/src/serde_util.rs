@@ -1,0 +1,140 @@
+//! serde helpers for the JSON API: bytes as lower-case hex, keys and
+//! signatures in their `ed25519:<hex>` text forms.
+
+use std::borrow::Cow;
+
+use glassbox_types::{PublicKey, Signature};
+use serde::{Deserialize, Deserializer, Serializer};
+
+/// Decodes lower-case hex of at most `max_bytes` bytes.
+pub(crate) fn unhex(s: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+    if s.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits ({})", s.len()));
+    }
+    if s.len() / 2 > max_bytes {
+        return Err(format!(
+            "{} bytes of hex, over the limit of {max_bytes}",
+            s.len() / 2
+        ));
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(format!(
+            "`{}` is not a lower-case hex digit",
+            char::from(c).escape_default()
+        )),
+    };
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => Ok((digit(*hi)? << 4) | digit(*lo)?),
+            _ => Err("odd number of hex digits".to_string()),
+        })
+        .collect()
+}
+
+/// Decodes exactly 32 bytes of lower-case hex.
+pub(crate) fn unhex32(s: &str) -> Result<[u8; 32], String> {
+    if s.len() != 64 {
+        return Err(format!("expected 64 hex digits, found {}", s.len()));
+    }
+    let v = unhex(s, 32)?;
+    <[u8; 32]>::try_from(v.as_slice()).map_err(|_| "expected 32 bytes".to_string())
+}
+
+/// 32 bytes as 64 lower-case hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hex32(pub(crate) [u8; 32]);
+
+impl serde::Serialize for Hex32 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&glassbox_types::hex(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        unhex32(&s).map(Hex32).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `#[serde(with)]` for `[u8; 32]` as hex.
+pub(crate) mod hex32 {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&glassbox_types::hex(v))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        Hex32::deserialize(d).map(|h| h.0)
+    }
+}
+
+/// `#[serde(with)]` for a [`PublicKey`] as `ed25519:<hex>`.
+pub(crate) mod public_key {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &PublicKey, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PublicKey, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `#[serde(with)]` for a [`Signature`] as `ed25519:<hex>`.
+pub(crate) mod signature {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &Signature, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Signature, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `#[serde(with)]` for a `SignedManifest` as hex of its canonical encoding.
+pub(crate) mod signed_manifest {
+    use glassbox_types::SignedManifest;
+
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &SignedManifest, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&glassbox_types::hex(&v.encode()))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Box<SignedManifest>, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        let bytes = unhex(&s, crate::limits::MAX_SIGNED_MANIFEST_BYTES)
+            .map_err(serde::de::Error::custom)?;
+        SignedManifest::decode(&bytes)
+            .map(Box::new)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_errors() {
+        assert_eq!(unhex("00ff10", 3), Ok(vec![0, 255, 16]));
+        assert!(unhex("0", 3).is_err());
+        assert!(unhex("FF", 3).is_err(), "upper case is not canonical");
+        assert!(unhex("0000", 1).is_err(), "limit");
+        assert!(unhex("é0", 3).is_err());
+        assert!(unhex32(&"ab".repeat(32)).is_ok());
+        assert!(unhex32(&"ab".repeat(31)).is_err());
+    }
+}

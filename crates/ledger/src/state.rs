@@ -1,0 +1,356 @@
+//! The ledger state: every record in the authenticated map, plus
+//! persistent side indexes for typed reads and listing (docs/ledger.md,
+//! "State layout").
+
+use std::fmt;
+use std::sync::Arc;
+
+use glassbox_types::{ModelId, PublicKey};
+use imbl::OrdMap;
+
+use crate::error::TxError;
+use crate::records::{
+    Account, ChainInfo, Executor, FeePool, Head, ModelRecord, Params, StateKey,
+    encode_model_version, encode_name_owner, tags,
+};
+use crate::smt::{Proof, Smt, SmtError, key_path};
+
+/// A model name's owner and published versions.
+#[derive(Debug, Clone)]
+pub(crate) struct NameEntry {
+    pub(crate) owner: PublicKey,
+    /// Version text → model id.
+    pub(crate) versions: OrdMap<String, ModelId>,
+}
+
+/// The replicated state at one height. `Clone` is O(1) (everything is
+/// persistent and structurally shared); [`State::apply_block`] returns a
+/// new state and leaves `self` unchanged.
+#[derive(Clone)]
+pub struct State {
+    pub(crate) smt: Smt,
+    pub(crate) chain: Arc<ChainInfo>,
+    pub(crate) params: Params,
+    pub(crate) head: Head,
+    pub(crate) fee_pool: u64,
+    /// Owner key bytes → executor.
+    pub(crate) executors: OrdMap<[u8; 32], Arc<Executor>>,
+    pub(crate) models: OrdMap<ModelId, Arc<ModelRecord>>,
+    pub(crate) names: OrdMap<String, NameEntry>,
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("chain_name", &self.chain.chain_name)
+            .field("chain_id", &glassbox_types::hex(&self.chain.chain_id))
+            .field("height", &self.head.height)
+            .field("root", &glassbox_types::hex(&self.root()))
+            .field("records", &self.smt.len())
+            .field("executors", &self.executors.len())
+            .field("models", &self.models.len())
+            .finish()
+    }
+}
+
+pub(crate) fn internal(e: SmtError) -> TxError {
+    TxError::Internal {
+        reason: format!("storing a record: {e}"),
+    }
+}
+
+impl State {
+    /// An empty state for `chain` and `params` at the genesis head (the
+    /// singletons stored, nothing else).
+    pub(crate) fn empty(chain: ChainInfo, params: Params) -> Result<State, SmtError> {
+        let head = Head {
+            height: 0,
+            timestamp_ms: chain.genesis_time_ms,
+        };
+        let mut s = State {
+            smt: Smt::new(),
+            chain: Arc::new(chain),
+            params,
+            head,
+            fee_pool: 0,
+            executors: OrdMap::new(),
+            models: OrdMap::new(),
+            names: OrdMap::new(),
+        };
+        s.put(&StateKey::Chain, &s.chain.encode())?;
+        s.put(&StateKey::Params, &params.encode())?;
+        s.put(&StateKey::Head, &head.encode())?;
+        s.put(&StateKey::FeePool, &FeePool::default().encode())?;
+        Ok(s)
+    }
+
+    // ---- reads -----------------------------------------------------------
+
+    /// The height of the last applied block (0 at genesis).
+    pub fn height(&self) -> u64 {
+        self.head.height
+    }
+
+    /// The last applied block's timestamp (the genesis time at height 0).
+    pub fn timestamp_ms(&self) -> u64 {
+        self.head.timestamp_ms
+    }
+
+    /// The last applied block's height and timestamp.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The state root: the authenticated map's root hash, committing to
+    /// every record (including the chain id, parameters and head).
+    pub fn root(&self) -> [u8; 32] {
+        self.smt.root()
+    }
+
+    /// The chain id: BLAKE3 of the canonical genesis encoding.
+    pub fn chain_id(&self) -> [u8; 32] {
+        self.chain.chain_id
+    }
+
+    /// The chain's identity.
+    pub fn chain(&self) -> &ChainInfo {
+        &self.chain
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Fees collected so far.
+    pub fn fee_pool(&self) -> u64 {
+        self.fee_pool
+    }
+
+    /// The authenticated map itself (read-only).
+    pub fn smt(&self) -> &Smt {
+        &self.smt
+    }
+
+    /// The account of `address`, if it exists.
+    pub fn account(&self, address: &PublicKey) -> Option<Account> {
+        self.load_account(address).ok().flatten()
+    }
+
+    pub(crate) fn load_account(&self, address: &PublicKey) -> Result<Option<Account>, TxError> {
+        let path = key_path(&StateKey::Account(*address).to_bytes());
+        self.smt
+            .get_at(&path)
+            .map(Account::decode)
+            .transpose()
+            .map_err(|e| TxError::Internal {
+                reason: e.to_string(),
+            })
+    }
+
+    /// The executor owned by `owner` (active or still unbonding).
+    pub fn executor(&self, owner: &PublicKey) -> Option<&Executor> {
+        self.executors.get(&owner.to_bytes()).map(|e| &**e)
+    }
+
+    /// Every executor record, by owner key bytes.
+    pub fn executors(&self) -> impl Iterator<Item = &Executor> {
+        self.executors.values().map(|e| &**e)
+    }
+
+    /// The number of executor records.
+    pub fn executor_count(&self) -> usize {
+        self.executors.len()
+    }
+
+    /// The model `id`, if published.
+    pub fn model(&self, id: &ModelId) -> Option<&ModelRecord> {
+        self.models.get(id).map(|m| &**m)
+    }
+
+    /// Every published model, by model id.
+    pub fn models(&self) -> impl Iterator<Item = &ModelRecord> {
+        self.models.values().map(|m| &**m)
+    }
+
+    /// The number of published models.
+    pub fn model_count(&self) -> usize {
+        self.models.len()
+    }
+
+    /// The model published as `name@version` (version as canonical semver
+    /// text).
+    pub fn model_by_name(&self, name: &str, version: &str) -> Option<&ModelRecord> {
+        let id = self.names.get(name)?.versions.get(version)?;
+        self.model(id)
+    }
+
+    /// The versions published under `name`, by version text, with their
+    /// models.
+    pub fn model_versions(&self, name: &str) -> impl Iterator<Item = (&str, &ModelRecord)> {
+        self.names
+            .get(name)
+            .into_iter()
+            .flat_map(|e| e.versions.iter())
+            .filter_map(|(v, id)| Some((v.as_str(), self.model(id)?)))
+    }
+
+    /// The publisher owning the model name `name`.
+    pub fn name_owner(&self, name: &str) -> Option<PublicKey> {
+        self.names.get(name).map(|e| e.owner)
+    }
+
+    /// The raw record bytes stored under `key`.
+    pub fn get_raw(&self, key: &StateKey) -> Option<&[u8]> {
+        self.smt.get(&key.to_bytes())
+    }
+
+    /// The record bytes under `key` (if any) and a proof of them (or of
+    /// their absence) against [`State::root`]. A client checks it with
+    /// `verify_proof(&root, &key.to_bytes(), bytes.as_deref(), &proof)` and
+    /// decodes the bytes with the record's `decode`.
+    pub fn prove(&self, key: &StateKey) -> (Option<Vec<u8>>, Proof) {
+        let k = key.to_bytes();
+        (self.smt.get(&k).map(<[u8]>::to_vec), self.smt.prove(&k))
+    }
+
+    /// [`State::prove`] of an account ([`Account::decode`]).
+    pub fn prove_account(&self, address: &PublicKey) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::Account(*address))
+    }
+
+    /// [`State::prove`] of an executor ([`Executor::decode`]).
+    pub fn prove_executor(&self, owner: &PublicKey) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::Executor(*owner))
+    }
+
+    /// [`State::prove`] of a model ([`ModelRecord::decode`]).
+    pub fn prove_model(&self, id: &ModelId) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::Model(*id))
+    }
+
+    /// [`State::prove`] of a name@version's model id
+    /// ([`decode_model_version`](crate::decode_model_version)).
+    pub fn prove_model_name(&self, name: &str, version: &str) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::ModelVersion {
+            name: name.to_string(),
+            version: version.to_string(),
+        })
+    }
+
+    /// [`State::prove`] of a name's owner
+    /// ([`decode_name_owner`](crate::decode_name_owner)).
+    pub fn prove_name_owner(&self, name: &str) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::NameOwner(name.to_string()))
+    }
+
+    /// [`State::prove`] of the parameters ([`Params::decode`]).
+    pub fn prove_params(&self) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::Params)
+    }
+
+    /// [`State::prove`] of the head ([`Head::decode`]).
+    pub fn prove_head(&self) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::Head)
+    }
+
+    /// [`State::prove`] of the chain info ([`ChainInfo::decode`]).
+    pub fn prove_chain(&self) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::Chain)
+    }
+
+    /// The total supply: all balances, stakes, unbonding amounts and the
+    /// fee pool. Constant from genesis on (no minting yet). O(records).
+    pub fn total_supply(&self) -> Option<u64> {
+        let mut total = self.fee_pool;
+        for (k, v) in self.smt.iter() {
+            if k.first() == Some(&tags::ACCOUNT) {
+                total = total.checked_add(Account::decode(v).ok()?.balance)?;
+            }
+        }
+        for e in self.executors() {
+            total = total.checked_add(e.stake)?;
+            for u in &e.unbonding {
+                total = total.checked_add(u.amount)?;
+            }
+        }
+        Some(total)
+    }
+
+    // ---- writes (crate-internal) -----------------------------------------
+
+    fn put(&mut self, key: &StateKey, value: &[u8]) -> Result<(), SmtError> {
+        let k = key.to_bytes();
+        self.smt.insert_at(key_path(&k), &k, value).map(|_| ())
+    }
+
+    pub(crate) fn put_account(
+        &mut self,
+        address: &PublicKey,
+        account: &Account,
+    ) -> Result<(), TxError> {
+        self.put(&StateKey::Account(*address), &account.encode())
+            .map_err(internal)
+    }
+
+    pub(crate) fn put_executor(&mut self, e: Executor) -> Result<(), TxError> {
+        self.put(&StateKey::Executor(e.owner), &e.encode())
+            .map_err(internal)?;
+        self.executors.insert(e.owner.to_bytes(), Arc::new(e));
+        Ok(())
+    }
+
+    pub(crate) fn remove_executor(&mut self, owner: &PublicKey) {
+        self.smt
+            .remove_at(&key_path(&StateKey::Executor(*owner).to_bytes()));
+        self.executors.remove(&owner.to_bytes());
+    }
+
+    /// Stores a model, its name@version index entry and (for a new name)
+    /// the name's owner.
+    pub(crate) fn put_model(&mut self, record: ModelRecord) -> Result<(), TxError> {
+        let m = record.manifest.manifest();
+        let name = m.name.clone();
+        let version = m.version.to_string();
+        let model_id = record.model_id;
+        let publisher = record.publisher;
+        self.put(&StateKey::Model(model_id), &record.encode())
+            .map_err(internal)?;
+        self.put(
+            &StateKey::ModelVersion {
+                name: name.clone(),
+                version: version.clone(),
+            },
+            &encode_model_version(&model_id),
+        )
+        .map_err(internal)?;
+        let mut entry = match self.names.get(&name) {
+            Some(e) => e.clone(),
+            None => {
+                self.put(
+                    &StateKey::NameOwner(name.clone()),
+                    &encode_name_owner(&publisher),
+                )
+                .map_err(internal)?;
+                NameEntry {
+                    owner: publisher,
+                    versions: OrdMap::new(),
+                }
+            }
+        };
+        entry.versions.insert(version, model_id);
+        self.names.insert(name, entry);
+        self.models.insert(model_id, Arc::new(record));
+        Ok(())
+    }
+
+    pub(crate) fn put_head(&mut self, head: Head) -> Result<(), SmtError> {
+        self.head = head;
+        self.put(&StateKey::Head, &head.encode())
+    }
+
+    pub(crate) fn put_fee_pool(&mut self, balance: u64) -> Result<(), SmtError> {
+        self.fee_pool = balance;
+        self.put(&StateKey::FeePool, &FeePool { balance }.encode())
+    }
+}

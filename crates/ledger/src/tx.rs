@@ -1,0 +1,607 @@
+//! Signed transactions: their canonical, versioned encoding, signing and
+//! hashing (docs/ledger.md, "Transactions").
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use glassbox_types::{PublicKey, SecretKey, Signature, SignedManifest};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Reader, Writer};
+use crate::error::{DecodeError, TxError};
+use crate::limits;
+use crate::serde_util;
+
+/// Format version byte that starts every transaction encoding.
+pub const TX_VERSION: u8 = 1;
+/// Domain-separation prefix of the signed message:
+/// `"GBTX1" || chain id || the encoding without its signature`.
+pub const TX_SIGNING_DOMAIN: &[u8; 5] = b"GBTX1";
+
+const SIGNATURE_BYTES: usize = 64;
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TxBody {
+    /// Moves `amount` from the sender to `to` (creating its account).
+    Transfer {
+        /// The recipient.
+        #[serde(with = "serde_util::public_key")]
+        to: PublicKey,
+        /// The amount (> 0).
+        amount: u64,
+    },
+    /// Registers the sender as an executor, bonding `stake` from its
+    /// balance (≥ `min_executor_stake`). Re-activates a deregistered
+    /// executor, keeping its pending unbonding.
+    RegisterExecutor {
+        /// The stake to bond.
+        stake: u64,
+        /// Declared maximum of concurrent jobs.
+        capacity: u32,
+        /// `http(s)://` URL where the executor's node serves model blobs.
+        endpoint: String,
+    },
+    /// Bonds `amount` more from the sender's balance.
+    AddStake {
+        /// The amount (> 0).
+        amount: u64,
+    },
+    /// Moves `amount` of stake to an unbonding entry released after
+    /// `unbonding_blocks`; the remaining stake must stay at least
+    /// `min_executor_stake` (use `Deregister` to leave).
+    Unbond {
+        /// The amount (> 0).
+        amount: u64,
+    },
+    /// Pays every unbonding entry whose release height has come back to
+    /// the owner's balance.
+    Withdraw,
+    /// Deactivates the sender's executor and unbonds all its stake.
+    Deregister,
+    /// Changes an active executor's capacity and endpoint.
+    UpdateExecutor {
+        /// Declared maximum of concurrent jobs.
+        capacity: u32,
+        /// `http(s)://` URL where the executor's node serves model blobs.
+        endpoint: String,
+    },
+    /// Publishes a model: the manifest's signature must verify; its signer
+    /// is the publisher (any sender may pay for it).
+    PublishModel {
+        /// The publisher-signed manifest (JSON: hex of its canonical
+        /// encoding).
+        #[serde(with = "serde_util::signed_manifest")]
+        manifest: Box<SignedManifest>,
+    },
+}
+
+impl TxBody {
+    /// The body's kind tag in the encoding.
+    pub fn kind(&self) -> u8 {
+        match self {
+            TxBody::Transfer { .. } => 0,
+            TxBody::RegisterExecutor { .. } => 1,
+            TxBody::AddStake { .. } => 2,
+            TxBody::Unbond { .. } => 3,
+            TxBody::Withdraw => 4,
+            TxBody::Deregister => 5,
+            TxBody::UpdateExecutor { .. } => 6,
+            TxBody::PublishModel { .. } => 7,
+        }
+    }
+
+    /// The snake_case name of the body's kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            TxBody::Transfer { .. } => "transfer",
+            TxBody::RegisterExecutor { .. } => "register_executor",
+            TxBody::AddStake { .. } => "add_stake",
+            TxBody::Unbond { .. } => "unbond",
+            TxBody::Withdraw => "withdraw",
+            TxBody::Deregister => "deregister",
+            TxBody::UpdateExecutor { .. } => "update_executor",
+            TxBody::PublishModel { .. } => "publish_model",
+        }
+    }
+
+    fn write(&self, w: &mut Writer) -> Result<(), TxError> {
+        w.u8(self.kind());
+        match self {
+            TxBody::Transfer { to, amount } => {
+                w.key(to);
+                w.u64(*amount);
+            }
+            TxBody::RegisterExecutor {
+                stake,
+                capacity,
+                endpoint,
+            } => {
+                check_endpoint_len(endpoint)?;
+                w.u64(*stake);
+                w.u32(*capacity);
+                w.str(endpoint);
+            }
+            TxBody::AddStake { amount } | TxBody::Unbond { amount } => w.u64(*amount),
+            TxBody::Withdraw | TxBody::Deregister => {}
+            TxBody::UpdateExecutor { capacity, endpoint } => {
+                check_endpoint_len(endpoint)?;
+                w.u32(*capacity);
+                w.str(endpoint);
+            }
+            TxBody::PublishModel { manifest } => {
+                let m = manifest.encode();
+                if m.len() > limits::MAX_SIGNED_MANIFEST_BYTES {
+                    return Err(TxError::FieldTooLong {
+                        field: "manifest",
+                        len: m.len(),
+                        max: limits::MAX_SIGNED_MANIFEST_BYTES,
+                    });
+                }
+                w.blob(&m);
+            }
+        }
+        Ok(())
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
+        let at = r.pos();
+        Ok(match r.u8()? {
+            0 => TxBody::Transfer {
+                to: r.key("to")?,
+                amount: r.u64()?,
+            },
+            1 => TxBody::RegisterExecutor {
+                stake: r.u64()?,
+                capacity: r.u32()?,
+                endpoint: r.str("endpoint", limits::MAX_ENDPOINT_BYTES)?,
+            },
+            2 => TxBody::AddStake { amount: r.u64()? },
+            3 => TxBody::Unbond { amount: r.u64()? },
+            4 => TxBody::Withdraw,
+            5 => TxBody::Deregister,
+            6 => TxBody::UpdateExecutor {
+                capacity: r.u32()?,
+                endpoint: r.str("endpoint", limits::MAX_ENDPOINT_BYTES)?,
+            },
+            7 => {
+                let b = r.blob("manifest", limits::MAX_SIGNED_MANIFEST_BYTES)?;
+                let at = r.pos().saturating_sub(b.len());
+                let manifest = SignedManifest::decode(b)
+                    .map_err(|e| r.err_at(at, format!("manifest: {e}")))?;
+                TxBody::PublishModel {
+                    manifest: Box::new(manifest),
+                }
+            }
+            k => return Err(r.err_at(at, format!("unknown transaction kind {k}"))),
+        })
+    }
+}
+
+fn check_endpoint_len(endpoint: &str) -> Result<(), TxError> {
+    if endpoint.len() > limits::MAX_ENDPOINT_BYTES {
+        return Err(TxError::FieldTooLong {
+            field: "endpoint",
+            len: endpoint.len(),
+            max: limits::MAX_ENDPOINT_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// A transaction's id: BLAKE3 of its canonical signed encoding. Text form
+/// `tx:<64 lower-case hex>`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxHash(pub [u8; 32]);
+
+impl TxHash {
+    /// The text prefix.
+    pub const PREFIX: &'static str = "tx:";
+
+    /// The hash of `encoded`.
+    pub fn of(encoded: &[u8]) -> TxHash {
+        TxHash(*blake3::hash(encoded).as_bytes())
+    }
+}
+
+impl fmt::Display for TxHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, glassbox_types::hex(&self.0))
+    }
+}
+
+impl fmt::Debug for TxHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TxHash({self})")
+    }
+}
+
+impl FromStr for TxHash {
+    type Err = DecodeError;
+    fn from_str(s: &str) -> Result<Self, DecodeError> {
+        let err = |reason: String| DecodeError {
+            what: "transaction hash",
+            offset: 0,
+            reason,
+        };
+        let rest = s
+            .strip_prefix(Self::PREFIX)
+            .ok_or_else(|| err(format!("expected the prefix `{}`", Self::PREFIX)))?;
+        serde_util::unhex32(rest).map(TxHash).map_err(err)
+    }
+}
+
+impl Serialize for TxHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TxHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A signed transaction. Built only by [`SignedTx::sign`],
+/// [`SignedTx::from_parts`] or [`SignedTx::decode`], so it always has a
+/// canonical encoding within the hard size limit, which it keeps with its
+/// hash. The signature is checked by [`SignedTx::verify_signature`] (and by
+/// the state's admission checks).
+#[derive(Clone)]
+pub struct SignedTx {
+    sender: PublicKey,
+    nonce: u64,
+    fee: u64,
+    body: TxBody,
+    signature: Signature,
+    encoded: Arc<[u8]>,
+    hash: TxHash,
+}
+
+impl PartialEq for SignedTx {
+    fn eq(&self, other: &Self) -> bool {
+        self.encoded == other.encoded
+    }
+}
+
+impl Eq for SignedTx {}
+
+impl fmt::Debug for SignedTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedTx")
+            .field("hash", &self.hash)
+            .field("sender", &self.sender)
+            .field("nonce", &self.nonce)
+            .field("fee", &self.fee)
+            .field("body", &self.body)
+            .field("signature", &self.signature)
+            .finish()
+    }
+}
+
+/// The encoding without the signature (the signed part).
+fn encode_unsigned(
+    sender: &PublicKey,
+    nonce: u64,
+    fee: u64,
+    body: &TxBody,
+) -> Result<Vec<u8>, TxError> {
+    let mut w = Writer::with_capacity(128);
+    w.u8(TX_VERSION);
+    w.key(sender);
+    w.u64(nonce);
+    w.u64(fee);
+    body.write(&mut w)?;
+    let size = w.buf.len().saturating_add(SIGNATURE_BYTES);
+    if size > limits::HARD_MAX_TX_BYTES_USIZE {
+        return Err(TxError::TxTooLarge {
+            size,
+            max: u64::from(limits::HARD_MAX_TX_BYTES),
+        });
+    }
+    Ok(w.buf)
+}
+
+fn signing_message(chain_id: &[u8; 32], unsigned: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(TX_SIGNING_DOMAIN.len() + 32 + unsigned.len());
+    m.extend_from_slice(TX_SIGNING_DOMAIN);
+    m.extend_from_slice(chain_id);
+    m.extend_from_slice(unsigned);
+    m
+}
+
+impl SignedTx {
+    /// Builds and signs a transaction from `key`'s public key for the chain
+    /// `chain_id`. Fails only when a field is over its encoding limit.
+    pub fn sign(
+        chain_id: &[u8; 32],
+        key: &SecretKey,
+        nonce: u64,
+        fee: u64,
+        body: TxBody,
+    ) -> Result<SignedTx, TxError> {
+        let sender = key.public();
+        let unsigned = encode_unsigned(&sender, nonce, fee, &body)?;
+        let signature = key.sign(&signing_message(chain_id, &unsigned));
+        Ok(SignedTx::assemble(
+            sender, nonce, fee, body, signature, unsigned,
+        ))
+    }
+
+    /// Pairs the fields with a signature without checking it. Fails only
+    /// when a field is over its encoding limit.
+    pub fn from_parts(
+        sender: PublicKey,
+        nonce: u64,
+        fee: u64,
+        body: TxBody,
+        signature: Signature,
+    ) -> Result<SignedTx, TxError> {
+        let unsigned = encode_unsigned(&sender, nonce, fee, &body)?;
+        Ok(SignedTx::assemble(
+            sender, nonce, fee, body, signature, unsigned,
+        ))
+    }
+
+    fn assemble(
+        sender: PublicKey,
+        nonce: u64,
+        fee: u64,
+        body: TxBody,
+        signature: Signature,
+        mut unsigned: Vec<u8>,
+    ) -> SignedTx {
+        unsigned.extend_from_slice(signature.as_bytes());
+        let hash = TxHash::of(&unsigned);
+        SignedTx {
+            sender,
+            nonce,
+            fee,
+            body,
+            signature,
+            encoded: unsigned.into(),
+            hash,
+        }
+    }
+
+    /// Decodes the canonical encoding: `u8` version 1, sender, `u64` nonce,
+    /// `u64` fee, the body, 64 signature bytes. Rejects anything over
+    /// [`limits::HARD_MAX_TX_BYTES`], other versions and kinds, invalid
+    /// keys, over-limit lengths, non-canonical manifests and trailing
+    /// bytes, so `decode(b).encoded() == b`. Does not check the signature.
+    pub fn decode(bytes: &[u8]) -> Result<SignedTx, DecodeError> {
+        let mut r = Reader::new("transaction", bytes);
+        if bytes.len() > limits::HARD_MAX_TX_BYTES_USIZE {
+            return Err(r.err(format!(
+                "{} bytes, over the limit of {}",
+                bytes.len(),
+                limits::HARD_MAX_TX_BYTES
+            )));
+        }
+        r.version(TX_VERSION)?;
+        let sender = r.key("sender")?;
+        let nonce = r.u64()?;
+        let fee = r.u64()?;
+        let body = TxBody::read(&mut r)?;
+        let signature = Signature::from_bytes(r.array()?);
+        r.finish()?;
+        Ok(SignedTx {
+            sender,
+            nonce,
+            fee,
+            body,
+            signature,
+            encoded: bytes.into(),
+            hash: TxHash::of(bytes),
+        })
+    }
+
+    /// Decodes lower-case hex of the canonical encoding (the HTTP API's
+    /// form).
+    pub fn from_hex(hex: &str) -> Result<SignedTx, DecodeError> {
+        let bytes =
+            serde_util::unhex(hex.trim(), limits::HARD_MAX_TX_BYTES_USIZE).map_err(|reason| {
+                DecodeError {
+                    what: "transaction hex",
+                    offset: 0,
+                    reason,
+                }
+            })?;
+        SignedTx::decode(&bytes)
+    }
+
+    /// The sender (the signing key, which pays the fee).
+    pub fn sender(&self) -> &PublicKey {
+        &self.sender
+    }
+    /// The sender's nonce this transaction uses.
+    pub fn nonce(&self) -> u64 {
+        self.nonce
+    }
+    /// The fee offered.
+    pub fn fee(&self) -> u64 {
+        self.fee
+    }
+    /// What it does.
+    pub fn body(&self) -> &TxBody {
+        &self.body
+    }
+    /// The signature.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    /// The canonical encoding.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+    /// The encoded size in bytes.
+    pub fn len(&self) -> usize {
+        self.encoded.len()
+    }
+    /// Always false (an encoding is never empty); for clippy's `len`
+    /// convention.
+    pub fn is_empty(&self) -> bool {
+        self.encoded.is_empty()
+    }
+    /// BLAKE3 of the canonical encoding.
+    pub fn hash(&self) -> TxHash {
+        self.hash
+    }
+
+    /// The message the signature covers on chain `chain_id`:
+    /// `"GBTX1" || chain id || encoding without the signature`.
+    pub fn signing_message(&self, chain_id: &[u8; 32]) -> Vec<u8> {
+        let unsigned = self
+            .encoded
+            .get(..self.encoded.len().saturating_sub(SIGNATURE_BYTES))
+            .unwrap_or_default();
+        signing_message(chain_id, unsigned)
+    }
+
+    /// Checks the signature for chain `chain_id` (strict ed25519).
+    pub fn verify_signature(&self, chain_id: &[u8; 32]) -> Result<(), TxError> {
+        self.sender
+            .verify(&self.signing_message(chain_id), &self.signature)
+            .map_err(|_| TxError::BadSignature {
+                sender: self.sender.to_string(),
+            })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedTxJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hash: Option<TxHash>,
+    #[serde(with = "serde_util::public_key")]
+    sender: PublicKey,
+    nonce: u64,
+    fee: u64,
+    body: TxBody,
+    #[serde(with = "serde_util::signature")]
+    signature: Signature,
+}
+
+impl Serialize for SignedTx {
+    /// `{"hash": "tx:<hex>", "sender": "ed25519:<hex>", "nonce", "fee",
+    /// "body": {"type": "transfer", ...}, "signature": "ed25519:<hex>"}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SignedTxJson {
+            hash: Some(self.hash),
+            sender: self.sender,
+            nonce: self.nonce,
+            fee: self.fee,
+            body: self.body.clone(),
+            signature: self.signature,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SignedTx {
+    /// The serialized form; `hash` is optional and, when present, must be
+    /// the transaction's.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let j = SignedTxJson::deserialize(d)?;
+        let tx = SignedTx::from_parts(j.sender, j.nonce, j.fee, j.body, j.signature)
+            .map_err(serde::de::Error::custom)?;
+        if let Some(h) = j.hash {
+            if h != tx.hash {
+                return Err(serde::de::Error::custom(format!(
+                    "hash {h} is not the transaction's hash {}",
+                    tx.hash
+                )));
+            }
+        }
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> SecretKey {
+        SecretKey::from_seed(&[n; 32])
+    }
+
+    #[test]
+    fn sign_decode_round_trip_and_signature() {
+        let chain = [7u8; 32];
+        let tx = SignedTx::sign(
+            &chain,
+            &key(1),
+            3,
+            1000,
+            TxBody::Transfer {
+                to: key(2).public(),
+                amount: 5,
+            },
+        )
+        .unwrap();
+        assert_eq!(tx.len(), 1 + 32 + 8 + 8 + 1 + 32 + 8 + 64);
+        let back = SignedTx::decode(tx.encoded()).unwrap();
+        assert_eq!(back, tx);
+        assert_eq!(back.hash(), tx.hash());
+        assert_eq!(tx.verify_signature(&chain), Ok(()));
+        assert!(matches!(
+            tx.verify_signature(&[8u8; 32]),
+            Err(TxError::BadSignature { .. })
+        ));
+        let hex = glassbox_types::hex(tx.encoded());
+        assert_eq!(SignedTx::from_hex(&hex).unwrap(), tx);
+        let h = tx.hash().to_string();
+        assert!(h.starts_with("tx:"));
+        assert_eq!(h.parse::<TxHash>(), Ok(tx.hash()));
+        assert!(h.replace("tx:", "blake3:").parse::<TxHash>().is_err());
+    }
+
+    #[test]
+    fn json_round_trip_checks_hash() {
+        let tx = SignedTx::sign(
+            &[1; 32],
+            &key(1),
+            0,
+            10,
+            TxBody::RegisterExecutor {
+                stake: 5,
+                capacity: 2,
+                endpoint: "http://a".into(),
+            },
+        )
+        .unwrap();
+        let j = serde_json::to_string(&tx).unwrap();
+        assert!(j.contains("\"type\":\"register_executor\""), "{j}");
+        let back: SignedTx = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, tx);
+        let other = TxHash([0; 32]).to_string();
+        let bad = j.replace(&tx.hash().to_string(), &other);
+        assert!(serde_json::from_str::<SignedTx>(&bad).is_err());
+    }
+
+    #[test]
+    fn over_limit_fields_are_refused() {
+        let e = SignedTx::sign(
+            &[0; 32],
+            &key(1),
+            0,
+            0,
+            TxBody::UpdateExecutor {
+                capacity: 1,
+                endpoint: "h".repeat(limits::MAX_ENDPOINT_BYTES + 1),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            TxError::FieldTooLong {
+                field: "endpoint",
+                ..
+            }
+        ));
+    }
+}
