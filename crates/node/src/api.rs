@@ -1,0 +1,887 @@
+//! The node's HTTP JSON API (axum).
+//!
+//! Every response is JSON. Errors are `{"error": {"code": "...",
+//! "message": "..."}}` with the matching status; unknown routes are 404
+//! and wrong methods 405, in the same shape. Nothing here panics on any
+//! input, and a refused request changes nothing.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `GET /health` | 200 `{"status": "ok", "finalized_height"}` once the restart replay is done, 503 before |
+//! | `GET /v1/status` | chain id and name, readiness, finalized height, block digest, state root, timestamp, mempool size |
+//! | `POST /v1/tx` | body `{"tx": "<hex of the canonical SignedTx encoding>"}`: 202 `{"tx_hash"}`; 400 bad JSON, hex or transaction; 413 body over [`ApiLimits::max_body_bytes`]; 422 refused by the ledger (`TxError` code and message); 409 already pending, or another pending transaction has the nonce; 503 mempool full or node replaying |
+//! | `GET /v1/tx/{hash}` | `pending`, or `finalized` with height, index and outcome; 404 unknown; 400 bad hash (`tx:<hex>` or bare hex) |
+//! | `GET /v1/blocks/latest`, `GET /v1/blocks/{height}` | the header fields, its encoding and the transaction hashes; 404 above the finalized tip or older than the blocks kept in memory ([`MAX_RECENT_BLOCKS`]) |
+//! | `GET /v1/accounts/{address}` | [`Proven`] account (`address` = `ed25519:<hex>`) |
+//! | `GET /v1/executors/{address}` | [`Proven`] executor |
+//! | `GET /v1/models/{model_id}` | [`Proven`] model (`blake3:<hex>`) |
+//! | `GET /v1/models/by-name/{name}/{version}` | [`Proven`] `name@version` index entry, with the model record and its own proof under `model` (`/` in the name may be sent as is or as `%2F`) |
+//! | `GET /v1/executors`, `GET /v1/models` | a page of records (`?limit=` 1 to 1000, default 100; `?after=` the `next` cursor of the previous page) |
+//!
+//! # Proofs
+//!
+//! State queries read the latest finalized state, and each answer names
+//! the finalized block it was read at (`height`, `block` digest) and that
+//! block's `state_root`. A single-record answer carries the record's key in
+//! the authenticated map (`key`, hex), its canonical bytes (`record`, hex)
+//! and a [`Proof`]; a light client holding the block's header (from
+//! `/v1/blocks/{height}`, hashed with SHA-256 to the digest a finalization
+//! certificate signs) checks it with
+//! `glassbox_ledger::verify_proof(&state_root, &key, record.as_deref(), &proof)`
+//! and decodes `record` itself rather than trusting `value`, which is the
+//! same record as JSON for convenience.
+//!
+//! **An absent record is not an error**: the answer is 200 with `value`
+//! and `record` null and a proof of *absence* against the same root, so a
+//! client can tell "no such account" from a node hiding one. Lists carry no
+//! proofs (prove items one by one); their model items are summaries
+//! without the manifest, so a page stays small.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State as AxState};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use commonware_codec::Encode;
+use commonware_consensus::Heightable;
+use commonware_cryptography::Digestible;
+use glassbox_ledger::{
+    Executor, ModelRecord, Proof, SignedTx, State, StateKey, TxError, TxHash, TxOutcome,
+    decode_model_version,
+};
+use glassbox_types::{ModelId, PublicKey, hex};
+use serde::{Deserialize, Serialize};
+
+use crate::block::Block;
+use crate::chain::{Chain, MAX_INDEXED_TXS, MAX_RECENT_BLOCKS, TxStatus};
+use crate::mempool::MempoolError;
+
+/// Default bound on a request body: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Default page size of the list endpoints.
+pub const DEFAULT_PAGE: usize = 100;
+/// Largest page size of the list endpoints.
+pub const MAX_PAGE: usize = 1_000;
+/// Seconds a 503 answer asks the client to wait (`Retry-After`).
+const RETRY_AFTER_SECS: &str = "1";
+/// Longest piece of client input echoed back in an error message.
+const MAX_ECHO: usize = 80;
+
+/// Bounds on what the API accepts.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    /// Largest request body, in bytes; larger ones get 413. A transaction
+    /// travels as hex, so this must be at least twice the chain's
+    /// `max_tx_bytes` plus a few bytes of JSON.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// What every handler shares: the node's ledger view and the limits.
+#[derive(Clone, Debug)]
+pub struct Api {
+    /// The node's ledger view.
+    pub chain: Arc<Chain>,
+    /// Request bounds.
+    pub limits: ApiLimits,
+}
+
+impl Api {
+    /// An API over `chain` with the default limits.
+    pub fn new(chain: Arc<Chain>) -> Self {
+        Api {
+            chain,
+            limits: ApiLimits::default(),
+        }
+    }
+}
+
+/// The API's routes over `api` (see the module docs).
+pub fn router(api: Api) -> Router {
+    let max_body = api.limits.max_body_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/status", get(status))
+        .route("/v1/tx", post(submit_tx))
+        .route("/v1/tx/{hash}", get(tx_status))
+        .route("/v1/blocks/latest", get(latest_block))
+        .route("/v1/blocks/{height}", get(block_at))
+        .route("/v1/accounts/{address}", get(account))
+        .route("/v1/executors", get(executors))
+        .route("/v1/executors/{address}", get(executor))
+        .route("/v1/models", get(models))
+        .route("/v1/models/by-name/{*name_version}", get(model_by_name))
+        .route("/v1/models/{model_id}", get(model))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(api)
+}
+
+/// Serves [`router`] on `listener` until the future is dropped or the
+/// listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, api: Api) -> std::io::Result<()> {
+    axum::serve(listener, router(api)).await
+}
+
+// ---- errors -----------------------------------------------------------------
+
+/// An error answer: a status and `{"error": {"code", "message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable snake_case code (the ledger's `TxError` codes for refused
+    /// transactions).
+    pub code: Cow<'static, str>,
+    /// What was wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                code: &self.code,
+                message: &self.message,
+            },
+        };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        res
+    }
+}
+
+/// Why a submitted transaction was refused, as an answer.
+fn mempool_error(e: MempoolError) -> ApiError {
+    match e {
+        MempoolError::Invalid(TxError::Internal { reason }) => {
+            ApiError::internal(format!("checking the transaction: {reason}"))
+        }
+        MempoolError::Invalid(e) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.code(),
+            e.to_string(),
+        ),
+        e @ MempoolError::Duplicate(_) => {
+            ApiError::new(StatusCode::CONFLICT, "already_pending", e.to_string())
+        }
+        e @ MempoolError::NonceTaken { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "nonce_pending", e.to_string())
+        }
+        e @ MempoolError::Full { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "mempool_full", e.to_string())
+        }
+    }
+}
+
+fn not_ready(chain: &Chain) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        format!(
+            "the node is replaying finalized blocks after a restart (at height {}); try again shortly",
+            chain.finalized_height()
+        ),
+    )
+}
+
+fn path_error(what: &str, e: PathRejection) -> ApiError {
+    ApiError::bad_request("bad_path", format!("{what}: {}", e.body_text()))
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(
+        "no_route",
+        format!(
+            "no route for {method} {}; see the API documentation for the routes",
+            clip(uri.path())
+        ),
+    )
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", clip(uri.path())),
+    )
+}
+
+/// `s`, cut to [`MAX_ECHO`] characters.
+fn clip(s: &str) -> String {
+    if s.chars().count() <= MAX_ECHO {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(MAX_ECHO).collect();
+    out.push('…');
+    out
+}
+
+// ---- parsing ----------------------------------------------------------------
+
+/// Decodes hex (either case, no prefix, no spaces), naming the offending
+/// character's position.
+fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
+    if s.is_empty() {
+        return Err("empty hex string".into());
+    }
+    if s.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits ({})", s.len()));
+    }
+    let digit = |i: usize, c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        b'A'..=b'F' => Ok(c - b'A' + 10),
+        _ => Err(format!(
+            "character {i} (`{}`) is not a hex digit",
+            char::from(c).escape_default()
+        )),
+    };
+    s.as_bytes()
+        .chunks_exact(2)
+        .enumerate()
+        .map(|(i, pair)| match *pair {
+            [hi, lo] => Ok((digit(2 * i, hi)? << 4) | digit(2 * i + 1, lo)?),
+            _ => Err("odd number of hex digits".to_string()),
+        })
+        .collect()
+}
+
+/// `tx:<64 hex>` or 64 bare hex digits.
+fn parse_tx_hash(s: &str) -> Result<TxHash, ApiError> {
+    let bad = |reason: String| {
+        ApiError::bad_request(
+            "bad_tx_hash",
+            format!(
+                "`{}` is not a transaction hash (`tx:<64 hex digits>`): {reason}",
+                clip(s)
+            ),
+        )
+    };
+    let digits = s.strip_prefix(TxHash::PREFIX).unwrap_or(s);
+    if digits.len() != 64 {
+        return Err(bad(format!("expected 64 hex digits, found {}", digits.len())));
+    }
+    let bytes = decode_hex(digits).map_err(bad)?;
+    let arr = <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| bad("expected 32 bytes".to_string()))?;
+    Ok(TxHash(arr))
+}
+
+fn parse_address(s: &str) -> Result<PublicKey, ApiError> {
+    s.parse::<PublicKey>().map_err(|e| {
+        ApiError::bad_request("bad_address", format!("not an address (`ed25519:<hex>`): {e}"))
+    })
+}
+
+fn parse_model_id(s: &str) -> Result<ModelId, ApiError> {
+    s.parse::<ModelId>().map_err(|e| {
+        ApiError::bad_request("bad_model_id", format!("not a model id (`blake3:<hex>`): {e}"))
+    })
+}
+
+/// `?limit=&after=` of the list endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+impl PageQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad_request(
+                "bad_query",
+                format!("limit {n} is not between 1 and {MAX_PAGE}"),
+            )),
+        }
+    }
+}
+
+fn page_query(q: Result<Query<PageQuery>, QueryRejection>) -> Result<PageQuery, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| {
+        ApiError::bad_request(
+            "bad_query",
+            format!("{} (expected `?limit=1..{MAX_PAGE}&after=<cursor>`)", e.body_text()),
+        )
+    })
+}
+
+// ---- health and status ------------------------------------------------------
+
+#[derive(Serialize)]
+struct Health<'a> {
+    status: &'static str,
+    finalized_height: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody<'a>>,
+}
+
+async fn health(AxState(api): AxState<Api>) -> Response {
+    let finalized_height = api.chain.finalized_height();
+    if api.chain.is_ready() {
+        return axum::Json(Health {
+            status: "ok",
+            finalized_height,
+            error: None,
+        })
+        .into_response();
+    }
+    let e = not_ready(&api.chain);
+    let mut res = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(Health {
+            status: "replaying",
+            finalized_height,
+            error: Some(ErrorBody {
+                code: &e.code,
+                message: &e.message,
+            }),
+        }),
+    )
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    res
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    chain_id: String,
+    chain_name: String,
+    ready: bool,
+    finalized_height: u64,
+    block: String,
+    state_root: String,
+    timestamp_ms: u64,
+    mempool_size: usize,
+    genesis: String,
+}
+
+async fn status(AxState(api): AxState<Api>) -> axum::Json<StatusJson> {
+    let f = api.chain.finalized();
+    let header = f.block.header();
+    axum::Json(StatusJson {
+        chain_id: hex(&f.state.chain_id()),
+        chain_name: f.state.chain().chain_name.clone(),
+        ready: api.chain.is_ready(),
+        finalized_height: f.block.height().get(),
+        block: hex(f.block.digest().as_ref()),
+        state_root: hex(&header.state_root),
+        timestamp_ms: header.timestamp_ms,
+        mempool_size: api.chain.mempool_len(),
+        genesis: hex(api.chain.genesis().digest().as_ref()),
+    })
+}
+
+// ---- transactions -----------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    tx: String,
+}
+
+#[derive(Serialize)]
+struct Submitted {
+    tx_hash: TxHash,
+}
+
+async fn submit_tx(
+    AxState(api): AxState<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the request body is over the limit of {} bytes",
+                    api.limits.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::new(e.status(), "bad_body", e.body_text())
+        }
+    })?;
+    let req: SubmitBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!("the body is not {{\"tx\": \"<hex>\"}}: {e}"),
+        )
+    })?;
+    let bytes = decode_hex(&req.tx)
+        .map_err(|e| ApiError::bad_request("bad_hex", format!("field `tx`: {e}")))?;
+    let tx = SignedTx::decode(&bytes)
+        .map_err(|e| ApiError::bad_request("bad_tx", format!("field `tx`: {e}")))?;
+    if !api.chain.is_ready() {
+        return Err(not_ready(&api.chain));
+    }
+    let tx_hash = api.chain.submit(tx).map_err(mempool_error)?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Submitted { tx_hash })).into_response())
+}
+
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum TxStatusJson {
+    Pending {
+        tx_hash: TxHash,
+    },
+    Finalized {
+        tx_hash: TxHash,
+        height: u64,
+        index: usize,
+        outcome: TxOutcome,
+    },
+}
+
+async fn tx_status(
+    AxState(api): AxState<Api>,
+    hash: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<TxStatusJson>, ApiError> {
+    let Path(hash) = hash.map_err(|e| path_error("transaction hash", e))?;
+    let tx_hash = parse_tx_hash(&hash)?;
+    match api.chain.tx_status(&tx_hash) {
+        Some(TxStatus::Pending) => Ok(axum::Json(TxStatusJson::Pending { tx_hash })),
+        Some(TxStatus::Finalized {
+            height,
+            index,
+            outcome,
+        }) => Ok(axum::Json(TxStatusJson::Finalized {
+            tx_hash,
+            height,
+            index,
+            outcome,
+        })),
+        None => Err(ApiError::not_found(
+            "unknown_tx",
+            format!(
+                "transaction {tx_hash} is neither pending nor among the {MAX_INDEXED_TXS} \
+                 most recent finalized transactions this node indexes"
+            ),
+        )),
+    }
+}
+
+// ---- blocks -----------------------------------------------------------------
+
+#[derive(Serialize)]
+struct ContextJson {
+    epoch: u64,
+    view: u64,
+    leader: String,
+    parent_view: u64,
+    parent: String,
+}
+
+/// A block as JSON.
+#[derive(Serialize)]
+struct BlockJson {
+    height: u64,
+    digest: String,
+    parent: String,
+    timestamp_ms: u64,
+    txs_root: String,
+    state_root: String,
+    context: ContextJson,
+    /// The encoded header; SHA-256 of it is `digest`.
+    header: String,
+    tx_count: usize,
+    txs: Vec<TxHash>,
+}
+
+impl BlockJson {
+    fn of(block: &Block) -> Self {
+        let h = block.header();
+        BlockJson {
+            height: block.height().get(),
+            digest: hex(block.digest().as_ref()),
+            parent: hex(h.parent.as_ref()),
+            timestamp_ms: h.timestamp_ms,
+            txs_root: hex(&h.txs_root),
+            state_root: hex(&h.state_root),
+            context: ContextJson {
+                epoch: h.context.round.epoch().get(),
+                view: h.context.round.view().get(),
+                leader: hex(h.context.leader.as_ref()),
+                parent_view: h.context.parent.0.get(),
+                parent: hex(h.context.parent.1.as_ref()),
+            },
+            header: hex(&h.encode()),
+            tx_count: block.txs().len(),
+            txs: block.txs().iter().map(SignedTx::hash).collect(),
+        }
+    }
+}
+
+async fn latest_block(AxState(api): AxState<Api>) -> axum::Json<BlockJson> {
+    axum::Json(BlockJson::of(&api.chain.finalized().block))
+}
+
+async fn block_at(
+    AxState(api): AxState<Api>,
+    height: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<BlockJson>, ApiError> {
+    let Path(height) = height.map_err(|e| path_error("height", e))?;
+    let height: u64 = height.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_height",
+            format!(
+                "`{}` is not a block height (a non-negative integer) or `latest`",
+                clip(&height)
+            ),
+        )
+    })?;
+    if let Some(block) = api.chain.finalized_block(height) {
+        return Ok(axum::Json(BlockJson::of(&block)));
+    }
+    let tip = api.chain.finalized_height();
+    if height > tip {
+        return Err(ApiError::not_found(
+            "block_not_finalized",
+            format!("block {height} is not finalized yet (the finalized height is {tip})"),
+        ));
+    }
+    Err(ApiError::not_found(
+        "block_pruned",
+        format!(
+            "block {height} is no longer in memory: this node keeps only the most recent \
+             finalized blocks (at most {MAX_RECENT_BLOCKS}); the finalized height is {tip}"
+        ),
+    ))
+}
+
+// ---- state queries ----------------------------------------------------------
+
+/// A record read from the latest finalized state with its proof (see the
+/// module docs).
+#[derive(Debug, Serialize)]
+pub struct Proven<V> {
+    /// Height of the finalized block whose state was read.
+    pub height: u64,
+    /// Its digest, hex.
+    pub block: String,
+    /// Its state root, hex: the root `proof` verifies against.
+    pub state_root: String,
+    /// The record's key in the authenticated map, hex.
+    pub key: String,
+    /// The record's canonical bytes, hex; `None` when absent.
+    pub record: Option<String>,
+    /// The record as JSON; `None` when absent.
+    pub value: Option<V>,
+    /// Proof of `record` (or of its absence) under `key`.
+    pub proof: Proof,
+}
+
+/// The block a state query reads at: the finalized tip, with its state.
+struct Snapshot {
+    height: u64,
+    block: String,
+    state_root: [u8; 32],
+    state: State,
+}
+
+impl Snapshot {
+    fn take(chain: &Chain) -> Result<Snapshot, ApiError> {
+        let f = chain.finalized();
+        let state_root = f.block.header().state_root;
+        // Proofs are made from `state`; they must verify against the root
+        // the block (and so its finalization certificate) commits to.
+        if f.state.root() != state_root {
+            return Err(ApiError::internal(format!(
+                "the finalized state's root {} is not block {}'s state root {}",
+                hex(&f.state.root()),
+                f.block.height().get(),
+                hex(&state_root)
+            )));
+        }
+        Ok(Snapshot {
+            height: f.block.height().get(),
+            block: hex(f.block.digest().as_ref()),
+            state_root,
+            state: f.state,
+        })
+    }
+
+    fn proven<V>(&self, key: &StateKey, value: impl FnOnce(&State) -> Option<V>) -> Proven<V> {
+        let (record, proof) = self.state.prove(key);
+        let value = if record.is_some() {
+            value(&self.state)
+        } else {
+            None
+        };
+        Proven {
+            height: self.height,
+            block: self.block.clone(),
+            state_root: hex(&self.state_root),
+            key: hex(&key.to_bytes()),
+            record: record.as_deref().map(hex),
+            value,
+            proof,
+        }
+    }
+}
+
+async fn account(
+    AxState(api): AxState<Api>,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<Proven<glassbox_ledger::Account>>, ApiError> {
+    let Path(address) = address.map_err(|e| path_error("address", e))?;
+    let address = parse_address(&address)?;
+    let snap = Snapshot::take(&api.chain)?;
+    Ok(axum::Json(snap.proven(&StateKey::Account(address), |s| {
+        s.account(&address)
+    })))
+}
+
+async fn executor(
+    AxState(api): AxState<Api>,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<Proven<Executor>>, ApiError> {
+    let Path(address) = address.map_err(|e| path_error("address", e))?;
+    let owner = parse_address(&address)?;
+    let snap = Snapshot::take(&api.chain)?;
+    Ok(axum::Json(snap.proven(&StateKey::Executor(owner), |s| {
+        s.executor(&owner).cloned()
+    })))
+}
+
+async fn model(
+    AxState(api): AxState<Api>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<Proven<ModelRecord>>, ApiError> {
+    let Path(id) = id.map_err(|e| path_error("model id", e))?;
+    let id = parse_model_id(&id)?;
+    let snap = Snapshot::take(&api.chain)?;
+    Ok(axum::Json(
+        snap.proven(&StateKey::Model(id), |s| s.model(&id).cloned()),
+    ))
+}
+
+/// The `name@version` index entry's value.
+#[derive(Debug, Serialize)]
+struct NameEntryJson {
+    name: String,
+    version: String,
+    model_id: ModelId,
+}
+
+/// `/v1/models/by-name/...`: the index entry proven, plus the model record
+/// it points to, proven.
+#[derive(Debug, Serialize)]
+struct ByName {
+    #[serde(flatten)]
+    entry: Proven<NameEntryJson>,
+    /// The model record under the entry's model id; `None` when the entry
+    /// is absent.
+    model: Option<Proven<ModelRecord>>,
+}
+
+async fn model_by_name(
+    AxState(api): AxState<Api>,
+    rest: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<ByName>, ApiError> {
+    let Path(rest) = rest.map_err(|e| path_error("model name and version", e))?;
+    let (name, version) = rest
+        .rsplit_once('/')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_path",
+                format!(
+                    "`{}` is not `<name>/<version>` (e.g. `org/model/1.0.0`)",
+                    clip(&rest)
+                ),
+            )
+        })?;
+    let snap = Snapshot::take(&api.chain)?;
+    let key = StateKey::ModelVersion {
+        name: name.to_string(),
+        version: version.to_string(),
+    };
+    let mut model_id = None;
+    let mut decode_error = None;
+    let entry = snap.proven(&key, |s| {
+        let raw = s.get_raw(&key)?;
+        match decode_model_version(raw) {
+            Ok(id) => {
+                model_id = Some(id);
+                Some(NameEntryJson {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    model_id: id,
+                })
+            }
+            Err(e) => {
+                decode_error = Some(e);
+                None
+            }
+        }
+    });
+    if let Some(e) = decode_error {
+        return Err(ApiError::internal(format!(
+            "the index entry of {}@{}: {e}",
+            clip(name),
+            clip(version)
+        )));
+    }
+    let model = model_id.map(|id| snap.proven(&StateKey::Model(id), |s| s.model(&id).cloned()));
+    Ok(axum::Json(ByName { entry, model }))
+}
+
+/// A page of a list endpoint.
+#[derive(Debug, Serialize)]
+struct Page<T> {
+    height: u64,
+    block: String,
+    state_root: String,
+    /// Records in the whole list.
+    total: usize,
+    items: Vec<T>,
+    /// The `after` of the next page; `None` on the last page.
+    next: Option<String>,
+}
+
+/// Up to `limit` items, and the cursor of the next page when more follow.
+fn paginate<T, C>(
+    mut it: impl Iterator<Item = T>,
+    limit: usize,
+    cursor: impl Fn(&T) -> C,
+) -> (Vec<T>, Option<C>) {
+    let items: Vec<T> = it.by_ref().take(limit).collect();
+    let next = match (it.next(), items.last()) {
+        (Some(_), Some(last)) => Some(cursor(last)),
+        _ => None,
+    };
+    (items, next)
+}
+
+async fn executors(
+    AxState(api): AxState<Api>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<axum::Json<Page<Executor>>, ApiError> {
+    let q = page_query(q)?;
+    let limit = q.limit()?;
+    let after = q.after.as_deref().map(parse_address).transpose()?;
+    let snap = Snapshot::take(&api.chain)?;
+    let after = after.map(|a| a.to_bytes());
+    // Executors iterate by owner key bytes.
+    let it = snap
+        .state
+        .executors()
+        .skip_while(|e| after.is_some_and(|a| e.owner.to_bytes() <= a))
+        .cloned();
+    let (items, next) = paginate(it, limit, |e: &Executor| e.owner.to_string());
+    Ok(axum::Json(Page {
+        height: snap.height,
+        block: snap.block.clone(),
+        state_root: hex(&snap.state_root),
+        total: snap.state.executor_count(),
+        items,
+        next,
+    }))
+}
+
+/// A model in a list: the record without its manifest.
+#[derive(Debug, Serialize)]
+struct ModelSummary {
+    model_id: ModelId,
+    manifest_id: glassbox_types::ManifestId,
+    publisher: PublicKey,
+    height: u64,
+    name: String,
+    version: String,
+}
+
+async fn models(
+    AxState(api): AxState<Api>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<axum::Json<Page<ModelSummary>>, ApiError> {
+    let q = page_query(q)?;
+    let limit = q.limit()?;
+    let after = q.after.as_deref().map(parse_model_id).transpose()?;
+    let snap = Snapshot::take(&api.chain)?;
+    // Models iterate by model id.
+    let it = snap
+        .state
+        .models()
+        .skip_while(|m| after.is_some_and(|a| m.model_id <= a))
+        .map(|m| {
+            let manifest = m.manifest.manifest();
+            ModelSummary {
+                model_id: m.model_id,
+                manifest_id: m.manifest_id,
+                publisher: m.publisher,
+                height: m.height,
+                name: manifest.name.clone(),
+                version: manifest.version.to_string(),
+            }
+        });
+    let (items, next) = paginate(it, limit, |m: &ModelSummary| m.model_id.to_string());
+    Ok(axum::Json(Page {
+        height: snap.height,
+        block: snap.block.clone(),
+        state_root: hex(&snap.state_root),
+        total: snap.state.model_count(),
+        items,
+        next,
+    }))
+}

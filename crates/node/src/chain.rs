@@ -1,0 +1,326 @@
+//! The node's view of the ledger: the latest finalized state, the states
+//! after unfinalized (notarized or proposed) blocks, the mempool and an
+//! index of transaction outcomes. Shared by the consensus application, the
+//! finalizer task and the HTTP API.
+//!
+//! Every state here is derived from finalized blocks by the pure ledger;
+//! nothing is persisted by this module. On restart the finalizer replays
+//! the finalized blocks that marshal archived (docs/consensus.md).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use commonware_consensus::Heightable;
+use commonware_cryptography::Digestible;
+use glassbox_ledger::{BlockContext, BlockError, SignedTx, State, TxHash, TxOutcome};
+
+use crate::block::Block;
+use crate::consensus::Digest;
+use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+
+/// Most unfinalized block states kept; proposals beyond this many blocks
+/// ahead of finality are not built on.
+pub const MAX_PENDING_STATES: usize = 4_096;
+
+/// Most transaction outcomes kept for status queries.
+pub const MAX_INDEXED_TXS: usize = 1_000_000;
+
+/// Where a transaction stands, as far as this node knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// In the mempool.
+    Pending,
+    /// In a finalized block.
+    Finalized {
+        /// The block's height.
+        height: u64,
+        /// Its index in the block.
+        index: usize,
+        /// What it did.
+        outcome: TxOutcome,
+    },
+}
+
+/// Why a block cannot be applied on top of what this node has.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The ledger rejects the block.
+    #[error("block {height} is invalid: {error}")]
+    Invalid {
+        /// The block's height.
+        height: u64,
+        /// Why.
+        error: BlockError,
+    },
+    /// The header's state root is not the root the ledger computes.
+    #[error("block {height} claims state root {claimed} but applying it gives {computed}")]
+    StateRoot {
+        /// The block's height.
+        height: u64,
+        /// In the header.
+        claimed: String,
+        /// Computed.
+        computed: String,
+    },
+    /// A finalized block does not extend the finalized chain.
+    #[error("finalized block {height} does not extend the finalized tip {tip}")]
+    NotNext {
+        /// The block's height.
+        height: u64,
+        /// The finalized tip's height.
+        tip: u64,
+    },
+}
+
+/// The latest finalized block and the state after it.
+#[derive(Clone, Debug)]
+pub struct Finalized {
+    /// The block (the genesis block at height 0).
+    pub block: Block,
+    /// The ledger state after it.
+    pub state: State,
+}
+
+/// A block applied on its parent: its height, the state after it and
+/// what each transaction did.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The block's height.
+    pub height: u64,
+    /// The state after the block.
+    pub state: State,
+    /// One outcome per transaction.
+    pub outcomes: Arc<Vec<TxOutcome>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    finalized: Finalized,
+    /// State after each known unfinalized block, by digest.
+    pending: HashMap<Digest, Applied>,
+    statuses: HashMap<TxHash, TxStatus>,
+    status_order: VecDeque<TxHash>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Chain {
+    genesis: Block,
+    inner: Mutex<Inner>,
+    mempool: Mutex<Mempool>,
+    ready: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind (no
+    // invariant spans an unwind point), so keep serving it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Applies `block` on `parent` and checks the header's state root.
+pub fn apply(parent: &State, block: &Block) -> Result<(State, Vec<TxOutcome>), ChainError> {
+    let height = block.height().get();
+    let ctx = BlockContext {
+        height,
+        timestamp_ms: block.header().timestamp_ms,
+    };
+    let (state, outcomes) = parent
+        .apply_block(ctx, block.txs())
+        .map_err(|error| ChainError::Invalid { height, error })?;
+    let computed = state.root();
+    if computed != block.header().state_root {
+        return Err(ChainError::StateRoot {
+            height,
+            claimed: glassbox_types::hex(&block.header().state_root),
+            computed: glassbox_types::hex(&computed),
+        });
+    }
+    Ok((state, outcomes))
+}
+
+impl Chain {
+    /// A chain at genesis.
+    pub fn new(genesis: Block, state: State, limits: MempoolLimits) -> Self {
+        Chain {
+            genesis: genesis.clone(),
+            inner: Mutex::new(Inner {
+                finalized: Finalized {
+                    block: genesis,
+                    state,
+                },
+                pending: HashMap::new(),
+                statuses: HashMap::new(),
+                status_order: VecDeque::new(),
+            }),
+            mempool: Mutex::new(Mempool::new(limits)),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// The genesis block.
+    pub fn genesis(&self) -> &Block {
+        &self.genesis
+    }
+
+    /// The latest finalized block and state.
+    pub fn finalized(&self) -> Finalized {
+        lock(&self.inner).finalized.clone()
+    }
+
+    /// Whether the finalized blocks archived before a restart have been
+    /// replayed; proposals and verification wait for it.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// The state after `digest`, if known (finalized tip or unfinalized).
+    pub fn state_after(&self, digest: &Digest) -> Option<State> {
+        let inner = lock(&self.inner);
+        if inner.finalized.block.digest() == *digest {
+            return Some(inner.finalized.state.clone());
+        }
+        inner.pending.get(digest).map(|a| a.state.clone())
+    }
+
+    /// The finalized height.
+    pub fn finalized_height(&self) -> u64 {
+        lock(&self.inner).finalized.block.height().get()
+    }
+
+    /// Remembers the state after an unfinalized block.
+    pub fn remember(&self, block: &Block, applied: Applied) {
+        let mut inner = lock(&self.inner);
+        let height = applied.height;
+        if height <= inner.finalized.block.height().get() {
+            return;
+        }
+        if inner.pending.len() >= MAX_PENDING_STATES {
+            // Keep the ones nearest finality: they are the ones consensus
+            // can still finalize.
+            if let Some((&far, _)) = inner.pending.iter().max_by_key(|(_, a)| a.height) {
+                inner.pending.remove(&far);
+            }
+        }
+        inner.pending.insert(block.digest(), applied);
+    }
+
+    /// Records a finalized block: advances the finalized tip, prunes states
+    /// at or below it, indexes outcomes and prunes the mempool. Blocks at or
+    /// below the tip (redelivered after a restart) are ignored.
+    pub fn finalize(&self, block: &Block) -> Result<(), ChainError> {
+        let height = block.height().get();
+        let (tip, known) = {
+            let inner = lock(&self.inner);
+            let tip = inner.finalized.block.height().get();
+            if height <= tip {
+                return Ok(());
+            }
+            if height != tip + 1 || block.header().parent != inner.finalized.block.digest() {
+                return Err(ChainError::NotNext { height, tip });
+            }
+            (inner.finalized.state.clone(), inner.pending.get(&block.digest()).cloned())
+        };
+        let (state, outcomes) = match known {
+            Some(applied) => (applied.state, applied.outcomes),
+            None => {
+                let (state, outcomes) = apply(&tip, block)?;
+                (state, Arc::new(outcomes))
+            }
+        };
+        {
+            let mut inner = lock(&self.inner);
+            inner.pending.retain(|_, a| a.height > height);
+            for (index, outcome) in outcomes.iter().cloned().enumerate() {
+                let hash = outcome.tx_hash;
+                if inner.statuses.len() >= MAX_INDEXED_TXS
+                    && let Some(old) = inner.status_order.pop_front()
+                {
+                    inner.statuses.remove(&old);
+                }
+                inner.statuses.insert(
+                    hash,
+                    TxStatus::Finalized {
+                        height,
+                        index,
+                        outcome,
+                    },
+                );
+                inner.status_order.push_back(hash);
+            }
+            inner.finalized = Finalized {
+                block: block.clone(),
+                state: state.clone(),
+            };
+        }
+        let senders: Vec<_> = block.txs().iter().map(|tx| *tx.sender()).collect();
+        lock(&self.mempool).prune(&senders, &state);
+        Ok(())
+    }
+
+    /// Admits a transaction to the mempool, checked against the latest
+    /// finalized state.
+    pub fn submit(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
+        let state = self.finalized().state;
+        lock(&self.mempool).insert(tx, &state)
+    }
+
+    /// What this node knows of `hash`.
+    pub fn tx_status(&self, hash: &TxHash) -> Option<TxStatus> {
+        if let Some(s) = lock(&self.inner).statuses.get(hash) {
+            return Some(s.clone());
+        }
+        lock(&self.mempool)
+            .contains(hash)
+            .then_some(TxStatus::Pending)
+    }
+
+    /// Transactions in the mempool.
+    pub fn mempool_len(&self) -> usize {
+        lock(&self.mempool).len()
+    }
+
+    /// Transactions for a block on top of `parent`, within the ledger's
+    /// block limits, each admissible in order (inadmissible ones are
+    /// dropped from the mempool). Returns them with the resulting state.
+    pub fn build(
+        &self,
+        parent: &State,
+        ctx: BlockContext,
+    ) -> Result<(Vec<SignedTx>, Applied), ChainError> {
+        let params = parent.params();
+        let mut txs = lock(&self.mempool).select(
+            parent,
+            params.max_block_txs as usize,
+            params.max_block_bytes as usize,
+        );
+        loop {
+            match parent.apply_block(ctx, &txs) {
+                Ok((state, outcomes)) => {
+                    let applied = Applied {
+                        height: ctx.height,
+                        state,
+                        outcomes: Arc::new(outcomes),
+                    };
+                    return Ok((txs, applied));
+                }
+                Err(BlockError::InvalidTx { index, .. }) if index < txs.len() => {
+                    let bad = txs.remove(index);
+                    lock(&self.mempool).remove(&bad.hash());
+                    // Later transactions of the same sender now have a gap.
+                    txs.retain(|tx| tx.sender() != bad.sender() || tx.nonce() < bad.nonce());
+                }
+                Err(error) => {
+                    return Err(ChainError::Invalid {
+                        height: ctx.height,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+}
