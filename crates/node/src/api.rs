@@ -198,8 +198,10 @@ impl IntoResponse for ApiError {
         };
         let mut res = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         res
     }
@@ -211,20 +213,20 @@ fn mempool_error(e: MempoolError) -> ApiError {
         MempoolError::Invalid(TxError::Internal { reason }) => {
             ApiError::internal(format!("checking the transaction: {reason}"))
         }
-        MempoolError::Invalid(e) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            e.code(),
-            e.to_string(),
-        ),
+        MempoolError::Invalid(e) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
+        }
         e @ MempoolError::Duplicate(_) => {
             ApiError::new(StatusCode::CONFLICT, "already_pending", e.to_string())
         }
         e @ MempoolError::NonceTaken { .. } => {
             ApiError::new(StatusCode::CONFLICT, "nonce_pending", e.to_string())
         }
-        e @ MempoolError::Full { .. } => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "mempool_full", e.to_string())
-        }
+        e @ MempoolError::Full { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "mempool_full",
+            e.to_string(),
+        ),
     }
 }
 
@@ -314,23 +316,32 @@ fn parse_tx_hash(s: &str) -> Result<TxHash, ApiError> {
     };
     let digits = s.strip_prefix(TxHash::PREFIX).unwrap_or(s);
     if digits.len() != 64 {
-        return Err(bad(format!("expected 64 hex digits, found {}", digits.len())));
+        return Err(bad(format!(
+            "expected 64 hex digits, found {}",
+            digits.len()
+        )));
     }
     let bytes = decode_hex(digits).map_err(bad)?;
-    let arr = <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| bad("expected 32 bytes".to_string()))?;
+    let arr =
+        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| bad("expected 32 bytes".to_string()))?;
     Ok(TxHash(arr))
 }
 
 fn parse_address(s: &str) -> Result<PublicKey, ApiError> {
     s.parse::<PublicKey>().map_err(|e| {
-        ApiError::bad_request("bad_address", format!("not an address (`ed25519:<hex>`): {e}"))
+        ApiError::bad_request(
+            "bad_address",
+            format!("not an address (`ed25519:<hex>`): {e}"),
+        )
     })
 }
 
 fn parse_model_id(s: &str) -> Result<ModelId, ApiError> {
     s.parse::<ModelId>().map_err(|e| {
-        ApiError::bad_request("bad_model_id", format!("not a model id (`blake3:<hex>`): {e}"))
+        ApiError::bad_request(
+            "bad_model_id",
+            format!("not a model id (`blake3:<hex>`): {e}"),
+        )
     })
 }
 
@@ -359,7 +370,10 @@ fn page_query(q: Result<Query<PageQuery>, QueryRejection>) -> Result<PageQuery, 
     q.map(|Query(q)| q).map_err(|e| {
         ApiError::bad_request(
             "bad_query",
-            format!("{} (expected `?limit=1..{MAX_PAGE}&after=<cursor>`)", e.body_text()),
+            format!(
+                "{} (expected `?limit=1..{MAX_PAGE}&after=<cursor>`)",
+                e.body_text()
+            ),
         )
     })
 }
@@ -397,8 +411,10 @@ async fn health(AxState(api): AxState<Api>) -> Response {
         }),
     )
         .into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
     res
 }
 
@@ -604,7 +620,8 @@ async fn block_at(
         "block_pruned",
         format!(
             "block {height} is no longer in memory: this node keeps only the most recent \
-             finalized blocks (at most {MAX_RECENT_BLOCKS}); the finalized height is {tip}"
+             {MAX_RECENT_BLOCKS} finalized blocks (fewer when blocks are large); the finalized \
+             height is {tip}"
         ),
     ))
 }

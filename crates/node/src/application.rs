@@ -66,7 +66,10 @@ impl Application {
             if last.height().get() <= self.chain.finalized_height()
                 || missing.len() > MAX_PENDING_STATES
             {
-                debug!(height = last.height().get(), "ancestry does not reach a known state");
+                debug!(
+                    height = last.height().get(),
+                    "ancestry does not reach a known state"
+                );
                 return None;
             }
             let next = ancestry.next().await?;
@@ -169,11 +172,21 @@ where
         // Marshal has checked the height and parent digest.
         let ts = block.header().timestamp_ms;
         if ts <= parent.header().timestamp_ms {
-            warn!(height = block.height().get(), "timestamp not after the parent's");
+            warn!(
+                height = block.height().get(),
+                "timestamp not after the parent's"
+            );
             return false;
         }
-        if ts > rt.current().epoch_millis().saturating_add(MAX_CLOCK_SKEW_MS) {
-            warn!(height = block.height().get(), "timestamp too far in the future");
+        if ts
+            > rt.current()
+                .epoch_millis()
+                .saturating_add(MAX_CLOCK_SKEW_MS)
+        {
+            warn!(
+                height = block.height().get(),
+                "timestamp too far in the future"
+            );
             return false;
         }
         let Some(parent_state) = self.state_after(&parent, &mut ancestry).await else {

@@ -26,6 +26,14 @@ pub const MAX_PENDING_STATES: usize = 4_096;
 /// Most transaction outcomes kept for status queries.
 pub const MAX_INDEXED_TXS: usize = 1_000_000;
 
+/// Most recent finalized blocks kept in memory (for the HTTP API), besides
+/// genesis.
+pub const MAX_RECENT_BLOCKS: usize = 1_024;
+
+/// Most encoded transaction bytes the recent finalized blocks may hold:
+/// fewer than [`MAX_RECENT_BLOCKS`] are kept when blocks are large.
+pub const MAX_RECENT_BLOCK_BYTES: usize = 128 << 20;
+
 /// Where a transaction stands, as far as this node knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxStatus {
@@ -101,6 +109,11 @@ struct Inner {
     pending: HashMap<Digest, Applied>,
     statuses: HashMap<TxHash, TxStatus>,
     status_order: VecDeque<TxHash>,
+    /// The most recent finalized blocks after genesis, consecutive
+    /// heights, the tip last.
+    recent: VecDeque<Block>,
+    /// Encoded transaction bytes in `recent`.
+    recent_bytes: usize,
 }
 
 /// See the module docs.
@@ -152,6 +165,8 @@ impl Chain {
                 pending: HashMap::new(),
                 statuses: HashMap::new(),
                 status_order: VecDeque::new(),
+                recent: VecDeque::new(),
+                recent_bytes: 0,
             }),
             mempool: Mutex::new(Mempool::new(limits)),
             ready: AtomicBool::new(false),
@@ -174,7 +189,8 @@ impl Chain {
         self.ready.load(Ordering::Acquire)
     }
 
-    pub(crate) fn set_ready(&self) {
+    /// Marks the restart replay as done.
+    pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }
 
@@ -223,7 +239,10 @@ impl Chain {
             if height != tip + 1 || block.header().parent != inner.finalized.block.digest() {
                 return Err(ChainError::NotNext { height, tip });
             }
-            (inner.finalized.state.clone(), inner.pending.get(&block.digest()).cloned())
+            (
+                inner.finalized.state.clone(),
+                inner.pending.get(&block.digest()).cloned(),
+            )
         };
         let (state, outcomes) = match known {
             Some(applied) => (applied.state, applied.outcomes),
@@ -256,6 +275,7 @@ impl Chain {
                 block: block.clone(),
                 state: state.clone(),
             };
+            inner.push_recent(block);
         }
         let senders: Vec<_> = block.txs().iter().map(|tx| *tx.sender()).collect();
         lock(&self.mempool).prune(&senders, &state);
@@ -321,6 +341,41 @@ impl Chain {
                     });
                 }
             }
+        }
+    }
+
+    /// The finalized block at `height` while it is among the most recent
+    /// ones kept in memory ([`MAX_RECENT_BLOCKS`],
+    /// [`MAX_RECENT_BLOCK_BYTES`]); genesis is always kept.
+    pub fn finalized_block(&self, height: u64) -> Option<Block> {
+        if height == self.genesis.height().get() {
+            return Some(self.genesis.clone());
+        }
+        let inner = lock(&self.inner);
+        let first = inner.recent.front()?.height().get();
+        let i = usize::try_from(height.checked_sub(first)?).ok()?;
+        inner
+            .recent
+            .get(i)
+            .filter(|b| b.height().get() == height)
+            .cloned()
+    }
+}
+
+impl Inner {
+    /// Keeps `block` (just finalized) among the recent blocks, dropping the
+    /// oldest beyond [`MAX_RECENT_BLOCKS`] and [`MAX_RECENT_BLOCK_BYTES`].
+    fn push_recent(&mut self, block: &Block) {
+        let bytes = |b: &Block| b.txs().iter().map(SignedTx::len).sum::<usize>();
+        self.recent_bytes = self.recent_bytes.saturating_add(bytes(block));
+        self.recent.push_back(block.clone());
+        while self.recent.len() > MAX_RECENT_BLOCKS
+            || (self.recent.len() > 1 && self.recent_bytes > MAX_RECENT_BLOCK_BYTES)
+        {
+            let Some(old) = self.recent.pop_front() else {
+                break;
+            };
+            self.recent_bytes = self.recent_bytes.saturating_sub(bytes(&old));
         }
     }
 }

@@ -94,8 +94,8 @@ impl std::fmt::Debug for ValidatorKey {
 impl ValidatorKey {
     /// The p2p private key.
     pub fn private_key(&self) -> Result<PrivateKey, GenesisError> {
-        let bytes = from_hex_formatted(&self.private_key)
-            .ok_or_else(|| field("private_key", "not hex"))?;
+        let bytes =
+            from_hex_formatted(&self.private_key).ok_or_else(|| field("private_key", "not hex"))?;
         PrivateKey::decode(bytes.as_ref()).map_err(|e| field("private_key", e.to_string()))
     }
 
@@ -112,7 +112,10 @@ impl NodeGenesis {
         if self.validators.is_empty() || self.validators.len() > MAX_VALIDATORS {
             return Err(field(
                 "validators",
-                format!("needs 1 to {MAX_VALIDATORS} validators, has {}", self.validators.len()),
+                format!(
+                    "needs 1 to {MAX_VALIDATORS} validators, has {}",
+                    self.validators.len()
+                ),
             ));
         }
         let mut keys = Vec::with_capacity(self.validators.len());
@@ -200,8 +203,9 @@ pub fn deal_validators(
         })
         .collect();
     let participants = Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
-    let (output, shares) = dkg::deal::<MinSig, _, N3f1>(&mut *rng, Default::default(), participants)
-        .map_err(|e| field("validators", format!("dealing shares: {e}")))?;
+    let (output, shares) =
+        dkg::deal::<MinSig, _, N3f1>(&mut *rng, Default::default(), participants)
+            .map_err(|e| field("validators", format!("dealing shares: {e}")))?;
     let mut entries = Vec::with_capacity(keys.len());
     let mut secrets = Vec::with_capacity(keys.len());
     for (key, (p2p, http)) in keys.iter().zip(addresses) {

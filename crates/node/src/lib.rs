@@ -9,6 +9,6 @@ pub mod block;
 pub mod chain;
 pub mod consensus;
 pub mod engine;
-pub mod mempool;
 pub mod genesis;
+pub mod mempool;
 pub mod run;

@@ -125,13 +125,11 @@ pub async fn start_validator(
         MAX_MESSAGE_BYTES,
     );
     p2p_cfg.mailbox_size = MAILBOX_SIZE;
-    let (mut network, mut oracle) =
-        discovery::Network::new(context.with_label("network"), p2p_cfg);
+    let (mut network, mut oracle) = discovery::Network::new(context.with_label("network"), p2p_cfg);
     oracle.track(0, participants.clone()).await;
 
-    let quota = |per_second: u32| {
-        Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN))
-    };
+    let quota =
+        |per_second: u32| Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN));
     let votes = network.register(channels::VOTES, quota(1_024), MESSAGE_BACKLOG);
     let certificates = network.register(channels::CERTIFICATES, quota(1_024), MESSAGE_BACKLOG);
     let resolver = network.register(channels::RESOLVER, quota(256), MESSAGE_BACKLOG);
