@@ -236,7 +236,8 @@ fn admission_failures_invalidate_the_block() {
     let s0 = genesis_state();
     let chain = s0.chain_id();
     let good = tx(&s0, 2, transfer(1, 1));
-    let mut cases: Vec<(&str, SignedTx, fn(&TxError) -> bool)> = Vec::new();
+    type Check = fn(&TxError) -> bool;
+    let mut cases: Vec<(&str, SignedTx, Check)> = Vec::new();
 
     let t = tx(&s0, 1, transfer(2, 1));
     let mut sig = *t.signature().as_bytes();

@@ -8,19 +8,19 @@ use glassbox_ledger::{
 };
 use glassbox_types::{Manifest, ModelId, PublicKey, SecretKey, SignedManifest};
 
-pub const GENESIS_TIME: u64 = 1_700_000_000_000;
-pub const FEE: u64 = 100_000;
+pub(crate) const GENESIS_TIME: u64 = 1_700_000_000_000;
+pub(crate) const FEE: u64 = 100_000;
 
 /// The key with seed `[n; 32]`.
-pub fn key(n: u8) -> SecretKey {
+pub(crate) fn key(n: u8) -> SecretKey {
     SecretKey::from_seed(&[n; 32])
 }
 
-pub fn addr(n: u8) -> PublicKey {
+pub(crate) fn addr(n: u8) -> PublicKey {
     key(n).public()
 }
 
-pub fn test_params() -> Params {
+pub(crate) fn test_params() -> Params {
     Params {
         min_fee: 1_000,
         fee_per_byte: 10,
@@ -33,7 +33,7 @@ pub fn test_params() -> Params {
 }
 
 /// Accounts 1..=4 and 9 with 10^9 each; executor 9 at genesis.
-pub fn genesis() -> GenesisState {
+pub(crate) fn genesis() -> GenesisState {
     GenesisState {
         chain_name: "glassbox-test".into(),
         genesis_time_ms: GENESIS_TIME,
@@ -54,22 +54,22 @@ pub fn genesis() -> GenesisState {
     }
 }
 
-pub fn genesis_state() -> State {
+pub(crate) fn genesis_state() -> State {
     State::genesis(&genesis()).expect("valid genesis")
 }
 
 /// A signed transaction from key `n` with the state's next nonce + `ahead`.
-pub fn tx_ahead(state: &State, n: u8, ahead: u64, body: TxBody) -> SignedTx {
+pub(crate) fn tx_ahead(state: &State, n: u8, ahead: u64, body: TxBody) -> SignedTx {
     let nonce = state.account(&addr(n)).map_or(0, |a| a.nonce) + ahead;
     SignedTx::sign(&state.chain_id(), &key(n), nonce, FEE, body).expect("sign")
 }
 
 /// A signed transaction from key `n` with its next nonce in `state`.
-pub fn tx(state: &State, n: u8, body: TxBody) -> SignedTx {
+pub(crate) fn tx(state: &State, n: u8, body: TxBody) -> SignedTx {
     tx_ahead(state, n, 0, body)
 }
 
-pub fn ctx(state: &State) -> BlockContext {
+pub(crate) fn ctx(state: &State) -> BlockContext {
     BlockContext {
         height: state.height() + 1,
         timestamp_ms: state.timestamp_ms() + 1_000,
@@ -77,7 +77,7 @@ pub fn ctx(state: &State) -> BlockContext {
 }
 
 /// Applies `txs` as the next block; panics on a block error.
-pub fn apply(state: &State, txs: &[SignedTx]) -> (State, Vec<TxOutcome>) {
+pub(crate) fn apply(state: &State, txs: &[SignedTx]) -> (State, Vec<TxOutcome>) {
     state
         .apply_block(ctx(state), txs)
         .unwrap_or_else(|e| panic!("block rejected: {e}"))
@@ -85,14 +85,14 @@ pub fn apply(state: &State, txs: &[SignedTx]) -> (State, Vec<TxOutcome>) {
 
 /// Applies one transaction as a block; returns the new state and its
 /// outcome.
-pub fn apply_one(state: &State, tx: SignedTx) -> (State, TxOutcome) {
+pub(crate) fn apply_one(state: &State, tx: SignedTx) -> (State, TxOutcome) {
     let (s, mut o) = apply(state, &[tx]);
     let outcome = o.pop().expect("one outcome");
     (s, outcome)
 }
 
 /// Empty blocks until `height`.
-pub fn advance_to(mut state: State, height: u64) -> State {
+pub(crate) fn advance_to(mut state: State, height: u64) -> State {
     while state.height() < height {
         state = apply(&state, &[]).0;
     }
@@ -106,12 +106,12 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
 
 /// A minimal manifest (docs/manifest.md encoding, decoded by
 /// glassbox-types) for `model` bytes, `name@version`, published by `by`.
-pub fn manifest(model: &[u8], name: &str, version: &str, by: &SecretKey) -> Manifest {
+pub(crate) fn manifest(model: &[u8], name: &str, version: &str, by: &SecretKey) -> Manifest {
     manifest_with(model, name, version, "a test model", by)
 }
 
 /// [`manifest`] with a description.
-pub fn manifest_with(
+pub(crate) fn manifest_with(
     model: &[u8],
     name: &str,
     version: &str,
@@ -139,11 +139,16 @@ pub fn manifest_with(
     Manifest::decode(&b).expect("test manifest decodes")
 }
 
-pub fn signed_manifest(model: &[u8], name: &str, version: &str, by: &SecretKey) -> SignedManifest {
+pub(crate) fn signed_manifest(
+    model: &[u8],
+    name: &str,
+    version: &str,
+    by: &SecretKey,
+) -> SignedManifest {
     SignedManifest::sign(manifest(model, name, version, by), by).expect("sign manifest")
 }
 
-pub fn publish(model: &[u8], name: &str, version: &str, by: &SecretKey) -> TxBody {
+pub(crate) fn publish(model: &[u8], name: &str, version: &str, by: &SecretKey) -> TxBody {
     TxBody::PublishModel {
         manifest: Box::new(signed_manifest(model, name, version, by)),
     }
