@@ -54,7 +54,7 @@ use glassbox_ledger::{
     Executor, ModelRecord, Proof, SignedTx, State, StateKey, TxError, TxHash, TxOutcome,
     decode_model_version,
 };
-use glassbox_types::{ModelId, PublicKey, hex};
+use glassbox_types::{Limits, ModelId, PublicKey, hex};
 use serde::{Deserialize, Serialize};
 
 use crate::block::Block;
@@ -769,6 +769,18 @@ async fn model_by_name(
                 ),
             )
         })?;
+    glassbox_types::validate_name(name)
+        .map_err(|e| ApiError::bad_request("bad_model_name", format!("not a model name: {e}")))?;
+    if version.len() > Limits::MAX_VERSION_BYTES {
+        return Err(ApiError::bad_request(
+            "bad_model_version",
+            format!(
+                "the version is {} bytes, over the limit of {}",
+                version.len(),
+                Limits::MAX_VERSION_BYTES
+            ),
+        ));
+    }
     let snap = Snapshot::take(&api.chain)?;
     let key = StateKey::ModelVersion {
         name: name.to_string(),
