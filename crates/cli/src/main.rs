@@ -6,6 +6,7 @@
 mod exec;
 mod keys;
 mod model;
+mod node;
 mod progress;
 
 use std::io::Write;
@@ -30,6 +31,11 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Publish, inspect, fetch and verify models in a registry.
     Model(model::ModelArgs),
+    /// Run one validator of a network from its config file.
+    Node(node::NodeArgs),
+    /// Run a whole local network (4 validators by default) on embedded
+    /// defaults; resumes it when started again on the same data directory.
+    Dev(node::DevArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,8 @@ fn main() -> ExitCode {
         Command::Exec(args) => exec::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Model(args) => model::run(args),
+        Command::Node(args) => node::node(args),
+        Command::Dev(args) => node::dev(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,7 +35,7 @@ use futures::channel::mpsc;
 use futures::future::try_join_all;
 use governor::clock::Clock as GClock;
 use rand::{CryptoRng, Rng};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::application::Application;
 use crate::block::Block;
@@ -430,11 +430,15 @@ async fn finalizer(
     while let Some(update) = rx.next().await {
         if let marshal::Update::Block(block, ack) = update {
             chain.finalize(&block)?;
-            info!(
-                height = block.height().get(),
-                txs = block.txs().len(),
-                "finalized"
-            );
+            if block.txs().is_empty() {
+                debug!(height = block.height().get(), "finalized an empty block");
+            } else {
+                info!(
+                    height = block.height().get(),
+                    txs = block.txs().len(),
+                    "finalized"
+                );
+            }
             ack.acknowledge();
         }
     }

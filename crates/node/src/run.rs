@@ -12,7 +12,7 @@ use commonware_cryptography::Signer;
 use commonware_p2p::authenticated::discovery;
 use commonware_p2p::{Ingress, Manager};
 use commonware_parallel::Sequential;
-use commonware_runtime::{Handle, Metrics, tokio as cw_tokio};
+use commonware_runtime::{Handle, Metrics, Runner as _, Spawner, tokio as cw_tokio};
 use commonware_utils::union_unique;
 use governor::Quota;
 use tracing::info;
@@ -58,6 +58,9 @@ pub enum NodeError {
     /// The engine could not open its storage.
     #[error("starting the engine: {0}")]
     Engine(String),
+    /// A file or socket problem.
+    #[error("{0}")]
+    File(String),
 }
 
 /// One validator to run.
@@ -182,4 +185,299 @@ pub async fn start_validator(
         },
         vec![p2p, engine],
     ))
+}
+
+/// `node.toml`: one validator joining a network.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The network's genesis file.
+    pub genesis: std::path::PathBuf,
+    /// This validator's key file (`validator.json`).
+    pub key: std::path::PathBuf,
+    /// Where the node keeps its storage.
+    pub data_dir: std::path::PathBuf,
+    /// p2p listen address.
+    pub p2p_listen: SocketAddr,
+    /// HTTP API listen address; no API when absent.
+    #[serde(default)]
+    pub http_listen: Option<SocketAddr>,
+    /// Runtime worker threads.
+    #[serde(default = "default_threads")]
+    pub worker_threads: usize,
+}
+
+fn default_threads() -> usize {
+    2
+}
+
+/// Most bytes of a genesis, key or config file.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads a JSON or TOML file of at most [`MAX_CONFIG_BYTES`].
+pub fn read_small(path: &std::path::Path) -> Result<String, NodeError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(NodeError::File(format!(
+            "{}: larger than {MAX_CONFIG_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+/// Reads a genesis file.
+pub fn read_genesis(path: &std::path::Path) -> Result<NodeGenesis, NodeError> {
+    serde_json::from_str(&read_small(path)?)
+        .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))
+}
+
+/// Reads a validator key file.
+pub fn read_key(path: &std::path::Path) -> Result<ValidatorKey, NodeError> {
+    serde_json::from_str(&read_small(path)?)
+        .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))
+}
+
+/// Writes `text` to `path` atomically (temp file, fsync, rename), mode 0600
+/// on Unix.
+pub fn write_private(path: &std::path::Path, text: &str) -> Result<(), NodeError> {
+    use std::io::Write;
+    let err = |e: std::io::Error| NodeError::File(format!("{}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp).map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    Ok(())
+}
+
+fn runner(storage: &std::path::Path, worker_threads: usize) -> cw_tokio::Runner {
+    cw_tokio::Runner::new(
+        cw_tokio::Config::default()
+            .with_tcp_nodelay(Some(true))
+            .with_worker_threads(worker_threads.clamp(1, 64))
+            .with_storage_directory(storage.to_path_buf())
+            .with_catch_panics(false),
+    )
+}
+
+/// Serves the HTTP API for `chain` on `addr`.
+async fn serve_api(addr: SocketAddr, chain: Arc<Chain>) -> Result<(), NodeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::File(format!("binding the HTTP API on {addr}: {e}")))?;
+    crate::api::serve(listener, crate::api::Api::new(chain))
+        .await
+        .map_err(|e| NodeError::File(format!("HTTP API on {addr}: {e}")))
+}
+
+/// Runs one validator until Ctrl-C or SIGTERM.
+pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
+    let genesis = read_genesis(&cfg.genesis)?;
+    let key = read_key(&cfg.key)?;
+    let storage = cfg.data_dir.join("storage");
+    runner(&storage, cfg.worker_threads).start(|context| async move {
+        let run = ValidatorRun {
+            key,
+            p2p_listen: cfg.p2p_listen,
+            partition_prefix: "validator".into(),
+            timing: Timing::default(),
+        };
+        let (started, handles) = start_validator(context.clone(), &genesis, run).await?;
+        if let Some(addr) = cfg.http_listen {
+            let chain = started.chain.clone();
+            context.with_label("api").spawn(move |_| async move {
+                if let Err(e) = serve_api(addr, chain).await {
+                    tracing::error!(error = %e, "HTTP API stopped");
+                }
+            });
+            info!(%addr, "HTTP API listening");
+        }
+        wait_for_shutdown(handles).await;
+        Ok(())
+    })
+}
+
+async fn wait_for_shutdown(handles: Vec<Handle<()>>) {
+    let all = futures::future::join_all(handles);
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
+        _ = all => tracing::warn!("validator tasks ended"),
+    }
+}
+
+/// `glassbox dev` options.
+#[derive(Clone, Debug)]
+pub struct DevOptions {
+    /// Validators to run (all in this process).
+    pub validators: usize,
+    /// Where genesis, keys and storage live.
+    pub data_dir: std::path::PathBuf,
+    /// HTTP API address of validator 0; validator i serves on port + i.
+    pub http: SocketAddr,
+    /// Runtime worker threads.
+    pub worker_threads: usize,
+}
+
+/// What `glassbox dev` set up.
+#[derive(Clone, Debug)]
+pub struct DevNetwork {
+    /// The genesis file.
+    pub genesis_path: std::path::PathBuf,
+    /// The funded developer key file.
+    pub dev_key_path: std::path::PathBuf,
+    /// The developer account's address.
+    pub dev_address: String,
+    /// HTTP API addresses, one per validator.
+    pub apis: Vec<SocketAddr>,
+    /// Whether an existing network was resumed.
+    pub resumed: bool,
+}
+
+/// Balance of the developer account at genesis.
+pub const DEV_BALANCE: u64 = 1_000_000_000_000_000;
+
+fn free_loopback_port() -> Result<SocketAddr, NodeError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| NodeError::File(format!("finding a free port: {e}")))?;
+    l.local_addr()
+        .map_err(|e| NodeError::File(format!("finding a free port: {e}")))
+}
+
+/// Creates (first run) or loads (later runs) a local network in
+/// `opts.data_dir`: `genesis.json`, `validator-<i>/validator.json` and the
+/// funded `dev.key`.
+pub fn prepare_dev(
+    opts: &DevOptions,
+) -> Result<(NodeGenesis, Vec<ValidatorKey>, DevNetwork), NodeError> {
+    let dir = &opts.data_dir;
+    let genesis_path = dir.join("genesis.json");
+    let dev_key_path = dir.join("dev.key");
+    let resumed = genesis_path.exists();
+    let (genesis, keys) = if resumed {
+        let genesis = read_genesis(&genesis_path)?;
+        let keys = (0..genesis.validators.len())
+            .map(|i| read_key(&dir.join(format!("validator-{i}")).join("validator.json")))
+            .collect::<Result<Vec<_>, _>>()?;
+        (genesis, keys)
+    } else {
+        if !(1..=MAX_DEV_VALIDATORS).contains(&opts.validators) {
+            return Err(NodeError::File(format!(
+                "--validators must be 1 to {MAX_DEV_VALIDATORS}, got {}",
+                opts.validators
+            )));
+        }
+        let dev_key = glassbox_store::keyfile::generate_secret_key()
+            .map_err(|e| NodeError::File(format!("generating the developer key: {e}")))?;
+        glassbox_store::keyfile::write_secret_key(&dev_key_path, &dev_key)
+            .map_err(|e| NodeError::File(format!("{}: {e}", dev_key_path.display())))?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let ledger = glassbox_ledger::GenesisState {
+            chain_name: "glassbox-dev".into(),
+            genesis_time_ms: now_ms,
+            params: glassbox_ledger::Params::default(),
+            accounts: vec![glassbox_ledger::GenesisAccount {
+                address: dev_key.public(),
+                balance: DEV_BALANCE,
+            }],
+            executors: Vec::new(),
+        };
+        let mut addresses = Vec::with_capacity(opts.validators);
+        for i in 0..opts.validators {
+            let http = SocketAddr::new(opts.http.ip(), opts.http.port().saturating_add(i as u16));
+            addresses.push((free_loopback_port()?, Some(http)));
+        }
+        let mut rng = rand::rngs::OsRng;
+        let (genesis, keys) = crate::genesis::deal_validators(&mut rng, ledger, &addresses)?;
+        for (i, key) in keys.iter().enumerate() {
+            let text =
+                serde_json::to_string_pretty(key).map_err(|e| NodeError::File(e.to_string()))?;
+            write_private(
+                &dir.join(format!("validator-{i}")).join("validator.json"),
+                &text,
+            )?;
+        }
+        let text =
+            serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::File(e.to_string()))?;
+        write_private(&genesis_path, &text)?;
+        (genesis, keys)
+    };
+    let dev_address = glassbox_store::keyfile::read_secret_key(&dev_key_path)
+        .map(|k| k.public().to_string())
+        .map_err(|e| NodeError::File(format!("{}: {e}", dev_key_path.display())))?;
+    let apis = genesis
+        .validators
+        .iter()
+        .filter_map(|v| v.http_address)
+        .collect();
+    Ok((
+        genesis,
+        keys,
+        DevNetwork {
+            genesis_path,
+            dev_key_path,
+            dev_address,
+            apis,
+            resumed,
+        },
+    ))
+}
+
+/// Most validators `glassbox dev` runs.
+pub const MAX_DEV_VALIDATORS: usize = 16;
+
+/// Runs every validator of a prepared dev network in this process until
+/// Ctrl-C. `ready` is called once all are started.
+pub fn run_dev(
+    opts: &DevOptions,
+    genesis: NodeGenesis,
+    keys: Vec<ValidatorKey>,
+    ready: impl FnOnce() + Send + 'static,
+) -> Result<(), NodeError> {
+    let storage = opts.data_dir.join("storage");
+    runner(&storage, opts.worker_threads).start(|context| async move {
+        let mut handles = Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let entry = genesis
+                .validators
+                .get(i)
+                .cloned()
+                .ok_or_else(|| NodeError::File(format!("genesis lists no validator {i}")))?;
+            let run = ValidatorRun {
+                key,
+                p2p_listen: entry.p2p_address,
+                partition_prefix: format!("validator-{i}"),
+                timing: Timing::default(),
+            };
+            let ctx = context.with_label(&format!("validator_{i}"));
+            let (started, hs) = start_validator(ctx.clone(), &genesis, run).await?;
+            handles.extend(hs);
+            if let Some(addr) = entry.http_address {
+                let chain = started.chain.clone();
+                ctx.with_label("api").spawn(move |_| async move {
+                    if let Err(e) = serve_api(addr, chain).await {
+                        tracing::error!(error = %e, "HTTP API stopped");
+                    }
+                });
+            }
+        }
+        ready();
+        wait_for_shutdown(handles).await;
+        Ok(())
+    })
 }
