@@ -912,3 +912,12 @@ fn outcomes_serialize_for_the_api() {
     let g: GenesisState = serde_json::from_value(serde_json::to_value(genesis()).unwrap()).unwrap();
     assert_eq!(g, genesis());
 }
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync + Clone>() {}
+    check::<State>();
+    check::<SignedTx>();
+    check::<Proof>();
+    check::<glassbox_ledger::smt::Smt>();
+}
