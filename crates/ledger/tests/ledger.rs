@@ -921,3 +921,109 @@ fn shared_types_are_send_and_sync() {
     check::<Proof>();
     check::<glassbox_ledger::smt::Smt>();
 }
+
+mod random_blocks {
+    use super::*;
+    use glassbox_ledger::tags;
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = TxBody> {
+        let amount = prop_oneof![0u64..3, 1u64..5_000_000, Just(u64::MAX)];
+        prop_oneof![
+            (prop_oneof![1u8..5, Just(9u8), 20u8..23], amount.clone())
+                .prop_map(|(to, amount)| transfer(to, amount)),
+            (amount.clone(), 0u32..6).prop_map(|(stake, capacity)| {
+                TxBody::RegisterExecutor {
+                    stake,
+                    capacity,
+                    endpoint: "https://e.example.org".into(),
+                }
+            }),
+            amount
+                .clone()
+                .prop_map(|amount| TxBody::AddStake { amount }),
+            amount.prop_map(|amount| TxBody::Unbond { amount }),
+            Just(TxBody::Withdraw),
+            Just(TxBody::Deregister),
+            (0u32..6).prop_map(|capacity| TxBody::UpdateExecutor {
+                capacity,
+                endpoint: "http://u".into(),
+            }),
+            (0u8..4, 0u8..3, 1u8..4).prop_map(|(m, v, by)| publish(
+                &[m, v],
+                &format!("n/{}", m % 2),
+                &format!("1.{v}.0"),
+                &key(by)
+            )),
+        ]
+    }
+
+    /// Side indexes agree with the committed records; the root is the
+    /// root of the records in any order.
+    fn check_consistency(s: &State) {
+        let recs = records(s);
+        let tagged = |t: u8| recs.keys().filter(|k| k.first() == Some(&t)).count();
+        assert_eq!(tagged(tags::EXECUTOR), s.executor_count());
+        assert_eq!(tagged(tags::MODEL), s.model_count());
+        for e in s.executors() {
+            let raw = s.get_raw(&StateKey::Executor(e.owner)).unwrap();
+            assert_eq!(&Executor::decode(raw).unwrap(), e);
+            assert!(e.unbonding.len() <= limits::MAX_UNBONDING_ENTRIES);
+            assert!(e.stake == 0 || e.stake >= s.params().min_executor_stake);
+            assert!(e.stake > 0 || !e.unbonding.is_empty());
+        }
+        for m in s.models() {
+            let raw = s.get_raw(&StateKey::Model(m.model_id)).unwrap();
+            assert_eq!(&ModelRecord::decode(raw).unwrap(), m);
+            let name = &m.manifest.manifest().name;
+            assert_eq!(s.name_owner(name), Some(m.publisher));
+        }
+        let mut fresh = glassbox_ledger::smt::Smt::new();
+        for (k, v) in recs.iter().rev() {
+            fresh.insert(k, v).unwrap();
+        }
+        assert_eq!(fresh.root(), s.root());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn random_blocks_conserve_supply_and_stay_consistent(
+            blocks in prop::collection::vec(
+                prop::collection::vec((prop_oneof![1u8..5, Just(9u8)], body()), 0..8),
+                1..8,
+            )
+        ) {
+            let mut s = genesis_state();
+            let supply = s.total_supply().unwrap();
+            for block in blocks {
+                let mut ahead: BTreeMap<u8, u64> = BTreeMap::new();
+                let txs: Vec<_> = block
+                    .into_iter()
+                    .map(|(n, b)| {
+                        let a = ahead.entry(n).or_default();
+                        let t = tx_ahead(&s, n, *a, b);
+                        *a += 1;
+                        t
+                    })
+                    .collect();
+                let (next, outcomes) = s.apply_block(ctx(&s), &txs).unwrap();
+                prop_assert_eq!(outcomes.len(), txs.len());
+                for o in &outcomes {
+                    if let Err(e) = &o.result {
+                        prop_assert!(!e.is_admission(), "{}", e);
+                    }
+                }
+                // Deterministic on a clone, and the parent is untouched.
+                let root = s.root();
+                let (again, _) = s.clone().apply_block(ctx(&s), &txs).unwrap();
+                prop_assert_eq!(again.root(), next.root());
+                prop_assert_eq!(s.root(), root);
+                prop_assert_eq!(next.total_supply(), Some(supply));
+                check_consistency(&next);
+                s = next;
+            }
+        }
+    }
+}
