@@ -18,7 +18,7 @@ use commonware_consensus::marshal::{
 use commonware_consensus::simplex::{self, Engine as Consensus, elector::Random};
 use commonware_consensus::types::{Epoch, FixedEpocher, Height, ViewDelta};
 use commonware_cryptography::bls12381::primitives::{group, sharing::Sharing, variant::MinSig};
-use commonware_cryptography::certificate::{ConstantProvider, Scheme as _};
+use commonware_cryptography::certificate::ConstantProvider;
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Strategy;
 use commonware_resolver::Resolver;
@@ -129,6 +129,18 @@ where
 }
 
 type Marshaled<E> = Deferred<E, Scheme, Application, Block, FixedEpocher>;
+type Marshal<E, S> = MarshalActor<
+    E,
+    Standard<Block>,
+    ConstantProvider<Scheme, Epoch>,
+    immutable::Archive<E, Digest, Finalization>,
+    immutable::Archive<E, Digest, Block>,
+    FixedEpocher,
+    S,
+>;
+type MarshalInbox = MarshalMailbox<Scheme, Standard<Block>>;
+type Simplex<E, B, S> =
+    Consensus<E, Scheme, Random, B, Digest, Marshaled<E>, Marshaled<E>, MarshalInbox, S>;
 
 /// One validator: consensus, marshal, broadcast buffer and finalizer.
 #[allow(missing_debug_implementations)]
@@ -145,28 +157,10 @@ where
     finalized_rx: mpsc::Receiver<marshal::Update<Block>>,
     buffer: buffered::Engine<E, PublicKey, Block, P>,
     buffer_mailbox: buffered::Mailbox<PublicKey, Block>,
-    marshal: MarshalActor<
-        E,
-        Standard<Block>,
-        ConstantProvider<Scheme, Epoch>,
-        immutable::Archive<E, Digest, Finalization>,
-        immutable::Archive<E, Digest, Block>,
-        FixedEpocher,
-        S,
-    >,
+    marshal: Marshal<E, S>,
     marshal_mailbox: MarshalMailbox<Scheme, Standard<Block>>,
     marshaled: Marshaled<E>,
-    consensus: Consensus<
-        E,
-        Scheme,
-        Random,
-        B,
-        Digest,
-        Marshaled<E>,
-        Marshaled<E>,
-        MarshalMailbox<Scheme, Standard<Block>>,
-        S,
-    >,
+    consensus: Simplex<E, B, S>,
 }
 
 fn archive_config<C>(
@@ -226,7 +220,9 @@ where
                 "finalizations",
                 cfg.freezer_table_initial_size,
                 &page_cache,
-                Scheme::certificate_codec_config_unbounded(),
+                // The threshold scheme's certificates decode without a
+                // participant-count config.
+                (),
             ),
         )
         .await

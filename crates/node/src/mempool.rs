@@ -44,8 +44,8 @@ pub enum MempoolError {
     /// Another transaction with this sender and nonce is pending.
     #[error("sender {sender} already has a pending transaction with nonce {nonce}")]
     NonceTaken {
-        /// The sender.
-        sender: PublicKey,
+        /// The sender (`ed25519:<hex>`).
+        sender: String,
         /// The nonce.
         nonce: u64,
     },
@@ -131,7 +131,10 @@ impl Mempool {
             .entry(sender)
             .or_insert_with(|| (seq, BTreeMap::new()));
         if queue.contains_key(&nonce) {
-            return Err(MempoolError::NonceTaken { sender, nonce });
+            return Err(MempoolError::NonceTaken {
+                sender: sender.to_string(),
+                nonce,
+            });
         }
         if queue.len() >= self.limits.max_per_sender {
             return Err(MempoolError::Full {
