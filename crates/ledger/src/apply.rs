@@ -214,6 +214,37 @@ impl State {
         ctx: BlockContext,
         txs: &[SignedTx],
     ) -> Result<(State, Vec<TxOutcome>), BlockError> {
+        // The limits first, before any work.
+        let max_txs = self.params.max_block_txs;
+        if u64::try_from(txs.len()).unwrap_or(u64::MAX) > u64::from(max_txs) {
+            return Err(BlockError::TooManyTxs {
+                count: txs.len(),
+                max: max_txs,
+            });
+        }
+        let bytes = txs.iter().fold(0u64, |acc, tx| {
+            acc.saturating_add(u64::try_from(tx.len()).unwrap_or(u64::MAX))
+        });
+        if bytes > u64::from(self.params.max_block_bytes) {
+            return Err(BlockError::TooManyBytes {
+                bytes,
+                max: self.params.max_block_bytes,
+            });
+        }
+        let mut block = self.begin_block(ctx)?;
+        block.outcomes.reserve(txs.len());
+        for tx in txs {
+            block.push(tx)?;
+        }
+        block.finish()
+    }
+
+    /// Starts building the block at `ctx` on a copy of this state (checks
+    /// the height and timestamp as [`State::apply_block`] does). Pushing
+    /// transactions one by one and finishing gives exactly what
+    /// `apply_block` gives for the pushed ones; a proposer uses it to skip
+    /// inadmissible transactions without re-applying the others.
+    pub fn begin_block(&self, ctx: BlockContext) -> Result<BlockBuilder, BlockError> {
         let expected = self
             .head
             .height
@@ -231,61 +262,21 @@ impl State {
                 got: ctx.timestamp_ms,
             });
         }
-        let max_txs = self.params.max_block_txs;
-        if u64::try_from(txs.len()).unwrap_or(u64::MAX) > u64::from(max_txs) {
-            return Err(BlockError::TooManyTxs {
-                count: txs.len(),
-                max: max_txs,
-            });
-        }
-        let bytes = txs.iter().fold(0u64, |acc, tx| {
-            acc.saturating_add(u64::try_from(tx.len()).unwrap_or(u64::MAX))
-        });
-        if bytes > u64::from(self.params.max_block_bytes) {
-            return Err(BlockError::TooManyBytes {
-                bytes,
-                max: self.params.max_block_bytes,
-            });
-        }
-
-        let mut next = self.clone();
-        let internal = |e: crate::smt::SmtError| BlockError::Internal {
-            reason: format!("storing a record: {e}"),
-        };
-        next.put_head(Head {
-            height: ctx.height,
-            timestamp_ms: ctx.timestamp_ms,
+        let mut state = self.clone();
+        state
+            .put_head(Head {
+                height: ctx.height,
+                timestamp_ms: ctx.timestamp_ms,
+            })
+            .map_err(block_internal)?;
+        Ok(BlockBuilder {
+            state,
+            ctx,
+            bytes: 0,
+            fees: 0,
+            outcomes: Vec::new(),
+            failed: None,
         })
-        .map_err(internal)?;
-        let mut fees = 0u64;
-        let mut outcomes = Vec::with_capacity(txs.len());
-        for (index, tx) in txs.iter().enumerate() {
-            let result = next.apply_tx(tx, ctx.height).map_err(|error| match error {
-                TxError::Internal { reason } => BlockError::Internal {
-                    reason: format!("transaction {index}: {reason}"),
-                },
-                error => BlockError::InvalidTx {
-                    index,
-                    tx_hash: tx.hash(),
-                    error,
-                },
-            })?;
-            fees = fees
-                .checked_add(tx.fee())
-                .ok_or(BlockError::FeeOverflow { index })?;
-            outcomes.push(TxOutcome {
-                tx_hash: tx.hash(),
-                result,
-            });
-        }
-        if fees > 0 {
-            let pool = next
-                .fee_pool
-                .checked_add(fees)
-                .ok_or(BlockError::FeeOverflow { index: txs.len() })?;
-            next.put_fee_pool(pool).map_err(internal)?;
-        }
-        Ok((next, outcomes))
     }
 
     /// One transaction: admission (the outer error, which invalidates the
@@ -663,6 +654,125 @@ impl State {
         };
         self.put_model(record)?;
         Ok(vec![event])
+    }
+}
+
+fn block_internal(e: crate::smt::SmtError) -> BlockError {
+    BlockError::Internal {
+        reason: format!("storing a record: {e}"),
+    }
+}
+
+/// A block being built on a copy of a state ([`State::begin_block`]).
+#[derive(Debug)]
+pub struct BlockBuilder {
+    state: State,
+    ctx: BlockContext,
+    bytes: u64,
+    fees: u64,
+    outcomes: Vec<TxOutcome>,
+    /// Set by an internal error, after which the builder refuses to go on.
+    failed: Option<BlockError>,
+}
+
+impl BlockBuilder {
+    /// Appends `tx`: checks the block limits and the transaction's
+    /// admission against the state so far, then applies it and returns its
+    /// outcome. On an error the builder is unchanged (`TooManyTxs`,
+    /// `TooManyBytes`, `InvalidTx` with the index it would have had), so
+    /// the caller can skip the transaction and go on.
+    pub fn push(&mut self, tx: &SignedTx) -> Result<&TxOutcome, BlockError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let index = self.outcomes.len();
+        let params = self.state.params;
+        let count = index.saturating_add(1);
+        if u64::try_from(count).unwrap_or(u64::MAX) > u64::from(params.max_block_txs) {
+            return Err(BlockError::TooManyTxs {
+                count,
+                max: params.max_block_txs,
+            });
+        }
+        let bytes = self
+            .bytes
+            .saturating_add(u64::try_from(tx.len()).unwrap_or(u64::MAX));
+        if bytes > u64::from(params.max_block_bytes) {
+            return Err(BlockError::TooManyBytes {
+                bytes,
+                max: params.max_block_bytes,
+            });
+        }
+        let fees = self
+            .fees
+            .checked_add(tx.fee())
+            .ok_or(BlockError::FeeOverflow { index })?;
+        // Admission is read-only: a refused transaction changes nothing.
+        let result = match self.state.apply_tx(tx, self.ctx.height) {
+            Ok(result) => result,
+            Err(TxError::Internal { reason }) => {
+                let e = BlockError::Internal {
+                    reason: format!("transaction {index}: {reason}"),
+                };
+                self.failed = Some(e.clone());
+                return Err(e);
+            }
+            Err(error) => {
+                return Err(BlockError::InvalidTx {
+                    index,
+                    tx_hash: tx.hash(),
+                    error,
+                });
+            }
+        };
+        self.bytes = bytes;
+        self.fees = fees;
+        self.outcomes.push(TxOutcome {
+            tx_hash: tx.hash(),
+            result,
+        });
+        self.outcomes.last().ok_or(BlockError::Internal {
+            reason: "outcome missing".into(),
+        })
+    }
+
+    /// The number of transactions pushed.
+    pub fn len(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// Whether none was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.outcomes.is_empty()
+    }
+
+    /// The encoded bytes of the transactions pushed.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The state so far (fees not yet in the fee pool).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Credits the block's fees to the fee pool and returns the new state
+    /// with the outcomes.
+    pub fn finish(mut self) -> Result<(State, Vec<TxOutcome>), BlockError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        if self.fees > 0 {
+            let pool =
+                self.state
+                    .fee_pool
+                    .checked_add(self.fees)
+                    .ok_or(BlockError::FeeOverflow {
+                        index: self.outcomes.len(),
+                    })?;
+            self.state.put_fee_pool(pool).map_err(block_internal)?;
+        }
+        Ok((self.state, self.outcomes))
     }
 }
 

@@ -31,7 +31,7 @@ pub mod smt;
 mod state;
 mod tx;
 
-pub use apply::{BlockContext, Event, TxOutcome};
+pub use apply::{BlockBuilder, BlockContext, Event, TxOutcome};
 pub use error::{BlockError, DecodeError, Error, GenesisError, TxError};
 pub use genesis::{GENESIS_VERSION, GenesisAccount, GenesisExecutor, GenesisState};
 pub use records::{

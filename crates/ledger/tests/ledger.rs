@@ -1027,3 +1027,62 @@ mod random_blocks {
         }
     }
 }
+
+/// Building a block incrementally, skipping refused transactions, gives
+/// what `apply_block` gives for the accepted ones.
+#[test]
+fn block_builder_skips_refused_transactions() {
+    let s = genesis_state();
+    let good1 = tx(&s, 1, transfer(2, 10));
+    let bad_nonce = tx_ahead(&s, 2, 5, transfer(1, 1));
+    let failing = tx(&s, 3, transfer(4, 0)); // execution error: kept
+    let unknown = SignedTx::sign(&s.chain_id(), &key(60), 0, FEE, transfer(1, 1)).unwrap();
+    let good2 = tx_ahead(&s, 1, 1, transfer(3, 7));
+    let mut b = s.begin_block(ctx(&s)).unwrap();
+    let mut accepted = Vec::new();
+    for t in [&good1, &bad_nonce, &failing, &unknown, &good2] {
+        let root_before = b.state().root();
+        match b.push(t) {
+            Ok(o) => {
+                assert_eq!(o.tx_hash, t.hash());
+                accepted.push(t.clone());
+            }
+            Err(BlockError::InvalidTx { index, error, .. }) => {
+                assert_eq!(index, accepted.len());
+                assert!(error.is_admission());
+                assert_eq!(
+                    b.state().root(),
+                    root_before,
+                    "a refused push changes nothing"
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(accepted, vec![good1, failing, good2]);
+    assert_eq!(b.len(), 3);
+    let (built, outcomes) = b.finish().unwrap();
+    let (applied, expected) = s.apply_block(ctx(&s), &accepted).unwrap();
+    assert_eq!(built.root(), applied.root());
+    assert_eq!(outcomes, expected);
+    assert_eq!(built.fee_pool(), 3 * FEE);
+
+    // Block limits are checked per push.
+    let mut g = genesis();
+    g.params.max_block_txs = 1;
+    let s = State::genesis(&g).unwrap();
+    let mut b = s.begin_block(ctx(&s)).unwrap();
+    b.push(&tx(&s, 1, transfer(2, 1))).unwrap();
+    assert_eq!(
+        b.push(&tx(&s, 2, transfer(1, 1))).unwrap_err(),
+        BlockError::TooManyTxs { count: 2, max: 1 }
+    );
+    assert_eq!(b.finish().unwrap().1.len(), 1);
+    assert!(matches!(
+        s.begin_block(BlockContext {
+            height: 5,
+            timestamp_ms: GENESIS_TIME
+        }),
+        Err(BlockError::WrongHeight { .. })
+    ));
+}
