@@ -32,6 +32,10 @@ pub(crate) struct DevArgs {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Only write genesis, keys and per-validator `node.toml` files (to run
+    /// each validator as its own `glassbox node` process), then exit.
+    #[arg(long)]
+    init_only: bool,
 }
 
 fn init_logging() {
@@ -63,6 +67,18 @@ pub(crate) fn dev(args: DevArgs) -> Result<()> {
         worker_threads: args.threads,
     };
     let (genesis, keys, net) = run::prepare_dev(&opts)?;
+    if args.init_only {
+        #[allow(clippy::print_stdout)]
+        {
+            println!(
+                "Wrote {} (genesis), validator-<i>/{{validator.json,node.toml}} and {} for {} validators.",
+                net.genesis_path.display(),
+                net.dev_key_path.display(),
+                genesis.validators.len()
+            );
+        }
+        return Ok(());
+    }
     let summary = format!(
         "{} local network of {} validators in {}\n  genesis:   {}\n  dev key:   {} (funded account {})\n  HTTP API:  {}\nCtrl-C stops it; `glassbox dev --data-dir {}` resumes it.",
         if net.resumed {

@@ -273,12 +273,22 @@ fn runner(storage: &std::path::Path, worker_threads: usize) -> cw_tokio::Runner 
     )
 }
 
-/// Serves the HTTP API for `chain` on `addr`.
-async fn serve_api(addr: SocketAddr, chain: Arc<Chain>) -> Result<(), NodeError> {
+/// Opens a validator's model blob store at `dir` (`DATA_DIR/blobs`).
+fn open_blobs(dir: &std::path::Path) -> Result<crate::api::Blobs, NodeError> {
+    crate::api::Blobs::open(dir, crate::api::DEFAULT_MAX_BLOB_BYTES)
+        .map_err(|e| NodeError::File(format!("opening the blob store {}: {e}", dir.display())))
+}
+
+/// Serves the HTTP API for `chain` and `blobs` on `addr`.
+async fn serve_api(
+    addr: SocketAddr,
+    chain: Arc<Chain>,
+    blobs: crate::api::Blobs,
+) -> Result<(), NodeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| NodeError::File(format!("binding the HTTP API on {addr}: {e}")))?;
-    crate::api::serve(listener, crate::api::Api::new(chain))
+    crate::api::serve_with_blobs(listener, crate::api::Api::new(chain), Some(blobs))
         .await
         .map_err(|e| NodeError::File(format!("HTTP API on {addr}: {e}")))
 }
@@ -298,8 +308,9 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         let (started, handles) = start_validator(context.clone(), &genesis, run).await?;
         if let Some(addr) = cfg.http_listen {
             let chain = started.chain.clone();
+            let blobs = open_blobs(&cfg.data_dir.join("blobs"))?;
             context.with_label("api").spawn(move |_| async move {
-                if let Err(e) = serve_api(addr, chain).await {
+                if let Err(e) = serve_api(addr, chain, blobs).await {
                     tracing::error!(error = %e, "HTTP API stopped");
                 }
             });
@@ -469,8 +480,10 @@ pub fn run_dev(
             handles.extend(hs);
             if let Some(addr) = entry.http_address {
                 let chain = started.chain.clone();
+                let blobs =
+                    open_blobs(&opts.data_dir.join(format!("validator-{i}")).join("blobs"))?;
                 ctx.with_label("api").spawn(move |_| async move {
-                    if let Err(e) = serve_api(addr, chain).await {
+                    if let Err(e) = serve_api(addr, chain, blobs).await {
                         tracing::error!(error = %e, "HTTP API stopped");
                     }
                 });
