@@ -1,14 +1,14 @@
 //! The node's HTTP JSON API (axum).
 //!
-//! Every response is JSON. Errors are `{"error": {"code": "...",
-//! "message": "..."}}` with the matching status; unknown routes are 404
-//! and wrong methods 405, in the same shape. Nothing here panics on any
-//! input, and a refused request changes nothing.
+//! Every response is JSON, bar a blob download's bytes. Errors are
+//! `{"error": {"code": "...", "message": "..."}}` with the matching status;
+//! unknown routes are 404 and wrong methods 405, in the same shape. Nothing
+//! here panics on any input, and a refused request changes nothing.
 //!
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /health` | 200 `{"status": "ok", "finalized_height"}` once the restart replay is done, 503 before |
-//! | `GET /v1/status` | chain id and name, readiness, finalized height, block digest, state root, timestamp, mempool size |
+//! | `GET /v1/status` | chain id and name, readiness, finalized height, block digest, state root, timestamp, mempool size, the chain's `params` (fees and limits) |
 //! | `POST /v1/tx` | body `{"tx": "<hex of the canonical SignedTx encoding>"}`: 202 `{"tx_hash"}`; 400 bad JSON, hex or transaction; 413 body over [`ApiLimits::max_body_bytes`]; 422 refused by the ledger (`TxError` code and message); 409 already pending, or another pending transaction has the nonce; 503 mempool full or node replaying |
 //! | `GET /v1/tx/{hash}` | `pending`, or `finalized` with height, index and outcome; 404 unknown; 400 bad hash (`tx:<hex>` or bare hex) |
 //! | `GET /v1/blocks/latest`, `GET /v1/blocks/{height}` | the header fields, its encoding and the transaction hashes; 404 above the finalized tip or older than the blocks kept in memory ([`MAX_RECENT_BLOCKS`]) |
@@ -17,6 +17,8 @@
 //! | `GET /v1/models/{model_id}` | [`Proven`] model (`blake3:<hex>`) |
 //! | `GET /v1/models/by-name/{name}/{version}` | [`Proven`] `name@version` index entry, with the model record and its own proof under `model` (`/` in the name may be sent as is or as `%2F`) |
 //! | `GET /v1/executors`, `GET /v1/models` | a page of records (`?limit=` 1 to 1000, default 100; `?after=` the `next` cursor of the previous page) |
+//! | `PUT /v1/blobs/{model_id}` | the model's bytes as the raw body (see [Blobs](#blobs)): 201 `{"status": "stored", "model_id", "size_bytes"}`, or 200 `"present"` when the node already has it (the body is not read); 409 model not registered on the ledger; 400 content hashing to another id (`hash_mismatch`, naming both) or longer than the manifest's `size_bytes` (`size_mismatch`); 413 over the node's blob limit; 503 too many uploads at once, or replaying; 404 when the node keeps no blobs |
+//! | `GET /v1/blobs/{model_id}` (and `HEAD`) | the blob's bytes, `application/octet-stream`, with `Content-Length` and the model id as `ETag`; 404 absent |
 //!
 //! # Proofs
 //!
@@ -36,26 +38,44 @@
 //! client can tell "no such account" from a node hiding one. Lists carry no
 //! proofs (prove items one by one); their model items are summaries
 //! without the manifest, so a page stays small.
+//!
+//! # Blobs
+//!
+//! A node given a [`Blobs`] store ([`router_with_blobs`]) keeps model
+//! bytes under their model id. It accepts an upload only for a model
+//! **already registered in its latest finalized state** (publish the
+//! manifest first, upload after the transaction is final): the ledger's fee
+//! is what stops anyone from filling the disk with unregistered bytes, and
+//! each upload is bounded by the registered manifest's `size_bytes` and the
+//! store's limit ([`DEFAULT_MAX_BLOB_BYTES`]). The body streams to a temp
+//! file while it is hashed; the blob appears under its name only complete,
+//! synced and hashing to the model id, and a refused or interrupted upload
+//! leaves nothing behind. Only these routes take bodies over
+//! [`ApiLimits::max_body_bytes`]. Downloads are hashed as they stream, and
+//! one whose stored bytes turn out corrupt is cut off before its end rather
+//! than completed.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State as AxState};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use commonware_codec::Encode;
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
 use glassbox_ledger::{
-    Executor, ModelRecord, Proof, SignedTx, State, StateKey, TxError, TxHash, TxOutcome,
+    Executor, ModelRecord, Params, Proof, SignedTx, State, StateKey, TxError, TxHash, TxOutcome,
     decode_model_version,
 };
+use glassbox_store::BlobStore;
 use glassbox_types::{Limits, ModelId, PublicKey, hex};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::block::Block;
 use crate::chain::{Chain, MAX_INDEXED_TXS, MAX_RECENT_BLOCKS, TxStatus};
@@ -108,9 +128,20 @@ impl Api {
     }
 }
 
-/// The API's routes over `api` (see the module docs).
+/// The API's routes over `api` (see the module docs), without a blob store:
+/// the blob routes answer 404 `no_blob_store`.
 pub fn router(api: Api) -> Router {
+    router_with_blobs(api, None)
+}
+
+/// The API's routes over `api`, serving and accepting model blobs in
+/// `blobs` (see the module docs).
+pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
     let max_body = api.limits.max_body_bytes;
+    let blob_state = BlobState {
+        chain: api.chain.clone(),
+        blobs,
+    };
     Router::new()
         .route("/health", get(health))
         .route("/v1/status", get(status))
@@ -124,6 +155,15 @@ pub fn router(api: Api) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/models/by-name/{*name_version}", get(model_by_name))
         .route("/v1/models/{model_id}", get(model))
+        .route(
+            "/v1/blobs/{model_id}",
+            // Uploads bound themselves (the manifest's size, the store's
+            // limit), so the JSON body limit does not apply here.
+            get(get_blob)
+                .put(put_blob)
+                .layer(DefaultBodyLimit::disable())
+                .with_state(blob_state),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
@@ -134,6 +174,16 @@ pub fn router(api: Api) -> Router {
 /// listener fails.
 pub async fn serve(listener: tokio::net::TcpListener, api: Api) -> std::io::Result<()> {
     axum::serve(listener, router(api)).await
+}
+
+/// Serves [`router_with_blobs`] on `listener` until the future is dropped
+/// or the listener fails.
+pub async fn serve_with_blobs(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    blobs: Option<Blobs>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with_blobs(api, blobs)).await
 }
 
 // ---- errors -----------------------------------------------------------------
@@ -429,6 +479,9 @@ struct StatusJson {
     timestamp_ms: u64,
     mempool_size: usize,
     genesis: String,
+    /// The chain's parameters: fees (`min_fee + fee_per_byte × size`) and
+    /// limits, so a client can price a transaction.
+    params: Params,
 }
 
 async fn status(AxState(api): AxState<Api>) -> axum::Json<StatusJson> {
@@ -444,6 +497,7 @@ async fn status(AxState(api): AxState<Api>) -> axum::Json<StatusJson> {
         timestamp_ms: header.timestamp_ms,
         mempool_size: api.chain.mempool_len(),
         genesis: hex(api.chain.genesis().digest().as_ref()),
+        params: *f.state.params(),
     })
 }
 
@@ -913,4 +967,375 @@ async fn models(
         items,
         next,
     }))
+}
+
+// ---- blobs ------------------------------------------------------------------
+
+/// Default largest blob a node keeps: 2 GiB (the runtime's model limit).
+pub const DEFAULT_MAX_BLOB_BYTES: u64 = 2 << 30;
+/// Uploads a node takes at once; more are answered 503.
+pub const MAX_CONCURRENT_UPLOADS: usize = 4;
+/// Body chunks buffered between the connection and the blob writer.
+const UPLOAD_QUEUE_CHUNKS: usize = 16;
+/// Bytes read from disk per chunk of a download.
+const DOWNLOAD_CHUNK_BYTES: usize = 64 << 10;
+
+/// The node's model blobs: a [`BlobStore`] (whose `max_bytes` bounds every
+/// upload) and the bound on concurrent uploads.
+#[derive(Clone, Debug)]
+pub struct Blobs {
+    store: BlobStore,
+    uploads: Arc<Semaphore>,
+}
+
+impl Blobs {
+    /// Serves `store`.
+    pub fn new(store: BlobStore) -> Self {
+        Blobs {
+            store,
+            uploads: Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+        }
+    }
+
+    /// Opens (creating) the store at `dir`, keeping blobs of at most
+    /// `max_bytes`.
+    pub fn open(
+        dir: impl Into<std::path::PathBuf>,
+        max_bytes: u64,
+    ) -> glassbox_store::Result<Self> {
+        Ok(Blobs::new(BlobStore::open(dir, max_bytes)?))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+}
+
+/// What the blob handlers share.
+#[derive(Clone, Debug)]
+struct BlobState {
+    chain: Arc<Chain>,
+    blobs: Option<Blobs>,
+}
+
+impl BlobState {
+    fn blobs(&self) -> Result<&Blobs, ApiError> {
+        self.blobs.as_ref().ok_or_else(|| {
+            ApiError::not_found("no_blob_store", "this node does not keep model blobs")
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct BlobStored {
+    status: &'static str,
+    model_id: ModelId,
+    size_bytes: u64,
+}
+
+fn too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large", message)
+}
+
+/// The request's `Content-Length`, if it sent one.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request("bad_content_length", "Content-Length is not a byte count")
+        })
+}
+
+/// One piece of an upload, from the connection to the blob writer.
+enum Chunk {
+    Data(Bytes),
+    /// The body is complete.
+    End,
+    /// The upload is refused or broken; the writer must store nothing.
+    Failed(String),
+}
+
+/// A blocking reader over the chunks of an upload (run on a blocking
+/// thread). The channel closing before [`Chunk::End`] (the request was
+/// dropped) is an error, so a cut-off upload is never stored.
+struct ChunkReader {
+    rx: mpsc::Receiver<Chunk>,
+    current: Bytes,
+    done: bool,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Chunk::Data(b)) => self.current = b,
+                Some(Chunk::End) => self.done = true,
+                Some(Chunk::Failed(reason)) => return Err(std::io::Error::other(reason)),
+                None => {
+                    return Err(std::io::Error::other(
+                        "the upload stopped before its body was complete",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+async fn put_blob(
+    AxState(st): AxState<BlobState>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    use futures::StreamExt;
+
+    let Path(id) = id.map_err(|e| path_error("model id", e))?;
+    let id = parse_model_id(&id)?;
+    let blobs = st.blobs()?;
+    let store = &blobs.store;
+    let max = store.max_bytes();
+    let size_of = |id: &ModelId| {
+        store
+            .size_bytes(id)
+            .map_err(|e| ApiError::internal(format!("looking up the blob of {id}: {e}")))
+    };
+    if let Some(size_bytes) = size_of(&id)? {
+        return Ok(axum::Json(BlobStored {
+            status: "present",
+            model_id: id,
+            size_bytes,
+        })
+        .into_response());
+    }
+    if !st.chain.is_ready() {
+        return Err(not_ready(&st.chain));
+    }
+    let finalized = st.chain.finalized();
+    let declared = finalized
+        .state
+        .model(&id)
+        .map(|r| r.manifest.manifest().size_bytes)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "model_not_registered",
+                format!(
+                    "model {id} is not registered in the finalized state (height {}): publish \
+                     its manifest with a publish_model transaction and upload its bytes once \
+                     that transaction is finalized",
+                    finalized.block.height().get()
+                ),
+            )
+        })?;
+    drop(finalized);
+    if declared > max {
+        return Err(too_large(format!(
+            "model {id}'s manifest declares {declared} bytes, over this node's blob limit of \
+             {max} bytes"
+        )));
+    }
+    if let Some(len) = content_length(&headers)? {
+        if len > max {
+            return Err(too_large(format!(
+                "the body is {len} bytes, over this node's blob limit of {max} bytes"
+            )));
+        }
+        if len != declared {
+            return Err(ApiError::bad_request(
+                "size_mismatch",
+                format!(
+                    "the body is {len} bytes but model {id}'s manifest declares {declared} bytes"
+                ),
+            ));
+        }
+    }
+    let permit = blobs.uploads.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "this node is taking {MAX_CONCURRENT_UPLOADS} uploads already; try again shortly"
+            ),
+        )
+    })?;
+
+    let (tx, rx) = mpsc::channel(UPLOAD_QUEUE_CHUNKS);
+    let writer = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let reader = ChunkReader {
+                rx,
+                current: Bytes::new(),
+                done: false,
+            };
+            store.put_reader(reader, Some(&id))
+        })
+    };
+    // Feed the writer; on a refusal tell it to store nothing.
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    let fed: Result<(), ApiError> = loop {
+        match stream.next().await {
+            Some(Ok(bytes)) => {
+                received = received.saturating_add(bytes.len() as u64);
+                if received > declared {
+                    break Err(ApiError::bad_request(
+                        "size_mismatch",
+                        format!(
+                            "the body is longer than the {declared} bytes model {id}'s manifest \
+                             declares"
+                        ),
+                    ));
+                }
+                if tx.send(Chunk::Data(bytes)).await.is_err() {
+                    // The writer stopped; its result says why.
+                    break Ok(());
+                }
+            }
+            Some(Err(e)) => {
+                break Err(ApiError::bad_request(
+                    "bad_body",
+                    format!("reading the request body after {received} bytes: {e}"),
+                ));
+            }
+            None => {
+                let _ = tx.send(Chunk::End).await;
+                break Ok(());
+            }
+        }
+    };
+    if let Err(e) = &fed {
+        let _ = tx.send(Chunk::Failed(e.message.clone())).await;
+    }
+    drop(tx);
+    let stored = writer
+        .await
+        .map_err(|e| ApiError::internal(format!("the writer of blob {id} failed: {e}")))?;
+    fed?;
+    match stored {
+        Ok((_, size_bytes)) => Ok((
+            StatusCode::CREATED,
+            axum::Json(BlobStored {
+                status: "stored",
+                model_id: id,
+                size_bytes,
+            }),
+        )
+            .into_response()),
+        Err(glassbox_store::Error::HashMismatch { expected, actual }) => {
+            Err(ApiError::bad_request(
+                "hash_mismatch",
+                format!(
+                    "the body ({received} bytes) hashes to {actual}, not to the model id \
+                     {expected}; nothing was stored"
+                ),
+            ))
+        }
+        Err(glassbox_store::Error::TooLarge { max_bytes, .. }) => Err(too_large(format!(
+            "the body is over this node's blob limit of {max_bytes} bytes"
+        ))),
+        Err(e) => Err(ApiError::internal(format!("storing blob {id}: {e}"))),
+    }
+}
+
+async fn get_blob(
+    AxState(st): AxState<BlobState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt;
+
+    let Path(id) = id.map_err(|e| path_error("model id", e))?;
+    let id = parse_model_id(&id)?;
+    let blobs = st.blobs()?;
+    let path = blobs.store.path(&id);
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found(
+                "blob_not_found",
+                format!("this node does not have the blob of model {id}"),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::internal(format!("opening the blob of {id}: {e}")));
+        }
+    };
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the blob of {id}: {e}")))?
+        .len();
+    // Hash while streaming; stored bytes that turn out corrupt end the
+    // response with an error (the client sees it cut off), never complete.
+    struct Download {
+        file: tokio::fs::File,
+        hasher: blake3::Hasher,
+        sent: u64,
+        done: bool,
+    }
+    let start = Download {
+        file,
+        hasher: blake3::Hasher::new(),
+        sent: 0,
+        done: false,
+    };
+    let stream = futures::stream::unfold(start, move |mut d| async move {
+        if d.done {
+            return None;
+        }
+        let mut buf = vec![0u8; DOWNLOAD_CHUNK_BYTES];
+        let n = match d.file.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                d.done = true;
+                return Some((Err(e), d));
+            }
+        };
+        d.sent = d.sent.saturating_add(n as u64);
+        if n > 0 && d.sent <= size {
+            buf.truncate(n);
+            d.hasher.update(&buf);
+            return Some((Ok(Bytes::from(buf)), d));
+        }
+        d.done = true;
+        let actual = ModelId::from(d.hasher.finalize());
+        if actual == id && d.sent == size {
+            return None;
+        }
+        tracing::error!(model = %id, %actual, "stored blob is corrupt; download cut off");
+        Some((
+            Err(std::io::Error::other(format!(
+                "the stored blob of {id} is corrupt (it hashes to {actual})"
+            ))),
+            d,
+        ))
+    });
+    let mut res = Body::from_stream(stream).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{id}\"")) {
+        h.insert(header::ETAG, etag);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok(res)
 }
