@@ -1,21 +1,24 @@
 //! `glassbox model`: publish, show, list, pull and verify models in a local
-//! registry directory, with the same signed manifests the network will use.
+//! registry directory, with the same signed manifests the network uses;
+//! `publish --node URL` registers the manifest on the network instead and
+//! uploads the model's bytes to that node.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use glassbox_ledger::{Params, SignedTx, TxBody};
 use glassbox_runtime::{Dim, Limits, Model, Options, Session, ValueInfo};
 use glassbox_store::keyfile::read_secret_key;
 use glassbox_store::{Published, Registry};
 use glassbox_types::{
     CostSpec, DimSpec, Hash, Limits as ManifestLimits, Manifest, ModelId, Parent, Relation,
-    SignedManifest, Source, TensorSpec,
+    SecretKey, SignedManifest, Source, TensorSpec,
 };
 use serde_json::{Value, json};
 
@@ -39,7 +42,8 @@ pub(crate) struct ModelArgs {
 
 #[derive(Debug, Subcommand)]
 enum ModelCommand {
-    /// Validate a model with the runtime, sign its manifest and store both.
+    /// Validate a model with the runtime, sign its manifest and store both
+    /// (with `--node`: register it on the network and upload it there).
     Publish(PublishArgs),
     /// Print a manifest, its signature status and its lineage.
     Show {
@@ -93,9 +97,23 @@ struct PublishArgs {
     /// A source: `blake3:<hex>=URI` (training data, original checkpoint).
     #[arg(long = "source", value_name = "HASH=URI")]
     sources: Vec<String>,
-    /// Publisher key file [default: $GLASSBOX_HOME/key or ~/.glassbox/key].
+    /// Publisher key file [default: $GLASSBOX_HOME/key or ~/.glassbox/key];
+    /// with `--node` it also signs and pays for the transaction.
     #[arg(long, value_name = "KEY")]
     key: Option<PathBuf>,
+    /// Publish on the network through this node's HTTP API
+    /// (`http://HOST:PORT`) instead of the local registry: a publish_model
+    /// transaction, then, once it is finalized, the model's bytes to the
+    /// node's blob store.
+    #[arg(long, value_name = "URL")]
+    node: Option<String>,
+    /// Transaction fee [default: the least the chain's parameters allow].
+    #[arg(long, value_name = "F", requires = "node")]
+    fee: Option<u64>,
+    /// How long to wait for the node (each request, and the transaction's
+    /// finalization), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 60_000, requires = "node")]
+    timeout_ms: u64,
 }
 
 fn registry_dir(given: Option<PathBuf>) -> Result<PathBuf> {
@@ -110,11 +128,15 @@ fn max_model_bytes() -> u64 {
 }
 
 pub(crate) fn run(args: ModelArgs) -> Result<()> {
+    let json = args.json;
+    let command = match args.command {
+        ModelCommand::Publish(p) if p.node.is_some() => return publish_to_node(p, json),
+        c => c,
+    };
     let dir = registry_dir(args.registry)?;
     let registry = Registry::open(&dir, max_model_bytes())
         .with_context(|| format!("opening the registry {}", dir.display()))?;
-    let json = args.json;
-    match args.command {
+    match command {
         ModelCommand::Publish(p) => publish(&registry, p, json),
         ModelCommand::Show { model } => show(&registry, &model, json),
         ModelCommand::List => list(&registry, json),
@@ -198,7 +220,10 @@ fn declared_cost(model: Model) -> Result<CostSpec> {
     })
 }
 
-fn publish(registry: &Registry, p: PublishArgs, json: bool) -> Result<()> {
+/// Loads the model with the runtime and signs its manifest with the
+/// publisher's key; returns the signed manifest, the model's bytes and the
+/// key.
+fn sign_manifest(p: &PublishArgs) -> Result<(SignedManifest, Vec<u8>, SecretKey)> {
     let version = semver::Version::parse(&p.version)
         .with_context(|| format!("--version `{}` is not a semantic version", p.version))?;
     let parents = p
@@ -211,7 +236,7 @@ fn publish(registry: &Registry, p: PublishArgs, json: bool) -> Result<()> {
         .iter()
         .map(|s| parse_source(s))
         .collect::<Result<Vec<_>>>()?;
-    let key_file = key_path(p.key)?;
+    let key_file = key_path(p.key.clone())?;
     let key = read_secret_key(&key_file)?;
 
     let size = fs::metadata(&p.file)
@@ -238,10 +263,10 @@ fn publish(registry: &Registry, p: PublishArgs, json: bool) -> Result<()> {
     let manifest = Manifest {
         model_id,
         size_bytes: bytes.len() as u64,
-        name: p.name,
+        name: p.name.clone(),
         version,
-        description: p.description,
-        license: p.license,
+        description: p.description.clone(),
+        license: p.license.clone(),
         publisher: key.public(),
         created_at_unix_s: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -255,6 +280,12 @@ fn publish(registry: &Registry, p: PublishArgs, json: bool) -> Result<()> {
         runtime_version: glassbox_runtime::VERSION.to_string(),
     };
     let signed = SignedManifest::sign(manifest, &key)?;
+    Ok((signed, bytes, key))
+}
+
+fn publish(registry: &Registry, p: PublishArgs, json: bool) -> Result<()> {
+    let (signed, bytes, _) = sign_manifest(&p)?;
+    let model_id = signed.manifest().model_id;
     registry.blobs().put_reader(&bytes[..], Some(&model_id))?;
     let published = registry.publish(&signed)?;
     let entry = registry
@@ -288,6 +319,428 @@ fn publish(registry: &Registry, p: PublishArgs, json: bool) -> Result<()> {
             "cost      {} flops, {} bytes",
             m.cost.flops, m.cost.bytes
         )?;
+    }
+    Ok(())
+}
+
+// ---- publishing on a network ------------------------------------------------
+
+/// Largest JSON answer read from a node.
+const MAX_NODE_JSON_BYTES: u64 = 16 << 20;
+/// Between polls of a transaction's status.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Consecutive "unknown transaction" answers after which a submitted
+/// transaction is taken to be dropped (one may fall in the instant between
+/// the mempool and the finalized index).
+const MAX_UNKNOWN_POLLS: u32 = 8;
+/// Assumed least upload speed when bounding the blob upload's time.
+const MIN_UPLOAD_BYTES_PER_SEC: u64 = 1 << 20;
+
+/// A node's HTTP API, every request bounded by a timeout.
+struct NodeClient {
+    base: String,
+    agent: ureq::Agent,
+    timeout: Duration,
+}
+
+/// A node's answer: the status and the body as JSON (`Null` when empty).
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Answer {
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// `HTTP 409 code: message` from a JSON error answer.
+    fn error_text(&self) -> String {
+        let e = &self.body["error"];
+        match (e["code"].as_str(), e["message"].as_str()) {
+            (Some(code), Some(message)) => format!("HTTP {} {code}: {message}", self.status),
+            _ => format!("HTTP {}: {}", self.status, self.body),
+        }
+    }
+
+    fn code(&self) -> Option<&str> {
+        self.body["error"]["code"].as_str()
+    }
+}
+
+impl NodeClient {
+    fn new(url: &str, timeout: Duration) -> Result<NodeClient> {
+        let base = url.trim_end_matches('/').to_string();
+        let Some(host) = base.strip_prefix("http://") else {
+            if base.starts_with("https://") {
+                bail!("--node {url}: this build of glassbox speaks plain http:// only");
+            }
+            bail!("--node {url}: expected http://HOST:PORT");
+        };
+        if host.is_empty() {
+            bail!("--node {url}: no host");
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
+            .timeout_global(Some(timeout))
+            .build()
+            .new_agent();
+        Ok(NodeClient {
+            base,
+            agent,
+            timeout,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn answer(
+        &self,
+        what: &str,
+        path: &str,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Answer> {
+        let url = self.url(path);
+        let mut res = res.map_err(|e| match e {
+            ureq::Error::Timeout(t) => {
+                anyhow::anyhow!(
+                    "{what} {url}: no answer within {} ms ({t})",
+                    self.timeout.as_millis()
+                )
+            }
+            e => anyhow::anyhow!("{what} {url}: {e}"),
+        })?;
+        let status = res.status().as_u16();
+        let bytes = res
+            .body_mut()
+            .with_config()
+            .limit(MAX_NODE_JSON_BYTES)
+            .read_to_vec()
+            .with_context(|| format!("{what} {url}: reading the answer (HTTP {status})"))?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{what} {url}: the answer (HTTP {status}) is not JSON: {:?}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                )
+            })?
+        };
+        Ok(Answer { status, body })
+    }
+
+    fn get(&self, path: &str) -> Result<Answer> {
+        self.answer("GET", path, self.agent.get(self.url(path)).call())
+    }
+
+    /// A GET that must succeed.
+    fn get_ok(&self, path: &str) -> Result<Value> {
+        let a = self.get(path)?;
+        if !a.ok() {
+            bail!("GET {}: {}", self.url(path), a.error_text());
+        }
+        Ok(a.body)
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> Result<Answer> {
+        let res = self
+            .agent
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .send(body.to_string());
+        self.answer("POST", path, res)
+    }
+
+    /// Whether the node has the blob (HEAD; an answer other than 200 or
+    /// 404 is an error).
+    fn has_blob(&self, id: &ModelId) -> Result<bool> {
+        let path = format!("/v1/blobs/{id}");
+        let res = self
+            .agent
+            .head(self.url(&path))
+            .call()
+            .map_err(|e| anyhow::anyhow!("HEAD {}: {e}", self.url(&path)))?;
+        match res.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            s => bail!("HEAD {}: HTTP {s}", self.url(&path)),
+        }
+    }
+
+    fn put_blob(&self, id: &ModelId, bytes: &[u8]) -> Result<Answer> {
+        let path = format!("/v1/blobs/{id}");
+        let secs = (bytes.len() as u64) / MIN_UPLOAD_BYTES_PER_SEC;
+        let timeout = self.timeout.max(Duration::from_secs(60)) + Duration::from_secs(secs);
+        let res = self
+            .agent
+            .put(self.url(&path))
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("content-type", "application/octet-stream")
+            .send(bytes);
+        self.answer("PUT", &path, res)
+    }
+}
+
+fn parse_chain_id(s: &str) -> Result<[u8; 32]> {
+    let bad = || anyhow::anyhow!("the node's chain id `{s}` is not 64 hex digits");
+    if s.len() != 64 || !s.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// What the network says of a model already registered there.
+struct Registered {
+    manifest_id: String,
+    height: u64,
+}
+
+/// Refuses a publication the ledger would refuse (paying the fee for
+/// nothing); `Some` when this publisher already registered this very
+/// model as this name@version (then only the upload is left to do).
+fn check_publishable(client: &NodeClient, m: &Manifest) -> Result<Option<Registered>> {
+    let version = m.version.to_string();
+    let record = client.get_ok(&format!("/v1/models/{}", m.model_id))?;
+    let value = &record["value"];
+    if !value.is_null() {
+        let (name, ver, publisher) = (
+            value["name"].as_str().unwrap_or("?"),
+            value["version"].as_str().unwrap_or("?"),
+            value["publisher"].as_str().unwrap_or("?"),
+        );
+        if name == m.name && ver == version && publisher == m.publisher.to_string() {
+            return Ok(Some(Registered {
+                manifest_id: value["manifest_id"].as_str().unwrap_or("?").to_string(),
+                height: value["height"].as_u64().unwrap_or(0),
+            }));
+        }
+        bail!(
+            "model {} is already registered on this network as {name}@{ver} by {publisher}; \
+             it cannot be published again as {}@{version}",
+            m.model_id,
+            m.name
+        );
+    }
+    let by_name = client.get_ok(&format!("/v1/models/by-name/{}/{version}", m.name))?;
+    if let Some(other) = by_name["value"]["model_id"].as_str() {
+        bail!(
+            "{}@{version} is already registered on this network (model {other}); publish a new \
+             version",
+            m.name
+        );
+    }
+    Ok(None)
+}
+
+/// Waits for `hash` to be finalized; returns its height, or fails with its
+/// execution error.
+fn await_finalized(
+    client: &NodeClient,
+    hash: &str,
+    deadline: Instant,
+    timeout_ms: u64,
+) -> Result<u64> {
+    let path = format!("/v1/tx/{hash}");
+    let mut unknown = 0;
+    loop {
+        let a = client.get(&path)?;
+        match (a.status, a.body["status"].as_str()) {
+            (200, Some("finalized")) => {
+                let height = a.body["height"]
+                    .as_u64()
+                    .with_context(|| format!("GET {path}: no height in {}", a.body))?;
+                let outcome = &a.body["outcome"];
+                if outcome["ok"] == Value::Bool(true) {
+                    return Ok(height);
+                }
+                let e = &outcome["error"];
+                bail!(
+                    "transaction {hash} was finalized at height {height} but failed ({}): {}; \
+                     its fee was charged and nothing was published",
+                    e["code"].as_str().unwrap_or("?"),
+                    e["message"].as_str().unwrap_or("no message")
+                );
+            }
+            (200, _) => unknown = 0,
+            (404, _) if a.code() == Some("unknown_tx") => {
+                unknown += 1;
+                if unknown >= MAX_UNKNOWN_POLLS {
+                    bail!(
+                        "the node no longer knows transaction {hash}: it was dropped from the \
+                         mempool without being included (did another transaction use its nonce?)"
+                    );
+                }
+            }
+            _ => bail!("GET {}: {}", client.url(&path), a.error_text()),
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "transaction {hash} was accepted but not finalized within {timeout_ms} ms; check \
+                 `GET {}` and run this command again to upload the model once it is finalized",
+                client.url(&path)
+            );
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Submits `tx`, retrying while the node answers 503 (replaying, mempool
+/// full) until `deadline`; returns its hash.
+fn submit_tx(client: &NodeClient, tx: &SignedTx, deadline: Instant) -> Result<String> {
+    let body = json!({ "tx": glassbox_types::hex(tx.encoded()) });
+    loop {
+        let a = client.post_json("/v1/tx", &body)?;
+        if a.status == 202 {
+            return a.body["tx_hash"]
+                .as_str()
+                .map(str::to_string)
+                .with_context(|| format!("POST /v1/tx: no tx_hash in {}", a.body));
+        }
+        if a.status != 503 || Instant::now() >= deadline {
+            bail!("the node refused the transaction: {}", a.error_text());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Uploads the model's bytes (unless the node has them), retrying while
+/// the node is busy; returns `"stored"` or `"present"`.
+fn upload_blob(
+    client: &NodeClient,
+    id: &ModelId,
+    bytes: &[u8],
+    deadline: Instant,
+) -> Result<String> {
+    if client.has_blob(id)? {
+        return Ok("present".into());
+    }
+    loop {
+        let a = client.put_blob(id, bytes)?;
+        if a.ok() {
+            return Ok(a.body["status"].as_str().unwrap_or("stored").to_string());
+        }
+        if a.status != 503 || Instant::now() >= deadline {
+            bail!(
+                "uploading model {id} to {}: {}; the manifest is registered, so running this \
+                 command again (against a node that keeps blobs) only uploads the model",
+                client.base,
+                a.error_text()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// `glassbox model publish ... --node URL`.
+fn publish_to_node(p: PublishArgs, json: bool) -> Result<()> {
+    let url = p.node.clone().context("--node is required here")?;
+    let timeout_ms = p.timeout_ms.max(1);
+    let timeout = Duration::from_millis(timeout_ms);
+    let client = NodeClient::new(&url, timeout)?;
+    let (signed, bytes, key) = sign_manifest(&p)?;
+    let m = signed.manifest();
+
+    let status = client.get_ok("/v1/status")?;
+    let chain_id = parse_chain_id(status["chain_id"].as_str().unwrap_or(""))?;
+    let chain_name = status["chain_name"].as_str().unwrap_or("?").to_string();
+
+    let registered = check_publishable(&client, m)?;
+    let (tx_hash, height, manifest_id, fee) = match registered {
+        Some(r) => (None, r.height, r.manifest_id, None),
+        None => {
+            let sender = key.public();
+            let account = client.get_ok(&format!("/v1/accounts/{sender}"))?;
+            let Some(nonce) = account["value"]["nonce"].as_u64() else {
+                bail!(
+                    "account {sender} (the key's) does not exist on chain {chain_name}: fund it \
+                     before publishing"
+                );
+            };
+            let balance = account["value"]["balance"].as_u64().unwrap_or(0);
+            let body = || TxBody::PublishModel {
+                manifest: Box::new(signed.clone()),
+            };
+            let fee = match p.fee {
+                Some(f) => f,
+                None => {
+                    let params: Params = serde_json::from_value(status["params"].clone())
+                        .context("the node's /v1/status gives no chain params; pass --fee")?;
+                    // The fee does not change the encoding's size.
+                    let probe = SignedTx::sign(&chain_id, &key, nonce, 0, body())?;
+                    if probe.len() > params.max_tx_bytes as usize {
+                        bail!(
+                            "the publish transaction is {} bytes, over the chain's limit of {} \
+                             (the manifest is too large)",
+                            probe.len(),
+                            params.max_tx_bytes
+                        );
+                    }
+                    params
+                        .min_fee_for(probe.len())
+                        .context("the chain's fee parameters overflow")?
+                }
+            };
+            if balance < fee {
+                bail!("account {sender} holds {balance}, less than the fee of {fee}");
+            }
+            let tx = SignedTx::sign(&chain_id, &key, nonce, fee, body())?;
+            let deadline = Instant::now() + timeout;
+            let hash = submit_tx(&client, &tx, deadline)?;
+            let height = await_finalized(&client, &hash, deadline, timeout_ms)?;
+            (Some(hash), height, signed.id().to_string(), Some(fee))
+        }
+    };
+    let blob = upload_blob(&client, &m.model_id, &bytes, Instant::now() + timeout)?;
+
+    let state = if tx_hash.is_some() {
+        "published"
+    } else {
+        "already registered"
+    };
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    if json {
+        let obj = json!({
+            "status": state,
+            "chain": chain_name,
+            "node": client.base,
+            "model_id": m.model_id,
+            "manifest_id": manifest_id,
+            "name": m.name,
+            "version": m.version.to_string(),
+            "publisher": m.publisher,
+            "size_bytes": m.size_bytes,
+            "tx_hash": tx_hash,
+            "height": height,
+            "fee": fee,
+            "blob": blob,
+        });
+        writeln!(w, "{obj}")?;
+    } else {
+        writeln!(w, "{state} {}@{} on {chain_name}", m.name, m.version)?;
+        writeln!(w, "manifest  {manifest_id}")?;
+        writeln!(w, "model     {} ({} bytes)", m.model_id, m.size_bytes)?;
+        writeln!(w, "publisher {}", m.publisher)?;
+        match (&tx_hash, fee) {
+            (Some(h), Some(f)) => writeln!(w, "tx        {h} (height {height}, fee {f})")?,
+            _ => writeln!(w, "tx        (registered earlier, at height {height})")?,
+        }
+        let blob = if blob == "present" {
+            "already there"
+        } else {
+            "uploaded"
+        };
+        writeln!(w, "blob      {blob} ({})", client.base)?;
     }
     Ok(())
 }
