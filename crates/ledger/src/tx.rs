@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use glassbox_types::{PublicKey, SecretKey, Signature, SignedManifest};
 use serde::{Deserialize, Serialize};
@@ -260,6 +260,10 @@ pub struct SignedTx {
     signature: Signature,
     encoded: Arc<[u8]>,
     hash: TxHash,
+    /// The chain id the signature has been checked for, shared by every
+    /// clone: a transaction checked at mempool admission is not checked
+    /// again when a block containing that same value is applied.
+    verified_for: Arc<OnceLock<[u8; 32]>>,
 }
 
 impl PartialEq for SignedTx {
@@ -365,6 +369,7 @@ impl SignedTx {
             signature,
             encoded: unsigned.into(),
             hash,
+            verified_for: Arc::default(),
         }
     }
 
@@ -397,6 +402,7 @@ impl SignedTx {
             signature,
             encoded: bytes.into(),
             hash: TxHash::of(bytes),
+            verified_for: Arc::default(),
         })
     }
 
@@ -462,13 +468,31 @@ impl SignedTx {
         signing_message(chain_id, unsigned)
     }
 
-    /// Checks the signature for chain `chain_id` (strict ed25519).
+    /// Checks the signature for chain `chain_id` (strict ed25519). A
+    /// success is remembered (for this value and its clones), so checking
+    /// again for the same chain is free.
     pub fn verify_signature(&self, chain_id: &[u8; 32]) -> Result<(), TxError> {
+        if self.verified_for.get() == Some(chain_id) {
+            return Ok(());
+        }
         self.sender
             .verify(&self.signing_message(chain_id), &self.signature)
             .map_err(|_| TxError::BadSignature {
                 sender: self.sender.to_string(),
-            })
+            })?;
+        let _ = self.verified_for.set(*chain_id);
+        Ok(())
+    }
+
+    /// Takes over `other`'s checked signature when both are the same
+    /// transaction byte for byte (e.g. a block's copy, decoded from the
+    /// network, and the mempool's, checked at admission).
+    pub fn adopt_verification(&self, other: &SignedTx) {
+        if self.encoded == other.encoded
+            && let Some(chain_id) = other.verified_for.get()
+        {
+            let _ = self.verified_for.set(*chain_id);
+        }
     }
 }
 

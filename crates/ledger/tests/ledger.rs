@@ -1086,3 +1086,33 @@ fn block_builder_skips_refused_transactions() {
         Err(BlockError::WrongHeight { .. })
     ));
 }
+
+#[test]
+fn a_remembered_signature_check_is_bound_to_the_chain_and_the_bytes() {
+    let key = glassbox_types::SecretKey::from_seed(&[9; 32]);
+    let to = glassbox_types::SecretKey::from_seed(&[8; 32]).public();
+    let chain = [1u8; 32];
+    let other_chain = [2u8; 32];
+    let tx = SignedTx::sign(
+        &chain,
+        &key,
+        0,
+        5_000,
+        TxBody::Transfer { to, amount: 1 },
+    )
+    .unwrap();
+    tx.verify_signature(&chain).unwrap();
+    // Checked once for `chain`: still refused for another chain.
+    assert!(tx.verify_signature(&other_chain).is_err());
+    // A decoded copy adopts the check only when the bytes are identical.
+    let copy = SignedTx::decode(tx.encoded()).unwrap();
+    copy.adopt_verification(&tx);
+    copy.verify_signature(&chain).unwrap();
+    let mut forged_bytes = tx.encoded().to_vec();
+    let last = forged_bytes.len() - 1;
+    forged_bytes[last] ^= 1;
+    if let Ok(forged) = SignedTx::decode(&forged_bytes) {
+        forged.adopt_verification(&tx);
+        assert!(forged.verify_signature(&chain).is_err());
+    }
+}

@@ -192,6 +192,7 @@ where
         let Some(parent_state) = self.state_after(&parent, &mut ancestry).await else {
             return false;
         };
+        self.chain.adopt_checked(&block);
         match apply(&parent_state, &block) {
             Ok((state, outcomes)) => {
                 self.chain.remember(

@@ -132,7 +132,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Applies `block` on `parent` and checks the header's state root.
+/// Signatures not yet checked are checked in parallel first.
 pub fn apply(parent: &State, block: &Block) -> Result<(State, Vec<TxOutcome>), ChainError> {
+    use rayon::prelude::*;
+    let chain_id = parent.chain_id();
+    block.txs().par_iter().for_each(|tx| {
+        // A failure is reported, with its index, by `apply_block`.
+        let _ = tx.verify_signature(&chain_id);
+    });
     let height = block.height().get();
     let ctx = BlockContext {
         height,
@@ -299,6 +306,17 @@ impl Chain {
             .then_some(TxStatus::Pending)
     }
 
+    /// Marks the signatures of `block`'s transactions that this node
+    /// already checked at mempool admission as checked.
+    pub fn adopt_checked(&self, block: &Block) {
+        let pool = lock(&self.mempool);
+        for tx in block.txs() {
+            if let Some(known) = pool.get(&tx.hash()) {
+                tx.adopt_verification(known);
+            }
+        }
+    }
+
     /// Transactions in the mempool.
     pub fn mempool_len(&self) -> usize {
         lock(&self.mempool).len()
@@ -313,35 +331,49 @@ impl Chain {
         ctx: BlockContext,
     ) -> Result<(Vec<SignedTx>, Applied), ChainError> {
         let params = parent.params();
-        let mut txs = lock(&self.mempool).select(
+        let candidates = lock(&self.mempool).select(
             parent,
             params.max_block_txs as usize,
             params.max_block_bytes as usize,
         );
-        loop {
-            match parent.apply_block(ctx, &txs) {
-                Ok((state, outcomes)) => {
-                    let applied = Applied {
-                        height: ctx.height,
-                        state,
-                        outcomes: Arc::new(outcomes),
-                    };
-                    return Ok((txs, applied));
-                }
-                Err(BlockError::InvalidTx { index, .. }) if index < txs.len() => {
-                    let bad = txs.remove(index);
-                    lock(&self.mempool).remove(&bad.hash());
-                    // Later transactions of the same sender now have a gap.
-                    txs.retain(|tx| tx.sender() != bad.sender() || tx.nonce() < bad.nonce());
-                }
-                Err(error) => {
-                    return Err(ChainError::Invalid {
-                        height: ctx.height,
-                        error,
-                    });
-                }
+        let invalid = |error| ChainError::Invalid {
+            height: ctx.height,
+            error,
+        };
+        let mut builder = parent.begin_block(ctx).map_err(invalid)?;
+        let mut txs = Vec::with_capacity(candidates.len());
+        let mut dropped: Vec<SignedTx> = Vec::new();
+        for tx in candidates {
+            // A sender's later nonces cannot follow a dropped one.
+            if dropped
+                .iter()
+                .any(|d| d.sender() == tx.sender() && d.nonce() < tx.nonce())
+            {
+                continue;
+            }
+            match builder.push(&tx) {
+                Ok(_) => txs.push(tx),
+                Err(BlockError::InvalidTx { .. }) => dropped.push(tx),
+                // Block limits: the block is full.
+                Err(BlockError::TooManyTxs { .. } | BlockError::TooManyBytes { .. }) => break,
+                Err(error) => return Err(invalid(error)),
             }
         }
+        if !dropped.is_empty() {
+            let mut pool = lock(&self.mempool);
+            for tx in &dropped {
+                pool.remove(&tx.hash());
+            }
+        }
+        let (state, outcomes) = builder.finish().map_err(invalid)?;
+        Ok((
+            txs,
+            Applied {
+                height: ctx.height,
+                state,
+                outcomes: Arc::new(outcomes),
+            },
+        ))
     }
 
     /// The finalized block at `height` while it is among the most recent

@@ -101,6 +101,12 @@ impl Mempool {
         self.by_hash.is_empty()
     }
 
+    /// The pending transaction `hash`.
+    pub fn get(&self, hash: &TxHash) -> Option<&SignedTx> {
+        let (sender, nonce) = self.by_hash.get(hash)?;
+        self.by_sender.get(sender)?.1.get(nonce).map(|e| &e.tx)
+    }
+
     /// Whether `hash` is pending.
     pub fn contains(&self, hash: &TxHash) -> bool {
         self.by_hash.contains_key(hash)

@@ -426,6 +426,24 @@ pub fn prepare_dev(
         let text =
             serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::File(e.to_string()))?;
         write_private(&genesis_path, &text)?;
+        // A config per validator, to run them as separate processes with
+        // `glassbox node --config validator-<i>/node.toml`.
+        for (i, v) in genesis.validators.iter().enumerate() {
+            let vdir = std::path::absolute(dir.join(format!("validator-{i}")))
+                .map_err(|e| NodeError::File(format!("{}: {e}", dir.display())))?;
+            let genesis_path = std::path::absolute(&genesis_path)
+                .map_err(|e| NodeError::File(format!("{}: {e}", dir.display())))?;
+            let cfg = NodeConfig {
+                genesis: genesis_path.clone(),
+                key: vdir.join("validator.json"),
+                data_dir: vdir.clone(),
+                p2p_listen: v.p2p_address,
+                http_listen: v.http_address,
+                worker_threads: default_threads(),
+            };
+            let text = toml::to_string(&cfg).map_err(|e| NodeError::File(e.to_string()))?;
+            write_private(&vdir.join("node.toml"), &text)?;
+        }
         (genesis, keys)
     };
     let dev_address = glassbox_store::keyfile::read_secret_key(&dev_key_path)
