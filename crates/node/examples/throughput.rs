@@ -49,6 +49,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[allow(clippy::print_stdout)]
 fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GLASSBOX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let total = arg(1, 40_000) as usize;
     let rate = arg(2, 8_000).max(1);
     let validators = arg(3, 4).clamp(1, 16) as usize;
@@ -129,7 +136,17 @@ fn main() {
             context.sleep(Duration::from_millis(20)).await;
         }
 
-        let submitted: Arc<std::sync::Mutex<HashMap<TxHash, Instant>>> = Arc::default();
+        // Transaction i is due at `t0 + tick * (i / per_tick)`; latency is
+        // measured from that moment, so a feeder falling behind counts as
+        // queueing, not as a faster network.
+        let tick = Duration::from_millis(20);
+        let per_tick = (((rate as f64) * tick.as_secs_f64()).ceil() as usize).max(1);
+        let t0 = Instant::now() + Duration::from_millis(100);
+        let due: HashMap<TxHash, Instant> = txs
+            .iter()
+            .enumerate()
+            .map(|(i, tx)| (tx.hash(), t0 + tick * (i / per_tick) as u32))
+            .collect();
         // One feeder per validator, each with its own decoded copies (as if
         // received over the network): every validator checks every
         // signature itself.
@@ -140,23 +157,12 @@ fn main() {
                 .iter()
                 .map(|tx| SignedTx::decode(tx.encoded()).expect("decodes"))
                 .collect();
-            let submitted = submitted.clone();
             feeders.push(context.with_label(&format!("feeder_{v}")).spawn(
                 move |context| async move {
-                    let tick = Duration::from_millis(20);
-                    let per_tick = ((rate as f64) * tick.as_secs_f64()).ceil() as usize;
-                    let start = Instant::now();
-                    for (n, batch) in copies.chunks(per_tick.max(1)).enumerate() {
-                        let due = start + tick * n as u32;
-                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    for (n, batch) in copies.chunks(per_tick).enumerate() {
+                        let at = t0 + tick * n as u32;
+                        if let Some(wait) = at.checked_duration_since(Instant::now()) {
                             context.sleep(wait).await;
-                        }
-                        if v == 0 {
-                            let now = Instant::now();
-                            let mut map = submitted.lock().unwrap();
-                            for tx in batch {
-                                map.insert(tx.hash(), now);
-                            }
                         }
                         for tx in batch {
                             let _ = chain.submit(tx.clone());
@@ -168,29 +174,36 @@ fn main() {
         let watch = &chains[0];
         let start_height = watch.finalized_height();
         let start = Instant::now();
-        let mut seen = start_height;
+        let mut waiting = due.clone();
         let mut latencies = Vec::with_capacity(total);
         let mut first_tx: Option<Instant> = None;
         let mut last_tx = start;
         let deadline = start + Duration::from_secs(120);
-        while latencies.len() < total && Instant::now() < deadline {
-            context.sleep(Duration::from_millis(5)).await;
-            let tip = watch.finalized_height();
-            for h in seen + 1..=tip {
-                let Some(block) = watch.finalized_block(h) else {
-                    continue;
-                };
-                let now = Instant::now();
-                let map = submitted.lock().unwrap();
-                for tx in block.txs() {
-                    if let Some(at) = map.get(&tx.hash()) {
-                        latencies.push(now.duration_since(*at));
-                        first_tx.get_or_insert(*at);
-                        last_tx = now;
-                    }
+        while !waiting.is_empty() && Instant::now() < deadline {
+            context.sleep(Duration::from_millis(10)).await;
+            let now = Instant::now();
+            waiting.retain(|hash, at| {
+                let done = matches!(
+                    watch.tx_status(hash),
+                    Some(glassbox_node::chain::TxStatus::Finalized { .. })
+                );
+                if done {
+                    latencies.push(now.saturating_duration_since(*at));
+                    first_tx.get_or_insert(*at);
+                    last_tx = now;
                 }
-            }
-            seen = tip;
+                !done
+            });
+        }
+        let seen = watch.finalized_height();
+        if std::env::var_os("GLASSBOX_BENCH_DEBUG").is_some() {
+            let sizes: Vec<usize> = (start_height + 1..=seen)
+                .filter_map(|h| watch.finalized_block(h))
+                .map(|b| b.txs().len())
+                .collect();
+            println!("block sizes: {sizes:?}");
+            let pools: Vec<usize> = chains.iter().map(|c| c.mempool_len()).collect();
+            println!("mempools at the end: {pools:?}");
         }
         for f in feeders {
             f.abort();

@@ -30,6 +30,19 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 500;
 /// has finished.
 const READY_POLL: Duration = Duration::from_millis(10);
 
+/// Runs CPU-heavy ledger work (signature checks, block execution) on the
+/// runtime's blocking pool, so consensus tasks keep their threads.
+async fn off_thread<E: Spawner, T: Send + 'static>(
+    rt: &E,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    rt.clone()
+        .shared(true)
+        .spawn(move |_| async move { work() })
+        .await
+        .ok()
+}
+
 /// See the module docs.
 #[derive(Clone, Debug)]
 pub struct Application {
@@ -129,7 +142,9 @@ where
             height: height.get(),
             timestamp_ms,
         };
-        let (txs, applied) = match self.chain.build(&parent_state, ctx) {
+        let chain = self.chain.clone();
+        let built = off_thread(&rt, move || chain.build(&parent_state, ctx)).await?;
+        let (txs, applied) = match built {
             Ok(built) => built,
             Err(e) => {
                 warn!(error = %e, "cannot build a block");
@@ -193,7 +208,11 @@ where
             return false;
         };
         self.chain.adopt_checked(&block);
-        match apply(&parent_state, &block) {
+        let candidate = block.clone();
+        let Some(result) = off_thread(&rt, move || apply(&parent_state, &candidate)).await else {
+            return false;
+        };
+        match result {
             Ok((state, outcomes)) => {
                 self.chain.remember(
                     &block,

@@ -15,6 +15,8 @@ use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
 use glassbox_ledger::{BlockContext, BlockError, SignedTx, State, TxHash, TxOutcome};
 
+use tracing::warn;
+
 use crate::block::Block;
 use crate::consensus::Digest;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
@@ -22,6 +24,12 @@ use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 /// Most unfinalized block states kept; proposals beyond this many blocks
 /// ahead of finality are not built on.
 pub const MAX_PENDING_STATES: usize = 4_096;
+
+/// Most transactions this node puts in a block it proposes (the ledger's
+/// `max_block_txs` may allow more). Keeping blocks small keeps each view's
+/// verification well inside consensus timeouts: a flood then makes more
+/// blocks instead of a few huge ones that time out and are thrown away.
+pub const MAX_PROPOSAL_TXS: usize = 2_000;
 
 /// Most transaction outcomes kept for status queries.
 pub const MAX_INDEXED_TXS: usize = 1_000_000;
@@ -333,7 +341,7 @@ impl Chain {
         let params = parent.params();
         let candidates = lock(&self.mempool).select(
             parent,
-            params.max_block_txs as usize,
+            (params.max_block_txs as usize).min(MAX_PROPOSAL_TXS),
             params.max_block_bytes as usize,
         );
         let invalid = |error| ChainError::Invalid {
@@ -353,7 +361,10 @@ impl Chain {
             }
             match builder.push(&tx) {
                 Ok(_) => txs.push(tx),
-                Err(BlockError::InvalidTx { .. }) => dropped.push(tx),
+                Err(BlockError::InvalidTx { error, .. }) => {
+                    warn!(tx = %tx.hash(), %error, "dropping an inadmissible transaction from the mempool");
+                    dropped.push(tx);
+                }
                 // Block limits: the block is full.
                 Err(BlockError::TooManyTxs { .. } | BlockError::TooManyBytes { .. }) => break,
                 Err(error) => return Err(invalid(error)),
