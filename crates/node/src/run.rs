@@ -38,7 +38,7 @@ pub mod channels {
 }
 
 /// Largest p2p message, in bytes (a full block plus framing).
-pub const MAX_MESSAGE_BYTES: u32 = 8 << 20;
+pub const MAX_MESSAGE_BYTES: u32 = 16 << 20;
 /// Messages queued per p2p channel.
 pub const MESSAGE_BACKLOG: usize = 1_024;
 /// Bound of every actor's inbox.
