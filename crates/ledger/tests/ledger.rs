@@ -1093,14 +1093,7 @@ fn a_remembered_signature_check_is_bound_to_the_chain_and_the_bytes() {
     let to = glassbox_types::SecretKey::from_seed(&[8; 32]).public();
     let chain = [1u8; 32];
     let other_chain = [2u8; 32];
-    let tx = SignedTx::sign(
-        &chain,
-        &key,
-        0,
-        5_000,
-        TxBody::Transfer { to, amount: 1 },
-    )
-    .unwrap();
+    let tx = SignedTx::sign(&chain, &key, 0, 5_000, TxBody::Transfer { to, amount: 1 }).unwrap();
     tx.verify_signature(&chain).unwrap();
     // Checked once for `chain`: still refused for another chain.
     assert!(tx.verify_signature(&other_chain).is_err());

@@ -7,11 +7,11 @@
 //! `cargo run --release -p glassbox-node --example throughput -- [TXS] [RATE_PER_S] [VALIDATORS]`
 //! (scripts/bench_ledger.sh runs it).
 //!
-//! Transactions are handed to every validator's mempool (what transaction
-//! gossip would do), so whichever validator leads can include them. Each
-//! validator gets its own decoded copy and checks every signature itself,
-//! as it would on its own machine; here all of them share this machine's
-//! cores, so the figure is a lower bound for a real deployment.
+//! Each transaction is submitted to one validator (round robin), as a
+//! client would through that validator's API; the validators gossip it to
+//! each other. Every validator checks every signature itself, as it would
+//! on its own machine; here all of them share this machine's cores, so the
+//! figure is a lower bound for a real deployment.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -147,26 +147,27 @@ fn main() {
             .enumerate()
             .map(|(i, tx)| (tx.hash(), t0 + tick * (i / per_tick) as u32))
             .collect();
-        // One feeder per validator, each with its own decoded copies (as if
-        // received over the network): every validator checks every
-        // signature itself.
+        // One feeder per validator: its API clients.
         let mut feeders = Vec::new();
         for (v, chain) in chains.iter().enumerate() {
             let chain = chain.clone();
-            let copies: Vec<SignedTx> = txs
+            let n = chains.len();
+            // Validator v's API receives transactions v, v + n, ...; the
+            // others get them by gossip.
+            let copies: Vec<(usize, SignedTx)> = txs
                 .iter()
-                .map(|tx| SignedTx::decode(tx.encoded()).expect("decodes"))
+                .enumerate()
+                .filter(|(i, _)| i % n == v)
+                .map(|(i, tx)| (i, SignedTx::decode(tx.encoded()).expect("decodes")))
                 .collect();
             feeders.push(context.with_label(&format!("feeder_{v}")).spawn(
                 move |context| async move {
-                    for (n, batch) in copies.chunks(per_tick).enumerate() {
-                        let at = t0 + tick * n as u32;
+                    for (i, tx) in copies {
+                        let at = t0 + tick * (i / per_tick) as u32;
                         if let Some(wait) = at.checked_duration_since(Instant::now()) {
                             context.sleep(wait).await;
                         }
-                        for tx in batch {
-                            let _ = chain.submit(tx.clone());
-                        }
+                        let _ = chain.submit(tx);
                     }
                 },
             ));

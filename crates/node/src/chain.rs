@@ -31,6 +31,9 @@ pub const MAX_PENDING_STATES: usize = 4_096;
 /// blocks instead of a few huge ones that time out and are thrown away.
 pub const MAX_PROPOSAL_TXS: usize = 2_000;
 
+/// Most transactions waiting to be gossiped; the oldest are dropped beyond.
+pub const MAX_OUTBOX: usize = 100_000;
+
 /// Most transaction outcomes kept for status queries.
 pub const MAX_INDEXED_TXS: usize = 1_000_000;
 
@@ -130,6 +133,10 @@ pub struct Chain {
     genesis: Block,
     inner: Mutex<Inner>,
     mempool: Mutex<Mempool>,
+    /// Transactions admitted from the API, waiting to be gossiped (only
+    /// when gossip is on).
+    outbox: Mutex<VecDeque<SignedTx>>,
+    gossip: AtomicBool,
     ready: AtomicBool,
 }
 
@@ -184,6 +191,8 @@ impl Chain {
                 recent_bytes: 0,
             }),
             mempool: Mutex::new(Mempool::new(limits)),
+            outbox: Mutex::new(VecDeque::new()),
+            gossip: AtomicBool::new(false),
             ready: AtomicBool::new(false),
         }
     }
@@ -300,8 +309,50 @@ impl Chain {
     /// Admits a transaction to the mempool, checked against the latest
     /// finalized state.
     pub fn submit(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
+        let hash = self.admit_gossiped(tx.clone())?;
+        if self.gossip.load(Ordering::Relaxed) {
+            let mut outbox = lock(&self.outbox);
+            if outbox.len() >= MAX_OUTBOX {
+                outbox.pop_front();
+            }
+            outbox.push_back(tx);
+        }
+        Ok(hash)
+    }
+
+    /// Admits a transaction received from a peer: like [`Chain::submit`],
+    /// but it is not gossiped again.
+    pub fn admit_gossiped(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
         let state = self.finalized().state;
+        // The signature check is the expensive part: outside the lock (the
+        // result is remembered in `tx`).
+        if !lock(&self.mempool).contains(&tx.hash()) {
+            tx.verify_signature(&state.chain_id())?;
+        }
         lock(&self.mempool).insert(tx, &state)
+    }
+
+    /// Turns on gossip of API-submitted transactions (the p2p runner does).
+    pub fn enable_gossip(&self) {
+        self.gossip.store(true, Ordering::Relaxed);
+    }
+
+    /// Up to `max_txs` transactions of at most `max_bytes` (encoded, plus
+    /// 4 bytes each) from the gossip outbox.
+    pub fn take_outbox(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
+        let mut outbox = lock(&self.outbox);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(tx) = outbox.front() {
+            if out.len() >= max_txs || bytes + 4 + tx.len() > max_bytes {
+                break;
+            }
+            bytes += 4 + tx.len();
+            if let Some(tx) = outbox.pop_front() {
+                out.push(tx);
+            }
+        }
+        out
     }
 
     /// What this node knows of `hash`.

@@ -10,5 +10,6 @@ pub mod chain;
 pub mod consensus;
 pub mod engine;
 pub mod genesis;
+pub mod gossip;
 pub mod mempool;
 pub mod run;

@@ -35,6 +35,8 @@ pub mod channels {
     pub const BROADCAST: u64 = 3;
     /// Marshal's block backfill.
     pub const BACKFILL: u64 = 4;
+    /// Transaction gossip.
+    pub const TXS: u64 = 5;
 }
 
 /// Largest p2p message, in bytes (a full block plus framing).
@@ -138,7 +140,17 @@ pub async fn start_validator(
     let resolver = network.register(channels::RESOLVER, quota(256), MESSAGE_BACKLOG);
     let broadcast = network.register(channels::BROADCAST, quota(64), MESSAGE_BACKLOG);
     let backfill = network.register(channels::BACKFILL, quota(64), MESSAGE_BACKLOG);
+    let (tx_sender, tx_receiver) = network.register(channels::TXS, quota(256), MESSAGE_BACKLOG);
     let p2p = network.start();
+    chain.enable_gossip();
+    let gossip_out = context.with_label("gossip_out").spawn({
+        let chain = chain.clone();
+        move |context| crate::gossip::send_loop(context, chain, tx_sender)
+    });
+    let gossip_in = context.with_label("gossip_in").spawn({
+        let chain = chain.clone();
+        move |_| crate::gossip::receive_loop(chain, tx_receiver)
+    });
 
     let engine = Engine::new(
         context.with_label("engine"),
@@ -183,7 +195,7 @@ pub async fn start_validator(
             chain,
             public_key: me_hex,
         },
-        vec![p2p, engine],
+        vec![p2p, engine, gossip_out, gossip_in],
     ))
 }
 
