@@ -66,6 +66,14 @@ fn get_json(url: &str) -> Option<serde_json::Value> {
     resp.body_mut().read_json().ok()
 }
 
+fn hex_bytes<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
 fn height(port: u16) -> Option<u64> {
     get_json(&format!("http://127.0.0.1:{port}/health"))?["finalized_height"].as_u64()
 }
@@ -105,6 +113,32 @@ fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
     let long = Duration::from_secs(60);
     wait("every node to finalize height 5", long, || {
         ports.iter().all(|&p| height(p).is_some_and(|h| h >= 5))
+    });
+
+    // A transfer sent to validator 1's API reaches the others by gossip and
+    // is finalized everywhere.
+    let key = glassbox_store::keyfile::read_secret_key(&dir.join("dev.key")).unwrap();
+    let status = get_json(&format!("http://127.0.0.1:{}/v1/status", ports[1])).unwrap();
+    let chain_id: [u8; 32] = hex_bytes(status["chain_id"].as_str().unwrap());
+    let to = glassbox_types::SecretKey::from_seed(&[5; 32]).public();
+    let tx = glassbox_ledger::SignedTx::sign(
+        &chain_id,
+        &key,
+        0,
+        1_000_000,
+        glassbox_ledger::TxBody::Transfer { to, amount: 42 },
+    )
+    .unwrap();
+    let body = serde_json::json!({ "tx": glassbox_types::hex(tx.encoded()) });
+    let resp = ureq::post(&format!("http://127.0.0.1:{}/v1/tx", ports[1]))
+        .send_json(&body)
+        .expect("submit");
+    assert_eq!(resp.status(), 202);
+    wait("the transfer to finalize on every node", long, || {
+        ports.iter().all(|&p| {
+            get_json(&format!("http://127.0.0.1:{p}/v1/tx/{}", tx.hash()))
+                .is_some_and(|v| v["status"] == "finalized")
+        })
     });
 
     // SIGKILL validator 3: no chance to flush anything.
