@@ -82,6 +82,12 @@ pub enum ChainError {
         /// Computed.
         computed: String,
     },
+    /// A block marshal reported as processed is not in its archive.
+    #[error("finalized block {height} is missing from the local archive")]
+    MissingArchived {
+        /// Its height.
+        height: u64,
+    },
     /// A finalized block does not extend the finalized chain.
     #[error("finalized block {height} does not extend the finalized tip {tip}")]
     NotNext {

@@ -380,11 +380,11 @@ where
             let rx = self.finalized_rx;
             move |_| async move {
                 if let Err(e) = finalizer(chain, marshal, processed, rx).await {
-                    // A finalized block the ledger rejects: this replica's
-                    // ledger disagrees with a quorum. Stop rather than serve
-                    // a diverged state.
+                    // A finalized block the ledger rejects (this replica's
+                    // ledger disagrees with a quorum) or a hole in the
+                    // archive: stop rather than serve a diverged state.
                     error!(error = %e, "finalizer stopped");
-                    panic!("finalized block rejected by the local ledger: {e}");
+                    panic!("cannot follow the finalized chain: {e}");
                 }
             }
         });
@@ -412,10 +412,7 @@ async fn finalizer(
     let from = chain.finalized_height() + 1;
     for h in from..=processed.get() {
         let Some(block) = marshal.get_block(Height::new(h)).await else {
-            return Err(ChainError::NotNext {
-                height: h,
-                tip: chain.finalized_height(),
-            });
+            return Err(ChainError::MissingArchived { height: h });
         };
         chain.finalize(&block)?;
     }
