@@ -98,11 +98,11 @@ pub enum ChainError {
     },
 }
 
-/// The latest finalized block and the state after it.
+/// The latest finalized block and the state after it; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Finalized {
     /// The block (the genesis block at height 0).
-    pub block: Block,
+    pub block: Arc<Block>,
     /// The ledger state after it.
     pub state: State,
 }
@@ -187,7 +187,7 @@ impl Chain {
             genesis: genesis.clone(),
             inner: Mutex::new(Inner {
                 finalized: Finalized {
-                    block: genesis,
+                    block: Arc::new(genesis),
                     state,
                 },
                 pending: HashMap::new(),
@@ -211,6 +211,11 @@ impl Chain {
     /// The latest finalized block and state.
     pub fn finalized(&self) -> Finalized {
         lock(&self.inner).finalized.clone()
+    }
+
+    /// The latest finalized state (an O(1) clone).
+    pub fn finalized_state(&self) -> State {
+        lock(&self.inner).finalized.state.clone()
     }
 
     /// Whether the finalized blocks archived before a restart have been
@@ -302,7 +307,7 @@ impl Chain {
                 inner.status_order.push_back(hash);
             }
             inner.finalized = Finalized {
-                block: block.clone(),
+                block: Arc::new(block.clone()),
                 state: state.clone(),
             };
             inner.push_recent(block);
@@ -329,7 +334,7 @@ impl Chain {
     /// Admits a transaction received from a peer: like [`Chain::submit`],
     /// but it is not gossiped again.
     pub fn admit_gossiped(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
-        let state = self.finalized().state;
+        let state = self.finalized_state();
         // The signature check is the expensive part: outside the lock (the
         // result is remembered in `tx`).
         if !lock(&self.mempool).contains(&tx.hash()) {

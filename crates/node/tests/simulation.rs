@@ -333,14 +333,19 @@ fn assert_safe(sim: &Sim) -> Seen {
     seen.blocks.clone()
 }
 
-/// All four honest; transfers finalize everywhere with equal roots.
-fn honest_run(seed: u64) -> (String, Seen, [u8; 32]) {
-    let runner = deterministic::Runner::from(
+/// A deterministic runtime seeded with `seed`, with a 10-minute
+/// simulated-time limit.
+fn runner(seed: u64) -> deterministic::Runner {
+    deterministic::Runner::from(
         deterministic::Config::default()
             .with_seed(seed)
             .with_timeout(Some(Duration::from_secs(600))),
-    );
-    runner.start(|mut context| async move {
+    )
+}
+
+/// All four honest; transfers finalize everywhere with equal roots.
+fn honest_run(seed: u64) -> (String, Seen, [u8; 32]) {
+    runner(seed).start(|mut context| async move {
         let mut sim = Sim::new(&mut context);
         let keys = sim.fixture.participants.clone();
         let mut oracle = network(&context, &keys).await;
@@ -378,12 +383,7 @@ fn four_honest_validators_agree_and_replay_identically() {
 
 #[test]
 fn a_crashed_validator_restarts_from_storage_and_catches_up() {
-    let runner = deterministic::Runner::from(
-        deterministic::Config::default()
-            .with_seed(11)
-            .with_timeout(Some(Duration::from_secs(600))),
-    );
-    runner.start(|mut context| async move {
+    runner(11).start(|mut context| async move {
         let mut sim = Sim::new(&mut context);
         let keys = sim.fixture.participants.clone();
         let mut oracle = network(&context, &keys).await;
@@ -435,12 +435,7 @@ fn a_crashed_validator_restarts_from_storage_and_catches_up() {
 
 #[test]
 fn a_partitioned_validator_rejoins_after_the_partition_heals() {
-    let runner = deterministic::Runner::from(
-        deterministic::Config::default()
-            .with_seed(23)
-            .with_timeout(Some(Duration::from_secs(600))),
-    );
-    runner.start(|mut context| async move {
+    runner(23).start(|mut context| async move {
         let mut sim = Sim::new(&mut context);
         let keys = sim.fixture.participants.clone();
         let mut oracle = network(&context, &keys).await;
@@ -478,12 +473,7 @@ fn a_partitioned_validator_rejoins_after_the_partition_heals() {
 
 #[test]
 fn an_equivocating_validator_cannot_break_safety_or_liveness() {
-    let runner = deterministic::Runner::from(
-        deterministic::Config::default()
-            .with_seed(31)
-            .with_timeout(Some(Duration::from_secs(600))),
-    );
-    runner.start(|mut context| async move {
+    runner(31).start(|mut context| async move {
         let mut sim = Sim::new(&mut context);
         let keys = sim.fixture.participants.clone();
         let mut oracle = network(&context, &keys).await;
