@@ -104,6 +104,7 @@ fn main() {
         }
         let verify = t.elapsed();
         let ctx = BlockContext {
+            randomness: [0; 32],
             height: state.height() + 1,
             timestamp_ms: state.timestamp_ms() + 1000,
         };

@@ -22,6 +22,11 @@ pub struct BlockContext {
     /// The block's timestamp in ms since the Unix epoch; not earlier than
     /// the previous block's (the genesis time for the first block).
     pub timestamp_ms: u64,
+    /// Public randomness nobody could predict or bias before the previous
+    /// block was final: BLAKE3 of the consensus threshold seed of the
+    /// parent's round (docs/jobs.md, "Executor selection"). Assigns the
+    /// executors of the jobs submitted up to the previous block.
+    pub randomness: [u8; 32],
 }
 
 /// Something a successful transaction did.

@@ -157,6 +157,7 @@ fn block_level_checks() {
     let wrong = |height, timestamp_ms| {
         s0.apply_block(
             BlockContext {
+                randomness: [0; 32],
                 height,
                 timestamp_ms,
             },
@@ -186,6 +187,7 @@ fn block_level_checks() {
     assert!(
         s0.apply_block(
             BlockContext {
+                randomness: [0; 32],
                 height: 1,
                 timestamp_ms: GENESIS_TIME
             },
@@ -1080,6 +1082,7 @@ fn block_builder_skips_refused_transactions() {
     assert_eq!(b.finish().unwrap().1.len(), 1);
     assert!(matches!(
         s.begin_block(BlockContext {
+            randomness: [0; 32],
             height: 5,
             timestamp_ms: GENESIS_TIME
         }),

@@ -139,6 +139,7 @@ where
             .max(parent.header().timestamp_ms.saturating_add(1));
         let height = parent.height().next();
         let ctx = BlockContext {
+            randomness: [0; 32],
             height: height.get(),
             timestamp_ms,
         };

@@ -163,6 +163,7 @@ pub fn apply(parent: &State, block: &Block) -> Result<(State, Vec<TxOutcome>), C
     });
     let height = block.height().get();
     let ctx = BlockContext {
+        randomness: [0; 32],
         height,
         timestamp_ms: block.header().timestamp_ms,
     };

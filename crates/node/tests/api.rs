@@ -126,6 +126,7 @@ fn next_block(chain: &Chain, txs: Vec<SignedTx>) -> Block {
         .state
         .apply_block(
             BlockContext {
+                randomness: [0; 32],
                 height,
                 timestamp_ms,
             },

@@ -108,6 +108,7 @@ impl Node {
             .state
             .apply_block(
                 BlockContext {
+                    randomness: [0; 32],
                     height,
                     timestamp_ms,
                 },

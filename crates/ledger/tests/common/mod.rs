@@ -71,6 +71,7 @@ pub(crate) fn tx(state: &State, n: u8, body: TxBody) -> SignedTx {
 
 pub(crate) fn ctx(state: &State) -> BlockContext {
     BlockContext {
+        randomness: [0; 32],
         height: state.height() + 1,
         timestamp_ms: state.timestamp_ms() + 1_000,
     }
