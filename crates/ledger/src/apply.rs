@@ -5,6 +5,7 @@ use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BlockError, TxError};
+use crate::jobs::{JobId, Reveal};
 use crate::limits;
 use crate::records::{
     Account, Executor, Head, ModelRecord, Unbonding, capacity_ok, validate_endpoint,
@@ -112,6 +113,50 @@ pub enum Event {
         #[serde(with = "serde_util::public_key")]
         publisher: PublicKey,
     },
+    /// An inference job was submitted and its price escrowed.
+    JobSubmitted {
+        /// The job (the transaction's hash).
+        job_id: JobId,
+        /// The model.
+        model_id: ModelId,
+        /// Replicas.
+        replicas: u8,
+        /// The escrowed price.
+        escrow: u64,
+    },
+    /// An executor committed to its result.
+    ResultCommitted {
+        /// The job.
+        job_id: JobId,
+        /// The executor.
+        #[serde(with = "serde_util::public_key")]
+        executor: PublicKey,
+    },
+    /// An executor revealed its result.
+    ResultRevealed {
+        /// The job.
+        job_id: JobId,
+        /// The executor.
+        #[serde(with = "serde_util::public_key")]
+        executor: PublicKey,
+    },
+    /// Every reveal agreed: the job is final and its executors were paid.
+    JobFinal {
+        /// The job.
+        job_id: JobId,
+        /// The agreed outputs' hash.
+        #[serde(with = "serde_util::hex32")]
+        output_hash: [u8; 32],
+        /// The agreed trace root.
+        #[serde(with = "serde_util::hex32")]
+        trace_root: [u8; 32],
+    },
+    /// Reveals disagree: the job is disputed and its executors' stakes
+    /// locked.
+    JobDisputed {
+        /// The job.
+        job_id: JobId,
+    },
 }
 
 /// A transaction's result in a block: its events, or the execution error
@@ -151,8 +196,51 @@ impl State {
     /// fee, and the signature for this chain. A transaction passing it may
     /// still fail admission in a block (another transaction spent the
     /// balance or used the nonce first).
+    ///
+    /// Job transactions also get their body's checks here (the model and
+    /// inputs, replicas, price and balance of a `SubmitJob`; the job and
+    /// slot of a commitment or reveal), so a request that would fail is
+    /// refused before it costs a fee. In a block those failures are
+    /// execution errors, as for every body.
     pub fn check_tx(&self, tx: &SignedTx) -> Result<(), TxError> {
-        self.admit(tx, false).map(|_| ())
+        let account = self.admit(tx, false)?;
+        let sender = tx.sender();
+        match tx.body() {
+            TxBody::SubmitJob {
+                model_id,
+                inputs,
+                replicas,
+                max_fee,
+            } => self
+                .job_terms(
+                    sender,
+                    account.balance.saturating_sub(tx.fee()),
+                    model_id,
+                    inputs,
+                    *replicas,
+                    *max_fee,
+                )
+                .map(|_| ()),
+            TxBody::CommitResult { job_id, .. } => self.check_commit(sender, job_id),
+            TxBody::RevealResult {
+                job_id,
+                output_hash,
+                trace_root,
+                salt,
+                outputs,
+            } => self.check_reveal(
+                sender,
+                job_id,
+                &Reveal {
+                    output_hash: *output_hash,
+                    trace_root: *trace_root,
+                    salt: *salt,
+                    height: 0,
+                },
+                outputs,
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// The admission checks; returns the sender's account. In a block
@@ -274,6 +362,9 @@ impl State {
                 timestamp_ms: ctx.timestamp_ms,
             })
             .map_err(block_internal)?;
+        state.run_schedule(&ctx).map_err(|e| BlockError::Internal {
+            reason: format!("job schedule: {e}"),
+        })?;
         Ok(BlockBuilder {
             state,
             ctx,
@@ -308,7 +399,7 @@ impl State {
         // is stored once below (or dropped when the body fails); they check
         // everything before their first write, so an error leaves no trace.
         let mut working = charged;
-        let result = self.execute(tx.sender(), &mut working, tx.body(), height);
+        let result = self.execute(tx.sender(), &mut working, tx.body(), tx.hash(), height);
         match result {
             Ok(events) => {
                 self.put_account(tx.sender(), &working)?;
@@ -327,6 +418,7 @@ impl State {
         sender: &PublicKey,
         account: &mut Account,
         body: &TxBody,
+        tx_hash: TxHash,
         height: u64,
     ) -> Result<Vec<Event>, TxError> {
         match body {
@@ -344,6 +436,43 @@ impl State {
                 self.update_executor(sender, *capacity, endpoint)
             }
             TxBody::PublishModel { manifest } => self.publish_model(manifest, height),
+            TxBody::SubmitJob {
+                model_id,
+                inputs,
+                replicas,
+                max_fee,
+            } => self.submit_job(
+                sender,
+                account,
+                JobId(tx_hash.0),
+                model_id,
+                inputs,
+                *replicas,
+                *max_fee,
+                height,
+            ),
+            TxBody::CommitResult { job_id, commitment } => {
+                self.commit_result(sender, job_id, *commitment, height)
+            }
+            TxBody::RevealResult {
+                job_id,
+                output_hash,
+                trace_root,
+                salt,
+                outputs,
+            } => self.reveal_result(
+                sender,
+                account,
+                job_id,
+                Reveal {
+                    output_hash: *output_hash,
+                    trace_root: *trace_root,
+                    salt: *salt,
+                    height,
+                },
+                outputs,
+                height,
+            ),
         }
     }
 
@@ -403,14 +532,14 @@ impl State {
                 min,
             });
         }
-        let unbonding = match self.executor(owner) {
+        let (unbonding, active_jobs, disputes) = match self.executor(owner) {
             Some(e) if e.is_active() => {
                 return Err(TxError::AlreadyRegistered {
                     owner: owner.to_string(),
                 });
             }
-            Some(e) => e.unbonding.clone(),
-            None => Vec::new(),
+            Some(e) => (e.unbonding.clone(), e.active_jobs, e.disputes),
+            None => (Vec::new(), 0, 0),
         };
         account.balance =
             account
@@ -428,6 +557,8 @@ impl State {
             endpoint: endpoint.to_string(),
             registered_height: height,
             unbonding,
+            active_jobs,
+            disputes,
         })?;
         Ok(vec![Event::ExecutorRegistered {
             owner: *owner,
@@ -500,6 +631,7 @@ impl State {
             return Err(TxError::ZeroAmount { field: "amount" });
         }
         let mut e = self.active_executor(owner)?;
+        check_unlocked(&e)?;
         let remaining = e
             .stake
             .checked_sub(amount)
@@ -534,6 +666,13 @@ impl State {
 
     fn deregister(&mut self, owner: &PublicKey, height: u64) -> Result<Vec<Event>, TxError> {
         let mut e = self.active_executor(owner)?;
+        check_unlocked(&e)?;
+        if e.active_jobs > 0 {
+            return Err(TxError::ExecutorBusy {
+                owner: owner.to_string(),
+                active_jobs: e.active_jobs,
+            });
+        }
         let amount = e.stake;
         let release_height = self.release_height(height)?;
         add_unbonding(&mut e, amount, release_height)?;
@@ -565,6 +704,7 @@ impl State {
             .ok_or(TxError::NotAnExecutor {
                 owner: owner.to_string(),
             })?;
+        check_unlocked(&e)?;
         let (released, pending): (Vec<Unbonding>, Vec<Unbonding>) =
             e.unbonding.iter().partition(|u| u.release_height <= height);
         if released.is_empty() {
@@ -779,6 +919,17 @@ impl BlockBuilder {
         }
         Ok((self.state, self.outcomes))
     }
+}
+
+/// Refuses to move stake of an executor locked by disputes.
+fn check_unlocked(e: &Executor) -> Result<(), TxError> {
+    if e.disputes > 0 {
+        return Err(TxError::ExecutorLocked {
+            owner: e.owner.to_string(),
+            disputes: e.disputes,
+        });
+    }
+    Ok(())
 }
 
 fn check_capacity(capacity: u32) -> Result<(), TxError> {

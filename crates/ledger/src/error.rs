@@ -5,6 +5,7 @@
 
 use glassbox_types::ModelId;
 
+use crate::jobs::JobId;
 use crate::smt::{ProofError, SmtError};
 use crate::tx::TxHash;
 
@@ -233,6 +234,125 @@ pub enum TxError {
         /// Its owner.
         owner: String,
     },
+    /// A job tensor is not a canonical encoding or does not fit the
+    /// model's declared spec.
+    #[error("{what} {index}: {reason}")]
+    BadTensor {
+        /// `input` or `output`.
+        what: &'static str,
+        /// Its position.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A job has the wrong number of inputs or outputs.
+    #[error("{got} {what}s given, the model declares {expected}")]
+    TensorCount {
+        /// `input` or `output`.
+        what: &'static str,
+        /// How many were given.
+        got: usize,
+        /// How many the manifest declares.
+        expected: usize,
+    },
+    /// A job's inputs or outputs are over `max_job_io_bytes`.
+    #[error("{what}s are {bytes} bytes, over max_job_io_bytes = {max}")]
+    JobIoTooLarge {
+        /// `input` or `output`.
+        what: &'static str,
+        /// Their canonical bytes in all.
+        bytes: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// The model is not published.
+    #[error("model {model_id} is not published")]
+    UnknownModel {
+        /// The model.
+        model_id: ModelId,
+    },
+    /// `replicas` is 0 or over `max_job_replicas`.
+    #[error("replicas {replicas} is not between 1 and max_job_replicas = {max}")]
+    BadReplicas {
+        /// The requested replicas.
+        replicas: u8,
+        /// The limit.
+        max: u8,
+    },
+    /// The job's price is over the sender's `max_fee`.
+    #[error("the job costs {price} ({replicas} × {per_replica}), over max_fee = {max_fee}")]
+    PriceAboveMax {
+        /// replicas × per replica.
+        price: u64,
+        /// Replicas.
+        replicas: u8,
+        /// Price per replica.
+        per_replica: u64,
+        /// The sender's limit.
+        max_fee: u64,
+    },
+    /// The job's price overflows `u64`.
+    #[error("the job's price overflows")]
+    PriceOverflow,
+    /// Fewer eligible executors than replicas.
+    #[error("{needed} executors needed, {available} can take the job")]
+    NotEnoughExecutors {
+        /// Replicas.
+        needed: u8,
+        /// Active executors with spare capacity, other than the sender's.
+        available: usize,
+    },
+    /// No such job.
+    #[error("job {job_id} does not exist")]
+    UnknownJob {
+        /// The job.
+        job_id: JobId,
+    },
+    /// The job is not in a state that accepts this transaction.
+    #[error("job {job_id} is {status}: {reason}")]
+    JobState {
+        /// The job.
+        job_id: JobId,
+        /// Its status.
+        status: &'static str,
+        /// Why the transaction does not apply.
+        reason: &'static str,
+    },
+    /// The sender holds no slot of the job.
+    #[error("{executor} is not assigned to job {job_id}")]
+    NotAssigned {
+        /// The job.
+        job_id: JobId,
+        /// The sender.
+        executor: String,
+    },
+    /// The reveal does not open the sender's commitment.
+    #[error("the reveal does not match {executor}'s commitment on job {job_id}")]
+    CommitmentMismatch {
+        /// The job.
+        job_id: JobId,
+        /// The sender.
+        executor: String,
+    },
+    /// `output_hash` is not the hash of the revealed outputs.
+    #[error("output_hash is not the hash of the revealed outputs")]
+    OutputHashMismatch,
+    /// The executor still holds jobs.
+    #[error("executor {owner} holds {active_jobs} open job(s)")]
+    ExecutorBusy {
+        /// The owner.
+        owner: String,
+        /// Its open assignments.
+        active_jobs: u32,
+    },
+    /// The executor's stake is locked by disputes.
+    #[error("executor {owner}'s stake is locked by {disputes} dispute(s)")]
+    ExecutorLocked {
+        /// The owner.
+        owner: String,
+        /// Its open disputes.
+        disputes: u32,
+    },
     /// A record could not be stored (a ledger bug, never input-dependent).
     #[error("internal: {reason}")]
     Internal {
@@ -297,6 +417,21 @@ impl TxError {
             TxError::ModelExists { .. } => "model_exists",
             TxError::VersionExists { .. } => "version_exists",
             TxError::NameTaken { .. } => "name_taken",
+            TxError::BadTensor { .. } => "bad_tensor",
+            TxError::TensorCount { .. } => "tensor_count",
+            TxError::JobIoTooLarge { .. } => "job_io_too_large",
+            TxError::UnknownModel { .. } => "unknown_model",
+            TxError::BadReplicas { .. } => "bad_replicas",
+            TxError::PriceAboveMax { .. } => "price_above_max",
+            TxError::PriceOverflow => "price_overflow",
+            TxError::NotEnoughExecutors { .. } => "not_enough_executors",
+            TxError::UnknownJob { .. } => "unknown_job",
+            TxError::JobState { .. } => "job_state",
+            TxError::NotAssigned { .. } => "not_assigned",
+            TxError::CommitmentMismatch { .. } => "commitment_mismatch",
+            TxError::OutputHashMismatch => "output_hash_mismatch",
+            TxError::ExecutorBusy { .. } => "executor_busy",
+            TxError::ExecutorLocked { .. } => "executor_locked",
             TxError::Internal { .. } => "internal",
         }
     }

@@ -239,6 +239,8 @@ impl State {
                 endpoint: e.endpoint.clone(),
                 registered_height: 0,
                 unbonding: Vec::new(),
+                active_jobs: 0,
+                disputes: 0,
             })
             .map_err(|e| internal(e.to_string()))?;
         }

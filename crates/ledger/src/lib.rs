@@ -25,7 +25,9 @@ mod apply;
 mod codec;
 mod error;
 mod genesis;
+mod jobs;
 mod records;
+mod schedule;
 mod serde_util;
 pub mod smt;
 mod state;
@@ -34,6 +36,10 @@ mod tx;
 pub use apply::{BlockBuilder, BlockContext, Event, TxOutcome};
 pub use error::{BlockError, DecodeError, Error, GenesisError, TxError};
 pub use genesis::{GENESIS_VERSION, GenesisAccount, GenesisExecutor, GenesisState};
+pub use jobs::{
+    COMMITMENT_DOMAIN, Job, JobId, JobStatus, OUTPUTS_DOMAIN, Reveal, SELECTION_DOMAIN, Slot,
+    TensorHeader, commitment, outputs_hash, parse_tensor,
+};
 pub use records::{
     Account, ChainInfo, Executor, FeePool, Head, ModelRecord, Params, RECORD_VERSION, StateKey,
     Unbonding, decode_model_version, decode_name_owner, encode_model_version, encode_name_owner,
@@ -75,4 +81,15 @@ pub mod limits {
     pub const MAX_GENESIS_ACCOUNTS: usize = 1_000_000;
     /// Genesis executors.
     pub const MAX_GENESIS_EXECUTORS: usize = 10_000;
+    /// Hard ceiling of `Params::max_job_replicas`.
+    pub const HARD_MAX_JOB_REPLICAS: usize = 16;
+    /// Hard ceiling of `Params::max_job_io_bytes` and of any job's inputs
+    /// or outputs (canonical tensor bytes, in all).
+    pub const HARD_MAX_JOB_IO_BYTES: usize = HARD_MAX_TX_BYTES_USIZE;
+    /// Input or output tensors of one job.
+    pub const MAX_JOB_TENSORS: usize = 64;
+    /// Executors that may miss a deadline on one job before it fails.
+    pub const MAX_JOB_MISSES: usize = 16;
+    /// Ceiling of the commit and reveal windows, in blocks.
+    pub const MAX_JOB_WINDOW_BLOCKS: u64 = 100_000;
 }

@@ -26,8 +26,7 @@ pub mod tags {
     pub const MODEL_VERSION: u8 = 0x04;
     /// `0x05 || name`: the publisher owning a model name.
     pub const NAME_OWNER: u8 = 0x05;
-    /// Reserved for inference jobs (a later issue); nothing is stored under
-    /// it yet.
+    /// `0x06 || job id`: a [`Job`](crate::Job).
     pub const JOB: u8 = 0x06;
 
     /// `[META, META_CHAIN]`: the [`ChainInfo`](crate::ChainInfo).
@@ -66,6 +65,8 @@ pub enum StateKey {
     },
     /// A model name's owner.
     NameOwner(String),
+    /// An inference job by id.
+    Job(crate::JobId),
 }
 
 impl StateKey {
@@ -94,6 +95,7 @@ impl StateKey {
                 k
             }
             StateKey::NameOwner(name) => tagged(tags::NAME_OWNER, name.as_bytes()),
+            StateKey::Job(id) => tagged(tags::JOB, &id.0),
         }
     }
 }
@@ -161,6 +163,13 @@ pub struct Executor {
     /// Pending unbondings, by increasing release height
     /// (≤ [`limits::MAX_UNBONDING_ENTRIES`]).
     pub unbonding: Vec<Unbonding>,
+    /// Jobs it holds a slot of that are still open (≤ its capacity).
+    #[serde(default)]
+    pub active_jobs: u32,
+    /// Disputed jobs it took part in; its stake is locked while any is
+    /// open (docs/jobs.md).
+    #[serde(default)]
+    pub disputes: u32,
 }
 
 impl Executor {
@@ -180,7 +189,7 @@ impl Executor {
 
     /// `u8` 1, owner, `u64` stake, `u32` capacity, `str` endpoint, `u64`
     /// registered height, `u32` count + (`u64` amount, `u64` release
-    /// height) entries.
+    /// height) entries, `u32` active jobs, `u32` disputes.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(64 + self.endpoint.len() + 16 * self.unbonding.len());
         w.u8(RECORD_VERSION);
@@ -194,6 +203,8 @@ impl Executor {
             w.u64(u.amount);
             w.u64(u.release_height);
         }
+        w.u32(self.active_jobs);
+        w.u32(self.disputes);
         w.buf
     }
 
@@ -227,6 +238,8 @@ impl Executor {
             }
             unbonding.push(u);
         }
+        let active_jobs = r.u32()?;
+        let disputes = r.u32()?;
         r.finish()?;
         Ok(Executor {
             owner,
@@ -235,6 +248,8 @@ impl Executor {
             endpoint,
             registered_height,
             unbonding,
+            active_jobs,
+            disputes,
         })
     }
 }
@@ -368,12 +383,63 @@ pub struct Params {
     pub max_block_txs: u32,
     /// Most bytes of encoded transactions in a block.
     pub max_block_bytes: u32,
+    /// Price of one replica of any job (docs/jobs.md, "Price").
+    #[serde(default = "defaults::job_base_price")]
+    pub job_base_price: u64,
+    /// Price of one replica per started million operations of the model's
+    /// deterministic cost (`flops` in its manifest).
+    #[serde(default = "defaults::job_price_per_mflop")]
+    pub job_price_per_mflop: u64,
+    /// Most replicas of one job (1..=16).
+    #[serde(default = "defaults::max_job_replicas")]
+    pub max_job_replicas: u8,
+    /// Most canonical tensor bytes of a job's inputs, and of its outputs.
+    #[serde(default = "defaults::max_job_io_bytes")]
+    pub max_job_io_bytes: u32,
+    /// Blocks an assigned executor has to commit.
+    #[serde(default = "defaults::commit_window_blocks")]
+    pub commit_window_blocks: u64,
+    /// Blocks an executor has to reveal once every slot has committed.
+    #[serde(default = "defaults::reveal_window_blocks")]
+    pub reveal_window_blocks: u64,
+    /// Stake taken from an executor that misses a deadline (into the fee
+    /// pool); at most its stake.
+    #[serde(default = "defaults::miss_penalty")]
+    pub miss_penalty: u64,
+}
+
+/// Serde defaults of the job parameters (the values of
+/// [`Params::default`]), so a genesis written before jobs still loads.
+mod defaults {
+    pub(super) fn job_base_price() -> u64 {
+        10_000
+    }
+    pub(super) fn job_price_per_mflop() -> u64 {
+        100
+    }
+    pub(super) fn max_job_replicas() -> u8 {
+        7
+    }
+    pub(super) fn max_job_io_bytes() -> u32 {
+        32 << 10
+    }
+    pub(super) fn commit_window_blocks() -> u64 {
+        100
+    }
+    pub(super) fn reveal_window_blocks() -> u64 {
+        100
+    }
+    pub(super) fn miss_penalty() -> u64 {
+        10_000_000
+    }
 }
 
 impl Default for Params {
     /// Development defaults: fees of a few thousand units, a stake of
     /// 10^9 units, 100-block unbonding, 64 KiB transactions, blocks of up
-    /// to 10,000 transactions and 8 MiB.
+    /// to 10,000 transactions and 8 MiB; jobs at 10,000 units per replica
+    /// plus 100 per million operations, up to 7 replicas and 32 KiB of
+    /// inputs, 100-block commit and reveal windows, a 10^7 miss penalty.
     fn default() -> Self {
         Params {
             min_fee: 1_000,
@@ -383,6 +449,13 @@ impl Default for Params {
             max_tx_bytes: 64 << 10,
             max_block_txs: 10_000,
             max_block_bytes: 8 << 20,
+            job_base_price: defaults::job_base_price(),
+            job_price_per_mflop: defaults::job_price_per_mflop(),
+            max_job_replicas: defaults::max_job_replicas(),
+            max_job_io_bytes: defaults::max_job_io_bytes(),
+            commit_window_blocks: defaults::commit_window_blocks(),
+            reveal_window_blocks: defaults::reveal_window_blocks(),
+            miss_penalty: defaults::miss_penalty(),
         }
     }
 }
@@ -396,6 +469,16 @@ impl Params {
         self.fee_per_byte
             .checked_mul(size)?
             .checked_add(self.min_fee)
+    }
+
+    /// The price of one replica of a job on a model whose manifest states
+    /// `flops`: `job_base_price + ⌈flops / 10^6⌉ × job_price_per_mflop`;
+    /// `None` on overflow.
+    pub fn job_price(&self, flops: u64) -> Option<u64> {
+        flops
+            .div_ceil(1_000_000)
+            .checked_mul(self.job_price_per_mflop)?
+            .checked_add(self.job_base_price)
     }
 
     /// Checks every parameter against its range ([`limits`]).
@@ -448,6 +531,36 @@ impl Params {
                 ),
             ));
         }
+        if !(1..=limits::HARD_MAX_JOB_REPLICAS).contains(&usize::from(self.max_job_replicas)) {
+            return Err(err(
+                "max_job_replicas",
+                format!(
+                    "{} is not between 1 and {}",
+                    self.max_job_replicas,
+                    limits::HARD_MAX_JOB_REPLICAS
+                ),
+            ));
+        }
+        if self.max_job_io_bytes == 0 || self.max_job_io_bytes > self.max_tx_bytes {
+            return Err(err(
+                "max_job_io_bytes",
+                format!(
+                    "{} is not between 1 and max_tx_bytes ({})",
+                    self.max_job_io_bytes, self.max_tx_bytes
+                ),
+            ));
+        }
+        for (field, v) in [
+            ("commit_window_blocks", self.commit_window_blocks),
+            ("reveal_window_blocks", self.reveal_window_blocks),
+        ] {
+            if !(1..=limits::MAX_JOB_WINDOW_BLOCKS).contains(&v) {
+                return Err(err(
+                    field,
+                    format!("{v} is not between 1 and {}", limits::MAX_JOB_WINDOW_BLOCKS),
+                ));
+            }
+        }
         let max_tx = usize::try_from(self.max_tx_bytes).unwrap_or(usize::MAX);
         if self.min_fee_for(max_tx).is_none() {
             return Err(err(
@@ -460,9 +573,11 @@ impl Params {
 
     /// `u8` 1, `u64` min_fee, fee_per_byte, min_executor_stake,
     /// unbonding_blocks, `u32` max_tx_bytes, max_block_txs,
-    /// max_block_bytes.
+    /// max_block_bytes, `u64` job_base_price, job_price_per_mflop, `u8`
+    /// max_job_replicas, `u32` max_job_io_bytes, `u64`
+    /// commit_window_blocks, reveal_window_blocks, miss_penalty.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(45);
+        let mut w = Writer::with_capacity(102);
         self.write(&mut w);
         w.buf
     }
@@ -476,6 +591,13 @@ impl Params {
         w.u32(self.max_tx_bytes);
         w.u32(self.max_block_txs);
         w.u32(self.max_block_bytes);
+        w.u64(self.job_base_price);
+        w.u64(self.job_price_per_mflop);
+        w.u8(self.max_job_replicas);
+        w.u32(self.max_job_io_bytes);
+        w.u64(self.commit_window_blocks);
+        w.u64(self.reveal_window_blocks);
+        w.u64(self.miss_penalty);
     }
 
     /// Decodes [`Params::encode`]'s form and validates it.
@@ -497,6 +619,13 @@ impl Params {
             max_tx_bytes: r.u32()?,
             max_block_txs: r.u32()?,
             max_block_bytes: r.u32()?,
+            job_base_price: r.u64()?,
+            job_price_per_mflop: r.u64()?,
+            max_job_replicas: r.u8()?,
+            max_job_io_bytes: r.u32()?,
+            commit_window_blocks: r.u64()?,
+            reveal_window_blocks: r.u64()?,
+            miss_penalty: r.u64()?,
         };
         p.validate().map_err(|e| r.err_at(at, e.to_string()))?;
         Ok(p)
@@ -709,6 +838,8 @@ mod tests {
             capacity: 2,
             endpoint: "http://x".into(),
             registered_height: 3,
+            active_jobs: 1,
+            disputes: 0,
             unbonding: vec![
                 Unbonding {
                     amount: 1,

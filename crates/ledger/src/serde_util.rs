@@ -123,6 +123,50 @@ pub(crate) mod signed_manifest {
     }
 }
 
+/// `#[serde(with)]` for a list of byte strings (tensor encodings) as hex,
+/// at most [`crate::limits::MAX_JOB_TENSORS`] of at most
+/// [`crate::limits::HARD_MAX_JOB_IO_BYTES`] each.
+pub(crate) mod hex_vec {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| glassbox_types::hex(b)))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let v = Vec::<Cow<'de, str>>::deserialize(d)?;
+        if v.len() > crate::limits::MAX_JOB_TENSORS {
+            return Err(serde::de::Error::custom(format!(
+                "{} tensors, over the limit of {}",
+                v.len(),
+                crate::limits::MAX_JOB_TENSORS
+            )));
+        }
+        v.iter()
+            .map(|s| unhex(s, crate::limits::HARD_MAX_JOB_IO_BYTES))
+            .collect::<Result<_, _>>()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `#[serde(with)]` for a list of 32-byte hashes as hex.
+pub(crate) mod hex32_vec {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| Hex32(*b)))
+    }
+}
+
+/// `#[serde(with)]` for a list of public keys as `ed25519:<hex>`.
+pub(crate) mod public_key_vec {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &[PublicKey], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|k| k.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use glassbox_types::{ModelId, PublicKey};
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 
 use crate::error::TxError;
+use crate::jobs::{Job, JobId};
 use crate::records::{
     Account, ChainInfo, Executor, FeePool, Head, ModelRecord, Params, StateKey,
     encode_model_version, encode_name_owner, tags,
@@ -37,6 +38,14 @@ pub struct State {
     pub(crate) executors: OrdMap<[u8; 32], Arc<Executor>>,
     pub(crate) models: OrdMap<ModelId, Arc<ModelRecord>>,
     pub(crate) names: OrdMap<String, NameEntry>,
+    /// Jobs still assigning or running (closed ones live only in the map).
+    pub(crate) open_jobs: OrdMap<JobId, Arc<Job>>,
+    /// Jobs waiting for executors, assigned at the next block.
+    pub(crate) queued: OrdSet<JobId>,
+    /// (next deadline, job) of every running job with a pending deadline.
+    pub(crate) deadlines: OrdSet<(u64, JobId)>,
+    /// Escrow held by open and disputed jobs.
+    pub(crate) escrowed: u64,
 }
 
 impl fmt::Debug for State {
@@ -49,6 +58,7 @@ impl fmt::Debug for State {
             .field("records", &self.smt.len())
             .field("executors", &self.executors.len())
             .field("models", &self.models.len())
+            .field("open_jobs", &self.open_jobs.len())
             .finish()
     }
 }
@@ -76,6 +86,10 @@ impl State {
             executors: OrdMap::new(),
             models: OrdMap::new(),
             names: OrdMap::new(),
+            open_jobs: OrdMap::new(),
+            queued: OrdSet::new(),
+            deadlines: OrdSet::new(),
+            escrowed: 0,
         };
         s.put(&StateKey::Chain, &s.chain.encode())?;
         s.put(&StateKey::Params, &params.encode())?;
@@ -249,6 +263,35 @@ impl State {
         self.prove(&StateKey::Params)
     }
 
+    /// The job `id` (open or closed), decoded from the authenticated map.
+    pub fn job(&self, id: &JobId) -> Option<Job> {
+        if let Some(j) = self.open_jobs.get(id) {
+            return Some((**j).clone());
+        }
+        let path = key_path(&StateKey::Job(*id).to_bytes());
+        self.smt.get_at(&path).and_then(|b| Job::decode(b).ok())
+    }
+
+    /// Jobs still assigning or running, by id.
+    pub fn open_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.open_jobs.values().map(|j| &**j)
+    }
+
+    /// The number of open jobs.
+    pub fn open_job_count(&self) -> usize {
+        self.open_jobs.len()
+    }
+
+    /// Escrow held by open and disputed jobs.
+    pub fn escrowed(&self) -> u64 {
+        self.escrowed
+    }
+
+    /// [`State::prove`] of a job ([`Job::decode`]).
+    pub fn prove_job(&self, id: &JobId) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::Job(*id))
+    }
+
     /// [`State::prove`] of the head ([`Head::decode`]).
     pub fn prove_head(&self) -> (Option<Vec<u8>>, Proof) {
         self.prove(&StateKey::Head)
@@ -262,7 +305,7 @@ impl State {
     /// The total supply: all balances, stakes, unbonding amounts and the
     /// fee pool. Constant from genesis on (no minting yet). O(records).
     pub fn total_supply(&self) -> Option<u64> {
-        let mut total = self.fee_pool;
+        let mut total = self.fee_pool.checked_add(self.escrowed)?;
         for (k, v) in self.smt.iter() {
             if k.first() == Some(&tags::ACCOUNT) {
                 total = total.checked_add(Account::decode(v).ok()?.balance)?;
@@ -341,6 +384,32 @@ impl State {
         entry.versions.insert(version, model_id);
         self.names.insert(name, entry);
         self.models.insert(model_id, Arc::new(record));
+        Ok(())
+    }
+
+    /// Stores a job and keeps the side indexes (open set, queue,
+    /// deadlines) in step with it.
+    pub(crate) fn put_job(&mut self, job: Job) -> Result<(), TxError> {
+        self.put(&StateKey::Job(job.id), &job.encode())
+            .map_err(internal)?;
+        if let Some(old) = self.open_jobs.get(&job.id)
+            && let Some(d) = old.next_deadline()
+        {
+            self.deadlines.remove(&(d, job.id));
+        }
+        if job.status == crate::JobStatus::Assigning {
+            self.queued.insert(job.id);
+        } else {
+            self.queued.remove(&job.id);
+        }
+        if job.status.is_open() {
+            if let Some(d) = job.next_deadline() {
+                self.deadlines.insert((d, job.id));
+            }
+            self.open_jobs.insert(job.id, Arc::new(job));
+        } else {
+            self.open_jobs.remove(&job.id);
+        }
         Ok(())
     }
 

@@ -5,11 +5,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
-use glassbox_types::{PublicKey, SecretKey, Signature, SignedManifest};
+use glassbox_types::{ModelId, PublicKey, SecretKey, Signature, SignedManifest};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, TxError};
+use crate::jobs::{JobId, read_tensors, write_tensors};
 use crate::limits;
 use crate::serde_util;
 
@@ -76,6 +77,47 @@ pub enum TxBody {
         #[serde(with = "serde_util::signed_manifest")]
         manifest: Box<SignedManifest>,
     },
+    /// Asks for an inference: `replicas` executors run `model_id` on
+    /// `inputs` and must agree bit for bit (docs/jobs.md). Escrows
+    /// `replicas × price` from the sender, which must not exceed `max_fee`.
+    SubmitJob {
+        /// The published model to run.
+        model_id: ModelId,
+        /// The inputs in the model's declared order, each a canonical
+        /// tensor encoding (JSON: hex).
+        #[serde(with = "serde_util::hex_vec")]
+        inputs: Vec<Vec<u8>>,
+        /// How many executors must agree (1..=`max_job_replicas`).
+        replicas: u8,
+        /// The most the sender will escrow for the job (fee excluded).
+        max_fee: u64,
+    },
+    /// An assigned executor's commitment to its result
+    /// ([`crate::commitment`]).
+    CommitResult {
+        /// The job.
+        job_id: JobId,
+        /// `commitment(job, executor, output hash, trace root, salt)`.
+        #[serde(with = "serde_util::hex32")]
+        commitment: [u8; 32],
+    },
+    /// An assigned executor's reveal, once every slot has committed.
+    RevealResult {
+        /// The job.
+        job_id: JobId,
+        /// [`crate::outputs_hash`] of `outputs`.
+        #[serde(with = "serde_util::hex32")]
+        output_hash: [u8; 32],
+        /// The run's execution trace root.
+        #[serde(with = "serde_util::hex32")]
+        trace_root: [u8; 32],
+        /// The commitment's salt.
+        #[serde(with = "serde_util::hex32")]
+        salt: [u8; 32],
+        /// The outputs, each a canonical tensor encoding (JSON: hex).
+        #[serde(with = "serde_util::hex_vec")]
+        outputs: Vec<Vec<u8>>,
+    },
 }
 
 impl TxBody {
@@ -90,6 +132,9 @@ impl TxBody {
             TxBody::Deregister => 5,
             TxBody::UpdateExecutor { .. } => 6,
             TxBody::PublishModel { .. } => 7,
+            TxBody::SubmitJob { .. } => 8,
+            TxBody::CommitResult { .. } => 9,
+            TxBody::RevealResult { .. } => 10,
         }
     }
 
@@ -104,6 +149,9 @@ impl TxBody {
             TxBody::Deregister => "deregister",
             TxBody::UpdateExecutor { .. } => "update_executor",
             TxBody::PublishModel { .. } => "publish_model",
+            TxBody::SubmitJob { .. } => "submit_job",
+            TxBody::CommitResult { .. } => "commit_result",
+            TxBody::RevealResult { .. } => "reveal_result",
         }
     }
 
@@ -142,6 +190,36 @@ impl TxBody {
                 }
                 w.blob(&m);
             }
+            TxBody::SubmitJob {
+                model_id,
+                inputs,
+                replicas,
+                max_fee,
+            } => {
+                check_tensors_len("inputs", inputs)?;
+                w.bytes(model_id.as_bytes());
+                write_tensors(w, inputs);
+                w.u8(*replicas);
+                w.u64(*max_fee);
+            }
+            TxBody::CommitResult { job_id, commitment } => {
+                w.bytes(&job_id.0);
+                w.bytes(commitment);
+            }
+            TxBody::RevealResult {
+                job_id,
+                output_hash,
+                trace_root,
+                salt,
+                outputs,
+            } => {
+                check_tensors_len("outputs", outputs)?;
+                w.bytes(&job_id.0);
+                w.bytes(output_hash);
+                w.bytes(trace_root);
+                w.bytes(salt);
+                write_tensors(w, outputs);
+            }
         }
         Ok(())
     }
@@ -175,9 +253,48 @@ impl TxBody {
                     manifest: Box::new(manifest),
                 }
             }
+            8 => TxBody::SubmitJob {
+                model_id: ModelId::from_bytes(r.array()?),
+                inputs: read_tensors(r, "inputs")?,
+                replicas: r.u8()?,
+                max_fee: r.u64()?,
+            },
+            9 => TxBody::CommitResult {
+                job_id: JobId(r.array()?),
+                commitment: r.array()?,
+            },
+            10 => TxBody::RevealResult {
+                job_id: JobId(r.array()?),
+                output_hash: r.array()?,
+                trace_root: r.array()?,
+                salt: r.array()?,
+                outputs: read_tensors(r, "outputs")?,
+            },
             k => return Err(r.err_at(at, format!("unknown transaction kind {k}"))),
         })
     }
+}
+
+/// Tensors within the encoding's limits (count and total bytes).
+fn check_tensors_len(field: &'static str, tensors: &[Vec<u8>]) -> Result<(), TxError> {
+    if tensors.len() > limits::MAX_JOB_TENSORS {
+        return Err(TxError::FieldTooLong {
+            field,
+            len: tensors.len(),
+            max: limits::MAX_JOB_TENSORS,
+        });
+    }
+    let total = tensors
+        .iter()
+        .fold(0usize, |a, t| a.saturating_add(t.len()));
+    if total > limits::HARD_MAX_JOB_IO_BYTES {
+        return Err(TxError::FieldTooLong {
+            field,
+            len: total,
+            max: limits::HARD_MAX_JOB_IO_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn check_endpoint_len(endpoint: &str) -> Result<(), TxError> {

@@ -9,10 +9,10 @@ use common::*;
 use glassbox_ledger::{State, TxBody};
 use glassbox_types::hex;
 
-const GOLDEN_CHAIN_ID: &str = "19fa517891b0cd5e3c99cf1ff7a33b7e957ada20ddf54e793eb172603c074cdd";
+const GOLDEN_CHAIN_ID: &str = "637edf8ceb2bbc59334eb2bd2af8fbcedd220fe8561e4694f8a6eb95a401ef27";
 const GOLDEN_GENESIS_ROOT: &str =
-    "21fe5e9ab7b5f0aa7df41622b64dc8710b6aaa5f0f66f6a1b8eeef9138e4382d";
-const GOLDEN_FINAL_ROOT: &str = "4346a5dfdab1e6e843375d541d6dd3ee2e924e6535015a8534bd75852d0c16fc";
+    "0557ec93039fd72909751735f2b2cba4d0b6ff265b784eb2b019515a882a4341";
+const GOLDEN_FINAL_ROOT: &str = "322e89c1c19abab3b0653e234e3b96457dd84748a44a661fcfb826f6aa55d465";
 
 fn transfer(to: u8, amount: u64) -> TxBody {
     TxBody::Transfer {

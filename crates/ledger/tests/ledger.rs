@@ -199,6 +199,7 @@ fn block_level_checks() {
     let mut g = genesis();
     g.params.max_block_txs = 2;
     g.params.max_tx_bytes = 1024;
+    g.params.max_job_io_bytes = 512;
     g.params.max_block_bytes = 1024;
     let s = State::genesis(&g).unwrap();
     let three: Vec<_> = (0..3).map(|i| tx_ahead(&s, 1, i, transfer(2, 1))).collect();

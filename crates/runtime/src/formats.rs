@@ -317,8 +317,94 @@ fn json_float(x: f64) -> serde_json::Value {
         .map_or_else(|| serde_json::Value::String(x.to_string()), Into::into)
 }
 
+/// The canonical encoding of `t` (docs/determinism.md, "Tensor hashing"):
+/// `"GBT1" || dtype code (u8) || rank (u32 LE) || dims (u64 LE each) ||
+/// elements little-endian`. Its BLAKE3 is [`Tensor::hash`]; jobs carry
+/// their inputs and outputs in this form (docs/jobs.md).
+pub fn canonical_encode(t: &Tensor) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + 8 * t.rank() + t.len() * t.dtype().size_bytes());
+    out.extend_from_slice(b"GBT1");
+    out.push(t.dtype().onnx_code() as u8);
+    out.extend_from_slice(&(t.rank() as u32).to_le_bytes());
+    for &d in t.shape() {
+        out.extend_from_slice(&(d as u64).to_le_bytes());
+    }
+    out.extend_from_slice(&t.to_le_bytes());
+    out
+}
+
+/// Decodes [`canonical_encode`]'s form: a known dtype, rank at most 32,
+/// exactly as many element bytes as the shape needs (at most
+/// `max_elements` elements), booleans 0 or 1.
+pub fn canonical_decode(bytes: &[u8], max_elements: usize) -> Result<Tensor> {
+    let e = |m: String| bad("canonical tensor", m);
+    let rest = bytes
+        .strip_prefix(b"GBT1")
+        .ok_or_else(|| e("missing the GBT1 tag".into()))?;
+    let (&code, rest) = rest
+        .split_first()
+        .ok_or_else(|| e("truncated before the dtype".into()))?;
+    let dtype =
+        DType::from_onnx(i32::from(code)).ok_or_else(|| e(format!("unknown dtype code {code}")))?;
+    let (rank, mut rest) = rest
+        .split_first_chunk::<4>()
+        .map(|(r, rest)| (u32::from_le_bytes(*r), rest))
+        .ok_or_else(|| e("truncated before the rank".into()))?;
+    if rank > 32 {
+        return Err(e(format!("rank {rank} is over the limit of 32")));
+    }
+    let mut shape = Vec::with_capacity(rank as usize);
+    for i in 0..rank {
+        let (d, r) = rest
+            .split_first_chunk::<8>()
+            .ok_or_else(|| e(format!("truncated in dimension {i}")))?;
+        let d = usize::try_from(u64::from_le_bytes(*d))
+            .map_err(|_| e(format!("dimension {i} does not fit in memory")))?;
+        shape.push(d);
+        rest = r;
+    }
+    let len = checked_len(&shape).ok_or_else(|| e(format!("shape {shape:?} overflows")))?;
+    if len > max_elements {
+        return Err(e(format!(
+            "{len} elements is over the limit of {max_elements}"
+        )));
+    }
+    let want = len * dtype.size_bytes();
+    if rest.len() != want {
+        return Err(e(format!(
+            "data has {} bytes, shape {shape:?} of {dtype} needs {want}",
+            rest.len()
+        )));
+    }
+    if dtype == DType::Bool && rest.iter().any(|&b| b > 1) {
+        return Err(e("a bool element is neither 0 nor 1".into()));
+    }
+    Tensor::new(shape, decode_le(dtype, rest)).map_err(|x| e(x.0))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn canonical_round_trip_hashes_like_the_trace() {
+        let t = Tensor::from_vec(vec![2, 3], vec![1.5f32, -0.0, 3.0, f32::MAX, 5.0, 6.0]).unwrap();
+        let bytes = canonical_encode(&t);
+        assert_eq!(*blake3::hash(&bytes).as_bytes(), t.hash());
+        assert_eq!(canonical_decode(&bytes, 6).unwrap(), t);
+        let b = Tensor::from_vec(vec![3], vec![true, false, true]).unwrap();
+        assert_eq!(*blake3::hash(&canonical_encode(&b)).as_bytes(), b.hash());
+        assert!(canonical_decode(&bytes, 5).is_err(), "element limit");
+        assert!(
+            canonical_decode(&bytes[..bytes.len() - 1], 6).is_err(),
+            "truncated"
+        );
+        let mut bad_bool = canonical_encode(&b);
+        *bad_bool.last_mut().unwrap() = 2;
+        assert!(canonical_decode(&bad_bool, 6).is_err(), "bool 2");
+        let mut bad_rank = bytes.clone();
+        bad_rank[5] = 33;
+        assert!(canonical_decode(&bad_rank, 6).is_err(), "rank 33");
+    }
+
     use super::*;
 
     #[test]

@@ -29,6 +29,11 @@ pub(crate) fn test_params() -> Params {
         max_tx_bytes: 16 << 10,
         max_block_txs: 1_000,
         max_block_bytes: 1 << 20,
+        max_job_io_bytes: 8 << 10,
+        commit_window_blocks: 5,
+        reveal_window_blocks: 5,
+        miss_penalty: 100_000,
+        ..Params::default()
     }
 }
 

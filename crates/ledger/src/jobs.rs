@@ -1,0 +1,650 @@
+//! Inference jobs: the request, executor assignment, commit–reveal, the
+//! quorum and its payment (docs/jobs.md).
+//!
+//! A job is created by a `SubmitJob` transaction, which escrows its price.
+//! At the next block the ledger assigns `replicas` distinct executors,
+//! stake-weighted, with that block's public randomness. Each executor
+//! commits to `H(output hash, trace root, salt)` and, once every slot has
+//! committed, reveals; the job is final when all reveals agree bit for bit
+//! and disputed otherwise. A slot that misses its deadline is penalized and
+//! reassigned.
+
+use std::fmt;
+use std::str::FromStr;
+
+use glassbox_types::{DimSpec, ManifestId, ModelId, PublicKey, TensorSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Reader, Writer};
+use crate::error::{DecodeError, TxError};
+use crate::limits;
+use crate::records::RECORD_VERSION;
+use crate::serde_util;
+
+/// Domain of [`commitment`].
+pub const COMMITMENT_DOMAIN: &[u8] = b"GBCM1";
+/// Domain of [`outputs_hash`].
+pub const OUTPUTS_DOMAIN: &[u8] = b"GBOH1";
+/// Domain of the executor-selection draw.
+pub const SELECTION_DOMAIN: &[u8] = b"GBSL1";
+
+/// A job's id: the hash of the transaction that submitted it. Text form
+/// `job:<64 lower-case hex>`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub [u8; 32]);
+
+impl JobId {
+    /// The text prefix.
+    pub const PREFIX: &'static str = "job:";
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, glassbox_types::hex(&self.0))
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({self})")
+    }
+}
+
+impl FromStr for JobId {
+    type Err = DecodeError;
+    fn from_str(s: &str) -> Result<Self, DecodeError> {
+        let err = |reason: String| DecodeError {
+            what: "job id",
+            offset: 0,
+            reason,
+        };
+        let rest = s
+            .strip_prefix(Self::PREFIX)
+            .ok_or_else(|| err(format!("expected the prefix `{}`", Self::PREFIX)))?;
+        serde_util::unhex32(rest).map(JobId).map_err(err)
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The commitment an executor posts before revealing:
+/// `BLAKE3("GBCM1" || job id || executor || output hash || trace root ||
+/// salt)`. Binding the executor's key means a copied commitment cannot be
+/// revealed by anyone else.
+pub fn commitment(
+    job: &JobId,
+    executor: &PublicKey,
+    output_hash: &[u8; 32],
+    trace_root: &[u8; 32],
+    salt: &[u8; 32],
+) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(COMMITMENT_DOMAIN);
+    h.update(&job.0);
+    h.update(&executor.to_bytes());
+    h.update(output_hash);
+    h.update(trace_root);
+    h.update(salt);
+    *h.finalize().as_bytes()
+}
+
+/// The hash of a run's outputs: `BLAKE3("GBOH1" || count (u32 LE) || each
+/// output's canonical tensor hash)`.
+pub fn outputs_hash(output_hashes: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(OUTPUTS_DOMAIN);
+    h.update(
+        &u32::try_from(output_hashes.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    for o in output_hashes {
+        h.update(o);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// The header of a canonical tensor encoding (docs/determinism.md,
+/// "Tensor hashing"), checked: `"GBT1" || dtype code || rank || dims ||
+/// elements`. Its hash is BLAKE3 of the whole encoding, the same hash the
+/// runtime's trace commits to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorHeader {
+    /// ONNX dtype code.
+    pub dtype_code: u8,
+    /// The dimensions.
+    pub shape: Vec<u64>,
+}
+
+impl TensorHeader {
+    /// The numpy-style name of the dtype (`float32`, `int64`, ...).
+    pub fn dtype_name(&self) -> &'static str {
+        dtype_name(self.dtype_code).unwrap_or("unknown")
+    }
+}
+
+fn dtype_name(code: u8) -> Option<&'static str> {
+    Some(match code {
+        1 => "float32",
+        2 => "uint8",
+        3 => "int8",
+        6 => "int32",
+        7 => "int64",
+        9 => "bool",
+        11 => "float64",
+        _ => return None,
+    })
+}
+
+fn dtype_size(code: u8) -> u64 {
+    match code {
+        11 | 7 => 8,
+        1 | 6 => 4,
+        _ => 1,
+    }
+}
+
+/// Checks that `bytes` is a canonical tensor encoding and returns its
+/// header; the message says what is wrong.
+pub fn parse_tensor(bytes: &[u8]) -> Result<TensorHeader, String> {
+    let rest = bytes.strip_prefix(b"GBT1").ok_or("missing the GBT1 tag")?;
+    let (&code, rest) = rest.split_first().ok_or("truncated before the dtype")?;
+    dtype_name(code).ok_or_else(|| format!("unknown dtype code {code}"))?;
+    let (rank, mut rest) = rest
+        .split_first_chunk::<4>()
+        .map(|(r, rest)| (u32::from_le_bytes(*r), rest))
+        .ok_or("truncated before the rank")?;
+    if rank as usize > glassbox_types::Limits::MAX_RANK {
+        return Err(format!(
+            "rank {rank} is over the limit of {}",
+            glassbox_types::Limits::MAX_RANK
+        ));
+    }
+    let mut shape = Vec::with_capacity(rank as usize);
+    let mut elements: u64 = 1;
+    for i in 0..rank {
+        let (d, r) = rest
+            .split_first_chunk::<8>()
+            .ok_or_else(|| format!("truncated in dimension {i}"))?;
+        let d = u64::from_le_bytes(*d);
+        elements = elements
+            .checked_mul(d)
+            .ok_or_else(|| format!("dimension {i} overflows the element count"))?;
+        shape.push(d);
+        rest = r;
+    }
+    let want = elements
+        .checked_mul(dtype_size(code))
+        .ok_or("the element bytes overflow")?;
+    if u64::try_from(rest.len()).unwrap_or(u64::MAX) != want {
+        return Err(format!(
+            "{} element bytes where shape {shape:?} of {} needs {want}",
+            rest.len(),
+            dtype_name(code).unwrap_or("?")
+        ));
+    }
+    if code == 9 && rest.iter().any(|&b| b > 1) {
+        return Err("a bool element is neither 0 nor 1".into());
+    }
+    Ok(TensorHeader {
+        dtype_code: code,
+        shape,
+    })
+}
+
+/// Checks tensors against a manifest's declared specs: the count, each
+/// dtype and each fixed dimension (a symbolic dimension takes any size,
+/// the same size wherever the same symbol appears). `what` is `input` or
+/// `output`.
+pub(crate) fn check_tensors(
+    what: &'static str,
+    tensors: &[Vec<u8>],
+    specs: &[TensorSpec],
+) -> Result<Vec<[u8; 32]>, TxError> {
+    let bad = |index: usize, reason: String| TxError::BadTensor {
+        what,
+        index,
+        reason,
+    };
+    if tensors.len() != specs.len() {
+        return Err(TxError::TensorCount {
+            what,
+            got: tensors.len(),
+            expected: specs.len(),
+        });
+    }
+    let mut symbols: Vec<(&str, u64)> = Vec::new();
+    let mut hashes = Vec::with_capacity(tensors.len());
+    for (i, (bytes, spec)) in tensors.iter().zip(specs).enumerate() {
+        let h = parse_tensor(bytes).map_err(|r| bad(i, r))?;
+        if let Some(dtype) = &spec.dtype
+            && dtype != h.dtype_name()
+        {
+            return Err(bad(
+                i,
+                format!(
+                    "`{}` is {}, the model takes {dtype}",
+                    spec.name,
+                    h.dtype_name()
+                ),
+            ));
+        }
+        if let Some(dims) = &spec.shape {
+            if dims.len() != h.shape.len() {
+                return Err(bad(
+                    i,
+                    format!(
+                        "`{}` has shape {:?}, the model takes rank {}",
+                        spec.name,
+                        h.shape,
+                        dims.len()
+                    ),
+                ));
+            }
+            for (axis, (d, got)) in dims.iter().zip(&h.shape).enumerate() {
+                match d {
+                    DimSpec::Fixed(want) if want != got => {
+                        return Err(bad(
+                            i,
+                            format!(
+                                "`{}` has shape {:?}: dimension {axis} is {got}, the model takes {want}",
+                                spec.name, h.shape
+                            ),
+                        ));
+                    }
+                    DimSpec::Symbol(s) if !s.is_empty() => {
+                        match symbols.iter().find(|(name, _)| name == s) {
+                            Some((_, bound)) if bound != got => {
+                                return Err(bad(
+                                    i,
+                                    format!(
+                                        "`{}` dimension {axis} ({s}) is {got}, but {s} is {bound} elsewhere",
+                                        spec.name
+                                    ),
+                                ));
+                            }
+                            Some(_) => {}
+                            None => symbols.push((s, *got)),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        hashes.push(*blake3::hash(bytes).as_bytes());
+    }
+    Ok(hashes)
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Submitted; executors are assigned at the next block.
+    Assigning,
+    /// Executors are committing and revealing.
+    Running,
+    /// Every reveal agreed; the executors were paid.
+    Final,
+    /// Reveals disagree: commitments recorded, stakes locked, escrow held.
+    Disputed,
+    /// Could not be served (no executors left); the escrow was refunded.
+    Failed,
+}
+
+impl JobStatus {
+    fn code(self) -> u8 {
+        match self {
+            JobStatus::Assigning => 0,
+            JobStatus::Running => 1,
+            JobStatus::Final => 2,
+            JobStatus::Disputed => 3,
+            JobStatus::Failed => 4,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<JobStatus> {
+        Some(match c {
+            0 => JobStatus::Assigning,
+            1 => JobStatus::Running,
+            2 => JobStatus::Final,
+            3 => JobStatus::Disputed,
+            4 => JobStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether the job can still change (assigning or running).
+    pub fn is_open(self) -> bool {
+        matches!(self, JobStatus::Assigning | JobStatus::Running)
+    }
+}
+
+/// What an executor revealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reveal {
+    /// [`outputs_hash`] of its outputs.
+    #[serde(with = "serde_util::hex32")]
+    pub output_hash: [u8; 32],
+    /// Its execution trace root.
+    #[serde(with = "serde_util::hex32")]
+    pub trace_root: [u8; 32],
+    /// The salt of its commitment.
+    #[serde(with = "serde_util::hex32")]
+    pub salt: [u8; 32],
+    /// The height of the block that included the reveal.
+    pub height: u64,
+}
+
+/// One of a job's `replicas` executor positions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slot {
+    /// The assigned executor.
+    #[serde(with = "serde_util::public_key")]
+    pub executor: PublicKey,
+    /// The height of the block that assigned it.
+    pub assigned_height: u64,
+    /// The last height at which its next step (commit, or reveal once every
+    /// slot has committed) is accepted; `None` while it waits for the other
+    /// slots to commit, or once it has revealed.
+    pub deadline: Option<u64>,
+    /// Its commitment, once posted.
+    #[serde(with = "opt_hex32")]
+    pub commitment: Option<[u8; 32]>,
+    /// Its reveal, once posted.
+    pub reveal: Option<Reveal>,
+}
+
+/// An inference job record (stored under `0x06 || job id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Job {
+    /// Its id (the submitting transaction's hash).
+    pub id: JobId,
+    /// Who asked and paid.
+    #[serde(with = "serde_util::public_key")]
+    pub requester: PublicKey,
+    /// The model to run.
+    pub model_id: ModelId,
+    /// The model's manifest at submission.
+    pub manifest_id: ManifestId,
+    /// The inputs, each a canonical tensor encoding.
+    #[serde(with = "serde_util::hex_vec")]
+    pub inputs: Vec<Vec<u8>>,
+    /// BLAKE3 of each input's encoding (the runtime's tensor hashes).
+    #[serde(with = "serde_util::hex32_vec")]
+    pub input_hashes: Vec<[u8; 32]>,
+    /// How many executors must agree.
+    pub replicas: u8,
+    /// What each agreeing executor is paid.
+    pub price_per_replica: u64,
+    /// What is still held for the job.
+    pub escrow: u64,
+    /// The height of the submitting block.
+    pub submitted_height: u64,
+    /// Where it is.
+    pub status: JobStatus,
+    /// The executor positions (empty while assigning).
+    pub slots: Vec<Slot>,
+    /// Executors that missed a deadline on this job (never reassigned to
+    /// it).
+    #[serde(with = "serde_util::public_key_vec")]
+    pub missed: Vec<PublicKey>,
+    /// The agreed outputs (canonical tensor encodings), once final.
+    #[serde(with = "serde_util::hex_vec")]
+    pub outputs: Vec<Vec<u8>>,
+    /// The height at which it became final, disputed or failed.
+    pub closed_height: Option<u64>,
+}
+
+impl Job {
+    /// Whether every slot has committed (reveals are accepted).
+    pub fn all_committed(&self) -> bool {
+        self.slots.len() == usize::from(self.replicas)
+            && self.slots.iter().all(|s| s.commitment.is_some())
+    }
+
+    /// The slot of `executor`, if assigned.
+    pub fn slot_of(&self, executor: &PublicKey) -> Option<(usize, &Slot)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .find(|(_, s)| &s.executor == executor)
+    }
+
+    /// The earliest pending deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.slots.iter().filter_map(|s| s.deadline).min()
+    }
+
+    /// The agreed reveal when every slot revealed the same output hash and
+    /// trace root.
+    pub fn agreed(&self) -> Option<Reveal> {
+        let first = self.slots.first()?.reveal?;
+        self.slots
+            .iter()
+            .all(|s| {
+                s.reveal.is_some_and(|r| {
+                    r.output_hash == first.output_hash && r.trace_root == first.trace_root
+                })
+            })
+            .then_some(first)
+    }
+
+    /// The canonical encoding (docs/jobs.md, "Job record").
+    pub fn encode(&self) -> Vec<u8> {
+        let io: usize = self.inputs.iter().chain(&self.outputs).map(Vec::len).sum();
+        let mut w = Writer::with_capacity(256 + io + 200 * self.slots.len());
+        w.u8(RECORD_VERSION);
+        w.bytes(&self.id.0);
+        w.key(&self.requester);
+        w.bytes(self.model_id.as_bytes());
+        w.bytes(self.manifest_id.as_bytes());
+        w.len(self.inputs.len());
+        for t in &self.inputs {
+            w.blob(t);
+        }
+        w.u8(self.replicas);
+        w.u64(self.price_per_replica);
+        w.u64(self.escrow);
+        w.u64(self.submitted_height);
+        w.u8(self.status.code());
+        w.len(self.slots.len());
+        for s in &self.slots {
+            w.key(&s.executor);
+            w.u64(s.assigned_height);
+            opt_u64(&mut w, s.deadline);
+            match &s.commitment {
+                Some(c) => {
+                    w.u8(1);
+                    w.bytes(c);
+                }
+                None => w.u8(0),
+            }
+            match &s.reveal {
+                Some(r) => {
+                    w.u8(1);
+                    w.bytes(&r.output_hash);
+                    w.bytes(&r.trace_root);
+                    w.bytes(&r.salt);
+                    w.u64(r.height);
+                }
+                None => w.u8(0),
+            }
+        }
+        w.len(self.missed.len());
+        for k in &self.missed {
+            w.key(k);
+        }
+        w.len(self.outputs.len());
+        for t in &self.outputs {
+            w.blob(t);
+        }
+        opt_u64(&mut w, self.closed_height);
+        w.buf
+    }
+
+    /// Decodes [`Job::encode`]'s form, checking every count and length
+    /// against its limit and every tensor's encoding (input hashes are
+    /// recomputed).
+    pub fn decode(bytes: &[u8]) -> Result<Job, DecodeError> {
+        let mut r = Reader::new("job record", bytes);
+        r.version(RECORD_VERSION)?;
+        let id = JobId(r.array()?);
+        let requester = r.key("requester")?;
+        let model_id = ModelId::from_bytes(r.array()?);
+        let manifest_id = ManifestId::from_bytes(r.array()?);
+        let inputs = read_tensors(&mut r, "inputs")?;
+        let input_hashes = inputs.iter().map(|t| *blake3::hash(t).as_bytes()).collect();
+        let at = r.pos();
+        let replicas = r.u8()?;
+        if replicas == 0 || usize::from(replicas) > limits::HARD_MAX_JOB_REPLICAS {
+            return Err(r.err_at(at, format!("replicas {replicas} is out of range")));
+        }
+        let price_per_replica = r.u64()?;
+        let escrow = r.u64()?;
+        let submitted_height = r.u64()?;
+        let at = r.pos();
+        let status =
+            JobStatus::from_code(r.u8()?).ok_or_else(|| r.err_at(at, "unknown job status"))?;
+        let n = r.len("slots", usize::from(replicas))?;
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            let executor = r.key("executor")?;
+            let assigned_height = r.u64()?;
+            let deadline = read_opt_u64(&mut r)?;
+            let commitment = match r.u8()? {
+                0 => None,
+                1 => Some(r.array()?),
+                t => return Err(r.err(format!("commitment tag {t} is not 0 or 1"))),
+            };
+            let reveal = match r.u8()? {
+                0 => None,
+                1 => Some(Reveal {
+                    output_hash: r.array()?,
+                    trace_root: r.array()?,
+                    salt: r.array()?,
+                    height: r.u64()?,
+                }),
+                t => return Err(r.err(format!("reveal tag {t} is not 0 or 1"))),
+            };
+            slots.push(Slot {
+                executor,
+                assigned_height,
+                deadline,
+                commitment,
+                reveal,
+            });
+        }
+        let n = r.len("missed executors", limits::MAX_JOB_MISSES)?;
+        let mut missed = Vec::with_capacity(n);
+        for _ in 0..n {
+            missed.push(r.key("missed executor")?);
+        }
+        let outputs = read_tensors(&mut r, "outputs")?;
+        let closed_height = read_opt_u64(&mut r)?;
+        r.finish()?;
+        Ok(Job {
+            id,
+            requester,
+            model_id,
+            manifest_id,
+            inputs,
+            input_hashes,
+            replicas,
+            price_per_replica,
+            escrow,
+            submitted_height,
+            status,
+            slots,
+            missed,
+            outputs,
+            closed_height,
+        })
+    }
+}
+
+fn opt_u64(w: &mut Writer, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            w.u8(1);
+            w.u64(v);
+        }
+        None => w.u8(0),
+    }
+}
+
+fn read_opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.u64()?)),
+        t => Err(r.err(format!("option tag {t} is not 0 or 1"))),
+    }
+}
+
+/// Tensors (count, then each a length-prefixed canonical encoding), at most
+/// [`limits::MAX_JOB_TENSORS`] of them and [`limits::HARD_MAX_JOB_IO_BYTES`]
+/// in all.
+pub(crate) fn read_tensors(
+    r: &mut Reader<'_>,
+    field: &'static str,
+) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let n = r.len(field, limits::MAX_JOB_TENSORS)?;
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(n);
+    let mut total = 0usize;
+    for i in 0..n {
+        let at = r.pos();
+        let b = r.blob(field, limits::HARD_MAX_JOB_IO_BYTES)?;
+        total = total.saturating_add(b.len());
+        if total > limits::HARD_MAX_JOB_IO_BYTES {
+            return Err(r.err_at(
+                at,
+                format!(
+                    "{field}: over {} bytes in all",
+                    limits::HARD_MAX_JOB_IO_BYTES
+                ),
+            ));
+        }
+        parse_tensor(b).map_err(|e| r.err_at(at, format!("{field}[{i}]: {e}")))?;
+        out.push(b.to_vec());
+    }
+    Ok(out)
+}
+
+pub(crate) fn write_tensors(w: &mut Writer, tensors: &[Vec<u8>]) {
+    w.len(tensors.len());
+    for t in tensors {
+        w.blob(t);
+    }
+}
+
+mod opt_hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::serde_util::Hex32;
+
+    pub(crate) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(h) => s.serialize_some(&Hex32(*h)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        Ok(Option::<Hex32>::deserialize(d)?.map(|h| h.0))
+    }
+}

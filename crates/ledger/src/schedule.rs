@@ -1,0 +1,613 @@
+//! Job execution in the ledger: submission and escrow, executor
+//! selection, deadlines, commit–reveal and settlement (docs/jobs.md).
+
+use glassbox_types::{ModelId, PublicKey};
+
+use crate::apply::{BlockContext, Event};
+use crate::error::TxError;
+use crate::jobs::{
+    Job, JobId, JobStatus, Reveal, SELECTION_DOMAIN, Slot, check_tensors, commitment, outputs_hash,
+};
+use crate::limits;
+use crate::records::{Account, Executor};
+use crate::state::State;
+
+/// What a valid `SubmitJob` will escrow.
+pub(crate) struct JobTerms {
+    pub(crate) price_per_replica: u64,
+    pub(crate) escrow: u64,
+    pub(crate) input_hashes: Vec<[u8; 32]>,
+}
+
+fn status_name(s: JobStatus) -> &'static str {
+    match s {
+        JobStatus::Assigning => "assigning",
+        JobStatus::Running => "running",
+        JobStatus::Final => "final",
+        JobStatus::Disputed => "disputed",
+        JobStatus::Failed => "failed",
+    }
+}
+
+fn io_bytes(tensors: &[Vec<u8>]) -> u64 {
+    tensors.iter().fold(0u64, |a, t| {
+        a.saturating_add(u64::try_from(t.len()).unwrap_or(u64::MAX))
+    })
+}
+
+/// The draw for slot `slot` of `job` after `attempt` misses: a number
+/// below `total` from `BLAKE3("GBSL1" || randomness || job id || slot ||
+/// attempt)` (the first 16 bytes, little-endian, reduced mod `total`; the
+/// bias is below 2^-64 because `total` < 2^64).
+fn draw(randomness: &[u8; 32], job: &JobId, slot: usize, attempt: usize, total: u128) -> u128 {
+    let mut h = blake3::Hasher::new();
+    h.update(SELECTION_DOMAIN);
+    h.update(randomness);
+    h.update(&job.0);
+    h.update(&u32::try_from(slot).unwrap_or(u32::MAX).to_le_bytes());
+    h.update(&u32::try_from(attempt).unwrap_or(u32::MAX).to_le_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    u128::from_le_bytes(b) % total.max(1)
+}
+
+impl State {
+    /// Whether `e` may be given a new slot of `job`: active, no dispute,
+    /// spare capacity, not the requester, not already on the job and never
+    /// a misser of it.
+    fn eligible(e: &Executor, job_requester: &PublicKey, taken: &[PublicKey]) -> bool {
+        e.is_active()
+            && e.disputes == 0
+            && e.active_jobs < e.capacity
+            && &e.owner != job_requester
+            && !taken.contains(&e.owner)
+    }
+
+    /// How many executors could take a new job of `requester`.
+    pub(crate) fn eligible_count(&self, requester: &PublicKey) -> usize {
+        self.executors()
+            .filter(|e| Self::eligible(e, requester, &[]))
+            .count()
+    }
+
+    /// Stake-weighted choice among the eligible executors (in owner-key
+    /// order), or `None` when there is none.
+    fn select(
+        &self,
+        job: &Job,
+        randomness: &[u8; 32],
+        slot: usize,
+        taken: &[PublicKey],
+    ) -> Option<PublicKey> {
+        let total: u128 = self
+            .executors()
+            .filter(|e| Self::eligible(e, &job.requester, taken))
+            .map(|e| u128::from(e.stake))
+            .sum();
+        if total == 0 {
+            return None;
+        }
+        let mut r = draw(randomness, &job.id, slot, job.missed.len(), total);
+        for e in self
+            .executors()
+            .filter(|e| Self::eligible(e, &job.requester, taken))
+        {
+            let w = u128::from(e.stake);
+            if r < w {
+                return Some(e.owner);
+            }
+            r -= w;
+        }
+        None
+    }
+
+    /// The checks of a `SubmitJob` that do not change the state: the model,
+    /// the inputs against its manifest, replicas, the price against
+    /// `max_fee` and `balance`, and enough executors.
+    pub(crate) fn job_terms(
+        &self,
+        requester: &PublicKey,
+        balance: u64,
+        model_id: &ModelId,
+        inputs: &[Vec<u8>],
+        replicas: u8,
+        max_fee: u64,
+    ) -> Result<JobTerms, TxError> {
+        let p = &self.params;
+        if replicas == 0 || replicas > p.max_job_replicas {
+            return Err(TxError::BadReplicas {
+                replicas,
+                max: p.max_job_replicas,
+            });
+        }
+        let model = self.model(model_id).ok_or(TxError::UnknownModel {
+            model_id: *model_id,
+        })?;
+        let manifest = model.manifest.manifest();
+        let bytes = io_bytes(inputs);
+        if bytes > u64::from(p.max_job_io_bytes) {
+            return Err(TxError::JobIoTooLarge {
+                what: "input",
+                bytes,
+                max: p.max_job_io_bytes,
+            });
+        }
+        let input_hashes = check_tensors("input", inputs, &manifest.inputs)?;
+        let price_per_replica = p
+            .job_price(manifest.cost.flops)
+            .ok_or(TxError::PriceOverflow)?;
+        let escrow = price_per_replica
+            .checked_mul(u64::from(replicas))
+            .ok_or(TxError::PriceOverflow)?;
+        if escrow > max_fee {
+            return Err(TxError::PriceAboveMax {
+                price: escrow,
+                replicas,
+                per_replica: price_per_replica,
+                max_fee,
+            });
+        }
+        if balance < escrow {
+            return Err(TxError::InsufficientBalance {
+                field: "max_fee (job escrow)",
+                balance,
+                needed: escrow,
+            });
+        }
+        let available = self.eligible_count(requester);
+        if available < usize::from(replicas) {
+            return Err(TxError::NotEnoughExecutors {
+                needed: replicas,
+                available,
+            });
+        }
+        Ok(JobTerms {
+            price_per_replica,
+            escrow,
+            input_hashes,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn submit_job(
+        &mut self,
+        requester: &PublicKey,
+        account: &mut Account,
+        id: JobId,
+        model_id: &ModelId,
+        inputs: &[Vec<u8>],
+        replicas: u8,
+        max_fee: u64,
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        let terms = self.job_terms(
+            requester,
+            account.balance,
+            model_id,
+            inputs,
+            replicas,
+            max_fee,
+        )?;
+        let manifest_id =
+            self.model(model_id)
+                .map(|m| m.manifest_id)
+                .ok_or(TxError::UnknownModel {
+                    model_id: *model_id,
+                })?;
+        let escrowed = self
+            .escrowed
+            .checked_add(terms.escrow)
+            .ok_or(TxError::PriceOverflow)?;
+        account.balance =
+            account
+                .balance
+                .checked_sub(terms.escrow)
+                .ok_or(TxError::InsufficientBalance {
+                    field: "max_fee (job escrow)",
+                    balance: account.balance,
+                    needed: terms.escrow,
+                })?;
+        self.put_job(Job {
+            id,
+            requester: *requester,
+            model_id: *model_id,
+            manifest_id,
+            inputs: inputs.to_vec(),
+            input_hashes: terms.input_hashes,
+            replicas,
+            price_per_replica: terms.price_per_replica,
+            escrow: terms.escrow,
+            submitted_height: height,
+            status: JobStatus::Assigning,
+            slots: Vec::new(),
+            missed: Vec::new(),
+            outputs: Vec::new(),
+            closed_height: None,
+        })?;
+        self.escrowed = escrowed;
+        Ok(vec![Event::JobSubmitted {
+            job_id: id,
+            model_id: *model_id,
+            replicas,
+            escrow: terms.escrow,
+        }])
+    }
+
+    /// The open job `id` and the sender's slot in it.
+    fn job_slot(&self, id: &JobId, executor: &PublicKey) -> Result<(Job, usize), TxError> {
+        let job = self.job(id).ok_or(TxError::UnknownJob { job_id: *id })?;
+        if job.status != JobStatus::Running {
+            return Err(TxError::JobState {
+                job_id: *id,
+                status: status_name(job.status),
+                reason: "only a running job takes commitments and reveals",
+            });
+        }
+        let (i, _) = job.slot_of(executor).ok_or(TxError::NotAssigned {
+            job_id: *id,
+            executor: executor.to_string(),
+        })?;
+        Ok((job, i))
+    }
+
+    /// The checks of a `CommitResult`, without changing anything.
+    pub(crate) fn check_commit(&self, sender: &PublicKey, id: &JobId) -> Result<(), TxError> {
+        let (job, i) = self.job_slot(id, sender)?;
+        if job.slots.get(i).is_some_and(|s| s.commitment.is_some()) {
+            return Err(TxError::JobState {
+                job_id: *id,
+                status: "running",
+                reason: "this executor has already committed",
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn commit_result(
+        &mut self,
+        sender: &PublicKey,
+        id: &JobId,
+        c: [u8; 32],
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        self.check_commit(sender, id)?;
+        let (mut job, i) = self.job_slot(id, sender)?;
+        if let Some(slot) = job.slots.get_mut(i) {
+            slot.commitment = Some(c);
+            slot.deadline = None;
+        }
+        if job.all_committed() {
+            let deadline = height.checked_add(self.params.reveal_window_blocks).ok_or(
+                TxError::ReleaseHeightOverflow {
+                    height,
+                    blocks: self.params.reveal_window_blocks,
+                },
+            )?;
+            for s in job.slots.iter_mut().filter(|s| s.reveal.is_none()) {
+                s.deadline = Some(deadline);
+            }
+        }
+        self.put_job(job)?;
+        Ok(vec![Event::ResultCommitted {
+            job_id: *id,
+            executor: *sender,
+        }])
+    }
+
+    /// The checks of a `RevealResult`, without changing anything.
+    pub(crate) fn check_reveal(
+        &self,
+        sender: &PublicKey,
+        id: &JobId,
+        reveal: &Reveal,
+        outputs: &[Vec<u8>],
+    ) -> Result<(), TxError> {
+        let (job, i) = self.job_slot(id, sender)?;
+        if !job.all_committed() {
+            return Err(TxError::JobState {
+                job_id: *id,
+                status: "running",
+                reason: "reveals open once every slot has committed",
+            });
+        }
+        let slot = job.slots.get(i).ok_or(TxError::Internal {
+            reason: "slot index out of range".into(),
+        })?;
+        if slot.reveal.is_some() {
+            return Err(TxError::JobState {
+                job_id: *id,
+                status: "running",
+                reason: "this executor has already revealed",
+            });
+        }
+        let expected = commitment(
+            id,
+            sender,
+            &reveal.output_hash,
+            &reveal.trace_root,
+            &reveal.salt,
+        );
+        if slot.commitment != Some(expected) {
+            return Err(TxError::CommitmentMismatch {
+                job_id: *id,
+                executor: sender.to_string(),
+            });
+        }
+        let bytes = io_bytes(outputs);
+        if bytes > u64::from(self.params.max_job_io_bytes) {
+            return Err(TxError::JobIoTooLarge {
+                what: "output",
+                bytes,
+                max: self.params.max_job_io_bytes,
+            });
+        }
+        let model = self.model(&job.model_id).ok_or(TxError::UnknownModel {
+            model_id: job.model_id,
+        })?;
+        let hashes = check_tensors("output", outputs, &model.manifest.manifest().outputs)?;
+        if outputs_hash(&hashes) != reveal.output_hash {
+            return Err(TxError::OutputHashMismatch);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn reveal_result(
+        &mut self,
+        sender: &PublicKey,
+        account: &mut Account,
+        id: &JobId,
+        reveal: Reveal,
+        outputs: &[Vec<u8>],
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        self.check_reveal(sender, id, &reveal, outputs)?;
+        let (mut job, i) = self.job_slot(id, sender)?;
+        if let Some(slot) = job.slots.get_mut(i) {
+            slot.reveal = Some(Reveal { height, ..reveal });
+            slot.deadline = None;
+        }
+        if job.outputs.is_empty() {
+            job.outputs = outputs.to_vec();
+        }
+        let mut events = vec![Event::ResultRevealed {
+            job_id: *id,
+            executor: *sender,
+        }];
+        if job.slots.iter().all(|s| s.reveal.is_some()) {
+            events.push(self.settle(&mut job, height, sender, account)?);
+        }
+        self.put_job(job)?;
+        Ok(events)
+    }
+
+    /// Closes a job whose every slot revealed: final (pay each executor,
+    /// refund the rest) when they agree, disputed (lock their stakes, keep
+    /// the escrow) otherwise.
+    ///
+    /// `sender` is the revealing executor, whose account the transaction
+    /// holds in `account` (stored after the body), so its pay goes there.
+    fn settle(
+        &mut self,
+        job: &mut Job,
+        height: u64,
+        sender: &PublicKey,
+        account: &mut Account,
+    ) -> Result<Event, TxError> {
+        job.closed_height = Some(height);
+        let executors: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+        if let Some(agreed) = job.agreed() {
+            let mut paid = 0u64;
+            for owner in &executors {
+                self.release_slot(owner, false)?;
+                let credit = |a: &mut Account| {
+                    a.balance = a.balance.checked_add(job.price_per_replica).ok_or(
+                        TxError::BalanceOverflow {
+                            account: owner.to_string(),
+                        },
+                    )?;
+                    Ok::<(), TxError>(())
+                };
+                if owner == sender {
+                    credit(account)?;
+                } else {
+                    let mut a = self.load_account(owner)?.unwrap_or_default();
+                    credit(&mut a)?;
+                    self.put_account(owner, &a)?;
+                }
+                paid = paid.saturating_add(job.price_per_replica);
+            }
+            self.refund(job, paid)?;
+            job.status = JobStatus::Final;
+            Ok(Event::JobFinal {
+                job_id: job.id,
+                output_hash: agreed.output_hash,
+                trace_root: agreed.trace_root,
+            })
+        } else {
+            for owner in &executors {
+                self.release_slot(owner, true)?;
+            }
+            job.outputs.clear();
+            job.status = JobStatus::Disputed;
+            Ok(Event::JobDisputed { job_id: job.id })
+        }
+    }
+
+    /// Pays `paid` out of the job's escrow and returns the rest to the
+    /// requester.
+    fn refund(&mut self, job: &mut Job, paid: u64) -> Result<(), TxError> {
+        let rest = job.escrow.saturating_sub(paid);
+        if rest > 0 {
+            let mut a = self.load_account(&job.requester)?.unwrap_or_default();
+            a.balance = a
+                .balance
+                .checked_add(rest)
+                .ok_or(TxError::BalanceOverflow {
+                    account: job.requester.to_string(),
+                })?;
+            self.put_account(&job.requester, &a)?;
+        }
+        self.escrowed = self.escrowed.saturating_sub(job.escrow);
+        job.escrow = 0;
+        Ok(())
+    }
+
+    /// One slot of `owner` is closed; with `dispute` its stake is locked.
+    fn release_slot(&mut self, owner: &PublicKey, dispute: bool) -> Result<(), TxError> {
+        if let Some(e) = self.executor(owner) {
+            let mut e = e.clone();
+            e.active_jobs = e.active_jobs.saturating_sub(1);
+            if dispute {
+                e.disputes = e.disputes.saturating_add(1);
+            }
+            self.put_executor(e)?;
+        }
+        Ok(())
+    }
+
+    fn take_slot(&mut self, owner: &PublicKey) -> Result<(), TxError> {
+        if let Some(e) = self.executor(owner) {
+            let mut e = e.clone();
+            e.active_jobs = e.active_jobs.saturating_add(1);
+            self.put_executor(e)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the miss penalty (at most the stake) from `owner` into the fee
+    /// pool.
+    fn penalize(&mut self, owner: &PublicKey) -> Result<(), TxError> {
+        let Some(e) = self.executor(owner) else {
+            return Ok(());
+        };
+        let mut e = e.clone();
+        let amount = self.params.miss_penalty.min(e.stake);
+        e.stake -= amount;
+        e.active_jobs = e.active_jobs.saturating_sub(1);
+        self.put_executor(e)?;
+        let pool = self
+            .fee_pool
+            .checked_add(amount)
+            .ok_or(TxError::BalanceOverflow {
+                account: "fee pool".into(),
+            })?;
+        self.put_fee_pool(pool).map_err(crate::state::internal)
+    }
+
+    /// The job cannot be served: release its executors and refund it.
+    fn fail(&mut self, job: &mut Job, height: u64) -> Result<(), TxError> {
+        for owner in job.slots.iter().map(|s| s.executor).collect::<Vec<_>>() {
+            self.release_slot(&owner, false)?;
+        }
+        self.refund(job, 0)?;
+        job.status = JobStatus::Failed;
+        job.closed_height = Some(height);
+        Ok(())
+    }
+
+    /// Block-start work (docs/jobs.md, "Block schedule"): slots whose
+    /// deadline passed before `ctx.height` are penalized and reassigned,
+    /// then every queued job gets its executors, all with
+    /// `ctx.randomness`.
+    pub(crate) fn run_schedule(&mut self, ctx: &BlockContext) -> Result<(), TxError> {
+        let height = ctx.height;
+        let commit_deadline = height.checked_add(self.params.commit_window_blocks).ok_or(
+            TxError::ReleaseHeightOverflow {
+                height,
+                blocks: self.params.commit_window_blocks,
+            },
+        )?;
+        // Missed deadlines.
+        while let Some(&(deadline, id)) = self.deadlines.get_min() {
+            if deadline >= height {
+                break;
+            }
+            self.deadlines.remove(&(deadline, id));
+            let Some(mut job) = self.open_jobs.get(&id).map(|j| (**j).clone()) else {
+                continue;
+            };
+            let late: Vec<usize> = job
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.deadline.is_some_and(|d| d < height))
+                .map(|(i, _)| i)
+                .collect();
+            for i in late {
+                let Some(owner) = job.slots.get(i).map(|s| s.executor) else {
+                    continue;
+                };
+                self.penalize(&owner)?;
+                if job.missed.len() >= limits::MAX_JOB_MISSES {
+                    job.slots.remove(i);
+                    self.fail(&mut job, height)?;
+                    break;
+                }
+                job.missed.push(owner);
+                let taken: Vec<PublicKey> = job
+                    .slots
+                    .iter()
+                    .map(|s| s.executor)
+                    .chain(job.missed.iter().copied())
+                    .collect();
+                match self.select(&job, &ctx.randomness, i, &taken) {
+                    Some(next) => {
+                        self.take_slot(&next)?;
+                        if let Some(s) = job.slots.get_mut(i) {
+                            *s = Slot {
+                                executor: next,
+                                assigned_height: height,
+                                deadline: Some(commit_deadline),
+                                commitment: None,
+                                reveal: None,
+                            };
+                        }
+                        // Revealed or committed slots wait for the new one.
+                        for s in job.slots.iter_mut() {
+                            if s.commitment.is_some() {
+                                s.deadline = None;
+                            }
+                        }
+                    }
+                    None => {
+                        job.slots.remove(i);
+                        self.fail(&mut job, height)?;
+                        break;
+                    }
+                }
+            }
+            self.put_job(job)?;
+        }
+        // Assignment of the jobs submitted before this block.
+        let queued: Vec<JobId> = self.queued.iter().copied().collect();
+        for id in queued {
+            let Some(mut job) = self.open_jobs.get(&id).map(|j| (**j).clone()) else {
+                continue;
+            };
+            let mut taken: Vec<PublicKey> = Vec::with_capacity(usize::from(job.replicas));
+            for slot in 0..usize::from(job.replicas) {
+                match self.select(&job, &ctx.randomness, slot, &taken) {
+                    Some(owner) => {
+                        self.take_slot(&owner)?;
+                        taken.push(owner);
+                        job.slots.push(Slot {
+                            executor: owner,
+                            assigned_height: height,
+                            deadline: Some(commit_deadline),
+                            commitment: None,
+                            reveal: None,
+                        });
+                    }
+                    None => break,
+                }
+            }
+            if job.slots.len() == usize::from(job.replicas) {
+                job.status = JobStatus::Running;
+            } else {
+                self.fail(&mut job, height)?;
+            }
+            self.put_job(job)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,427 @@
+//! Inference jobs in the ledger (docs/jobs.md): submission and escrow,
+//! stake-weighted assignment from the block randomness, commit–reveal,
+//! settlement, disputes, missed deadlines and every refusal.
+
+mod common;
+
+use common::*;
+use glassbox_ledger::{
+    BlockContext, GenesisAccount, GenesisExecutor, GenesisState, Job, JobId, JobStatus, SignedTx,
+    State, TxBody, commitment, outputs_hash,
+};
+use glassbox_types::{DimSpec, PublicKey, SecretKey, SignedManifest, TensorSpec, hex};
+
+const MODEL: &[u8] = b"a model's bytes";
+/// Executors' keys.
+const EXECUTORS: [u8; 4] = [5, 6, 7, 8];
+const GOLDEN_JOBS_ROOT: &str = "6050dc2de34295db1671326ef6d771285d80bf5e0311c88147bdeda0d48521b8";
+
+/// The canonical encoding of a float32 tensor.
+fn f32_tensor(shape: &[u64], values: &[f32]) -> Vec<u8> {
+    let mut b = b"GBT1".to_vec();
+    b.push(1);
+    b.extend_from_slice(&(shape.len() as u32).to_le_bytes());
+    for d in shape {
+        b.extend_from_slice(&d.to_le_bytes());
+    }
+    for v in values {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+fn spec(name: &str, dims: &[u64]) -> TensorSpec {
+    TensorSpec {
+        name: name.into(),
+        dtype: Some("float32".into()),
+        shape: Some(dims.iter().map(|&d| DimSpec::Fixed(d)).collect()),
+    }
+}
+
+/// Accounts 1..=4 funded, executors 5..=8 (stakes 1, 2, 3, 4 × 10^6,
+/// capacity 2), and the model published by 1 (input `x` [2], output `y`
+/// [2] float32, 3 Mflops).
+fn setup() -> State {
+    let g = GenesisState {
+        executors: EXECUTORS
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| GenesisExecutor {
+                owner: addr(n),
+                stake: 1_000_000 * (i as u64 + 1),
+                capacity: 2,
+                endpoint: format!("http://executor-{n}.example.org"),
+            })
+            .collect(),
+        accounts: [1, 2, 3, 4, 5, 6, 7, 8]
+            .into_iter()
+            .map(|n| GenesisAccount {
+                address: addr(n),
+                balance: 1_000_000_000,
+            })
+            .collect(),
+        ..genesis()
+    };
+    let s = State::genesis(&g).unwrap();
+    let mut m = manifest(MODEL, "tiny", "1.0.0", &key(1));
+    m.inputs = vec![spec("x", &[2])];
+    m.outputs = vec![spec("y", &[2])];
+    m.cost.flops = 3_000_000;
+    let body = TxBody::PublishModel {
+        manifest: Box::new(SignedManifest::sign(m, &key(1)).unwrap()),
+    };
+    let (s, o) = apply_one(&s, tx(&s, 1, body));
+    assert!(o.result.is_ok(), "{:?}", o.result);
+    s
+}
+
+fn model_id() -> glassbox_types::ModelId {
+    glassbox_types::ModelId::of(MODEL)
+}
+
+fn submit(replicas: u8, input: Vec<u8>) -> TxBody {
+    TxBody::SubmitJob {
+        model_id: model_id(),
+        inputs: vec![input],
+        replicas,
+        max_fee: 1_000_000,
+    }
+}
+
+fn input() -> Vec<u8> {
+    f32_tensor(&[2], &[1.0, 2.0])
+}
+
+fn output(v: f32) -> Vec<u8> {
+    f32_tensor(&[2], &[v, v])
+}
+
+fn apply_with(state: &State, randomness: [u8; 32], txs: &[SignedTx]) -> State {
+    let ctx = BlockContext {
+        randomness,
+        ..ctx(state)
+    };
+    let (s, outcomes) = state.apply_block(ctx, txs).unwrap();
+    for o in outcomes {
+        assert!(o.result.is_ok(), "{:?}", o.result);
+    }
+    s
+}
+
+fn key_of(pk: &PublicKey) -> SecretKey {
+    let n = EXECUTORS
+        .into_iter()
+        .find(|&n| &addr(n) == pk)
+        .expect("an executor");
+    key(n)
+}
+
+fn number_of(pk: &PublicKey) -> u8 {
+    EXECUTORS.into_iter().find(|&n| &addr(n) == pk).unwrap()
+}
+
+/// Submits a `replicas` job from 1 and applies the next block with
+/// `randomness` (which assigns it); returns the state and the job.
+fn submitted(replicas: u8, randomness: [u8; 32]) -> (State, Job) {
+    let s = setup();
+    let t = tx(&s, 1, submit(replicas, input()));
+    let id = JobId(t.hash().0);
+    let (s, o) = apply_one(&s, t);
+    assert!(o.result.is_ok(), "{:?}", o.result);
+    assert_eq!(s.job(&id).unwrap().status, JobStatus::Assigning);
+    let s = apply_with(&s, randomness, &[]);
+    let job = s.job(&id).unwrap();
+    (s, job)
+}
+
+fn commit_tx(s: &State, job: &Job, exec: &PublicKey, out: f32, salt: u8) -> SignedTx {
+    let oh = outputs_hash(&[*blake3::hash(&output(out)).as_bytes()]);
+    let c = commitment(&job.id, exec, &oh, &[out as u8; 32], &[salt; 32]);
+    let nonce = s.account(exec).map_or(0, |a| a.nonce);
+    SignedTx::sign(
+        &s.chain_id(),
+        &key_of(exec),
+        nonce,
+        FEE,
+        TxBody::CommitResult {
+            job_id: job.id,
+            commitment: c,
+        },
+    )
+    .unwrap()
+}
+
+fn reveal_tx(s: &State, job: &Job, exec: &PublicKey, out: f32, salt: u8) -> SignedTx {
+    let oh = outputs_hash(&[*blake3::hash(&output(out)).as_bytes()]);
+    let nonce = s.account(exec).map_or(0, |a| a.nonce);
+    SignedTx::sign(
+        &s.chain_id(),
+        &key_of(exec),
+        nonce,
+        FEE,
+        TxBody::RevealResult {
+            job_id: job.id,
+            output_hash: oh,
+            trace_root: [out as u8; 32],
+            salt: [salt; 32],
+            outputs: vec![output(out)],
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_job_runs_to_final_and_pays_its_executors() {
+    let (s, job) = submitted(3, [7; 32]);
+    let supply = s.total_supply().unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    assert_eq!(job.slots.len(), 3);
+    let execs: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    for (i, e) in execs.iter().enumerate() {
+        assert!(!execs[..i].contains(e), "distinct executors");
+        assert_eq!(s.executor(e).unwrap().active_jobs, 1);
+    }
+    // price: 10_000 + 3 Mflops × 100
+    assert_eq!(job.price_per_replica, 10_300);
+    assert_eq!(job.escrow, 30_900);
+    assert_eq!(s.escrowed(), 30_900);
+
+    // A reveal before every slot committed is refused.
+    let early = reveal_tx(&s, &job, &execs[0], 1.0, 1);
+    assert_eq!(s.check_tx(&early).unwrap_err().code(), "job_state");
+
+    let commits: Vec<SignedTx> = execs
+        .iter()
+        .map(|e| commit_tx(&s, &job, e, 1.0, 1))
+        .collect();
+    let s = apply_with(&s, [1; 32], &commits);
+    let job = s.job(&job.id).unwrap();
+    assert!(job.all_committed());
+    // A wrong opening is refused.
+    let wrong = reveal_tx(&s, &job, &execs[0], 1.0, 2);
+    assert_eq!(
+        s.check_tx(&wrong).unwrap_err().code(),
+        "commitment_mismatch"
+    );
+
+    let before: Vec<u64> = execs
+        .iter()
+        .map(|e| s.account(e).unwrap().balance)
+        .collect();
+    let reveals: Vec<SignedTx> = execs
+        .iter()
+        .map(|e| reveal_tx(&s, &job, e, 1.0, 1))
+        .collect();
+    let s = apply_with(&s, [2; 32], &reveals);
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.outputs, vec![output(1.0)]);
+    assert_eq!(job.escrow, 0);
+    assert_eq!(s.escrowed(), 0);
+    assert_eq!(s.open_job_count(), 0);
+    for (e, b) in execs.iter().zip(before) {
+        assert_eq!(s.account(e).unwrap().balance, b - FEE + 10_300);
+        assert_eq!(s.executor(e).unwrap().active_jobs, 0);
+    }
+    assert_eq!(s.total_supply(), Some(supply));
+    // The record is proven under the root.
+    let (value, proof) = s.prove_job(&job.id);
+    let value = value.unwrap();
+    let key = glassbox_ledger::StateKey::Job(job.id).to_bytes();
+    glassbox_ledger::verify_proof(&s.root(), &key, Some(&value), &proof).unwrap();
+    assert_eq!(Job::decode(&value).unwrap(), job);
+}
+
+#[test]
+fn disagreeing_reveals_dispute_the_job_and_lock_stakes() {
+    let (s, job) = submitted(2, [3; 32]);
+    let execs: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let commits = vec![
+        commit_tx(&s, &job, &execs[0], 1.0, 1),
+        commit_tx(&s, &job, &execs[1], 2.0, 1),
+    ];
+    let s = apply_with(&s, [0; 32], &commits);
+    let reveals = vec![
+        reveal_tx(&s, &job, &execs[0], 1.0, 1),
+        reveal_tx(&s, &job, &execs[1], 2.0, 1),
+    ];
+    let s = apply_with(&s, [0; 32], &reveals);
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Disputed);
+    assert!(job.outputs.is_empty());
+    assert_eq!(job.escrow, 20_600, "escrow held for the dispute");
+    for e in &execs {
+        let ex = s.executor(e).unwrap();
+        assert_eq!(ex.disputes, 1);
+        let t = tx(&s, number_of(e), TxBody::Unbond { amount: 1 });
+        let (_, o) = apply_one(&s, t);
+        assert_eq!(o.result.unwrap_err().code(), "executor_locked");
+    }
+    // A locked executor is not assigned new jobs.
+    let t = tx(&s, 2, submit(2, input()));
+    let id = JobId(t.hash().0);
+    let (s, _) = apply_one(&s, t);
+    let s = apply_with(&s, [9; 32], &[]);
+    for slot in &s.job(&id).unwrap().slots {
+        assert!(!execs.contains(&slot.executor));
+    }
+}
+
+#[test]
+fn a_missed_commit_is_penalized_and_reassigned() {
+    let (mut s, job) = submitted(2, [4; 32]);
+    let supply = s.total_supply().unwrap();
+    let late = job.slots[0].executor;
+    let other = job.slots[1].executor;
+    let stake = s.executor(&late).unwrap().stake;
+    // Only the other executor commits; the window is 5 blocks.
+    s = apply_with(&s, [0; 32], &[commit_tx(&s, &job, &other, 1.0, 1)]);
+    let deadline = job.slots[0].deadline.unwrap();
+    while s.height() <= deadline {
+        s = apply_with(&s, [5; 32], &[]);
+    }
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.missed, vec![late]);
+    assert_eq!(s.executor(&late).unwrap().stake, stake - 100_000);
+    assert_eq!(s.executor(&late).unwrap().active_jobs, 0);
+    let fresh = job.slots[0].executor;
+    assert!(fresh != late && fresh != other);
+    assert_eq!(job.slots[0].assigned_height, s.height());
+    assert!(job.slots[1].commitment.is_some());
+    assert_eq!(
+        s.total_supply(),
+        Some(supply),
+        "the penalty goes to the fee pool"
+    );
+    // The late executor cannot commit any more.
+    let t = commit_tx(&s, &job, &late, 1.0, 1);
+    assert_eq!(s.check_tx(&t).unwrap_err().code(), "not_assigned");
+    // The replacement commits, both reveal, the job is final.
+    s = apply_with(&s, [0; 32], &[commit_tx(&s, &job, &fresh, 1.0, 1)]);
+    let job = s.job(&job.id).unwrap();
+    let r = vec![
+        reveal_tx(&s, &job, &fresh, 1.0, 1),
+        reveal_tx(&s, &job, &other, 1.0, 1),
+    ];
+    s = apply_with(&s, [0; 32], &r);
+    assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Final);
+}
+
+#[test]
+fn a_job_with_no_executor_left_fails_and_is_refunded() {
+    // 4 executors, replicas 4: after one miss there is nobody to take over.
+    let (mut s, job) = submitted(4, [6; 32]);
+    let before = s.account(&addr(1)).unwrap().balance;
+    let deadline = job.slots[0].deadline.unwrap();
+    let commits: Vec<SignedTx> = job.slots[1..]
+        .iter()
+        .map(|sl| commit_tx(&s, &job, &sl.executor, 1.0, 1))
+        .collect();
+    s = apply_with(&s, [0; 32], &commits);
+    while s.height() <= deadline {
+        s = apply_with(&s, [0; 32], &[]);
+    }
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(s.account(&addr(1)).unwrap().balance, before + 4 * 10_300);
+    assert_eq!(s.escrowed(), 0);
+    for e in EXECUTORS {
+        assert_eq!(s.executor(&addr(e)).unwrap().active_jobs, 0);
+    }
+}
+
+#[test]
+fn bad_requests_are_refused_before_they_cost_a_fee() {
+    let s = setup();
+    let check = |body: TxBody| s.check_tx(&tx(&s, 1, body)).unwrap_err().code();
+    assert_eq!(
+        check(TxBody::SubmitJob {
+            model_id: glassbox_types::ModelId::of(b"nothing"),
+            inputs: vec![input()],
+            replicas: 1,
+            max_fee: 1_000_000,
+        }),
+        "unknown_model"
+    );
+    assert_eq!(
+        check(submit(1, f32_tensor(&[3], &[1.0, 2.0, 3.0]))),
+        "bad_tensor"
+    );
+    assert_eq!(check(submit(1, b"GBT1garbage".to_vec())), "bad_tensor");
+    assert_eq!(
+        check(TxBody::SubmitJob {
+            model_id: model_id(),
+            inputs: vec![],
+            replicas: 1,
+            max_fee: 1_000_000,
+        }),
+        "tensor_count"
+    );
+    assert_eq!(check(submit(0, input())), "bad_replicas");
+    assert_eq!(check(submit(8, input())), "bad_replicas");
+    assert_eq!(check(submit(5, input())), "not_enough_executors");
+    assert_eq!(
+        check(TxBody::SubmitJob {
+            model_id: model_id(),
+            inputs: vec![input()],
+            replicas: 3,
+            max_fee: 30_000,
+        }),
+        "price_above_max"
+    );
+    // An executor's own jobs never go to it: 5 sees only 3 others.
+    let own = tx(&s, 5, submit(4, input()));
+    assert_eq!(s.check_tx(&own).unwrap_err().code(), "not_enough_executors");
+    // A poor requester: 1 has the fee but not the escrow.
+    let poor = SecretKey::from_seed(&[42; 32]);
+    let (s2, _) = apply_one(
+        &s,
+        tx(
+            &s,
+            2,
+            TxBody::Transfer {
+                to: poor.public(),
+                amount: FEE + 100,
+            },
+        ),
+    );
+    let t = SignedTx::sign(&s2.chain_id(), &poor, 0, FEE, submit(1, input())).unwrap();
+    assert_eq!(s2.check_tx(&t).unwrap_err().code(), "insufficient_balance");
+    // In a block the same request fails with its fee charged only.
+    let (s3, o) = apply_one(&s2, t);
+    assert_eq!(o.result.unwrap_err().code(), "insufficient_balance");
+    assert_eq!(s3.account(&poor.public()).unwrap().balance, 100);
+}
+
+#[test]
+fn assignment_is_stake_weighted_and_a_function_of_the_randomness() {
+    let mut counts = [0u32; 4];
+    for r in 0..200u8 {
+        let (_, job) = submitted(1, [r; 32]);
+        let (_, again) = submitted(1, [r; 32]);
+        assert_eq!(job.slots, again.slots, "same randomness, same executors");
+        let n = number_of(&job.slots[0].executor);
+        counts[usize::from(n - 5)] += 1;
+    }
+    // Stakes 1:2:3:4 → expected 20, 40, 60, 80 of 200.
+    assert!(counts[0] < counts[3], "{counts:?}");
+    assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+}
+
+#[test]
+fn golden_job_root() {
+    let (s, job) = submitted(3, [7; 32]);
+    let execs: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let commits: Vec<SignedTx> = execs
+        .iter()
+        .map(|e| commit_tx(&s, &job, e, 1.0, 1))
+        .collect();
+    let s = apply_with(&s, [1; 32], &commits);
+    let reveals: Vec<SignedTx> = execs
+        .iter()
+        .map(|e| reveal_tx(&s, &job, e, 1.0, 1))
+        .collect();
+    let s = apply_with(&s, [2; 32], &reveals);
+    let root = hex(&s.root());
+    assert_eq!(root, GOLDEN_JOBS_ROOT, "final root {root}");
+}
