@@ -19,6 +19,7 @@
 //! | `GET /v1/executors`, `GET /v1/models` | a page of records (`?limit=` 1 to 1000, default 100; `?after=` the `next` cursor of the previous page) |
 //! | `PUT /v1/blobs/{model_id}` | the model's bytes as the raw body (see [Blobs](#blobs)): 201 `{"status": "stored", "model_id", "size_bytes"}`, or 200 `"present"` when the node already has it (the body is not read); 409 model not registered on the ledger; 400 content hashing to another id (`hash_mismatch`, naming both) or longer than the manifest's `size_bytes` (`size_mismatch`); 413 over the node's blob limit; 503 too many uploads at once, or replaying; 404 when the node keeps no blobs |
 //! | `GET /v1/blobs/{model_id}` (and `HEAD`) | the blob's bytes, `application/octet-stream`, with `Content-Length` and the model id as `ETag`; 404 absent |
+//! | `GET /v1/blobs/{model_id}/slice?offset=&len=` | a verified slice (see [Slices](#slices)): `len` bytes (1 to [`MAX_SLICE_BYTES`]) from `offset`, bao-encoded, `application/octet-stream`, with the blob's size in `X-Glassbox-Blob-Size`; 400 `bad_query` (missing, non-numeric or unknown parameters), `bad_range` (empty or past the blob's end) or `slice_too_large`; 404 absent; 503 too many slices being encoded at once ([`MAX_CONCURRENT_SLICES`]); 500 when the stored blob or its outboard fails verification (nothing is served) |
 //!
 //! # Proofs
 //!
@@ -54,6 +55,19 @@
 //! [`ApiLimits::max_body_bytes`]. Downloads are hashed as they stream, and
 //! one whose stored bytes turn out corrupt is cut off before its end rather
 //! than completed.
+//!
+//! # Slices
+//!
+//! A downloader fetches a model from any node holding it in slices it
+//! checks one by one ([`crate::fetch`]): the slice route answers with
+//! [`BlobStore::encode_slice`], the 16 KiB chunk groups covering the range
+//! plus the BLAKE3 tree hash pairs on their path to the root, and the
+//! downloader runs `glassbox_store::stream::verify_slice` with the model id
+//! and size from the signed manifest, so a lying or broken node is caught
+//! after at most one slice, never after the whole model. The node checks its
+//! own data and outboard while encoding; a slice of a corrupt blob is a 500,
+//! never served. The answer is at most
+//! `glassbox_store::stream::max_encoded_len(len)` bytes.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -162,7 +176,11 @@ pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
             get(get_blob)
                 .put(put_blob)
                 .layer(DefaultBodyLimit::disable())
-                .with_state(blob_state),
+                .with_state(blob_state.clone()),
+        )
+        .route(
+            "/v1/blobs/{model_id}/slice",
+            get(get_slice).with_state(blob_state),
         )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
@@ -980,12 +998,23 @@ const UPLOAD_QUEUE_CHUNKS: usize = 16;
 /// Bytes read from disk per chunk of a download.
 const DOWNLOAD_CHUNK_BYTES: usize = 64 << 10;
 
+/// Largest slice the slice route encodes, in bytes of the blob: 4 MiB
+/// (the answer adds at most two 16 KiB chunk groups and the hash pairs).
+pub const MAX_SLICE_BYTES: u64 = 4 << 20;
+/// Slices a node encodes at once; more are answered 503. Each holds the
+/// encoded slice and the blob's outboard in memory while it is built.
+pub const MAX_CONCURRENT_SLICES: usize = 16;
+/// Response header carrying the blob's size on a slice answer (the
+/// downloader trusts the manifest's size, not this).
+pub const BLOB_SIZE_HEADER: &str = "x-glassbox-blob-size";
+
 /// The node's model blobs: a [`BlobStore`] (whose `max_bytes` bounds every
-/// upload) and the bound on concurrent uploads.
+/// upload) and the bounds on concurrent uploads and slice encodings.
 #[derive(Clone, Debug)]
 pub struct Blobs {
     store: BlobStore,
     uploads: Arc<Semaphore>,
+    slices: Arc<Semaphore>,
 }
 
 impl Blobs {
@@ -994,6 +1023,7 @@ impl Blobs {
         Blobs {
             store,
             uploads: Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+            slices: Arc::new(Semaphore::new(MAX_CONCURRENT_SLICES)),
         }
     }
 
@@ -1052,8 +1082,9 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         })
 }
 
-/// One piece of an upload, from the connection to the blob writer.
-enum Chunk {
+/// One piece of an upload (or a download, [`crate::fetch`]), from the
+/// connection to the blob writer.
+pub(crate) enum Chunk {
     Data(Bytes),
     /// The body is complete.
     End,
@@ -1064,10 +1095,21 @@ enum Chunk {
 /// A blocking reader over the chunks of an upload (run on a blocking
 /// thread). The channel closing before [`Chunk::End`] (the request was
 /// dropped) is an error, so a cut-off upload is never stored.
-struct ChunkReader {
+pub(crate) struct ChunkReader {
     rx: mpsc::Receiver<Chunk>,
     current: Bytes,
     done: bool,
+}
+
+impl ChunkReader {
+    /// A reader over what arrives on `rx`.
+    pub(crate) fn new(rx: mpsc::Receiver<Chunk>) -> Self {
+        ChunkReader {
+            rx,
+            current: Bytes::new(),
+            done: false,
+        }
+    }
 }
 
 impl std::io::Read for ChunkReader {
@@ -1176,12 +1218,7 @@ async fn put_blob(
         let store = store.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let reader = ChunkReader {
-                rx,
-                current: Bytes::new(),
-                done: false,
-            };
-            store.put_reader(reader, Some(&id))
+            store.put_reader(ChunkReader::new(rx), Some(&id))
         })
     };
     // Feed the writer; on a refusal tell it to store nothing.
@@ -1332,6 +1369,105 @@ async fn get_blob(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{id}\"")) {
         h.insert(header::ETAG, etag);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok(res)
+}
+
+/// `?offset=&len=` of the slice route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SliceQuery {
+    offset: u64,
+    len: u64,
+}
+
+async fn get_slice(
+    AxState(st): AxState<BlobState>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<SliceQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    use glassbox_store::{SliceError, SliceRequest};
+
+    let Path(id) = id.map_err(|e| path_error("model id", e))?;
+    let id = parse_model_id(&id)?;
+    let Query(q) = q.map_err(|e| {
+        ApiError::bad_request(
+            "bad_query",
+            format!(
+                "{} (expected `?offset=<byte>&len=<bytes, 1 to {MAX_SLICE_BYTES}>`)",
+                e.body_text()
+            ),
+        )
+    })?;
+    let blobs = st.blobs()?;
+    let req = SliceRequest {
+        offset: q.offset,
+        len: q.len,
+    };
+    // Refuse what no blob could satisfy before touching the disk.
+    if req.len > MAX_SLICE_BYTES {
+        return Err(ApiError::bad_request(
+            "slice_too_large",
+            format!(
+                "a slice of {} bytes is over this node's limit of {MAX_SLICE_BYTES} bytes",
+                req.len
+            ),
+        ));
+    }
+    let permit = blobs.slices.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "this node is encoding {MAX_CONCURRENT_SLICES} slices already; try again shortly"
+            ),
+        )
+    })?;
+    let store = blobs.store.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let size = store.size_bytes(&id)?;
+        let encoded = store.encode_slice(&id, req, MAX_SLICE_BYTES)?;
+        Ok::<_, glassbox_store::Error>((size, encoded))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("encoding a slice of {id} failed: {e}")))?;
+    let (size, encoded) = match encoded {
+        Ok(ok) => ok,
+        Err(glassbox_store::Error::MissingBlob(_)) => {
+            return Err(ApiError::not_found(
+                "blob_not_found",
+                format!("this node does not have the blob of model {id}"),
+            ));
+        }
+        Err(glassbox_store::Error::Slice(e @ SliceError::TooLarge { .. })) => {
+            return Err(ApiError::bad_request("slice_too_large", e.to_string()));
+        }
+        Err(glassbox_store::Error::Slice(e)) => {
+            return Err(ApiError::bad_request("bad_range", e.to_string()));
+        }
+        Err(e @ glassbox_store::Error::Corrupt { .. }) => {
+            tracing::error!(model = %id, error = %e, "stored blob is corrupt; slice refused");
+            return Err(ApiError::internal(format!(
+                "the stored blob of {id} is corrupt; not served"
+            )));
+        }
+        Err(e) => {
+            return Err(ApiError::internal(format!("encoding a slice of {id}: {e}")));
+        }
+    };
+    let mut res = Body::from(encoded).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(size) = size {
+        h.insert(BLOB_SIZE_HEADER, HeaderValue::from(size));
     }
     h.insert(
         header::CACHE_CONTROL,

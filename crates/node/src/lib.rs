@@ -9,6 +9,7 @@ pub mod block;
 pub mod chain;
 pub mod consensus;
 pub mod engine;
+pub mod fetch;
 pub mod genesis;
 pub mod gossip;
 pub mod mempool;
