@@ -56,7 +56,7 @@ pub(crate) struct ExecArgs {
 }
 
 /// Reads a whole file, refusing one larger than `max_bytes` before reading it.
-fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     let len = fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
@@ -69,7 +69,7 @@ fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-fn read_input(path: &Path, dtype: Option<DType>, max_elements: usize) -> Result<Tensor> {
+pub(crate) fn read_input(path: &Path, dtype: Option<DType>, max_elements: usize) -> Result<Tensor> {
     // Generous for JSON text (up to 32 bytes per element) and every binary format.
     let max_bytes = (max_elements as u64)
         .saturating_mul(32)
@@ -149,7 +149,7 @@ fn bind_inputs(model: &Model, args: &[String], max_elements: usize) -> Result<Ve
     Ok(bound.into_iter().flatten().collect())
 }
 
-fn preview(t: &Tensor, n: usize) -> String {
+pub(crate) fn preview(t: &Tensor, n: usize) -> String {
     let v = formats::json_encode(
         &t.clone()
             .reshaped(vec![t.len()])
@@ -320,7 +320,7 @@ pub(crate) fn run(args: ExecArgs) -> Result<()> {
 
 /// Writes a file through a temporary sibling and a rename, so a crash never
 /// leaves a half-written output.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("npy.tmp");
     fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;

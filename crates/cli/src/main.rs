@@ -3,11 +3,14 @@
 //! computation lives in `glassbox-runtime`, `glassbox-types` and
 //! `glassbox-store`.
 
+mod demo;
 mod exec;
+mod infer;
 mod keys;
 mod model;
 mod node;
 mod progress;
+mod receipt;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -36,6 +39,15 @@ enum Command {
     /// Run a whole local network (4 validators by default) on embedded
     /// defaults; resumes it when started again on the same data directory.
     Dev(node::DevArgs),
+    /// Ask the network for a verified inference: k executors must agree
+    /// bit for bit; prints the outputs and checks the receipt.
+    Infer(infer::InferArgs),
+    /// Verify job receipts offline.
+    Receipt(receipt::ReceiptArgs),
+    /// Start a local network, publish a model, run a verified inference
+    /// with 3 replicas and verify its receipt: the whole system, one
+    /// command.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +58,9 @@ fn main() -> ExitCode {
         Command::Model(args) => model::run(args),
         Command::Node(args) => node::node(args),
         Command::Dev(args) => node::dev(args),
+        Command::Infer(args) => infer::run(args),
+        Command::Receipt(args) => receipt::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -123,7 +123,7 @@ fn registry_dir(given: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-fn max_model_bytes() -> u64 {
+pub(crate) fn max_model_bytes() -> u64 {
     Limits::default().max_model_bytes as u64
 }
 
@@ -337,25 +337,25 @@ const MAX_UNKNOWN_POLLS: u32 = 8;
 const MIN_UPLOAD_BYTES_PER_SEC: u64 = 1 << 20;
 
 /// A node's HTTP API, every request bounded by a timeout.
-struct NodeClient {
-    base: String,
+pub(crate) struct NodeClient {
+    pub(crate) base: String,
     agent: ureq::Agent,
     timeout: Duration,
 }
 
 /// A node's answer: the status and the body as JSON (`Null` when empty).
-struct Answer {
-    status: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// `HTTP 409 code: message` from a JSON error answer.
-    fn error_text(&self) -> String {
+    pub(crate) fn error_text(&self) -> String {
         let e = &self.body["error"];
         match (e["code"].as_str(), e["message"].as_str()) {
             (Some(code), Some(message)) => format!("HTTP {} {code}: {message}", self.status),
@@ -363,13 +363,13 @@ impl Answer {
         }
     }
 
-    fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<&str> {
         self.body["error"]["code"].as_str()
     }
 }
 
 impl NodeClient {
-    fn new(url: &str, timeout: Duration) -> Result<NodeClient> {
+    pub(crate) fn new(url: &str, timeout: Duration) -> Result<NodeClient> {
         let base = url.trim_end_matches('/').to_string();
         let Some(host) = base.strip_prefix("http://") else {
             if base.starts_with("https://") {
@@ -393,7 +393,7 @@ impl NodeClient {
         })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -433,12 +433,12 @@ impl NodeClient {
         Ok(Answer { status, body })
     }
 
-    fn get(&self, path: &str) -> Result<Answer> {
+    pub(crate) fn get(&self, path: &str) -> Result<Answer> {
         self.answer("GET", path, self.agent.get(self.url(path)).call())
     }
 
     /// A GET that must succeed.
-    fn get_ok(&self, path: &str) -> Result<Value> {
+    pub(crate) fn get_ok(&self, path: &str) -> Result<Value> {
         let a = self.get(path)?;
         if !a.ok() {
             bail!("GET {}: {}", self.url(path), a.error_text());
@@ -446,7 +446,7 @@ impl NodeClient {
         Ok(a.body)
     }
 
-    fn post_json(&self, path: &str, body: &Value) -> Result<Answer> {
+    pub(crate) fn post_json(&self, path: &str, body: &Value) -> Result<Answer> {
         let res = self
             .agent
             .post(self.url(path))
@@ -487,7 +487,7 @@ impl NodeClient {
     }
 }
 
-fn parse_chain_id(s: &str) -> Result<[u8; 32]> {
+pub(crate) fn parse_chain_id(s: &str) -> Result<[u8; 32]> {
     let bad = || anyhow::anyhow!("the node's chain id `{s}` is not 64 hex digits");
     if s.len() != 64 || !s.is_ascii() {
         return Err(bad());
@@ -596,7 +596,7 @@ fn await_finalized(
 
 /// Submits `tx`, retrying while the node answers 503 (replaying, mempool
 /// full) until `deadline`; returns its hash.
-fn submit_tx(client: &NodeClient, tx: &SignedTx, deadline: Instant) -> Result<String> {
+pub(crate) fn submit_tx(client: &NodeClient, tx: &SignedTx, deadline: Instant) -> Result<String> {
     let body = json!({ "tx": glassbox_types::hex(tx.encoded()) });
     loop {
         let a = client.post_json("/v1/tx", &body)?;
@@ -615,7 +615,7 @@ fn submit_tx(client: &NodeClient, tx: &SignedTx, deadline: Instant) -> Result<St
 
 /// Uploads the model's bytes (unless the node has them), retrying while
 /// the node is busy; returns `"stored"` or `"present"`.
-fn upload_blob(
+pub(crate) fn upload_blob(
     client: &NodeClient,
     id: &ModelId,
     bytes: &[u8],
@@ -641,8 +641,98 @@ fn upload_blob(
     }
 }
 
+/// What publishing on a node did.
+pub(crate) struct NodePublished {
+    pub(crate) state: &'static str,
+    pub(crate) chain_name: String,
+    pub(crate) node: String,
+    pub(crate) manifest: Manifest,
+    pub(crate) manifest_id: String,
+    pub(crate) tx_hash: Option<String>,
+    pub(crate) height: u64,
+    pub(crate) fee: Option<u64>,
+    pub(crate) blob: String,
+}
+
+/// Publishes `file` as `name@version` through `node`, signed and paid by
+/// `key` (the demo's entry point).
+pub(crate) fn publish_file(
+    file: &Path,
+    name: &str,
+    version: &str,
+    description: &str,
+    license: Option<&str>,
+    key: &Path,
+    node: &str,
+) -> Result<NodePublished> {
+    publish_on_node(PublishArgs {
+        file: file.to_path_buf(),
+        name: name.into(),
+        version: version.into(),
+        description: description.into(),
+        license: license.map(str::to_string),
+        parents: Vec::new(),
+        sources: Vec::new(),
+        key: Some(key.to_path_buf()),
+        node: Some(node.into()),
+        fee: None,
+        timeout_ms: 60_000,
+    })
+}
+
 /// `glassbox model publish ... --node URL`.
 fn publish_to_node(p: PublishArgs, json: bool) -> Result<()> {
+    let NodePublished {
+        state,
+        chain_name,
+        node,
+        manifest: m,
+        manifest_id,
+        tx_hash,
+        height,
+        fee,
+        blob,
+    } = publish_on_node(p)?;
+    let client_base = node;
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    if json {
+        let obj = json!({
+            "status": state,
+            "chain": chain_name,
+            "node": client_base,
+            "model_id": m.model_id,
+            "manifest_id": manifest_id,
+            "name": m.name,
+            "version": m.version.to_string(),
+            "publisher": m.publisher,
+            "size_bytes": m.size_bytes,
+            "tx_hash": tx_hash,
+            "height": height,
+            "fee": fee,
+            "blob": blob,
+        });
+        writeln!(w, "{obj}")?;
+    } else {
+        writeln!(w, "{state} {}@{} on {chain_name}", m.name, m.version)?;
+        writeln!(w, "manifest  {manifest_id}")?;
+        writeln!(w, "model     {} ({} bytes)", m.model_id, m.size_bytes)?;
+        writeln!(w, "publisher {}", m.publisher)?;
+        match (&tx_hash, fee) {
+            (Some(h), Some(f)) => writeln!(w, "tx        {h} (height {height}, fee {f})")?,
+            _ => writeln!(w, "tx        (registered earlier, at height {height})")?,
+        }
+        let blob = if blob == "present" {
+            "already there"
+        } else {
+            "uploaded"
+        };
+        writeln!(w, "blob      {blob} ({client_base})")?;
+    }
+    Ok(())
+}
+
+fn publish_on_node(p: PublishArgs) -> Result<NodePublished> {
     let url = p.node.clone().context("--node is required here")?;
     let timeout_ms = p.timeout_ms.max(1);
     let timeout = Duration::from_millis(timeout_ms);
@@ -707,42 +797,17 @@ fn publish_to_node(p: PublishArgs, json: bool) -> Result<()> {
     } else {
         "already registered"
     };
-    let stdout = std::io::stdout();
-    let mut w = stdout.lock();
-    if json {
-        let obj = json!({
-            "status": state,
-            "chain": chain_name,
-            "node": client.base,
-            "model_id": m.model_id,
-            "manifest_id": manifest_id,
-            "name": m.name,
-            "version": m.version.to_string(),
-            "publisher": m.publisher,
-            "size_bytes": m.size_bytes,
-            "tx_hash": tx_hash,
-            "height": height,
-            "fee": fee,
-            "blob": blob,
-        });
-        writeln!(w, "{obj}")?;
-    } else {
-        writeln!(w, "{state} {}@{} on {chain_name}", m.name, m.version)?;
-        writeln!(w, "manifest  {manifest_id}")?;
-        writeln!(w, "model     {} ({} bytes)", m.model_id, m.size_bytes)?;
-        writeln!(w, "publisher {}", m.publisher)?;
-        match (&tx_hash, fee) {
-            (Some(h), Some(f)) => writeln!(w, "tx        {h} (height {height}, fee {f})")?,
-            _ => writeln!(w, "tx        (registered earlier, at height {height})")?,
-        }
-        let blob = if blob == "present" {
-            "already there"
-        } else {
-            "uploaded"
-        };
-        writeln!(w, "blob      {blob} ({})", client.base)?;
-    }
-    Ok(())
+    Ok(NodePublished {
+        state,
+        chain_name,
+        node: client.base.clone(),
+        manifest: m.clone(),
+        manifest_id,
+        tx_hash,
+        height,
+        fee,
+        blob,
+    })
 }
 
 /// A parent and, when this registry knows it, its manifests' names.

@@ -16,6 +16,9 @@
 //! | `GET /v1/executors/{address}` | [`Proven`] executor |
 //! | `GET /v1/models/{model_id}` | [`Proven`] model (`blake3:<hex>`) |
 //! | `GET /v1/models/by-name/{name}/{version}` | [`Proven`] `name@version` index entry, with the model record and its own proof under `model` (`/` in the name may be sent as is or as `%2F`) |
+//! | `GET /v1/jobs/{job_id}` | [`Proven`] job (`job:<hex>`; docs/jobs.md): status, slots with commitments and reveals, outputs once final |
+//! | `GET /v1/jobs/{job_id}/receipt` | the job's [`Receipt`] (docs/jobs.md, "Receipt"); 409 `not_final` while the job is open (or `job_disputed` / `job_failed`), 409 `not_certified` until this node holds a finalization certificate for a block at or after the one that closed it; 404 unknown job, or its transactions are no longer indexed |
+//! | `GET /v1/genesis` | the network's genesis file (ledger genesis, validators, group polynomial); 404 when the node was not given it |
 //! | `GET /v1/executors`, `GET /v1/models` | a page of records (`?limit=` 1 to 1000, default 100; `?after=` the `next` cursor of the previous page) |
 //! | `PUT /v1/blobs/{model_id}` | the model's bytes as the raw body (see [Blobs](#blobs)): 201 `{"status": "stored", "model_id", "size_bytes"}`, or 200 `"present"` when the node already has it (the body is not read); 409 model not registered on the ledger; 400 content hashing to another id (`hash_mismatch`, naming both) or longer than the manifest's `size_bytes` (`size_mismatch`); 413 over the node's blob limit; 503 too many uploads at once, or replaying; 404 when the node keeps no blobs |
 //! | `GET /v1/blobs/{model_id}` (and `HEAD`) | the blob's bytes, `application/octet-stream`, with `Content-Length` and the model id as `ETag`; 404 absent |
@@ -83,8 +86,8 @@ use commonware_codec::Encode;
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
 use glassbox_ledger::{
-    Executor, ModelRecord, Params, Proof, SignedTx, State, StateKey, TxError, TxHash, TxOutcome,
-    decode_model_version,
+    Executor, Job, JobId, JobStatus, ModelRecord, Params, Proof, SignedTx, State, StateKey, TxBody,
+    TxError, TxHash, TxOutcome, decode_model_version,
 };
 use glassbox_store::BlobStore;
 use glassbox_types::{Limits, ModelId, PublicKey, hex};
@@ -93,7 +96,9 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::block::Block;
 use crate::chain::{Chain, MAX_INDEXED_TXS, MAX_RECENT_BLOCKS, TxStatus};
+use crate::genesis::NodeGenesis;
 use crate::mempool::MempoolError;
+use crate::receipt::Receipt;
 
 /// Default bound on a request body: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -130,6 +135,8 @@ pub struct Api {
     pub chain: Arc<Chain>,
     /// Request bounds.
     pub limits: ApiLimits,
+    /// The network's genesis, served at `/v1/genesis` when known.
+    pub genesis: Option<Arc<NodeGenesis>>,
 }
 
 impl Api {
@@ -138,7 +145,14 @@ impl Api {
         Api {
             chain,
             limits: ApiLimits::default(),
+            genesis: None,
         }
+    }
+
+    /// The same API, also serving `genesis`.
+    pub fn with_genesis(mut self, genesis: Arc<NodeGenesis>) -> Self {
+        self.genesis = Some(genesis);
+        self
     }
 }
 
@@ -169,6 +183,9 @@ pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/models/by-name/{*name_version}", get(model_by_name))
         .route("/v1/models/{model_id}", get(model))
+        .route("/v1/jobs/{job_id}", get(job))
+        .route("/v1/jobs/{job_id}/receipt", get(job_receipt))
+        .route("/v1/genesis", get(genesis))
         .route(
             "/v1/blobs/{model_id}",
             // Uploads bound themselves (the manifest's size, the store's
@@ -985,6 +1002,135 @@ async fn models(
         items,
         next,
     }))
+}
+
+// ---- jobs --------------------------------------------------------------------
+
+fn parse_job_id(s: &str) -> Result<JobId, ApiError> {
+    let text = if s.starts_with(JobId::PREFIX) {
+        s.to_string()
+    } else {
+        format!("{}{s}", JobId::PREFIX)
+    };
+    text.parse().map_err(|e: glassbox_ledger::DecodeError| {
+        ApiError::bad_request("bad_job_id", format!("`{}`: {}", clip(s), e.reason))
+    })
+}
+
+async fn job(
+    AxState(api): AxState<Api>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<Proven<Job>>, ApiError> {
+    let Path(id) = id.map_err(|e| path_error("job id", e))?;
+    let id = parse_job_id(&id)?;
+    let snap = Snapshot::take(&api.chain)?;
+    Ok(axum::Json(snap.proven(&StateKey::Job(id), |s| s.job(&id))))
+}
+
+async fn job_receipt(
+    AxState(api): AxState<Api>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<Receipt>, ApiError> {
+    let Path(id) = id.map_err(|e| path_error("job id", e))?;
+    let id = parse_job_id(&id)?;
+    let conflict =
+        |code: &'static str, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
+    let job = api
+        .chain
+        .finalized_state()
+        .job(&id)
+        .ok_or_else(|| ApiError::not_found("unknown_job", format!("no job {id}")))?;
+    match job.status {
+        JobStatus::Final => {}
+        JobStatus::Disputed => {
+            return Err(conflict(
+                "job_disputed",
+                format!("job {id} is disputed: its executors disagree, there is no agreed result"),
+            ));
+        }
+        JobStatus::Failed => {
+            return Err(conflict(
+                "job_failed",
+                format!("job {id} failed: no executor could take it"),
+            ));
+        }
+        _ => {
+            return Err(conflict("not_final", format!("job {id} is still running")));
+        }
+    }
+    let closed = job.closed_height.unwrap_or(u64::MAX);
+    let certified = api
+        .chain
+        .certified()
+        .filter(|c| c.block.height().get() >= closed)
+        .ok_or_else(|| {
+            conflict(
+                "not_certified",
+                format!(
+                    "job {id} closed at height {closed}; this node holds no finalization \
+                     certificate at or after it yet (retry shortly)"
+                ),
+            )
+        })?;
+    let txs = api.chain.job_txs(&id).ok_or_else(|| {
+        ApiError::not_found(
+            "job_txs_unknown",
+            format!("this node no longer indexes the transactions of job {id}"),
+        )
+    })?;
+    let request = txs
+        .request
+        .ok_or_else(|| ApiError::internal(format!("job {id}: request not indexed")))?;
+    let mut commits = Vec::with_capacity(job.slots.len());
+    let mut reveals = Vec::with_capacity(job.slots.len());
+    for slot in &job.slots {
+        let commit = txs.commits.iter().rev().find(|t| {
+            t.sender() == &slot.executor
+                && matches!(t.body(), TxBody::CommitResult { commitment, .. } if Some(*commitment) == slot.commitment)
+        });
+        let reveal = txs.reveals.iter().rev().find(|t| {
+            t.sender() == &slot.executor
+                && matches!(t.body(), TxBody::RevealResult { salt, .. } if slot.reveal.is_some_and(|r| &r.salt == salt))
+        });
+        match (commit, reveal) {
+            (Some(c), Some(r)) => {
+                commits.push(c.clone());
+                reveals.push(r.clone());
+            }
+            _ => {
+                return Err(ApiError::internal(format!(
+                    "job {id}: the transactions of executor {} are not indexed",
+                    slot.executor
+                )));
+            }
+        }
+    }
+    let (record, proof) = certified.state.prove_job(&id);
+    let record = record.ok_or_else(|| {
+        ApiError::internal(format!("job {id} is missing from the certified state"))
+    })?;
+    let receipt = Receipt::build(
+        &certified.state.chain_id(),
+        &job,
+        &record,
+        &proof,
+        certified.block.header(),
+        &certified.finalization,
+        &request,
+        &commits,
+        &reveals,
+    );
+    Ok(axum::Json(receipt))
+}
+
+async fn genesis(AxState(api): AxState<Api>) -> Result<axum::Json<NodeGenesis>, ApiError> {
+    api.genesis
+        .as_deref()
+        .cloned()
+        .map(axum::Json)
+        .ok_or_else(|| {
+            ApiError::not_found("no_genesis", "this node was not given its genesis file")
+        })
 }
 
 // ---- blobs ------------------------------------------------------------------

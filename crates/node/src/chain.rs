@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
-use glassbox_ledger::{BlockContext, BlockError, SignedTx, State, TxHash, TxOutcome};
+use glassbox_ledger::{BlockContext, BlockError, JobId, SignedTx, State, TxHash, TxOutcome};
 
 use tracing::warn;
 
 use crate::block::Block;
-use crate::consensus::Digest;
+use crate::consensus::{Digest, Finalization};
+use crate::jobindex::{JobIndex, JobTxs};
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 
 /// Most unfinalized block states kept; proposals beyond this many blocks
@@ -107,6 +108,18 @@ pub struct Finalized {
     pub state: State,
 }
 
+/// A finalized block with its finalization certificate and the state after
+/// it: what receipts prove against.
+#[derive(Clone, Debug)]
+pub struct Certified {
+    /// The block.
+    pub block: Arc<Block>,
+    /// The state after it (its root is the header's state root).
+    pub state: State,
+    /// The certificate over the block's digest.
+    pub finalization: Finalization,
+}
+
 /// A block applied on its parent: its height, the state after it and
 /// what each transaction did.
 #[derive(Clone, Debug)]
@@ -144,6 +157,10 @@ pub struct Chain {
     outbox: Mutex<VecDeque<SignedTx>>,
     gossip: AtomicBool,
     ready: AtomicBool,
+    /// The transactions behind each job, for receipts.
+    jobs: Mutex<JobIndex>,
+    /// The latest finalized block whose certificate this node holds.
+    certified: Mutex<Option<Certified>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -201,6 +218,8 @@ impl Chain {
             outbox: Mutex::new(VecDeque::new()),
             gossip: AtomicBool::new(false),
             ready: AtomicBool::new(false),
+            jobs: Mutex::new(JobIndex::default()),
+            certified: Mutex::new(None),
         }
     }
 
@@ -313,9 +332,40 @@ impl Chain {
             };
             inner.push_recent(block);
         }
+        {
+            let mut jobs = lock(&self.jobs);
+            for (tx, outcome) in block.txs().iter().zip(outcomes.iter()) {
+                jobs.record(tx, outcome);
+            }
+        }
         let senders: Vec<_> = block.txs().iter().map(|tx| *tx.sender()).collect();
         lock(&self.mempool).prune(&senders, &state);
         Ok(())
+    }
+
+    /// Records `finalization` when it certifies the finalized tip (the
+    /// finalizer passes each finalized block's certificate, when marshal
+    /// holds one).
+    pub fn certify(&self, finalization: Finalization) {
+        let f = self.finalized();
+        if finalization.proposal.payload != f.block.digest() {
+            return;
+        }
+        *lock(&self.certified) = Some(Certified {
+            block: f.block,
+            state: f.state,
+            finalization,
+        });
+    }
+
+    /// The latest certified finalized block, if any.
+    pub fn certified(&self) -> Option<Certified> {
+        lock(&self.certified).clone()
+    }
+
+    /// The finalized transactions of job `id`, if still indexed.
+    pub fn job_txs(&self, id: &JobId) -> Option<JobTxs> {
+        lock(&self.jobs).get(id)
     }
 
     /// Admits a transaction to the mempool, checked against the latest

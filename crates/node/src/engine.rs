@@ -416,6 +416,11 @@ async fn finalizer(
         };
         chain.finalize(&block)?;
     }
+    if processed.get() >= from
+        && let Some(f) = marshal.get_finalization(processed).await
+    {
+        chain.certify(f);
+    }
     if processed.get() >= from {
         info!(height = processed.get(), "replayed finalized blocks");
     }
@@ -423,6 +428,11 @@ async fn finalizer(
     while let Some(update) = rx.next().await {
         if let marshal::Update::Block(block, ack) = update {
             chain.finalize(&block)?;
+            // The certificate receipts carry (absent for a block finalized
+            // only through a descendant's certificate).
+            if let Some(f) = marshal.get_finalization(block.height()).await {
+                chain.certify(f);
+            }
             if block.txs().is_empty() {
                 debug!(height = block.height().get(), "finalized an empty block");
             } else {

@@ -217,6 +217,14 @@ pub struct NodeConfig {
     /// Runtime worker threads.
     #[serde(default = "default_threads")]
     pub worker_threads: usize,
+    /// The key of a registered executor this node runs jobs for
+    /// (docs/jobs.md, "Executor role"); no executor role when absent.
+    #[serde(default)]
+    pub executor_key: Option<std::path::PathBuf>,
+    /// Extra nodes (base URLs) to fetch models from, besides the
+    /// registered executors' endpoints.
+    #[serde(default)]
+    pub blob_peers: Vec<String>,
 }
 
 fn default_threads() -> usize {
@@ -296,19 +304,76 @@ async fn serve_api(
     addr: SocketAddr,
     chain: Arc<Chain>,
     blobs: crate::api::Blobs,
+    genesis: Arc<NodeGenesis>,
 ) -> Result<(), NodeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| NodeError::File(format!("binding the HTTP API on {addr}: {e}")))?;
-    crate::api::serve_with_blobs(listener, crate::api::Api::new(chain), Some(blobs))
+    let api = crate::api::Api::new(chain).with_genesis(genesis);
+    crate::api::serve_with_blobs(listener, api, Some(blobs))
         .await
         .map_err(|e| NodeError::File(format!("HTTP API on {addr}: {e}")))
+}
+
+/// What runs beside consensus: the HTTP API and the executor role.
+struct Services {
+    http: Option<SocketAddr>,
+    data_dir: std::path::PathBuf,
+    genesis: Arc<NodeGenesis>,
+    executor_key: Option<glassbox_types::SecretKey>,
+    blob_peers: Vec<String>,
+}
+
+/// Starts the API (when `http` is set) and the executor (when a key is
+/// given) for `chain`.
+fn start_services<E: Spawner + Metrics>(
+    context: &E,
+    chain: &Arc<Chain>,
+    s: Services,
+) -> Result<(), NodeError> {
+    let blobs = open_blobs(&s.data_dir.join("blobs"))?;
+    if let Some(addr) = s.http {
+        let chain = chain.clone();
+        let blobs = blobs.clone();
+        let genesis = s.genesis.clone();
+        context.with_label("api").spawn(move |_| async move {
+            if let Err(e) = serve_api(addr, chain, blobs, genesis).await {
+                tracing::error!(error = %e, "HTTP API stopped");
+            }
+        });
+        info!(%addr, "HTTP API listening");
+    }
+    if let Some(key) = s.executor_key {
+        let cfg = crate::executor::ExecutorConfig {
+            blob_peers: s.blob_peers,
+            own_endpoint: s.http.map(|a| format!("http://{a}")),
+            ..crate::executor::ExecutorConfig::default()
+        };
+        let executor =
+            crate::executor::Executor::new(chain.clone(), key, blobs.store().clone(), cfg);
+        info!(executor = %executor.public_key(), "executor role on");
+        context
+            .with_label("executor")
+            .spawn(move |_| executor.run());
+    }
+    Ok(())
+}
+
+/// Reads an executor key file.
+fn read_executor_key(path: &std::path::Path) -> Result<glassbox_types::SecretKey, NodeError> {
+    glassbox_store::keyfile::read_secret_key(path)
+        .map_err(|e| NodeError::File(format!("executor key {}: {e}", path.display())))
 }
 
 /// Runs one validator until Ctrl-C or SIGTERM.
 pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
     let genesis = read_genesis(&cfg.genesis)?;
     let key = read_key(&cfg.key)?;
+    let executor_key = cfg
+        .executor_key
+        .as_deref()
+        .map(read_executor_key)
+        .transpose()?;
     let storage = cfg.data_dir.join("storage");
     runner(&storage, cfg.worker_threads).start(|context| async move {
         let run = ValidatorRun {
@@ -318,16 +383,17 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
             timing: Timing::default(),
         };
         let (started, handles) = start_validator(context.clone(), &genesis, run).await?;
-        if let Some(addr) = cfg.http_listen {
-            let chain = started.chain.clone();
-            let blobs = open_blobs(&cfg.data_dir.join("blobs"))?;
-            context.with_label("api").spawn(move |_| async move {
-                if let Err(e) = serve_api(addr, chain, blobs).await {
-                    tracing::error!(error = %e, "HTTP API stopped");
-                }
-            });
-            info!(%addr, "HTTP API listening");
-        }
+        start_services(
+            &context,
+            &started.chain,
+            Services {
+                http: cfg.http_listen,
+                data_dir: cfg.data_dir.clone(),
+                genesis: Arc::new(genesis),
+                executor_key,
+                blob_peers: cfg.blob_peers.clone(),
+            },
+        )?;
         wait_for_shutdown(handles).await;
         Ok(())
     })
@@ -410,21 +476,45 @@ pub fn prepare_dev(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let ledger = glassbox_ledger::GenesisState {
-            chain_name: "glassbox-dev".into(),
-            genesis_time_ms: now_ms,
-            params: glassbox_ledger::Params::default(),
-            accounts: vec![glassbox_ledger::GenesisAccount {
-                address: dev_key.public(),
-                balance: DEV_BALANCE,
-            }],
-            executors: Vec::new(),
-        };
         let mut addresses = Vec::with_capacity(opts.validators);
         for i in 0..opts.validators {
             let http = SocketAddr::new(opts.http.ip(), opts.http.port().saturating_add(i as u16));
             addresses.push((free_loopback_port()?, Some(http)));
         }
+        // Every validator also runs a staked executor with its own key.
+        let mut accounts = vec![glassbox_ledger::GenesisAccount {
+            address: dev_key.public(),
+            balance: DEV_BALANCE,
+        }];
+        let mut executors = Vec::with_capacity(opts.validators);
+        for (i, (_, http)) in addresses.iter().enumerate() {
+            let path = dir.join(format!("validator-{i}")).join(EXECUTOR_KEY_FILE);
+            let key = glassbox_store::keyfile::generate_secret_key()
+                .map_err(|e| NodeError::File(format!("generating an executor key: {e}")))?;
+            glassbox_store::keyfile::write_secret_key(&path, &key)
+                .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))?;
+            accounts.push(glassbox_ledger::GenesisAccount {
+                address: key.public(),
+                balance: DEV_EXECUTOR_BALANCE,
+            });
+            let endpoint = http.map_or_else(
+                || "http://127.0.0.1:1".to_string(),
+                |a| format!("http://{a}"),
+            );
+            executors.push(glassbox_ledger::GenesisExecutor {
+                owner: key.public(),
+                stake: DEV_EXECUTOR_STAKE,
+                capacity: DEV_EXECUTOR_CAPACITY,
+                endpoint,
+            });
+        }
+        let ledger = glassbox_ledger::GenesisState {
+            chain_name: "glassbox-dev".into(),
+            genesis_time_ms: now_ms,
+            params: glassbox_ledger::Params::default(),
+            accounts,
+            executors,
+        };
         let mut rng = rand::rngs::OsRng;
         let (genesis, keys) = crate::genesis::deal_validators(&mut rng, ledger, &addresses)?;
         for (i, key) in keys.iter().enumerate() {
@@ -452,6 +542,8 @@ pub fn prepare_dev(
                 p2p_listen: v.p2p_address,
                 http_listen: v.http_address,
                 worker_threads: default_threads(),
+                executor_key: Some(vdir.join(EXECUTOR_KEY_FILE)),
+                blob_peers: Vec::new(),
             };
             let text = toml::to_string(&cfg).map_err(|e| NodeError::File(e.to_string()))?;
             write_private(&vdir.join("node.toml"), &text)?;
@@ -479,6 +571,15 @@ pub fn prepare_dev(
     ))
 }
 
+/// The executor key file in each dev validator's directory.
+pub const EXECUTOR_KEY_FILE: &str = "executor.key";
+/// Balance of each dev executor's account (for its commit and reveal fees).
+pub const DEV_EXECUTOR_BALANCE: u64 = 1_000_000_000_000;
+/// Stake each dev executor bonds at genesis.
+pub const DEV_EXECUTOR_STAKE: u64 = 10_000_000_000;
+/// Concurrent jobs each dev executor declares.
+pub const DEV_EXECUTOR_CAPACITY: u32 = 256;
+
 /// Most validators `glassbox dev` runs.
 pub const MAX_DEV_VALIDATORS: usize = 16;
 
@@ -491,6 +592,7 @@ pub fn run_dev(
     ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), NodeError> {
     let storage = opts.data_dir.join("storage");
+    let shared = Arc::new(genesis.clone());
     runner(&storage, opts.worker_threads).start(|context| async move {
         let mut handles = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
@@ -508,16 +610,24 @@ pub fn run_dev(
             let ctx = context.with_label(&format!("validator_{i}"));
             let (started, hs) = start_validator(ctx.clone(), &genesis, run).await?;
             handles.extend(hs);
-            if let Some(addr) = entry.http_address {
-                let chain = started.chain.clone();
-                let blobs =
-                    open_blobs(&opts.data_dir.join(format!("validator-{i}")).join("blobs"))?;
-                ctx.with_label("api").spawn(move |_| async move {
-                    if let Err(e) = serve_api(addr, chain, blobs).await {
-                        tracing::error!(error = %e, "HTTP API stopped");
-                    }
-                });
-            }
+            let vdir = opts.data_dir.join(format!("validator-{i}"));
+            let key_path = vdir.join(EXECUTOR_KEY_FILE);
+            let executor_key = if key_path.exists() {
+                Some(read_executor_key(&key_path)?)
+            } else {
+                None
+            };
+            start_services(
+                &ctx,
+                &started.chain,
+                Services {
+                    http: entry.http_address,
+                    data_dir: vdir,
+                    genesis: shared.clone(),
+                    executor_key,
+                    blob_peers: Vec::new(),
+                },
+            )?;
         }
         ready();
         wait_for_shutdown(handles).await;

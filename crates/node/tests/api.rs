@@ -93,6 +93,7 @@ fn node_with(limits: ApiLimits, ready: bool) -> Node {
     let app = router(Api {
         chain: chain.clone(),
         limits,
+        genesis: None,
     });
     Node { chain, app }
 }

@@ -1,0 +1,372 @@
+//! The executor role (docs/jobs.md, "Executor"): a node whose key owns a
+//! registered executor watches the finalized state for job slots assigned
+//! to it, fetches the model from any peer holding it (verified chunks),
+//! runs it on the deterministic runtime, and answers with commit–reveal
+//! transactions through its own mempool (and so through gossip).
+//!
+//! A result is kept in memory from the commit to the reveal. A node that
+//! restarts between the two cannot reveal (its salt is gone) and misses the
+//! reveal deadline, like any crashed executor: the ledger penalizes and
+//! replaces it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glassbox_ledger::{Job, JobId, JobStatus, SignedTx, State, TxBody, commitment, outputs_hash};
+use glassbox_runtime::{Limits, Model, Options, Session, formats};
+use glassbox_store::BlobStore;
+use glassbox_types::{ModelId, PublicKey, SecretKey};
+use tracing::{debug, info, warn};
+
+use crate::chain::Chain;
+use crate::fetch::{FetchOptions, fetch_blob};
+
+/// What an executor needs besides the chain.
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    /// How often the finalized state is checked for work, in ms.
+    pub poll_ms: u64,
+    /// Runtime threads per model run.
+    pub threads: usize,
+    /// Blocks to wait for a sent commitment or reveal to land before
+    /// sending it again with a fresh nonce.
+    pub resend_after_blocks: u64,
+    /// Most results held between commit and reveal.
+    pub max_pending_results: usize,
+    /// Most loaded models kept in memory.
+    pub max_sessions: usize,
+    /// Blob downloads.
+    pub fetch: FetchOptions,
+    /// Extra nodes to fetch models from (base URLs), besides every
+    /// registered executor's endpoint.
+    pub blob_peers: Vec<String>,
+    /// This node's own API, never asked for a blob it lacks.
+    pub own_endpoint: Option<String>,
+    /// The fee of each commit and reveal; 0 picks the ledger's minimum for
+    /// the transaction's size.
+    pub fee: u64,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            poll_ms: 20,
+            threads: 1,
+            resend_after_blocks: 20,
+            max_pending_results: 4096,
+            max_sessions: 8,
+            fetch: FetchOptions::default(),
+            blob_peers: Vec::new(),
+            own_endpoint: None,
+            fee: 0,
+        }
+    }
+}
+
+/// A computed result, kept from the commit to the reveal.
+#[derive(Clone)]
+struct Prepared {
+    outputs: Vec<Vec<u8>>,
+    output_hash: [u8; 32],
+    trace_root: [u8; 32],
+    salt: [u8; 32],
+}
+
+/// Where a slot's answer stands locally.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Commit { at_height: u64 },
+    Reveal { at_height: u64 },
+}
+
+/// The executor's loop state.
+pub struct Executor {
+    chain: Arc<Chain>,
+    key: SecretKey,
+    me: PublicKey,
+    blobs: BlobStore,
+    cfg: ExecutorConfig,
+    results: HashMap<JobId, Prepared>,
+    sent: HashMap<JobId, Sent>,
+    sessions: Vec<(ModelId, Arc<Session>)>,
+    next_nonce: u64,
+    last_height: u64,
+}
+
+/// Why a job could not be computed (logged; the slot then misses its
+/// deadline).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The model is not published (cannot happen for an assigned job).
+    #[error("model {0} is not published")]
+    UnknownModel(ModelId),
+    /// No peer could serve the model.
+    #[error("fetching model {model}: {reason}")]
+    Fetch {
+        /// The model.
+        model: ModelId,
+        /// Why.
+        reason: String,
+    },
+    /// The blob store failed.
+    #[error("blob store: {0}")]
+    Store(String),
+    /// The runtime refused the model or inputs.
+    #[error("runtime: {0}")]
+    Runtime(String),
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("owner", &self.me)
+            .field("pending_results", &self.results.len())
+            .finish()
+    }
+}
+
+impl Executor {
+    /// An executor for `key` over `chain`, keeping models in `blobs`.
+    pub fn new(chain: Arc<Chain>, key: SecretKey, blobs: BlobStore, cfg: ExecutorConfig) -> Self {
+        let me = key.public();
+        Executor {
+            chain,
+            key,
+            me,
+            blobs,
+            cfg,
+            results: HashMap::new(),
+            sent: HashMap::new(),
+            sessions: Vec::new(),
+            next_nonce: 0,
+            last_height: 0,
+        }
+    }
+
+    /// The executor's owner key.
+    pub fn public_key(&self) -> PublicKey {
+        self.me
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(mut self) {
+        info!(executor = %self.me, "executor started");
+        loop {
+            tokio::time::sleep(Duration::from_millis(self.cfg.poll_ms)).await;
+            if !self.chain.is_ready() {
+                continue;
+            }
+            let state = self.chain.finalized_state();
+            if state.height() == self.last_height {
+                continue;
+            }
+            self.last_height = state.height();
+            self.step(&state).await;
+        }
+    }
+
+    /// One pass over the jobs of `state`.
+    async fn step(&mut self, state: &State) {
+        if let Some(a) = state.account(&self.me) {
+            self.next_nonce = self.next_nonce.max(a.nonce);
+        }
+        let mine: Vec<Job> = state
+            .open_jobs()
+            .filter(|j| j.status == JobStatus::Running && j.slot_of(&self.me).is_some())
+            .cloned()
+            .collect();
+        // Forget jobs that are no longer ours and open.
+        self.results
+            .retain(|id, _| mine.iter().any(|j| &j.id == id));
+        self.sent.retain(|id, _| mine.iter().any(|j| &j.id == id));
+        for job in mine {
+            let Some((_, slot)) = job.slot_of(&self.me) else {
+                continue;
+            };
+            let slot = slot.clone();
+            let height = state.height();
+            if slot.commitment.is_none() {
+                if let Some(Sent::Commit { at_height }) = self.sent.get(&job.id)
+                    && height < at_height.saturating_add(self.cfg.resend_after_blocks)
+                {
+                    continue;
+                }
+                if !self.results.contains_key(&job.id) {
+                    if self.results.len() >= self.cfg.max_pending_results {
+                        warn!(job = %job.id, "too many pending results; skipping");
+                        continue;
+                    }
+                    match self.compute(state, &job).await {
+                        Ok(p) => {
+                            self.results.insert(job.id, p);
+                        }
+                        Err(e) => {
+                            warn!(job = %job.id, error = %e, "cannot run the job");
+                            continue;
+                        }
+                    }
+                }
+                let Some(p) = self.results.get(&job.id).cloned() else {
+                    continue;
+                };
+                let c = commitment(&job.id, &self.me, &p.output_hash, &p.trace_root, &p.salt);
+                let body = TxBody::CommitResult {
+                    job_id: job.id,
+                    commitment: c,
+                };
+                if self.send(state, body) {
+                    self.sent.insert(job.id, Sent::Commit { at_height: height });
+                    debug!(job = %job.id, "committed");
+                }
+            } else if slot.reveal.is_none() && job.all_committed() {
+                if let Some(Sent::Reveal { at_height }) = self.sent.get(&job.id)
+                    && height < at_height.saturating_add(self.cfg.resend_after_blocks)
+                {
+                    continue;
+                }
+                let Some(p) = self.results.get(&job.id).cloned() else {
+                    warn!(job = %job.id, "committed but the result is gone (restart?); cannot reveal");
+                    continue;
+                };
+                let body = TxBody::RevealResult {
+                    job_id: job.id,
+                    output_hash: p.output_hash,
+                    trace_root: p.trace_root,
+                    salt: p.salt,
+                    outputs: p.outputs.clone(),
+                };
+                if self.send(state, body) {
+                    self.sent.insert(job.id, Sent::Reveal { at_height: height });
+                    debug!(job = %job.id, "revealed");
+                }
+            }
+        }
+    }
+
+    /// Signs and submits `body` with the next nonce; on a refused nonce
+    /// resynchronizes with the finalized account.
+    fn send(&mut self, state: &State, body: TxBody) -> bool {
+        let chain_id = state.chain_id();
+        let mut fee = self.cfg.fee;
+        for _ in 0..2 {
+            let tx = match SignedTx::sign(&chain_id, &self.key, self.next_nonce, fee, body.clone())
+            {
+                Ok(tx) => tx,
+                Err(e) => {
+                    warn!(error = %e, "cannot sign");
+                    return false;
+                }
+            };
+            if fee == 0 {
+                fee = state.params().min_fee_for(tx.len()).unwrap_or(u64::MAX);
+                continue;
+            }
+            match self.chain.submit(tx) {
+                Ok(_) => {
+                    self.next_nonce = self.next_nonce.saturating_add(1);
+                    return true;
+                }
+                Err(e) => {
+                    warn!(error = %e, "transaction refused");
+                    if let Some(a) = state.account(&self.me) {
+                        self.next_nonce = a.nonce;
+                    }
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    /// Runs `job` (fetching its model first if needed).
+    async fn compute(&mut self, state: &State, job: &Job) -> Result<Prepared, ExecError> {
+        let session = self.session(state, &job.model_id).await?;
+        let inputs = job.inputs.clone();
+        let run = tokio::task::spawn_blocking(move || -> Result<_, ExecError> {
+            let tensors = inputs
+                .iter()
+                .map(|b| formats::canonical_decode(b, usize::MAX))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ExecError::Runtime(e.to_string()))?;
+            session
+                .run(tensors)
+                .map_err(|e| ExecError::Runtime(e.to_string()))
+        })
+        .await
+        .map_err(|e| ExecError::Runtime(format!("the run panicked: {e}")))??;
+        let outputs: Vec<Vec<u8>> = run
+            .outputs
+            .iter()
+            .map(|(_, t)| formats::canonical_encode(t))
+            .collect();
+        let hashes: Vec<[u8; 32]> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
+        let mut salt = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        Ok(Prepared {
+            outputs,
+            output_hash: outputs_hash(&hashes),
+            trace_root: run.trace.root(),
+            salt,
+        })
+    }
+
+    /// The loaded model `id`, fetched from peers when the store lacks it.
+    async fn session(&mut self, state: &State, id: &ModelId) -> Result<Arc<Session>, ExecError> {
+        if let Some((_, s)) = self.sessions.iter().find(|(m, _)| m == id) {
+            return Ok(s.clone());
+        }
+        let record = state.model(id).ok_or(ExecError::UnknownModel(*id))?;
+        let size = record.manifest.manifest().size_bytes;
+        if !self.blobs.contains(id) {
+            let peers = self.peers(state);
+            fetch_blob(&self.blobs, id, size, &peers, self.cfg.fetch.clone())
+                .await
+                .map_err(|e| ExecError::Fetch {
+                    model: *id,
+                    reason: e.to_string(),
+                })?;
+        }
+        let blobs = self.blobs.clone();
+        let threads = self.cfg.threads;
+        let id_copy = *id;
+        let session = tokio::task::spawn_blocking(move || -> Result<Session, ExecError> {
+            let bytes = blobs
+                .get(&id_copy)
+                .map_err(|e| ExecError::Store(e.to_string()))?;
+            let model = Model::load(&bytes, Limits::default())
+                .map_err(|e| ExecError::Runtime(e.to_string()))?;
+            Session::new(
+                Arc::new(model),
+                Options {
+                    threads,
+                    ..Options::default()
+                },
+            )
+            .map_err(|e| ExecError::Runtime(e.to_string()))
+        })
+        .await
+        .map_err(|e| ExecError::Runtime(format!("loading panicked: {e}")))??;
+        let session = Arc::new(session);
+        if self.sessions.len() >= self.cfg.max_sessions {
+            self.sessions.remove(0);
+        }
+        self.sessions.push((*id, session.clone()));
+        Ok(session)
+    }
+
+    /// Nodes to fetch models from: configured peers, then every other
+    /// executor's endpoint.
+    fn peers(&self, state: &State) -> Vec<String> {
+        let mut peers = self.cfg.blob_peers.clone();
+        for e in state.executors() {
+            if e.owner != self.me && !peers.contains(&e.endpoint) {
+                peers.push(e.endpoint.clone());
+            }
+        }
+        if let Some(own) = &self.cfg.own_endpoint {
+            peers.retain(|p| p != own);
+        }
+        peers
+    }
+}

@@ -1,0 +1,380 @@
+//! Receipts: a self-contained proof that a job ran and was finalized
+//! (docs/jobs.md, "Receipt"), checked offline with nothing but the
+//! network's genesis.
+//!
+//! A receipt carries the job record and an inclusion proof of it under the
+//! state root of a block header, that header's finalization certificate
+//! (a threshold BLS signature of the validator set over the header's
+//! digest), and every signed transaction behind the record: the request,
+//! each executor's commitment and reveal. [`Receipt::verify`] checks all of
+//! them and names the first field that fails.
+
+use bytes::Bytes;
+use commonware_codec::{DecodeExt, Encode};
+use commonware_consensus::Viewable;
+use commonware_parallel::Sequential;
+use glassbox_ledger::{
+    Job, JobId, JobStatus, Proof, SignedTx, StateKey, TxBody, commitment, outputs_hash,
+    verify_proof,
+};
+use glassbox_types::{ModelId, PublicKey, hex};
+use serde::{Deserialize, Serialize};
+
+use crate::block::Header;
+use crate::consensus::{EPOCH, Finalization, Identity, NAMESPACE, Scheme};
+
+/// The receipt format this build writes and reads.
+pub const RECEIPT_FORMAT: &str = "glassbox-receipt/1";
+
+/// Most bytes of a receipt file.
+pub const MAX_RECEIPT_BYTES: u64 = 16 << 20;
+
+/// A receipt (JSON; binary fields are lower-case hex of their canonical
+/// encodings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// Always [`RECEIPT_FORMAT`].
+    pub format: String,
+    /// The chain id (BLAKE3 of the ledger genesis).
+    pub chain_id: String,
+    /// `job:<hex>`.
+    pub job_id: String,
+    /// The model's id.
+    pub model_id: String,
+    /// The model's manifest id.
+    pub manifest_id: String,
+    /// Each input's canonical tensor hash.
+    pub input_hashes: Vec<String>,
+    /// The agreed outputs, each a canonical tensor encoding.
+    pub outputs: Vec<String>,
+    /// `outputs_hash` of the outputs.
+    pub output_hash: String,
+    /// The agreed execution trace root.
+    pub trace_root: String,
+    /// The executors, in slot order.
+    pub executors: Vec<String>,
+    /// The signed `SubmitJob` transaction.
+    pub request_tx: String,
+    /// Each executor's signed `CommitResult`, in slot order.
+    pub commit_txs: Vec<String>,
+    /// Each executor's signed `RevealResult`, in slot order.
+    pub reveal_txs: Vec<String>,
+    /// The job record (its canonical encoding).
+    pub job_record: String,
+    /// The height of `block_header`.
+    pub height: u64,
+    /// The header whose state root holds the job record.
+    pub block_header: String,
+    /// The header's finalization certificate.
+    pub finalization: String,
+    /// Inclusion proof of the job record under the header's state root.
+    pub state_proof: String,
+}
+
+/// Why a receipt does not verify; each names the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("receipt field `{field}`: {reason}")]
+pub struct ReceiptError {
+    /// The field (JSON name, with an index for list items).
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn fail(field: impl Into<String>, reason: impl Into<String>) -> ReceiptError {
+    ReceiptError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn unhex(field: &str, s: &str) -> Result<Vec<u8>, ReceiptError> {
+    if s.len() % 2 != 0 {
+        return Err(fail(field, "odd number of hex digits"));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .ok_or_else(|| fail(field, "not hex"))
+        })
+        .collect()
+}
+
+fn tx_field(field: &str, s: &str) -> Result<SignedTx, ReceiptError> {
+    SignedTx::decode(&unhex(field, s)?).map_err(|e| fail(field, e.to_string()))
+}
+
+fn expect_eq(field: &str, got: &str, want: &str) -> Result<(), ReceiptError> {
+    if got != want {
+        return Err(fail(field, format!("is {got}, the record says {want}")));
+    }
+    Ok(())
+}
+
+/// What a verified receipt establishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The job.
+    pub job: Job,
+    /// The height of the certified block.
+    pub height: u64,
+    /// Who asked.
+    pub requester: PublicKey,
+}
+
+impl Receipt {
+    /// Builds a receipt from a finalized job record, its proof under
+    /// `header`'s state root, the header's certificate and the job's
+    /// transactions.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        chain_id: &[u8; 32],
+        job: &Job,
+        record: &[u8],
+        proof: &Proof,
+        header: &Header,
+        finalization: &Finalization,
+        request: &SignedTx,
+        commits: &[SignedTx],
+        reveals: &[SignedTx],
+    ) -> Receipt {
+        let agreed = job.agreed();
+        Receipt {
+            format: RECEIPT_FORMAT.into(),
+            chain_id: hex(chain_id),
+            job_id: job.id.to_string(),
+            model_id: job.model_id.to_string(),
+            manifest_id: job.manifest_id.to_string(),
+            input_hashes: job.input_hashes.iter().map(|h| hex(h)).collect(),
+            outputs: job.outputs.iter().map(|o| hex(o)).collect(),
+            output_hash: agreed.map(|r| hex(&r.output_hash)).unwrap_or_default(),
+            trace_root: agreed.map(|r| hex(&r.trace_root)).unwrap_or_default(),
+            executors: job.slots.iter().map(|s| s.executor.to_string()).collect(),
+            request_tx: hex(request.encoded()),
+            commit_txs: commits.iter().map(|t| hex(t.encoded())).collect(),
+            reveal_txs: reveals.iter().map(|t| hex(t.encoded())).collect(),
+            job_record: hex(record),
+            height: header.height.get(),
+            block_header: hex(&header.encode()),
+            finalization: hex(&finalization.encode()),
+            state_proof: hex(&proof.encode()),
+        }
+    }
+
+    /// Checks everything against the network's `chain_id` and consensus
+    /// `identity` (both from its genesis): the certificate over the header,
+    /// the record's proof under the header's state root, the record
+    /// (final, every reveal agreeing), the outputs against its hash and
+    /// every transaction's signature and content against the record.
+    pub fn verify(
+        &self,
+        chain_id: &[u8; 32],
+        identity: &Identity,
+    ) -> Result<Verified, ReceiptError> {
+        if self.format != RECEIPT_FORMAT {
+            return Err(fail(
+                "format",
+                format!("`{}` is not {RECEIPT_FORMAT}", self.format),
+            ));
+        }
+        expect_eq("chain_id", &self.chain_id, &hex(chain_id))?;
+
+        // The header and its certificate.
+        let header_bytes = unhex("block_header", &self.block_header)?;
+        let header = Header::decode(header_bytes.as_slice())
+            .map_err(|e| fail("block_header", e.to_string()))?;
+        if header.height.get() != self.height {
+            return Err(fail(
+                "height",
+                format!(
+                    "is {}, the header's is {}",
+                    self.height,
+                    header.height.get()
+                ),
+            ));
+        }
+        let cert_bytes = unhex("finalization", &self.finalization)?;
+        let finalization = Finalization::decode(Bytes::from(cert_bytes))
+            .map_err(|e| fail("finalization", e.to_string()))?;
+        if finalization.proposal.payload != header.digest() {
+            return Err(fail(
+                "finalization",
+                "certifies another block than block_header",
+            ));
+        }
+        if finalization.proposal.round.epoch() != EPOCH
+            || finalization.view() != header.context.round.view()
+        {
+            return Err(fail(
+                "finalization",
+                "is for another round than the header's",
+            ));
+        }
+        let verifier = Scheme::certificate_verifier(NAMESPACE, *identity);
+        if !finalization.verify(&mut rand::rngs::OsRng, &verifier, &Sequential) {
+            return Err(fail(
+                "finalization",
+                "the signature does not verify against the genesis validator set",
+            ));
+        }
+
+        // The record under the state root.
+        let record = unhex("job_record", &self.job_record)?;
+        let job = Job::decode(&record).map_err(|e| fail("job_record", e.to_string()))?;
+        let proof_bytes = unhex("state_proof", &self.state_proof)?;
+        let proof = Proof::decode(&proof_bytes).map_err(|e| fail("state_proof", e.to_string()))?;
+        let key = StateKey::Job(job.id).to_bytes();
+        verify_proof(&header.state_root, &key, Some(&record), &proof).map_err(|e| {
+            fail(
+                "state_proof",
+                format!("does not prove job_record under the header's state root: {e}"),
+            )
+        })?;
+
+        // The record says what the summary fields say.
+        expect_eq("job_id", &self.job_id, &job.id.to_string())?;
+        expect_eq("model_id", &self.model_id, &job.model_id.to_string())?;
+        expect_eq(
+            "manifest_id",
+            &self.manifest_id,
+            &job.manifest_id.to_string(),
+        )?;
+        let hashes: Vec<String> = job.input_hashes.iter().map(|h| hex(h)).collect();
+        if self.input_hashes != hashes {
+            return Err(fail("input_hashes", "differ from the record's"));
+        }
+        if job.status != JobStatus::Final {
+            return Err(fail(
+                "job_record",
+                format!("the job is {:?}, not final", job.status),
+            ));
+        }
+        if job.slots.len() != usize::from(job.replicas) {
+            return Err(fail("job_record", "fewer slots than replicas"));
+        }
+        let agreed = job
+            .agreed()
+            .ok_or_else(|| fail("job_record", "the reveals do not all agree"))?;
+        expect_eq("output_hash", &self.output_hash, &hex(&agreed.output_hash))?;
+        expect_eq("trace_root", &self.trace_root, &hex(&agreed.trace_root))?;
+        let outputs: Vec<String> = job.outputs.iter().map(|o| hex(o)).collect();
+        if self.outputs != outputs {
+            return Err(fail("outputs", "differ from the record's"));
+        }
+        let output_hashes: Vec<[u8; 32]> = job
+            .outputs
+            .iter()
+            .map(|o| *blake3::hash(o).as_bytes())
+            .collect();
+        if outputs_hash(&output_hashes) != agreed.output_hash {
+            return Err(fail("outputs", "do not hash to output_hash"));
+        }
+        let executors: Vec<String> = job.slots.iter().map(|s| s.executor.to_string()).collect();
+        if self.executors != executors {
+            return Err(fail("executors", "differ from the record's slots"));
+        }
+
+        // The request.
+        let request = tx_field("request_tx", &self.request_tx)?;
+        if request.hash().0 != job.id.0 {
+            return Err(fail("request_tx", "its hash is not the job id"));
+        }
+        if request.sender() != &job.requester {
+            return Err(fail("request_tx", "its sender is not the job's requester"));
+        }
+        match request.body() {
+            TxBody::SubmitJob {
+                model_id,
+                inputs,
+                replicas,
+                ..
+            } if model_id == &job.model_id
+                && inputs == &job.inputs
+                && *replicas == job.replicas => {}
+            _ => return Err(fail("request_tx", "its body does not ask for this job")),
+        }
+        request
+            .verify_signature(chain_id)
+            .map_err(|e| fail("request_tx", e.to_string()))?;
+
+        // Each executor's commitment and reveal.
+        if self.commit_txs.len() != job.slots.len() {
+            return Err(fail("commit_txs", "one per slot expected"));
+        }
+        if self.reveal_txs.len() != job.slots.len() {
+            return Err(fail("reveal_txs", "one per slot expected"));
+        }
+        for (i, slot) in job.slots.iter().enumerate() {
+            let field = format!("commit_txs[{i}]");
+            let c = tx_field(&field, &self.commit_txs[i])?;
+            if c.sender() != &slot.executor {
+                return Err(fail(&field, "not signed by the slot's executor"));
+            }
+            match c.body() {
+                TxBody::CommitResult {
+                    job_id,
+                    commitment: value,
+                } if job_id == &job.id && Some(*value) == slot.commitment => {}
+                _ => return Err(fail(&field, "is not the recorded commitment")),
+            }
+            c.verify_signature(chain_id)
+                .map_err(|e| fail(&field, e.to_string()))?;
+
+            let field = format!("reveal_txs[{i}]");
+            let r = tx_field(&field, &self.reveal_txs[i])?;
+            if r.sender() != &slot.executor {
+                return Err(fail(&field, "not signed by the slot's executor"));
+            }
+            let reveal = slot
+                .reveal
+                .ok_or_else(|| fail("job_record", format!("slot {i} has no reveal")))?;
+            match r.body() {
+                TxBody::RevealResult {
+                    job_id,
+                    output_hash,
+                    trace_root,
+                    salt,
+                    ..
+                } if job_id == &job.id
+                    && output_hash == &reveal.output_hash
+                    && trace_root == &reveal.trace_root
+                    && salt == &reveal.salt => {}
+                _ => return Err(fail(&field, "is not the recorded reveal")),
+            }
+            r.verify_signature(chain_id)
+                .map_err(|e| fail(&field, e.to_string()))?;
+            if Some(commitment(
+                &job.id,
+                &slot.executor,
+                &reveal.output_hash,
+                &reveal.trace_root,
+                &reveal.salt,
+            )) != slot.commitment
+            {
+                return Err(fail(&field, "does not open the commitment"));
+            }
+        }
+        Ok(Verified {
+            requester: job.requester,
+            height: header.height.get(),
+            job,
+        })
+    }
+
+    /// The job id.
+    pub fn job_id(&self) -> Result<JobId, ReceiptError> {
+        self.job_id
+            .parse()
+            .map_err(|e: glassbox_ledger::DecodeError| fail("job_id", e.to_string()))
+    }
+
+    /// The model id.
+    pub fn model(&self) -> Result<ModelId, ReceiptError> {
+        self.model_id
+            .parse()
+            .map_err(|e: glassbox_types::Error| fail("model_id", e.to_string()))
+    }
+}
