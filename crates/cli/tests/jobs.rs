@@ -1,0 +1,274 @@
+//! Verified inference through the CLI on real local networks
+//! (docs/jobs.md): the README's demo end to end, offline receipt checks
+//! (and a tampered copy failing), bad requests refused without a fee, and
+//! a crashed executor replaced by the ledger.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn glassbox() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_glassbox"))
+}
+
+fn models() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn glassbox");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn glassbox");
+    assert!(!out.status.success(), "{cmd:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Kills the child on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..100 {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base > u16::MAX - n {
+            continue;
+        }
+        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+fn get_json(url: &str) -> Option<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().ok()?;
+    if resp.status() != 200 {
+        return None;
+    }
+    resp.body_mut().read_json().ok()
+}
+
+#[test]
+fn demo_runs_and_its_receipt_verifies_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = run_ok(glassbox().arg("demo").arg("--data-dir").arg(&data));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for step in [
+        "1. Network",
+        "2. Publish",
+        "3. Infer",
+        "4. Verify",
+        "Re-executed locally",
+    ] {
+        assert!(text.contains(step), "demo output lacks `{step}`:\n{text}");
+    }
+    let receipt = data.join("receipt.json");
+    let genesis = data.join("genesis.json");
+    let out = run_ok(
+        glassbox()
+            .args(["receipt", "verify"])
+            .arg(&receipt)
+            .arg("--genesis")
+            .arg(&genesis)
+            .arg("--reexecute")
+            .arg("--model")
+            .arg(data.join("mnist-cnn.onnx"))
+            .arg("--json"),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["reexecuted"], true);
+    assert_eq!(v["replicas"], 3);
+
+    // A tampered copy fails, naming the field.
+    let mut r: Value = serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
+    let first = r["outputs"][0].as_str().unwrap().to_string();
+    let flipped = format!(
+        "{}{}",
+        &first[..first.len() - 1],
+        if first.ends_with('0') { "1" } else { "0" }
+    );
+    r["outputs"][0] = Value::String(flipped);
+    let bad = dir.path().join("tampered.json");
+    std::fs::write(&bad, r.to_string()).unwrap();
+    let err = run_err(
+        glassbox()
+            .args(["receipt", "verify"])
+            .arg(&bad)
+            .arg("--genesis")
+            .arg(&genesis),
+    );
+    assert!(err.contains("`outputs`"), "{err}");
+
+    // Re-executing against another model file is refused.
+    let err = run_err(
+        glassbox()
+            .args(["receipt", "verify"])
+            .arg(&receipt)
+            .arg("--genesis")
+            .arg(&genesis)
+            .arg("--reexecute")
+            .arg("--model")
+            .arg(models().join("mlp.onnx")),
+    );
+    assert!(err.contains("the receipt's job ran"), "{err}");
+}
+
+/// A dev network whose validator 3 is a registered executor that never
+/// runs (its key is removed before start): every job assigned to it is
+/// reassigned after the commit window, and still ends final.
+#[test]
+fn a_crashed_executor_is_replaced_and_bad_requests_cost_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("net");
+    let base = free_ports(4);
+    let http = format!("127.0.0.1:{base}");
+    run_ok(
+        glassbox()
+            .args(["dev", "--init-only", "--data-dir"])
+            .arg(&data)
+            .args(["--http", &http]),
+    );
+    // Short windows, so the test does not wait 100 blocks.
+    let genesis_path = data.join("genesis.json");
+    let mut genesis: Value =
+        serde_json::from_slice(&std::fs::read(&genesis_path).unwrap()).unwrap();
+    genesis["ledger"]["params"]["commit_window_blocks"] = 15.into();
+    genesis["ledger"]["params"]["reveal_window_blocks"] = 15.into();
+    std::fs::write(&genesis_path, genesis.to_string()).unwrap();
+    let dead_key = data.join("validator-3/executor.key");
+    let dead = run_ok(glassbox().args(["keys", "show", "--key"]).arg(&dead_key));
+    let dead = String::from_utf8_lossy(&dead.stdout).to_string();
+    std::fs::remove_file(&dead_key).unwrap();
+
+    let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
+    let _net = Guard(
+        glassbox()
+            .args(["dev", "--data-dir"])
+            .arg(&data)
+            .args(["--http", &http])
+            .env("GLASSBOX_LOG", "warn,glassbox_node=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let node = format!("http://{http}");
+    let start = Instant::now();
+    while get_json(&format!("{node}/health")).is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "network not up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let key = data.join("dev.key");
+    run_ok(
+        glassbox()
+            .args(["model", "publish"])
+            .arg(models().join("mlp.onnx"))
+            .args(["--name", "test/mlp", "--version", "1.0.0", "--key"])
+            .arg(&key)
+            .args(["--node", &node]),
+    );
+    let dev_address = {
+        let out = run_ok(glassbox().args(["keys", "show", "--key"]).arg(&key));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let balance = || {
+        get_json(&format!("{node}/v1/accounts/{dev_address}")).unwrap()["value"]["balance"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = balance();
+
+    // Refused before they cost anything.
+    let input = models().join("mlp.input.json");
+    let err = run_err(
+        glassbox()
+            .args(["infer", &format!("blake3:{}", "00".repeat(32)), "--input"])
+            .arg(&input)
+            .args(["--node", &node, "--key"])
+            .arg(&key),
+    );
+    assert!(err.contains("not published"), "{err}");
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(&wrong, "[[1.0, 2.0, 3.0]]").unwrap();
+    let err = run_err(
+        glassbox()
+            .args(["infer", "test/mlp@1.0.0", "--input"])
+            .arg(&wrong)
+            .args(["--node", &node, "--key"])
+            .arg(&key),
+    );
+    assert!(
+        err.contains("bad_tensor") && err.contains("dimension"),
+        "{err}"
+    );
+    let err = run_err(
+        glassbox()
+            .args(["infer", "test/mlp@1.0.0", "--replicas", "5", "--input"])
+            .arg(&input)
+            .args(["--node", &node, "--key"])
+            .arg(&key),
+    );
+    assert!(err.contains("not_enough_executors"), "{err}");
+    assert_eq!(balance(), before, "refused requests cost nothing");
+
+    // Jobs until one was assigned to the dead executor (each is with
+    // probability 3/4); every one ends final.
+    let mut replaced = false;
+    for _ in 0..8 {
+        let out = run_ok(
+            glassbox()
+                .args(["infer", "test/mlp@1.0.0", "--json", "--input"])
+                .arg(&input)
+                .args(["--node", &node, "--key"])
+                .arg(&key),
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["status"], "final");
+        assert_eq!(v["receipt_verified"], true);
+        let job = get_json(&format!("{node}/v1/jobs/{}", v["job_id"].as_str().unwrap())).unwrap();
+        let missed: Vec<String> = job["value"]["missed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        if !missed.is_empty() {
+            assert_eq!(missed, vec![dead.trim().to_string()]);
+            replaced = true;
+            break;
+        }
+    }
+    assert!(replaced, "no job was ever assigned to the dead executor");
+    let ex = get_json(&format!("{node}/v1/executors/{}", dead.trim())).unwrap();
+    assert!(
+        ex["value"]["stake"].as_u64().unwrap() < 10_000_000_000,
+        "the missing executor lost stake: {ex}"
+    );
+}
