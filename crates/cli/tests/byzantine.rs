@@ -1,0 +1,347 @@
+//! A Byzantine executor on a real local network (docs/jobs.md). The test
+//! itself plays validator 3's registered executor (its node runs none):
+//! first it commits and then withholds its reveal — it is penalized and
+//! replaced, and the job ends final with the honest result; then it reveals
+//! a wrong output — the job is disputed, never final, no receipt is served,
+//! and the stakes involved are locked.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use glassbox_ledger::{JobId, Params, SignedTx, TxBody, commitment, outputs_hash};
+use glassbox_runtime::{Tensor, formats};
+use glassbox_types::{ModelId, PublicKey, SecretKey, hex};
+use serde_json::{Value, json};
+
+fn glassbox() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_glassbox"))
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..100 {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base > u16::MAX - n {
+            continue;
+        }
+        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn get(url: &str) -> (u16, Value) {
+    let mut resp = agent().get(url).call().expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+/// Posts a transaction; panics unless accepted.
+fn post_tx(node: &str, tx: &SignedTx) {
+    let mut resp = agent()
+        .post(format!("{node}/v1/tx"))
+        .header("content-type", "application/json")
+        .send(json!({ "tx": hex(tx.encoded()) }).to_string())
+        .expect("POST /v1/tx");
+    let status = resp.status().as_u16();
+    let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+    assert_eq!(status, 202, "transaction refused: {body}");
+}
+
+struct Net {
+    node: String,
+    chain_id: [u8; 32],
+    params: Params,
+}
+
+impl Net {
+    fn sign(&self, key: &SecretKey, body: TxBody) -> SignedTx {
+        let (_, a) = get(&format!("{}/v1/accounts/{}", self.node, key.public()));
+        let nonce = a["value"]["nonce"].as_u64().unwrap_or(0);
+        let probe = SignedTx::sign(&self.chain_id, key, nonce, 0, body.clone()).unwrap();
+        let fee = self.params.min_fee_for(probe.len()).unwrap();
+        SignedTx::sign(&self.chain_id, key, nonce, fee, body).unwrap()
+    }
+
+    fn job(&self, id: &JobId) -> Value {
+        get(&format!("{}/v1/jobs/{id}", self.node)).1["value"].clone()
+    }
+
+    /// Waits until `pred` holds for the job.
+    fn wait_job(&self, id: &JobId, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let j = self.job(id);
+            if !j.is_null() && pred(&j) {
+                return j;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "job {id} never reached `{what}`: {j}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn executor(&self, key: &PublicKey) -> Value {
+        get(&format!("{}/v1/executors/{key}", self.node)).1["value"].clone()
+    }
+}
+
+fn slot_index(job: &Value, me: &PublicKey) -> Option<usize> {
+    let me = me.to_string();
+    job["slots"]
+        .as_array()?
+        .iter()
+        .position(|s| s["executor"].as_str() == Some(me.as_str()))
+}
+
+/// Two zero tensors shaped like the MLP's outputs.
+fn wrong_outputs() -> Vec<Vec<u8>> {
+    let t = Tensor::from_vec(vec![4, 8], vec![0f32; 32]).unwrap();
+    vec![formats::canonical_encode(&t), formats::canonical_encode(&t)]
+}
+
+#[test]
+fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("net");
+    let base = free_ports(4);
+    let http = format!("127.0.0.1:{base}");
+    let ok = glassbox()
+        .args(["dev", "--init-only", "--data-dir"])
+        .arg(&data)
+        .args(["--http", &http])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let genesis_path = data.join("genesis.json");
+    let mut genesis: Value =
+        serde_json::from_slice(&std::fs::read(&genesis_path).unwrap()).unwrap();
+    genesis["ledger"]["params"]["commit_window_blocks"] = 15.into();
+    genesis["ledger"]["params"]["reveal_window_blocks"] = 15.into();
+    std::fs::write(&genesis_path, genesis.to_string()).unwrap();
+    // The test plays validator 3's executor: its node gets no key.
+    let byz_path = data.join("validator-3/executor.key");
+    let byz = glassbox_store::keyfile::read_secret_key(&byz_path).unwrap();
+    std::fs::remove_file(&byz_path).unwrap();
+    let me = byz.public();
+
+    let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
+    let _net = Guard(
+        glassbox()
+            .args(["dev", "--data-dir"])
+            .arg(&data)
+            .args(["--http", &http])
+            .env("GLASSBOX_LOG", "warn,glassbox_node=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let node = format!("http://{http}");
+    let start = Instant::now();
+    while get_health(&node).is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "network not up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let dev_key_path = data.join("dev.key");
+    let published = glassbox()
+        .args(["model", "publish"])
+        .arg(models.join("mlp.onnx"))
+        .args(["--name", "test/mlp", "--version", "1.0.0", "--key"])
+        .arg(&dev_key_path)
+        .args(["--node", &node])
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "{published:?}");
+    let (_, status) = get(&format!("{node}/v1/status"));
+    let chain_id: [u8; 32] = hex_bytes(status["chain_id"].as_str().unwrap());
+    let params: Params = serde_json::from_value(status["params"].clone()).unwrap();
+    let net = Net {
+        node: node.clone(),
+        chain_id,
+        params,
+    };
+    let dev = glassbox_store::keyfile::read_secret_key(&dev_key_path).unwrap();
+    let model_id = ModelId::of(&std::fs::read(models.join("mlp.onnx")).unwrap());
+    let input = {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(models.join("mlp.input.json")).unwrap()).unwrap();
+        formats::canonical_encode(
+            &formats::json_decode(&v, glassbox_runtime::DType::F32, 1 << 16).unwrap(),
+        )
+    };
+    let stake0 = net.executor(&me)["stake"].as_u64().unwrap();
+
+    // Submits jobs until one is assigned to the Byzantine executor.
+    let job_for_me = || -> (JobId, Value) {
+        for _ in 0..20 {
+            let tx = net.sign(
+                &dev,
+                TxBody::SubmitJob {
+                    model_id,
+                    inputs: vec![input.clone()],
+                    replicas: 3,
+                    max_fee: 1_000_000_000,
+                },
+            );
+            let id = JobId(tx.hash().0);
+            post_tx(&node, &tx);
+            let job = net.wait_job(&id, "assigned", |j| j["status"] != "assigning");
+            if slot_index(&job, &me).is_some() {
+                return (id, job);
+            }
+            net.wait_job(&id, "closed", |j| j["status"] == "final");
+        }
+        panic!("never assigned to the Byzantine executor");
+    };
+
+    // 1. Commit, then withhold the reveal: penalized, replaced, and the
+    //    job ends final with the honest executors' result.
+    let (id, _) = job_for_me();
+    let oh = outputs_hash(
+        &wrong_outputs()
+            .iter()
+            .map(|o| *blake3::hash(o).as_bytes())
+            .collect::<Vec<_>>(),
+    );
+    let c = commitment(&id, &me, &oh, &[1; 32], &[2; 32]);
+    post_tx(
+        &node,
+        &net.sign(
+            &byz,
+            TxBody::CommitResult {
+                job_id: id,
+                commitment: c,
+            },
+        ),
+    );
+    let job = net.wait_job(&id, "final", |j| j["status"] == "final");
+    assert_eq!(job["missed"], json!([me.to_string()]));
+    assert!(slot_index(&job, &me).is_none(), "replaced");
+    let stake1 = net.executor(&me)["stake"].as_u64().unwrap();
+    assert_eq!(stake1, stake0 - net.params.miss_penalty, "penalized");
+    let (code, receipt) = get(&format!("{node}/v1/jobs/{id}/receipt"));
+    assert!(code == 200 || code == 409, "{receipt}");
+
+    // 2. Reveal a wrong output: disputed, never final, stakes locked.
+    let (id, job) = job_for_me();
+    let c = commitment(&id, &me, &oh, &[1; 32], &[2; 32]);
+    post_tx(
+        &node,
+        &net.sign(
+            &byz,
+            TxBody::CommitResult {
+                job_id: id,
+                commitment: c,
+            },
+        ),
+    );
+    net.wait_job(&id, "all committed", |j| {
+        j["slots"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| !s["commitment"].is_null()))
+    });
+    post_tx(
+        &node,
+        &net.sign(
+            &byz,
+            TxBody::RevealResult {
+                job_id: id,
+                output_hash: oh,
+                trace_root: [1; 32],
+                salt: [2; 32],
+                outputs: wrong_outputs(),
+            },
+        ),
+    );
+    let job2 = net.wait_job(&id, "closed", |j| {
+        j["status"] != "running" && j["status"] != "assigning"
+    });
+    assert_eq!(job2["status"], "disputed", "{job2}");
+    assert_eq!(
+        job2["outputs"],
+        json!([]),
+        "no result is recorded as agreed"
+    );
+    let (code, body) = get(&format!("{node}/v1/jobs/{id}/receipt"));
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["error"]["code"], "job_disputed");
+    for slot in job["slots"].as_array().unwrap() {
+        let owner: PublicKey = slot["executor"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            net.executor(&owner)["disputes"],
+            1,
+            "stake of {owner} locked"
+        );
+    }
+    // A locked executor cannot unbond.
+    let tx = net.sign(&byz, TxBody::Unbond { amount: 1 });
+    let mut resp = agent()
+        .post(format!("{node}/v1/tx"))
+        .header("content-type", "application/json")
+        .send(json!({ "tx": hex(tx.encoded()) }).to_string())
+        .unwrap();
+    let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+    // Admission passes (the lock is an execution rule); once included the
+    // transaction fails with executor_locked.
+    if resp.status().as_u16() == 202 {
+        let hash = body["tx_hash"].as_str().unwrap().to_string();
+        let start = Instant::now();
+        loop {
+            let (_, s) = get(&format!("{node}/v1/tx/{hash}"));
+            if s["status"] == "finalized" {
+                assert_eq!(s["outcome"]["error"]["code"], "executor_locked", "{s}");
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "unbond never finalized"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn get_health(node: &str) -> Option<Value> {
+    let (code, v) = agent()
+        .get(format!("{node}/health"))
+        .call()
+        .ok()
+        .map(|mut r| {
+            let s = r.status().as_u16();
+            (s, r.body_mut().read_json().unwrap_or(Value::Null))
+        })?;
+    (code == 200).then_some(v)
+}
+
+fn hex_bytes<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
