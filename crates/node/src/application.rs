@@ -1,14 +1,19 @@
 //! The consensus application: builds blocks from the mempool, verifies
-//! peers' blocks by re-executing them on the pure ledger, and hands
-//! finalized blocks to the finalizer task (docs/consensus.md).
+//! peers' blocks (their parent's seed, then re-execution on the pure
+//! ledger), and hands finalized blocks to the finalizer task
+//! (docs/consensus.md). [`SeedCache`] collects the threshold VRF seeds of
+//! the certificates consensus reports, so a proposer can put its parent's
+//! seed in the header.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use commonware_consensus::Heightable;
 use commonware_consensus::marshal::Update;
 use commonware_consensus::marshal::ancestry::{AncestorStream, BlockProvider};
-use commonware_consensus::types::Height;
+use commonware_consensus::simplex::types::Activity as CActivity;
+use commonware_consensus::types::{Height, View};
 use commonware_cryptography::Digestible;
 use commonware_runtime::{Clock, Metrics, Spawner};
 use commonware_utils::SystemTimeExt;
@@ -19,9 +24,9 @@ use glassbox_ledger::{BlockContext, State};
 use rand::Rng;
 use tracing::{debug, warn};
 
-use crate::block::Block;
+use crate::block::{Block, SeedError, check_seed, randomness};
 use crate::chain::{Applied, Chain, MAX_PENDING_STATES, apply};
-use crate::consensus::{Context, Scheme};
+use crate::consensus::{Activity, Context, EPOCH, Scheme, Seed};
 
 /// How far ahead of a validator's clock a block's timestamp may be.
 pub const MAX_CLOCK_SKEW_MS: u64 = 500;
@@ -29,6 +34,86 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 500;
 /// How often a proposal or verification checks whether the restart replay
 /// has finished.
 const READY_POLL: Duration = Duration::from_millis(10);
+
+/// Most views whose seeds [`SeedCache`] keeps (the most recent ones).
+pub const SEED_CACHE_VIEWS: usize = 1_024;
+
+/// How long a proposer waits for its parent's seed to reach the
+/// [`SeedCache`] before declining to propose.
+pub const PARENT_SEED_WAIT: Duration = Duration::from_millis(500);
+
+/// How often a waiting proposer looks for its parent's seed.
+const SEED_POLL: Duration = Duration::from_millis(5);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data, no invariant spans an unwind point.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The seeds of the most recent [`SEED_CACHE_VIEWS`] views, by view, from
+/// the notarizations, certifications and finalizations simplex reports
+/// (each verified by consensus before it is reported). A reporter: the
+/// engine hands it every consensus activity next to marshal. Cheap to
+/// clone (shared).
+#[derive(Clone, Debug, Default)]
+pub struct SeedCache {
+    seeds: Arc<Mutex<BTreeMap<View, Seed>>>,
+}
+
+impl SeedCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps `seed` (which must come from a verified certificate or pass
+    /// `Seed::verify`), dropping the lowest views beyond
+    /// [`SEED_CACHE_VIEWS`]. Seeds of other epochs are ignored.
+    pub fn insert(&self, seed: Seed) {
+        if seed.round.epoch() != EPOCH {
+            return;
+        }
+        let mut seeds = lock(&self.seeds);
+        seeds.insert(seed.round.view(), seed);
+        while seeds.len() > SEED_CACHE_VIEWS {
+            seeds.pop_first();
+        }
+    }
+
+    /// The seed of `view`, if known.
+    pub fn get(&self, view: View) -> Option<Seed> {
+        lock(&self.seeds).get(&view).cloned()
+    }
+
+    /// Views held.
+    pub fn len(&self) -> usize {
+        lock(&self.seeds).len()
+    }
+
+    /// Whether no seed is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl commonware_consensus::Reporter for SeedCache {
+    type Activity = Activity;
+
+    async fn report(&mut self, activity: Activity) {
+        // `Seedable::seed` would panic on an undecodable certificate;
+        // consensus only reports verified ones, but do not rely on it.
+        let (round, certificate) = match &activity {
+            CActivity::Notarization(n) | CActivity::Certification(n) => {
+                (n.proposal.round, &n.certificate)
+            }
+            CActivity::Finalization(f) => (f.proposal.round, &f.certificate),
+            _ => return,
+        };
+        if let Some(signature) = certificate.get() {
+            self.insert(Seed::new(round, signature.seed_signature));
+        }
+    }
+}
 
 /// Runs CPU-heavy ledger work (signature checks, block execution) on the
 /// runtime's blocking pool, so consensus tasks keep their threads.
@@ -43,18 +128,120 @@ async fn off_thread<E: Spawner, T: Send + 'static>(
         .ok()
 }
 
+/// Why a block is rejected before it is re-executed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The block does not name the given parent, or its height is not the
+    /// parent's plus one.
+    #[error("the block does not extend its parent")]
+    NotChild,
+    /// The timestamp is not after the parent's.
+    #[error("timestamp {timestamp_ms} is not after the parent's {parent_ms}")]
+    TimestampNotAfterParent {
+        /// The block's.
+        timestamp_ms: u64,
+        /// The parent's.
+        parent_ms: u64,
+    },
+    /// The timestamp is too far ahead of this node's clock.
+    #[error(
+        "timestamp {timestamp_ms} is more than {MAX_CLOCK_SKEW_MS} ms ahead of the clock ({now_ms})"
+    )]
+    TimestampAhead {
+        /// The block's.
+        timestamp_ms: u64,
+        /// This node's clock.
+        now_ms: u64,
+    },
+    /// The header's seed is not its parent round's.
+    #[error("seed: {0}")]
+    Seed(#[from] SeedError),
+}
+
 /// See the module docs.
 #[derive(Clone, Debug)]
 pub struct Application {
     chain: Arc<Chain>,
     finalized: mpsc::Sender<Update<Block>>,
+    seeds: SeedCache,
+    verifier: Scheme,
 }
 
 impl Application {
     /// An application over `chain` that forwards finalized blocks to
-    /// `finalized` (the finalizer task's inbox).
-    pub fn new(chain: Arc<Chain>, finalized: mpsc::Sender<Update<Block>>) -> Self {
-        Application { chain, finalized }
+    /// `finalized` (the finalizer task's inbox), takes parents' seeds from
+    /// `seeds` and checks peers' seeds with `verifier` (a certificate
+    /// verifier of the genesis group key).
+    pub fn new(
+        chain: Arc<Chain>,
+        finalized: mpsc::Sender<Update<Block>>,
+        seeds: SeedCache,
+        verifier: Scheme,
+    ) -> Self {
+        Application {
+            chain,
+            finalized,
+            seeds,
+            verifier,
+        }
+    }
+
+    /// The checks of `block`'s header that come before any ledger work
+    /// (verification runs them, then re-executes the block on `parent`'s
+    /// state): it extends `parent`, its timestamp is after the parent's
+    /// and at most [`MAX_CLOCK_SKEW_MS`] ahead of `now_ms`, and it carries
+    /// its parent round's seed ([`check_seed`]; no pairing when the seed
+    /// cache holds the same seed). A seed that passes the pairing check is
+    /// added to the cache.
+    pub fn check_header(
+        &self,
+        block: &Block,
+        parent: &Block,
+        now_ms: u64,
+    ) -> Result<(), HeaderError> {
+        let header = block.header();
+        if header.parent != parent.digest() || header.height != parent.height().next() {
+            return Err(HeaderError::NotChild);
+        }
+        let (timestamp_ms, parent_ms) = (header.timestamp_ms, parent.header().timestamp_ms);
+        if timestamp_ms <= parent_ms {
+            return Err(HeaderError::TimestampNotAfterParent {
+                timestamp_ms,
+                parent_ms,
+            });
+        }
+        if timestamp_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+            return Err(HeaderError::TimestampAhead {
+                timestamp_ms,
+                now_ms,
+            });
+        }
+        let known = header
+            .seed
+            .as_ref()
+            .and_then(|seed| self.seeds.get(seed.round.view()));
+        check_seed(header, parent.header(), known.as_ref(), &self.verifier)?;
+        if known.is_none()
+            && let Some(seed) = &header.seed
+        {
+            self.seeds.insert(seed.clone());
+        }
+        Ok(())
+    }
+
+    /// The seed of `view` from the cache, waiting up to
+    /// [`PARENT_SEED_WAIT`] for consensus to report it.
+    async fn parent_seed<E: Clock>(&self, rt: &E, view: View) -> Option<Seed> {
+        let deadline = rt.current() + PARENT_SEED_WAIT;
+        loop {
+            if let Some(seed) = self.seeds.get(view) {
+                return Some(seed);
+            }
+            if rt.current() >= deadline {
+                return None;
+            }
+            rt.sleep(SEED_POLL).await;
+        }
     }
 
     async fn wait_ready<E: Clock>(&self, rt: &E) {
@@ -132,6 +319,20 @@ where
     ) -> Option<Block> {
         self.wait_ready(&rt).await;
         let parent = ancestry.next().await?;
+        // The parent round's seed: none for genesis, otherwise from a
+        // certificate of that view. Never guess: without it, do not propose.
+        let seed = if parent.height().get() == 0 {
+            None
+        } else {
+            let view = context.parent.0;
+            match self.parent_seed(&rt, view).await {
+                Some(seed) => Some(seed),
+                None => {
+                    warn!(%view, "no seed for the parent's view; not proposing");
+                    return None;
+                }
+            }
+        };
         let parent_state = self.state_after(&parent, &mut ancestry).await?;
         let timestamp_ms = rt
             .current()
@@ -139,7 +340,7 @@ where
             .max(parent.header().timestamp_ms.saturating_add(1));
         let height = parent.height().next();
         let ctx = BlockContext {
-            randomness: [0; 32],
+            randomness: randomness(seed.as_ref(), &parent.digest()),
             height: height.get(),
             timestamp_ms,
         };
@@ -152,11 +353,12 @@ where
                 return None;
             }
         };
-        let block = Block::new(
+        let block = Block::with_seed(
             context,
             parent.digest(),
             Height::new(ctx.height),
             timestamp_ms,
+            seed,
             txs,
             applied.state.root(),
         );
@@ -185,24 +387,9 @@ where
         let Some(parent) = ancestry.next().await else {
             return false;
         };
-        // Marshal has checked the height and parent digest.
-        let ts = block.header().timestamp_ms;
-        if ts <= parent.header().timestamp_ms {
-            warn!(
-                height = block.height().get(),
-                "timestamp not after the parent's"
-            );
-            return false;
-        }
-        if ts
-            > rt.current()
-                .epoch_millis()
-                .saturating_add(MAX_CLOCK_SKEW_MS)
-        {
-            warn!(
-                height = block.height().get(),
-                "timestamp too far in the future"
-            );
+        let now_ms = rt.current().epoch_millis();
+        if let Err(e) = self.check_header(&block, &parent, now_ms) {
+            warn!(height = block.height().get(), error = %e, "rejecting block");
             return false;
         }
         let Some(parent_state) = self.state_after(&parent, &mut ancestry).await else {

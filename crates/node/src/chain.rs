@@ -179,8 +179,10 @@ pub fn apply(parent: &State, block: &Block) -> Result<(State, Vec<TxOutcome>), C
         let _ = tx.verify_signature(&chain_id);
     });
     let height = block.height().get();
+    // The header's seed (checked when the block was verified; finalized
+    // blocks replayed at restart are trusted), so no seed cache is needed.
     let ctx = BlockContext {
-        randomness: [0; 32],
+        randomness: block.header().randomness(),
         height,
         timestamp_ms: block.header().timestamp_ms,
     };

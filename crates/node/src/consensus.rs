@@ -32,5 +32,8 @@ pub type Context = CContext<Digest, PublicKey>;
 pub type Finalization = CFinalization<Scheme, Digest>;
 /// Consensus activity (votes and certificates).
 pub type Activity = CActivity<Scheme, Digest>;
+/// A view's threshold VRF seed: the group's unique BLS signature over the
+/// round, carried by every certificate of that view.
+pub type Seed = vrf::Seed<MinSig>;
 /// The group public key every certificate verifies against.
 pub type Identity = <MinSig as Variant>::Public;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commonware_broadcast::buffered;
-use commonware_consensus::Heightable;
 use commonware_consensus::marshal::{
     self,
     core::{Actor as MarshalActor, Mailbox as MarshalMailbox},
@@ -17,6 +16,7 @@ use commonware_consensus::marshal::{
 };
 use commonware_consensus::simplex::{self, Engine as Consensus, elector::Random};
 use commonware_consensus::types::{Epoch, FixedEpocher, Height, ViewDelta};
+use commonware_consensus::{Heightable, Reporters};
 use commonware_cryptography::bls12381::primitives::{group, sharing::Sharing, variant::MinSig};
 use commonware_cryptography::certificate::ConstantProvider;
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
@@ -37,10 +37,10 @@ use governor::clock::Clock as GClock;
 use rand::{CryptoRng, Rng};
 use tracing::{debug, error, info, warn};
 
-use crate::application::Application;
+use crate::application::{Application, SeedCache};
 use crate::block::Block;
 use crate::chain::{Chain, ChainError};
-use crate::consensus::{Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
+use crate::consensus::{Activity, Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
 
 const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);
 const IMMUTABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(262_144);
@@ -139,8 +139,10 @@ type Marshal<E, S> = MarshalActor<
     S,
 >;
 type MarshalInbox = MarshalMailbox<Scheme, Standard<Block>>;
+/// Consensus activity goes to marshal and to the application's seed cache.
+type Reporter = Reporters<Activity, MarshalInbox, SeedCache>;
 type Simplex<E, B, S> =
-    Consensus<E, Scheme, Random, B, Digest, Marshaled<E>, Marshaled<E>, MarshalInbox, S>;
+    Consensus<E, Scheme, Random, B, Digest, Marshaled<E>, Marshaled<E>, Reporter, S>;
 
 /// One validator: consensus, marshal, broadcast buffer and finalizer.
 #[allow(missing_debug_implementations)]
@@ -240,6 +242,8 @@ where
         .await
         .map_err(|e| format!("opening the finalized blocks archive: {e}"))?;
 
+        // Peers' seeds are checked against the group key alone.
+        let verifier = Scheme::certificate_verifier(NAMESPACE, *cfg.polynomial.public());
         let scheme = Scheme::signer(NAMESPACE, cfg.participants, cfg.polynomial, cfg.share)
             .ok_or("this validator's share does not belong to the group polynomial")?;
         let epocher = FixedEpocher::new(NZU64!(u64::MAX));
@@ -271,7 +275,8 @@ where
         .await;
 
         let (finalized_tx, finalized_rx) = mpsc::channel(FINALIZER_QUEUE);
-        let app = Application::new(cfg.chain.clone(), finalized_tx);
+        let seeds = SeedCache::new();
+        let app = Application::new(cfg.chain.clone(), finalized_tx, seeds.clone(), verifier);
         let marshaled = Marshaled::new(
             context.with_label("marshaled"),
             app,
@@ -285,7 +290,7 @@ where
                 scheme,
                 automaton: marshaled.clone(),
                 relay: marshaled.clone(),
-                reporter: marshal_mailbox.clone(),
+                reporter: Reporter::from((marshal_mailbox.clone(), seeds)),
                 partition: format!("{prefix}-consensus"),
                 mailbox_size: cfg.mailbox_size,
                 leader_timeout: cfg.timing.leader_timeout,

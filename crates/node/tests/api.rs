@@ -15,7 +15,7 @@ use glassbox_ledger::{
     Proof, SignedTx, State, StateKey, TxBody, verify_proof,
 };
 use glassbox_node::api::{Api, ApiLimits, router};
-use glassbox_node::block::Block;
+use glassbox_node::block::{Block, randomness};
 use glassbox_node::chain::{Chain, MAX_RECENT_BLOCKS};
 use glassbox_node::consensus::Context;
 use glassbox_node::mempool::MempoolLimits;
@@ -127,7 +127,8 @@ fn next_block(chain: &Chain, txs: Vec<SignedTx>) -> Block {
         .state
         .apply_block(
             BlockContext {
-                randomness: [0; 32],
+                // Seedless blocks (finalized directly, never verified).
+                randomness: randomness(None, &f.block.digest()),
                 height,
                 timestamp_ms,
             },

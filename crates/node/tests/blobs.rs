@@ -15,7 +15,7 @@ use glassbox_ledger::{
     BlockContext, GenesisAccount, GenesisState, Params, SignedTx, State, TxBody,
 };
 use glassbox_node::api::{Api, Blobs, DEFAULT_MAX_BLOB_BYTES, router, router_with_blobs};
-use glassbox_node::block::Block;
+use glassbox_node::block::{Block, randomness};
 use glassbox_node::chain::Chain;
 use glassbox_node::consensus::Context;
 use glassbox_node::mempool::MempoolLimits;
@@ -108,7 +108,8 @@ impl Node {
             .state
             .apply_block(
                 BlockContext {
-                    randomness: [0; 32],
+                    // Seedless blocks (finalized directly, never verified).
+                    randomness: randomness(None, &f.block.digest()),
                     height,
                     timestamp_ms,
                 },

@@ -14,6 +14,7 @@ use commonware_consensus::simplex::elector::Random;
 use commonware_consensus::simplex::mocks::equivocator::{self, Equivocator};
 use commonware_consensus::simplex::mocks::relay::Relay;
 use commonware_consensus::simplex::scheme::bls12381_threshold::vrf;
+use commonware_consensus::types::Round;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::certificate::mocks::Fixture;
 use commonware_cryptography::{Digestible, Sha256};
@@ -333,6 +334,39 @@ fn assert_safe(sim: &Sim) -> Seen {
     seen.blocks.clone()
 }
 
+/// Every validator's finalized blocks 1..=`up_to` carry the seed of their
+/// parent's round (none at height 1), each a valid threshold signature of
+/// the group; the randomness is the same on every validator and differs
+/// from block to block.
+fn check_randomness(sim: &Sim, validators: &[usize], up_to: u64) {
+    let verifier = Scheme::certificate_verifier(NAMESPACE, *sim.fixture.schemes[0].identity());
+    let mut previous: Option<[u8; 32]> = None;
+    for height in 1..=up_to {
+        let blocks: Vec<Block> = validators
+            .iter()
+            .map(|&i| {
+                sim.chain(i)
+                    .finalized_block(height)
+                    .unwrap_or_else(|| panic!("validator {i} keeps block {height}"))
+            })
+            .collect();
+        let header = blocks[0].header();
+        let randomness = header.randomness();
+        for b in &blocks {
+            assert_eq!(b.header().randomness(), randomness, "height {height}");
+        }
+        match &header.seed {
+            None => assert_eq!(height, 1, "only the first block has no seed"),
+            Some(seed) => {
+                assert_eq!(seed.round, Round::new(EPOCH, header.context.parent.0));
+                assert!(seed.verify(&verifier), "seed at height {height}");
+            }
+        }
+        assert_ne!(previous, Some(randomness), "height {height} repeats");
+        previous = Some(randomness);
+    }
+}
+
 /// A deterministic runtime seeded with `seed`, with a 10-minute
 /// simulated-time limit.
 fn runner(seed: u64) -> deterministic::Runner {
@@ -367,6 +401,7 @@ fn honest_run(seed: u64) -> (String, Seen, [u8; 32]) {
             all.iter().all(|&i| s.height(i) >= low)
         })
         .await;
+        check_randomness(&sim, &all, low);
         let root = sim.chain(0).finalized().state.root();
         (context.auditor().state(), blocks, root)
     })
@@ -419,6 +454,8 @@ fn a_crashed_validator_restarts_from_storage_and_catches_up() {
             Some(sim.chain(3).finalized().state.root()),
             "restarted validator's state root differs at height {h}"
         );
+        // Replayed from the archive with each header's own seed.
+        check_randomness(&sim, &[0, 1, 2, 3], h);
         // It serves transactions again.
         let more: Vec<SignedTx> = transfers(&sim.chain(0).finalized().state, 4)
             .into_iter()
