@@ -124,17 +124,8 @@ fn resolve_model(client: &NodeClient, model: &str) -> Result<(ModelId, SignedMan
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        bail!("odd number of hex digits");
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|d| u8::from_str_radix(d, 16).ok())
-                .context("not hex")
-        })
-        .collect()
+    glassbox_types::unhex_vec(s, glassbox_node::receipt::MAX_RECEIPT_BYTES as usize)
+        .map_err(anyhow::Error::msg)
 }
 
 /// Reads the `--input` files in the manifest's declared input order, as

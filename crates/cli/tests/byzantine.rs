@@ -5,43 +5,16 @@
 //! a wrong output — the job is disputed, never final, no receipt is served,
 //! and the stakes involved are locked.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::{DevNet, hex_bytes, models};
 
 use glassbox_ledger::{JobId, Params, SignedTx, TxBody, commitment, outputs_hash};
 use glassbox_runtime::{Tensor, formats};
 use glassbox_types::{ModelId, PublicKey, SecretKey, hex};
 use serde_json::{Value, json};
-
-fn glassbox() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_glassbox"))
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_ports(n: u16) -> u16 {
-    for _ in 0..100 {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base > u16::MAX - n {
-            continue;
-        }
-        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports");
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -126,57 +99,14 @@ fn wrong_outputs() -> Vec<Vec<u8>> {
 #[test]
 fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("net");
-    let base = free_ports(4);
-    let http = format!("127.0.0.1:{base}");
-    let ok = glassbox()
-        .args(["dev", "--init-only", "--data-dir"])
-        .arg(&data)
-        .args(["--http", &http])
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
-    let genesis_path = data.join("genesis.json");
-    let mut genesis: Value =
-        serde_json::from_slice(&std::fs::read(&genesis_path).unwrap()).unwrap();
-    genesis["ledger"]["params"]["commit_window_blocks"] = 15.into();
-    genesis["ledger"]["params"]["reveal_window_blocks"] = 15.into();
-    std::fs::write(&genesis_path, genesis.to_string()).unwrap();
     // The test plays validator 3's executor: its node gets no key.
-    let byz_path = data.join("validator-3/executor.key");
-    let byz = glassbox_store::keyfile::read_secret_key(&byz_path).unwrap();
-    std::fs::remove_file(&byz_path).unwrap();
+    let dev_net = DevNet::start(dir.path(), 15, &[3]);
+    let byz = glassbox_store::keyfile::read_secret_key(&dir.path().join("executor-3.key")).unwrap();
     let me = byz.public();
-
-    let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
-    let _net = Guard(
-        glassbox()
-            .args(["dev", "--data-dir"])
-            .arg(&data)
-            .args(["--http", &http])
-            .env("GLASSBOX_LOG", "warn,glassbox_node=info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let node = format!("http://{http}");
-    let start = Instant::now();
-    while get_health(&node).is_none() {
-        assert!(start.elapsed() < Duration::from_secs(60), "network not up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    let dev_key_path = data.join("dev.key");
-    let published = glassbox()
-        .args(["model", "publish"])
-        .arg(models.join("mlp.onnx"))
-        .args(["--name", "test/mlp", "--version", "1.0.0", "--key"])
-        .arg(&dev_key_path)
-        .args(["--node", &node])
-        .output()
-        .unwrap();
-    assert!(published.status.success(), "{published:?}");
+    let node = dev_net.node.clone();
+    dev_net.publish_mlp();
+    let models = models();
+    let dev_key_path = dev_net.dev_key();
     let (_, status) = get(&format!("{node}/v1/status"));
     let chain_id: [u8; 32] = hex_bytes(status["chain_id"].as_str().unwrap());
     let params: Params = serde_json::from_value(status["params"].clone()).unwrap();
@@ -324,24 +254,4 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn get_health(node: &str) -> Option<Value> {
-    let (code, v) = agent()
-        .get(format!("{node}/health"))
-        .call()
-        .ok()
-        .map(|mut r| {
-            let s = r.status().as_u16();
-            (s, r.body_mut().read_json().unwrap_or(Value::Null))
-        })?;
-    (code == 200).then_some(v)
-}
-
-fn hex_bytes<const N: usize>(s: &str) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-    }
-    out
 }

@@ -3,20 +3,12 @@
 //! (and a tampered copy failing), bad requests refused without a fee, and
 //! a crashed executor replaced by the ledger.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::{Command, Output};
+
+use common::{DevNet, get_json, glassbox, models};
 use serde_json::Value;
-
-fn glassbox() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_glassbox"))
-}
-
-fn models() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
-}
 
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn glassbox");
@@ -33,44 +25,6 @@ fn run_err(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn glassbox");
     assert!(!out.status.success(), "{cmd:?} should fail");
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Kills the child on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_ports(n: u16) -> u16 {
-    for _ in 0..100 {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base > u16::MAX - n {
-            continue;
-        }
-        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports");
-}
-
-fn get_json(url: &str) -> Option<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(2)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent.get(url).call().ok()?;
-    if resp.status() != 200 {
-        return None;
-    }
-    resp.body_mut().read_json().ok()
 }
 
 #[test]
@@ -146,54 +100,14 @@ fn demo_runs_and_its_receipt_verifies_offline() {
 #[test]
 fn a_crashed_executor_is_replaced_and_bad_requests_cost_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("net");
-    let base = free_ports(4);
-    let http = format!("127.0.0.1:{base}");
-    run_ok(
-        glassbox()
-            .args(["dev", "--init-only", "--data-dir"])
-            .arg(&data)
-            .args(["--http", &http]),
-    );
     // Short windows, so the test does not wait 100 blocks.
-    let genesis_path = data.join("genesis.json");
-    let mut genesis: Value =
-        serde_json::from_slice(&std::fs::read(&genesis_path).unwrap()).unwrap();
-    genesis["ledger"]["params"]["commit_window_blocks"] = 15.into();
-    genesis["ledger"]["params"]["reveal_window_blocks"] = 15.into();
-    std::fs::write(&genesis_path, genesis.to_string()).unwrap();
-    let dead_key = data.join("validator-3/executor.key");
+    let net = DevNet::start(dir.path(), 15, &[3]);
+    let dead_key = dir.path().join("executor-3.key");
     let dead = run_ok(glassbox().args(["keys", "show", "--key"]).arg(&dead_key));
     let dead = String::from_utf8_lossy(&dead.stdout).to_string();
-    std::fs::remove_file(&dead_key).unwrap();
-
-    let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
-    let _net = Guard(
-        glassbox()
-            .args(["dev", "--data-dir"])
-            .arg(&data)
-            .args(["--http", &http])
-            .env("GLASSBOX_LOG", "warn,glassbox_node=info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let node = format!("http://{http}");
-    let start = Instant::now();
-    while get_json(&format!("{node}/health")).is_none() {
-        assert!(start.elapsed() < Duration::from_secs(60), "network not up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let key = data.join("dev.key");
-    run_ok(
-        glassbox()
-            .args(["model", "publish"])
-            .arg(models().join("mlp.onnx"))
-            .args(["--name", "test/mlp", "--version", "1.0.0", "--key"])
-            .arg(&key)
-            .args(["--node", &node]),
-    );
+    let node = net.node.clone();
+    let key = net.dev_key();
+    net.publish_mlp();
     let dev_address = {
         let out = run_ok(glassbox().args(["keys", "show", "--key"]).arg(&key));
         String::from_utf8_lossy(&out.stdout).trim().to_string()

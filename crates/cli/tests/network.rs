@@ -2,10 +2,13 @@
 //! killed with SIGKILL, the others keep finalizing, and the restarted one
 //! catches up from its own storage and its peers.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{free_ports, get_json, glassbox, hex_bytes};
 
 const VALIDATORS: usize = 4;
 
@@ -21,26 +24,6 @@ impl Drop for Nodes {
     }
 }
 
-fn glassbox() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_glassbox"))
-}
-
-/// A port base with `n` consecutive free ports (checked, then released).
-fn free_ports(n: u16) -> u16 {
-    for _ in 0..100 {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base > u16::MAX - n {
-            continue;
-        }
-        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports");
-}
-
 fn start(dir: &Path, i: usize) -> Child {
     let log = std::fs::File::create(dir.join(format!("node-{i}.log"))).unwrap();
     glassbox()
@@ -51,27 +34,6 @@ fn start(dir: &Path, i: usize) -> Child {
         .stderr(log)
         .spawn()
         .expect("spawn glassbox node")
-}
-
-fn get_json(url: &str) -> Option<serde_json::Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(2)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent.get(url).call().ok()?;
-    if resp.status() != 200 {
-        return None;
-    }
-    resp.body_mut().read_json().ok()
-}
-
-fn hex_bytes<const N: usize>(s: &str) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-    }
-    out
 }
 
 fn height(port: u16) -> Option<u64> {

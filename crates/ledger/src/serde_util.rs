@@ -8,30 +8,7 @@ use serde::{Deserialize, Deserializer, Serializer};
 
 /// Decodes lower-case hex of at most `max_bytes` bytes.
 pub(crate) fn unhex(s: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
-        return Err(format!("odd number of hex digits ({})", s.len()));
-    }
-    if s.len() / 2 > max_bytes {
-        return Err(format!(
-            "{} bytes of hex, over the limit of {max_bytes}",
-            s.len() / 2
-        ));
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        _ => Err(format!(
-            "`{}` is not a lower-case hex digit",
-            char::from(c).escape_default()
-        )),
-    };
-    s.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| match pair {
-            [hi, lo] => Ok((digit(*hi)? << 4) | digit(*lo)?),
-            _ => Err("odd number of hex digits".to_string()),
-        })
-        .collect()
+    glassbox_types::unhex_vec(s, max_bytes)
 }
 
 /// Decodes exactly 32 bytes of lower-case hex.

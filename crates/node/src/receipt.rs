@@ -90,17 +90,7 @@ fn fail(field: impl Into<String>, reason: impl Into<String>) -> ReceiptError {
 }
 
 fn unhex(field: &str, s: &str) -> Result<Vec<u8>, ReceiptError> {
-    if s.len() % 2 != 0 {
-        return Err(fail(field, "odd number of hex digits"));
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|d| u8::from_str_radix(d, 16).ok())
-                .ok_or_else(|| fail(field, "not hex"))
-        })
-        .collect()
+    glassbox_types::unhex_vec(s, MAX_RECEIPT_BYTES as usize).map_err(|e| fail(field, e))
 }
 
 fn tx_field(field: &str, s: &str) -> Result<SignedTx, ReceiptError> {

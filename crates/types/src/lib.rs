@@ -29,6 +29,36 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Decodes lower-case hex of at most `max_bytes` bytes; the message says
+/// what is wrong (odd length, over the limit, a character that is not a
+/// lower-case hex digit).
+pub fn unhex_vec(s: &str, max_bytes: usize) -> std::result::Result<Vec<u8>, String> {
+    if s.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits ({})", s.len()));
+    }
+    if s.len() / 2 > max_bytes {
+        return Err(format!(
+            "{} bytes of hex, over the limit of {max_bytes}",
+            s.len() / 2
+        ));
+    }
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Ok((hex_digit(pair[0])? << 4) | hex_digit(pair[1])?))
+        .collect()
+}
+
+fn hex_digit(c: u8) -> std::result::Result<u8, String> {
+    match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(format!(
+            "`{}` is not a lower-case hex digit",
+            char::from(c).escape_default()
+        )),
+    }
+}
+
 /// Decodes exactly `N` bytes of lower-case hex.
 pub(crate) fn unhex<const N: usize>(s: &str) -> std::result::Result<[u8; N], String> {
     if s.len() != 2 * N {
@@ -38,17 +68,9 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> std::result::Result<[u8; N], Str
             s.chars().count()
         ));
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        _ => Err(format!(
-            "`{}` is not a lower-case hex digit",
-            char::from(c).escape_default()
-        )),
-    };
     let mut out = [0u8; N];
     for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
+        *o = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
     }
     Ok(out)
 }

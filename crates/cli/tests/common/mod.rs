@@ -1,0 +1,146 @@
+//! Shared helpers of the CLI's network tests: the binary, free ports, a
+//! killed-on-drop child, JSON GETs and a `glassbox dev` network.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub(crate) fn glassbox() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_glassbox"))
+}
+
+/// The repository's `models/`.
+pub(crate) fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+}
+
+/// Kills the child on drop, so a failing test leaves no process behind.
+pub(crate) struct Guard(pub(crate) Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port base with `n` consecutive free ports (checked, then released).
+pub(crate) fn free_ports(n: u16) -> u16 {
+    for _ in 0..100 {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base > u16::MAX - n {
+            continue;
+        }
+        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+/// A GET's JSON body when the answer is 200.
+pub(crate) fn get_json(url: &str) -> Option<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().ok()?;
+    if resp.status() != 200 {
+        return None;
+    }
+    resp.body_mut().read_json().ok()
+}
+
+pub(crate) fn hex_bytes<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+/// A `glassbox dev` network of 4 validators in a child process.
+pub(crate) struct DevNet {
+    /// `http://` of validator 0's API.
+    pub(crate) node: String,
+    /// Its data directory.
+    pub(crate) data: PathBuf,
+    _child: Guard,
+}
+
+impl DevNet {
+    /// Initializes a network in `dir/net` with commit and reveal windows of
+    /// `window_blocks`; the executor key of each validator in `without`
+    /// is moved to `dir/executor-<i>.key` (its node runs no executor while
+    /// it stays registered), then starts it and waits until it is healthy.
+    pub(crate) fn start(dir: &Path, window_blocks: u64, without: &[usize]) -> DevNet {
+        let data = dir.join("net");
+        let http = format!("127.0.0.1:{}", free_ports(4));
+        let out = glassbox()
+            .args(["dev", "--init-only", "--data-dir"])
+            .arg(&data)
+            .args(["--http", &http])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let genesis_path = data.join("genesis.json");
+        let mut genesis: Value =
+            serde_json::from_slice(&std::fs::read(&genesis_path).unwrap()).unwrap();
+        genesis["ledger"]["params"]["commit_window_blocks"] = window_blocks.into();
+        genesis["ledger"]["params"]["reveal_window_blocks"] = window_blocks.into();
+        std::fs::write(&genesis_path, genesis.to_string()).unwrap();
+        for i in without {
+            let from = data.join(format!("validator-{i}/executor.key"));
+            std::fs::rename(&from, dir.join(format!("executor-{i}.key"))).unwrap();
+        }
+        let log = std::fs::File::create(dir.join("dev.log")).unwrap();
+        let child = Guard(
+            glassbox()
+                .args(["dev", "--data-dir"])
+                .arg(&data)
+                .args(["--http", &http])
+                .env("GLASSBOX_LOG", "warn,glassbox_node=info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let node = format!("http://{http}");
+        let start = Instant::now();
+        while get_json(&format!("{node}/health")).is_none() {
+            assert!(start.elapsed() < Duration::from_secs(60), "network not up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        DevNet {
+            node,
+            data,
+            _child: child,
+        }
+    }
+
+    /// The funded developer key.
+    pub(crate) fn dev_key(&self) -> PathBuf {
+        self.data.join("dev.key")
+    }
+
+    /// Publishes `models/mlp.onnx` as `test/mlp@1.0.0`.
+    pub(crate) fn publish_mlp(&self) {
+        let out = glassbox()
+            .args(["model", "publish"])
+            .arg(models().join("mlp.onnx"))
+            .args(["--name", "test/mlp", "--version", "1.0.0", "--key"])
+            .arg(self.dev_key())
+            .args(["--node", &self.node])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
