@@ -96,10 +96,14 @@ pub(crate) fn read_input(path: &Path, dtype: Option<DType>, max_elements: usize)
     Ok(t)
 }
 
-/// Binds `--input` arguments to the model's graph inputs.
-fn bind_inputs(model: &Model, args: &[String], max_elements: usize) -> Result<Vec<Tensor>> {
-    let names: Vec<&str> = model.inputs().map(|v| v.name.as_str()).collect();
-    let mut bound: Vec<Option<Tensor>> = vec![None; names.len()];
+/// Binds `--input` arguments (`NAME=FILE`, or files in order) to inputs
+/// named `names` and reads each with `read(slot, file)`, in input order.
+pub(crate) fn bind_files<T>(
+    names: &[&str],
+    args: &[String],
+    mut read: impl FnMut(usize, &Path) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut bound: Vec<Option<T>> = names.iter().map(|_| None).collect();
     let mut next_positional = 0;
     for arg in args {
         let (slot, file) = match arg.split_once('=') {
@@ -129,9 +133,7 @@ fn bind_inputs(model: &Model, args: &[String], max_elements: usize) -> Result<Ve
         if bound[slot].is_some() {
             bail!("input `{}` is given twice", names[slot]);
         }
-        let info = model.inputs().nth(slot).map(|v| v.dtype).unwrap_or(None);
-        let t = read_input(Path::new(file), info, max_elements)
-            .with_context(|| format!("input `{}`", names[slot]))?;
+        let t = read(slot, Path::new(file)).with_context(|| format!("input `{}`", names[slot]))?;
         bound[slot] = Some(t);
     }
     let missing: Vec<&str> = names
@@ -147,6 +149,15 @@ fn bind_inputs(model: &Model, args: &[String], max_elements: usize) -> Result<Ve
         );
     }
     Ok(bound.into_iter().flatten().collect())
+}
+
+/// Binds `--input` arguments to the model's graph inputs.
+fn bind_inputs(model: &Model, args: &[String], max_elements: usize) -> Result<Vec<Tensor>> {
+    let names: Vec<&str> = model.inputs().map(|v| v.name.as_str()).collect();
+    bind_files(&names, args, |slot, file| {
+        let dtype = model.inputs().nth(slot).and_then(|v| v.dtype);
+        read_input(file, dtype, max_elements)
+    })
 }
 
 pub(crate) fn preview(t: &Tensor, n: usize) -> String {

@@ -3,7 +3,7 @@
 //! receipt.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -132,46 +132,16 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
 /// canonical tensor encodings.
 fn read_inputs(specs: &[TensorSpec], args: &[String]) -> Result<Vec<Vec<u8>>> {
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    let mut bound: Vec<Option<Vec<u8>>> = vec![None; specs.len()];
-    let mut next = 0;
-    for arg in args {
-        let (slot, file) = match arg.split_once('=') {
-            Some((name, file)) if names.contains(&name) => {
-                (names.iter().position(|n| *n == name).unwrap_or(0), file)
-            }
-            _ => {
-                while next < bound.len() && bound[next].is_some() {
-                    next += 1;
-                }
-                if next >= bound.len() {
-                    bail!(
-                        "too many inputs: the model takes {} ({})",
-                        names.len(),
-                        names.join(", ")
-                    );
-                }
-                (next, arg.as_str())
-            }
-        };
+    crate::exec::bind_files(&names, args, |slot, file| {
         let dtype = specs[slot].dtype.as_deref().and_then(DType::from_name);
-        let t = crate::exec::read_input(Path::new(file), dtype, 1 << 24)
-            .with_context(|| format!("input `{}`", names[slot]))?;
-        bound[slot] = Some(formats::canonical_encode(&t));
-    }
-    let missing: Vec<&str> = names
-        .iter()
-        .zip(&bound)
-        .filter(|(_, b)| b.is_none())
-        .map(|(n, _)| *n)
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "missing inputs: {} (pass --input NAME=FILE)",
-            missing.join(", ")
-        );
-    }
-    Ok(bound.into_iter().flatten().collect())
+        let t = crate::exec::read_input(file, dtype, MAX_INPUT_ELEMENTS)?;
+        Ok(formats::canonical_encode(&t))
+    })
 }
+
+/// Most elements of one input file (the chain's `max_job_io_bytes` is the
+/// real bound; this only stops a huge file early).
+const MAX_INPUT_ELEMENTS: usize = 1 << 24;
 
 /// Submits the job and follows it to a receipt; `progress` gets one line
 /// per step.
