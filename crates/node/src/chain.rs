@@ -161,6 +161,8 @@ pub struct Chain {
     jobs: Mutex<JobIndex>,
     /// The latest finalized block whose certificate this node holds.
     certified: Mutex<Option<Certified>>,
+    /// The finalized height, for tasks that react to finalization.
+    height_tx: tokio::sync::watch::Sender<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -222,6 +224,7 @@ impl Chain {
             ready: AtomicBool::new(false),
             jobs: Mutex::new(JobIndex::default()),
             certified: Mutex::new(None),
+            height_tx: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -342,6 +345,7 @@ impl Chain {
         }
         let senders: Vec<_> = block.txs().iter().map(|tx| *tx.sender()).collect();
         lock(&self.mempool).prune(&senders, &state);
+        self.height_tx.send_replace(height);
         Ok(())
     }
 
@@ -358,6 +362,12 @@ impl Chain {
             state: f.state,
             finalization,
         });
+    }
+
+    /// A receiver of the finalized height, marked changed at every
+    /// finalized block.
+    pub fn watch_finalized(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.height_tx.subscribe()
     }
 
     /// The latest certified finalized block, if any.

@@ -25,7 +25,8 @@ use crate::fetch::{FetchOptions, fetch_blob};
 /// What an executor needs besides the chain.
 #[derive(Clone, Debug)]
 pub struct ExecutorConfig {
-    /// How often the finalized state is checked for work, in ms.
+    /// The longest wait for a finalized block before the state is checked
+    /// anyway, in ms (new blocks wake the executor at once).
     pub poll_ms: u64,
     /// Runtime threads per model run.
     pub threads: usize,
@@ -51,7 +52,7 @@ pub struct ExecutorConfig {
 impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
-            poll_ms: 20,
+            poll_ms: 100,
             threads: 1,
             resend_after_blocks: 20,
             max_pending_results: 4096,
@@ -152,8 +153,13 @@ impl Executor {
     /// Runs until the task is dropped.
     pub async fn run(mut self) {
         info!(executor = %self.me, "executor started");
+        let mut finalized = self.chain.watch_finalized();
         loop {
-            tokio::time::sleep(Duration::from_millis(self.cfg.poll_ms)).await;
+            // Wake at each finalized block, or after `poll_ms` at the latest
+            // (a resend may be due without a new block).
+            let _ =
+                tokio::time::timeout(Duration::from_millis(self.cfg.poll_ms), finalized.changed())
+                    .await;
             if !self.chain.is_ready() {
                 continue;
             }
