@@ -16,6 +16,7 @@
 //! | `GET /v1/executors/{address}` | [`Proven`] executor |
 //! | `GET /v1/models/{model_id}` | [`Proven`] model (`blake3:<hex>`) |
 //! | `GET /v1/models/by-name/{name}/{version}` | [`Proven`] `name@version` index entry, with the model record and its own proof under `model` (`/` in the name may be sent as is or as `%2F`) |
+//! | `POST /v1/jobs` | a `submit_job` transaction, as for `POST /v1/tx`: 202 `{"job_id", "tx_hash"}`; 400 `not_a_job` for any other kind; 422 a refused request (unknown model, inputs that do not fit its schema, price over `max_fee`, too little balance, too few executors) — nothing is charged |
 //! | `GET /v1/jobs/{job_id}` | [`Proven`] job (`job:<hex>`; docs/jobs.md): status, slots with commitments and reveals, outputs once final |
 //! | `GET /v1/jobs/{job_id}/receipt` | the job's [`Receipt`] (docs/jobs.md, "Receipt"); 409 `not_final` while the job is open (or `job_disputed` / `job_failed`), 409 `not_certified` until this node holds a finalization certificate for a block at or after the one that closed it; 404 unknown job, or its transactions are no longer indexed |
 //! | `GET /v1/genesis` | the network's genesis file (ledger genesis, validators, group polynomial); 404 when the node was not given it |
@@ -183,6 +184,7 @@ pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/models/by-name/{*name_version}", get(model_by_name))
         .route("/v1/models/{model_id}", get(model))
+        .route("/v1/jobs", post(submit_job))
         .route("/v1/jobs/{job_id}", get(job))
         .route("/v1/jobs/{job_id}/receipt", get(job_receipt))
         .route("/v1/genesis", get(genesis))
@@ -549,10 +551,8 @@ struct Submitted {
     tx_hash: TxHash,
 }
 
-async fn submit_tx(
-    AxState(api): AxState<Api>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+/// Decodes a `{"tx": "<hex>"}` body into a transaction.
+fn tx_from_body(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<SignedTx, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -575,13 +575,55 @@ async fn submit_tx(
     })?;
     let bytes = decode_hex(&req.tx)
         .map_err(|e| ApiError::bad_request("bad_hex", format!("field `tx`: {e}")))?;
-    let tx = SignedTx::decode(&bytes)
-        .map_err(|e| ApiError::bad_request("bad_tx", format!("field `tx`: {e}")))?;
+    SignedTx::decode(&bytes)
+        .map_err(|e| ApiError::bad_request("bad_tx", format!("field `tx`: {e}")))
+}
+
+async fn submit_tx(
+    AxState(api): AxState<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let tx = tx_from_body(&api, body)?;
     if !api.chain.is_ready() {
         return Err(not_ready(&api.chain));
     }
     let tx_hash = api.chain.submit(tx).map_err(mempool_error)?;
     Ok((StatusCode::ACCEPTED, axum::Json(Submitted { tx_hash })).into_response())
+}
+
+/// What `POST /v1/jobs` answers.
+#[derive(Serialize)]
+struct JobSubmitted {
+    job_id: JobId,
+    tx_hash: TxHash,
+}
+
+/// `POST /v1/jobs`: like `POST /v1/tx`, for a `submit_job` transaction only;
+/// answers the job id.
+async fn submit_job(
+    AxState(api): AxState<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let tx = tx_from_body(&api, body)?;
+    if !matches!(tx.body(), TxBody::SubmitJob { .. }) {
+        return Err(ApiError::bad_request(
+            "not_a_job",
+            format!(
+                "field `tx`: a {} transaction; POST /v1/jobs takes submit_job (use POST /v1/tx)",
+                tx.body().kind_name()
+            ),
+        ));
+    }
+    if !api.chain.is_ready() {
+        return Err(not_ready(&api.chain));
+    }
+    let tx_hash = api.chain.submit(tx).map_err(mempool_error)?;
+    let job_id = JobId(tx_hash.0);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(JobSubmitted { job_id, tx_hash }),
+    )
+        .into_response())
 }
 
 #[derive(Serialize)]

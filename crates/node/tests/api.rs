@@ -873,3 +873,57 @@ async fn odd_paths_never_fail_the_server() {
         assert!(!error_code(&v).is_empty(), "{p}");
     }
 }
+
+#[tokio::test]
+async fn jobs_endpoints_refuse_what_is_not_a_job() {
+    let n = node();
+    let post_job = |body: String| {
+        send(
+            &n.app,
+            Request::post("/v1/jobs")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .expect("request"),
+        )
+    };
+    // A transfer is not a job: 400, and nothing enters the mempool.
+    let t = transfer(1, 0, 2, 5);
+    let (status, v) = post_job(json!({ "tx": hex(t.encoded()) }).to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(error_code(&v), "not_a_job");
+    assert_eq!(n.chain.mempool_len(), 0);
+    // A job on a model that is not published: 422, nothing charged.
+    let job = SignedTx::sign(
+        &n.chain.finalized_state().chain_id(),
+        &key(1),
+        0,
+        100_000,
+        TxBody::SubmitJob {
+            model_id: ModelId::of(b"no such model"),
+            inputs: vec![],
+            replicas: 1,
+            max_fee: 1_000_000,
+        },
+    )
+    .expect("sign");
+    let (status, v) = post_job(json!({ "tx": hex(job.encoded()) }).to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(error_code(&v), "unknown_model");
+    // Unknown and malformed job ids.
+    let (status, v) = get(&n.app, &format!("/v1/jobs/job:{}", "00".repeat(32))).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an absent job is proven absent: {v}"
+    );
+    assert!(v["value"].is_null());
+    let (status, v) = get(&n.app, &format!("/v1/jobs/job:{}/receipt", "00".repeat(32))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(error_code(&v), "unknown_job");
+    let (status, v) = get(&n.app, "/v1/jobs/job:zz").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(error_code(&v), "bad_job_id");
+    // This node was given no genesis.
+    let (status, v) = get(&n.app, "/v1/genesis").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+}
