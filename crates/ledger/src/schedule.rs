@@ -63,10 +63,20 @@ impl State {
             && !taken.contains(&e.owner)
     }
 
-    /// How many executors could take a new job of `requester`.
+    /// How many executors could take a new job of `requester` now (spare
+    /// capacity included).
     pub(crate) fn eligible_count(&self, requester: &PublicKey) -> usize {
         self.executors()
             .filter(|e| Self::eligible(e, requester, &[]))
+            .count()
+    }
+
+    /// How many executors could ever serve a job of `requester`: active,
+    /// not locked by a dispute, not the requester (busy ones count: a job
+    /// waits in the queue for capacity).
+    pub(crate) fn serving_count(&self, requester: &PublicKey) -> usize {
+        self.executors()
+            .filter(|e| e.is_active() && e.disputes == 0 && &e.owner != requester)
             .count()
     }
 
@@ -154,7 +164,7 @@ impl State {
                 needed: escrow,
             });
         }
-        let available = self.eligible_count(requester);
+        let available = self.serving_count(requester);
         if available < usize::from(replicas) {
             return Err(TxError::NotEnoughExecutors {
                 needed: replicas,
@@ -578,28 +588,39 @@ impl State {
             }
             self.put_job(job)?;
         }
-        // Assignment of the jobs submitted before this block.
-        let queued: Vec<JobId> = self.queued.iter().copied().collect();
-        for id in queued {
+        // Assignment of the jobs submitted before this block, oldest
+        // first. A job finding too few executors with spare capacity waits
+        // for the next block, for at most `commit_window_blocks`, then
+        // fails and is refunded.
+        let queued: Vec<(u64, JobId)> = self.queued.iter().copied().collect();
+        for (_, id) in queued {
             let Some(mut job) = self.open_jobs.get(&id).map(|j| (**j).clone()) else {
                 continue;
             };
+            if self.eligible_count(&job.requester) < usize::from(job.replicas) {
+                let waited = height.saturating_sub(job.submitted_height);
+                if waited > self.params.commit_window_blocks {
+                    self.fail(&mut job, height)?;
+                    self.put_job(job)?;
+                }
+                continue;
+            }
             let mut taken: Vec<PublicKey> = Vec::with_capacity(usize::from(job.replicas));
             for slot in 0..usize::from(job.replicas) {
-                match self.select(&job, &ctx.randomness, slot, &taken) {
-                    Some(owner) => {
-                        self.take_slot(&owner)?;
-                        taken.push(owner);
-                        job.slots.push(Slot {
-                            executor: owner,
-                            assigned_height: height,
-                            deadline: Some(commit_deadline),
-                            commitment: None,
-                            reveal: None,
-                        });
-                    }
-                    None => break,
-                }
+                // Cannot miss (enough were counted); if it did, `fail`
+                // releases the slots taken so far.
+                let Some(owner) = self.select(&job, &ctx.randomness, slot, &taken) else {
+                    break;
+                };
+                self.take_slot(&owner)?;
+                taken.push(owner);
+                job.slots.push(Slot {
+                    executor: owner,
+                    assigned_height: height,
+                    deadline: Some(commit_deadline),
+                    commitment: None,
+                    reveal: None,
+                });
             }
             if job.slots.len() == usize::from(job.replicas) {
                 job.status = JobStatus::Running;

@@ -40,8 +40,9 @@ pub struct State {
     pub(crate) names: OrdMap<String, NameEntry>,
     /// Jobs still assigning or running (closed ones live only in the map).
     pub(crate) open_jobs: OrdMap<JobId, Arc<Job>>,
-    /// Jobs waiting for executors, assigned at the next block.
-    pub(crate) queued: OrdSet<JobId>,
+    /// Jobs waiting for executors, by (submitted height, id): assigned
+    /// oldest first at the next block with enough spare capacity.
+    pub(crate) queued: OrdSet<(u64, JobId)>,
     /// (next deadline, job) of every running job with a pending deadline.
     pub(crate) deadlines: OrdSet<(u64, JobId)>,
     /// Escrow held by open and disputed jobs.
@@ -398,9 +399,9 @@ impl State {
             self.deadlines.remove(&(d, job.id));
         }
         if job.status == crate::JobStatus::Assigning {
-            self.queued.insert(job.id);
+            self.queued.insert((job.submitted_height, job.id));
         } else {
-            self.queued.remove(&job.id);
+            self.queued.remove(&(job.submitted_height, job.id));
         }
         if job.status.is_open() {
             if let Some(d) = job.next_deadline() {

@@ -425,3 +425,53 @@ fn golden_job_root() {
     let root = hex(&s.root());
     assert_eq!(root, GOLDEN_JOBS_ROOT, "final root {root}");
 }
+
+#[test]
+fn a_job_waits_for_capacity_oldest_first_then_fails_refunded() {
+    // 4 executors of capacity 2: two 3-replica jobs fill 6 of 8 slots, so a
+    // third finds at most 2 executors with room and waits.
+    let s = setup();
+    let txs: Vec<SignedTx> = (0..3)
+        .map(|i| tx_ahead(&s, 1, i, submit(3, input())))
+        .collect();
+    let ids: Vec<JobId> = txs.iter().map(|t| JobId(t.hash().0)).collect();
+    let s = apply_with(&s, [1; 32], &txs);
+    let before = s.account(&addr(1)).unwrap().balance;
+    let s = apply_with(&s, [2; 32], &[]);
+    let status = |s: &State, i: usize| s.job(&ids[i]).unwrap().status;
+    // The oldest (then lowest id) two run; the third waits.
+    let running: Vec<usize> = (0..3)
+        .filter(|&i| status(&s, i) == JobStatus::Running)
+        .collect();
+    assert_eq!(running.len(), 2, "{running:?}");
+    let waiting = (0..3).find(|i| !running.contains(i)).unwrap();
+    assert_eq!(status(&s, waiting), JobStatus::Assigning);
+
+    // Finishing one frees capacity: the waiting job is assigned next block.
+    let first = s.job(&ids[running[0]]).unwrap();
+    let execs: Vec<PublicKey> = first.slots.iter().map(|s| s.executor).collect();
+    let commits: Vec<SignedTx> = execs
+        .iter()
+        .map(|e| commit_tx(&s, &first, e, 1.0, 1))
+        .collect();
+    let s2 = apply_with(&s, [3; 32], &commits);
+    let reveals: Vec<SignedTx> = execs
+        .iter()
+        .map(|e| reveal_tx(&s2, &first, e, 1.0, 1))
+        .collect();
+    let s2 = apply_with(&s2, [4; 32], &reveals);
+    assert_eq!(status(&s2, running[0]), JobStatus::Final);
+    let s2 = apply_with(&s2, [5; 32], &[]);
+    assert_eq!(status(&s2, waiting), JobStatus::Running);
+
+    // Without capacity for longer than the commit window: failed, refunded.
+    let mut s3 = s;
+    while s3.job(&ids[waiting]).unwrap().status == JobStatus::Assigning {
+        s3 = apply_with(&s3, [6; 32], &[]);
+        assert!(s3.height() < 20, "the waiting job never closed");
+    }
+    let job = s3.job(&ids[waiting]).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.slots.is_empty());
+    assert!(s3.account(&addr(1)).unwrap().balance >= before + 3 * 10_300);
+}
