@@ -308,8 +308,9 @@ fn fetch_receipt(client: &NodeClient, id: &JobId, deadline: Instant) -> Result<R
 }
 
 fn short(key: &str) -> String {
+    // The key comes from the node: take characters, never slice bytes.
     let hex = key.strip_prefix("ed25519:").unwrap_or(key);
-    format!("{}…", &hex[..hex.len().min(8)])
+    format!("{}…", hex.chars().take(8).collect::<String>())
 }
 
 /// Prints each output's name, shape and first values.

@@ -221,24 +221,26 @@ impl State {
                     *max_fee,
                 )
                 .map(|_| ()),
-            TxBody::CommitResult { job_id, .. } => self.check_commit(sender, job_id),
+            TxBody::CommitResult { job_id, .. } => self.check_commit(sender, job_id).map(|_| ()),
             TxBody::RevealResult {
                 job_id,
                 output_hash,
                 trace_root,
                 salt,
                 outputs,
-            } => self.check_reveal(
-                sender,
-                job_id,
-                &Reveal {
-                    output_hash: *output_hash,
-                    trace_root: *trace_root,
-                    salt: *salt,
-                    height: 0,
-                },
-                outputs,
-            ),
+            } => self
+                .check_reveal(
+                    sender,
+                    job_id,
+                    &Reveal {
+                        output_hash: *output_hash,
+                        trace_root: *trace_root,
+                        salt: *salt,
+                        height: 0,
+                    },
+                    outputs,
+                )
+                .map(|_| ()),
             _ => Ok(()),
         }
     }

@@ -260,8 +260,13 @@ impl State {
         Ok((job, i))
     }
 
-    /// The checks of a `CommitResult`, without changing anything.
-    pub(crate) fn check_commit(&self, sender: &PublicKey, id: &JobId) -> Result<(), TxError> {
+    /// The checks of a `CommitResult`, without changing anything; returns
+    /// the job and the sender's slot.
+    pub(crate) fn check_commit(
+        &self,
+        sender: &PublicKey,
+        id: &JobId,
+    ) -> Result<(Job, usize), TxError> {
         let (job, i) = self.job_slot(id, sender)?;
         if job.slots.get(i).is_some_and(|s| s.commitment.is_some()) {
             return Err(TxError::JobState {
@@ -270,7 +275,7 @@ impl State {
                 reason: "this executor has already committed",
             });
         }
-        Ok(())
+        Ok((job, i))
     }
 
     pub(crate) fn commit_result(
@@ -280,8 +285,7 @@ impl State {
         c: [u8; 32],
         height: u64,
     ) -> Result<Vec<Event>, TxError> {
-        self.check_commit(sender, id)?;
-        let (mut job, i) = self.job_slot(id, sender)?;
+        let (mut job, i) = self.check_commit(sender, id)?;
         if let Some(slot) = job.slots.get_mut(i) {
             slot.commitment = Some(c);
             slot.deadline = None;
@@ -304,14 +308,15 @@ impl State {
         }])
     }
 
-    /// The checks of a `RevealResult`, without changing anything.
+    /// The checks of a `RevealResult`, without changing anything; returns
+    /// the job and the sender's slot.
     pub(crate) fn check_reveal(
         &self,
         sender: &PublicKey,
         id: &JobId,
         reveal: &Reveal,
         outputs: &[Vec<u8>],
-    ) -> Result<(), TxError> {
+    ) -> Result<(Job, usize), TxError> {
         let (job, i) = self.job_slot(id, sender)?;
         if !job.all_committed() {
             return Err(TxError::JobState {
@@ -358,7 +363,7 @@ impl State {
         if outputs_hash(&hashes) != reveal.output_hash {
             return Err(TxError::OutputHashMismatch);
         }
-        Ok(())
+        Ok((job, i))
     }
 
     pub(crate) fn reveal_result(
@@ -370,8 +375,7 @@ impl State {
         outputs: &[Vec<u8>],
         height: u64,
     ) -> Result<Vec<Event>, TxError> {
-        self.check_reveal(sender, id, &reveal, outputs)?;
-        let (mut job, i) = self.job_slot(id, sender)?;
+        let (mut job, i) = self.check_reveal(sender, id, &reveal, outputs)?;
         if let Some(slot) = job.slots.get_mut(i) {
             slot.reveal = Some(Reveal { height, ..reveal });
             slot.deadline = None;
