@@ -24,7 +24,8 @@ const INPUT: &[u8] = include_bytes!("../../../models/mnist-cnn.input.json");
 /// `glassbox demo` arguments.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Where the demo network lives (wiped first).
+    /// Where the demo network lives (an earlier network's directory is
+    /// wiped first; any other non-empty directory is refused).
     #[arg(long, default_value = "target/glassbox-demo")]
     data_dir: PathBuf,
     /// Executors that must agree.
@@ -60,6 +61,17 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
     let deadline = start + Duration::from_millis(args.timeout_ms);
     let dir = &args.data_dir;
     if dir.exists() {
+        // Only ever wipe an empty directory or an earlier network's.
+        let empty = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_none();
+        if !empty && !dir.join("genesis.json").exists() {
+            bail!(
+                "{} exists and is not a Glassbox network directory; pass another --data-dir",
+                dir.display()
+            );
+        }
         std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
