@@ -4,6 +4,7 @@
 use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
 use serde::{Deserialize, Serialize};
 
+use crate::dispute::{NoReferee, Referee};
 use crate::error::{BlockError, TxError};
 use crate::jobs::{JobId, Reveal};
 use crate::limits;
@@ -157,6 +158,40 @@ pub enum Event {
         /// The job.
         job_id: JobId,
     },
+    /// An optimistic result was revealed: pending until `until`, open to
+    /// challenges.
+    JobPending {
+        /// The job.
+        job_id: JobId,
+        /// The revealed output hash.
+        #[serde(with = "serde_util::hex32")]
+        output_hash: [u8; 32],
+        /// The revealed trace root.
+        #[serde(with = "serde_util::hex32")]
+        trace_root: [u8; 32],
+        /// The last height a challenge is accepted.
+        until: u64,
+    },
+    /// A staked executor contested a pending result.
+    JobChallenged {
+        /// The job.
+        job_id: JobId,
+        /// The challenger.
+        #[serde(with = "serde_util::public_key")]
+        challenger: PublicKey,
+        /// Its bond.
+        bond: u64,
+    },
+    /// A party moved in a dispute game.
+    DisputeStep {
+        /// The job.
+        job_id: JobId,
+        /// The moving executor.
+        #[serde(with = "serde_util::public_key")]
+        executor: PublicKey,
+        /// `open`, `split` or `openings`.
+        step: &'static str,
+    },
 }
 
 /// A transaction's result in a block: its events, or the execution error
@@ -222,6 +257,25 @@ impl State {
                 )
                 .map(|_| ()),
             TxBody::CommitResult { job_id, .. } => self.check_commit(sender, job_id).map(|_| ()),
+            TxBody::Challenge {
+                job_id,
+                output_hash,
+                trace_root,
+                outputs,
+            } => self
+                .check_challenge(
+                    sender,
+                    account.balance.saturating_sub(tx.fee()),
+                    job_id,
+                    output_hash,
+                    trace_root,
+                    outputs,
+                    self.head.height.saturating_add(1),
+                )
+                .map(|_| ()),
+            TxBody::DisputeStep { job_id, step } => self
+                .check_step(sender, job_id, step, self.head.height.saturating_add(1))
+                .map(|_| ()),
             TxBody::RevealResult {
                 job_id,
                 output_hash,
@@ -304,10 +358,28 @@ impl State {
     /// Otherwise each transaction's fee is charged and its nonce bumped,
     /// then its body runs: a body that fails is recorded in its outcome and
     /// changes nothing else. The block's fees go to the fee pool.
+    ///
+    /// With [`NoReferee`]: a block at which a dispute waits for the
+    /// referee fails with [`BlockError::RefereeUnavailable`]; replicas
+    /// use [`State::apply_block_with`].
     pub fn apply_block(
         &self,
         ctx: BlockContext,
         txs: &[SignedTx],
+    ) -> Result<(State, Vec<TxOutcome>), BlockError> {
+        self.apply_block_with(ctx, txs, &NoReferee)
+    }
+
+    /// [`State::apply_block`] with the referee that decides the disputes
+    /// waiting for it at the block start ([`State::referee_work`] lists
+    /// what it will be asked); a referee that lacks the data fails the
+    /// block with [`BlockError::RefereeUnavailable`], which says nothing
+    /// about the block's validity.
+    pub fn apply_block_with(
+        &self,
+        ctx: BlockContext,
+        txs: &[SignedTx],
+        referee: &dyn Referee,
     ) -> Result<(State, Vec<TxOutcome>), BlockError> {
         // The limits first, before any work.
         let max_txs = self.params.max_block_txs;
@@ -326,7 +398,7 @@ impl State {
                 max: self.params.max_block_bytes,
             });
         }
-        let mut block = self.begin_block(ctx)?;
+        let mut block = self.begin_block_with(ctx, referee)?;
         block.outcomes.reserve(txs.len());
         for tx in txs {
             block.push(tx)?;
@@ -340,6 +412,16 @@ impl State {
     /// `apply_block` gives for the pushed ones; a proposer uses it to skip
     /// inadmissible transactions without re-applying the others.
     pub fn begin_block(&self, ctx: BlockContext) -> Result<BlockBuilder, BlockError> {
+        self.begin_block_with(ctx, &NoReferee)
+    }
+
+    /// [`State::begin_block`] with a referee (see
+    /// [`State::apply_block_with`]).
+    pub fn begin_block_with(
+        &self,
+        ctx: BlockContext,
+        referee: &dyn Referee,
+    ) -> Result<BlockBuilder, BlockError> {
         let expected = self
             .head
             .height
@@ -367,6 +449,7 @@ impl State {
         state.run_schedule(&ctx).map_err(|e| BlockError::Internal {
             reason: format!("job schedule: {e}"),
         })?;
+        state.run_disputes(&ctx, referee)?;
         Ok(BlockBuilder {
             state,
             ctx,
@@ -475,6 +558,21 @@ impl State {
                 outputs,
                 height,
             ),
+            TxBody::Challenge {
+                job_id,
+                output_hash,
+                trace_root,
+                outputs,
+            } => self.challenge(
+                sender,
+                account,
+                job_id,
+                *output_hash,
+                *trace_root,
+                outputs,
+                height,
+            ),
+            TxBody::DisputeStep { job_id, step } => self.dispute_step(sender, job_id, step, height),
         }
     }
 
@@ -534,14 +632,14 @@ impl State {
                 min,
             });
         }
-        let (unbonding, active_jobs, disputes) = match self.executor(owner) {
+        let (unbonding, active_jobs, disputes, served) = match self.executor(owner) {
             Some(e) if e.is_active() => {
                 return Err(TxError::AlreadyRegistered {
                     owner: owner.to_string(),
                 });
             }
-            Some(e) => (e.unbonding.clone(), e.active_jobs, e.disputes),
-            None => (Vec::new(), 0, 0),
+            Some(e) => (e.unbonding.clone(), e.active_jobs, e.disputes, e.served),
+            None => (Vec::new(), 0, 0, 0),
         };
         account.balance =
             account
@@ -561,6 +659,7 @@ impl State {
             unbonding,
             active_jobs,
             disputes,
+            served,
         })?;
         Ok(vec![Event::ExecutorRegistered {
             owner: *owner,

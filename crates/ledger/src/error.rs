@@ -353,6 +353,14 @@ pub enum TxError {
         /// Its open disputes.
         disputes: u32,
     },
+    /// A dispute move or challenge that does not apply (docs/disputes.md).
+    #[error("dispute on job {job_id}: {reason}")]
+    Dispute {
+        /// The job.
+        job_id: JobId,
+        /// What is wrong.
+        reason: String,
+    },
     /// A record could not be stored (a ledger bug, never input-dependent).
     #[error("internal: {reason}")]
     Internal {
@@ -432,6 +440,7 @@ impl TxError {
             TxError::OutputHashMismatch => "output_hash_mismatch",
             TxError::ExecutorBusy { .. } => "executor_busy",
             TxError::ExecutorLocked { .. } => "executor_locked",
+            TxError::Dispute { .. } => "dispute",
             TxError::Internal { .. } => "internal",
         }
     }
@@ -452,6 +461,16 @@ impl serde::Serialize for TxError {
 /// these; a replica rejects the block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
+    /// The referee lacks what a dispute at this block needs (the model or
+    /// an opened tensor): not a verdict on the block, which this replica
+    /// cannot apply until it fetches the data.
+    #[error("the referee cannot decide the dispute of job {job_id} here yet: {what}")]
+    RefereeUnavailable {
+        /// The disputed job.
+        job_id: JobId,
+        /// What is missing.
+        what: String,
+    },
     /// The block's height is not the state's height + 1.
     #[error("block height {got} is not the next height {expected}")]
     WrongHeight {

@@ -241,6 +241,7 @@ impl State {
                 unbonding: Vec::new(),
                 active_jobs: 0,
                 disputes: 0,
+                served: 0,
             })
             .map_err(|e| internal(e.to_string()))?;
         }

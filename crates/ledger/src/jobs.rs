@@ -297,10 +297,14 @@ pub enum JobStatus {
     Running,
     /// Every reveal agreed; the executors were paid.
     Final,
-    /// Reveals disagree: commitments recorded, stakes locked, escrow held.
+    /// Reveals disagree, or a challenger contests the optimistic result:
+    /// the dispute game decides (stakes locked, escrow held).
     Disputed,
     /// Could not be served (no executors left); the escrow was refunded.
     Failed,
+    /// An optimistic (`replicas = 1`) result, open to challenges until its
+    /// window ends (docs/disputes.md).
+    Pending,
 }
 
 impl JobStatus {
@@ -311,6 +315,7 @@ impl JobStatus {
             JobStatus::Final => 2,
             JobStatus::Disputed => 3,
             JobStatus::Failed => 4,
+            JobStatus::Pending => 5,
         }
     }
 
@@ -321,6 +326,7 @@ impl JobStatus {
             2 => JobStatus::Final,
             3 => JobStatus::Disputed,
             4 => JobStatus::Failed,
+            5 => JobStatus::Pending,
             _ => return None,
         })
     }

@@ -22,7 +22,9 @@
 //! bounded by a named limit ([`limits`]); no panics on any input.
 
 mod apply;
+mod arbitrate;
 mod codec;
+pub mod dispute;
 mod error;
 mod genesis;
 mod jobs;
@@ -34,6 +36,8 @@ mod state;
 mod tx;
 
 pub use apply::{BlockBuilder, BlockContext, Event, TxOutcome};
+pub use arbitrate::{AUDIT_DOMAIN, RefereeWork};
+pub use dispute::{JobExt, NoReferee, Referee, RefereeError};
 pub use error::{BlockError, DecodeError, Error, GenesisError, TxError};
 pub use genesis::{GENESIS_VERSION, GenesisAccount, GenesisExecutor, GenesisState};
 pub use jobs::{
@@ -45,6 +49,7 @@ pub use records::{
     Unbonding, decode_model_version, decode_name_owner, encode_model_version, encode_name_owner,
     tags, validate_endpoint,
 };
+pub use schedule::{Concentration, Shares, capped_weights};
 pub use smt::{Proof, ProofError, SmtError, Terminal, verify as verify_proof};
 pub use state::State;
 pub use tx::{SignedTx, TX_SIGNING_DOMAIN, TX_VERSION, TxBody, TxHash};

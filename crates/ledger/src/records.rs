@@ -28,6 +28,8 @@ pub mod tags {
     pub const NAME_OWNER: u8 = 0x05;
     /// `0x06 || job id`: a [`Job`](crate::Job).
     pub const JOB: u8 = 0x06;
+    /// A job's optimistic window, audit and dispute (`0x07 || job id`).
+    pub const JOB_EXT: u8 = 0x07;
 
     /// `[META, META_CHAIN]`: the [`ChainInfo`](crate::ChainInfo).
     pub const META_CHAIN: u8 = 0x00;
@@ -67,6 +69,9 @@ pub enum StateKey {
     NameOwner(String),
     /// An inference job by id.
     Job(crate::JobId),
+    /// A job's optimistic window, audit and dispute
+    /// ([`JobExt`](crate::JobExt)), by job id.
+    JobExt(crate::JobId),
 }
 
 impl StateKey {
@@ -96,6 +101,7 @@ impl StateKey {
             }
             StateKey::NameOwner(name) => tagged(tags::NAME_OWNER, name.as_bytes()),
             StateKey::Job(id) => tagged(tags::JOB, &id.0),
+            StateKey::JobExt(id) => tagged(tags::JOB_EXT, &id.0),
         }
     }
 }
@@ -170,6 +176,10 @@ pub struct Executor {
     /// open (docs/jobs.md).
     #[serde(default)]
     pub disputes: u32,
+    /// Jobs it was paid for (a final result it computed): the count the
+    /// concentration report ranks operators by.
+    #[serde(default)]
+    pub served: u64,
 }
 
 impl Executor {
@@ -189,7 +199,7 @@ impl Executor {
 
     /// `u8` 1, owner, `u64` stake, `u32` capacity, `str` endpoint, `u64`
     /// registered height, `u32` count + (`u64` amount, `u64` release
-    /// height) entries, `u32` active jobs, `u32` disputes.
+    /// height) entries, `u32` active jobs, `u32` disputes, `u64` served.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(64 + self.endpoint.len() + 16 * self.unbonding.len());
         w.u8(RECORD_VERSION);
@@ -205,6 +215,7 @@ impl Executor {
         }
         w.u32(self.active_jobs);
         w.u32(self.disputes);
+        w.u64(self.served);
         w.buf
     }
 
@@ -240,6 +251,7 @@ impl Executor {
         }
         let active_jobs = r.u32()?;
         let disputes = r.u32()?;
+        let served = r.u64()?;
         r.finish()?;
         Ok(Executor {
             owner,
@@ -250,6 +262,7 @@ impl Executor {
             unbonding,
             active_jobs,
             disputes,
+            served,
         })
     }
 }
@@ -406,6 +419,30 @@ pub struct Params {
     /// pool); at most its stake.
     #[serde(default = "defaults::miss_penalty")]
     pub miss_penalty: u64,
+    /// Blocks each side of a dispute has for each step (opening its trace,
+    /// a bisection split, the operand openings) before it loses by
+    /// timeout (docs/disputes.md).
+    #[serde(default = "defaults::dispute_round_blocks")]
+    pub dispute_round_blocks: u64,
+    /// Share of a loser's slashed stake (or forfeited bond) paid to the
+    /// winners of the dispute, in basis points; the rest is burned.
+    #[serde(default = "defaults::dispute_reward_bps")]
+    pub dispute_reward_bps: u32,
+    /// Blocks an optimistic (`replicas = 1`) result stays pending, open to
+    /// challenges, before it is final.
+    #[serde(default = "defaults::challenge_window_blocks")]
+    pub challenge_window_blocks: u64,
+    /// What a challenger posts with a challenge, forfeited if it loses.
+    #[serde(default = "defaults::challenge_bond")]
+    pub challenge_bond: u64,
+    /// Share of optimistic jobs re-executed by a randomly drawn auditor,
+    /// in basis points.
+    #[serde(default = "defaults::audit_rate_bps")]
+    pub audit_rate_bps: u32,
+    /// Cap on one executor's share of the total selection weight, in basis
+    /// points (10,000 = no cap).
+    #[serde(default = "defaults::max_selection_share_bps")]
+    pub max_selection_share_bps: u32,
 }
 
 /// Serde defaults of the job parameters (the values of
@@ -432,6 +469,24 @@ mod defaults {
     pub(super) fn miss_penalty() -> u64 {
         10_000_000
     }
+    pub(super) fn dispute_round_blocks() -> u64 {
+        20
+    }
+    pub(super) fn dispute_reward_bps() -> u32 {
+        5_000
+    }
+    pub(super) fn challenge_window_blocks() -> u64 {
+        50
+    }
+    pub(super) fn challenge_bond() -> u64 {
+        100_000_000
+    }
+    pub(super) fn audit_rate_bps() -> u32 {
+        1_000
+    }
+    pub(super) fn max_selection_share_bps() -> u32 {
+        2_000
+    }
 }
 
 impl Default for Params {
@@ -439,7 +494,10 @@ impl Default for Params {
     /// 10^9 units, 100-block unbonding, 64 KiB transactions, blocks of up
     /// to 10,000 transactions and 8 MiB; jobs at 10,000 units per replica
     /// plus 100 per million operations, up to 7 replicas and 32 KiB of
-    /// inputs, 100-block commit and reveal windows, a 10^7 miss penalty.
+    /// inputs, 100-block commit and reveal windows, a 10^7 miss penalty;
+    /// 20-block dispute rounds with half of a slashed stake to the winners,
+    /// a 50-block challenge window with a 10^8 bond, 10 % of optimistic
+    /// jobs audited, no executor above 20 % of the selection weight.
     fn default() -> Self {
         Params {
             min_fee: 1_000,
@@ -456,6 +514,12 @@ impl Default for Params {
             commit_window_blocks: defaults::commit_window_blocks(),
             reveal_window_blocks: defaults::reveal_window_blocks(),
             miss_penalty: defaults::miss_penalty(),
+            dispute_round_blocks: defaults::dispute_round_blocks(),
+            dispute_reward_bps: defaults::dispute_reward_bps(),
+            challenge_window_blocks: defaults::challenge_window_blocks(),
+            challenge_bond: defaults::challenge_bond(),
+            audit_rate_bps: defaults::audit_rate_bps(),
+            max_selection_share_bps: defaults::max_selection_share_bps(),
         }
     }
 }
@@ -553,11 +617,25 @@ impl Params {
         for (field, v) in [
             ("commit_window_blocks", self.commit_window_blocks),
             ("reveal_window_blocks", self.reveal_window_blocks),
+            ("dispute_round_blocks", self.dispute_round_blocks),
+            ("challenge_window_blocks", self.challenge_window_blocks),
         ] {
             if !(1..=limits::MAX_JOB_WINDOW_BLOCKS).contains(&v) {
                 return Err(err(
                     field,
                     format!("{v} is not between 1 and {}", limits::MAX_JOB_WINDOW_BLOCKS),
+                ));
+            }
+        }
+        for (field, v, min) in [
+            ("dispute_reward_bps", self.dispute_reward_bps, 0),
+            ("audit_rate_bps", self.audit_rate_bps, 0),
+            ("max_selection_share_bps", self.max_selection_share_bps, 1),
+        ] {
+            if !(min..=10_000).contains(&v) {
+                return Err(err(
+                    field,
+                    format!("{v} is not between {min} and 10000 basis points"),
                 ));
             }
         }
@@ -575,9 +653,12 @@ impl Params {
     /// unbonding_blocks, `u32` max_tx_bytes, max_block_txs,
     /// max_block_bytes, `u64` job_base_price, job_price_per_mflop, `u8`
     /// max_job_replicas, `u32` max_job_io_bytes, `u64`
-    /// commit_window_blocks, reveal_window_blocks, miss_penalty.
+    /// commit_window_blocks, reveal_window_blocks, miss_penalty,
+    /// dispute_round_blocks, `u32` dispute_reward_bps, `u64`
+    /// challenge_window_blocks, challenge_bond, `u32` audit_rate_bps,
+    /// max_selection_share_bps.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(102);
+        let mut w = Writer::with_capacity(142);
         self.write(&mut w);
         w.buf
     }
@@ -598,6 +679,12 @@ impl Params {
         w.u64(self.commit_window_blocks);
         w.u64(self.reveal_window_blocks);
         w.u64(self.miss_penalty);
+        w.u64(self.dispute_round_blocks);
+        w.u32(self.dispute_reward_bps);
+        w.u64(self.challenge_window_blocks);
+        w.u64(self.challenge_bond);
+        w.u32(self.audit_rate_bps);
+        w.u32(self.max_selection_share_bps);
     }
 
     /// Decodes [`Params::encode`]'s form and validates it.
@@ -626,6 +713,12 @@ impl Params {
             commit_window_blocks: r.u64()?,
             reveal_window_blocks: r.u64()?,
             miss_penalty: r.u64()?,
+            dispute_round_blocks: r.u64()?,
+            dispute_reward_bps: r.u32()?,
+            challenge_window_blocks: r.u64()?,
+            challenge_bond: r.u64()?,
+            audit_rate_bps: r.u32()?,
+            max_selection_share_bps: r.u32()?,
         };
         p.validate().map_err(|e| r.err_at(at, e.to_string()))?;
         Ok(p)
@@ -711,14 +804,19 @@ impl Head {
 pub struct FeePool {
     /// The collected total.
     pub balance: u64,
+    /// Slashed stake and forfeited bonds destroyed so far (out of the
+    /// supply for good).
+    #[serde(default)]
+    pub burned: u64,
 }
 
 impl FeePool {
-    /// `u8` 1, `u64` balance.
+    /// `u8` 1, `u64` balance, `u64` burned.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(9);
+        let mut w = Writer::with_capacity(17);
         w.u8(RECORD_VERSION);
         w.u64(self.balance);
+        w.u64(self.burned);
         w.buf
     }
 
@@ -726,7 +824,10 @@ impl FeePool {
     pub fn decode(bytes: &[u8]) -> Result<FeePool, DecodeError> {
         let mut r = Reader::new("fee pool record", bytes);
         r.version(RECORD_VERSION)?;
-        let f = FeePool { balance: r.u64()? };
+        let f = FeePool {
+            balance: r.u64()?,
+            burned: r.u64()?,
+        };
         r.finish()?;
         Ok(f)
     }
@@ -819,7 +920,10 @@ mod tests {
             timestamp_ms: 2,
         };
         assert_eq!(Head::decode(&h.encode()), Ok(h));
-        let f = FeePool { balance: 3 };
+        let f = FeePool {
+            balance: 3,
+            burned: 4,
+        };
         assert_eq!(FeePool::decode(&f.encode()), Ok(f));
         let c = ChainInfo {
             chain_id: [9; 32],
@@ -840,6 +944,7 @@ mod tests {
             registered_height: 3,
             active_jobs: 1,
             disputes: 0,
+            served: 0,
             unbonding: vec![
                 Unbonding {
                     amount: 1,

@@ -19,13 +19,14 @@ pub(crate) struct JobTerms {
     pub(crate) input_hashes: Vec<[u8; 32]>,
 }
 
-fn status_name(s: JobStatus) -> &'static str {
+pub(crate) fn status_name(s: JobStatus) -> &'static str {
     match s {
         JobStatus::Assigning => "assigning",
         JobStatus::Running => "running",
         JobStatus::Final => "final",
         JobStatus::Disputed => "disputed",
         JobStatus::Failed => "failed",
+        JobStatus::Pending => "pending",
     }
 }
 
@@ -49,6 +50,117 @@ fn draw(randomness: &[u8; 32], job: &JobId, slot: usize, attempt: usize, total: 
     let mut b = [0u8; 16];
     b.copy_from_slice(&h.finalize().as_bytes()[..16]);
     u128::from_le_bytes(b) % total.max(1)
+}
+
+/// The entry of `pool` where `r` (below the sum of `weights`) falls.
+fn pick(pool: &[&Executor], weights: &[u128], mut r: u128) -> Option<PublicKey> {
+    for (e, w) in pool.iter().zip(weights) {
+        if r < *w {
+            return Some(e.owner);
+        }
+        r -= w;
+    }
+    None
+}
+
+/// Selection weights: each stake capped at `c`, the largest value with
+/// `c <= share × Σ min(stake, c)` (share = `share_bps` / 10,000), so no
+/// executor holds more than `share` of the total weight. When the cap
+/// cannot hold (fewer than 1/share executors) every weight is the same.
+/// Integer arithmetic only; the same on every machine.
+pub fn capped_weights(stakes: &[u64], share_bps: u32) -> Vec<u128> {
+    let plain = || stakes.iter().map(|s| u128::from(*s)).collect::<Vec<_>>();
+    if share_bps >= 10_000 || stakes.is_empty() {
+        return plain();
+    }
+    let share = u128::from(share_bps);
+    let mut sorted: Vec<u128> = plain();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    // With the m largest capped at c: c × (10,000 − m × share) = share × rest.
+    let mut rest: u128 = sorted.iter().sum();
+    for m in 0..sorted.len() {
+        let denom = 10_000u128.saturating_sub(share * m as u128);
+        if denom == 0 {
+            break;
+        }
+        let c = share * rest / denom;
+        let largest = sorted.get(m).copied().unwrap_or(0);
+        if largest <= c {
+            if m == 0 {
+                return plain();
+            }
+            if c == 0 {
+                break;
+            }
+            return stakes.iter().map(|s| u128::from(*s).min(c)).collect();
+        }
+        rest -= largest;
+    }
+    // Infeasible: equal weights.
+    stakes.iter().map(|s| u128::from(*s > 0)).collect()
+}
+
+/// Shares of a quantity held by the largest holders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Shares {
+    /// The total.
+    pub total: u128,
+    /// Share of the largest holder, in basis points.
+    pub top1_bps: u32,
+    /// Share of the three largest, in basis points.
+    pub top3_bps: u32,
+    /// Share of the ten largest, in basis points.
+    pub top10_bps: u32,
+    /// The fewest holders with more than half of the total (0 when the
+    /// total is 0).
+    pub nakamoto: usize,
+}
+
+impl Shares {
+    /// The shares of `amounts`.
+    pub fn of(amounts: &[u64]) -> Shares {
+        let mut v: Vec<u128> = amounts.iter().map(|a| u128::from(*a)).collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        let total: u128 = v.iter().sum();
+        let top = |n: usize| -> u32 {
+            if total == 0 {
+                return 0;
+            }
+            let s: u128 = v.iter().take(n).sum();
+            u32::try_from(s * 10_000 / total).unwrap_or(10_000)
+        };
+        let mut nakamoto = 0;
+        let mut acc = 0u128;
+        for a in &v {
+            if total == 0 || acc * 2 > total {
+                break;
+            }
+            acc += a;
+            nakamoto += 1;
+        }
+        Shares {
+            total,
+            top1_bps: top(1),
+            top3_bps: top(3),
+            top10_bps: top(10),
+            nakamoto,
+        }
+    }
+}
+
+/// The concentration report ([`State::concentration`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Concentration {
+    /// Executor records.
+    pub executors: usize,
+    /// Executors with stake.
+    pub active: usize,
+    /// Paid jobs served, by executor.
+    pub jobs: Shares,
+    /// Capped selection weight of the active executors.
+    pub weight: Shares,
+    /// The cap in force.
+    pub max_selection_share_bps: u32,
 }
 
 impl State {
@@ -81,7 +193,8 @@ impl State {
     }
 
     /// Stake-weighted choice among the eligible executors (in owner-key
-    /// order), or `None` when there is none.
+    /// order), each weight capped at `max_selection_share_bps` of the
+    /// total ([`capped_weights`]), or `None` when there is none.
     fn select(
         &self,
         job: &Job,
@@ -89,26 +202,65 @@ impl State {
         slot: usize,
         taken: &[PublicKey],
     ) -> Option<PublicKey> {
-        let total: u128 = self
+        let pool: Vec<&Executor> = self
             .executors()
             .filter(|e| Self::eligible(e, &job.requester, taken))
-            .map(|e| u128::from(e.stake))
-            .sum();
+            .collect();
+        let stakes: Vec<u64> = pool.iter().map(|e| e.stake).collect();
+        let weights = capped_weights(&stakes, self.params.max_selection_share_bps);
+        let total: u128 = weights.iter().sum();
         if total == 0 {
             return None;
         }
-        let mut r = draw(randomness, &job.id, slot, job.missed.len(), total);
-        for e in self
+        let r = draw(randomness, &job.id, slot, job.missed.len(), total);
+        pick(&pool, &weights, r)
+    }
+
+    /// The auditor of a pending result: an active executor without an open
+    /// dispute, outside `exclude`, stake-weighted with the same cap, drawn
+    /// from `seed`.
+    pub(crate) fn select_auditor(
+        &self,
+        seed: &[u8; 32],
+        exclude: &[PublicKey],
+    ) -> Option<PublicKey> {
+        let pool: Vec<&Executor> = self
             .executors()
-            .filter(|e| Self::eligible(e, &job.requester, taken))
-        {
-            let w = u128::from(e.stake);
-            if r < w {
-                return Some(e.owner);
-            }
-            r -= w;
+            .filter(|e| e.is_active() && e.disputes == 0 && !exclude.contains(&e.owner))
+            .collect();
+        let stakes: Vec<u64> = pool.iter().map(|e| e.stake).collect();
+        let weights = capped_weights(&stakes, self.params.max_selection_share_bps);
+        let total: u128 = weights.iter().sum();
+        if total == 0 {
+            return None;
         }
-        None
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&seed[16..32]);
+        pick(&pool, &weights, u128::from_le_bytes(b) % total)
+    }
+
+    /// How concentrated the network is (docs/disputes.md, "Against
+    /// consolidation"): shares of the paid jobs served by the top 1, 3 and
+    /// 10 executors, and of the capped selection weight, with the Nakamoto
+    /// coefficients (the fewest executors holding more than half).
+    pub fn concentration(&self) -> Concentration {
+        let served: Vec<u64> = self.executors().map(|e| e.served).collect();
+        let stakes: Vec<u64> = self
+            .executors()
+            .filter(|e| e.is_active())
+            .map(|e| e.stake)
+            .collect();
+        let weights: Vec<u64> = capped_weights(&stakes, self.params.max_selection_share_bps)
+            .into_iter()
+            .map(|w| u64::try_from(w).unwrap_or(u64::MAX))
+            .collect();
+        Concentration {
+            executors: self.executor_count(),
+            active: stakes.len(),
+            jobs: Shares::of(&served),
+            weight: Shares::of(&weights),
+            max_selection_share_bps: self.params.max_selection_share_bps,
+        }
     }
 
     /// The checks of a `SubmitJob` that do not change the state: the model,
@@ -376,6 +528,7 @@ impl State {
         height: u64,
     ) -> Result<Vec<Event>, TxError> {
         let (mut job, i) = self.check_reveal(sender, id, &reveal, outputs)?;
+        self.keep_outputs(&job, &reveal.output_hash, outputs)?;
         if let Some(slot) = job.slots.get_mut(i) {
             slot.reveal = Some(Reveal { height, ..reveal });
             slot.deadline = None;
@@ -394,9 +547,11 @@ impl State {
         Ok(events)
     }
 
-    /// Closes a job whose every slot revealed: final (pay each executor,
-    /// refund the rest) when they agree, disputed (lock their stakes, keep
-    /// the escrow) otherwise.
+    /// Closes a job whose every slot revealed: an agreed optimistic result
+    /// (one replica) becomes pending for its challenge window; an agreed
+    /// quorum is final (pay each executor, refund the rest); disagreeing
+    /// reveals open a dispute (lock the executors' stakes, keep the
+    /// escrow; docs/disputes.md).
     ///
     /// `sender` is the revealing executor, whose account the transaction
     /// holds in `account` (stored after the body), so its pay goes there.
@@ -407,49 +562,78 @@ impl State {
         sender: &PublicKey,
         account: &mut Account,
     ) -> Result<Event, TxError> {
-        job.closed_height = Some(height);
         let executors: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
-        if let Some(agreed) = job.agreed() {
-            let mut paid = 0u64;
-            for owner in &executors {
-                self.release_slot(owner, false)?;
-                let credit = |a: &mut Account| {
-                    a.balance = a.balance.checked_add(job.price_per_replica).ok_or(
-                        TxError::BalanceOverflow {
-                            account: owner.to_string(),
-                        },
-                    )?;
-                    Ok::<(), TxError>(())
-                };
-                if owner == sender {
-                    credit(account)?;
-                } else {
-                    let mut a = self.load_account(owner)?.unwrap_or_default();
-                    credit(&mut a)?;
-                    self.put_account(owner, &a)?;
+        match job.agreed() {
+            Some(agreed) if job.replicas == 1 => {
+                // The slot stays taken until the window closes.
+                let until = height
+                    .checked_add(self.params.challenge_window_blocks)
+                    .ok_or(TxError::ReleaseHeightOverflow {
+                        height,
+                        blocks: self.params.challenge_window_blocks,
+                    })?;
+                let mut ext = self.job_ext(&job.id).unwrap_or_default();
+                ext.pending_until = Some(until);
+                self.put_ext(job.id, ext)?;
+                self.audit_queue.insert(job.id);
+                job.status = JobStatus::Pending;
+                Ok(Event::JobPending {
+                    job_id: job.id,
+                    output_hash: agreed.output_hash,
+                    trace_root: agreed.trace_root,
+                    until,
+                })
+            }
+            Some(agreed) => {
+                job.closed_height = Some(height);
+                let mut paid = 0u64;
+                for owner in &executors {
+                    self.release_slot(owner, false)?;
+                    let credit = |a: &mut Account| {
+                        a.balance = a.balance.checked_add(job.price_per_replica).ok_or(
+                            TxError::BalanceOverflow {
+                                account: owner.to_string(),
+                            },
+                        )?;
+                        Ok::<(), TxError>(())
+                    };
+                    if owner == sender {
+                        credit(account)?;
+                    } else {
+                        let mut a = self.load_account(owner)?.unwrap_or_default();
+                        credit(&mut a)?;
+                        self.put_account(owner, &a)?;
+                    }
+                    if let Some(e) = self.executor(owner) {
+                        let mut e = e.clone();
+                        e.served = e.served.saturating_add(1);
+                        self.put_executor(e)?;
+                    }
+                    paid = paid.saturating_add(job.price_per_replica);
                 }
-                paid = paid.saturating_add(job.price_per_replica);
+                self.refund(job, paid)?;
+                job.status = JobStatus::Final;
+                Ok(Event::JobFinal {
+                    job_id: job.id,
+                    output_hash: agreed.output_hash,
+                    trace_root: agreed.trace_root,
+                })
             }
-            self.refund(job, paid)?;
-            job.status = JobStatus::Final;
-            Ok(Event::JobFinal {
-                job_id: job.id,
-                output_hash: agreed.output_hash,
-                trace_root: agreed.trace_root,
-            })
-        } else {
-            for owner in &executors {
-                self.release_slot(owner, true)?;
+            None => {
+                for owner in &executors {
+                    self.release_slot(owner, true)?;
+                }
+                self.open_dispute(job, height)?;
+                job.outputs.clear();
+                job.status = JobStatus::Disputed;
+                Ok(Event::JobDisputed { job_id: job.id })
             }
-            job.outputs.clear();
-            job.status = JobStatus::Disputed;
-            Ok(Event::JobDisputed { job_id: job.id })
         }
     }
 
     /// Pays `paid` out of the job's escrow and returns the rest to the
     /// requester.
-    fn refund(&mut self, job: &mut Job, paid: u64) -> Result<(), TxError> {
+    pub(crate) fn refund(&mut self, job: &mut Job, paid: u64) -> Result<(), TxError> {
         let rest = job.escrow.saturating_sub(paid);
         if rest > 0 {
             let mut a = self.load_account(&job.requester)?.unwrap_or_default();

@@ -133,6 +133,20 @@ pub(crate) mod hex32_vec {
     pub(crate) fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(|b| Hex32(*b)))
     }
+
+    /// At most [`MAX`] hashes (the longest list a dispute step carries).
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        let v = Vec::<Hex32>::deserialize(d)?;
+        if v.len() > MAX {
+            return Err(serde::de::Error::custom(format!(
+                "{} hashes, over the limit of {MAX}",
+                v.len()
+            )));
+        }
+        Ok(v.into_iter().map(|h| h.0).collect())
+    }
+
+    const MAX: usize = 64;
 }
 
 /// `#[serde(with)]` for a list of public keys as `ed25519:<hex>`.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use glassbox_types::{ModelId, PublicKey};
 use imbl::{OrdMap, OrdSet};
 
+use crate::dispute::JobExt;
 use crate::error::TxError;
 use crate::jobs::{Job, JobId};
 use crate::records::{
@@ -47,6 +48,17 @@ pub struct State {
     pub(crate) deadlines: OrdSet<(u64, JobId)>,
     /// Escrow held by open and disputed jobs.
     pub(crate) escrowed: u64,
+    /// Slashed and forfeited amounts destroyed (stored in the fee pool
+    /// record).
+    pub(crate) burned: u64,
+    /// Job extensions of jobs still in play (pending, audited or
+    /// disputed), by job.
+    pub(crate) live_exts: OrdMap<JobId, Arc<JobExt>>,
+    /// Pending optimistic jobs by the height their window ends.
+    pub(crate) pending: OrdSet<(u64, JobId)>,
+    /// Optimistic jobs that became pending in the last block, to be drawn
+    /// for an audit with the next block's randomness.
+    pub(crate) audit_queue: OrdSet<JobId>,
 }
 
 impl fmt::Debug for State {
@@ -91,6 +103,10 @@ impl State {
             queued: OrdSet::new(),
             deadlines: OrdSet::new(),
             escrowed: 0,
+            burned: 0,
+            live_exts: OrdMap::new(),
+            pending: OrdSet::new(),
+            audit_queue: OrdSet::new(),
         };
         s.put(&StateKey::Chain, &s.chain.encode())?;
         s.put(&StateKey::Params, &params.encode())?;
@@ -304,9 +320,11 @@ impl State {
     }
 
     /// The total supply: all balances, stakes, unbonding amounts and the
-    /// fee pool. Constant from genesis on (no minting yet). O(records).
+    /// fee pool, escrow and what was burned. Constant from genesis on (no
+    /// minting yet). O(records).
     pub fn total_supply(&self) -> Option<u64> {
         let mut total = self.fee_pool.checked_add(self.escrowed)?;
+        total = total.checked_add(self.burned)?;
         for (k, v) in self.smt.iter() {
             if k.first() == Some(&tags::ACCOUNT) {
                 total = total.checked_add(Account::decode(v).ok()?.balance)?;
@@ -414,6 +432,46 @@ impl State {
         Ok(())
     }
 
+    /// Stores a job's extension and keeps the live set, the pending index
+    /// and nothing else in step with it.
+    pub(crate) fn put_ext(&mut self, id: JobId, ext: JobExt) -> Result<(), TxError> {
+        self.put(&StateKey::JobExt(id), &ext.encode())
+            .map_err(internal)?;
+        if let Some(old) = self.live_exts.get(&id)
+            && let Some(until) = old.pending_until
+        {
+            self.pending.remove(&(until, id));
+        }
+        if let Some(until) = ext.pending_until {
+            self.pending.insert((until, id));
+        }
+        if ext.is_live() {
+            self.live_exts.insert(id, Arc::new(ext));
+        } else {
+            self.live_exts.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// A job's extension record, if any.
+    pub fn job_ext(&self, id: &JobId) -> Option<JobExt> {
+        if let Some(e) = self.live_exts.get(id) {
+            return Some((**e).clone());
+        }
+        let path = key_path(&StateKey::JobExt(*id).to_bytes());
+        self.smt.get_at(&path).and_then(|b| JobExt::decode(b).ok())
+    }
+
+    /// [`State::prove`] of a job's extension record.
+    pub fn prove_job_ext(&self, id: &JobId) -> (Option<Vec<u8>>, Proof) {
+        self.prove(&StateKey::JobExt(*id))
+    }
+
+    /// Slashed stake and forfeited bonds destroyed so far.
+    pub fn burned(&self) -> u64 {
+        self.burned
+    }
+
     pub(crate) fn put_head(&mut self, head: Head) -> Result<(), SmtError> {
         self.head = head;
         self.put(&StateKey::Head, &head.encode())
@@ -421,6 +479,13 @@ impl State {
 
     pub(crate) fn put_fee_pool(&mut self, balance: u64) -> Result<(), SmtError> {
         self.fee_pool = balance;
-        self.put(&StateKey::FeePool, &FeePool { balance }.encode())
+        self.put(
+            &StateKey::FeePool,
+            &FeePool {
+                balance,
+                burned: self.burned,
+            }
+            .encode(),
+        )
     }
 }

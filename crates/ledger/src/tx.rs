@@ -9,6 +9,7 @@ use glassbox_types::{ModelId, PublicKey, SecretKey, Signature, SignedManifest};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Reader, Writer};
+use crate::dispute::{MAX_LEAF_OUTPUTS, MAX_OPENINGS_PER_TX, MAX_PATH, Step};
 use crate::error::{DecodeError, TxError};
 use crate::jobs::{JobId, read_tensors, write_tensors};
 use crate::limits;
@@ -118,6 +119,28 @@ pub enum TxBody {
         #[serde(with = "serde_util::hex_vec")]
         outputs: Vec<Vec<u8>>,
     },
+    /// Contests a pending optimistic result with another one, posting
+    /// `challenge_bond` (docs/disputes.md). Only an active executor.
+    Challenge {
+        /// The pending job.
+        job_id: JobId,
+        /// The challenger's output hash.
+        #[serde(with = "serde_util::hex32")]
+        output_hash: [u8; 32],
+        /// The challenger's trace root.
+        #[serde(with = "serde_util::hex32")]
+        trace_root: [u8; 32],
+        /// The challenger's outputs.
+        #[serde(with = "serde_util::hex_vec")]
+        outputs: Vec<Vec<u8>>,
+    },
+    /// A move in the dispute game of a job (docs/disputes.md).
+    DisputeStep {
+        /// The disputed job.
+        job_id: JobId,
+        /// The move.
+        step: Step,
+    },
 }
 
 impl TxBody {
@@ -135,6 +158,8 @@ impl TxBody {
             TxBody::SubmitJob { .. } => 8,
             TxBody::CommitResult { .. } => 9,
             TxBody::RevealResult { .. } => 10,
+            TxBody::Challenge { .. } => 11,
+            TxBody::DisputeStep { .. } => 12,
         }
     }
 
@@ -152,6 +177,8 @@ impl TxBody {
             TxBody::SubmitJob { .. } => "submit_job",
             TxBody::CommitResult { .. } => "commit_result",
             TxBody::RevealResult { .. } => "reveal_result",
+            TxBody::Challenge { .. } => "challenge",
+            TxBody::DisputeStep { .. } => "dispute_step",
         }
     }
 
@@ -220,6 +247,36 @@ impl TxBody {
                 w.bytes(salt);
                 write_tensors(w, outputs);
             }
+            TxBody::Challenge {
+                job_id,
+                output_hash,
+                trace_root,
+                outputs,
+            } => {
+                check_tensors_len("outputs", outputs)?;
+                w.bytes(&job_id.0);
+                w.bytes(output_hash);
+                w.bytes(trace_root);
+                write_tensors(w, outputs);
+            }
+            TxBody::DisputeStep { job_id, step } => {
+                if let Step::Openings { items } = step {
+                    let long = |field: &'static str, len: usize, max: usize| {
+                        (len > max).then_some(TxError::FieldTooLong { field, len, max })
+                    };
+                    let bad = long("openings", items.len(), MAX_OPENINGS_PER_TX).or_else(|| {
+                        items.iter().find_map(|o| {
+                            long("opening outputs", o.outputs.len(), MAX_LEAF_OUTPUTS)
+                                .or_else(|| long("opening path", o.path.len(), MAX_PATH))
+                        })
+                    });
+                    if let Some(e) = bad {
+                        return Err(e);
+                    }
+                }
+                w.bytes(&job_id.0);
+                step.write(w);
+            }
         }
         Ok(())
     }
@@ -269,6 +326,16 @@ impl TxBody {
                 trace_root: r.array()?,
                 salt: r.array()?,
                 outputs: read_tensors(r, "outputs")?,
+            },
+            11 => TxBody::Challenge {
+                job_id: JobId(r.array()?),
+                output_hash: r.array()?,
+                trace_root: r.array()?,
+                outputs: read_tensors(r, "outputs")?,
+            },
+            12 => TxBody::DisputeStep {
+                job_id: JobId(r.array()?),
+                step: Step::read(r)?,
             },
             k => return Err(r.err_at(at, format!("unknown transaction kind {k}"))),
         })

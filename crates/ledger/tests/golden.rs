@@ -9,10 +9,10 @@ use common::*;
 use glassbox_ledger::{State, TxBody};
 use glassbox_types::hex;
 
-const GOLDEN_CHAIN_ID: &str = "637edf8ceb2bbc59334eb2bd2af8fbcedd220fe8561e4694f8a6eb95a401ef27";
+const GOLDEN_CHAIN_ID: &str = "ef4ded87b1c430f9081025eb8f75cb5716999cb7a146ec9acdbd99173144f28d";
 const GOLDEN_GENESIS_ROOT: &str =
-    "0557ec93039fd72909751735f2b2cba4d0b6ff265b784eb2b019515a882a4341";
-const GOLDEN_FINAL_ROOT: &str = "322e89c1c19abab3b0653e234e3b96457dd84748a44a661fcfb826f6aa55d465";
+    "36bf45ed17c7935f7d59a4e3f3e9ad08918caaf05df622394e7cb769ba296e5a";
+const GOLDEN_FINAL_ROOT: &str = "e843e5c84bd0dd4aa4055cbfe8fee93f961f5ffd441863b9ef65b5172026ea14";
 
 fn transfer(to: u8, amount: u64) -> TxBody {
     TxBody::Transfer {

@@ -14,7 +14,7 @@ use glassbox_types::{DimSpec, PublicKey, SecretKey, SignedManifest, TensorSpec, 
 const MODEL: &[u8] = b"a model's bytes";
 /// Executors' keys.
 const EXECUTORS: [u8; 4] = [5, 6, 7, 8];
-const GOLDEN_JOBS_ROOT: &str = "6050dc2de34295db1671326ef6d771285d80bf5e0311c88147bdeda0d48521b8";
+const GOLDEN_JOBS_ROOT: &str = "bd9bd83e9d3e46382a306c32640ae7873f6c4cc8d1f92b43e98bebe1cef2e5b4";
 
 /// The canonical encoding of a float32 tensor.
 fn f32_tensor(shape: &[u64], values: &[f32]) -> Vec<u8> {
@@ -39,10 +39,13 @@ fn spec(name: &str, dims: &[u64]) -> TensorSpec {
 }
 
 /// Accounts 1..=4 funded, executors 5..=8 (stakes 1, 2, 3, 4 × 10^6,
-/// capacity 2), and the model published by 1 (input `x` [2], output `y`
-/// [2] float32, 3 Mflops).
+/// capacity 2, selection weight uncapped), and the model published by 1
+/// (input `x` [2], output `y` [2] float32, 3 Mflops).
 fn setup() -> State {
+    let mut params = genesis().params;
+    params.max_selection_share_bps = 10_000;
     let g = GenesisState {
+        params,
         executors: EXECUTORS
             .iter()
             .enumerate()

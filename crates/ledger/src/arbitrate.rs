@@ -1,0 +1,989 @@
+//! The dispute game, optimistic results, challenges and audits in the
+//! ledger (docs/disputes.md).
+//!
+//! Disagreeing reveals (or a challenge of an optimistic result) open a
+//! [`Dispute`] whose claims play games two at a time: both sides open
+//! their trace roots, bisect the leaf range one split per round down to
+//! the first leaf where they differ, open the operands of that operator,
+//! and the [`Referee`] re-runs it at the start of the next block. A side
+//! with a wrong leaf, or that misses a deadline, loses: its members' stake
+//! (or its bond) is slashed, part to the winners and the rest burned. The
+//! last claim standing is the job's result.
+
+use glassbox_types::PublicKey;
+
+use crate::apply::{BlockContext, Event};
+use crate::dispute::{
+    Claim, Dispute, Game, JobExt, MAX_OPENINGS, MAX_TRACE_LEAVES, OutputSource, Referee,
+    RefereeError, Side, Stage, Step, Target, Verdict, hash_leaf, hash_node, root_from_path, split,
+    trace_leaf, trace_root,
+};
+use crate::error::{BlockError, TxError};
+use crate::jobs::{Job, JobId, JobStatus, check_tensors, outputs_hash};
+use crate::records::Account;
+use crate::schedule::status_name;
+use crate::state::State;
+
+/// Domain of the audit draw.
+pub const AUDIT_DOMAIN: &[u8] = b"GBAU1";
+
+/// What the referee will be asked at the start of the next block, so a
+/// replica can fetch the model and the opened tensors first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefereeWork {
+    /// The disputed job.
+    pub job_id: JobId,
+    /// Its model.
+    pub model_id: glassbox_types::ModelId,
+    /// The question.
+    pub target: Target,
+    /// Hashes of every opened operand tensor.
+    pub tensors: Vec<[u8; 32]>,
+}
+
+fn dispute_err(job_id: JobId, reason: impl Into<String>) -> TxError {
+    TxError::Dispute {
+        job_id,
+        reason: reason.into(),
+    }
+}
+
+fn deadline_after(height: u64, blocks: u64) -> Result<u64, TxError> {
+    height
+        .checked_add(blocks)
+        .ok_or(TxError::ReleaseHeightOverflow { height, blocks })
+}
+
+/// `amount × bps / 10,000`, rounded down.
+fn share(amount: u64, bps: u32) -> u64 {
+    u64::try_from(u128::from(amount) * u128::from(bps) / 10_000).unwrap_or(u64::MAX)
+}
+
+impl State {
+    /// The extension record of `id` (empty if none).
+    fn ext_or_default(&self, id: &JobId) -> JobExt {
+        self.job_ext(id).unwrap_or_default()
+    }
+
+    // ---- opening ---------------------------------------------------------
+
+    /// Keeps the outputs of a reveal whose output hash no earlier reveal
+    /// had (the job record keeps only the first reveal's), so a dispute
+    /// can name every claim's outputs.
+    pub(crate) fn keep_outputs(
+        &mut self,
+        job: &Job,
+        output_hash: &[u8; 32],
+        outputs: &[Vec<u8>],
+    ) -> Result<(), TxError> {
+        let seen = job
+            .slots
+            .iter()
+            .filter_map(|s| s.reveal)
+            .any(|r| &r.output_hash == output_hash);
+        if seen || job.outputs.is_empty() {
+            return Ok(());
+        }
+        let mut ext = self.ext_or_default(&job.id);
+        ext.extra_outputs.push(outputs.to_vec());
+        self.put_ext(job.id, ext)
+    }
+
+    /// Opens the dispute of a job whose reveals disagree: one claim per
+    /// distinct `(output hash, trace root)`, in slot order; the first two
+    /// play first.
+    pub(crate) fn open_dispute(&mut self, job: &mut Job, height: u64) -> Result<(), TxError> {
+        let mut ext = self.ext_or_default(&job.id);
+        let first_hash = job
+            .slots
+            .iter()
+            .find_map(|s| s.reveal)
+            .map(|r| r.output_hash);
+        let mut claims: Vec<Claim> = Vec::new();
+        for slot in &job.slots {
+            let Some(r) = slot.reveal else { continue };
+            if let Some(c) = claims
+                .iter_mut()
+                .find(|c| c.output_hash == r.output_hash && c.trace_root == r.trace_root)
+            {
+                c.members.push(slot.executor);
+                continue;
+            }
+            let outputs = if Some(r.output_hash) == first_hash {
+                job.outputs.clone()
+            } else {
+                ext.extra_outputs
+                    .iter()
+                    .find(|o| outputs_hash(&hashes(o)) == r.output_hash)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            claims.push(Claim {
+                output_hash: r.output_hash,
+                trace_root: r.trace_root,
+                outputs,
+                members: vec![slot.executor],
+                bond: 0,
+                lost: false,
+            });
+        }
+        ext.extra_outputs.clear();
+        let mut dispute = Dispute {
+            opened_height: height,
+            claims,
+            game: None,
+            verdicts: Vec::new(),
+            winner: None,
+            closed_height: None,
+        };
+        dispute.game = self.next_game(&dispute, height)?;
+        ext.dispute = Some(dispute);
+        self.put_ext(job.id, ext)
+    }
+
+    /// The game between the first two claims still standing, if two are.
+    fn next_game(&self, d: &Dispute, height: u64) -> Result<Option<Game>, TxError> {
+        let mut alive = d.alive().map(|(i, _)| i);
+        let (Some(a), Some(b)) = (alive.next(), alive.next()) else {
+            return Ok(None);
+        };
+        let side = |i: usize| Side {
+            claim: u8::try_from(i).unwrap_or(u8::MAX),
+            ..Side::default()
+        };
+        Ok(Some(Game {
+            a: side(a),
+            b: side(b),
+            stage: Stage::Open,
+            rounds: 0,
+            deadline: deadline_after(height, self.params.dispute_round_blocks)?,
+            leaves: 0,
+            opened: Vec::new(),
+        }))
+    }
+
+    // ---- challenges --------------------------------------------------------
+
+    /// The checks of a `Challenge`, without changing anything: the job is
+    /// pending and its window open, the sender an active executor other
+    /// than the job's, the claim well-formed and different, the bond
+    /// affordable. Returns the job and its extension.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn check_challenge(
+        &self,
+        sender: &PublicKey,
+        balance: u64,
+        id: &JobId,
+        output_hash: &[u8; 32],
+        trace_root: &[u8; 32],
+        outputs: &[Vec<u8>],
+        height: u64,
+    ) -> Result<(Job, JobExt), TxError> {
+        let job = self.job(id).ok_or(TxError::UnknownJob { job_id: *id })?;
+        if job.status != JobStatus::Pending {
+            return Err(TxError::JobState {
+                job_id: *id,
+                status: status_name(job.status),
+                reason: "only a pending optimistic result can be challenged",
+            });
+        }
+        let ext = self.ext_or_default(id);
+        if ext.pending_until.is_none_or(|until| height > until) {
+            return Err(dispute_err(*id, "the challenge window has closed"));
+        }
+        let executor = self
+            .executor(sender)
+            .filter(|e| e.is_active())
+            .ok_or_else(|| dispute_err(*id, "only an active (staked) executor may challenge"))?;
+        let slot = job
+            .slots
+            .first()
+            .ok_or_else(|| dispute_err(*id, "the job has no executor"))?;
+        if slot.executor == executor.owner {
+            return Err(dispute_err(
+                *id,
+                "an executor cannot challenge its own result",
+            ));
+        }
+        let reveal = slot
+            .reveal
+            .ok_or_else(|| dispute_err(*id, "the job has no revealed result"))?;
+        if &reveal.output_hash == output_hash && &reveal.trace_root == trace_root {
+            return Err(dispute_err(*id, "the challenge claims the same result"));
+        }
+        let model = self.model(&job.model_id).ok_or(TxError::UnknownModel {
+            model_id: job.model_id,
+        })?;
+        let got = check_tensors("output", outputs, &model.manifest.manifest().outputs)?;
+        if &outputs_hash(&got) != output_hash {
+            return Err(TxError::OutputHashMismatch);
+        }
+        if balance < self.params.challenge_bond {
+            return Err(TxError::InsufficientBalance {
+                field: "challenge bond",
+                balance,
+                needed: self.params.challenge_bond,
+            });
+        }
+        Ok((job, ext))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn challenge(
+        &mut self,
+        sender: &PublicKey,
+        account: &mut Account,
+        id: &JobId,
+        output_hash: [u8; 32],
+        trace_root: [u8; 32],
+        outputs: &[Vec<u8>],
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        let (mut job, mut ext) = self.check_challenge(
+            sender,
+            account.balance,
+            id,
+            &output_hash,
+            &trace_root,
+            outputs,
+            height,
+        )?;
+        let bond = self.params.challenge_bond;
+        let escrowed = self
+            .escrowed
+            .checked_add(bond)
+            .ok_or(TxError::PriceOverflow)?;
+        let slot = job
+            .slots
+            .first()
+            .ok_or_else(|| dispute_err(*id, "the job has no executor"))?;
+        let reveal = slot
+            .reveal
+            .ok_or_else(|| dispute_err(*id, "the job has no revealed result"))?;
+        let executor = slot.executor;
+        account.balance -= bond;
+        self.escrowed = escrowed;
+        let mut dispute = Dispute {
+            opened_height: height,
+            claims: vec![
+                Claim {
+                    output_hash: reveal.output_hash,
+                    trace_root: reveal.trace_root,
+                    outputs: std::mem::take(&mut job.outputs),
+                    members: vec![executor],
+                    bond: 0,
+                    lost: false,
+                },
+                Claim {
+                    output_hash,
+                    trace_root,
+                    outputs: outputs.to_vec(),
+                    members: vec![*sender],
+                    bond,
+                    lost: false,
+                },
+            ],
+            game: None,
+            verdicts: Vec::new(),
+            winner: None,
+            closed_height: None,
+        };
+        dispute.game = self.next_game(&dispute, height)?;
+        ext.pending_until = None;
+        ext.dispute = Some(dispute);
+        job.status = JobStatus::Disputed;
+        self.adjust_executor(&executor, |e| {
+            e.active_jobs = e.active_jobs.saturating_sub(1);
+            e.disputes = e.disputes.saturating_add(1);
+        })?;
+        self.adjust_executor(sender, |e| e.disputes = e.disputes.saturating_add(1))?;
+        self.put_ext(*id, ext)?;
+        self.put_job(job)?;
+        Ok(vec![Event::JobChallenged {
+            job_id: *id,
+            challenger: *sender,
+            bond,
+        }])
+    }
+
+    fn adjust_executor(
+        &mut self,
+        owner: &PublicKey,
+        f: impl FnOnce(&mut crate::records::Executor),
+    ) -> Result<(), TxError> {
+        if let Some(e) = self.executor(owner) {
+            let mut e = e.clone();
+            f(&mut e);
+            self.put_executor(e)?;
+        }
+        Ok(())
+    }
+
+    // ---- moves -------------------------------------------------------------
+
+    /// The checks of a `DisputeStep`; returns the job, its extension with
+    /// the move applied, and whether the move completed the round.
+    pub(crate) fn check_step(
+        &self,
+        sender: &PublicKey,
+        id: &JobId,
+        step: &Step,
+        height: u64,
+    ) -> Result<(Job, JobExt), TxError> {
+        let job = self.job(id).ok_or(TxError::UnknownJob { job_id: *id })?;
+        if job.status != JobStatus::Disputed {
+            return Err(TxError::JobState {
+                job_id: *id,
+                status: status_name(job.status),
+                reason: "only a disputed job takes dispute steps",
+            });
+        }
+        let mut ext = self.ext_or_default(id);
+        let dispute = ext
+            .dispute
+            .as_mut()
+            .ok_or_else(|| dispute_err(*id, "the job has no dispute record"))?;
+        let claim = dispute
+            .claim_of(sender)
+            .ok_or_else(|| dispute_err(*id, "the sender stands behind no claim"))?;
+        let claims = dispute.claims.clone();
+        let game = dispute
+            .game
+            .as_mut()
+            .ok_or_else(|| dispute_err(*id, "the dispute is decided"))?;
+        if height > game.deadline {
+            return Err(dispute_err(*id, "the round's deadline has passed"));
+        }
+        let is_a = usize::from(game.a.claim) == claim;
+        if !is_a && usize::from(game.b.claim) != claim {
+            return Err(dispute_err(
+                *id,
+                "the sender's claim is not in the current game",
+            ));
+        }
+        let leaves = game.leaves;
+        let mut side = if is_a { game.a } else { game.b };
+        let complete = match (&game.stage, step) {
+            (
+                Stage::Open,
+                Step::Open {
+                    leaves,
+                    leaves_root,
+                },
+            ) => {
+                if side.moved {
+                    return Err(dispute_err(*id, "this side has already opened its trace"));
+                }
+                if *leaves > MAX_TRACE_LEAVES {
+                    return Err(dispute_err(
+                        *id,
+                        format!("{leaves} trace leaves is over the limit of {MAX_TRACE_LEAVES}"),
+                    ));
+                }
+                if *leaves == 0 && leaves_root != blake3::hash(b"").as_bytes() {
+                    return Err(dispute_err(*id, "an empty trace has the empty root"));
+                }
+                let claimed = claims.get(claim).map(|c| c.trace_root).unwrap_or_default();
+                if trace_root(&job.model_id, &job.input_hashes, *leaves, leaves_root) != claimed {
+                    return Err(dispute_err(
+                        *id,
+                        "the leaf count and root do not open the claimed trace root",
+                    ));
+                }
+                side.leaves = Some(*leaves);
+                side.root = Some(*leaves_root);
+                true
+            }
+            (Stage::Bisect { .. }, Step::Split { left, right }) => {
+                if side.moved {
+                    return Err(dispute_err(*id, "this side has already split this range"));
+                }
+                if side.hash != Some(hash_node(left, right)) {
+                    return Err(dispute_err(
+                        *id,
+                        "the halves do not hash to this side's hash of the range",
+                    ));
+                }
+                side.split = Some((*left, *right));
+                true
+            }
+            (Stage::Referee { target, .. }, Step::Openings { items }) => {
+                let below = match target {
+                    Target::LeafCount => {
+                        return Err(dispute_err(*id, "the leaf count needs no openings"));
+                    }
+                    Target::Node(i) => *i,
+                    Target::Output(_) => leaves,
+                };
+                let root = side.root.unwrap_or_default();
+                for o in items {
+                    if o.node >= below {
+                        return Err(dispute_err(
+                            *id,
+                            format!("node {} is not before node {below}", o.node),
+                        ));
+                    }
+                    let leaf = trace_leaf(o.node, &o.outputs);
+                    if root_from_path(&leaf, o.node, leaves, &o.path) != Some(root) {
+                        return Err(dispute_err(
+                            *id,
+                            format!(
+                                "the opening of node {} does not prove into this side's root",
+                                o.node
+                            ),
+                        ));
+                    }
+                }
+                for o in items {
+                    if !game.opened.iter().any(|k| k.node == o.node) {
+                        if game.opened.len() >= MAX_OPENINGS {
+                            return Err(dispute_err(
+                                *id,
+                                format!("over {MAX_OPENINGS} openings in one dispute game"),
+                            ));
+                        }
+                        game.opened.push(o.clone());
+                    }
+                }
+                game.opened.sort_by_key(|o| o.node);
+                if let Stage::Referee { fresh, .. } = &mut game.stage {
+                    *fresh = true;
+                }
+                false
+            }
+            (stage, step) => {
+                let expected = match stage {
+                    Stage::Open => "open",
+                    Stage::Bisect { .. } => "split",
+                    Stage::Referee { .. } => "openings",
+                };
+                return Err(dispute_err(
+                    *id,
+                    format!("the game expects `{expected}`, not `{}`", step.name()),
+                ));
+            }
+        };
+        side.moved = true;
+        if is_a {
+            game.a = side;
+        } else {
+            game.b = side;
+        }
+        if complete && game.a.moved && game.b.moved {
+            advance(game, &claims, height, self.params.dispute_round_blocks)
+                .map_err(|r| dispute_err(*id, r))?;
+        }
+        Ok((job, ext))
+    }
+
+    pub(crate) fn dispute_step(
+        &mut self,
+        sender: &PublicKey,
+        id: &JobId,
+        step: &Step,
+        height: u64,
+    ) -> Result<Vec<Event>, TxError> {
+        let (_, ext) = self.check_step(sender, id, step, height)?;
+        self.put_ext(*id, ext)?;
+        Ok(vec![Event::DisputeStep {
+            job_id: *id,
+            executor: *sender,
+            step: step.name(),
+        }])
+    }
+
+    // ---- block start -------------------------------------------------------
+
+    /// What the referee will be asked at the next block start.
+    pub fn referee_work(&self) -> Vec<RefereeWork> {
+        let mut out = Vec::new();
+        for (id, ext) in &self.live_exts {
+            let Some(g) = ext.dispute.as_ref().and_then(|d| d.game.as_ref()) else {
+                continue;
+            };
+            let Stage::Referee { target, fresh } = g.stage else {
+                continue;
+            };
+            if !fresh && target != Target::LeafCount {
+                continue;
+            }
+            let Some(job) = self.job(id) else { continue };
+            out.push(RefereeWork {
+                job_id: *id,
+                model_id: job.model_id,
+                target,
+                tensors: g
+                    .opened
+                    .iter()
+                    .flat_map(|o| o.outputs.iter().copied())
+                    .collect(),
+            });
+        }
+        out
+    }
+
+    /// Block-start work of disputes and optimistic jobs (docs/disputes.md,
+    /// "Block schedule"), after the job schedule: the referee decides the
+    /// games waiting for it, games past their deadline end by timeout,
+    /// pending results whose window closed become final, and the results
+    /// that became pending in the last block are drawn for audits.
+    pub(crate) fn run_disputes(
+        &mut self,
+        ctx: &BlockContext,
+        referee: &dyn Referee,
+    ) -> Result<(), BlockError> {
+        let height = ctx.height;
+        let internal = |e: TxError| BlockError::Internal {
+            reason: format!("disputes: {e}"),
+        };
+        let live: Vec<JobId> = self
+            .live_exts
+            .iter()
+            .filter(|(_, e)| e.dispute.as_ref().is_some_and(|d| d.game.is_some()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in live {
+            let (Some(mut job), Some(mut ext)) = (self.job(&id), self.job_ext(&id)) else {
+                continue;
+            };
+            let Some(game) = ext.dispute.as_ref().and_then(|d| d.game.clone()) else {
+                continue;
+            };
+            let decided = match adjudicate(&game, &job, ext.dispute.as_ref(), referee) {
+                Ok(Some(v)) => Some(v),
+                Ok(None) => None,
+                Err(RefereeError::Unavailable(what)) => {
+                    return Err(BlockError::RefereeUnavailable { job_id: id, what });
+                }
+                Err(RefereeError::Missing { .. }) => {
+                    // Wait for more openings (until the deadline).
+                    if let Some(Game {
+                        stage: Stage::Referee { fresh, .. },
+                        ..
+                    }) = ext.dispute.as_mut().and_then(|d| d.game.as_mut())
+                    {
+                        *fresh = false;
+                    }
+                    self.put_ext(id, ext.clone()).map_err(internal)?;
+                    None
+                }
+                Err(RefereeError::Failed(reason)) => Some((
+                    true,
+                    true,
+                    format!("the operator fails on the opened operands: {reason}"),
+                )),
+            };
+            let verdict = match decided {
+                Some(v) => Some(v),
+                None if height > game.deadline => Some(timeout(&game)),
+                None => None,
+            };
+            if let Some((a_lost, b_lost, reason)) = verdict {
+                self.finish_game(&mut job, &mut ext, a_lost, b_lost, reason, height)
+                    .map_err(internal)?;
+                self.put_ext(id, ext).map_err(internal)?;
+                self.put_job(job).map_err(internal)?;
+            }
+        }
+        // Pending results whose window closed.
+        while let Some(&(until, id)) = self.pending.get_min() {
+            if until >= height {
+                break;
+            }
+            self.finalize_pending(&id, height).map_err(internal)?;
+        }
+        // Audit draws for the results that became pending last block.
+        let queued: Vec<JobId> = self.audit_queue.iter().copied().collect();
+        self.audit_queue.clear();
+        for id in queued {
+            self.draw_audit(&id, &ctx.randomness).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    fn finalize_pending(&mut self, id: &JobId, height: u64) -> Result<(), TxError> {
+        let mut ext = self.ext_or_default(id);
+        ext.pending_until = None;
+        self.put_ext(*id, ext)?;
+        let Some(mut job) = self.job(id) else {
+            return Ok(());
+        };
+        if job.status != JobStatus::Pending {
+            return Ok(());
+        }
+        let winners: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+        for w in &winners {
+            self.adjust_executor(w, |e| e.active_jobs = e.active_jobs.saturating_sub(1))?;
+        }
+        self.pay_winners(&mut job, &winners)?;
+        job.status = JobStatus::Final;
+        job.closed_height = Some(height);
+        self.put_job(job)
+    }
+
+    /// Draws whether a pending result is audited (`audit_rate_bps` of
+    /// them) and by whom (stake-weighted, capped, never its executor or
+    /// requester).
+    fn draw_audit(&mut self, id: &JobId, randomness: &[u8; 32]) -> Result<(), TxError> {
+        let Some(job) = self.job(id) else {
+            return Ok(());
+        };
+        if job.status != JobStatus::Pending {
+            return Ok(());
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(AUDIT_DOMAIN);
+        h.update(randomness);
+        h.update(&id.0);
+        let digest = h.finalize();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&digest.as_bytes()[..8]);
+        if u64::from_le_bytes(b) % 10_000 >= u64::from(self.params.audit_rate_bps) {
+            return Ok(());
+        }
+        let exclude: Vec<PublicKey> = job
+            .slots
+            .iter()
+            .map(|s| s.executor)
+            .chain(std::iter::once(job.requester))
+            .collect();
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&digest.as_bytes()[..32]);
+        if let Some(auditor) = self.select_auditor(&seed, &exclude) {
+            let mut ext = self.ext_or_default(id);
+            ext.auditor = Some(auditor);
+            self.put_ext(*id, ext)?;
+        }
+        Ok(())
+    }
+
+    // ---- outcomes ----------------------------------------------------------
+
+    /// Ends the current game: slashes the losers, records the verdict,
+    /// starts the next game or decides the dispute.
+    fn finish_game(
+        &mut self,
+        job: &mut Job,
+        ext: &mut JobExt,
+        a_lost: bool,
+        b_lost: bool,
+        reason: String,
+        height: u64,
+    ) -> Result<(), TxError> {
+        let Some(mut dispute) = ext.dispute.take() else {
+            return Ok(());
+        };
+        let Some(game) = dispute.game.take() else {
+            ext.dispute = Some(dispute);
+            return Ok(());
+        };
+        let target = match game.stage {
+            Stage::Referee { target, .. } => Some(target),
+            _ => None,
+        };
+        let mut forfeited = 0u64;
+        for (claim, lost) in [(game.a.claim, a_lost), (game.b.claim, b_lost)] {
+            if !lost {
+                continue;
+            }
+            if let Some(c) = dispute.claims.get_mut(usize::from(claim)) {
+                c.lost = true;
+                forfeited = forfeited.saturating_add(self.forfeit(c)?);
+            }
+        }
+        let winner = match (a_lost, b_lost) {
+            (true, false) => Some(game.b.claim),
+            (false, true) => Some(game.a.claim),
+            _ => None,
+        };
+        let reward = match winner {
+            Some(_) => share(forfeited, self.params.dispute_reward_bps),
+            None => 0,
+        };
+        let mut paid = 0u64;
+        if let Some(w) = winner
+            && let Some(c) = dispute.claims.get(usize::from(w))
+            && let Ok(n) = u64::try_from(c.members.len())
+            && n > 0
+        {
+            let each = reward / n;
+            for m in c.members.clone() {
+                self.credit(&m, each)?;
+                paid = paid.saturating_add(each);
+            }
+        }
+        self.burn(forfeited.saturating_sub(paid))?;
+        dispute.verdicts.push(Verdict {
+            a: game.a.claim,
+            b: game.b.claim,
+            target,
+            a_lost,
+            b_lost,
+            reason,
+            rounds: game.rounds,
+            height,
+        });
+        dispute.game = self.next_game(&dispute, height)?;
+        if dispute.game.is_none() {
+            self.decide(job, &mut dispute, height)?;
+        }
+        ext.dispute = Some(dispute);
+        Ok(())
+    }
+
+    /// Takes a losing claim's stakes (every member's stake and unbonding)
+    /// or its bond; returns the amount.
+    fn forfeit(&mut self, claim: &Claim) -> Result<u64, TxError> {
+        if claim.bond > 0 {
+            self.escrowed = self.escrowed.saturating_sub(claim.bond);
+            return Ok(claim.bond);
+        }
+        let mut total = 0u64;
+        for m in &claim.members {
+            let mut taken = 0u64;
+            self.adjust_executor(m, |e| {
+                taken = e.stake.saturating_add(e.unbonding_total());
+                e.stake = 0;
+                e.unbonding.clear();
+            })?;
+            total = total.saturating_add(taken);
+        }
+        Ok(total)
+    }
+
+    fn credit(&mut self, owner: &PublicKey, amount: u64) -> Result<(), TxError> {
+        if amount == 0 {
+            return Ok(());
+        }
+        let mut a = self.load_account(owner)?.unwrap_or_default();
+        a.balance = a
+            .balance
+            .checked_add(amount)
+            .ok_or(TxError::BalanceOverflow {
+                account: owner.to_string(),
+            })?;
+        self.put_account(owner, &a)
+    }
+
+    fn burn(&mut self, amount: u64) -> Result<(), TxError> {
+        if amount == 0 {
+            return Ok(());
+        }
+        self.burned = self.burned.saturating_add(amount);
+        let pool = self.fee_pool;
+        self.put_fee_pool(pool).map_err(crate::state::internal)
+    }
+
+    /// Pays each winner the job's price out of its escrow (at most the
+    /// escrow), counts the job as served by them and refunds the rest.
+    fn pay_winners(&mut self, job: &mut Job, winners: &[PublicKey]) -> Result<(), TxError> {
+        let mut paid = 0u64;
+        for w in winners {
+            let pay = job.price_per_replica.min(job.escrow.saturating_sub(paid));
+            self.credit(w, pay)?;
+            paid = paid.saturating_add(pay);
+            self.adjust_executor(w, |e| e.served = e.served.saturating_add(1))?;
+        }
+        self.refund(job, paid)
+    }
+
+    /// The dispute has one claim left (the job's result) or none (the job
+    /// failed and is refunded); every party's lock is released and a
+    /// winning challenger's bond returned.
+    fn decide(&mut self, job: &mut Job, d: &mut Dispute, height: u64) -> Result<(), TxError> {
+        let winner = d.alive().map(|(i, _)| i).next();
+        for c in &d.claims {
+            for m in &c.members {
+                self.adjust_executor(m, |e| e.disputes = e.disputes.saturating_sub(1))?;
+            }
+        }
+        match winner.and_then(|w| d.claims.get(w).map(|c| (w, c.clone()))) {
+            Some((w, claim)) => {
+                if claim.bond > 0 {
+                    self.escrowed = self.escrowed.saturating_sub(claim.bond);
+                    for m in &claim.members {
+                        self.credit(m, claim.bond)?;
+                    }
+                }
+                self.pay_winners(job, &claim.members)?;
+                job.outputs = claim.outputs.clone();
+                job.status = JobStatus::Final;
+                d.winner = u8::try_from(w).ok();
+            }
+            None => {
+                self.refund(job, 0)?;
+                job.status = JobStatus::Failed;
+            }
+        }
+        d.closed_height = Some(height);
+        job.closed_height = Some(height);
+        Ok(())
+    }
+}
+
+/// The output hashes of canonical tensors.
+fn hashes(tensors: &[Vec<u8>]) -> Vec<[u8; 32]> {
+    tensors
+        .iter()
+        .map(|t| *blake3::hash(t).as_bytes())
+        .collect()
+}
+
+/// Both sides moved: the next stage of the game.
+fn advance(
+    game: &mut Game,
+    claims: &[Claim],
+    height: u64,
+    round_blocks: u64,
+) -> Result<(), String> {
+    match game.stage {
+        Stage::Open => {
+            let (la, lb) = (game.a.leaves.unwrap_or(0), game.b.leaves.unwrap_or(0));
+            let (ra, rb) = (
+                game.a.root.unwrap_or_default(),
+                game.b.root.unwrap_or_default(),
+            );
+            if la != lb {
+                game.stage = Stage::Referee {
+                    target: Target::LeafCount,
+                    fresh: true,
+                };
+            } else if ra != rb {
+                game.leaves = la;
+                enter_range(game, 0, la, ra, rb);
+            } else {
+                game.leaves = la;
+                let outs = |i: u8| {
+                    claims
+                        .get(usize::from(i))
+                        .map(|c| hashes(&c.outputs))
+                        .unwrap_or_default()
+                };
+                let (oa, ob) = (outs(game.a.claim), outs(game.b.claim));
+                let o = oa.iter().zip(&ob).position(|(x, y)| x != y).unwrap_or(0);
+                game.stage = Stage::Referee {
+                    target: Target::Output(u32::try_from(o).unwrap_or(u32::MAX)),
+                    fresh: true,
+                };
+            }
+        }
+        Stage::Bisect { lo, hi } => {
+            let (Some((la, ra)), Some((lb, rb))) = (game.a.split, game.b.split) else {
+                return Err("a split is missing".into());
+            };
+            let k = split(hi - lo);
+            if la != lb {
+                enter_range(game, lo, lo + k, la, lb);
+            } else {
+                enter_range(game, lo + k, hi, ra, rb);
+            }
+        }
+        Stage::Referee { .. } => return Err("the referee stage has no rounds".into()),
+    }
+    game.rounds = game.rounds.saturating_add(1);
+    game.deadline = height
+        .checked_add(round_blocks)
+        .ok_or("the deadline overflows")?;
+    for s in [&mut game.a, &mut game.b] {
+        s.moved = false;
+        s.split = None;
+    }
+    Ok(())
+}
+
+/// Bisection continues on `[lo, hi)` where the sides hash to `ha`, `hb`;
+/// a one-leaf range goes to the referee.
+fn enter_range(game: &mut Game, lo: u64, hi: u64, ha: [u8; 32], hb: [u8; 32]) {
+    game.a.hash = Some(ha);
+    game.b.hash = Some(hb);
+    game.stage = if hi - lo <= 1 {
+        Stage::Referee {
+            target: Target::Node(lo),
+            fresh: true,
+        }
+    } else {
+        Stage::Bisect { lo, hi }
+    };
+}
+
+/// The game's deadline passed: sides that did not move lose; at the
+/// referee stage, nobody gave it what it needs, so both lose.
+fn timeout(game: &Game) -> (bool, bool, String) {
+    let stage = match game.stage {
+        Stage::Open => "open",
+        Stage::Bisect { .. } => "split",
+        Stage::Referee { .. } => "openings",
+    };
+    match game.stage {
+        Stage::Referee { .. } => (
+            true,
+            true,
+            "timeout: the operands were never all opened".into(),
+        ),
+        _ => (!game.a.moved, !game.b.moved, format!("timeout in {stage}")),
+    }
+}
+
+/// Asks the referee about a game waiting for it: `Ok(None)` when the
+/// game is not at the referee stage or has nothing new.
+fn adjudicate(
+    game: &Game,
+    job: &Job,
+    dispute: Option<&Dispute>,
+    referee: &dyn Referee,
+) -> Result<Option<(bool, bool, String)>, RefereeError> {
+    let Stage::Referee { target, fresh } = game.stage else {
+        return Ok(None);
+    };
+    if !fresh && target != Target::LeafCount {
+        return Ok(None);
+    }
+    let opened = |node: u64, slot: u32| {
+        game.opened
+            .iter()
+            .find(|o| o.node == node)
+            .and_then(|o| o.outputs.get(usize::try_from(slot).ok()?).copied())
+    };
+    match target {
+        Target::LeafCount => {
+            let n = referee.leaf_count(&job.model_id)?;
+            Ok(Some((
+                game.a.leaves != Some(n),
+                game.b.leaves != Some(n),
+                format!("the model has {n} trace leaves"),
+            )))
+        }
+        Target::Node(i) => {
+            let leaf = referee.run_node(&job.model_id, i, &job.inputs, &opened)?;
+            let right = hash_leaf(&leaf);
+            Ok(Some((
+                game.a.hash != Some(right),
+                game.b.hash != Some(right),
+                format!("re-ran operator {i}"),
+            )))
+        }
+        Target::Output(o) => {
+            let truth = match referee.output_source(&job.model_id, o)? {
+                OutputSource::Node { node, slot } => {
+                    opened(node, slot).ok_or(RefereeError::Missing { node, slot })?
+                }
+                OutputSource::Input(k) => *usize::try_from(k)
+                    .ok()
+                    .and_then(|k| job.input_hashes.get(k))
+                    .ok_or_else(|| RefereeError::Failed(format!("graph input {k} is missing")))?,
+                OutputSource::Constant(h) => h,
+            };
+            let claim_out = |i: u8| {
+                dispute
+                    .and_then(|d| d.claims.get(usize::from(i)))
+                    .and_then(|c| c.outputs.get(usize::try_from(o).ok()?))
+                    .map(|t| *blake3::hash(t).as_bytes())
+            };
+            Ok(Some((
+                claim_out(game.a.claim) != Some(truth),
+                claim_out(game.b.claim) != Some(truth),
+                format!("graph output {o} checked against the trace"),
+            )))
+        }
+    }
+}
