@@ -182,6 +182,14 @@ pub enum Event {
         /// Its bond.
         bond: u64,
     },
+    /// A dispute was decided: `winner` is the claim that stands (`None`
+    /// when every claim lost and the job failed).
+    DisputeDecided {
+        /// The job.
+        job_id: JobId,
+        /// The winning claim's index.
+        winner: Option<u8>,
+    },
     /// A party moved in a dispute game.
     DisputeStep {
         /// The job.
@@ -411,17 +419,17 @@ impl State {
     /// transactions one by one and finishing gives exactly what
     /// `apply_block` gives for the pushed ones; a proposer uses it to skip
     /// inadmissible transactions without re-applying the others.
-    pub fn begin_block(&self, ctx: BlockContext) -> Result<BlockBuilder, BlockError> {
+    pub fn begin_block(&self, ctx: BlockContext) -> Result<BlockBuilder<'static>, BlockError> {
         self.begin_block_with(ctx, &NoReferee)
     }
 
     /// [`State::begin_block`] with a referee (see
     /// [`State::apply_block_with`]).
-    pub fn begin_block_with(
+    pub fn begin_block_with<'r>(
         &self,
         ctx: BlockContext,
-        referee: &dyn Referee,
-    ) -> Result<BlockBuilder, BlockError> {
+        referee: &'r dyn Referee,
+    ) -> Result<BlockBuilder<'r>, BlockError> {
         let expected = self
             .head
             .height
@@ -449,9 +457,12 @@ impl State {
         state.run_schedule(&ctx).map_err(|e| BlockError::Internal {
             reason: format!("job schedule: {e}"),
         })?;
-        state.run_disputes(&ctx, referee)?;
+        state.run_disputes(&ctx).map_err(|e| BlockError::Internal {
+            reason: format!("disputes: {e}"),
+        })?;
         Ok(BlockBuilder {
             state,
+            referee,
             ctx,
             bytes: 0,
             fees: 0,
@@ -466,6 +477,7 @@ impl State {
         &mut self,
         tx: &SignedTx,
         height: u64,
+        referee: &dyn Referee,
     ) -> Result<Result<Vec<Event>, TxError>, TxError> {
         let account = self.admit(tx, true)?;
         let charged = Account {
@@ -484,13 +496,20 @@ impl State {
         // is stored once below (or dropped when the body fails); they check
         // everything before their first write, so an error leaves no trace.
         let mut working = charged;
-        let result = self.execute(tx.sender(), &mut working, tx.body(), tx.hash(), height);
+        let result = self.execute(
+            tx.sender(),
+            &mut working,
+            tx.body(),
+            tx.hash(),
+            height,
+            referee,
+        );
         match result {
             Ok(events) => {
                 self.put_account(tx.sender(), &working)?;
                 Ok(Ok(events))
             }
-            Err(e @ TxError::Internal { .. }) => Err(e),
+            Err(e @ (TxError::Internal { .. } | TxError::RefereeUnavailable { .. })) => Err(e),
             Err(e) => {
                 self.put_account(tx.sender(), &charged)?;
                 Ok(Err(e))
@@ -505,6 +524,7 @@ impl State {
         body: &TxBody,
         tx_hash: TxHash,
         height: u64,
+        referee: &dyn Referee,
     ) -> Result<Vec<Event>, TxError> {
         match body {
             TxBody::Transfer { to, amount } => self.transfer(sender, account, to, *amount),
@@ -572,7 +592,9 @@ impl State {
                 outputs,
                 height,
             ),
-            TxBody::DisputeStep { job_id, step } => self.dispute_step(sender, job_id, step, height),
+            TxBody::DisputeStep { job_id, step } => {
+                self.dispute_step(sender, job_id, step, height, referee)
+            }
         }
     }
 
@@ -910,9 +932,9 @@ fn block_internal(e: crate::smt::SmtError) -> BlockError {
 }
 
 /// A block being built on a copy of a state ([`State::begin_block`]).
-#[derive(Debug)]
-pub struct BlockBuilder {
+pub struct BlockBuilder<'r> {
     state: State,
+    referee: &'r dyn Referee,
     ctx: BlockContext,
     bytes: u64,
     fees: u64,
@@ -921,7 +943,18 @@ pub struct BlockBuilder {
     failed: Option<BlockError>,
 }
 
-impl BlockBuilder {
+impl std::fmt::Debug for BlockBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockBuilder")
+            .field("state", &self.state)
+            .field("ctx", &self.ctx)
+            .field("txs", &self.outcomes.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl BlockBuilder<'_> {
     /// Appends `tx`: checks the block limits and the transaction's
     /// admission against the state so far, then applies it and returns its
     /// outcome. On an error the builder is unchanged (`TooManyTxs`,
@@ -954,8 +987,17 @@ impl BlockBuilder {
             .checked_add(tx.fee())
             .ok_or(BlockError::FeeOverflow { index })?;
         // Admission is read-only: a refused transaction changes nothing.
-        let result = match self.state.apply_tx(tx, self.ctx.height) {
+        let result = match self.state.apply_tx(tx, self.ctx.height, self.referee) {
             Ok(result) => result,
+            Err(TxError::RefereeUnavailable { job_id, what }) => {
+                // Nothing was written: the transaction can be skipped.
+                return Err(BlockError::RefereeUnavailable {
+                    index,
+                    tx_hash: tx.hash(),
+                    job_id,
+                    what,
+                });
+            }
             Err(TxError::Internal { reason }) => {
                 let e = BlockError::Internal {
                     reason: format!("transaction {index}: {reason}"),

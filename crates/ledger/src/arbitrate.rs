@@ -18,7 +18,7 @@ use crate::dispute::{
     RefereeError, Side, Stage, Step, Target, Verdict, hash_leaf, hash_node, root_from_path, split,
     trace_leaf, trace_root,
 };
-use crate::error::{BlockError, TxError};
+use crate::error::TxError;
 use crate::jobs::{Job, JobId, JobStatus, check_tensors, outputs_hash};
 use crate::records::Account;
 use crate::schedule::status_name;
@@ -27,17 +27,15 @@ use crate::state::State;
 /// Domain of the audit draw.
 pub const AUDIT_DOMAIN: &[u8] = b"GBAU1";
 
-/// What the referee will be asked at the start of the next block, so a
-/// replica can fetch the model and the opened tensors first.
+/// What the referee may need for a dispute step ([`State::referee_needs`]),
+/// so a replica can fetch the model and the opened tensors first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefereeWork {
     /// The disputed job.
     pub job_id: JobId,
     /// Its model.
     pub model_id: glassbox_types::ModelId,
-    /// The question.
-    pub target: Target,
-    /// Hashes of every opened operand tensor.
+    /// Hashes of every opened operand tensor (sorted, distinct).
     pub tensors: Vec<[u8; 32]>,
 }
 
@@ -446,9 +444,6 @@ impl State {
                     }
                 }
                 game.opened.sort_by_key(|o| o.node);
-                if let Stage::Referee { fresh, .. } = &mut game.stage {
-                    *fresh = true;
-                }
                 false
             }
             (stage, step) => {
@@ -476,127 +471,129 @@ impl State {
         Ok((job, ext))
     }
 
+    /// Applies a move. A move that leaves the game at the referee stage
+    /// (the point of difference reached, or operands opened) asks the
+    /// referee at once: a verdict ends the game, a missing operand waits
+    /// for more openings, and a referee without the data fails the
+    /// transaction's block on this replica before anything is written
+    /// ([`TxError::RefereeUnavailable`]).
     pub(crate) fn dispute_step(
         &mut self,
         sender: &PublicKey,
         id: &JobId,
         step: &Step,
         height: u64,
+        referee: &dyn Referee,
     ) -> Result<Vec<Event>, TxError> {
-        let (_, ext) = self.check_step(sender, id, step, height)?;
-        self.put_ext(*id, ext)?;
-        Ok(vec![Event::DisputeStep {
+        let (mut job, mut ext) = self.check_step(sender, id, step, height)?;
+        let verdict = match ext.dispute.as_ref().and_then(|d| d.game.as_ref()) {
+            Some(game) => match adjudicate(game, &job, ext.dispute.as_ref(), referee) {
+                Ok(v) => v,
+                Err(RefereeError::Unavailable(what)) => {
+                    return Err(TxError::RefereeUnavailable { job_id: *id, what });
+                }
+                Err(RefereeError::Missing { .. }) => None,
+                Err(RefereeError::Failed(reason)) => Some((
+                    true,
+                    true,
+                    format!("the operator fails on the opened operands: {reason}"),
+                )),
+            },
+            None => None,
+        };
+        let mut events = vec![Event::DisputeStep {
             job_id: *id,
             executor: *sender,
             step: step.name(),
-        }])
+        }];
+        if let Some((a_lost, b_lost, reason)) = verdict {
+            self.finish_game(&mut job, &mut ext, a_lost, b_lost, reason, height)?;
+            if let Some(d) = &ext.dispute
+                && d.closed_height.is_some()
+            {
+                events.push(Event::DisputeDecided {
+                    job_id: *id,
+                    winner: d.winner,
+                });
+            }
+            self.put_job(job)?;
+        }
+        self.put_ext(*id, ext)?;
+        Ok(events)
     }
 
     // ---- block start -------------------------------------------------------
 
-    /// What the referee will be asked at the next block start.
-    pub fn referee_work(&self) -> Vec<RefereeWork> {
-        let mut out = Vec::new();
-        for (id, ext) in &self.live_exts {
-            let Some(g) = ext.dispute.as_ref().and_then(|d| d.game.as_ref()) else {
-                continue;
-            };
-            let Stage::Referee { target, fresh } = g.stage else {
-                continue;
-            };
-            if !fresh && target != Target::LeafCount {
-                continue;
-            }
-            let Some(job) = self.job(id) else { continue };
-            out.push(RefereeWork {
-                job_id: *id,
-                model_id: job.model_id,
-                target,
-                tensors: g
-                    .opened
-                    .iter()
-                    .flat_map(|o| o.outputs.iter().copied())
-                    .collect(),
-            });
+    /// What the referee may need to apply `tx` here: for a dispute step,
+    /// the job's model and every tensor opened in its game so far or by
+    /// the step. A replica fetches these before applying a block that
+    /// holds the transaction (or a proposer before including it).
+    pub fn referee_needs(&self, tx: &crate::SignedTx) -> Option<RefereeWork> {
+        let crate::TxBody::DisputeStep { job_id, step } = tx.body() else {
+            return None;
+        };
+        let job = self.job(job_id)?;
+        let ext = self.job_ext(job_id)?;
+        let game = ext.dispute.as_ref()?.game.as_ref()?;
+        let mut tensors: Vec<[u8; 32]> = game
+            .opened
+            .iter()
+            .flat_map(|o| o.outputs.iter().copied())
+            .collect();
+        if let Step::Openings { items } = step {
+            tensors.extend(items.iter().flat_map(|o| o.outputs.iter().copied()));
         }
-        out
+        tensors.sort_unstable();
+        tensors.dedup();
+        Some(RefereeWork {
+            job_id: *job_id,
+            model_id: job.model_id,
+            tensors,
+        })
     }
 
     /// Block-start work of disputes and optimistic jobs (docs/disputes.md,
-    /// "Block schedule"), after the job schedule: the referee decides the
-    /// games waiting for it, games past their deadline end by timeout,
-    /// pending results whose window closed become final, and the results
-    /// that became pending in the last block are drawn for audits.
-    pub(crate) fn run_disputes(
-        &mut self,
-        ctx: &BlockContext,
-        referee: &dyn Referee,
-    ) -> Result<(), BlockError> {
+    /// "Block schedule"), after the job schedule: games past their deadline
+    /// end by timeout, pending results whose window closed become final,
+    /// and the results that became pending in the last block are drawn for
+    /// audits with this block's randomness.
+    pub(crate) fn run_disputes(&mut self, ctx: &BlockContext) -> Result<(), TxError> {
         let height = ctx.height;
-        let internal = |e: TxError| BlockError::Internal {
-            reason: format!("disputes: {e}"),
-        };
-        let live: Vec<JobId> = self
+        let late: Vec<JobId> = self
             .live_exts
             .iter()
-            .filter(|(_, e)| e.dispute.as_ref().is_some_and(|d| d.game.is_some()))
+            .filter(|(_, e)| {
+                e.dispute
+                    .as_ref()
+                    .and_then(|d| d.game.as_ref())
+                    .is_some_and(|g| g.deadline < height)
+            })
             .map(|(id, _)| *id)
             .collect();
-        for id in live {
+        for id in late {
             let (Some(mut job), Some(mut ext)) = (self.job(&id), self.job_ext(&id)) else {
                 continue;
             };
             let Some(game) = ext.dispute.as_ref().and_then(|d| d.game.clone()) else {
                 continue;
             };
-            let decided = match adjudicate(&game, &job, ext.dispute.as_ref(), referee) {
-                Ok(Some(v)) => Some(v),
-                Ok(None) => None,
-                Err(RefereeError::Unavailable(what)) => {
-                    return Err(BlockError::RefereeUnavailable { job_id: id, what });
-                }
-                Err(RefereeError::Missing { .. }) => {
-                    // Wait for more openings (until the deadline).
-                    if let Some(Game {
-                        stage: Stage::Referee { fresh, .. },
-                        ..
-                    }) = ext.dispute.as_mut().and_then(|d| d.game.as_mut())
-                    {
-                        *fresh = false;
-                    }
-                    self.put_ext(id, ext.clone()).map_err(internal)?;
-                    None
-                }
-                Err(RefereeError::Failed(reason)) => Some((
-                    true,
-                    true,
-                    format!("the operator fails on the opened operands: {reason}"),
-                )),
-            };
-            let verdict = match decided {
-                Some(v) => Some(v),
-                None if height > game.deadline => Some(timeout(&game)),
-                None => None,
-            };
-            if let Some((a_lost, b_lost, reason)) = verdict {
-                self.finish_game(&mut job, &mut ext, a_lost, b_lost, reason, height)
-                    .map_err(internal)?;
-                self.put_ext(id, ext).map_err(internal)?;
-                self.put_job(job).map_err(internal)?;
-            }
+            let (a_lost, b_lost, reason) = timeout(&game);
+            self.finish_game(&mut job, &mut ext, a_lost, b_lost, reason, height)?;
+            self.put_ext(id, ext)?;
+            self.put_job(job)?;
         }
         // Pending results whose window closed.
         while let Some(&(until, id)) = self.pending.get_min() {
             if until >= height {
                 break;
             }
-            self.finalize_pending(&id, height).map_err(internal)?;
+            self.finalize_pending(&id, height)?;
         }
         // Audit draws for the results that became pending last block.
         let queued: Vec<JobId> = self.audit_queue.iter().copied().collect();
         self.audit_queue.clear();
         for id in queued {
-            self.draw_audit(&id, &ctx.randomness).map_err(internal)?;
+            self.draw_audit(&id, &ctx.randomness)?;
         }
         Ok(())
     }
@@ -846,7 +843,6 @@ fn advance(
             if la != lb {
                 game.stage = Stage::Referee {
                     target: Target::LeafCount,
-                    fresh: true,
                 };
             } else if ra != rb {
                 game.leaves = la;
@@ -863,7 +859,6 @@ fn advance(
                 let o = oa.iter().zip(&ob).position(|(x, y)| x != y).unwrap_or(0);
                 game.stage = Stage::Referee {
                     target: Target::Output(u32::try_from(o).unwrap_or(u32::MAX)),
-                    fresh: true,
                 };
             }
         }
@@ -899,7 +894,6 @@ fn enter_range(game: &mut Game, lo: u64, hi: u64, ha: [u8; 32], hb: [u8; 32]) {
     game.stage = if hi - lo <= 1 {
         Stage::Referee {
             target: Target::Node(lo),
-            fresh: true,
         }
     } else {
         Stage::Bisect { lo, hi }
@@ -924,20 +918,17 @@ fn timeout(game: &Game) -> (bool, bool, String) {
     }
 }
 
-/// Asks the referee about a game waiting for it: `Ok(None)` when the
-/// game is not at the referee stage or has nothing new.
+/// Asks the referee about a game at the referee stage (`Ok(None)` at any
+/// other stage): which sides lost, and why.
 fn adjudicate(
     game: &Game,
     job: &Job,
     dispute: Option<&Dispute>,
     referee: &dyn Referee,
 ) -> Result<Option<(bool, bool, String)>, RefereeError> {
-    let Stage::Referee { target, fresh } = game.stage else {
+    let Stage::Referee { target } = game.stage else {
         return Ok(None);
     };
-    if !fresh && target != Target::LeafCount {
-        return Ok(None);
-    }
     let opened = |node: u64, slot: u32| {
         game.opened
             .iter()

@@ -184,10 +184,11 @@ pub enum RefereeError {
 }
 
 /// The validators' re-execution of single operators (docs/disputes.md,
-/// "Referee"). The ledger calls it only at the start of a block, for the
-/// disputes the parent state lists in [`crate::State::referee_work`], so a
-/// node can fetch what it needs before applying the block. Every answer
-/// must be a pure function of the model, the job and the opened hashes.
+/// "Referee"). The ledger calls it only while applying a dispute step that
+/// reaches the referee stage; [`crate::State::referee_needs`] lists what
+/// it may need, so a node can fetch that before applying the block. Every
+/// answer must be a pure function of the model, the job and the opened
+/// hashes.
 pub trait Referee {
     /// The model's trace leaf count (its top-level operators).
     fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError>;
@@ -438,13 +439,11 @@ pub enum Stage {
         /// One past its last leaf.
         hi: u64,
     },
-    /// The point of difference is known; operands are being opened and
-    /// the referee decides at the next block once it has what it needs.
+    /// The point of difference is known; the referee decides as soon as
+    /// the operands it needs are opened (by either side).
     Referee {
         /// What the referee decides.
         target: Target,
-        /// Openings posted since the referee last looked.
-        fresh: bool,
     },
 }
 
@@ -686,10 +685,9 @@ fn write_dispute(w: &mut Writer, d: &Dispute) {
                 w.u64(*lo);
                 w.u64(*hi);
             }
-            Stage::Referee { target, fresh } => {
+            Stage::Referee { target } => {
                 w.u8(2);
                 write_target(w, target);
-                w.u8(u8::from(*fresh));
             }
         }
         w.u32(g.rounds);
@@ -753,7 +751,6 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
             },
             2 => Stage::Referee {
                 target: read_target(r)?,
-                fresh: read_bool(r)?,
             },
             t => return Err(r.err_at(at, format!("unknown game stage {t}"))),
         };
@@ -912,7 +909,6 @@ mod tests {
                     b: Side::default(),
                     stage: Stage::Referee {
                         target: Target::Node(3),
-                        fresh: true,
                     },
                     rounds: 4,
                     deadline: 30,

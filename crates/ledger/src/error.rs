@@ -353,6 +353,16 @@ pub enum TxError {
         /// Its open disputes.
         disputes: u32,
     },
+    /// The referee lacks the data to decide (never recorded as an outcome:
+    /// it fails the block on this replica, see
+    /// [`BlockError::RefereeUnavailable`]).
+    #[error("the referee lacks {what} for job {job_id}")]
+    RefereeUnavailable {
+        /// The job.
+        job_id: JobId,
+        /// What is missing.
+        what: String,
+    },
     /// A dispute move or challenge that does not apply (docs/disputes.md).
     #[error("dispute on job {job_id}: {reason}")]
     Dispute {
@@ -441,6 +451,7 @@ impl TxError {
             TxError::ExecutorBusy { .. } => "executor_busy",
             TxError::ExecutorLocked { .. } => "executor_locked",
             TxError::Dispute { .. } => "dispute",
+            TxError::RefereeUnavailable { .. } => "referee_unavailable",
             TxError::Internal { .. } => "internal",
         }
     }
@@ -461,11 +472,18 @@ impl serde::Serialize for TxError {
 /// these; a replica rejects the block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
-    /// The referee lacks what a dispute at this block needs (the model or
-    /// an opened tensor): not a verdict on the block, which this replica
-    /// cannot apply until it fetches the data.
-    #[error("the referee cannot decide the dispute of job {job_id} here yet: {what}")]
+    /// Transaction `index` needs the referee, which lacks the data (the
+    /// model or an opened tensor): not a verdict on the block, which this
+    /// replica cannot apply until it fetches the data
+    /// ([`crate::State::referee_needs`]). A builder is unchanged by it.
+    #[error(
+        "transaction {index} ({tx_hash}) needs the referee for job {job_id}, which lacks {what}"
+    )]
     RefereeUnavailable {
+        /// The transaction's index in the block.
+        index: usize,
+        /// Its hash.
+        tx_hash: TxHash,
         /// The disputed job.
         job_id: JobId,
         /// What is missing.
