@@ -593,7 +593,7 @@ impl State {
                 height,
             ),
             TxBody::DisputeStep { job_id, step } => {
-                self.dispute_step(sender, job_id, step, height, referee)
+                self.dispute_step(sender, account, job_id, step, height, referee)
             }
         }
     }

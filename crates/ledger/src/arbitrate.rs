@@ -480,6 +480,7 @@ impl State {
     pub(crate) fn dispute_step(
         &mut self,
         sender: &PublicKey,
+        account: &mut Account,
         id: &JobId,
         step: &Step,
         height: u64,
@@ -507,7 +508,11 @@ impl State {
             step: step.name(),
         }];
         if let Some((a_lost, b_lost, reason)) = verdict {
+            // The verdict may pay the sender: its account goes through the
+            // state (the transaction stores `account` after the body).
+            self.put_account(sender, account)?;
             self.finish_game(&mut job, &mut ext, a_lost, b_lost, reason, height)?;
+            *account = self.load_account(sender)?.unwrap_or(*account);
             if let Some(d) = &ext.dispute
                 && d.closed_height.is_some()
             {

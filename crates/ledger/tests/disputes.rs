@@ -1,0 +1,891 @@
+//! The dispute game, optimistic results, challenges, audits and capped
+//! selection in the ledger (docs/disputes.md), on a synthetic 13-operator
+//! model whose referee knows each operator's true output. The same game
+//! over the real runtime is in crates/node/tests/disputes.rs.
+
+mod common;
+
+use common::*;
+use glassbox_ledger::dispute::{
+    LeafOpening, OutputSource, Stage, Step, Target, hash_leaf, hash_node, split, trace_leaf,
+    trace_root,
+};
+use glassbox_ledger::{
+    BlockContext, BlockError, GenesisAccount, GenesisExecutor, GenesisState, Job, JobExt, JobId,
+    JobStatus, NoReferee, Referee, RefereeError, Shares, SignedTx, State, TxBody, capped_weights,
+    commitment, outputs_hash,
+};
+use glassbox_types::{DimSpec, ModelId, PublicKey, SignedManifest, TensorSpec};
+
+const MODEL: &[u8] = b"a synthetic 13-operator model";
+const LEAVES: u64 = 13;
+const EXECUTORS: [u8; 5] = [5, 6, 7, 8, 10];
+
+fn f32_tensor(values: &[f32]) -> Vec<u8> {
+    let mut b = b"GBT1".to_vec();
+    b.push(1);
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    for v in values {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+fn model_id() -> ModelId {
+    ModelId::of(MODEL)
+}
+
+fn honest_output() -> Vec<u8> {
+    f32_tensor(&[1.0, 1.0])
+}
+
+fn wrong_output() -> Vec<u8> {
+    f32_tensor(&[2.0, 2.0])
+}
+
+fn h(tag: &str, i: u64) -> [u8; 32] {
+    let mut x = blake3::Hasher::new();
+    x.update(tag.as_bytes());
+    x.update(&i.to_le_bytes());
+    *x.finalize().as_bytes()
+}
+
+/// The true output hash of operator `i` (the last one is the graph output).
+fn truth(i: u64) -> [u8; 32] {
+    if i == LEAVES - 1 {
+        *blake3::hash(&honest_output()).as_bytes()
+    } else {
+        h("true", i)
+    }
+}
+
+/// A party's run: its operator output hashes, wrong from `lie_at` on.
+#[derive(Clone)]
+struct Run {
+    outs: Vec<[u8; 32]>,
+    outputs: Vec<Vec<u8>>,
+}
+
+impl Run {
+    fn new(lie_at: Option<u64>, leaves: u64) -> Run {
+        let outs: Vec<[u8; 32]> = (0..leaves)
+            .map(|i| match lie_at {
+                Some(j) if i >= j => {
+                    if i == leaves - 1 {
+                        *blake3::hash(&wrong_output()).as_bytes()
+                    } else {
+                        h("lie", i)
+                    }
+                }
+                _ => truth(i),
+            })
+            .collect();
+        let outputs = vec![if lie_at.is_some() {
+            wrong_output()
+        } else {
+            honest_output()
+        }];
+        Run { outs, outputs }
+    }
+
+    fn leaves(&self) -> Vec<[u8; 32]> {
+        (0..self.outs.len() as u64)
+            .map(|i| trace_leaf(i, &[self.outs[i as usize]]))
+            .collect()
+    }
+
+    fn trace_root(&self, input: &[u8]) -> [u8; 32] {
+        let l = self.leaves();
+        trace_root(
+            &model_id(),
+            &[*blake3::hash(input).as_bytes()],
+            l.len() as u64,
+            &root(&l),
+        )
+    }
+
+    fn output_hash(&self) -> [u8; 32] {
+        let hs: Vec<[u8; 32]> = self
+            .outputs
+            .iter()
+            .map(|t| *blake3::hash(t).as_bytes())
+            .collect();
+        outputs_hash(&hs)
+    }
+
+    fn opening(&self, node: u64) -> LeafOpening {
+        LeafOpening {
+            node,
+            outputs: vec![self.outs[node as usize]],
+            path: path(&self.leaves(), node as usize),
+        }
+    }
+
+    /// The move of the side defending this run, if it is its turn.
+    fn step(&self, ext: &JobExt, claim: usize) -> Option<Step> {
+        let game = ext.dispute.as_ref()?.game.as_ref()?;
+        let side = if usize::from(game.a.claim) == claim {
+            game.a
+        } else if usize::from(game.b.claim) == claim {
+            game.b
+        } else {
+            return None;
+        };
+        let leaves = self.leaves();
+        match game.stage {
+            Stage::Open if !side.moved => Some(Step::Open {
+                leaves: leaves.len() as u64,
+                leaves_root: root(&leaves),
+            }),
+            Stage::Bisect { lo, hi } if !side.moved => {
+                let k = split(hi - lo);
+                let (lo, mid, hi) = (lo as usize, (lo + k) as usize, hi as usize);
+                Some(Step::Split {
+                    left: root(&leaves[lo..mid]),
+                    right: root(&leaves[mid..hi]),
+                })
+            }
+            Stage::Referee {
+                target: Target::Node(i),
+            } if i > 0 && !side.moved => Some(Step::Openings {
+                items: vec![self.opening(i - 1)],
+            }),
+            Stage::Referee {
+                target: Target::Output(_),
+            } if !side.moved => Some(Step::Openings {
+                items: vec![self.opening(LEAVES - 1)],
+            }),
+            _ => None,
+        }
+    }
+}
+
+fn root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    match leaves.len() {
+        0 => *blake3::hash(b"").as_bytes(),
+        1 => hash_leaf(&leaves[0]),
+        n => {
+            let k = split(n as u64) as usize;
+            hash_node(&root(&leaves[..k]), &root(&leaves[k..]))
+        }
+    }
+}
+
+fn path(leaves: &[[u8; 32]], index: usize) -> Vec<[u8; 32]> {
+    let mut p = Vec::new();
+    let (mut lo, mut hi, mut i) = (0, leaves.len(), index);
+    while hi - lo > 1 {
+        let k = split((hi - lo) as u64) as usize;
+        if i < k {
+            p.push(root(&leaves[lo + k..hi]));
+            hi = lo + k;
+        } else {
+            p.push(root(&leaves[lo..lo + k]));
+            lo += k;
+            i -= k;
+        }
+    }
+    p.reverse();
+    p
+}
+
+/// Knows the synthetic model: operator `i` needs operator `i − 1`'s output
+/// (operator 0 only the job's input) and outputs [`truth`]`(i)`.
+struct SyntheticReferee;
+
+impl Referee for SyntheticReferee {
+    fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
+        assert_eq!(model, &model_id());
+        Ok(LEAVES)
+    }
+
+    fn output_source(&self, _: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
+        match index {
+            0 => Ok(OutputSource::Node {
+                node: LEAVES - 1,
+                slot: 0,
+            }),
+            _ => Err(RefereeError::Failed(format!("no graph output {index}"))),
+        }
+    }
+
+    fn run_node(
+        &self,
+        _: &ModelId,
+        node: u64,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<[u8; 32]>,
+    ) -> Result<[u8; 32], RefereeError> {
+        assert_eq!(inputs.len(), 1);
+        if node >= LEAVES {
+            return Err(RefereeError::Failed(format!("no operator {node}")));
+        }
+        if node > 0 {
+            let operand = opened(node - 1, 0).ok_or(RefereeError::Missing {
+                node: node - 1,
+                slot: 0,
+            })?;
+            assert_eq!(operand, truth(node - 1), "openings before the split agree");
+        }
+        Ok(trace_leaf(node, &[truth(node)]))
+    }
+}
+
+fn setup() -> State {
+    let mut params = test_params();
+    params.dispute_round_blocks = 4;
+    params.challenge_window_blocks = 6;
+    params.challenge_bond = 2_000_000;
+    params.max_selection_share_bps = 10_000;
+    let g = GenesisState {
+        params,
+        executors: EXECUTORS
+            .iter()
+            .map(|&n| GenesisExecutor {
+                owner: addr(n),
+                stake: 10_000_000,
+                capacity: 4,
+                endpoint: format!("http://executor-{n}.example.org"),
+            })
+            .collect(),
+        accounts: [1, 2, 5, 6, 7, 8, 10]
+            .into_iter()
+            .map(|n| GenesisAccount {
+                address: addr(n),
+                balance: 1_000_000_000,
+            })
+            .collect(),
+        ..genesis()
+    };
+    let s = State::genesis(&g).unwrap();
+    let spec = |name: &str| TensorSpec {
+        name: name.into(),
+        dtype: Some("float32".into()),
+        shape: Some(vec![DimSpec::Fixed(2)]),
+    };
+    let mut m = manifest(MODEL, "synthetic", "1.0.0", &key(1));
+    m.inputs = vec![spec("x")];
+    m.outputs = vec![spec("y")];
+    m.cost.flops = 1_000_000;
+    let body = TxBody::PublishModel {
+        manifest: Box::new(SignedManifest::sign(m, &key(1)).unwrap()),
+    };
+    let (s, o) = apply_one(&s, tx(&s, 1, body));
+    assert!(o.result.is_ok(), "{:?}", o.result);
+    s
+}
+
+fn input() -> Vec<u8> {
+    f32_tensor(&[3.0, 4.0])
+}
+
+fn number_of(pk: &PublicKey) -> u8 {
+    EXECUTORS.into_iter().find(|&n| &addr(n) == pk).unwrap()
+}
+
+fn signed(s: &State, who: &PublicKey, body: TxBody) -> SignedTx {
+    tx(s, number_of(who), body)
+}
+
+fn block(s: &State, randomness: u8, txs: &[SignedTx]) -> State {
+    let ctx = BlockContext {
+        randomness: [randomness; 32],
+        ..ctx(s)
+    };
+    let (next, outcomes) = s.apply_block_with(ctx, txs, &SyntheticReferee).unwrap();
+    for o in outcomes {
+        assert!(o.result.is_ok(), "{:?}", o.result);
+    }
+    next
+}
+
+/// Submits a job with `replicas`, assigns it, and has slot `i` run
+/// `runs[i]` through commit and reveal (a reveal may claim another trace
+/// root with `root_of`); returns the state and the job.
+fn run_job(runs: &[Run], root_of: &[usize]) -> (State, Job) {
+    let s = setup();
+    let t = tx(
+        &s,
+        1,
+        TxBody::SubmitJob {
+            model_id: model_id(),
+            inputs: vec![input()],
+            replicas: runs.len() as u8,
+            max_fee: 1_000_000,
+        },
+    );
+    let id = JobId(t.hash().0);
+    let s = block(&s, 0, &[t]);
+    let s = block(&s, 7, &[]);
+    let job = s.job(&id).unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    let claim = |i: usize| {
+        let r = &runs[i];
+        (r.output_hash(), runs[root_of[i]].trace_root(&input()))
+    };
+    let commits: Vec<SignedTx> = job
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let (oh, tr) = claim(i);
+            let c = commitment(&id, &slot.executor, &oh, &tr, &[i as u8; 32]);
+            signed(
+                &s,
+                &slot.executor,
+                TxBody::CommitResult {
+                    job_id: id,
+                    commitment: c,
+                },
+            )
+        })
+        .collect();
+    let s = block(&s, 1, &commits);
+    let reveals: Vec<SignedTx> = job
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let (oh, tr) = claim(i);
+            signed(
+                &s,
+                &slot.executor,
+                TxBody::RevealResult {
+                    job_id: id,
+                    output_hash: oh,
+                    trace_root: tr,
+                    salt: [i as u8; 32],
+                    outputs: runs[i].outputs.clone(),
+                },
+            )
+        })
+        .collect();
+    let s = block(&s, 2, &reveals);
+    let job = s.job(&id).unwrap();
+    (s, job)
+}
+
+/// Plays the dispute of `id` with each party (key, claim run) moving when
+/// it is its turn and `silent` never moving; returns the state once the
+/// dispute is decided.
+fn play(mut s: State, id: JobId, parties: &[(PublicKey, Run)], silent: &[PublicKey]) -> State {
+    for _ in 0..200 {
+        let job = s.job(&id).unwrap();
+        if job.status != JobStatus::Disputed {
+            return s;
+        }
+        let ext = s.job_ext(&id).unwrap();
+        let d = ext.dispute.as_ref().unwrap();
+        let mut txs = Vec::new();
+        let mut moved: Vec<usize> = Vec::new();
+        for (who, run) in parties {
+            if silent.contains(who) {
+                continue;
+            }
+            let claim = d.claim_of(who).unwrap();
+            if moved.contains(&claim) {
+                continue;
+            }
+            if let Some(step) = run.step(&ext, claim) {
+                moved.push(claim);
+                txs.push(signed(&s, who, TxBody::DisputeStep { job_id: id, step }));
+            }
+        }
+        // Both sides may open the operands in one block: the first decides
+        // the game and the second fails harmlessly (fee only).
+        let (next, outcomes) = s
+            .apply_block_with(ctx(&s), &txs, &SyntheticReferee)
+            .unwrap();
+        for o in outcomes {
+            if let Err(e) = o.result {
+                let late = e.to_string();
+                assert!(
+                    late.contains("only a disputed job")
+                        || late.contains("not in the current game"),
+                    "{late}"
+                );
+            }
+        }
+        s = next;
+    }
+    panic!("the dispute did not end in 200 blocks");
+}
+
+fn ceil_log2(n: u64) -> u32 {
+    64 - (n - 1).leading_zeros()
+}
+
+#[test]
+fn three_claims_play_until_the_honest_one_stands() {
+    let runs = vec![
+        Run::new(None, LEAVES),
+        Run::new(Some(5), LEAVES),
+        Run::new(Some(2), LEAVES),
+    ];
+    let (s, job) = run_job(&runs, &[0, 1, 2]);
+    assert_eq!(job.status, JobStatus::Disputed);
+    let supply = s.total_supply().unwrap();
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    for e in &slots {
+        assert_eq!(s.executor(e).unwrap().disputes, 1);
+    }
+    let honest_before = s.account(&slots[0]).unwrap().balance;
+    let parties: Vec<(PublicKey, Run)> = slots.iter().copied().zip(runs).collect();
+    let s = play(s, job.id, &parties, &[]);
+
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.outputs, vec![honest_output()]);
+    let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+    assert_eq!(d.winner, Some(0));
+    assert_eq!(d.verdicts.len(), 2);
+    // Claims 0 and 1 part at operator 5, then 0 and 2 at operator 2.
+    assert_eq!(d.verdicts[0].target, Some(Target::Node(5)));
+    assert!(!d.verdicts[0].a_lost && d.verdicts[0].b_lost);
+    assert_eq!(d.verdicts[1].target, Some(Target::Node(2)));
+    assert!(!d.verdicts[1].a_lost && d.verdicts[1].b_lost);
+    for v in &d.verdicts {
+        assert!(v.rounds <= ceil_log2(LEAVES) + 2, "{} rounds", v.rounds);
+    }
+    for liar in &slots[1..] {
+        let e = s.executor(liar).unwrap();
+        assert_eq!((e.stake, e.disputes), (0, 0), "slashed and released");
+    }
+    let honest = s.executor(&slots[0]).unwrap();
+    assert_eq!((honest.disputes, honest.served), (0, 1));
+    // Paid the price (10,000 + 1 Mflop × 100) and half of each liar's stake,
+    // less the fees of its moves.
+    let gained = s.account(&slots[0]).unwrap().balance - honest_before;
+    let moves = s.account(&slots[0]).unwrap().nonce - 2;
+    assert_eq!(gained + moves * FEE, 10_100 + 2 * 5_000_000);
+    assert_eq!(s.burned(), 2 * 5_000_000);
+    assert_eq!(s.escrowed(), 0);
+    let fees: u64 = s.fee_pool();
+    let _ = fees;
+    assert_eq!(s.total_supply(), Some(supply));
+}
+
+#[test]
+fn a_silent_side_loses_by_timeout() {
+    let runs = vec![Run::new(None, LEAVES), Run::new(Some(9), LEAVES)];
+    let (s, job) = run_job(&runs, &[0, 1]);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let parties: Vec<(PublicKey, Run)> = slots.iter().copied().zip(runs).collect();
+    let opened = s.height();
+    let s = play(s, job.id, &parties, &[slots[1]]);
+    let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts.len(), 1);
+    assert_eq!(d.verdicts[0].reason, "timeout in open");
+    assert!(d.verdicts[0].b_lost && !d.verdicts[0].a_lost);
+    assert_eq!(d.closed_height, Some(opened + 4 + 1));
+    assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Final);
+    assert_eq!(s.executor(&slots[1]).unwrap().stake, 0);
+}
+
+#[test]
+fn the_same_trace_with_other_outputs_goes_to_the_output_check() {
+    // Slot 1 computed honestly but reveals a wrong output under the honest
+    // trace root.
+    let mut liar = Run::new(None, LEAVES);
+    liar.outputs = vec![wrong_output()];
+    let runs = vec![Run::new(None, LEAVES), liar];
+    let (s, job) = run_job(&runs, &[0, 0]);
+    assert_eq!(job.status, JobStatus::Disputed);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let parties: Vec<(PublicKey, Run)> = slots.iter().copied().zip(runs).collect();
+    let s = play(s, job.id, &parties, &[]);
+    let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts[0].target, Some(Target::Output(0)));
+    assert_eq!(d.winner, Some(0));
+    assert_eq!(s.job(&job.id).unwrap().outputs, vec![honest_output()]);
+}
+
+#[test]
+fn a_wrong_leaf_count_is_settled_by_the_model() {
+    let runs = vec![Run::new(None, LEAVES), Run::new(Some(12), LEAVES + 1)];
+    let (s, job) = run_job(&runs, &[0, 1]);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let parties: Vec<(PublicKey, Run)> = slots.iter().copied().zip(runs).collect();
+    let s = play(s, job.id, &parties, &[]);
+    let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts[0].target, Some(Target::LeafCount));
+    assert_eq!(d.verdicts[0].rounds, 1);
+    assert_eq!(d.winner, Some(0));
+}
+
+#[test]
+fn bad_moves_are_refused_with_the_reason() {
+    let runs = vec![Run::new(None, LEAVES), Run::new(Some(4), LEAVES)];
+    let (s, job) = run_job(&runs, &[0, 1]);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let check = |who: &PublicKey, step: Step| {
+        let t = signed(
+            &s,
+            who,
+            TxBody::DisputeStep {
+                job_id: job.id,
+                step,
+            },
+        );
+        s.check_tx(&t).unwrap_err().to_string()
+    };
+    // An opening that does not hash to the claimed trace root.
+    let e = check(
+        &slots[0],
+        Step::Open {
+            leaves: LEAVES,
+            leaves_root: [9; 32],
+        },
+    );
+    assert!(e.contains("do not open the claimed trace root"), "{e}");
+    // The wrong step for the stage.
+    let e = check(
+        &slots[0],
+        Step::Split {
+            left: [0; 32],
+            right: [0; 32],
+        },
+    );
+    assert!(e.contains("expects `open`"), "{e}");
+    // Someone outside the dispute.
+    let other = EXECUTORS
+        .iter()
+        .map(|&n| addr(n))
+        .find(|k| !slots.contains(k))
+        .unwrap();
+    let e = check(
+        &other,
+        Step::Open {
+            leaves: LEAVES,
+            leaves_root: [0; 32],
+        },
+    );
+    assert!(e.contains("stands behind no claim"), "{e}");
+    // Too many leaves.
+    let e = check(
+        &slots[1],
+        Step::Open {
+            leaves: 1 << 30,
+            leaves_root: [0; 32],
+        },
+    );
+    assert!(e.contains("over the limit"), "{e}");
+}
+
+#[test]
+fn a_referee_without_the_data_fails_the_block_not_the_transaction() {
+    let runs = vec![Run::new(None, 1), Run::new(Some(0), 1)];
+    // One operator: the opening round goes straight to the referee.
+    let (s, job) = run_job(&runs, &[0, 1]);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let ext = s.job_ext(&job.id).unwrap();
+    let step = |i: usize| runs[i].step(&ext, i).unwrap();
+    let first = signed(
+        &s,
+        &slots[0],
+        TxBody::DisputeStep {
+            job_id: job.id,
+            step: step(0),
+        },
+    );
+    let s = block(&s, 3, &[first]);
+    let second = signed(
+        &s,
+        &slots[1],
+        TxBody::DisputeStep {
+            job_id: job.id,
+            step: step(1),
+        },
+    );
+    let needs = s.referee_needs(&second).unwrap();
+    assert_eq!(needs.model_id, model_id());
+    match s.apply_block(ctx(&s), std::slice::from_ref(&second)) {
+        Err(BlockError::RefereeUnavailable { index: 0, .. }) => {}
+        other => panic!("expected RefereeUnavailable, got {other:?}"),
+    }
+    // A builder skips it unchanged.
+    let mut b = s.begin_block(ctx(&s)).unwrap();
+    assert!(b.push(&second).is_err());
+    assert!(b.is_empty());
+    // With the data, the referee decides in that transaction.
+    let s = block(&s, 3, &[second]);
+    let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts[0].target, Some(Target::Node(0)));
+    assert_eq!(d.winner, Some(0));
+}
+
+fn optimistic(run: &Run) -> (State, Job) {
+    run_job(std::slice::from_ref(run), &[0])
+}
+
+fn pending_until(s: &State, id: &JobId) -> u64 {
+    s.job_ext(id).unwrap().pending_until.unwrap()
+}
+
+#[test]
+fn an_optimistic_result_is_pending_then_final() {
+    let (mut s, job) = optimistic(&Run::new(None, LEAVES));
+    assert_eq!(job.status, JobStatus::Pending);
+    assert_eq!(
+        job.outputs,
+        vec![honest_output()],
+        "the result shows at once"
+    );
+    let exec = job.slots[0].executor;
+    assert_eq!(s.executor(&exec).unwrap().active_jobs, 1);
+    let until = pending_until(&s, &job.id);
+    assert_eq!(until, s.height() + 6);
+    let before = s.account(&exec).unwrap().balance;
+    while s.height() <= until {
+        assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Pending);
+        s = block(&s, 4, &[]);
+    }
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.closed_height, Some(until + 1));
+    assert_eq!(s.account(&exec).unwrap().balance, before + 10_100);
+    let e = s.executor(&exec).unwrap();
+    assert_eq!((e.active_jobs, e.served), (0, 1));
+    assert_eq!(s.escrowed(), 0);
+    assert!(!s.job_ext(&job.id).unwrap().is_live());
+}
+
+fn challenge(s: &State, who: &PublicKey, id: JobId, run: &Run) -> SignedTx {
+    signed(
+        s,
+        who,
+        TxBody::Challenge {
+            job_id: id,
+            output_hash: run.output_hash(),
+            trace_root: run.trace_root(&input()),
+            outputs: run.outputs.clone(),
+        },
+    )
+}
+
+#[test]
+fn challenges_are_checked() {
+    let honest = Run::new(None, LEAVES);
+    let (s, job) = optimistic(&honest);
+    let exec = job.slots[0].executor;
+    let other = EXECUTORS
+        .iter()
+        .map(|&n| addr(n))
+        .find(|k| *k != exec)
+        .unwrap();
+    let code = |t: SignedTx| s.check_tx(&t).unwrap_err().to_string();
+    let liar = Run::new(Some(3), LEAVES);
+    let e = code(challenge(&s, &exec, job.id, &liar));
+    assert!(e.contains("its own result"), "{e}");
+    let e = code(challenge(&s, &other, job.id, &honest));
+    assert!(e.contains("same result"), "{e}");
+    let e = code(tx(
+        &s,
+        2,
+        TxBody::Challenge {
+            job_id: job.id,
+            output_hash: liar.output_hash(),
+            trace_root: liar.trace_root(&input()),
+            outputs: liar.outputs.clone(),
+        },
+    ));
+    assert!(e.contains("active (staked) executor"), "{e}");
+    let mut bad = liar.clone();
+    bad.outputs = vec![f32_tensor(&[1.0])];
+    let e = code(challenge(&s, &other, job.id, &bad));
+    assert!(e.contains("dimension 0 is 1"), "{e}");
+    // After the window.
+    let mut late = s.clone();
+    while late.height() <= pending_until(&s, &job.id) {
+        late = block(&late, 4, &[]);
+    }
+    let t = challenge(&late, &other, job.id, &liar);
+    assert!(late.check_tx(&t).is_err());
+}
+
+#[test]
+fn a_lying_challenger_loses_its_bond_and_an_honest_one_wins_the_stake() {
+    // An honest result, challenged by a liar.
+    let honest = Run::new(None, LEAVES);
+    let (s, job) = optimistic(&honest);
+    let supply = s.total_supply().unwrap();
+    let exec = job.slots[0].executor;
+    let liar_key = EXECUTORS
+        .iter()
+        .map(|&n| addr(n))
+        .find(|k| *k != exec)
+        .unwrap();
+    let liar = Run::new(Some(6), LEAVES);
+    let bond_before = s.account(&liar_key).unwrap().balance;
+    let s = block(&s, 5, &[challenge(&s, &liar_key, job.id, &liar)]);
+    assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Disputed);
+    assert_eq!(s.escrowed(), 10_100 + 2_000_000);
+    assert_eq!(s.executor(&exec).unwrap().active_jobs, 0);
+    let s = play(
+        s,
+        job.id,
+        &[(exec, honest.clone()), (liar_key, liar.clone())],
+        &[],
+    );
+    let job2 = s.job(&job.id).unwrap();
+    assert_eq!(job2.status, JobStatus::Final);
+    assert_eq!(job2.outputs, vec![honest_output()]);
+    let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts[0].target, Some(Target::Node(6)));
+    let moves = s.account(&liar_key).unwrap().nonce;
+    assert_eq!(
+        s.account(&liar_key).unwrap().balance + moves * FEE,
+        bond_before - 2_000_000,
+        "the bond is gone"
+    );
+    assert_eq!(
+        s.executor(&liar_key).unwrap().stake,
+        10_000_000,
+        "a challenger risks its bond only"
+    );
+    assert_eq!(s.burned(), 1_000_000);
+    assert_eq!(s.total_supply(), Some(supply));
+
+    // A lying result, challenged by an honest executor.
+    let (s, job) = optimistic(&liar);
+    let exec = job.slots[0].executor;
+    let judge = EXECUTORS
+        .iter()
+        .map(|&n| addr(n))
+        .find(|k| *k != exec)
+        .unwrap();
+    let before = s.account(&judge).unwrap().balance;
+    let s = block(&s, 5, &[challenge(&s, &judge, job.id, &honest)]);
+    let s = play(s, job.id, &[(exec, liar), (judge, honest)], &[]);
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.outputs, vec![honest_output()]);
+    assert_eq!(s.executor(&exec).unwrap().stake, 0);
+    let moves = s.account(&judge).unwrap().nonce;
+    assert_eq!(
+        s.account(&judge).unwrap().balance + moves * FEE,
+        before + 10_100 + 5_000_000,
+        "price, bond back and half the liar's stake"
+    );
+    assert_eq!(s.executor(&judge).unwrap().served, 1);
+}
+
+#[test]
+fn audits_are_drawn_at_about_their_rate_and_never_from_the_parties() {
+    let mut audited = 0;
+    for r in 0..120u8 {
+        let mut s = setup();
+        let t = tx(
+            &s,
+            1,
+            TxBody::SubmitJob {
+                model_id: model_id(),
+                inputs: vec![input()],
+                replicas: 1,
+                max_fee: 1_000_000,
+            },
+        );
+        let id = JobId(t.hash().0);
+        s = block(&s, 0, &[t]);
+        s = block(&s, r, &[]);
+        let job = s.job(&id).unwrap();
+        let exec = job.slots[0].executor;
+        let run = Run::new(None, LEAVES);
+        let (oh, tr) = (run.output_hash(), run.trace_root(&input()));
+        let c = commitment(&id, &exec, &oh, &tr, &[0; 32]);
+        s = block(
+            &s,
+            1,
+            &[signed(
+                &s,
+                &exec,
+                TxBody::CommitResult {
+                    job_id: id,
+                    commitment: c,
+                },
+            )],
+        );
+        s = block(
+            &s,
+            2,
+            &[signed(
+                &s,
+                &exec,
+                TxBody::RevealResult {
+                    job_id: id,
+                    output_hash: oh,
+                    trace_root: tr,
+                    salt: [0; 32],
+                    outputs: run.outputs.clone(),
+                },
+            )],
+        );
+        s = block(&s, r.wrapping_mul(31), &[]);
+        if let Some(a) = s.job_ext(&id).unwrap().auditor {
+            audited += 1;
+            assert!(a != exec && a != addr(1));
+        }
+    }
+    // 10 % of 120: 12 expected.
+    assert!((3..=30).contains(&audited), "{audited} audits");
+}
+
+#[test]
+fn capped_weights_hold_every_share_under_the_cap() {
+    assert_eq!(capped_weights(&[5, 5], 10_000), vec![5, 5]);
+    // Fewer executors than 1/share: equal weights.
+    assert_eq!(capped_weights(&[100, 1, 1], 2_000), vec![1, 1, 1]);
+    let mut seed = 1u64;
+    for n in [5usize, 6, 9, 20, 100] {
+        for _ in 0..50 {
+            let stakes: Vec<u64> = (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    1 + (seed >> 33) % 1_000_000 * if seed % 7 == 0 { 1000 } else { 1 }
+                })
+                .collect();
+            let w = capped_weights(&stakes, 2_000);
+            let total: u128 = w.iter().sum();
+            for (wi, si) in w.iter().zip(&stakes) {
+                assert!(*wi <= u128::from(*si));
+                // No more than 20 % (+1 unit of rounding).
+                assert!(wi * 10_000 <= total * 2_000 + 10_000, "{stakes:?} → {w:?}");
+            }
+            assert_eq!(w, capped_weights(&stakes, 2_000), "deterministic");
+        }
+    }
+}
+
+#[test]
+fn shares_and_nakamoto_coefficient() {
+    let s = Shares::of(&[50, 30, 10, 5, 5]);
+    assert_eq!(
+        (s.top1_bps, s.top3_bps, s.top10_bps),
+        (5_000, 9_000, 10_000)
+    );
+    assert_eq!(s.nakamoto, 2, "50 is not more than half; 50 + 30 is");
+    assert_eq!(Shares::of(&[]).nakamoto, 0);
+    assert_eq!(Shares::of(&[0, 0]).top1_bps, 0);
+    assert_eq!(Shares::of(&[1; 10]).nakamoto, 6);
+    let st = setup();
+    let c = st.concentration();
+    assert_eq!((c.executors, c.active), (5, 5));
+    assert_eq!(c.jobs.total, 0);
+    assert_eq!(c.weight.top1_bps, 2_000);
+}
+
+#[test]
+fn dispute_records_are_proven_under_the_root() {
+    let runs = vec![Run::new(None, LEAVES), Run::new(Some(1), LEAVES)];
+    let (s, job) = run_job(&runs, &[0, 1]);
+    let (value, proof) = s.prove_job_ext(&job.id);
+    let value = value.unwrap();
+    let key = glassbox_ledger::StateKey::JobExt(job.id).to_bytes();
+    glassbox_ledger::verify_proof(&s.root(), &key, Some(&value), &proof).unwrap();
+    let ext = JobExt::decode(&value).unwrap();
+    assert_eq!(ext.dispute.unwrap().claims.len(), 2);
+    let _ = NoReferee;
+}
