@@ -700,6 +700,13 @@ impl State {
         self.refund(job, 0)?;
         job.status = JobStatus::Failed;
         job.closed_height = Some(height);
+        // Outputs kept for a dispute that will not happen.
+        if let Some(mut ext) = self.job_ext(&job.id)
+            && !ext.extra_outputs.is_empty()
+        {
+            ext.extra_outputs.clear();
+            self.put_ext(job.id, ext)?;
+        }
         Ok(())
     }
 
