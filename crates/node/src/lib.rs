@@ -15,5 +15,7 @@ pub mod genesis;
 pub mod gossip;
 pub mod jobindex;
 pub mod mempool;
+pub mod party;
 pub mod receipt;
+pub mod referee;
 pub mod run;

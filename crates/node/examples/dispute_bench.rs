@@ -1,0 +1,465 @@
+//! Dispute benchmark (issue #8): for a model, a k = 2 job where one
+//! executor lies at a random operator; the two sides play the dispute game
+//! on the ledger with the runtime referee, block by block, as executors do.
+//! Reports rounds, ledger bytes, and the referee's compute as a fraction of
+//! a full inference (measured time and the planner's flop count).
+//!
+//! ```text
+//! cargo run --release -p glassbox-node --example dispute_bench -- \
+//!     [--model target/onnx-tests/random/resnet50-seed0.onnx] [--lies 8] [--seed 1]
+//! ```
+//!
+//! The input is the same deterministic pattern `scripts/bench_compare.sh`
+//! uses (floats in [-1, 1); integer inputs get small non-negative values).
+//! Everything runs in one process: a `State` per block, no network (the
+//! network's block time turns rounds into latency; see docs/disputes.md).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use glassbox_ledger::Referee;
+use glassbox_ledger::dispute::{LeafOpening, Step, Target};
+use glassbox_ledger::{
+    BlockContext, GenesisAccount, GenesisExecutor, GenesisState, JobId, JobStatus, Params,
+    SignedTx, State, TxBody, commitment,
+};
+use glassbox_node::party::Party;
+use glassbox_node::referee::{MemoryData, RuntimeReferee};
+use glassbox_runtime::{
+    DType, Data, Dim, Limits, Model, Options, Session, Tensor, ValueInfo, formats,
+};
+use glassbox_types::{CostSpec, DimSpec, Manifest, ModelId, SecretKey, SignedManifest, TensorSpec};
+
+const FEE: u64 = 10_000_000;
+
+struct Opts {
+    model: PathBuf,
+    lies: usize,
+    seed: u64,
+}
+
+fn parse_args() -> Result<Opts> {
+    let mut o = Opts {
+        model: PathBuf::from("target/onnx-tests/random/resnet50-seed0.onnx"),
+        lies: 8,
+        seed: 1,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--model" => o.model = PathBuf::from(val("--model")?),
+            "--lies" => o.lies = val("--lies")?.parse().context("--lies")?,
+            "--seed" => o.seed = val("--seed")?.parse().context("--seed")?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(o)
+}
+
+fn key(n: u8) -> SecretKey {
+    SecretKey::from_seed(&[n; 32])
+}
+
+fn tensor_spec(v: &ValueInfo) -> TensorSpec {
+    TensorSpec {
+        name: v.name.clone(),
+        dtype: v.dtype.map(|d| d.name().to_string()),
+        shape: v.shape.as_ref().map(|dims| {
+            dims.iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => DimSpec::Fixed(*n as u64),
+                    Dim::Symbol(s) => DimSpec::Symbol(s.clone()),
+                })
+                .collect()
+        }),
+    }
+}
+
+/// The concrete input shapes (symbolic dimensions at 1).
+fn input_shapes(model: &Model) -> Result<Vec<Vec<usize>>> {
+    model
+        .inputs()
+        .map(|v| {
+            let dims = v
+                .shape
+                .as_ref()
+                .with_context(|| format!("input `{}` declares no shape", v.name))?;
+            Ok(dims
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => *n,
+                    Dim::Symbol(_) => 1,
+                })
+                .collect())
+        })
+        .collect()
+}
+
+/// The deterministic input pattern of scripts/bench_compare.sh.
+fn pattern(v: &ValueInfo, shape: &[usize]) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let f = |i: usize| ((i as i64 * 7919 + 13) % 2000) as f32 / 1000.0 - 1.0;
+    let small = |i: usize| (i as i64 * 7919 + 13) % 100;
+    let data = match v.dtype.unwrap_or(DType::F32) {
+        DType::F32 => Data::F32((0..n).map(f).collect()),
+        DType::I64 => Data::I64((0..n).map(small).collect()),
+        DType::I32 => Data::I32((0..n).map(|i| small(i) as i32).collect()),
+        other => bail!("input `{}` has dtype {other:?}, not supported here", v.name),
+    };
+    Ok(Tensor::new(shape.to_vec(), data)?)
+}
+
+fn manifest(bytes: &[u8], model: &Model, flops: u64, key: &SecretKey) -> Result<SignedManifest> {
+    let m = Manifest {
+        model_id: ModelId::of(bytes),
+        size_bytes: bytes.len() as u64,
+        name: "bench/dispute".into(),
+        version: semver::Version::new(1, 0, 0),
+        description: "dispute_bench model".into(),
+        license: None,
+        publisher: key.public(),
+        created_at_unix_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        parents: Vec::new(),
+        sources: Vec::new(),
+        inputs: model.inputs().map(tensor_spec).collect(),
+        outputs: model.outputs().map(tensor_spec).collect(),
+        opset: u32::try_from(model.opset()).context("opset")?,
+        cost: CostSpec { flops, bytes: 0 },
+        runtime_version: glassbox_runtime::VERSION.to_string(),
+    };
+    Ok(SignedManifest::sign(m, key)?)
+}
+
+/// A ledger with the requester (1) and executors 5 and 6, jobs allowed up
+/// to 1 MiB of inputs.
+fn genesis() -> Result<State> {
+    let params = Params {
+        max_tx_bytes: 1 << 20,
+        max_block_bytes: 64 << 20,
+        max_job_io_bytes: 1 << 20,
+        fee_per_byte: 1,
+        min_fee: 1,
+        ..Params::default()
+    };
+    let g = GenesisState {
+        chain_name: "dispute-bench".into(),
+        genesis_time_ms: 1_700_000_000_000,
+        params,
+        accounts: [1u8, 5, 6]
+            .into_iter()
+            .map(|n| GenesisAccount {
+                address: key(n).public(),
+                balance: 1 << 60,
+            })
+            .collect(),
+        executors: [5u8, 6]
+            .into_iter()
+            .map(|n| GenesisExecutor {
+                owner: key(n).public(),
+                stake: 10_000_000_000,
+                capacity: 8,
+                endpoint: format!("http://executor-{n}.invalid"),
+            })
+            .collect(),
+    };
+    Ok(State::genesis(&g)?)
+}
+
+fn ctx(s: &State) -> BlockContext {
+    BlockContext {
+        height: s.height() + 1,
+        timestamp_ms: s.timestamp_ms() + 100,
+        randomness: [s.height() as u8; 32],
+    }
+}
+
+fn sign(s: &State, who: &SecretKey, body: TxBody) -> Result<SignedTx> {
+    let nonce = s.account(&who.public()).map_or(0, |a| a.nonce);
+    Ok(SignedTx::sign(&s.chain_id(), who, nonce, FEE, body)?)
+}
+
+struct Outcome {
+    lie_at: usize,
+    target: Option<Target>,
+    liar_lost: bool,
+    rounds: u32,
+    ledger_bytes: usize,
+    steps: usize,
+    referee: Duration,
+    operator: Duration,
+}
+
+/// One k = 2 job where `liar` lies at (`node`, `element`), played to the
+/// end; the referee's time is the time of the block that decided it.
+fn play(
+    state: &State,
+    session: &Arc<Session>,
+    inputs: &[Vec<u8>],
+    honest: &Party,
+    node: usize,
+    element: usize,
+) -> Result<Outcome> {
+    let liar = Party::run_lying(Arc::clone(session), inputs, node, element)?;
+    let mut data = MemoryData::default();
+    data.insert_session(Arc::clone(session));
+    let apply = |s: &State, txs: &[SignedTx], data: &MemoryData| -> Result<(State, Duration)> {
+        let t = Instant::now();
+        let (next, outcomes) = s.apply_block_with(ctx(s), txs, &RuntimeReferee { data })?;
+        let took = t.elapsed();
+        for o in outcomes {
+            if let Err(e) = o.result {
+                let msg = e.to_string();
+                if !msg.contains("only a disputed job") && !msg.contains("not in the current game")
+                {
+                    bail!("transaction failed: {msg}");
+                }
+            }
+        }
+        Ok((next, took))
+    };
+    let submit = sign(
+        state,
+        &key(1),
+        TxBody::SubmitJob {
+            model_id: state.models().next().context("no model")?.model_id,
+            inputs: inputs.to_vec(),
+            replicas: 2,
+            max_fee: u64::MAX >> 8,
+        },
+    )?;
+    let id = JobId(submit.hash().0);
+    let (s, _) = apply(state, &[submit], &data)?;
+    let (mut s, _) = apply(&s, &[], &data)?;
+    let job = s.job(&id).context("job")?;
+    let executors: Vec<SecretKey> = job
+        .slots
+        .iter()
+        .map(|slot| {
+            if slot.executor == key(5).public() {
+                key(5)
+            } else {
+                key(6)
+            }
+        })
+        .collect();
+    let parties = [honest, &liar];
+    let mut commits = Vec::new();
+    for (i, (k, p)) in executors.iter().zip(parties).enumerate() {
+        let c = commitment(
+            &id,
+            &k.public(),
+            &p.output_hash(),
+            &p.trace_root(),
+            &[i as u8; 32],
+        );
+        commits.push(sign(
+            &s,
+            k,
+            TxBody::CommitResult {
+                job_id: id,
+                commitment: c,
+            },
+        )?);
+    }
+    (s, _) = apply(&s, &commits, &data)?;
+    let mut reveals = Vec::new();
+    for (i, (k, p)) in executors.iter().zip(parties).enumerate() {
+        reveals.push(sign(
+            &s,
+            k,
+            TxBody::RevealResult {
+                job_id: id,
+                output_hash: p.output_hash(),
+                trace_root: p.trace_root(),
+                salt: [i as u8; 32],
+                outputs: p.outputs(),
+            },
+        )?);
+    }
+    (s, _) = apply(&s, &reveals, &data)?;
+    let (mut ledger_bytes, mut steps) = (0usize, 0usize);
+    let (mut referee, mut operator) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..200 {
+        if s.job(&id).context("job")?.status != JobStatus::Disputed {
+            break;
+        }
+        let ext = s.job_ext(&id).context("ext")?;
+        let mut opened: Vec<LeafOpening> = ext
+            .dispute
+            .as_ref()
+            .and_then(|d| d.game.as_ref())
+            .map(|g| g.opened.clone())
+            .unwrap_or_default();
+        let mut txs = Vec::new();
+        for (k, p) in executors.iter().zip(parties) {
+            if let Some(step) = p.next_step(&ext, &k.public()) {
+                for t in p.opened_tensors(&step) {
+                    data.insert_tensor(t);
+                }
+                if let Step::Openings { items } = &step {
+                    opened.extend(items.iter().cloned());
+                }
+                let tx = sign(&s, k, TxBody::DisputeStep { job_id: id, step })?;
+                ledger_bytes += tx.len();
+                steps += 1;
+                txs.push(tx);
+            }
+        }
+        let (next, took) = apply(&s, &txs, &data)?;
+        let decided = next
+            .job_ext(&id)
+            .and_then(|e| e.dispute)
+            .is_some_and(|d| d.closed_height.is_some());
+        if decided {
+            referee = took;
+            // The operator alone, as the referee ran it inside that block.
+            let target = next
+                .job_ext(&id)
+                .and_then(|e| e.dispute)
+                .and_then(|d| d.verdicts.first().and_then(|v| v.target));
+            if let Some(Target::Node(i)) = target {
+                let lookup = |node: u64, slot: u32| {
+                    opened
+                        .iter()
+                        .find(|o| o.node == node)
+                        .and_then(|o| o.outputs.get(slot as usize).copied())
+                };
+                let model_id = s.job(&id).context("job")?.model_id;
+                let t = Instant::now();
+                RuntimeReferee { data: &data }
+                    .run_node(&model_id, i, inputs, &lookup)
+                    .map_err(|e| anyhow::anyhow!("referee: {e}"))?;
+                operator = t.elapsed();
+            }
+        }
+        s = next;
+    }
+    let d = s
+        .job_ext(&id)
+        .and_then(|e| e.dispute)
+        .context("no dispute")?;
+    let v = d.verdicts.first().context("undecided")?;
+    let liar_claim = d.claim_of(&executors[1].public()).context("liar's claim")?;
+    let liar_lost = d.claims.get(liar_claim).is_some_and(|c| c.lost) && d.winner.is_some();
+    Ok(Outcome {
+        lie_at: node,
+        target: v.target,
+        liar_lost,
+        rounds: v.rounds,
+        ledger_bytes,
+        steps,
+        referee,
+        operator,
+    })
+}
+
+fn main() -> Result<()> {
+    let o = parse_args()?;
+    let bytes =
+        std::fs::read(&o.model).with_context(|| format!("reading {}", o.model.display()))?;
+    let model = Arc::new(Model::load(&bytes, Limits::default())?);
+    let session = Arc::new(Session::new(Arc::clone(&model), Options::default())?);
+    let shapes = input_shapes(&model)?;
+    let plan = session.plan_shapes(&shapes)?;
+    let total_flops = plan.cost().flops.max(1);
+    let node_flops: Vec<u64> = plan.node_costs().iter().map(|c| c.flops).collect();
+    let inputs: Vec<Tensor> = model
+        .inputs()
+        .zip(&shapes)
+        .map(|(v, s)| pattern(v, s))
+        .collect::<Result<_>>()?;
+    let encoded: Vec<Vec<u8>> = inputs.iter().map(formats::canonical_encode).collect();
+    let leaves = model.nodes().len();
+
+    // A full inference, median of 5.
+    let mut full = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        session.run(inputs.clone())?;
+        full.push(t.elapsed());
+    }
+    full.sort();
+    let full = full[full.len() / 2];
+
+    let mut state = genesis()?;
+    let publish = sign(
+        &state,
+        &key(1),
+        TxBody::PublishModel {
+            manifest: Box::new(manifest(&bytes, &model, total_flops, &key(1))?),
+        },
+    )?;
+    let (next, outcomes) = state.apply_block(ctx(&state), &[publish])?;
+    if let Some(Err(e)) = outcomes.into_iter().next().map(|o| o.result) {
+        bail!("publishing: {e}");
+    }
+    state = next;
+    let honest = Party::run(Arc::clone(&session), &encoded)?;
+
+    println!(
+        "model {} — {leaves} operators, {:.2} Gflop, full inference {:.1} ms (1 thread default options)",
+        o.model.display(),
+        total_flops as f64 / 1e9,
+        full.as_secs_f64() * 1e3
+    );
+    println!(
+        "| lie at | decided at | liar lost | rounds (≤ {}) | steps | ledger bytes | deciding block ms | operator alone ms | operator / full (time) | operator flops / total |",
+        (leaves as f64).log2().ceil() as u32 + 2
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut rng = o.seed.max(1);
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut all = Vec::new();
+    for _ in 0..o.lies {
+        let node = (next() % leaves as u64) as usize;
+        let element = next() as usize;
+        let out = play(&state, &session, &encoded, &honest, node, element)?;
+        let frac_time = out.operator.as_secs_f64() / full.as_secs_f64();
+        let frac_flops = node_flops.get(node).copied().unwrap_or(0) as f64 / total_flops as f64;
+        println!(
+            "| {} ({}) | {:?} | {} | {} | {} | {} | {:.2} | {:.3} | {:.2} % | {:.3} % |",
+            out.lie_at,
+            model.nodes()[out.lie_at].op_type,
+            out.target,
+            out.liar_lost,
+            out.rounds,
+            out.steps,
+            out.ledger_bytes,
+            out.referee.as_secs_f64() * 1e3,
+            out.operator.as_secs_f64() * 1e3,
+            frac_time * 100.0,
+            frac_flops * 100.0
+        );
+        all.push((out, frac_time, frac_flops));
+    }
+    let n = all.len().max(1) as f64;
+    let caught = all
+        .iter()
+        .filter(|(o, _, _)| o.liar_lost && o.target == Some(Target::Node(o.lie_at as u64)))
+        .count();
+    println!(
+        "\ncaught at exactly the corrupted operator: {caught}/{}; mean rounds {:.1}; mean ledger bytes {:.0}; mean operator/full {:.2} % (time), {:.3} % (flops); max {:.2} % (time)",
+        all.len(),
+        all.iter().map(|(o, _, _)| f64::from(o.rounds)).sum::<f64>() / n,
+        all.iter()
+            .map(|(o, _, _)| o.ledger_bytes as f64)
+            .sum::<f64>()
+            / n,
+        all.iter().map(|(_, t, _)| t * 100.0).sum::<f64>() / n,
+        all.iter().map(|(_, _, f)| f * 100.0).sum::<f64>() / n,
+        all.iter().map(|(_, t, _)| t * 100.0).fold(0.0, f64::max),
+    );
+    Ok(())
+}

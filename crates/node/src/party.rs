@@ -1,0 +1,320 @@
+//! An executor's side of a dispute (docs/disputes.md, "The game"): its run
+//! of a job, kept whole (every operator's outputs), and the move it owes at
+//! each stage: opening its trace root, splitting the range in question,
+//! opening the operands the referee needs.
+//!
+//! A party keeps every intermediate tensor of the run, so its memory is
+//! that of the model's activations; the node builds one only for a job in
+//! dispute.
+
+use std::sync::Arc;
+
+use glassbox_ledger::dispute::{LeafOpening, MAX_OPENINGS_PER_TX, Stage, Step, Target};
+use glassbox_ledger::{JobExt, outputs_hash};
+use glassbox_runtime::trace::{merkle_proof, merkle_root, node_leaf_from_hashes};
+use glassbox_runtime::{Data, Session, Tensor, formats};
+use glassbox_types::PublicKey;
+
+use crate::referee::producers;
+
+/// Why a party could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PartyError {
+    /// An input is not a canonical tensor encoding.
+    #[error("job input {index}: {reason}")]
+    BadInput {
+        /// Its position.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The runtime failed.
+    #[error("running the model: {0}")]
+    Run(#[from] glassbox_runtime::Error),
+    /// The lie cannot be told there.
+    #[error("node {node}: {reason}")]
+    NoLie {
+        /// The node.
+        node: usize,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A graph output has no source in the run.
+    #[error("graph output {0} was not computed")]
+    MissingOutput(usize),
+}
+
+/// One executor's run of a job.
+pub struct Party {
+    session: Arc<Session>,
+    inputs: Vec<Tensor>,
+    /// Each node's bound outputs, in trace order.
+    values: Vec<Vec<Tensor>>,
+    leaves: Vec<[u8; 32]>,
+    trace_root: [u8; 32],
+    outputs: Vec<Tensor>,
+}
+
+fn decode_inputs(session: &Session, inputs: &[Vec<u8>]) -> Result<Vec<Tensor>, PartyError> {
+    let max = session.model().limits().max_tensor_elements;
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(index, b)| {
+            formats::canonical_decode(b, max).map_err(|e| PartyError::BadInput {
+                index,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Flips the lowest bit of element `element % len` of `t` (a `false` bool
+/// becomes `true` and back); `None` for an empty tensor.
+fn corrupt(t: &Tensor, element: usize) -> Option<Tensor> {
+    if t.is_empty() {
+        return None;
+    }
+    let i = element % t.len();
+    let mut data = t.data().clone();
+    match &mut data {
+        Data::F32(v) => v[i] = f32::from_bits(v[i].to_bits() ^ 1),
+        Data::F64(v) => v[i] = f64::from_bits(v[i].to_bits() ^ 1),
+        Data::I64(v) => v[i] ^= 1,
+        Data::I32(v) => v[i] ^= 1,
+        Data::I8(v) => v[i] ^= 1,
+        Data::U8(v) => v[i] ^= 1,
+        Data::Bool(v) => v[i] = !v[i],
+    }
+    Tensor::new(t.shape().to_vec(), data).ok()
+}
+
+impl std::fmt::Debug for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Party")
+            .field("leaves", &self.leaves.len())
+            .field("trace_root", &glassbox_types::hex(&self.trace_root))
+            .finish()
+    }
+}
+
+impl Party {
+    /// Runs the job (`inputs`: its canonical encodings) honestly.
+    pub fn run(session: Arc<Session>, inputs: &[Vec<u8>]) -> Result<Party, PartyError> {
+        let tensors = decode_inputs(&session, inputs)?;
+        let n = session.model().nodes().len();
+        let mut values: Vec<Vec<Tensor>> = vec![Vec::new(); n];
+        let out = session.run_observed(tensors.clone(), &mut |i, outs| {
+            if let Some(v) = values.get_mut(i) {
+                *v = outs.iter().map(|t| (*t).clone()).collect();
+            }
+        })?;
+        Ok(Party {
+            leaves: out.trace.leaves.clone(),
+            trace_root: out.trace.root(),
+            outputs: out.outputs.into_iter().map(|(_, t)| t).collect(),
+            session,
+            inputs: tensors,
+            values,
+        })
+    }
+
+    /// Fault injection for tests and benchmarks (the node never lies): the
+    /// run with node `node`'s first non-empty output corrupted (the lowest
+    /// bit of element `element` modulo its length flipped) and everything
+    /// downstream recomputed from it, operator by operator, so the lie
+    /// propagates as a real wrong operator's would.
+    pub fn run_lying(
+        session: Arc<Session>,
+        inputs: &[Vec<u8>],
+        node: usize,
+        element: usize,
+    ) -> Result<Party, PartyError> {
+        let mut p = Party::run(session, inputs)?;
+        let outs = p.values.get_mut(node).ok_or(PartyError::NoLie {
+            node,
+            reason: "out of range",
+        })?;
+        let (slot, bad) = outs
+            .iter()
+            .enumerate()
+            .find_map(|(s, t)| corrupt(t, element).map(|b| (s, b)))
+            .ok_or(PartyError::NoLie {
+                node,
+                reason: "it has no non-empty output",
+            })?;
+        outs[slot] = bad;
+        let model = Arc::clone(p.session.model());
+        let producers = producers(&model);
+        for i in node..model.nodes().len() {
+            if i > node {
+                let args = p.node_inputs(i, &producers);
+                let (outs, _) = p.session.run_node(i, &args)?;
+                p.values[i] = outs;
+            }
+            let hashes: Vec<[u8; 32]> = p.values[i].iter().map(Tensor::hash).collect();
+            p.leaves[i] = node_leaf_from_hashes(i, &hashes);
+        }
+        p.trace_root = glassbox_runtime::trace::trace_root(
+            &model.id(),
+            &p.inputs.iter().map(Tensor::hash).collect::<Vec<_>>(),
+            &p.leaves,
+        );
+        let mut outputs = Vec::with_capacity(model.output_ids().len());
+        for (o, vid) in model.output_ids().iter().enumerate() {
+            outputs.push(
+                p.value(*vid, &producers)
+                    .ok_or(PartyError::MissingOutput(o))?,
+            );
+        }
+        p.outputs = outputs;
+        Ok(p)
+    }
+
+    /// The tensor of value `vid` in this run.
+    fn value(
+        &self,
+        vid: usize,
+        producers: &std::collections::HashMap<usize, (usize, usize)>,
+    ) -> Option<Tensor> {
+        let m = self.session.model();
+        if let Some(t) = m.constant(vid) {
+            return Some(t.clone());
+        }
+        if let Some(k) = m.input_ids().iter().position(|&i| i == vid) {
+            return self.inputs.get(k).cloned();
+        }
+        let &(j, s) = producers.get(&vid)?;
+        self.values.get(j)?.get(s).cloned()
+    }
+
+    fn node_inputs(
+        &self,
+        i: usize,
+        producers: &std::collections::HashMap<usize, (usize, usize)>,
+    ) -> Vec<Option<Tensor>> {
+        self.session.model().nodes()[i]
+            .inputs
+            .iter()
+            .map(|v| v.and_then(|v| self.value(v, producers)))
+            .collect()
+    }
+
+    /// [`outputs_hash`] of the run's outputs.
+    pub fn output_hash(&self) -> [u8; 32] {
+        let hashes: Vec<[u8; 32]> = self.outputs.iter().map(Tensor::hash).collect();
+        outputs_hash(&hashes)
+    }
+
+    /// The run's trace root.
+    pub fn trace_root(&self) -> [u8; 32] {
+        self.trace_root
+    }
+
+    /// The outputs' canonical encodings.
+    pub fn outputs(&self) -> Vec<Vec<u8>> {
+        self.outputs.iter().map(formats::canonical_encode).collect()
+    }
+
+    /// The trace leaves.
+    pub fn leaves(&self) -> &[[u8; 32]] {
+        &self.leaves
+    }
+
+    fn opening(&self, node: usize) -> Option<LeafOpening> {
+        Some(LeafOpening {
+            node: node as u64,
+            outputs: self.values.get(node)?.iter().map(Tensor::hash).collect(),
+            path: merkle_proof(&self.leaves, node).ok()?,
+        })
+    }
+
+    /// The earlier nodes whose outputs the referee needs for `target`, in
+    /// order.
+    fn operand_nodes(&self, target: Target) -> Vec<usize> {
+        let m = self.session.model();
+        let producers = producers(m);
+        let mut nodes: Vec<usize> = match target {
+            Target::LeafCount => Vec::new(),
+            Target::Node(i) => usize::try_from(i)
+                .ok()
+                .and_then(|i| m.nodes().get(i).map(|n| (i, n)))
+                .map(|(i, n)| {
+                    n.inputs
+                        .iter()
+                        .flatten()
+                        .filter(|v| m.constant(**v).is_none())
+                        .filter_map(|v| producers.get(v).map(|p| p.0))
+                        .filter(|&j| j < i)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Target::Output(o) => usize::try_from(o)
+                .ok()
+                .and_then(|o| m.output_ids().get(o))
+                .and_then(|v| producers.get(v).map(|p| vec![p.0]))
+                .unwrap_or_default(),
+        };
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+
+    /// The move `me` owes now in the job's dispute: `None` when it is not
+    /// in the current game, has already moved this round, or nothing is
+    /// needed from it.
+    pub fn next_step(&self, ext: &JobExt, me: &PublicKey) -> Option<Step> {
+        let d = ext.dispute.as_ref()?;
+        let game = d.game.as_ref()?;
+        let claim = d.claim_of(me)?;
+        let side = if usize::from(game.a.claim) == claim {
+            game.a
+        } else if usize::from(game.b.claim) == claim {
+            game.b
+        } else {
+            return None;
+        };
+        match game.stage {
+            Stage::Open if !side.moved => Some(Step::Open {
+                leaves: self.leaves.len() as u64,
+                leaves_root: merkle_root(&self.leaves),
+            }),
+            Stage::Bisect { lo, hi } if !side.moved => {
+                let (lo, hi) = (usize::try_from(lo).ok()?, usize::try_from(hi).ok()?);
+                if hi > self.leaves.len() || hi < lo + 2 {
+                    return None;
+                }
+                let k = glassbox_ledger::dispute::split((hi - lo) as u64) as usize;
+                Some(Step::Split {
+                    left: merkle_root(&self.leaves[lo..lo + k]),
+                    right: merkle_root(&self.leaves[lo + k..hi]),
+                })
+            }
+            Stage::Referee { target } => {
+                let items: Vec<LeafOpening> = self
+                    .operand_nodes(target)
+                    .into_iter()
+                    .filter(|j| !game.opened.iter().any(|o| o.node == *j as u64))
+                    .take(MAX_OPENINGS_PER_TX)
+                    .filter_map(|j| self.opening(j))
+                    .collect();
+                (!items.is_empty()).then_some(Step::Openings { items })
+            }
+            _ => None,
+        }
+    }
+
+    /// The tensors behind the openings of `step` (to upload off-ledger
+    /// before posting it).
+    pub fn opened_tensors(&self, step: &Step) -> Vec<Tensor> {
+        match step {
+            Step::Openings { items } => items
+                .iter()
+                .filter_map(|o| self.values.get(usize::try_from(o.node).ok()?))
+                .flatten()
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The validators' referee in a dispute (docs/disputes.md, "Referee"): re-runs
+//! one operator of a model with the deterministic runtime, from the job's
+//! inputs, the model's constants and the opened outputs of earlier operators
+//! (tensors held off-ledger, looked up by hash), and returns its trace leaf.
+//!
+//! Every answer is a pure function of the model, the job and the opened
+//! hashes; only the *availability* of the model and tensors depends on this
+//! node, and a missing one is [`RefereeError::Unavailable`], never a verdict.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use glassbox_ledger::Referee;
+use glassbox_ledger::dispute::{OutputSource, RefereeError};
+use glassbox_runtime::{Model, Session, Tensor, formats};
+use glassbox_types::ModelId;
+
+/// Where the referee finds models and off-ledger tensors.
+pub trait RefereeData: Send + Sync {
+    /// A loaded session of the model, if this node holds the model.
+    fn session(&self, model: &ModelId) -> Option<Arc<Session>>;
+    /// A tensor by canonical hash, if held.
+    fn tensor(&self, hash: &[u8; 32]) -> Option<Tensor>;
+}
+
+/// What produces each value of a model: `(node, position among the node's
+/// bound outputs)`, the position a trace leaf lists its output hash at.
+pub fn producers(model: &Model) -> HashMap<usize, (usize, usize)> {
+    let mut map = HashMap::new();
+    for (j, node) in model.nodes().iter().enumerate() {
+        for (s, vid) in node.outputs.iter().flatten().enumerate() {
+            map.insert(*vid, (j, s));
+        }
+    }
+    map
+}
+
+/// The referee over the runtime and a [`RefereeData`].
+pub struct RuntimeReferee<'a, D: RefereeData + ?Sized> {
+    /// Models and tensors.
+    pub data: &'a D,
+}
+
+impl<D: RefereeData + ?Sized> std::fmt::Debug for RuntimeReferee<'_, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RuntimeReferee")
+    }
+}
+
+impl<D: RefereeData + ?Sized> RuntimeReferee<'_, D> {
+    fn session(&self, model: &ModelId) -> Result<Arc<Session>, RefereeError> {
+        self.data
+            .session(model)
+            .ok_or_else(|| RefereeError::Unavailable(format!("model {model}")))
+    }
+}
+
+fn position(v: u64) -> Result<usize, RefereeError> {
+    usize::try_from(v).map_err(|_| RefereeError::Failed(format!("index {v} is out of range")))
+}
+
+impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
+    fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
+        let s = self.session(model)?;
+        Ok(s.model().nodes().len() as u64)
+    }
+
+    fn output_source(&self, model: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
+        let s = self.session(model)?;
+        let m = s.model();
+        let vid = *m
+            .output_ids()
+            .get(position(u64::from(index))?)
+            .ok_or_else(|| RefereeError::Failed(format!("the model has no output {index}")))?;
+        if let Some(&(node, slot)) = producers(m).get(&vid) {
+            return Ok(OutputSource::Node {
+                node: node as u64,
+                slot: u32::try_from(slot).unwrap_or(u32::MAX),
+            });
+        }
+        if let Some(k) = m.input_ids().iter().position(|&i| i == vid) {
+            return Ok(OutputSource::Input(u32::try_from(k).unwrap_or(u32::MAX)));
+        }
+        match m.constant(vid) {
+            Some(t) => Ok(OutputSource::Constant(t.hash())),
+            None => Err(RefereeError::Failed(format!(
+                "graph output {index} has no source"
+            ))),
+        }
+    }
+
+    fn run_node(
+        &self,
+        model: &ModelId,
+        node: u64,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<[u8; 32]>,
+    ) -> Result<[u8; 32], RefereeError> {
+        let s = self.session(model)?;
+        let m = s.model();
+        let index = position(node)?;
+        let n = m.nodes().get(index).ok_or_else(|| {
+            RefereeError::Failed(format!(
+                "node {node} is out of range (the model has {})",
+                m.nodes().len()
+            ))
+        })?;
+        let producers = producers(m);
+        let max_elements = m.limits().max_tensor_elements;
+        let mut args: Vec<Option<Tensor>> = Vec::with_capacity(n.inputs.len());
+        for vid in &n.inputs {
+            let Some(vid) = *vid else {
+                args.push(None);
+                continue;
+            };
+            if let Some(t) = m.constant(vid) {
+                args.push(Some(t.clone()));
+            } else if let Some(k) = m.input_ids().iter().position(|&i| i == vid) {
+                let bytes = inputs
+                    .get(k)
+                    .ok_or_else(|| RefereeError::Failed(format!("the job has no input {k}")))?;
+                let t = formats::canonical_decode(bytes, max_elements)
+                    .map_err(|e| RefereeError::Failed(format!("job input {k}: {e}")))?;
+                args.push(Some(t));
+            } else if let Some(&(j, slot)) = producers.get(&vid) {
+                if j >= index {
+                    return Err(RefereeError::Failed(format!(
+                        "node {node} reads a value of node {j}, not an earlier one"
+                    )));
+                }
+                let (j, slot) = (j as u64, u32::try_from(slot).unwrap_or(u32::MAX));
+                let hash = opened(j, slot).ok_or(RefereeError::Missing { node: j, slot })?;
+                let t = self.data.tensor(&hash).ok_or_else(|| {
+                    RefereeError::Unavailable(format!(
+                        "tensor {} (output {slot} of node {j})",
+                        glassbox_types::hex(&hash)
+                    ))
+                })?;
+                if t.hash() != hash {
+                    return Err(RefereeError::Unavailable(format!(
+                        "the held tensor for {} has another hash",
+                        glassbox_types::hex(&hash)
+                    )));
+                }
+                args.push(Some(t));
+            } else {
+                return Err(RefereeError::Failed(format!(
+                    "input `{}` of node {node} has no source",
+                    m.value_name(vid)
+                )));
+            }
+        }
+        let (_, leaf) = s
+            .run_node(index, &args)
+            .map_err(|e| RefereeError::Failed(e.to_string()))?;
+        Ok(leaf)
+    }
+}
+
+/// Models and tensors held in memory (tests, benchmarks, and the node's
+/// tensor store's snapshot). Bounded by what the caller inserts.
+#[derive(Default)]
+pub struct MemoryData {
+    sessions: HashMap<ModelId, Arc<Session>>,
+    tensors: HashMap<[u8; 32], Tensor>,
+}
+
+impl std::fmt::Debug for MemoryData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryData")
+            .field("sessions", &self.sessions.len())
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl MemoryData {
+    /// Holds `session` as the model's.
+    pub fn insert_session(&mut self, session: Arc<Session>) {
+        let id = ModelId::from_bytes(session.model().id());
+        self.sessions.insert(id, session);
+    }
+
+    /// Holds `tensor` under its canonical hash.
+    pub fn insert_tensor(&mut self, tensor: Tensor) {
+        self.tensors.insert(tensor.hash(), tensor);
+    }
+}
+
+impl RefereeData for MemoryData {
+    fn session(&self, model: &ModelId) -> Option<Arc<Session>> {
+        self.sessions.get(model).cloned()
+    }
+
+    fn tensor(&self, hash: &[u8; 32]) -> Option<Tensor> {
+        self.tensors.get(hash).cloned()
+    }
+}

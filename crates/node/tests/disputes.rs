@@ -1,0 +1,397 @@
+//! The dispute game over the real runtime (docs/disputes.md): a lying
+//! executor that corrupts one operator's output at a random position is
+//! always caught, at exactly that operator, by the validators' referee
+//! re-running that operator alone; the liar is slashed and the honest
+//! result is final. Deterministic: the same seed gives the same state root.
+//! Runs on the ledger directly (blocks applied in-process, no network).
+
+use std::sync::Arc;
+
+use glassbox_ledger::dispute::Target;
+use glassbox_ledger::{
+    BlockContext, GenesisAccount, GenesisExecutor, GenesisState, JobId, JobStatus, Params,
+    SignedTx, State, TxBody, commitment,
+};
+use glassbox_node::party::Party;
+use glassbox_node::referee::{MemoryData, RuntimeReferee};
+use glassbox_runtime::{DType, Dim, Limits, Model, Options, Session, ValueInfo, formats};
+use glassbox_types::{CostSpec, DimSpec, Manifest, ModelId, SecretKey, SignedManifest, TensorSpec};
+
+const FEE: u64 = 1_000_000;
+
+fn key(n: u8) -> SecretKey {
+    SecretKey::from_seed(&[n; 32])
+}
+
+fn spec(v: &ValueInfo) -> TensorSpec {
+    TensorSpec {
+        name: v.name.clone(),
+        dtype: v.dtype.map(|d| d.name().to_string()),
+        shape: v.shape.as_ref().map(|dims| {
+            dims.iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => DimSpec::Fixed(*n as u64),
+                    Dim::Symbol(s) => DimSpec::Symbol(s.clone()),
+                })
+                .collect()
+        }),
+    }
+}
+
+struct Case {
+    session: Arc<Session>,
+    inputs: Vec<Vec<u8>>,
+    state: State,
+}
+
+/// A chain with the requester (1), executors 5, 6 and 7, and `name` from
+/// models/ published with its sample input.
+fn case(name: &str) -> Case {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap();
+    let model = Arc::new(Model::load(&bytes, Limits::default()).unwrap());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.input.json"))).unwrap())
+            .unwrap();
+    let input = formats::json_decode(&json, DType::F32, 1 << 20).unwrap();
+    let session = Arc::new(Session::new(Arc::clone(&model), Options::default()).unwrap());
+    let params = Params {
+        max_selection_share_bps: 10_000,
+        ..Params::default()
+    };
+    let g = GenesisState {
+        chain_name: "disputes".into(),
+        genesis_time_ms: 1_700_000_000_000,
+        params,
+        accounts: [1u8, 5, 6, 7]
+            .into_iter()
+            .map(|n| GenesisAccount {
+                address: key(n).public(),
+                balance: 1 << 50,
+            })
+            .collect(),
+        executors: [5u8, 6, 7]
+            .into_iter()
+            .map(|n| GenesisExecutor {
+                owner: key(n).public(),
+                stake: 10_000_000_000,
+                capacity: 8,
+                endpoint: format!("http://executor-{n}.invalid"),
+            })
+            .collect(),
+    };
+    let state = State::genesis(&g).unwrap();
+    let m = Manifest {
+        model_id: ModelId::of(&bytes),
+        size_bytes: bytes.len() as u64,
+        name: format!("test/{name}"),
+        version: semver::Version::new(1, 0, 0),
+        description: String::new(),
+        license: None,
+        publisher: key(1).public(),
+        created_at_unix_s: 0,
+        parents: Vec::new(),
+        sources: Vec::new(),
+        inputs: model.inputs().map(spec).collect(),
+        outputs: model.outputs().map(spec).collect(),
+        opset: u32::try_from(model.opset()).unwrap(),
+        cost: CostSpec {
+            flops: 1_000_000,
+            bytes: 0,
+        },
+        runtime_version: glassbox_runtime::VERSION.to_string(),
+    };
+    let publish = sign(
+        &state,
+        &key(1),
+        TxBody::PublishModel {
+            manifest: Box::new(SignedManifest::sign(m, &key(1)).unwrap()),
+        },
+    );
+    let (state, _) = state.apply_block(ctx(&state, 0), &[publish]).unwrap();
+    Case {
+        session,
+        inputs: vec![formats::canonical_encode(&input)],
+        state,
+    }
+}
+
+fn ctx(s: &State, randomness: u8) -> BlockContext {
+    BlockContext {
+        height: s.height() + 1,
+        timestamp_ms: s.timestamp_ms() + 100,
+        randomness: [randomness; 32],
+    }
+}
+
+fn sign(s: &State, who: &SecretKey, body: TxBody) -> SignedTx {
+    let nonce = s.account(&who.public()).map_or(0, |a| a.nonce);
+    SignedTx::sign(&s.chain_id(), who, nonce, FEE, body).unwrap()
+}
+
+fn secret_of(pk: &glassbox_types::PublicKey) -> SecretKey {
+    [5u8, 6, 7]
+        .into_iter()
+        .map(key)
+        .find(|k| &k.public() == pk)
+        .unwrap()
+}
+
+/// Applies a block; dispute steps that lost a race in the same block
+/// (the other side decided first) fail harmlessly, anything else fails
+/// the test.
+fn apply(s: &State, txs: &[SignedTx], data: &MemoryData, randomness: u8) -> State {
+    let (next, outcomes) = s
+        .apply_block_with(ctx(s, randomness), txs, &RuntimeReferee { data })
+        .unwrap();
+    for o in outcomes {
+        if let Err(e) = o.result {
+            let m = e.to_string();
+            assert!(
+                m.contains("only a disputed job") || m.contains("not in the current game"),
+                "{m}"
+            );
+        }
+    }
+    next
+}
+
+/// Plays the dispute of `id` to its end, each party moving as an executor
+/// node does (uploading its opened tensors first).
+fn play(mut s: State, id: JobId, parties: &[(SecretKey, &Party)], data: &mut MemoryData) -> State {
+    for _ in 0..100 {
+        if s.job(&id).unwrap().status != JobStatus::Disputed {
+            return s;
+        }
+        let ext = s.job_ext(&id).unwrap();
+        let mut txs = Vec::new();
+        for (k, p) in parties {
+            if let Some(step) = p.next_step(&ext, &k.public()) {
+                for t in p.opened_tensors(&step) {
+                    data.insert_tensor(t);
+                }
+                txs.push(sign(&s, k, TxBody::DisputeStep { job_id: id, step }));
+            }
+        }
+        s = apply(&s, &txs, data, 3);
+    }
+    panic!("the dispute did not end in 100 blocks");
+}
+
+/// A k = 2 job whose second assigned executor lies at (`node`,
+/// `element`); returns the final state, the job id and the two keys
+/// (honest, liar).
+fn lying_job(c: &Case, node: usize, element: usize) -> (State, JobId, SecretKey, SecretKey) {
+    let honest = Party::run(Arc::clone(&c.session), &c.inputs).unwrap();
+    let liar = Party::run_lying(Arc::clone(&c.session), &c.inputs, node, element).unwrap();
+    assert_ne!(honest.trace_root(), liar.trace_root());
+    let mut data = MemoryData::default();
+    data.insert_session(Arc::clone(&c.session));
+    let s = &c.state;
+    let submit = sign(
+        s,
+        &key(1),
+        TxBody::SubmitJob {
+            model_id: s.models().next().unwrap().model_id,
+            inputs: c.inputs.clone(),
+            replicas: 2,
+            max_fee: u64::MAX >> 8,
+        },
+    );
+    let id = JobId(submit.hash().0);
+    let s = apply(s, &[submit], &data, 1);
+    let mut s = apply(&s, &[], &data, (node * 31 + element) as u8);
+    let job = s.job(&id).unwrap();
+    let keys: Vec<SecretKey> = job.slots.iter().map(|x| secret_of(&x.executor)).collect();
+    let parties = [(keys[0].clone(), &honest), (keys[1].clone(), &liar)];
+    let txs: Vec<SignedTx> = parties
+        .iter()
+        .enumerate()
+        .map(|(i, (k, p))| {
+            let c = commitment(
+                &id,
+                &k.public(),
+                &p.output_hash(),
+                &p.trace_root(),
+                &[i as u8; 32],
+            );
+            sign(
+                &s,
+                k,
+                TxBody::CommitResult {
+                    job_id: id,
+                    commitment: c,
+                },
+            )
+        })
+        .collect();
+    s = apply(&s, &txs, &data, 2);
+    let txs: Vec<SignedTx> = parties
+        .iter()
+        .enumerate()
+        .map(|(i, (k, p))| {
+            sign(
+                &s,
+                k,
+                TxBody::RevealResult {
+                    job_id: id,
+                    output_hash: p.output_hash(),
+                    trace_root: p.trace_root(),
+                    salt: [i as u8; 32],
+                    outputs: p.outputs(),
+                },
+            )
+        })
+        .collect();
+    s = apply(&s, &txs, &data, 2);
+    assert_eq!(s.job(&id).unwrap().status, JobStatus::Disputed);
+    let s = play(s, id, &parties, &mut data);
+    (s, id, keys[0].clone(), keys[1].clone())
+}
+
+fn ceil_log2(n: usize) -> u32 {
+    usize::BITS - (n - 1).leading_zeros()
+}
+
+#[test]
+fn a_lie_at_any_operator_is_caught_exactly_there() {
+    for name in ["mnist-cnn", "mlp"] {
+        let c = case(name);
+        let leaves = c.session.model().nodes().len();
+        let supply = c.state.total_supply().unwrap();
+        let honest = Party::run(Arc::clone(&c.session), &c.inputs).unwrap();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..2 * leaves {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let node = if round < leaves {
+                round
+            } else {
+                (seed % leaves as u64) as usize
+            };
+            let element = (seed >> 20) as usize;
+            let (s, id, good, bad) = lying_job(&c, node, element);
+            let job = s.job(&id).unwrap();
+            assert_eq!(job.status, JobStatus::Final, "{name} node {node}");
+            assert_eq!(job.outputs, honest.outputs(), "{name} node {node}");
+            let d = s.job_ext(&id).unwrap().dispute.unwrap();
+            let v = &d.verdicts[0];
+            assert_eq!(v.target, Some(Target::Node(node as u64)), "{name}: {v:?}");
+            assert!(
+                v.rounds <= ceil_log2(leaves.max(2)) + 2,
+                "{} rounds",
+                v.rounds
+            );
+            assert_eq!(s.executor(&bad.public()).unwrap().stake, 0);
+            let e = s.executor(&good.public()).unwrap();
+            assert_eq!((e.stake, e.disputes, e.served), (10_000_000_000, 0, 1));
+            assert_eq!(s.total_supply(), Some(supply));
+        }
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_outcome() {
+    let c = case("mnist-cnn");
+    let (a, ..) = lying_job(&c, 3, 77);
+    let (b, ..) = lying_job(&c, 3, 77);
+    assert_eq!(a.root(), b.root());
+    let (other, ..) = lying_job(&c, 4, 77);
+    assert_ne!(a.root(), other.root());
+}
+
+#[test]
+fn a_challenged_optimistic_liar_is_caught() {
+    let c = case("mnist-cnn");
+    let mut data = MemoryData::default();
+    data.insert_session(Arc::clone(&c.session));
+    let s = &c.state;
+    let submit = sign(
+        s,
+        &key(1),
+        TxBody::SubmitJob {
+            model_id: s.models().next().unwrap().model_id,
+            inputs: c.inputs.clone(),
+            replicas: 1,
+            max_fee: u64::MAX >> 8,
+        },
+    );
+    let id = JobId(submit.hash().0);
+    let s = apply(s, &[submit], &data, 1);
+    let mut s = apply(&s, &[], &data, 9);
+    let exec = secret_of(&s.job(&id).unwrap().slots[0].executor);
+    let liar = Party::run_lying(Arc::clone(&c.session), &c.inputs, 2, 5).unwrap();
+    let c1 = commitment(
+        &id,
+        &exec.public(),
+        &liar.output_hash(),
+        &liar.trace_root(),
+        &[0; 32],
+    );
+    s = apply(
+        &s,
+        &[sign(
+            &s,
+            &exec,
+            TxBody::CommitResult {
+                job_id: id,
+                commitment: c1,
+            },
+        )],
+        &data,
+        2,
+    );
+    s = apply(
+        &s,
+        &[sign(
+            &s,
+            &exec,
+            TxBody::RevealResult {
+                job_id: id,
+                output_hash: liar.output_hash(),
+                trace_root: liar.trace_root(),
+                salt: [0; 32],
+                outputs: liar.outputs(),
+            },
+        )],
+        &data,
+        2,
+    );
+    assert_eq!(s.job(&id).unwrap().status, JobStatus::Pending);
+    // An honest executor (an auditor, or anyone staked) challenges.
+    let judge = [5u8, 6, 7]
+        .into_iter()
+        .map(key)
+        .find(|k| k.public() != exec.public())
+        .unwrap();
+    let honest = Party::run(Arc::clone(&c.session), &c.inputs).unwrap();
+    s = apply(
+        &s,
+        &[sign(
+            &s,
+            &judge,
+            TxBody::Challenge {
+                job_id: id,
+                output_hash: honest.output_hash(),
+                trace_root: honest.trace_root(),
+                outputs: honest.outputs(),
+            },
+        )],
+        &data,
+        4,
+    );
+    let s = play(
+        s,
+        id,
+        &[(exec.clone(), &liar), (judge.clone(), &honest)],
+        &mut data,
+    );
+    let job = s.job(&id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.outputs, honest.outputs());
+    let d = s.job_ext(&id).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts[0].target, Some(Target::Node(2)));
+    assert_eq!(s.executor(&exec.public()).unwrap().stake, 0);
+    assert_eq!(s.executor(&judge.public()).unwrap().served, 1);
+}
