@@ -258,6 +258,13 @@ fn follow(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                "pending" => "optimistic result published (pending): open to challenges \
+                              until its window closes"
+                    .to_string(),
+                "disputed" => format!(
+                    "disputed: the results differ; the dispute game decides \
+                     (glassbox job show {id})"
+                ),
                 other => format!("job {other}"),
             };
             if line != last {
@@ -273,12 +280,9 @@ fn follow(
                         job["closed_height"].as_u64().unwrap_or(0),
                     ));
                 }
-                "disputed" => bail!(
-                    "job {id} is disputed: the executors' results differ; their commitments \
-                     are recorded and their stakes locked (see GET {path})"
-                ),
                 "failed" => bail!(
-                    "job {id} failed: not enough executors could take it; the escrow was refunded"
+                    "job {id} failed: not enough executors could take it, or every result \
+                     lost its dispute; the escrow was refunded"
                 ),
                 _ => {}
             }

@@ -6,6 +6,7 @@
 mod demo;
 mod exec;
 mod infer;
+mod job;
 mod keys;
 mod model;
 mod node;
@@ -44,6 +45,12 @@ enum Command {
     Infer(infer::InferArgs),
     /// Verify job receipts offline.
     Receipt(receipt::ReceiptArgs),
+    /// Inspect jobs: state, executors, the optimistic window and auditor,
+    /// the dispute's claims, game and verdicts.
+    Job(job::JobArgs),
+    /// Contest a pending optimistic result: compute the job here, post a
+    /// bonded challenge, then play the dispute game to its end.
+    Challenge(job::ChallengeArgs),
     /// Start a local network, publish a model, run a verified inference
     /// with 3 replicas and verify its receipt: the whole system, one
     /// command.
@@ -60,6 +67,8 @@ fn main() -> ExitCode {
         Command::Dev(args) => node::dev(args),
         Command::Infer(args) => infer::run(args),
         Command::Receipt(args) => receipt::run(args),
+        Command::Job(args) => job::run(args),
+        Command::Challenge(args) => job::challenge(args),
         Command::Demo(args) => demo::run(args),
     };
     match result {

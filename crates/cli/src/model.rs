@@ -455,6 +455,39 @@ impl NodeClient {
         self.answer("POST", path, res)
     }
 
+    /// A GET of raw bytes (at most `max_bytes`) that must succeed.
+    pub(crate) fn get_bytes(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
+        let url = self.url(path);
+        let mut res = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
+        let status = res.status().as_u16();
+        if status != 200 {
+            bail!("GET {url}: HTTP {status}");
+        }
+        res.body_mut()
+            .with_config()
+            .limit(max_bytes)
+            .read_to_vec()
+            .with_context(|| format!("GET {url}: reading the body"))
+    }
+
+    /// A PUT of raw bytes that must succeed.
+    pub(crate) fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        let res = self
+            .agent
+            .put(self.url(path))
+            .header("content-type", "application/octet-stream")
+            .send(bytes);
+        let a = self.answer("PUT", path, res)?;
+        if !a.ok() {
+            bail!("PUT {}: {}", self.url(path), a.error_text());
+        }
+        Ok(())
+    }
+
     /// Whether the node has the blob (HEAD; an answer other than 200 or
     /// 404 is an error).
     fn has_blob(&self, id: &ModelId) -> Result<bool> {

@@ -185,7 +185,7 @@ impl GenesisState {
         w.u16(GENESIS_VERSION);
         w.str(&self.chain_name);
         w.u64(self.genesis_time_ms);
-        self.params.write(&mut w);
+        self.params.write_genesis(&mut w);
         w.len(self.accounts.len());
         for a in &self.accounts {
             w.key(&a.address);

@@ -679,12 +679,38 @@ impl Params {
         w.u64(self.commit_window_blocks);
         w.u64(self.reveal_window_blocks);
         w.u64(self.miss_penalty);
+        self.write_disputes(w);
+    }
+
+    fn write_disputes(&self, w: &mut Writer) {
         w.u64(self.dispute_round_blocks);
         w.u32(self.dispute_reward_bps);
         w.u64(self.challenge_window_blocks);
         w.u64(self.challenge_bond);
         w.u32(self.audit_rate_bps);
         w.u32(self.max_selection_share_bps);
+    }
+
+    /// The parameters as the genesis encoding (hashed into the chain id)
+    /// holds them: the fields before the dispute parameters, then — only
+    /// when any dispute parameter differs from its default — `"GBD1"` and
+    /// the dispute parameters. A genesis written before they existed keeps
+    /// its chain id, and the encoding stays unambiguous: the account count
+    /// that follows is at most 10^6, never the bytes `"GBD1"`.
+    pub(crate) fn write_genesis(&self, w: &mut Writer) {
+        let mut full = Writer::with_capacity(142);
+        self.write(&mut full);
+        let mut tail = Writer::with_capacity(40);
+        self.write_disputes(&mut tail);
+        let base = full.buf.len().saturating_sub(tail.buf.len());
+        w.bytes(&full.buf[..base]);
+        let defaults = Params::default();
+        let mut default_tail = Writer::with_capacity(40);
+        defaults.write_disputes(&mut default_tail);
+        if tail.buf != default_tail.buf {
+            w.bytes(b"GBD1");
+            w.bytes(&tail.buf);
+        }
     }
 
     /// Decodes [`Params::encode`]'s form and validates it.

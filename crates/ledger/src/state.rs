@@ -462,6 +462,12 @@ impl State {
         self.smt.get_at(&path).and_then(|b| JobExt::decode(b).ok())
     }
 
+    /// The extensions of jobs still in play (pending, or an undecided
+    /// dispute), by job id.
+    pub fn live_job_exts(&self) -> impl Iterator<Item = (&JobId, &JobExt)> {
+        self.live_exts.iter().map(|(id, e)| (id, &**e))
+    }
+
     /// [`State::prove`] of a job's extension record.
     pub fn prove_job_ext(&self, id: &JobId) -> (Option<Vec<u8>>, Proof) {
         self.prove(&StateKey::JobExt(*id))

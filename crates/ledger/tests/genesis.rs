@@ -64,6 +64,19 @@ fn chain_id_commits_to_every_field() {
     let mut v = g.clone();
     v.params.min_fee += 1;
     variants.push(v);
+    // Each dispute parameter (encoded only when not at its default).
+    for f in [
+        |p: &mut Params| p.dispute_round_blocks += 1,
+        |p: &mut Params| p.dispute_reward_bps += 1,
+        |p: &mut Params| p.challenge_window_blocks += 1,
+        |p: &mut Params| p.challenge_bond += 1,
+        |p: &mut Params| p.audit_rate_bps += 1,
+        |p: &mut Params| p.max_selection_share_bps += 1,
+    ] {
+        let mut v = g.clone();
+        f(&mut v.params);
+        variants.push(v);
+    }
     let mut v = g.clone();
     v.accounts[0].balance += 1;
     variants.push(v);

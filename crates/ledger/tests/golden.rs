@@ -9,10 +9,10 @@ use common::*;
 use glassbox_ledger::{State, TxBody};
 use glassbox_types::hex;
 
-const GOLDEN_CHAIN_ID: &str = "ef4ded87b1c430f9081025eb8f75cb5716999cb7a146ec9acdbd99173144f28d";
+const GOLDEN_CHAIN_ID: &str = "637edf8ceb2bbc59334eb2bd2af8fbcedd220fe8561e4694f8a6eb95a401ef27";
 const GOLDEN_GENESIS_ROOT: &str =
-    "36bf45ed17c7935f7d59a4e3f3e9ad08918caaf05df622394e7cb769ba296e5a";
-const GOLDEN_FINAL_ROOT: &str = "e843e5c84bd0dd4aa4055cbfe8fee93f961f5ffd441863b9ef65b5172026ea14";
+    "00564075c17ad72b555e624e6525116595ed0ee95f38f4942bf71e8973914844";
+const GOLDEN_FINAL_ROOT: &str = "4a059fca3249ec9681498ad82d34227952b6a569eb843de47069e6de549c7a57";
 
 fn transfer(to: u8, amount: u64) -> TxBody {
     TxBody::Transfer {

@@ -14,7 +14,7 @@ use glassbox_types::{DimSpec, PublicKey, SecretKey, SignedManifest, TensorSpec, 
 const MODEL: &[u8] = b"a model's bytes";
 /// Executors' keys.
 const EXECUTORS: [u8; 4] = [5, 6, 7, 8];
-const GOLDEN_JOBS_ROOT: &str = "bd9bd83e9d3e46382a306c32640ae7873f6c4cc8d1f92b43e98bebe1cef2e5b4";
+const GOLDEN_JOBS_ROOT: &str = "91078f9f71e24478e62bdeef7f62aac707fada01af3af32d2d40730eabb3f238";
 
 /// The canonical encoding of a float32 tensor.
 fn f32_tensor(shape: &[u64], values: &[f32]) -> Vec<u8> {

@@ -187,6 +187,14 @@ pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
         .route("/v1/jobs", post(submit_job))
         .route("/v1/jobs/{job_id}", get(job))
         .route("/v1/jobs/{job_id}/receipt", get(job_receipt))
+        .route("/v1/jobs/{job_id}/ext", get(job_ext))
+        .route("/v1/concentration", get(concentration))
+        .route(
+            "/v1/tensors/{hash}",
+            get(get_tensor)
+                .put(put_tensor)
+                .layer(DefaultBodyLimit::max(MAX_TENSOR_UPLOAD_BYTES)),
+        )
         .route("/v1/genesis", get(genesis))
         .route(
             "/v1/blobs/{model_id}",
@@ -1069,6 +1077,94 @@ async fn job(
     Ok(axum::Json(snap.proven(&StateKey::Job(id), |s| s.job(&id))))
 }
 
+/// A job's optimistic window, auditor and dispute (docs/disputes.md), with
+/// the proof of its record; `value` is `null` for a job without one.
+async fn job_ext(
+    AxState(api): AxState<Api>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<Proven<glassbox_ledger::JobExt>>, ApiError> {
+    let Path(id) = id.map_err(|e| path_error("job id", e))?;
+    let id = parse_job_id(&id)?;
+    let snap = Snapshot::take(&api.chain)?;
+    Ok(axum::Json(
+        snap.proven(&StateKey::JobExt(id), |s| s.job_ext(&id)),
+    ))
+}
+
+/// How concentrated the network is: shares of paid jobs and of capped
+/// selection weight held by the top executors, Nakamoto coefficients.
+async fn concentration(AxState(api): AxState<Api>) -> axum::Json<serde_json::Value> {
+    let f = api.chain.finalized();
+    axum::Json(serde_json::json!({
+        "height": f.block.height().get(),
+        "concentration": f.state.concentration(),
+    }))
+}
+
+/// Largest tensor upload, in bytes of its canonical encoding.
+pub const MAX_TENSOR_UPLOAD_BYTES: usize = 64 << 20;
+
+fn parse_tensor_hash(s: &str) -> Result<[u8; 32], ApiError> {
+    let b = glassbox_types::unhex_vec(s, 32)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| {
+            ApiError::bad_request("bad_tensor_hash", "expected 64 lower-case hex digits")
+        })?;
+    let mut h = [0u8; 32];
+    h.copy_from_slice(&b);
+    Ok(h)
+}
+
+/// Accepts an operand tensor for the referee (its canonical encoding,
+/// hashing to the path's hash).
+async fn put_tensor(
+    AxState(api): AxState<Api>,
+    hash: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let Path(hash) = hash.map_err(|e| path_error("tensor hash", e))?;
+    let want = parse_tensor_hash(&hash)?;
+    let body = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("tensor upload: {e}"),
+        )
+    })?;
+    if blake3::hash(&body).as_bytes() != &want {
+        return Err(ApiError::bad_request(
+            "hash_mismatch",
+            format!("the body does not hash to {hash}"),
+        ));
+    }
+    api.chain
+        .offchain()
+        .put_tensor(body.to_vec())
+        .map_err(|e| ApiError::bad_request("bad_tensor", e))?;
+    Ok(axum::Json(serde_json::json!({ "hash": hash })))
+}
+
+/// Serves a held operand tensor's canonical encoding.
+async fn get_tensor(
+    AxState(api): AxState<Api>,
+    hash: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(hash) = hash.map_err(|e| path_error("tensor hash", e))?;
+    let h = parse_tensor_hash(&hash)?;
+    let bytes = api.chain.offchain().tensor_bytes(&h).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_tensor",
+            format!("this node holds no tensor {hash}"),
+        )
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from(bytes.as_ref().clone()),
+    )
+        .into_response())
+}
+
 async fn job_receipt(
     AxState(api): AxState<Api>,
     id: Result<Path<String>, PathRejection>,
@@ -1093,7 +1189,17 @@ async fn job_receipt(
         JobStatus::Failed => {
             return Err(conflict(
                 "job_failed",
-                format!("job {id} failed: no executor could take it"),
+                format!(
+                    "job {id} failed: no executor could take it, or every claim lost its dispute"
+                ),
+            ));
+        }
+        JobStatus::Pending => {
+            return Err(conflict(
+                "pending",
+                format!(
+                    "job {id} has an optimistic result, open to challenges until its window closes"
+                ),
             ));
         }
         _ => {
@@ -1151,6 +1257,13 @@ async fn job_receipt(
     let record = record.ok_or_else(|| {
         ApiError::internal(format!("job {id} is missing from the certified state"))
     })?;
+    // A job decided by a dispute carries its dispute record.
+    let ext = if job.agreed().is_none() {
+        let (ext_record, ext_proof) = certified.state.prove_job_ext(&id);
+        ext_record.map(|r| (r, ext_proof))
+    } else {
+        None
+    };
     let receipt = Receipt::build(
         &certified.state.chain_id(),
         &job,
@@ -1161,6 +1274,7 @@ async fn job_receipt(
         &request,
         &commits,
         &reveals,
+        ext.as_ref().map(|(r, p)| (r.as_slice(), p)),
     );
     Ok(axum::Json(receipt))
 }

@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use crate::block::{Block, SeedError, check_seed, randomness};
 use crate::chain::{Applied, Chain, MAX_PENDING_STATES, apply};
 use crate::consensus::{Activity, Context, EPOCH, Scheme, Seed};
+use crate::referee::RuntimeReferee;
 
 /// How far ahead of a validator's clock a block's timestamp may be.
 pub const MAX_CLOCK_SKEW_MS: u64 = 500;
@@ -44,6 +45,10 @@ pub const PARENT_SEED_WAIT: Duration = Duration::from_millis(500);
 
 /// How often a waiting proposer looks for its parent's seed.
 const SEED_POLL: Duration = Duration::from_millis(5);
+
+/// Longest wait of a verifier for the model and tensors of a block's
+/// dispute steps.
+pub const REFEREE_FETCH_WAIT: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain data, no invariant spans an unwind point.
@@ -279,7 +284,12 @@ impl Application {
             missing.push(next);
         };
         for b in missing.iter().rev() {
-            let (state, outcomes) = match apply(&base, b) {
+            let off = self.chain.offchain();
+            if let Err(e) = off.ensure_block(&base, b.txs()).await {
+                warn!(error = %e, "ancestor's referee data is unavailable");
+                return None;
+            }
+            let (state, outcomes) = match apply(&base, b, &RuntimeReferee { data: &*off }) {
                 Ok(ok) => ok,
                 Err(e) => {
                     warn!(error = %e, "ancestor does not apply");
@@ -344,6 +354,18 @@ where
             height: height.get(),
             timestamp_ms,
         };
+        // Fetch, in the background, what pending dispute steps need; a step
+        // whose data is missing now waits for a later block.
+        let steps = self.chain.pending_dispute_steps();
+        if !steps.is_empty() {
+            let off = self.chain.offchain();
+            let state = parent_state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = off.ensure_block(&state, &steps).await {
+                    debug!(error = %e, "referee data not fetched yet");
+                }
+            });
+        }
         let chain = self.chain.clone();
         let built = off_thread(&rt, move || chain.build(&parent_state, ctx)).await?;
         let (txs, applied) = match built {
@@ -396,8 +418,30 @@ where
             return false;
         };
         self.chain.adopt_checked(&block);
+        // Data availability: the model and tensors of the block's dispute
+        // steps must be here before it can be checked (docs/disputes.md).
+        let off = self.chain.offchain();
+        let needs_data = block
+            .txs()
+            .iter()
+            .any(|t| parent_state.referee_needs(t).is_some());
+        if needs_data
+            && let Err(e) = tokio::time::timeout(
+                REFEREE_FETCH_WAIT,
+                off.ensure_block(&parent_state, block.txs()),
+            )
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()))
+        {
+            warn!(height = block.height().get(), error = %e, "rejecting block: referee data unavailable");
+            return false;
+        }
         let candidate = block.clone();
-        let Some(result) = off_thread(&rt, move || apply(&parent_state, &candidate)).await else {
+        let Some(result) = off_thread(&rt, move || {
+            apply(&parent_state, &candidate, &RuntimeReferee { data: &*off })
+        })
+        .await
+        else {
             return false;
         };
         match result {

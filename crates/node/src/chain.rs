@@ -13,14 +13,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
-use glassbox_ledger::{BlockContext, BlockError, JobId, SignedTx, State, TxHash, TxOutcome};
+use glassbox_ledger::{
+    BlockContext, BlockError, JobId, Referee, SignedTx, State, TxHash, TxOutcome,
+};
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::block::Block;
 use crate::consensus::{Digest, Finalization};
 use crate::jobindex::{JobIndex, JobTxs};
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::offchain::{OffChain, OffChainLimits};
+use crate::referee::RuntimeReferee;
 
 /// Most unfinalized block states kept; proposals beyond this many blocks
 /// ahead of finality are not built on.
@@ -163,6 +167,9 @@ pub struct Chain {
     certified: Mutex<Option<Certified>>,
     /// The finalized height, for tasks that react to finalization.
     height_tx: tokio::sync::watch::Sender<u64>,
+    /// Models and tensors the referee of disputes needs (none until the
+    /// node sets its blob store and peers).
+    offchain: std::sync::RwLock<Arc<OffChain>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -172,8 +179,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Applies `block` on `parent` and checks the header's state root.
-/// Signatures not yet checked are checked in parallel first.
-pub fn apply(parent: &State, block: &Block) -> Result<(State, Vec<TxOutcome>), ChainError> {
+/// Signatures not yet checked are checked in parallel first. Dispute steps
+/// that reach the referee are decided with `referee` (docs/disputes.md).
+pub fn apply(
+    parent: &State,
+    block: &Block,
+    referee: &dyn Referee,
+) -> Result<(State, Vec<TxOutcome>), ChainError> {
     use rayon::prelude::*;
     let chain_id = parent.chain_id();
     block.txs().par_iter().for_each(|tx| {
@@ -189,7 +201,7 @@ pub fn apply(parent: &State, block: &Block) -> Result<(State, Vec<TxOutcome>), C
         timestamp_ms: block.header().timestamp_ms,
     };
     let (state, outcomes) = parent
-        .apply_block(ctx, block.txs())
+        .apply_block_with(ctx, block.txs(), referee)
         .map_err(|error| ChainError::Invalid { height, error })?;
     let computed = state.root();
     if computed != block.header().state_root {
@@ -225,7 +237,23 @@ impl Chain {
             jobs: Mutex::new(JobIndex::default()),
             certified: Mutex::new(None),
             height_tx: tokio::sync::watch::Sender::new(0),
+            offchain: std::sync::RwLock::new(Arc::new(OffChain::new(
+                None,
+                Vec::new(),
+                None,
+                OffChainLimits::default(),
+            ))),
         }
+    }
+
+    /// Sets where the referee finds models and tensors.
+    pub fn set_offchain(&self, offchain: Arc<OffChain>) {
+        *self.offchain.write().unwrap_or_else(|e| e.into_inner()) = offchain;
+    }
+
+    /// The referee's models and tensors.
+    pub fn offchain(&self) -> Arc<OffChain> {
+        Arc::clone(&self.offchain.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The genesis block.
@@ -307,7 +335,8 @@ impl Chain {
         let (state, outcomes) = match known {
             Some(applied) => (applied.state, applied.outcomes),
             None => {
-                let (state, outcomes) = apply(&tip, block)?;
+                let off = self.offchain();
+                let (state, outcomes) = apply(&tip, block, &RuntimeReferee { data: &*off })?;
                 (state, Arc::new(outcomes))
             }
         };
@@ -450,6 +479,12 @@ impl Chain {
         }
     }
 
+    /// Pending dispute steps (at most 64), whose referee data a proposer
+    /// fetches ahead.
+    pub fn pending_dispute_steps(&self) -> Vec<SignedTx> {
+        lock(&self.mempool).dispute_steps(64)
+    }
+
     /// Transactions in the mempool.
     pub fn mempool_len(&self) -> usize {
         lock(&self.mempool).len()
@@ -473,13 +508,17 @@ impl Chain {
             height: ctx.height,
             error,
         };
-        let mut builder = parent.begin_block(ctx).map_err(invalid)?;
+        let off = self.offchain();
+        let referee = RuntimeReferee { data: &*off };
+        let mut builder = parent.begin_block_with(ctx, &referee).map_err(invalid)?;
         let mut txs = Vec::with_capacity(candidates.len());
         let mut dropped: Vec<SignedTx> = Vec::new();
+        let mut dropped_later: Vec<SignedTx> = Vec::new();
         for tx in candidates {
-            // A sender's later nonces cannot follow a dropped one.
+            // A sender's later nonces cannot follow a dropped or skipped one.
             if dropped
                 .iter()
+                .chain(&dropped_later)
                 .any(|d| d.sender() == tx.sender() && d.nonce() < tx.nonce())
             {
                 continue;
@@ -492,6 +531,13 @@ impl Chain {
                 }
                 // Block limits: the block is full.
                 Err(BlockError::TooManyTxs { .. } | BlockError::TooManyBytes { .. }) => break,
+                // A dispute step whose data this node lacks waits in the
+                // mempool (the node fetches it meanwhile); the sender's
+                // later nonces wait with it.
+                Err(BlockError::RefereeUnavailable { what, .. }) => {
+                    debug!(tx = %tx.hash(), %what, "skipping a dispute step until its data is here");
+                    dropped_later.push(tx);
+                }
                 Err(error) => return Err(invalid(error)),
             }
         }

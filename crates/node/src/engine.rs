@@ -406,6 +406,9 @@ where
     }
 }
 
+/// Pause between fetches of missing referee data by the finalizer.
+const REFEREE_RETRY: Duration = Duration::from_millis(500);
+
 /// Replays the finalized blocks archived before a restart, then applies
 /// each newly finalized block and acknowledges it to marshal.
 async fn finalizer(
@@ -419,6 +422,12 @@ async fn finalizer(
         let Some(block) = marshal.get_block(Height::new(h)).await else {
             return Err(ChainError::MissingArchived { height: h });
         };
+        let off = chain.offchain();
+        let parent = chain.finalized_state();
+        while let Err(e) = off.ensure_block(&parent, block.txs()).await {
+            warn!(height = h, error = %e, "replay waits for referee data");
+            tokio::time::sleep(REFEREE_RETRY).await;
+        }
         chain.finalize(&block)?;
     }
     if processed.get() >= from
@@ -432,6 +441,15 @@ async fn finalizer(
     chain.set_ready();
     while let Some(update) = rx.next().await {
         if let marshal::Update::Block(block, ack) = update {
+            // A block this node did not verify may hold dispute steps
+            // whose data it lacks: fetch until it is here (a no-op when it
+            // holds the data or the block has no dispute step).
+            let off = chain.offchain();
+            let parent = chain.finalized_state();
+            while let Err(e) = off.ensure_block(&parent, block.txs()).await {
+                warn!(height = block.height().get(), error = %e, "waiting for referee data");
+                tokio::time::sleep(REFEREE_RETRY).await;
+            }
             chain.finalize(&block)?;
             // The certificate receipts carry (absent for a block finalized
             // only through a descendant's certificate).

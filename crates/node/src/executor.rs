@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glassbox_ledger::{Job, JobId, JobStatus, SignedTx, State, TxBody, commitment, outputs_hash};
+use glassbox_ledger::{
+    Job, JobExt, JobId, JobStatus, SignedTx, State, TxBody, commitment, outputs_hash,
+};
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
 use glassbox_store::BlobStore;
 use glassbox_types::{ModelId, PublicKey, SecretKey};
@@ -21,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::chain::Chain;
 use crate::fetch::{FetchOptions, fetch_blob};
+use crate::party::Party;
 
 /// What an executor needs besides the chain.
 #[derive(Clone, Debug)]
@@ -93,7 +96,20 @@ pub struct Executor {
     sessions: Vec<(ModelId, Arc<Session>)>,
     next_nonce: u64,
     last_height: u64,
+    /// Its runs of jobs in dispute (at most [`MAX_PARTIES`]).
+    parties: HashMap<JobId, Arc<Party>>,
+    /// The last dispute move sent per job: (the move's position, height).
+    moves: HashMap<JobId, (MovePos, u64)>,
+    /// Pending results this executor audited (challenged or agreed).
+    audited: HashMap<JobId, u64>,
 }
+
+/// Most job runs kept for disputes and audits.
+const MAX_PARTIES: usize = 8;
+
+/// Where a game stands when a move is sent: (verdicts so far, rounds,
+/// openings): a new position asks for a new move.
+type MovePos = (usize, u32, usize);
 
 /// Why a job could not be computed (logged; the slot then misses its
 /// deadline).
@@ -142,6 +158,9 @@ impl Executor {
             sessions: Vec::new(),
             next_nonce: 0,
             last_height: 0,
+            parties: HashMap::new(),
+            moves: HashMap::new(),
+            audited: HashMap::new(),
         }
     }
 
@@ -177,6 +196,7 @@ impl Executor {
         if let Some(a) = state.account(&self.me) {
             self.next_nonce = self.next_nonce.max(a.nonce);
         }
+        self.disputes(state).await;
         let mine: Vec<Job> = state
             .open_jobs()
             .filter(|j| j.status == JobStatus::Running && j.slot_of(&self.me).is_some())
@@ -248,6 +268,114 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// Plays this executor's side of every dispute it is in, and audits the
+    /// pending results it was drawn for (challenging a wrong one).
+    async fn disputes(&mut self, state: &State) {
+        let height = state.height();
+        let live: Vec<(JobId, JobExt)> = state
+            .live_job_exts()
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        self.parties
+            .retain(|id, _| live.iter().any(|(j, _)| j == id));
+        self.moves.retain(|id, _| live.iter().any(|(j, _)| j == id));
+        self.audited
+            .retain(|id, _| live.iter().any(|(j, _)| j == id));
+        for (id, ext) in live {
+            let Some(job) = state.job(&id) else { continue };
+            let in_game = ext
+                .dispute
+                .as_ref()
+                .filter(|d| d.game.is_some())
+                .and_then(|d| d.claim_of(&self.me))
+                .is_some();
+            let auditing = job.status == JobStatus::Pending
+                && ext.auditor == Some(self.me)
+                && !self.audited.contains_key(&id);
+            if !in_game && !auditing {
+                continue;
+            }
+            let party = match self.party(state, &job).await {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(job = %id, error = %e, "cannot run the disputed job");
+                    continue;
+                }
+            };
+            if auditing {
+                self.audited.insert(id, height);
+                let Some(reveal) = job.slots.first().and_then(|s| s.reveal) else {
+                    continue;
+                };
+                if reveal.output_hash == party.output_hash()
+                    && reveal.trace_root == party.trace_root()
+                {
+                    debug!(job = %id, "audit agrees");
+                    continue;
+                }
+                warn!(job = %id, "audit disagrees: challenging the result");
+                let body = TxBody::Challenge {
+                    job_id: id,
+                    output_hash: party.output_hash(),
+                    trace_root: party.trace_root(),
+                    outputs: party.outputs(),
+                };
+                self.send(state, body);
+                continue;
+            }
+            let Some(d) = ext.dispute.as_ref() else {
+                continue;
+            };
+            let Some(game) = d.game.as_ref() else {
+                continue;
+            };
+            let pos: MovePos = (d.verdicts.len(), game.rounds, game.opened.len());
+            if let Some((sent, at)) = self.moves.get(&id)
+                && *sent == pos
+                && height < at.saturating_add(self.cfg.resend_after_blocks)
+            {
+                continue;
+            }
+            let Some(step) = party.next_step(&ext, &self.me) else {
+                continue;
+            };
+            // The operands travel off-ledger: hold them here (peers and
+            // validators fetch them from this node) before the step lands.
+            let off = self.chain.offchain();
+            for t in party.opened_tensors(&step) {
+                if let Err(e) = off.put_tensor(formats::canonical_encode(&t)) {
+                    warn!(job = %id, error = %e, "cannot hold an opened tensor");
+                }
+            }
+            let name = step.name();
+            if self.send(state, TxBody::DisputeStep { job_id: id, step }) {
+                debug!(job = %id, step = name, "dispute move sent");
+                self.moves.insert(id, (pos, height));
+            }
+        }
+    }
+
+    /// This executor's run of `job`, kept while the job is in play.
+    async fn party(&mut self, state: &State, job: &Job) -> Result<Arc<Party>, ExecError> {
+        if let Some(p) = self.parties.get(&job.id) {
+            return Ok(Arc::clone(p));
+        }
+        let session = self.session(state, &job.model_id).await?;
+        let inputs = job.inputs.clone();
+        let party = tokio::task::spawn_blocking(move || Party::run(session, &inputs))
+            .await
+            .map_err(|e| ExecError::Runtime(format!("the run panicked: {e}")))?
+            .map_err(|e| ExecError::Runtime(e.to_string()))?;
+        let party = Arc::new(party);
+        if self.parties.len() >= MAX_PARTIES
+            && let Some(old) = self.parties.keys().next().copied()
+        {
+            self.parties.remove(&old);
+        }
+        self.parties.insert(job.id, Arc::clone(&party));
+        Ok(party)
     }
 
     /// Signs and submits `body` with the next nonce; on a refused nonce

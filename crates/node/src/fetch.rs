@@ -527,6 +527,50 @@ impl Download<'_> {
     }
 }
 
+/// Fetches the off-ledger tensor `hash` (its canonical encoding,
+/// `GET {peer}/v1/tensors/{hex}`) from the first of `peers` that serves
+/// bytes hashing to it, each asked for at most `timeout_ms` and
+/// `max_bytes`. Returns the bytes, or every peer's failure.
+pub async fn fetch_tensor(
+    peers: &[String],
+    hash: &[u8; 32],
+    max_bytes: u64,
+    timeout_ms: u64,
+) -> Result<Vec<u8>, String> {
+    let timeout = Duration::from_millis(timeout_ms.clamp(1, MAX_TIMEOUT_MS));
+    let client = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("building the HTTP client: {}", error_chain(&e)))?;
+    let hex = glassbox_types::hex(hash);
+    let mut failures = Vec::new();
+    for peer in peers {
+        if !peer.starts_with("http://") {
+            failures.push(format!("{peer}: not an http:// base URL"));
+            continue;
+        }
+        let url = format!("{}/v1/tensors/{hex}", peer.trim_end_matches('/'));
+        let got =
+            tokio::time::timeout(timeout, get_bounded(&client, &url, max_bytes, timeout_ms)).await;
+        match got {
+            Ok(Ok(bytes)) if blake3::hash(&bytes).as_bytes() == hash => return Ok(bytes),
+            Ok(Ok(_)) => failures.push(format!("{peer}: the bytes do not hash to {hex}")),
+            Ok(Err(e)) => failures.push(format!("{peer}: {e}")),
+            Err(_) => failures.push(format!("{peer}: no answer within {timeout_ms} ms")),
+        }
+    }
+    Err(format!(
+        "no peer served tensor {hex}: {}",
+        if failures.is_empty() {
+            "no peers".to_string()
+        } else {
+            failures.join("; ")
+        }
+    ))
+}
+
 /// GETs `url`, reading a successful answer's body up to `bound` bytes
 /// (the caller bounds the whole exchange by `timeout_ms`).
 async fn get_bounded(

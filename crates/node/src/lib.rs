@@ -15,6 +15,7 @@ pub mod genesis;
 pub mod gossip;
 pub mod jobindex;
 pub mod mempool;
+pub mod offchain;
 pub mod party;
 pub mod receipt;
 pub mod referee;

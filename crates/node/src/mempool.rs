@@ -101,6 +101,18 @@ impl Mempool {
         self.by_hash.is_empty()
     }
 
+    /// Up to `max` pending dispute steps (a scan of the pool: they are rare
+    /// and proposals ask once per block).
+    pub fn dispute_steps(&self, max: usize) -> Vec<SignedTx> {
+        self.by_sender
+            .values()
+            .flat_map(|(_, q)| q.values())
+            .filter(|e| matches!(e.tx.body(), glassbox_ledger::TxBody::DisputeStep { .. }))
+            .take(max)
+            .map(|e| e.tx.clone())
+            .collect()
+    }
+
     /// The pending transaction `hash`.
     pub fn get(&self, hash: &TxHash) -> Option<&SignedTx> {
         let (sender, nonce) = self.by_hash.get(hash)?;

@@ -14,7 +14,7 @@ use commonware_codec::{DecodeExt, Encode};
 use commonware_consensus::Viewable;
 use commonware_parallel::Sequential;
 use glassbox_ledger::{
-    Job, JobId, JobStatus, Proof, SignedTx, StateKey, TxBody, commitment, outputs_hash,
+    Job, JobExt, JobId, JobStatus, Proof, SignedTx, StateKey, TxBody, commitment, outputs_hash,
     verify_proof,
 };
 use glassbox_types::{ModelId, PublicKey, hex};
@@ -70,6 +70,13 @@ pub struct Receipt {
     pub finalization: String,
     /// Inclusion proof of the job record under the header's state root.
     pub state_proof: String,
+    /// For a job decided by a dispute (docs/disputes.md): its extension
+    /// record, whose winning claim is the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_ext: Option<String>,
+    /// Inclusion proof of `job_ext` under the header's state root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_proof: Option<String>,
 }
 
 /// Why a receipt does not verify; each names the field at fault.
@@ -104,6 +111,13 @@ fn expect_eq(field: &str, got: &str, want: &str) -> Result<(), ReceiptError> {
     Ok(())
 }
 
+/// The claim that won a decided dispute.
+fn winning_claim(ext: &JobExt) -> Option<&glassbox_ledger::dispute::Claim> {
+    let d = ext.dispute.as_ref()?;
+    d.closed_height?;
+    d.claims.get(usize::from(d.winner?))
+}
+
 /// What a verified receipt establishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -130,8 +144,15 @@ impl Receipt {
         request: &SignedTx,
         commits: &[SignedTx],
         reveals: &[SignedTx],
+        ext: Option<(&[u8], &Proof)>,
     ) -> Receipt {
-        let agreed = job.agreed();
+        let agreed = job
+            .agreed()
+            .map(|r| (r.output_hash, r.trace_root))
+            .or_else(|| {
+                let ext = JobExt::decode(ext?.0).ok()?;
+                winning_claim(&ext).map(|c| (c.output_hash, c.trace_root))
+            });
         Receipt {
             format: RECEIPT_FORMAT.into(),
             chain_id: hex(chain_id),
@@ -140,8 +161,8 @@ impl Receipt {
             manifest_id: job.manifest_id.to_string(),
             input_hashes: job.input_hashes.iter().map(|h| hex(h)).collect(),
             outputs: job.outputs.iter().map(|o| hex(o)).collect(),
-            output_hash: agreed.map(|r| hex(&r.output_hash)).unwrap_or_default(),
-            trace_root: agreed.map(|r| hex(&r.trace_root)).unwrap_or_default(),
+            output_hash: agreed.map(|r| hex(&r.0)).unwrap_or_default(),
+            trace_root: agreed.map(|r| hex(&r.1)).unwrap_or_default(),
             executors: job.slots.iter().map(|s| s.executor.to_string()).collect(),
             request_tx: hex(request.encoded()),
             commit_txs: commits.iter().map(|t| hex(t.encoded())).collect(),
@@ -151,6 +172,8 @@ impl Receipt {
             block_header: hex(&header.encode()),
             finalization: hex(&finalization.encode()),
             state_proof: hex(&proof.encode()),
+            job_ext: ext.map(|(record, _)| hex(record)),
+            ext_proof: ext.map(|(_, proof)| hex(&proof.encode())),
         }
     }
 
@@ -245,11 +268,44 @@ impl Receipt {
         if job.slots.len() != usize::from(job.replicas) {
             return Err(fail("job_record", "fewer slots than replicas"));
         }
-        let agreed = job
-            .agreed()
-            .ok_or_else(|| fail("job_record", "the reveals do not all agree"))?;
-        expect_eq("output_hash", &self.output_hash, &hex(&agreed.output_hash))?;
-        expect_eq("trace_root", &self.trace_root, &hex(&agreed.trace_root))?;
+        // The result: the agreed reveal, or the claim that won the job's
+        // dispute (its extension record proven under the same root).
+        let agreed = match job.agreed() {
+            Some(r) => (r.output_hash, r.trace_root),
+            None => {
+                let (Some(ext_hex), Some(proof_hex)) = (&self.job_ext, &self.ext_proof) else {
+                    return Err(fail(
+                        "job_ext",
+                        "the reveals do not all agree and no dispute record is given",
+                    ));
+                };
+                let ext_record = unhex("job_ext", ext_hex)?;
+                let ext_proof = Proof::decode(&unhex("ext_proof", proof_hex)?)
+                    .map_err(|e| fail("ext_proof", e.to_string()))?;
+                let key = StateKey::JobExt(job.id).to_bytes();
+                verify_proof(&header.state_root, &key, Some(&ext_record), &ext_proof).map_err(
+                    |e| {
+                        fail(
+                            "ext_proof",
+                            format!("does not prove job_ext under the header's state root: {e}"),
+                        )
+                    },
+                )?;
+                let ext =
+                    JobExt::decode(&ext_record).map_err(|e| fail("job_ext", e.to_string()))?;
+                let claim = winning_claim(&ext)
+                    .ok_or_else(|| fail("job_ext", "the dispute has no winning claim"))?;
+                if claim.outputs != job.outputs {
+                    return Err(fail(
+                        "job_ext",
+                        "the winning claim's outputs are not the job's",
+                    ));
+                }
+                (claim.output_hash, claim.trace_root)
+            }
+        };
+        expect_eq("output_hash", &self.output_hash, &hex(&agreed.0))?;
+        expect_eq("trace_root", &self.trace_root, &hex(&agreed.1))?;
         let outputs: Vec<String> = job.outputs.iter().map(|o| hex(o)).collect();
         if self.outputs != outputs {
             return Err(fail("outputs", "differ from the record's"));
@@ -259,7 +315,7 @@ impl Receipt {
             .iter()
             .map(|o| *blake3::hash(o).as_bytes())
             .collect();
-        if outputs_hash(&output_hashes) != agreed.output_hash {
+        if outputs_hash(&output_hashes) != agreed.0 {
             return Err(fail("outputs", "do not hash to output_hash"));
         }
         let executors: Vec<String> = job.slots.iter().map(|s| s.executor.to_string()).collect();

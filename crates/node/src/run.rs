@@ -332,6 +332,13 @@ fn start_services<E: Spawner + Metrics>(
     s: Services,
 ) -> Result<(), NodeError> {
     let blobs = open_blobs(&s.data_dir.join("blobs"))?;
+    let own_endpoint = s.http.map(|a| format!("http://{a}"));
+    chain.set_offchain(Arc::new(crate::offchain::OffChain::new(
+        Some(blobs.store().clone()),
+        s.blob_peers.clone(),
+        own_endpoint.clone(),
+        crate::offchain::OffChainLimits::default(),
+    )));
     if let Some(addr) = s.http {
         let chain = chain.clone();
         let blobs = blobs.clone();
@@ -346,7 +353,7 @@ fn start_services<E: Spawner + Metrics>(
     if let Some(key) = s.executor_key {
         let cfg = crate::executor::ExecutorConfig {
             blob_peers: s.blob_peers,
-            own_endpoint: s.http.map(|a| format!("http://{a}")),
+            own_endpoint,
             ..crate::executor::ExecutorConfig::default()
         };
         let executor =
