@@ -2,25 +2,35 @@
 //! docs/determinism.md, "Dot products: MatMul, Gemm, Conv".
 //!
 //! Every output element is one chain `acc = +0.0; acc = fma(a[i,k], b[k,j], acc)`
-//! for `k` increasing. The kernels pack `A` into panels of [`MR`] rows and `B`
-//! into panels of [`NR`] columns, and a register-blocked micro-kernel updates
-//! an `MR x NR` tile of accumulators, one `k` at a time. The SIMD lanes run
-//! across output columns, never across `k`. Blocking over `k` stores the
-//! accumulators to `C` and reloads them, which keeps each chain intact. Threads
-//! split output rows or output column panels, never `k`. So the portable and
-//! AVX2 paths, with any number of threads, give identical bits.
+//! for `k` increasing. The driver is blocked for the caches as in BLIS: a
+//! block of [`NC`] columns of `B` and [`KC`] values of `k` is packed into
+//! panels of [`NR`] columns, a block of [`MC`] rows of `A` into panels of
+//! [`MR`] rows, and a register-blocked micro-kernel updates an `MR x NR` tile
+//! of accumulators, one `k` at a time. The SIMD lanes run across output
+//! columns, never across `k`. Between `k` blocks the accumulators are stored
+//! to `C` and loaded back, which keeps each chain intact. Threads split output
+//! rows or output columns, never `k`. So the portable and AVX2 paths, with any
+//! number of threads, give identical bits.
+//!
+//! `B` comes from a [`PackB`] source, so a convolution can pack its im2col
+//! matrix block by block straight from the input, without building it.
+
+use std::cell::Cell;
+use std::ops::Range;
 
 use crate::error::{OpError, OpResult};
 use crate::kernels::{Ctx, Isa};
 
 /// Rows of a micro-kernel tile.
-const MR: usize = 6;
+pub const MR: usize = 6;
 /// Columns of a micro-kernel tile (two AVX2 registers).
-const NR: usize = 16;
+pub const NR: usize = 16;
 /// Depth of one `k` block.
 const KC: usize = 256;
-/// Rows of one `A` block (a multiple of `MR`).
+/// Rows of one `A` block (a multiple of `MR`): `MC x KC` stays in L2.
 const MC: usize = 120;
+/// Columns of one `B` block (a multiple of `NR`).
+const NC: usize = 1024;
 /// Products with at most this many rows (and row-major `B`) skip packing.
 const SMALL_M: usize = 2;
 /// Columns per block of the small-`m` path (kept in L1 across all `k`).
@@ -59,7 +69,7 @@ impl<'a> MatRef<'a> {
     }
 
     /// Checks that every element of a `rows x cols` view is inside `data`.
-    fn check(&self, rows: usize, cols: usize, what: &str) -> OpResult<()> {
+    pub fn check(&self, rows: usize, cols: usize, what: &str) -> OpResult<()> {
         if rows == 0 || cols == 0 {
             return Ok(());
         }
@@ -84,6 +94,36 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// A source of the right-hand matrix `B` (`k x n`), packed panel by panel.
+pub trait PackB: Sync {
+    /// Writes `B[k0 + kk, j0 + j]` to `dst[kk * NR + j]` for `kk < kc` and
+    /// `j < cols` (`cols <= NR`), and `+0.0` for `cols <= j < NR`.
+    /// `dst.len() == kc * NR`.
+    fn pack_panel(&self, k0: usize, kc: usize, j0: usize, cols: usize, dst: &mut [f32]);
+}
+
+impl PackB for MatRef<'_> {
+    fn pack_panel(&self, k0: usize, kc: usize, j0: usize, cols: usize, dst: &mut [f32]) {
+        if self.cs == 1 {
+            for (kk, row) in dst.chunks_exact_mut(NR).take(kc).enumerate() {
+                let src = &self.data[(k0 + kk) * self.rs + j0..][..cols];
+                row[..cols].copy_from_slice(src);
+                row[cols..].fill(0.0);
+            }
+        } else {
+            // Column by column: a transposed B is contiguous along k.
+            if cols < NR {
+                dst.fill(0.0);
+            }
+            for j in 0..cols {
+                for (kk, row) in dst.chunks_exact_mut(NR).take(kc).enumerate() {
+                    row[j] = self.at(k0 + kk, j0 + j);
+                }
+            }
+        }
+    }
+}
+
 /// `C = A * B` where `A` is `m x k`, `B` is `k x n`, and `C` is row-major
 /// `m x n` (overwritten). Each `C[i, j]` is the canonical fma chain over `k`
 /// (docs/determinism.md, "Dot products"); with `k == 0` it is `+0.0`.
@@ -96,6 +136,23 @@ pub fn sgemm(
     b: MatRef<'_>,
     c: &mut [f32],
 ) -> OpResult<()> {
+    b.check(k, n, "B")?;
+    if m <= SMALL_M && b.cs == 1 && k > 0 {
+        check_dims(m, n, k, a, c, None)?;
+        small_m(ctx, m, n, k, a, b, c);
+        return Ok(());
+    }
+    sgemm_packed(ctx, m, n, k, a, &b, c, None)
+}
+
+fn check_dims(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    c: &[f32],
+    row_bias: Option<&[f32]>,
+) -> OpResult<()> {
     let mn = m
         .checked_mul(n)
         .ok_or_else(|| OpError("gemm: m * n overflows".into()))?;
@@ -106,76 +163,241 @@ pub fn sgemm(
         )));
     }
     a.check(m, k, "A")?;
-    b.check(k, n, "B")?;
-    if mn == 0 {
-        return Ok(());
-    }
-    if k == 0 {
-        c.fill(0.0);
-        return Ok(());
-    }
-    if m <= SMALL_M && b.cs == 1 {
-        small_m(ctx, m, n, k, a, b, c);
-        return Ok(());
-    }
-    let pa = pack_a(ctx, m, k, a);
-    let pb = pack_b(ctx, n, k, b);
-    let work = mn.saturating_mul(k);
-    let threads = ctx.threads();
-    let m_panels = m.div_ceil(MR);
-    let n_panels = n.div_ceil(NR);
-    let isa = ctx.isa;
-    if threads <= 1 || work < PAR_MIN_WORK || m_panels >= 2 * threads || m_panels >= n_panels {
-        // Split rows: each task owns whole rows of C.
-        let tasks = if threads <= 1 || work < PAR_MIN_WORK {
-            1
-        } else {
-            threads * 2
-        };
-        let rows_per_task = m_panels.div_ceil(tasks) * MR;
-        let chunk = rows_per_task.saturating_mul(n);
-        ctx.for_chunks_mut(c, chunk, |t, out| {
-            let r0 = t * rows_per_task;
-            let rows = out.len() / n;
-            let layout = Layout {
-                ldc: n,
-                panel_stride: NR,
-            };
-            compute(isa, &pa, &pb, k, n, r0..r0 + rows, 0..n_panels, out, layout);
-        });
-    } else {
-        // Split column panels: compute into a panel-major buffer
-        // (`panel, row, NR`) whose chunks are whole panels, then copy out.
-        let panel_len = m * NR;
-        let mut tmp = vec![0.0f32; n_panels * panel_len];
-        let panels_per_task = n_panels.div_ceil(threads * 2);
-        ctx.for_chunks_mut(&mut tmp, panels_per_task * panel_len, |t, out| {
-            let p0 = t * panels_per_task;
-            let np = out.len() / panel_len;
-            let layout = Layout {
-                ldc: NR,
-                panel_stride: panel_len,
-            };
-            compute(
-                isa,
-                &pa,
-                &pb,
-                k,
-                n_panels * NR,
-                0..m,
-                p0..p0 + np,
-                out,
-                layout,
-            );
-        });
-        for (i, row) in c.chunks_exact_mut(n).enumerate() {
-            for (p, seg) in row.chunks_mut(NR).enumerate() {
-                let src = &tmp[p * panel_len + i * NR..][..seg.len()];
-                seg.copy_from_slice(src);
-            }
+    if let Some(bias) = row_bias {
+        if bias.len() < m {
+            return Err(OpError(format!(
+                "gemm: {} row biases for {m} rows",
+                bias.len()
+            )));
         }
     }
     Ok(())
+}
+
+/// `C = A * B`, then `C[i, j] = C[i, j] + row_bias[i]` when a bias is given
+/// (one rounding, after the whole chain: the Conv bias of the spec), with
+/// `B` packed from `b` (which must hold a `k x n` matrix). With `k == 0`,
+/// `C[i, j]` is `+0.0` (plus the bias).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed<B: PackB + ?Sized>(
+    ctx: &Ctx<'_>,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: &B,
+    c: &mut [f32],
+    row_bias: Option<&[f32]>,
+) -> OpResult<()> {
+    check_dims(m, n, k, a, c, row_bias)?;
+    if c.is_empty() {
+        return Ok(());
+    }
+    if k == 0 {
+        for (i, row) in c.chunks_exact_mut(n).enumerate() {
+            let add = row_bias.map_or(0.0, |bias| bias[i]);
+            row.fill(0.0 + add);
+        }
+        return Ok(());
+    }
+    let job = Job {
+        m,
+        n,
+        k,
+        a,
+        b,
+        c: CPtr {
+            ptr: c.as_mut_ptr(),
+            len: c.len(),
+        },
+        bias: row_bias,
+        isa: ctx.isa,
+    };
+    let threads = ctx.threads();
+    let m_panels = m.div_ceil(MR);
+    let n_panels = n.div_ceil(NR);
+    let work = m.saturating_mul(n).saturating_mul(k);
+    if threads <= 1 || work < PAR_MIN_WORK || (m_panels < 2 && n_panels < 2) {
+        job.run(0..m_panels, 0..n_panels);
+        return Ok(());
+    }
+    // Split the dimension whose split repeats less packing: splitting columns
+    // packs `A` once per task, splitting rows packs `B` once per task.
+    let by_cols = if n_panels < threads {
+        false
+    } else {
+        m_panels < threads || n >= m
+    };
+    if by_cols {
+        let grain = n_panels.div_ceil(threads * 4).max(1);
+        ctx.for_ranges(n_panels, grain, |r| job.run(0..m_panels, r));
+    } else {
+        let grain = m_panels.div_ceil(threads * 4).max(1);
+        ctx.for_ranges(m_panels, grain, |r| job.run(r, 0..n_panels));
+    }
+    Ok(())
+}
+
+/// The output matrix, shared by the tasks of one product.
+#[derive(Clone, Copy)]
+struct CPtr {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: `CPtr` is only built by `sgemm_packed` from the `&mut [f32]` it
+// holds for the whole product, and each task writes a disjoint rectangle of
+// tiles (its own row panels or its own column panels), so no element is ever
+// accessed by two threads.
+unsafe impl Send for CPtr {}
+// SAFETY: as above.
+unsafe impl Sync for CPtr {}
+
+impl CPtr {
+    /// The `len` elements of `C` at `off`, which lie in a tile owned by the
+    /// calling task.
+    #[allow(clippy::mut_from_ref)]
+    fn segment(&self, off: usize, len: usize) -> &mut [f32] {
+        assert!(
+            off.checked_add(len).is_some_and(|e| e <= self.len),
+            "gemm tile out of bounds"
+        );
+        // SAFETY: in bounds (checked above) of the buffer `ptr` was taken
+        // from, which outlives the product; the tasks own disjoint tiles and
+        // each segment is dropped before the next is made, so this is the only
+        // live reference to these elements.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.wrapping_add(off), len) }
+    }
+}
+
+/// One product and everything its tasks share.
+struct Job<'a, B: PackB + ?Sized> {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'a>,
+    b: &'a B,
+    c: CPtr,
+    bias: Option<&'a [f32]>,
+    isa: Isa,
+}
+
+thread_local! {
+    /// Packing buffers reused across products on each thread (taken out
+    /// while in use, so a nested product just allocates its own).
+    static PACK_BUFS: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+impl<B: PackB + ?Sized> Job<'_, B> {
+    /// Computes the tiles of row panels `rows` x column panels `cols`.
+    fn run(&self, rows: Range<usize>, cols: Range<usize>) {
+        let (i0, i1) = (rows.start * MR, (rows.end * MR).min(self.m));
+        let (j0, j1) = (cols.start * NR, (cols.end * NR).min(self.n));
+        if i0 >= i1 || j0 >= j1 {
+            return;
+        }
+        let (mut bbuf, mut abuf) = PACK_BUFS.with(Cell::take);
+        let nc_max = NC.min((j1 - j0).next_multiple_of(NR));
+        let mc_max = MC.min((i1 - i0).next_multiple_of(MR));
+        let kc_max = KC.min(self.k);
+        bbuf.resize(kc_max * nc_max, 0.0);
+        abuf.resize(kc_max * mc_max, 0.0);
+        for jc in (j0..j1).step_by(NC) {
+            let nc = NC.min(j1 - jc);
+            let np = nc.div_ceil(NR);
+            for pc in (0..self.k).step_by(KC) {
+                let kc = KC.min(self.k - pc);
+                for (p, dst) in bbuf.chunks_exact_mut(kc * NR).take(np).enumerate() {
+                    let jp = jc + p * NR;
+                    self.b.pack_panel(pc, kc, jp, NR.min(j1 - jp), dst);
+                }
+                let first = pc == 0;
+                let last = pc + kc == self.k;
+                for ic in (i0..i1).step_by(MC) {
+                    let mc = MC.min(i1 - ic);
+                    pack_a(self.a, ic, mc, pc, kc, &mut abuf);
+                    for (p, bp) in bbuf.chunks_exact(kc * NR).take(np).enumerate() {
+                        let jp = jc + p * NR;
+                        let nr = NR.min(j1 - jp);
+                        for (q, ap) in abuf.chunks_exact(kc * MR).take(mc.div_ceil(MR)).enumerate()
+                        {
+                            let ir = ic + q * MR;
+                            let mr = MR.min(i1 - ir);
+                            self.tile(ap, bp, ir, jp, mr, nr, first, last);
+                        }
+                    }
+                }
+            }
+        }
+        PACK_BUFS.with(|c| c.set((bbuf, abuf)));
+    }
+
+    /// Updates the `mr x nr` tile of `C` at (`i`, `j`) with one `k` block.
+    #[allow(clippy::too_many_arguments)]
+    fn tile(
+        &self,
+        ap: &[f32],
+        bp: &[f32],
+        i: usize,
+        j: usize,
+        mr: usize,
+        nr: usize,
+        first: bool,
+        last: bool,
+    ) {
+        let ldc = self.n;
+        let mut acc = [[0.0f32; NR]; MR];
+        if !first {
+            for (r, row) in acc.iter_mut().enumerate().take(mr) {
+                row[..nr].copy_from_slice(self.c.segment((i + r) * ldc + j, nr));
+            }
+        }
+        kernel(self.isa, ap, bp, &mut acc);
+        for (r, row) in acc.iter().enumerate().take(mr) {
+            let out = self.c.segment((i + r) * ldc + j, nr);
+            match self.bias.filter(|_| last) {
+                Some(bias) => {
+                    let add = bias[i + r];
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = v + add;
+                    }
+                }
+                None => out.copy_from_slice(&row[..nr]),
+            }
+        }
+    }
+}
+
+/// Packs rows `i0..i0 + mc` x columns `k0..k0 + kc` of `A` into `dst` as
+/// panels of `MR` rows: panel `q` holds, for each `k`, the `MR` values
+/// `A[i0 + q*MR + r, k]` (zero past the last row).
+fn pack_a(a: MatRef<'_>, i0: usize, mc: usize, k0: usize, kc: usize, dst: &mut [f32]) {
+    for (q, panel) in dst
+        .chunks_exact_mut(MR * kc)
+        .take(mc.div_ceil(MR))
+        .enumerate()
+    {
+        let rows = MR.min(mc - q * MR);
+        for r in 0..MR {
+            if r >= rows {
+                for kk in 0..kc {
+                    panel[kk * MR + r] = 0.0;
+                }
+                continue;
+            }
+            let i = i0 + q * MR + r;
+            if a.cs == 1 {
+                let src = &a.data[i * a.rs + k0..][..kc];
+                for (kk, &v) in src.iter().enumerate() {
+                    panel[kk * MR + r] = v;
+                }
+            } else {
+                for kk in 0..kc {
+                    panel[kk * MR + r] = a.at(i, k0 + kk);
+                }
+            }
+        }
+    }
 }
 
 /// `C = A * B` for few rows and row-major `B`, without packing: each row of
@@ -233,160 +455,17 @@ fn axpy_body(ai: &[f32], b: MatRef<'_>, j0: usize, out: &mut [f32]) {
     }
 }
 
-/// Packs `A` into panels of `MR` rows: panel `p` holds, for each `k`, the
-/// `MR` values `A[p*MR + r, k]` (zero past the last row).
-fn pack_a(ctx: &Ctx<'_>, m: usize, k: usize, a: MatRef<'_>) -> Vec<f32> {
-    let panels = m.div_ceil(MR);
-    let mut pa = vec![0.0f32; panels * MR * k];
-    ctx.for_chunks_mut(&mut pa, MR * k * 16, |t, out| {
-        for (pi, panel) in out.chunks_exact_mut(MR * k).enumerate() {
-            let i0 = (t * 16 + pi) * MR;
-            let rows = MR.min(m - i0);
-            for (kk, dst) in panel.chunks_exact_mut(MR).enumerate() {
-                for (r, d) in dst.iter_mut().enumerate().take(rows) {
-                    *d = a.at(i0 + r, kk);
-                }
-            }
-        }
-    });
-    pa
-}
-
-/// Packs `B` into panels of `NR` columns: panel `p` holds, for each `k`, the
-/// `NR` values `B[k, p*NR + j]` (zero past the last column).
-fn pack_b(ctx: &Ctx<'_>, n: usize, k: usize, b: MatRef<'_>) -> Vec<f32> {
-    const PANELS_PER_TASK: usize = 8;
-    let panels = n.div_ceil(NR);
-    let mut pb = vec![0.0f32; panels * NR * k];
-    ctx.for_chunks_mut(&mut pb, NR * k * PANELS_PER_TASK, |t, out| {
-        let first_panel = t * PANELS_PER_TASK;
-        if b.cs == 1 {
-            // Row-major B: walk its rows once, spreading each over the panels.
-            for kk in 0..k {
-                let row = &b.data[kk * b.rs..];
-                for (pi, panel) in out.chunks_exact_mut(NR * k).enumerate() {
-                    let j0 = (first_panel + pi) * NR;
-                    let cols = NR.min(n - j0);
-                    panel[kk * NR..kk * NR + cols].copy_from_slice(&row[j0..j0 + cols]);
-                }
-            }
-        } else {
-            for (pi, panel) in out.chunks_exact_mut(NR * k).enumerate() {
-                let j0 = (first_panel + pi) * NR;
-                let cols = NR.min(n - j0);
-                for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                    for (j, d) in dst.iter_mut().enumerate().take(cols) {
-                        *d = b.at(kk, j0 + j);
-                    }
-                }
-            }
-        }
-    });
-    pb
-}
-
-/// Where tile `(row i, panel p)` of a task lives in its output slice: at
-/// `i * ldc + p * panel_stride` (relative to the task's first row and panel).
-#[derive(Clone, Copy)]
-struct Layout {
-    ldc: usize,
-    panel_stride: usize,
-}
-
-/// Computes rows `rows` x column panels `panels` into `out`.
-///
-/// `n` is the number of valid columns (columns past it are not stored).
-#[allow(clippy::too_many_arguments)]
-fn compute(
-    isa: Isa,
-    pa: &[f32],
-    pb: &[f32],
-    k: usize,
-    n: usize,
-    rows: std::ops::Range<usize>,
-    panels: std::ops::Range<usize>,
-    out: &mut [f32],
-    layout: Layout,
-) {
-    let mut pc = 0;
-    while pc < k {
-        let kc = KC.min(k - pc);
-        let first = pc == 0;
-        let mut ic = rows.start;
-        while ic < rows.end {
-            let ic_end = (ic + MC).min(rows.end);
-            for p in panels.clone() {
-                let bp = &pb[p * NR * k + pc * NR..][..kc * NR];
-                let nr = NR.min(n - p * NR);
-                let mut ir = ic;
-                while ir < ic_end {
-                    let mr = MR.min(ic_end - ir);
-                    let ap = &pa[(ir / MR) * MR * k + pc * MR..][..kc * MR];
-                    let off =
-                        (ir - rows.start) * layout.ldc + (p - panels.start) * layout.panel_stride;
-                    let tile = Tile {
-                        c: &mut out[off..],
-                        ldc: layout.ldc,
-                        mr,
-                        nr,
-                        first,
-                    };
-                    micro(isa, ap, bp, tile);
-                    ir += MR;
-                }
-            }
-            ic = ic_end;
-        }
-        pc += kc;
-    }
-}
-
-/// One output tile: `mr x nr` valid elements at `c[r * ldc + j]`.
-struct Tile<'a> {
-    c: &'a mut [f32],
-    ldc: usize,
-    mr: usize,
-    nr: usize,
-    /// Whether this is the first `k` block (start from `+0.0`, not from `c`).
-    first: bool,
-}
-
-/// Runs the micro-kernel on one tile; partial tiles go through a full-size
-/// scratch tile (the lanes are independent, so the bits are the same).
-fn micro(isa: Isa, ap: &[f32], bp: &[f32], t: Tile<'_>) {
-    let full = t.mr == MR && t.nr == NR && t.c.len() >= (MR - 1) * t.ldc + NR;
-    if full {
-        kernel(isa, ap, bp, t.c, t.ldc, t.first);
-        return;
-    }
-    let mut buf = [0.0f32; MR * NR];
-    if !t.first {
-        for r in 0..t.mr {
-            buf[r * NR..r * NR + t.nr].copy_from_slice(&t.c[r * t.ldc..r * t.ldc + t.nr]);
-        }
-    }
-    kernel(isa, ap, bp, &mut buf, NR, t.first);
-    for r in 0..t.mr {
-        t.c[r * t.ldc..r * t.ldc + t.nr].copy_from_slice(&buf[r * NR..r * NR + t.nr]);
-    }
-}
-
-/// Dispatches the full-tile micro-kernel. `c` holds `MR` rows of `NR`
-/// elements at stride `ldc`.
-fn kernel(isa: Isa, ap: &[f32], bp: &[f32], c: &mut [f32], ldc: usize, first: bool) {
+/// Dispatches the micro-kernel: `acc[r][j] = fma(ap[kk*MR + r], bp[kk*NR + j], acc[r][j])`
+/// for `kk` increasing over the whole packed block.
+fn kernel(isa: Isa, ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2Fma && avx2::available() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { avx2::kernel(ap, bp, c, ldc, first) };
+        unsafe { avx2::kernel(ap, bp, acc) };
         return;
     }
     let _ = isa;
-    kernel_portable(ap, bp, c, ldc, first);
-}
-
-/// The portable micro-kernel: `f32::mul_add` per element, `k` increasing.
-fn kernel_portable(ap: &[f32], bp: &[f32], c: &mut [f32], ldc: usize, first: bool) {
-    kernel_body(ap, bp, c, ldc, first);
+    kernel_body(ap, bp, acc);
 }
 
 /// The micro-kernel body: an `MR x NR` tile of accumulators, each updated by
@@ -394,31 +473,24 @@ fn kernel_portable(ap: &[f32], bp: &[f32], c: &mut [f32], ldc: usize, first: boo
 /// AVX2+FMA enabled, where the compiler maps each row of `NR` lanes onto two
 /// `vfmadd` registers; the operations per element are the same either way.
 #[inline(always)]
-fn kernel_body(ap: &[f32], bp: &[f32], c: &mut [f32], ldc: usize, first: bool) {
-    let mut acc = [[0.0f32; NR]; MR];
-    if !first {
-        for (r, row) in acc.iter_mut().enumerate() {
-            row.copy_from_slice(&c[r * ldc..r * ldc + NR]);
-        }
-    }
+fn kernel_body(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
+    let mut c = *acc;
     for (av, bv) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)) {
         let (Ok(av), Ok(bv)) = (<&[f32; MR]>::try_from(av), <&[f32; NR]>::try_from(bv)) else {
             continue;
         };
-        for (row, &ar) in acc.iter_mut().zip(av) {
+        for (row, &ar) in c.iter_mut().zip(av) {
             for (x, &bj) in row.iter_mut().zip(bv) {
                 *x = ar.mul_add(bj, *x);
             }
         }
     }
-    for (r, row) in acc.iter().enumerate() {
-        c[r * ldc..r * ldc + NR].copy_from_slice(row);
-    }
+    *acc = c;
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MatRef, axpy_body, kernel_body};
+    use super::{MR, MatRef, NR, axpy_body, kernel_body};
 
     /// Whether the CPU has AVX2 and FMA (cached by std).
     pub(super) fn available() -> bool {
@@ -430,8 +502,8 @@ mod avx2 {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel(ap: &[f32], bp: &[f32], c: &mut [f32], ldc: usize, first: bool) {
-        kernel_body(ap, bp, c, ldc, first);
+    pub(super) unsafe fn kernel(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
+        kernel_body(ap, bp, acc);
     }
 
     /// [`axpy_body`] compiled for AVX2+FMA.
@@ -652,17 +724,50 @@ mod tests {
 
     #[test]
     #[ignore = "timing only"]
+    fn bench_kernel_peak() {
+        let mut rng = Rng::new(3);
+        let ap = rng.vec(MR * KC);
+        let bp = rng.vec(NR * KC);
+        let mut acc = [[0.0f32; NR]; MR];
+        let reps = 20000;
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                kernel(Isa::detect(), &ap, &bp, &mut acc);
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "micro-kernel {MR}x{NR}x{KC}: {:.2} GFLOP/s {}",
+                2.0 * (MR * NR * KC * reps) as f64 / best / 1e9,
+                acc[0][0]
+            );
+        }
+    }
+
+    #[test]
+    #[ignore = "timing only"]
     fn bench_sgemm() {
         let mut rng = Rng::new(1);
-        for (m, n, k) in [(512, 512, 512), (64, 3136, 576), (1, 4096, 1024)] {
+        for (m, n, k) in [
+            (512, 512, 512),
+            (64, 3136, 576),
+            (256, 784, 1152),
+            (512, 49, 4608),
+            (1, 4096, 1024),
+        ] {
             let av = rng.vec(m * k);
             let bv = rng.vec(k * n);
             let mut c = vec![0.0f32; m * n];
-            for isa in [Isa::detect(), Isa::Portable] {
+            for isa in [Isa::detect()] {
                 let ctx = Ctx::single(isa);
-                let t = std::time::Instant::now();
                 let reps = 5;
+                let mut s = f64::MAX;
                 for _ in 0..reps {
+                    let t = std::time::Instant::now();
                     sgemm(
                         &ctx,
                         m,
@@ -673,8 +778,8 @@ mod tests {
                         &mut c,
                     )
                     .unwrap();
+                    s = s.min(t.elapsed().as_secs_f64());
                 }
-                let s = t.elapsed().as_secs_f64() / reps as f64;
                 #[allow(clippy::print_stderr)]
                 {
                     eprintln!(

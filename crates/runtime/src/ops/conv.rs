@@ -13,7 +13,7 @@ use crate::attrs::Attrs;
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
-use crate::kernels::gemm::{MatRef, sgemm};
+use crate::kernels::gemm::{MatRef, NR, PackB, sgemm, sgemm_packed};
 use crate::tensor::{DType, Tensor, checked_len};
 use crate::{bail, ensure};
 
@@ -24,6 +24,10 @@ pub(crate) fn register(r: &mut Registry) {
 /// Below this many multiply-adds per (image, group), those products run in
 /// parallel one per thread instead of threading each product.
 const SMALL_PRODUCT: usize = 1 << 22;
+
+/// Groups with at most this many output channels use the unpacked
+/// few-rows product on a materialized im2col matrix.
+const SMALL_M_ROWS: usize = 2;
 
 /// The ONNX `auto_pad` attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,7 +362,20 @@ impl Op for Conv {
         let one = |ctx: &Ctx<'_>, idx: usize, out: &mut [f32]| -> OpResult<()> {
             let (img, grp) = (idx / g, idx % g);
             let xs = &xv[(img * d.c + grp * cg) * ni..][..cg * ni];
-            let ws = &wv[grp * mg * kl..][..mg * kl];
+            let ws = MatRef::row_major(&wv[grp * mg * kl..][..mg * kl], kl);
+            let bias = bv.map(|bv| &bv[grp * mg..][..mg]);
+            if mg > SMALL_M_ROWS {
+                // The bias is added by the product after each whole chain.
+                if is_identity(&d.geo) {
+                    let bmat = MatRef::row_major(xs, no);
+                    bmat.check(kl, no, "Conv input")?;
+                    return sgemm_packed(ctx, mg, no, kl, ws, &bmat, out, bias);
+                }
+                if d.geo.input.len() == 2 {
+                    let src = Im2Col2d::new(xs, cg, &d.geo);
+                    return sgemm_packed(ctx, mg, no, kl, ws, &src, out, bias);
+                }
+            }
             let col;
             let bmat = if is_identity(&d.geo) {
                 MatRef::row_major(xs, no)
@@ -366,11 +383,11 @@ impl Op for Conv {
                 col = im2col(ctx, xs, cg, &d.geo);
                 MatRef::row_major(&col, no)
             };
-            sgemm(ctx, mg, no, kl, MatRef::row_major(ws, kl), bmat, out)?;
-            if let Some(bv) = bv {
-                for (row, &bias) in out.chunks_exact_mut(no).zip(&bv[grp * mg..]) {
+            sgemm(ctx, mg, no, kl, ws, bmat, out)?;
+            if let Some(bias) = bias {
+                for (row, &b) in out.chunks_exact_mut(no).zip(bias) {
                     for v in row {
-                        *v += bias;
+                        *v += b;
                     }
                 }
             }
@@ -405,6 +422,107 @@ impl Op for Conv {
 fn is_identity(g: &Geometry) -> bool {
     g.kernel.iter().chain(&g.strides).all(|&v| v == 1)
         && g.pad_begin.iter().chain(&g.pad_end).all(|&p| p == 0)
+}
+
+/// The im2col matrix of one group of a 2-D convolution, packed for the
+/// product panel by panel straight from the input (never materialized):
+/// row `(c, kernel row, kernel column)`, column `(output row, output column)`,
+/// with `+0.0` in the padding, exactly the matrix [`im2col`] builds.
+struct Im2Col2d<'a> {
+    x: &'a [f32],
+    ih: usize,
+    iw: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    ph: usize,
+    pw: usize,
+    ow: usize,
+}
+
+impl<'a> Im2Col2d<'a> {
+    /// `x` holds the `cg` input planes of the group.
+    fn new(x: &'a [f32], cg: usize, geo: &Geometry) -> Im2Col2d<'a> {
+        let (ih, iw) = (geo.input[0], geo.input[1]);
+        debug_assert_eq!(x.len(), cg * ih * iw);
+        Im2Col2d {
+            x,
+            ih,
+            iw,
+            kh: geo.kernel[0],
+            kw: geo.kernel[1],
+            sh: geo.strides[0],
+            sw: geo.strides[1],
+            dh: geo.dilations[0],
+            dw: geo.dilations[1],
+            ph: geo.pad_begin[0],
+            pw: geo.pad_begin[1],
+            ow: geo.out[1],
+        }
+    }
+}
+
+impl PackB for Im2Col2d<'_> {
+    fn pack_panel(&self, k0: usize, kc: usize, j0: usize, cols: usize, dst: &mut [f32]) {
+        // The panel's columns as runs within one output row:
+        // (first column in the panel, output row, first output column, length).
+        let mut runs = [(0usize, 0usize, 0usize, 0usize); NR];
+        let mut nruns = 0;
+        let mut j = 0;
+        while j < cols {
+            let col = j0 + j;
+            let (oy, ox) = (col / self.ow, col % self.ow);
+            let len = (self.ow - ox).min(cols - j);
+            runs[nruns] = (j, oy, ox, len);
+            nruns += 1;
+            j += len;
+        }
+        let plane = self.ih * self.iw;
+        let taps = self.kh * self.kw;
+        let (mut c, mut r, mut s) = (k0 / taps, (k0 / self.kw) % self.kh, k0 % self.kw);
+        for row in dst.chunks_exact_mut(NR).take(kc) {
+            row.fill(0.0);
+            let xc = &self.x[c * plane..][..plane];
+            // Input column of output column `ox`: ox*sw + off - pw, in bounds
+            // for lo <= ox < hi.
+            let off = s * self.dw;
+            let lo = self.pw.saturating_sub(off).div_ceil(self.sw);
+            let hi = (self.iw + self.pw).saturating_sub(off).div_ceil(self.sw);
+            for &(d0, oy, ox0, len) in &runs[..nruns] {
+                // Input row, wrapping to a huge value when in the top padding.
+                let y = (oy * self.sh + r * self.dh).wrapping_sub(self.ph);
+                if y >= self.ih {
+                    continue;
+                }
+                let (a, b) = (ox0.max(lo), (ox0 + len).min(hi));
+                if a >= b {
+                    continue;
+                }
+                let xrow = &xc[y * self.iw..][..self.iw];
+                let out = &mut row[d0 + (a - ox0)..][..b - a];
+                let x0 = a * self.sw + off - self.pw;
+                if self.sw == 1 {
+                    out.copy_from_slice(&xrow[x0..x0 + (b - a)]);
+                } else {
+                    for (t, o) in out.iter_mut().enumerate() {
+                        *o = xrow[x0 + t * self.sw];
+                    }
+                }
+            }
+            s += 1;
+            if s == self.kw {
+                s = 0;
+                r += 1;
+                if r == self.kh {
+                    r = 0;
+                    c += 1;
+                }
+            }
+        }
+    }
 }
 
 /// The im2col matrix of one group: row `c * K + kpos` (kernel position
@@ -726,6 +844,42 @@ mod tests {
             1,
             vec![("pads", ints(&[1, 0, 1, 0, 1, 0]))],
             Some(&[4, 4, 6]),
+            &pool,
+        );
+        // Packed im2col: strides, dilations and asymmetric pads over panels
+        // that wrap output rows, and more columns than one column block.
+        case(
+            r,
+            &[1, 16, 37, 41],
+            &[20, 16, 3, 5],
+            true,
+            1,
+            vec![
+                ("strides", ints(&[2, 3])),
+                ("dilations", ints(&[2, 1])),
+                ("pads", ints(&[2, 1, 0, 3])),
+            ],
+            Some(&[18, 14]),
+            &pool,
+        );
+        case(
+            r,
+            &[2, 8, 40, 41],
+            &[9, 8, 3, 3],
+            false,
+            1,
+            vec![("pads", ints(&[1, 1, 1, 1]))],
+            Some(&[40, 41]),
+            &pool,
+        );
+        case(
+            r,
+            &[1, 6, 5, 3],
+            &[7, 6, 5, 5],
+            true,
+            1,
+            vec![("pads", ints(&[4, 4, 4, 4]))],
+            Some(&[9, 7]),
             &pool,
         );
         // Large enough to cross k blocks and use threads inside the product.

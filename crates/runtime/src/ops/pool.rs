@@ -81,7 +81,9 @@ int_pool_elem!(i8, u8);
 /// The canonical max step: NaN wins (the first NaN stays), otherwise `b`
 /// replaces `a` only if strictly greater (docs/determinism.md, "Max / Min").
 fn max_step<T: PoolElem>(a: T, b: T) -> bool {
-    !a.is_nan() && (b.is_nan() || b > a)
+    // Non-short-circuit operators: no branch, so windows of varied data
+    // do not mispredict.
+    !a.is_nan() & (b.is_nan() | (b > a))
 }
 
 /// The L8 sum of docs/determinism.md, "Sums over an axis".
@@ -252,6 +254,52 @@ fn col_major(off: usize, dims: &[usize]) -> usize {
     res
 }
 
+/// MaxPool over one 2-D plane: `out` starts at `NEG_INF` and takes each
+/// in-bounds window position in row-major window order with the canonical
+/// max step, one kernel position at a time for a whole output row (so the
+/// loops run along contiguous memory). Starting from `NEG_INF` instead of the
+/// first value gives the same result: `NEG_INF` is replaced by any value
+/// greater than it or NaN, and otherwise equals the value it keeps.
+fn max_pool_2d<T: PoolElem>(geo: &Geometry, t: &Taps, kernel: &[usize], xp: &[T], out: &mut [T]) {
+    let (iw, ow) = (geo.input[1], geo.out[1]);
+    let (sw, dw, pw) = (geo.strides[1], geo.dilations[1], geo.pad_begin[1]);
+    // With a stride, each input row is first split into its `sw` phases
+    // (`phase p, i` = column `i*sw + p`) so that every kernel column reads
+    // contiguous memory and the loop vectorizes.
+    let plen = iw.div_ceil(sw);
+    let mut phases = vec![T::NEG_INF; if sw > 1 { sw * plen } else { 0 }];
+    for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
+        for &r in rows {
+            let xrow = &xp[r * iw..][..iw];
+            if sw > 1 {
+                for (p, dst) in phases.chunks_exact_mut(plen).enumerate() {
+                    for (d, &v) in dst.iter_mut().zip(xrow[p.min(iw)..].iter().step_by(sw)) {
+                        *d = v;
+                    }
+                }
+            }
+            for kc in 0..kernel[1] {
+                // Output columns whose input column `o*sw + off - pw` is in bounds.
+                let off = kc * dw;
+                let lo = pw.saturating_sub(off).div_ceil(sw);
+                let hi = (iw + pw).saturating_sub(off).div_ceil(sw).min(ow);
+                if lo >= hi {
+                    continue;
+                }
+                let x0 = lo * sw + off - pw;
+                let src = if sw > 1 {
+                    &phases[(x0 % sw) * plen + x0 / sw..][..hi - lo]
+                } else {
+                    &xrow[x0..][..hi - lo]
+                };
+                for (o, &v) in orow[lo..hi].iter_mut().zip(src) {
+                    *o = if max_step(*o, v) { v } else { *o };
+                }
+            }
+        }
+    }
+}
+
 impl MaxPool {
     fn geometry(&self, x: &Fact) -> OpResult<Geometry> {
         let sp = pool_input(x, "MaxPool")?;
@@ -279,26 +327,7 @@ impl MaxPool {
         ctx.for_chunks_mut(&mut y, no, |p, out| {
             let xp = &x[p * ni..][..ni];
             if geo.input.len() == 2 {
-                // Fast path for 2-D: the same row-major window order as
-                // `for_each_window`, without building offset lists.
-                let in_w = geo.input[1];
-                for (oh, rows) in t.coords[0].iter().enumerate() {
-                    for (ow, cols) in t.coords[1].iter().enumerate() {
-                        let mut m: Option<T> = None;
-                        for &r in rows {
-                            for &c in cols {
-                                let v = xp[r * in_w + c];
-                                m = match m {
-                                    Some(a) if !max_step(a, v) => Some(a),
-                                    _ => Some(v),
-                                };
-                            }
-                        }
-                        if let Some(m) = m {
-                            out[oh * geo.out[1] + ow] = m;
-                        }
-                    }
-                }
+                max_pool_2d(geo, &t, &self.kernel, xp, out);
                 return;
             }
             for_each_window(geo, &t, |of, offs, _| {
@@ -575,6 +604,115 @@ mod tests {
             (0..n).map(|i| ((i * 7) % 11) as f32 - 5.0).collect(),
         )
         .unwrap()
+    }
+
+    #[test]
+    #[ignore = "timing only"]
+    fn bench_maxpool() {
+        let x = seq(&[1, 96, 109, 109]);
+        let op = build(
+            "MaxPool",
+            vec![("kernel_shape", ints(&[3, 3])), ("strides", ints(&[2, 2]))],
+            12,
+            1,
+        )
+        .unwrap();
+        let ctx = Ctx::single(Isa::detect());
+        let mut best = f64::MAX;
+        for _ in 0..20 {
+            let t = std::time::Instant::now();
+            let y = op.run(&ctx, Args::new(&[Some(&x)])).unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+            std::hint::black_box(y);
+        }
+        let fact = Fact::new(DType::F32, vec![1, 96, 109, 109]);
+        let geo = WindowAttrs::parse(
+            &Attrs::new(vec![
+                ("kernel_shape".into(), ints(&[3, 3])),
+                ("strides".into(), ints(&[2, 2])),
+            ]),
+            true,
+            true,
+        )
+        .unwrap()
+        .geometry(&fact.shape[2..], &[3, 3])
+        .unwrap();
+        let t = taps(&geo);
+        let xv = x.f32s().unwrap();
+        let mut out = vec![0.0f32; 96 * 54 * 54];
+        let mut best2 = f64::MAX;
+        for _ in 0..20 {
+            let t0 = std::time::Instant::now();
+            for (p, o) in out.chunks_exact_mut(54 * 54).enumerate() {
+                o.fill(f32::NEG_INFINITY);
+                max_pool_2d(&geo, &t, &[3, 3], &xv[p * 109 * 109..][..109 * 109], o);
+            }
+            best2 = best2.min(t0.elapsed().as_secs_f64());
+        }
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "maxpool 96x109x109 k3 s2: {:.3} ms (kernel alone {:.3} ms)",
+                best * 1e3,
+                best2 * 1e3
+            );
+        }
+    }
+
+    #[test]
+    fn maxpool_2d_rows_match_the_window_order() {
+        // The 2-D path gives the value the generic window walk (which also
+        // makes the indices) picks, on awkward values and geometries.
+        let specials = [0.0f32, -0.0, f32::NAN, f32::NEG_INFINITY, 1.0, -1.0];
+        let geos: Vec<Vec<(&str, Attr)>> = vec![
+            vec![("kernel_shape", ints(&[3, 3])), ("strides", ints(&[2, 2]))],
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+            ],
+            vec![
+                ("kernel_shape", ints(&[3, 2])),
+                ("strides", ints(&[1, 3])),
+                ("pads", ints(&[2, 0, 1, 1])),
+                ("dilations", ints(&[2, 2])),
+            ],
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("ceil_mode", Attr::Int(1)),
+            ],
+            vec![
+                ("kernel_shape", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+            ],
+        ];
+        let mut state = 7u64;
+        for (gi, attrs) in geos.into_iter().enumerate() {
+            let shape = [2, 3, 9, 11];
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let r = (state >> 33) as usize;
+                    if r % 5 == 0 {
+                        specials[r % specials.len()]
+                    } else {
+                        (r % 17) as f32 - 8.0
+                    }
+                })
+                .collect();
+            let x = Tensor::from_vec(shape.to_vec(), data.clone()).unwrap();
+            let op = build("MaxPool", attrs, 12, 2).unwrap();
+            let out = run(op.as_ref(), &x);
+            let (y, idx) = (out[0].f32s().unwrap(), out[1].as_slice::<i64>().unwrap());
+            for (o, (&v, &i)) in y.iter().zip(idx).enumerate() {
+                let want = usize::try_from(i).map_or(f32::NEG_INFINITY, |i| data[i]);
+                assert_eq!(v.to_bits(), want.to_bits(), "geometry {gi}, output {o}");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,133 @@
+//! Times a model on the runtime alone, for scripts/bench_compare.sh (which
+//! then needs to build only this crate, not the CLI).
+//!
+//! ```text
+//! cargo run --release -p glassbox-runtime --example bench_exec -- \
+//!     MODEL.onnx INPUT.npy REPEAT THREADS [--portable] [--profile]
+//! ```
+//!
+//! Prints one JSON line on stdout:
+//! `{"load_ms", "run_median_ms", "run_min_ms", "trace_root", "kernels", "threads"}`.
+//! `--profile` adds the time per op type of the last run on stderr.
+
+// A command-line tool: its output is the point.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use glassbox_runtime::formats::npy_decode;
+use glassbox_runtime::{KernelChoice, Limits, Model, Options, Session};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_exec: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let [model_path, input_path, repeat, threads] = pos[..] else {
+        return Err(
+            "usage: bench_exec MODEL.onnx INPUT.npy REPEAT THREADS [--portable] [--profile]".into(),
+        );
+    };
+    let repeat: usize = repeat.parse().map_err(|e| format!("REPEAT: {e}"))?;
+    let threads: usize = threads.parse().map_err(|e| format!("THREADS: {e}"))?;
+    let limits = Limits::default();
+
+    let t0 = Instant::now();
+    let bytes = std::fs::read(model_path).map_err(|e| format!("{model_path}: {e}"))?;
+    let model = Arc::new(Model::load(&bytes, limits).map_err(|e| e.to_string())?);
+    drop(bytes);
+    let input_bytes = std::fs::read(input_path).map_err(|e| format!("{input_path}: {e}"))?;
+    let input = npy_decode(&input_bytes, limits.max_tensor_elements).map_err(|e| e.to_string())?;
+    let session = Session::new(
+        Arc::clone(&model),
+        Options {
+            threads,
+            kernels: if flag("--portable") {
+                KernelChoice::Portable
+            } else {
+                KernelChoice::Auto
+            },
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let plan = session
+        .plan(std::slice::from_ref(&input))
+        .map_err(|e| e.to_string())?;
+    let mut per_node = vec![f64::MAX; model.nodes().len()];
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    let mut times = Vec::with_capacity(repeat);
+    let mut root = None;
+    let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for _ in 0..repeat.max(1) {
+        by_op.clear();
+        let t = Instant::now();
+        let mut last = Instant::now();
+        let out = session
+            .run_observed(vec![input.clone()], &mut |i, _| {
+                if flag("--profile") || flag("--nodes") {
+                    let now = Instant::now();
+                    let e = by_op.entry(model.nodes()[i].op_type.clone()).or_default();
+                    e.0 += (now - last).as_secs_f64() * 1e3;
+                    e.1 += 1;
+                    per_node[i] = per_node[i].min((now - last).as_secs_f64() * 1e3);
+                    last = now;
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        let r = out.trace.root();
+        if root.is_some_and(|p| p != r) {
+            return Err("repeated runs gave different trace roots".into());
+        }
+        root = Some(r);
+    }
+    times.sort_by(f64::total_cmp);
+    if flag("--nodes") {
+        for (i, ms) in per_node.iter().enumerate() {
+            let node = &model.nodes()[i];
+            let flops = plan.node_costs()[i].flops as f64;
+            eprintln!(
+                "{i:>4} {:<20} {ms:>8.3} ms {:>8.1} GFLOP/s",
+                node.op_type,
+                flops / ms.max(1e-9) / 1e6
+            );
+        }
+    }
+    if flag("--profile") {
+        let total: f64 = by_op.values().map(|v| v.0).sum();
+        let mut rows: Vec<_> = by_op.into_iter().collect();
+        rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+        for (op, (ms, n)) in rows {
+            eprintln!(
+                "{op:<24} {n:>5} {ms:>10.3} ms {:>6.1}%",
+                100.0 * ms / total.max(1e-9)
+            );
+        }
+    }
+    let hex: String = root
+        .unwrap_or_default()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!(
+        "{{\"load_ms\": {load_ms:.3}, \"run_median_ms\": {:.3}, \"run_min_ms\": {:.3}, \"trace_root\": \"{hex}\", \"kernels\": \"{}\", \"threads\": {}}}",
+        times[times.len() / 2],
+        times[0],
+        session.isa().name(),
+        session.threads()
+    );
+    Ok(())
+}
