@@ -2,85 +2,22 @@
 //! itself plays validator 3's registered executor (its node runs none):
 //! first it commits and then withholds its reveal — it is penalized and
 //! replaced, and the job ends final with the honest result; then it reveals
-//! a wrong output — the job is disputed, never final, no receipt is served,
-//! and the stakes involved are locked.
+//! a wrong output under a trace root it cannot open — the job is disputed,
+//! no receipt is served and the stakes are locked while the honest
+//! executors' nodes play the dispute game; the liar never moves, loses by
+//! timeout and is slashed, and the honest result is final with a receipt
+//! that verifies offline (docs/disputes.md).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{DevNet, hex_bytes, models};
+use common::{DevNet, Net, agent, get, hex_bytes, models, post_tx};
 
-use glassbox_ledger::{JobId, Params, SignedTx, TxBody, commitment, outputs_hash};
+use glassbox_ledger::{JobId, Params, TxBody, commitment, outputs_hash};
 use glassbox_runtime::{Tensor, formats};
-use glassbox_types::{ModelId, PublicKey, SecretKey, hex};
+use glassbox_types::{ModelId, PublicKey, hex};
 use serde_json::{Value, json};
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn get(url: &str) -> (u16, Value) {
-    let mut resp = agent().get(url).call().expect("GET");
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_json().unwrap_or(Value::Null))
-}
-
-/// Posts a transaction; panics unless accepted.
-fn post_tx(node: &str, tx: &SignedTx) {
-    let mut resp = agent()
-        .post(format!("{node}/v1/tx"))
-        .header("content-type", "application/json")
-        .send(json!({ "tx": hex(tx.encoded()) }).to_string())
-        .expect("POST /v1/tx");
-    let status = resp.status().as_u16();
-    let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-    assert_eq!(status, 202, "transaction refused: {body}");
-}
-
-struct Net {
-    node: String,
-    chain_id: [u8; 32],
-    params: Params,
-}
-
-impl Net {
-    fn sign(&self, key: &SecretKey, body: TxBody) -> SignedTx {
-        let (_, a) = get(&format!("{}/v1/accounts/{}", self.node, key.public()));
-        let nonce = a["value"]["nonce"].as_u64().unwrap_or(0);
-        let probe = SignedTx::sign(&self.chain_id, key, nonce, 0, body.clone()).unwrap();
-        let fee = self.params.min_fee_for(probe.len()).unwrap();
-        SignedTx::sign(&self.chain_id, key, nonce, fee, body).unwrap()
-    }
-
-    fn job(&self, id: &JobId) -> Value {
-        get(&format!("{}/v1/jobs/{id}", self.node)).1["value"].clone()
-    }
-
-    /// Waits until `pred` holds for the job.
-    fn wait_job(&self, id: &JobId, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let j = self.job(id);
-            if !j.is_null() && pred(&j) {
-                return j;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "job {id} never reached `{what}`: {j}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn executor(&self, key: &PublicKey) -> Value {
-        get(&format!("{}/v1/executors/{key}", self.node)).1["value"].clone()
-    }
-}
 
 fn slot_index(job: &Value, me: &PublicKey) -> Option<usize> {
     let me = me.to_string();
@@ -254,4 +191,42 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    // 3. The honest executors' nodes open their trace; the liar cannot
+    //    open a trace root it made up, never moves, and loses by timeout.
+    let job3 = net.wait_job(&id, "decided", |j| j["status"] != "disputed");
+    assert_eq!(job3["status"], "final", "{job3}");
+    assert_ne!(
+        job3["outputs"],
+        json!(wrong_outputs().iter().map(|o| hex(o)).collect::<Vec<_>>())
+    );
+    let (_, ext) = get(&format!("{node}/v1/jobs/{id}/ext"));
+    let d = &ext["value"]["dispute"];
+    assert_eq!(d["verdicts"][0]["reason"], "timeout in open", "{d}");
+    assert_eq!(net.executor(&me)["stake"], 0, "the liar is slashed");
+    for slot in job["slots"].as_array().unwrap() {
+        let owner: PublicKey = slot["executor"].as_str().unwrap().parse().unwrap();
+        assert_eq!(net.executor(&owner)["disputes"], 0, "{owner} released");
+    }
+    // Its receipt carries the dispute record and verifies offline.
+    let start = Instant::now();
+    let receipt = loop {
+        let (code, body) = get(&format!("{node}/v1/jobs/{id}/receipt"));
+        if code == 200 {
+            break body;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(receipt["job_ext"].is_string(), "{receipt}");
+    let path = dir.path().join("receipt.json");
+    std::fs::write(&path, receipt.to_string()).unwrap();
+    let out = common::glassbox()
+        .args(["receipt", "verify"])
+        .arg(&path)
+        .arg("--genesis")
+        .arg(dev_net.data.join("genesis.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }

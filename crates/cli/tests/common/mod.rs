@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use glassbox_ledger::{JobId, Params, SignedTx, TxBody};
+use glassbox_types::{PublicKey, SecretKey, hex};
+use serde_json::{Value, json};
 
 pub(crate) fn glassbox() -> Command {
     Command::new(env!("CARGO_BIN_EXE_glassbox"))
@@ -78,7 +80,8 @@ pub(crate) struct DevNet {
 
 impl DevNet {
     /// Initializes a network in `dir/net` with commit and reveal windows of
-    /// `window_blocks`; the executor key of each validator in `without`
+    /// `window_blocks` and dispute rounds of 4 × `window_blocks`; the
+    /// executor key of each validator in `without`
     /// is moved to `dir/executor-<i>.key` (its node runs no executor while
     /// it stays registered), then starts it and waits until it is healthy.
     pub(crate) fn start(dir: &Path, window_blocks: u64, without: &[usize]) -> DevNet {
@@ -96,6 +99,7 @@ impl DevNet {
             serde_json::from_slice(&std::fs::read(&genesis_path).unwrap()).unwrap();
         genesis["ledger"]["params"]["commit_window_blocks"] = window_blocks.into();
         genesis["ledger"]["params"]["reveal_window_blocks"] = window_blocks.into();
+        genesis["ledger"]["params"]["dispute_round_blocks"] = (4 * window_blocks).into();
         std::fs::write(&genesis_path, genesis.to_string()).unwrap();
         for i in without {
             let from = data.join(format!("validator-{i}/executor.key"));
@@ -142,5 +146,73 @@ impl DevNet {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
+    }
+}
+
+// ---- talking to a node as a test-driven party -------------------------------
+
+pub(crate) fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+pub(crate) fn get(url: &str) -> (u16, Value) {
+    let mut resp = agent().get(url).call().expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+/// Posts a transaction; panics unless accepted.
+pub(crate) fn post_tx(node: &str, tx: &SignedTx) {
+    let mut resp = agent()
+        .post(format!("{node}/v1/tx"))
+        .header("content-type", "application/json")
+        .send(json!({ "tx": hex(tx.encoded()) }).to_string())
+        .expect("POST /v1/tx");
+    let status = resp.status().as_u16();
+    let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+    assert_eq!(status, 202, "transaction refused: {body}");
+}
+
+pub(crate) struct Net {
+    pub(crate) node: String,
+    pub(crate) chain_id: [u8; 32],
+    pub(crate) params: Params,
+}
+
+impl Net {
+    pub(crate) fn sign(&self, key: &SecretKey, body: TxBody) -> SignedTx {
+        let (_, a) = get(&format!("{}/v1/accounts/{}", self.node, key.public()));
+        let nonce = a["value"]["nonce"].as_u64().unwrap_or(0);
+        let probe = SignedTx::sign(&self.chain_id, key, nonce, 0, body.clone()).unwrap();
+        let fee = self.params.min_fee_for(probe.len()).unwrap();
+        SignedTx::sign(&self.chain_id, key, nonce, fee, body).unwrap()
+    }
+
+    pub(crate) fn job(&self, id: &JobId) -> Value {
+        get(&format!("{}/v1/jobs/{id}", self.node)).1["value"].clone()
+    }
+
+    /// Waits until `pred` holds for the job.
+    pub(crate) fn wait_job(&self, id: &JobId, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let j = self.job(id);
+            if !j.is_null() && pred(&j) {
+                return j;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "job {id} never reached `{what}`: {j}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn executor(&self, key: &PublicKey) -> Value {
+        get(&format!("{}/v1/executors/{key}", self.node)).1["value"].clone()
     }
 }
