@@ -92,11 +92,8 @@ impl State {
     /// play first.
     pub(crate) fn open_dispute(&mut self, job: &mut Job, height: u64) -> Result<(), TxError> {
         let mut ext = self.ext_or_default(&job.id);
-        let first_hash = job
-            .slots
-            .iter()
-            .find_map(|s| s.reveal)
-            .map(|r| r.output_hash);
+        // `job.outputs` are the first revealed (in time, not slot order).
+        let first_hash = (!job.outputs.is_empty()).then(|| outputs_hash(&hashes(&job.outputs)));
         let mut claims: Vec<Claim> = Vec::new();
         for slot in &job.slots {
             let Some(r) = slot.reveal else { continue };

@@ -304,6 +304,11 @@ fn block(s: &State, randomness: u8, txs: &[SignedTx]) -> State {
 /// `runs[i]` through commit and reveal (a reveal may claim another trace
 /// root with `root_of`); returns the state and the job.
 fn run_job(runs: &[Run], root_of: &[usize]) -> (State, Job) {
+    run_job_ordered(runs, root_of, false)
+}
+
+/// [`run_job`], with the reveals in reverse slot order when `reverse`.
+fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Job) {
     let s = setup();
     let t = tx(
         &s,
@@ -361,6 +366,11 @@ fn run_job(runs: &[Run], root_of: &[usize]) -> (State, Job) {
             )
         })
         .collect();
+    let reveals: Vec<SignedTx> = if reverse {
+        reveals.into_iter().rev().collect()
+    } else {
+        reveals
+    };
     let s = block(&s, 2, &reveals);
     let job = s.job(&id).unwrap();
     (s, job)
@@ -464,6 +474,21 @@ fn three_claims_play_until_the_honest_one_stands() {
     let fees: u64 = s.fee_pool();
     let _ = fees;
     assert_eq!(s.total_supply(), Some(supply));
+}
+
+#[test]
+fn claims_keep_their_outputs_whatever_the_reveal_order() {
+    for reverse in [false, true] {
+        let runs = vec![Run::new(None, LEAVES), Run::new(Some(3), LEAVES)];
+        let (s, job) = run_job_ordered(&runs, &[0, 1], reverse);
+        let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+        assert_eq!(d.claims[0].outputs, runs[0].outputs, "reverse {reverse}");
+        assert_eq!(d.claims[1].outputs, runs[1].outputs, "reverse {reverse}");
+        let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+        let parties: Vec<(PublicKey, Run)> = slots.iter().copied().zip(runs.clone()).collect();
+        let s = play(s, job.id, &parties, &[]);
+        assert_eq!(s.job(&job.id).unwrap().outputs, vec![honest_output()]);
+    }
 }
 
 #[test]
