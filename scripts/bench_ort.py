@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Times onnxruntime on an ONNX model with the same fixed input pattern as
-glassbox and tract. Prints one JSON line with load and run times in ms.
+"""Times onnxruntime on an ONNX model with the given .npy inputs (the same
+files glassbox and tract read). Prints one JSON line with load and run times
+in ms.
 
-    python scripts/bench_ort.py MODEL.onnx REPEAT THREADS
+    python scripts/bench_ort.py MODEL.onnx REPEAT THREADS INPUT.npy...
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import onnxruntime as ort
 
 def main() -> None:
     path, repeat, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    arrays = [np.load(p) for p in sys.argv[4:]]
     t0 = time.perf_counter()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -24,13 +26,9 @@ def main() -> None:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter() - t0) * 1e3
-    inp = sess.get_inputs()[0]
-    shape = [int(d) for d in inp.shape]
-    n = int(np.prod(shape))
-    data = ((np.arange(n, dtype=np.int64) * 7919 + 13) % 2000).astype(np.float32) / 1000.0 - 1.0
-    feed = {inp.name: data.reshape(shape)}
+    feed = {i.name: a for i, a in zip(sess.get_inputs(), arrays)}
     times = []
-    for _ in range(repeat):
+    for _ in range(max(repeat, 1)):
         t = time.perf_counter()
         sess.run(None, feed)
         times.append((time.perf_counter() - t) * 1e3)

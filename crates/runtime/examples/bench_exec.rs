@@ -8,7 +8,8 @@
 //!
 //! Prints one JSON line on stdout:
 //! `{"load_ms", "run_median_ms", "run_min_ms", "trace_root", "kernels", "threads"}`.
-//! `--profile` adds the time per op type of the last run on stderr.
+//! Inputs bind in graph-input order. `--profile` adds the time per op type of
+//! the last run on stderr, `--nodes` the fastest time of each node.
 
 // A command-line tool: its output is the point.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -35,10 +36,9 @@ fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let [model_path, input_path, repeat, threads] = pos[..] else {
-        return Err(
-            "usage: bench_exec MODEL.onnx INPUT.npy REPEAT THREADS [--portable] [--profile]".into(),
-        );
+    let usage = "usage: bench_exec MODEL.onnx REPEAT THREADS INPUT.npy... [--portable] [--profile] [--nodes]";
+    let [model_path, repeat, threads, input_paths @ ..] = &pos[..] else {
+        return Err(usage.into());
     };
     let repeat: usize = repeat.parse().map_err(|e| format!("REPEAT: {e}"))?;
     let threads: usize = threads.parse().map_err(|e| format!("THREADS: {e}"))?;
@@ -48,8 +48,11 @@ fn run() -> Result<(), String> {
     let bytes = std::fs::read(model_path).map_err(|e| format!("{model_path}: {e}"))?;
     let model = Arc::new(Model::load(&bytes, limits).map_err(|e| e.to_string())?);
     drop(bytes);
-    let input_bytes = std::fs::read(input_path).map_err(|e| format!("{input_path}: {e}"))?;
-    let input = npy_decode(&input_bytes, limits.max_tensor_elements).map_err(|e| e.to_string())?;
+    let mut inputs = Vec::with_capacity(input_paths.len());
+    for p in input_paths {
+        let b = std::fs::read(p).map_err(|e| format!("{p}: {e}"))?;
+        inputs.push(npy_decode(&b, limits.max_tensor_elements).map_err(|e| e.to_string())?);
+    }
     let session = Session::new(
         Arc::clone(&model),
         Options {
@@ -62,9 +65,7 @@ fn run() -> Result<(), String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    let plan = session
-        .plan(std::slice::from_ref(&input))
-        .map_err(|e| e.to_string())?;
+    let plan = session.plan(&inputs).map_err(|e| e.to_string())?;
     let mut per_node = vec![f64::MAX; model.nodes().len()];
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
@@ -76,7 +77,7 @@ fn run() -> Result<(), String> {
         let t = Instant::now();
         let mut last = Instant::now();
         let out = session
-            .run_observed(vec![input.clone()], &mut |i, _| {
+            .run_observed(inputs.clone(), &mut |i, _| {
                 if flag("--profile") || flag("--nodes") {
                     let now = Instant::now();
                     let e = by_op.entry(model.nodes()[i].op_type.clone()).or_default();
