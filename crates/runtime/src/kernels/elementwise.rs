@@ -7,7 +7,7 @@
 //! operations, so loops the compiler autovectorises give the same bits as
 //! scalar ones.
 
-use super::Ctx;
+use super::{Ctx, Isa};
 use crate::broadcast::broadcast_strides;
 use crate::canon;
 use crate::tensor::Elem;
@@ -22,13 +22,46 @@ where
     U: Copy + Default + Send,
 {
     let mut out = vec![U::default(); x.len()];
+    let isa = ctx.isa;
     ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
         let s = i * GRAIN..i * GRAIN + o.len();
-        for (o, &v) in o.iter_mut().zip(&x[s]) {
-            *o = f(v);
-        }
+        with_isa(isa, || {
+            for (o, &v) in o.iter_mut().zip(&x[s]) {
+                *o = f(v);
+            }
+        });
     });
     out
+}
+
+/// Runs `body` compiled for AVX2+FMA when `isa` is that path (and the CPU
+/// has it), portably otherwise. The operations are the same either way:
+/// what changes is that `f32::mul_add` and `round_ties_even` in the inlined
+/// element functions ([`canon`]) become single instructions instead of calls
+/// to the C library's (correctly rounded, so equal) software versions, and
+/// that loops vectorise over 8 lanes.
+#[inline(always)]
+pub(crate) fn with_isa<R>(isa: Isa, body: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { run_avx2_fma(body) };
+    }
+    let _ = isa;
+    body()
+}
+
+/// `body()` compiled with AVX2 and FMA enabled.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2_fma<R>(body: impl FnOnce() -> R) -> R {
+    body()
 }
 
 /// Drops size-1 dimensions and merges adjacent dimensions that every input
@@ -131,28 +164,35 @@ where
     }
     // An operand with as many elements as the output has its layout (it can
     // differ only by leading 1s).
+    let isa = ctx.isa;
     if a.len() == n && b.len() == n {
         ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
             let s = i * GRAIN..i * GRAIN + o.len();
-            for ((o, &x), &y) in o.iter_mut().zip(&a[s.clone()]).zip(&b[s]) {
-                *o = f(x, y);
-            }
+            with_isa(isa, || {
+                for ((o, &x), &y) in o.iter_mut().zip(&a[s.clone()]).zip(&b[s]) {
+                    *o = f(x, y);
+                }
+            });
         });
     } else if a.len() == n && b.len() == 1 {
         let y = b[0];
         ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
             let s = i * GRAIN..i * GRAIN + o.len();
-            for (o, &x) in o.iter_mut().zip(&a[s]) {
-                *o = f(x, y);
-            }
+            with_isa(isa, || {
+                for (o, &x) in o.iter_mut().zip(&a[s]) {
+                    *o = f(x, y);
+                }
+            });
         });
     } else if a.len() == 1 && b.len() == n {
         let x = a[0];
         ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
             let s = i * GRAIN..i * GRAIN + o.len();
-            for (o, &y) in o.iter_mut().zip(&b[s]) {
-                *o = f(x, y);
-            }
+            with_isa(isa, || {
+                for (o, &y) in o.iter_mut().zip(&b[s]) {
+                    *o = f(x, y);
+                }
+            });
         });
     } else {
         let (shape, st) = coalesce(
@@ -163,41 +203,43 @@ where
             ],
         );
         ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
-            walk_runs(
-                &shape,
-                &st,
-                i * GRAIN,
-                o.len(),
-                |k, [oa, ob], run, inner| {
-                    let o = &mut o[k..k + run];
-                    match inner {
-                        [1, 1] => {
-                            for ((o, &x), &y) in
-                                o.iter_mut().zip(&a[oa..oa + run]).zip(&b[ob..ob + run])
-                            {
-                                *o = f(x, y);
+            with_isa(isa, || {
+                walk_runs(
+                    &shape,
+                    &st,
+                    i * GRAIN,
+                    o.len(),
+                    |k, [oa, ob], run, inner| {
+                        let o = &mut o[k..k + run];
+                        match inner {
+                            [1, 1] => {
+                                for ((o, &x), &y) in
+                                    o.iter_mut().zip(&a[oa..oa + run]).zip(&b[ob..ob + run])
+                                {
+                                    *o = f(x, y);
+                                }
+                            }
+                            [1, 0] => {
+                                let y = b[ob];
+                                for (o, &x) in o.iter_mut().zip(&a[oa..oa + run]) {
+                                    *o = f(x, y);
+                                }
+                            }
+                            [0, 1] => {
+                                let x = a[oa];
+                                for (o, &y) in o.iter_mut().zip(&b[ob..ob + run]) {
+                                    *o = f(x, y);
+                                }
+                            }
+                            [ia, ib] => {
+                                for (j, o) in o.iter_mut().enumerate() {
+                                    *o = f(a[oa + j * ia], b[ob + j * ib]);
+                                }
                             }
                         }
-                        [1, 0] => {
-                            let y = b[ob];
-                            for (o, &x) in o.iter_mut().zip(&a[oa..oa + run]) {
-                                *o = f(x, y);
-                            }
-                        }
-                        [0, 1] => {
-                            let x = a[oa];
-                            for (o, &y) in o.iter_mut().zip(&b[ob..ob + run]) {
-                                *o = f(x, y);
-                            }
-                        }
-                        [ia, ib] => {
-                            for (j, o) in o.iter_mut().enumerate() {
-                                *o = f(a[oa + j * ia], b[ob + j * ib]);
-                            }
-                        }
-                    }
-                },
-            );
+                    },
+                )
+            });
         });
     }
     out
@@ -548,6 +590,44 @@ mod tests {
     use super::*;
     use crate::broadcast::{broadcast_shapes, offsets};
     use crate::kernels::Isa;
+
+    #[test]
+    fn simd_compiled_maps_match_portable() {
+        // The AVX2+FMA-compiled loops (hardware fma and rounding inside the
+        // canonical functions) give the portable bits, at odd sizes too.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
+        for n in [0usize, 1, 7, 9, 33, GRAIN + 5] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919 + 13) % 4001) as f32 / 97.0 - 20.0)
+                .collect();
+            let y: Vec<f32> = x.iter().map(|v| v * 0.37 + 1.5).collect();
+            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            let portable = Ctx::single(Isa::Portable);
+            let want_u = bits(map(&portable, &x, crate::canon::tanh));
+            let f2 = |a: f32, b: f32| crate::canon::exp(a).mul_add(b, crate::canon::sigmoid(a));
+            let want_b = bits(map2(&portable, (&x, &[n]), (&y, &[n]), &[n], f2));
+            let want_s = bits(map2(&portable, (&x, &[n]), (&[0.25f32], &[1]), &[n], f2));
+            for ctx in [
+                Ctx::single(Isa::detect()),
+                Ctx::with_pool(Isa::detect(), &pool),
+            ] {
+                assert_eq!(bits(map(&ctx, &x, crate::canon::tanh)), want_u, "n={n}");
+                assert_eq!(
+                    bits(map2(&ctx, (&x, &[n]), (&y, &[n]), &[n], f2)),
+                    want_b,
+                    "n={n}"
+                );
+                assert_eq!(
+                    bits(map2(&ctx, (&x, &[n]), (&[0.25f32], &[1]), &[n], f2)),
+                    want_s,
+                    "n={n}"
+                );
+            }
+        }
+    }
 
     fn reference(a_shape: &[usize], b_shape: &[usize]) -> (Vec<usize>, Vec<i64>) {
         let out = broadcast_shapes(&[a_shape, b_shape]).unwrap();
