@@ -606,15 +606,15 @@ mod tests {
             let y: Vec<f32> = x.iter().map(|v| v * 0.37 + 1.5).collect();
             let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
             let portable = Ctx::single(Isa::Portable);
-            let want_u = bits(map(&portable, &x, crate::canon::tanh));
-            let f2 = |a: f32, b: f32| crate::canon::exp(a).mul_add(b, crate::canon::sigmoid(a));
+            let want_u = bits(map(&portable, &x, canon::tanh));
+            let f2 = |a: f32, b: f32| canon::exp(a).mul_add(b, canon::sigmoid(a));
             let want_b = bits(map2(&portable, (&x, &[n]), (&y, &[n]), &[n], f2));
             let want_s = bits(map2(&portable, (&x, &[n]), (&[0.25f32], &[1]), &[n], f2));
             for ctx in [
                 Ctx::single(Isa::detect()),
                 Ctx::with_pool(Isa::detect(), &pool),
             ] {
-                assert_eq!(bits(map(&ctx, &x, crate::canon::tanh)), want_u, "n={n}");
+                assert_eq!(bits(map(&ctx, &x, canon::tanh)), want_u, "n={n}");
                 assert_eq!(
                     bits(map2(&ctx, (&x, &[n]), (&y, &[n]), &[n], f2)),
                     want_b,
