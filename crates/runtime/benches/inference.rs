@@ -3,7 +3,9 @@
 //!
 //! The models are the ONNX wheel's light models with seeded random weights,
 //! written by `bash scripts/bench_compare.sh` (or scripts/test.sh for
-//! squeezenet) into target/onnx-tests/random/; missing models are skipped.
+//! squeezenet) into target/onnx-tests/random/, and magika's trained model,
+//! which bench_compare.sh extracts from its PyPI wheel into target/bench/;
+//! missing models are skipped. Inputs follow bench_compare.sh's patterns.
 //! Run: `cargo bench -p glassbox-runtime --bench inference`.
 
 // A skipped model is reported on stderr.
@@ -24,11 +26,35 @@ fn pattern(shape: &[usize]) -> Tensor {
     Tensor::from_vec(shape.to_vec(), v).expect("pattern")
 }
 
+/// magika's input: int32 bytes `[1, 2048]`, the integer pattern of
+/// scripts/bench_compare.sh.
+fn int_pattern(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<i32> = (0..n).map(|i| ((i * 7919 + 13) % 2) as i32).collect();
+    Tensor::from_vec(shape.to_vec(), v).expect("pattern")
+}
+
 fn bench_models(c: &mut Criterion) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/onnx-tests/random");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
     let all = std::thread::available_parallelism().map_or(1, usize::from);
-    for name in ["squeezenet", "resnet50"] {
-        let path = dir.join(format!("{name}-seed0.onnx"));
+    let models = [
+        (
+            "squeezenet",
+            target.join("onnx-tests/random/squeezenet-seed0.onnx"),
+            pattern(&[1, 3, 224, 224]),
+        ),
+        (
+            "resnet50",
+            target.join("onnx-tests/random/resnet50-seed0.onnx"),
+            pattern(&[1, 3, 224, 224]),
+        ),
+        (
+            "magika",
+            target.join("bench/magika.onnx"),
+            int_pattern(&[1, 2048]),
+        ),
+    ];
+    for (name, path, input) in models {
         let Ok(bytes) = std::fs::read(&path) else {
             eprintln!(
                 "skipping {name}: {} not found (run scripts/bench_compare.sh)",
@@ -37,7 +63,6 @@ fn bench_models(c: &mut Criterion) {
             continue;
         };
         let model = Arc::new(Model::load(&bytes, Limits::default()).expect("load"));
-        let input = pattern(&[1, 3, 224, 224]);
         let mut group = c.benchmark_group(name);
         group.sample_size(10);
         for threads in [1, all] {
