@@ -352,7 +352,11 @@ impl<B: PackB + ?Sized> Job<'_, B> {
                 row[..nr].copy_from_slice(self.c.segment((i + r) * ldc + j, nr));
             }
         }
-        kernel(self.isa, ap, bp, &mut acc);
+        if nr <= NR / 2 {
+            kernel_half(self.isa, ap, bp, &mut acc);
+        } else {
+            kernel(self.isa, ap, bp, &mut acc);
+        }
         for (r, row) in acc.iter().enumerate().take(mr) {
             let out = self.c.segment((i + r) * ldc + j, nr);
             match self.bias.filter(|_| last) {
@@ -468,6 +472,44 @@ fn kernel(isa: Isa, ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
     kernel_body(ap, bp, acc);
 }
 
+/// [`kernel`] on the first `NR / 2` columns of the tile only (the other
+/// accumulators are left as they are), for the last panel of a product whose
+/// width leaves at most `NR / 2` columns there: each computed element gets
+/// the same chain as in the full kernel.
+fn kernel_half(isa: Isa, ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma && avx2::available() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { avx2::kernel_half(ap, bp, acc) };
+        return;
+    }
+    let _ = isa;
+    kernel_half_body(ap, bp, acc);
+}
+
+/// The body of [`kernel_half`]: one register of `NR / 2` lanes per row.
+#[inline(always)]
+fn kernel_half_body(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
+    const H: usize = NR / 2;
+    let mut c = [[0.0f32; H]; MR];
+    for (cr, ar) in c.iter_mut().zip(acc.iter()) {
+        cr.copy_from_slice(&ar[..H]);
+    }
+    for (av, bv) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)) {
+        let (Ok(av), Ok(bv)) = (<&[f32; MR]>::try_from(av), <&[f32; H]>::try_from(&bv[..H])) else {
+            continue;
+        };
+        for (row, &ar) in c.iter_mut().zip(av) {
+            for (x, &bj) in row.iter_mut().zip(bv) {
+                *x = ar.mul_add(bj, *x);
+            }
+        }
+    }
+    for (ar, cr) in acc.iter_mut().zip(c.iter()) {
+        ar[..H].copy_from_slice(cr);
+    }
+}
+
 /// The micro-kernel body: an `MR x NR` tile of accumulators, each updated by
 /// one `mul_add` per `k`, `k` increasing. Compiled once portably and once with
 /// AVX2+FMA enabled, where the compiler maps each row of `NR` lanes onto two
@@ -490,7 +532,7 @@ fn kernel_body(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, MatRef, NR, axpy_body, kernel_body};
+    use super::{MR, MatRef, NR, axpy_body, kernel_body, kernel_half_body};
 
     /// Whether the CPU has AVX2 and FMA (cached by std).
     pub(super) fn available() -> bool {
@@ -504,6 +546,15 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn kernel(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
         kernel_body(ap, bp, acc);
+    }
+
+    /// [`kernel_half_body`] compiled for AVX2+FMA.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel_half(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
+        kernel_half_body(ap, bp, acc);
     }
 
     /// [`axpy_body`] compiled for AVX2+FMA.
