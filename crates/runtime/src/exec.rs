@@ -1,6 +1,7 @@
 //! Planning and execution: shape inference, cost, constant folding, and the
 //! node-by-node run that records the execution trace.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use crate::cost::Cost;
@@ -44,19 +45,52 @@ fn is_known_input(t: &Tensor) -> bool {
     small_int || t.rank() == 0
 }
 
-/// What a plan is specific to: each input's shape, and its value when known.
-#[derive(Debug, Clone, PartialEq)]
-struct InputKey {
-    shape: Vec<usize>,
-    value: Option<Tensor>,
+/// What a plan is specific to: each input's dtype and shape, and its value
+/// when known.
+#[derive(Debug, Clone)]
+pub(crate) struct InputKey {
+    pub(crate) dtype: DType,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) value: Option<Arc<Tensor>>,
+}
+
+impl InputKey {
+    /// The key of a fact.
+    pub(crate) fn of_fact(f: &Fact) -> InputKey {
+        InputKey {
+            dtype: f.dtype,
+            shape: f.shape.clone(),
+            value: f.value.clone(),
+        }
+    }
+
+    /// Whether a tensor given at run time fits this key: same dtype and
+    /// shape, and the same value when the value was known.
+    pub(crate) fn admits(&self, t: &Tensor) -> bool {
+        self.dtype == t.dtype()
+            && self.shape == t.shape()
+            && self.value.as_deref().is_none_or(|v| v == t)
+    }
+}
+
+impl PartialEq for InputKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.dtype == other.dtype
+            && self.shape == other.shape
+            && match (&self.value, &other.value) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                _ => false,
+            }
+    }
 }
 
 /// The plan for one set of concrete input shapes: facts for every value,
 /// folded constants, and costs.
 #[derive(Debug)]
 pub struct Plan {
-    key: Vec<InputKey>,
-    facts: Vec<Option<Fact>>,
+    pub(crate) key: Vec<InputKey>,
+    pub(crate) facts: Vec<Option<Fact>>,
     /// Per node: the leaf, when the node was folded at plan time.
     folded_leaves: Vec<Option<Hash>>,
     node_costs: Vec<Cost>,
@@ -160,8 +194,9 @@ impl Session {
         let key: Vec<InputKey> = inputs
             .iter()
             .map(|t| InputKey {
+                dtype: t.dtype(),
                 shape: t.shape().to_vec(),
-                value: is_known_input(t).then(|| t.clone()),
+                value: is_known_input(t).then(|| Arc::new(t.clone())),
             })
             .collect();
         self.plan_for(key)
@@ -169,13 +204,35 @@ impl Session {
 
     /// The plan for these input shapes, with no input values known.
     pub fn plan_shapes(&self, input_shapes: &[Vec<usize>]) -> Result<Arc<Plan>> {
-        let key = input_shapes
+        let m = &self.model;
+        if input_shapes.len() != m.inputs.len() {
+            return Err(Error::Input {
+                name: "*".into(),
+                reason: format!(
+                    "given {} input shapes, the model takes {} inputs",
+                    input_shapes.len(),
+                    m.inputs.len()
+                ),
+            });
+        }
+        let key = m
+            .inputs
             .iter()
-            .map(|s| InputKey {
-                shape: s.clone(),
-                value: None,
+            .zip(input_shapes)
+            .map(|(&vid, s)| {
+                let dtype = m.values[vid].dtype.ok_or_else(|| {
+                    Error::InvalidModel(format!(
+                        "graph input `{}` has no dtype",
+                        m.values[vid].name
+                    ))
+                })?;
+                Ok(InputKey {
+                    dtype,
+                    shape: s.clone(),
+                    value: None,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         self.plan_for(key)
     }
 
@@ -223,88 +280,14 @@ impl Session {
         let plan = self.plan(&inputs)?;
         let ctx = self.ctx();
         let input_hashes: Vec<Hash> = inputs.iter().map(Tensor::hash).collect();
-
-        let mut slots: Vec<Option<Tensor>> = vec![None; m.values.len()];
-        for (&vid, t) in m.inputs.iter().zip(inputs) {
-            slots[vid] = Some(t);
-        }
-        let mut leaves = Vec::with_capacity(m.nodes.len());
-        for (index, node) in m.nodes.iter().enumerate() {
-            if let Some(leaf) = plan.folded_leaves[index] {
-                let outs: Vec<&Tensor> = node
-                    .outputs
-                    .iter()
-                    .filter_map(|v| v.and_then(|v| value(m, &plan, &slots, v)))
-                    .collect();
-                observer(index, &outs);
-                leaves.push(leaf);
-                continue;
-            }
-            let node_err = |reason: String| Error::Node {
-                index,
-                name: node.name.clone(),
-                op: node.op_type.clone(),
-                reason,
-            };
-            let outs = {
-                let args: Vec<Option<&Tensor>> = node
-                    .inputs
-                    .iter()
-                    .map(|v| v.and_then(|v| value(m, &plan, &slots, v)))
-                    .collect();
-                node.op
-                    .run(&ctx, Args::new(&args))
-                    .map_err(|e| node_err(e.0))?
-            };
-            if outs.len() < node.outputs.len() {
-                return Err(node_err(format!(
-                    "produced {} outputs, the node binds {}",
-                    outs.len(),
-                    node.outputs.len()
-                )));
-            }
-            let mut bound = Vec::with_capacity(node.outputs.len());
-            for (vid, t) in node.outputs.iter().zip(outs) {
-                if let Some(vid) = *vid {
-                    if let Some(f) = &plan.facts[vid] {
-                        if f.dtype != t.dtype() || f.shape != t.shape() {
-                            return Err(node_err(format!(
-                                "output `{}` is {} {:?} but was planned as {} {:?}",
-                                m.values[vid].name,
-                                t.dtype(),
-                                t.shape(),
-                                f.dtype,
-                                f.shape
-                            )));
-                        }
-                    }
-                    bound.push(vid);
-                    slots[vid] = Some(t);
-                }
-            }
-            let outs: Vec<&Tensor> = bound.iter().filter_map(|&v| slots[v].as_ref()).collect();
-            observer(index, &outs);
-            let hashes: Vec<Hash> = outs.iter().map(|t| ctx.hash_tensor(t)).collect();
-            leaves.push(node_leaf_from_hashes(index, &hashes));
-            for vid in node.inputs.iter().flatten() {
-                if plan.last_use[*vid] == index {
-                    slots[*vid] = None;
-                }
-            }
-        }
-        let mut outputs = Vec::with_capacity(m.outputs.len());
-        for &vid in &m.outputs {
-            let t = match slots[vid].take() {
-                Some(t) => t,
-                None => value(m, &plan, &slots, vid).cloned().ok_or_else(|| {
-                    Error::InvalidModel(format!(
-                        "graph output `{}` was not computed",
-                        m.values[vid].name
-                    ))
-                })?,
-            };
-            outputs.push((m.values[vid].name.clone(), t));
-        }
+        let inputs = inputs.into_iter().map(Cow::Owned).collect();
+        let (outputs, leaves) = run_graph(m, &plan, inputs, &ctx, observer)?;
+        let outputs = m
+            .outputs
+            .iter()
+            .zip(outputs)
+            .map(|(&vid, t)| (m.values[vid].name.clone(), t))
+            .collect();
         Ok(RunOutput {
             outputs,
             trace: Trace {
@@ -379,14 +362,120 @@ impl Session {
     }
 }
 
+/// Runs a (sub)graph with a plan made for these inputs: returns its outputs
+/// in graph order and the leaves of its nodes. Inputs no longer read are
+/// dropped as soon as their last reader has run.
+pub(crate) fn run_graph(
+    m: &Model,
+    plan: &Plan,
+    inputs: Vec<Cow<'_, Tensor>>,
+    ctx: &Ctx<'_>,
+    observer: &mut (dyn FnMut(usize, &[&Tensor]) + Send),
+) -> Result<(Vec<Tensor>, Vec<Hash>)> {
+    if inputs.len() != m.inputs.len() {
+        return Err(Error::Input {
+            name: "*".into(),
+            reason: format!(
+                "given {} inputs, the graph takes {}",
+                inputs.len(),
+                m.inputs.len()
+            ),
+        });
+    }
+    let mut slots: Vec<Option<Cow<'_, Tensor>>> = vec![None; m.values.len()];
+    for (&vid, t) in m.inputs.iter().zip(inputs) {
+        slots[vid] = Some(t);
+    }
+    let mut leaves = Vec::with_capacity(m.nodes.len());
+    for (index, node) in m.nodes.iter().enumerate() {
+        if let Some(leaf) = plan.folded_leaves[index] {
+            let outs: Vec<&Tensor> = node
+                .outputs
+                .iter()
+                .filter_map(|v| v.and_then(|v| value(m, plan, &slots, v)))
+                .collect();
+            observer(index, &outs);
+            leaves.push(leaf);
+            continue;
+        }
+        let node_err = |reason: String| Error::Node {
+            index,
+            name: node.name.clone(),
+            op: node.op_type.clone(),
+            reason,
+        };
+        let outs = {
+            let args: Vec<Option<&Tensor>> = node
+                .inputs
+                .iter()
+                .map(|v| v.and_then(|v| value(m, plan, &slots, v)))
+                .collect();
+            node.op
+                .run(ctx, Args::new(&args))
+                .map_err(|e| node_err(e.0))?
+        };
+        if outs.len() < node.outputs.len() {
+            return Err(node_err(format!(
+                "produced {} outputs, the node binds {}",
+                outs.len(),
+                node.outputs.len()
+            )));
+        }
+        let mut bound = Vec::with_capacity(node.outputs.len());
+        for (vid, t) in node.outputs.iter().zip(outs) {
+            if let Some(vid) = *vid {
+                if let Some(f) = &plan.facts[vid] {
+                    if f.dtype != t.dtype() || f.shape != t.shape() {
+                        return Err(node_err(format!(
+                            "output `{}` is {} {:?} but was planned as {} {:?}",
+                            m.values[vid].name,
+                            t.dtype(),
+                            t.shape(),
+                            f.dtype,
+                            f.shape
+                        )));
+                    }
+                }
+                bound.push(vid);
+                slots[vid] = Some(Cow::Owned(t));
+            }
+        }
+        let outs: Vec<&Tensor> = bound.iter().filter_map(|&v| slots[v].as_deref()).collect();
+        observer(index, &outs);
+        let hashes: Vec<Hash> = outs.iter().map(|t| ctx.hash_tensor(t)).collect();
+        leaves.push(node_leaf_from_hashes(index, &hashes));
+        for vid in node.inputs.iter().flatten() {
+            if plan.last_use[*vid] == index {
+                slots[*vid] = None;
+            }
+        }
+    }
+    let mut outputs = Vec::with_capacity(m.outputs.len());
+    for (i, &vid) in m.outputs.iter().enumerate() {
+        // A value listed twice as an output is taken only the last time.
+        let again = m.outputs[i + 1..].contains(&vid);
+        let t = match slots[vid].take_if(|_| !again) {
+            Some(t) => t.into_owned(),
+            None => value(m, plan, &slots, vid).cloned().ok_or_else(|| {
+                Error::InvalidModel(format!(
+                    "graph output `{}` was not computed",
+                    m.values[vid].name
+                ))
+            })?,
+        };
+        outputs.push(t);
+    }
+    Ok((outputs, leaves))
+}
+
 fn value<'a>(
     m: &'a Model,
     plan: &'a Plan,
-    slots: &'a [Option<Tensor>],
+    slots: &'a [Option<Cow<'_, Tensor>>],
     vid: usize,
 ) -> Option<&'a Tensor> {
     slots[vid]
-        .as_ref()
+        .as_deref()
         .or_else(|| m.constants[vid].as_deref())
         .or_else(|| plan.facts[vid].as_ref().and_then(|f| f.value.as_deref()))
 }
@@ -483,7 +572,7 @@ fn check_inputs(m: &Model, inputs: &[Tensor]) -> Result<()> {
 
 /// Plans a run for concrete input shapes: infers every value's dtype and
 /// shape, folds nodes whose inputs are all known, and totals the cost.
-fn plan(m: &Model, key: Vec<InputKey>, ctx: &Ctx<'_>) -> Result<Plan> {
+pub(crate) fn plan(m: &Model, key: Vec<InputKey>, ctx: &Ctx<'_>) -> Result<Plan> {
     let mut facts: Vec<Option<Fact>> = vec![None; m.values.len()];
     for (vid, c) in m.constants.iter().enumerate() {
         if let Some(t) = c {
@@ -501,12 +590,20 @@ fn plan(m: &Model, key: Vec<InputKey>, ctx: &Ctx<'_>) -> Result<Plan> {
         });
     }
     for (&vid, k) in m.inputs.iter().zip(&key) {
-        let dtype = m.values[vid].dtype.ok_or_else(|| {
-            Error::InvalidModel(format!("graph input `{}` has no dtype", m.values[vid].name))
-        })?;
+        let v = &m.values[vid];
+        if v.dtype.is_some_and(|d| d != k.dtype) {
+            return Err(Error::Input {
+                name: v.name.clone(),
+                reason: format!(
+                    "got dtype {}; the graph expects {}",
+                    k.dtype,
+                    describe(m, vid)
+                ),
+            });
+        }
         facts[vid] = Some(match &k.value {
-            Some(t) => Fact::known(Arc::new(t.clone())),
-            None => Fact::new(dtype, k.shape.clone()),
+            Some(t) => Fact::known(Arc::clone(t)),
+            None => Fact::new(k.dtype, k.shape.clone()),
         });
     }
     let mut folded_leaves = Vec::with_capacity(m.nodes.len());

@@ -30,7 +30,8 @@ pub use cost::Cost;
 pub use error::{Error, OpError, OpResult, Result};
 pub use exec::{KNOWN_INPUT_MAX_ELEMENTS, Options, Plan, RunOutput, Session};
 pub use kernels::{Isa, KernelChoice};
-pub use model::{Dim, Limits, MAX_OPSET, MIN_OPSET, Model, Node, ValueInfo};
+pub use model::{Dim, Limits, MAX_OPSET, MAX_SUBGRAPH_DEPTH, MIN_OPSET, Model, Node, ValueInfo};
+pub use ops::control::MAX_LOOP_ITERATIONS;
 pub use tensor::{DType, Data, Elem, Tensor, checked_len, strides};
 pub use trace::{Hash, Trace};
 

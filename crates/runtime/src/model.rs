@@ -126,154 +126,12 @@ impl Model {
             None => return Err(invalid("model imports no default-domain (ai.onnx) opset")),
         };
         let graph = proto.graph.ok_or_else(|| invalid("model has no graph"))?;
-        if graph.node.len() > limits.max_nodes {
-            return Err(Error::Limit(format!(
-                "graph has {} nodes, over the limit of {}",
-                graph.node.len(),
-                limits.max_nodes
-            )));
-        }
-        let mut b = GraphBuilder {
-            values: Vec::new(),
-            ids: HashMap::new(),
-            constants: Vec::new(),
-        };
-
-        // Initializers are constants. A graph input with the same name (IR < 4
-        // style) is treated as that constant, not as a user-supplied input.
-        for init in &graph.initializer {
-            let name = init.name.clone().unwrap_or_default();
-            if name.is_empty() {
-                return Err(invalid("an initializer has no name"));
-            }
-            let t = tensor_from_proto(init, limits.max_tensor_elements)
-                .map_err(|e| invalid(format!("initializer: {}", e.0)))?;
-            let vid = b.define(&name, Some(t.dtype()), None)?;
-            b.constants[vid] = Some(Arc::new(t));
-        }
-        if let Some(init) = graph.sparse_initializer.first() {
-            let name = init
-                .values
-                .as_ref()
-                .and_then(|v| v.name.clone())
-                .unwrap_or_default();
-            return Err(invalid(format!(
-                "sparse initializer `{name}` is not supported"
-            )));
-        }
-        let mut inputs = Vec::new();
-        for vi in &graph.input {
-            let info = value_info(vi)?;
-            if let Some(&vid) = b.ids.get(&info.name) {
-                if b.constants[vid].is_some() {
-                    continue;
-                }
-                return Err(invalid(format!(
-                    "graph input `{}` is declared twice",
-                    info.name
-                )));
-            }
-            if info.dtype.is_none() {
-                return Err(invalid(format!(
-                    "graph input `{}` has no supported tensor element type",
-                    info.name
-                )));
-            }
-            let vid = b.define(&info.name, info.dtype, info.shape)?;
-            inputs.push(vid);
-        }
-
-        // Topological order (stable: among ready nodes, the earliest in the file).
-        let order = topo_order(&graph.node, &b.ids)?;
-        let mut nodes = Vec::with_capacity(order.len());
-        for (index, &i) in order.iter().enumerate() {
-            let n = &graph.node[i];
-            let name = n.name.clone().unwrap_or_default();
-            let op_type = n.op_type.clone().unwrap_or_default();
-            let node_err = |reason: String| Error::Node {
-                index,
-                name: name.clone(),
-                op: op_type.clone(),
-                reason,
-            };
-            let domain = n.domain.as_deref().unwrap_or("");
-            if !(domain.is_empty() || domain == "ai.onnx") {
-                return Err(node_err(format!("op domain `{domain}` is not supported")));
-            }
-            let attrs = decode_attrs(&n.attribute, limits.max_tensor_elements).map_err(node_err)?;
-            let node_inputs = n
-                .input
-                .iter()
-                .map(|s| {
-                    if s.is_empty() {
-                        Ok(None)
-                    } else {
-                        b.ids
-                            .get(s)
-                            .copied()
-                            .map(Some)
-                            .ok_or_else(|| node_err(format!("input `{s}` is not defined")))
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            // Trailing omitted (empty) outputs are the same as absent ones.
-            let n_outputs = n
-                .output
-                .iter()
-                .rposition(|s| !s.is_empty())
-                .map_or(0, |i| i + 1);
-            let mut node_outputs = Vec::with_capacity(n_outputs);
-            for s in &n.output[..n_outputs] {
-                if s.is_empty() {
-                    node_outputs.push(None);
-                } else {
-                    let vid = b
-                        .define(s, None, None)
-                        .map_err(|_| node_err(format!("output `{s}` is already defined")))?;
-                    node_outputs.push(Some(vid));
-                }
-            }
-            let ctx = BuildCtx {
-                op_type: &op_type,
-                attrs: &attrs,
-                opset,
-                n_inputs: n.input.len(),
-                n_outputs,
-            };
-            let op = ops::build(&ctx).map_err(|e| node_err(e.0))?;
-            nodes.push(Node {
-                name: name.clone(),
-                op_type: op_type.clone(),
-                inputs: node_inputs,
-                outputs: node_outputs,
-                op,
-            });
-        }
-
-        let mut outputs = Vec::new();
-        for vi in &graph.output {
-            let info = value_info(vi)?;
-            let vid = *b.ids.get(&info.name).ok_or_else(|| {
-                invalid(format!("graph output `{}` is never computed", info.name))
-            })?;
-            let v = &mut b.values[vid];
-            v.dtype = v.dtype.or(info.dtype);
-            v.shape = v.shape.clone().or(info.shape);
-            outputs.push(vid);
-        }
-        if outputs.is_empty() {
-            return Err(invalid("graph has no outputs"));
-        }
-        Ok(Model {
-            id,
+        let loader = Loader {
             opset,
-            values: b.values,
-            inputs,
-            outputs,
-            constants: b.constants,
-            nodes,
             limits,
-        })
+            nodes_left: std::cell::Cell::new(limits.max_nodes),
+        };
+        loader.graph(&graph, id, Scope::Main, 0)
     }
 
     /// The model id: BLAKE3 of the exact model bytes.
@@ -327,6 +185,283 @@ impl Model {
     }
 }
 
+/// Most levels of subgraphs (`If` branches, `Loop` bodies) inside one another.
+pub const MAX_SUBGRAPH_DEPTH: usize = 8;
+
+/// Which kind of graph is being loaded, and so how its inputs are bound.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// The model's main graph: declared inputs (an input that is also an
+    /// initializer is that constant), each with a declared element type.
+    Main,
+    /// A subgraph: its declared inputs (formal parameters, whose types may be
+    /// left to the caller), then one input per value it reads from enclosing
+    /// graphs, in the order given.
+    Sub {
+        /// Names of the enclosing graphs' values the subgraph reads.
+        captured: &'a [String],
+    },
+}
+
+/// Loads a graph and, recursively, its subgraphs, sharing one node budget.
+struct Loader {
+    opset: i64,
+    limits: Limits,
+    /// Nodes still allowed, over the main graph and every subgraph.
+    nodes_left: std::cell::Cell<usize>,
+}
+
+impl Loader {
+    fn graph(
+        &self,
+        graph: &onnx::GraphProto,
+        id: [u8; 32],
+        scope: Scope<'_>,
+        depth: usize,
+    ) -> Result<Model> {
+        let limits = self.limits;
+        let n = graph.node.len();
+        if n > self.nodes_left.get() {
+            return Err(Error::Limit(format!(
+                "the model has more than the limit of {} nodes (counting subgraphs)",
+                limits.max_nodes
+            )));
+        }
+        self.nodes_left.set(self.nodes_left.get() - n);
+        let mut b = GraphBuilder {
+            values: Vec::new(),
+            ids: HashMap::new(),
+            constants: Vec::new(),
+        };
+
+        // Initializers are constants. A main-graph input with the same name
+        // (IR < 4 style) is treated as that constant, not as a user input.
+        for init in &graph.initializer {
+            let name = init.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                return Err(invalid("an initializer has no name"));
+            }
+            let t = tensor_from_proto(init, limits.max_tensor_elements)
+                .map_err(|e| invalid(format!("initializer: {}", e.0)))?;
+            let vid = b.define(&name, Some(t.dtype()), None)?;
+            b.constants[vid] = Some(Arc::new(t));
+        }
+        if let Some(init) = graph.sparse_initializer.first() {
+            let name = init
+                .values
+                .as_ref()
+                .and_then(|v| v.name.clone())
+                .unwrap_or_default();
+            return Err(invalid(format!(
+                "sparse initializer `{name}` is not supported"
+            )));
+        }
+        let mut inputs = Vec::new();
+        for vi in &graph.input {
+            let info = value_info(vi)?;
+            if let Some(&vid) = b.ids.get(&info.name) {
+                if matches!(scope, Scope::Main) && b.constants[vid].is_some() {
+                    continue;
+                }
+                return Err(invalid(format!(
+                    "graph input `{}` is declared twice",
+                    info.name
+                )));
+            }
+            if matches!(scope, Scope::Main) && info.dtype.is_none() {
+                return Err(invalid(format!(
+                    "graph input `{}` has no supported tensor element type",
+                    info.name
+                )));
+            }
+            let vid = b.define(&info.name, info.dtype, info.shape)?;
+            inputs.push(vid);
+        }
+        if let Scope::Sub { captured } = scope {
+            for name in captured {
+                let vid = b.define(name, None, None)?;
+                inputs.push(vid);
+            }
+        }
+
+        // Per node: its inputs, then the enclosing values its subgraphs read
+        // (implicit inputs, which order the node after their producers).
+        let implicit: Vec<Vec<String>> = graph
+            .node
+            .iter()
+            .map(|n| node_free_vars(n, depth))
+            .collect::<Result<_>>()?;
+        let order = topo_order(&graph.node, &implicit, &b.ids)?;
+        let mut nodes = Vec::with_capacity(order.len());
+        for (index, &i) in order.iter().enumerate() {
+            let n = &graph.node[i];
+            let name = n.name.clone().unwrap_or_default();
+            let op_type = n.op_type.clone().unwrap_or_default();
+            let node_err = |reason: String| Error::Node {
+                index,
+                name: name.clone(),
+                op: op_type.clone(),
+                reason,
+            };
+            let domain = n.domain.as_deref().unwrap_or("");
+            if !(domain.is_empty() || domain == "ai.onnx") {
+                return Err(node_err(format!("op domain `{domain}` is not supported")));
+            }
+            let attrs = decode_attrs(&n.attribute, limits.max_tensor_elements).map_err(node_err)?;
+            let resolve = |s: &String| -> Result<Option<usize>> {
+                if s.is_empty() {
+                    Ok(None)
+                } else {
+                    b.ids
+                        .get(s)
+                        .copied()
+                        .map(Some)
+                        .ok_or_else(|| node_err(format!("input `{s}` is not defined")))
+                }
+            };
+            let mut node_inputs = n.input.iter().map(resolve).collect::<Result<Vec<_>>>()?;
+            let captured = &implicit[i];
+            for s in captured {
+                node_inputs.push(resolve(s)?);
+            }
+            // Trailing omitted (empty) outputs are the same as absent ones.
+            let n_outputs = n
+                .output
+                .iter()
+                .rposition(|s| !s.is_empty())
+                .map_or(0, |i| i + 1);
+            let mut node_outputs = Vec::with_capacity(n_outputs + 1);
+            for s in &n.output[..n_outputs] {
+                if s.is_empty() {
+                    node_outputs.push(None);
+                } else {
+                    let vid = b
+                        .define(s, None, None)
+                        .map_err(|_| node_err(format!("output `{s}` is already defined")))?;
+                    node_outputs.push(Some(vid));
+                }
+            }
+            let ctx = BuildCtx {
+                op_type: &op_type,
+                attrs: &attrs,
+                opset: self.opset,
+                n_inputs: n.input.len(),
+                n_outputs,
+            };
+            let op = match op_type.as_str() {
+                "If" | "Loop" => {
+                    let mut subgraphs = Vec::new();
+                    for a in &n.attribute {
+                        let Some(g) = a.g.as_ref() else { continue };
+                        let attr = a.name.clone().unwrap_or_default();
+                        if depth + 1 > MAX_SUBGRAPH_DEPTH {
+                            return Err(node_err(format!(
+                                "subgraphs nest deeper than the limit of {MAX_SUBGRAPH_DEPTH}"
+                            )));
+                        }
+                        let sub = self
+                            .graph(g, [0; 32], Scope::Sub { captured }, depth + 1)
+                            .map_err(|e| node_err(format!("subgraph `{attr}`: {e}")))?;
+                        subgraphs.push((attr, Arc::new(sub)));
+                    }
+                    // One more output, hidden: the commitment to the
+                    // subgraph runs (docs/determinism.md, "Control flow").
+                    node_outputs.push(Some(b.define_hidden(&format!("#{index}:subgraph-trace"))));
+                    ops::control::build(&ctx, subgraphs, captured.len())
+                        .map_err(|e| node_err(e.0))?
+                }
+                _ => ops::build(&ctx).map_err(|e| node_err(e.0))?,
+            };
+            nodes.push(Node {
+                name: name.clone(),
+                op_type: op_type.clone(),
+                inputs: node_inputs,
+                outputs: node_outputs,
+                op,
+            });
+        }
+
+        let mut outputs = Vec::new();
+        for vi in &graph.output {
+            let info = value_info(vi)?;
+            let vid = *b.ids.get(&info.name).ok_or_else(|| {
+                invalid(format!("graph output `{}` is never computed", info.name))
+            })?;
+            let v = &mut b.values[vid];
+            v.dtype = v.dtype.or(info.dtype);
+            v.shape = v.shape.clone().or(info.shape);
+            outputs.push(vid);
+        }
+        if outputs.is_empty() {
+            return Err(invalid("graph has no outputs"));
+        }
+        Ok(Model {
+            id,
+            opset: self.opset,
+            values: b.values,
+            inputs,
+            outputs,
+            constants: b.constants,
+            nodes,
+            limits,
+        })
+    }
+}
+
+/// The values a node's subgraphs read from enclosing graphs (names defined
+/// neither in the subgraph nor in its own subgraphs), in first-use order.
+fn node_free_vars(n: &onnx::NodeProto, depth: usize) -> Result<Vec<String>> {
+    let mut free = Vec::new();
+    for a in &n.attribute {
+        if let Some(g) = &a.g {
+            if depth + 1 > MAX_SUBGRAPH_DEPTH {
+                return Err(invalid(format!(
+                    "subgraphs nest deeper than the limit of {MAX_SUBGRAPH_DEPTH}"
+                )));
+            }
+            for v in graph_free_vars(g, depth + 1)? {
+                if !free.contains(&v) {
+                    free.push(v);
+                }
+            }
+        }
+        if !a.graphs.is_empty() {
+            let name = a.name.as_deref().unwrap_or("");
+            return Err(invalid(format!(
+                "attribute `{name}` holds a list of graphs, which no supported op takes"
+            )));
+        }
+    }
+    Ok(free)
+}
+
+fn graph_free_vars(g: &onnx::GraphProto, depth: usize) -> Result<Vec<String>> {
+    let mut defined: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    defined.extend(g.input.iter().filter_map(|v| v.name.as_deref()));
+    defined.extend(g.initializer.iter().filter_map(|t| t.name.as_deref()));
+    for n in &g.node {
+        defined.extend(n.output.iter().map(String::as_str));
+    }
+    let mut free: Vec<String> = Vec::new();
+    let mut add = |s: &str| {
+        if !s.is_empty() && !defined.contains(s) && !free.iter().any(|f| f == s) {
+            free.push(s.to_string());
+        }
+    };
+    for n in &g.node {
+        for s in &n.input {
+            add(s);
+        }
+        for s in node_free_vars(n, depth)? {
+            add(&s);
+        }
+    }
+    for o in &g.output {
+        add(o.name.as_deref().unwrap_or(""));
+    }
+    Ok(free)
+}
+
 struct GraphBuilder {
     values: Vec<ValueInfo>,
     ids: HashMap<String, usize>,
@@ -352,6 +487,18 @@ impl GraphBuilder {
         self.ids.insert(name.to_string(), vid);
         self.constants.push(None);
         Ok(vid)
+    }
+
+    /// A value no node of the file can name (the subgraph trace of a
+    /// control-flow node).
+    fn define_hidden(&mut self, name: &str) -> usize {
+        self.values.push(ValueInfo {
+            name: name.to_string(),
+            dtype: Some(DType::U8),
+            shape: Some(vec![Dim::Fixed(32)]),
+        });
+        self.constants.push(None);
+        self.values.len() - 1
     }
 }
 
@@ -428,6 +575,8 @@ fn decode_attrs(
             Some(T::Floats) => Attr::Floats(a.floats.clone()),
             Some(T::Ints) => Attr::Ints(a.ints.clone()),
             Some(T::Strings) => Attr::Strings(a.strings.clone()),
+            // Subgraphs are loaded by the loader, for the ops that take them.
+            Some(T::Graph) => continue,
             Some(other) => {
                 return Err(format!(
                     "attribute `{name}` has type {} which is not supported",
@@ -442,7 +591,11 @@ fn decode_attrs(
 }
 
 /// Kahn's algorithm; among ready nodes the one earliest in the file runs first.
-fn topo_order(nodes: &[onnx::NodeProto], defined: &HashMap<String, usize>) -> Result<Vec<usize>> {
+fn topo_order(
+    nodes: &[onnx::NodeProto],
+    implicit: &[Vec<String>],
+    defined: &HashMap<String, usize>,
+) -> Result<Vec<usize>> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for o in n.output.iter().filter(|o| !o.is_empty()) {
@@ -454,7 +607,7 @@ fn topo_order(nodes: &[onnx::NodeProto], defined: &HashMap<String, usize>) -> Re
     let mut pending = vec![0usize; nodes.len()];
     let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
-        for s in n.input.iter().filter(|s| !s.is_empty()) {
+        for s in n.input.iter().chain(&implicit[i]).filter(|s| !s.is_empty()) {
             if let Some(&p) = producer.get(s.as_str()) {
                 pending[i] += 1;
                 consumers[p].push(i);

@@ -16,6 +16,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) mod activation;
 pub(crate) mod binary;
+pub(crate) mod control;
 pub(crate) mod conv;
 pub(crate) mod gemm;
 pub(crate) mod index;
@@ -202,7 +203,8 @@ impl Registry {
     }
 }
 
-/// The registry of every op this runtime implements.
+/// The registry of every op this runtime implements, except `If` and `Loop`:
+/// the loader builds those itself, with their subgraphs ([`control`]).
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
