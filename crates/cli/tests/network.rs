@@ -2,60 +2,13 @@
 //! killed with SIGKILL, the others keep finalizing, and the restarted one
 //! catches up from its own storage and its peers.
 
-use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
-use common::{free_ports, get_json, glassbox, hex_bytes};
+use common::{Nodes, block_digest, free_ports, get_json, glassbox, height, hex_bytes, wait};
 
 const VALIDATORS: usize = 4;
-
-/// Kills every child on drop, so a failing test leaves no process behind.
-struct Nodes(Vec<Option<Child>>);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for child in self.0.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn start(dir: &Path, i: usize) -> Child {
-    let log = std::fs::File::create(dir.join(format!("node-{i}.log"))).unwrap();
-    glassbox()
-        .args(["node", "--config"])
-        .arg(dir.join(format!("validator-{i}/node.toml")))
-        .env("GLASSBOX_LOG", "warn,glassbox_node=info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn glassbox node")
-}
-
-fn height(port: u16) -> Option<u64> {
-    get_json(&format!("http://127.0.0.1:{port}/health"))?["finalized_height"].as_u64()
-}
-
-fn block_digest(port: u16, h: u64) -> Option<String> {
-    get_json(&format!("http://127.0.0.1:{port}/v1/blocks/{h}"))?["digest"]
-        .as_str()
-        .map(str::to_string)
-}
-
-fn wait(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
 
 #[test]
 fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
@@ -70,7 +23,7 @@ fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
         .unwrap();
     assert!(status.success(), "glassbox dev --init-only failed");
     let ports: Vec<u16> = (0..VALIDATORS as u16).map(|i| http + i).collect();
-    let mut nodes = Nodes((0..VALIDATORS).map(|i| Some(start(dir, i))).collect());
+    let mut nodes = Nodes::start(dir, VALIDATORS);
 
     let long = Duration::from_secs(60);
     wait("every node to finalize height 5", long, || {
@@ -104,9 +57,7 @@ fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
     });
 
     // SIGKILL validator 3: no chance to flush anything.
-    let mut victim = nodes.0[3].take().unwrap();
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    nodes.kill(3);
     let at_kill = height(ports[0]).unwrap();
     wait("three validators to keep finalizing", long, || {
         ports[..3]
@@ -114,7 +65,7 @@ fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
             .all(|&p| height(p).is_some_and(|h| h >= at_kill + 10))
     });
 
-    nodes.0[3] = Some(start(dir, 3));
+    nodes.restart(dir, 3);
     let target = height(ports[0]).unwrap();
     wait("the restarted validator to catch up", long, || {
         height(ports[3]).is_some_and(|h| h >= target)

@@ -1,5 +1,6 @@
 //! Shared helpers of the CLI's network tests: the binary, free ports, a
-//! killed-on-drop child, JSON GETs and a `glassbox dev` network.
+//! killed-on-drop child, JSON GETs, a `glassbox dev` network and separate
+//! `glassbox node` processes.
 
 #![allow(dead_code)]
 
@@ -69,6 +70,95 @@ pub(crate) fn hex_bytes<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
+/// Sets a genesis's commit and reveal windows to `window_blocks` and its
+/// dispute rounds to 4 × `window_blocks`.
+pub(crate) fn set_windows(genesis_path: &Path, window_blocks: u64) {
+    let mut genesis: Value = serde_json::from_slice(&std::fs::read(genesis_path).unwrap()).unwrap();
+    genesis["ledger"]["params"]["commit_window_blocks"] = window_blocks.into();
+    genesis["ledger"]["params"]["reveal_window_blocks"] = window_blocks.into();
+    genesis["ledger"]["params"]["dispute_round_blocks"] = (4 * window_blocks).into();
+    std::fs::write(genesis_path, genesis.to_string()).unwrap();
+}
+
+/// `glassbox node` processes, one per validator of a `dev --init-only`
+/// directory; every one still running is killed on drop.
+pub(crate) struct Nodes(Vec<Option<Child>>);
+
+impl Nodes {
+    /// Starts validators `0..n` of `dir`, each logging to `dir/node-<i>.log`.
+    pub(crate) fn start(dir: &Path, n: usize) -> Nodes {
+        Nodes((0..n).map(|i| Some(start_node(dir, i))).collect())
+    }
+
+    /// SIGKILLs validator `i`: no chance to flush anything.
+    pub(crate) fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.0[i].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Whether validator `i` has been killed (and not restarted).
+    pub(crate) fn is_down(&self, i: usize) -> bool {
+        self.0[i].is_none()
+    }
+
+    /// Starts validator `i` again from its data directory.
+    pub(crate) fn restart(&mut self, dir: &Path, i: usize) {
+        assert!(self.0[i].is_none(), "validator {i} is running");
+        self.0[i] = Some(start_node(dir, i));
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_node(dir: &Path, i: usize) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("node-{i}.log")))
+        .unwrap();
+    glassbox()
+        .args(["node", "--config"])
+        .arg(dir.join(format!("validator-{i}/node.toml")))
+        .env("GLASSBOX_LOG", "warn,glassbox_node=info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn glassbox node")
+}
+
+/// The finalized height a node's API reports.
+pub(crate) fn height(port: u16) -> Option<u64> {
+    get_json(&format!("http://127.0.0.1:{port}/health"))?["finalized_height"].as_u64()
+}
+
+/// The digest of the block at height `h` a node's API reports.
+pub(crate) fn block_digest(port: u16, h: u64) -> Option<String> {
+    get_json(&format!("http://127.0.0.1:{port}/v1/blocks/{h}"))?["digest"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Polls `done` every 100 ms; panics after `timeout`.
+pub(crate) fn wait(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
 /// A `glassbox dev` network of 4 validators in a child process.
 pub(crate) struct DevNet {
     /// `http://` of validator 0's API.
@@ -94,13 +184,7 @@ impl DevNet {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
-        let genesis_path = data.join("genesis.json");
-        let mut genesis: Value =
-            serde_json::from_slice(&std::fs::read(&genesis_path).unwrap()).unwrap();
-        genesis["ledger"]["params"]["commit_window_blocks"] = window_blocks.into();
-        genesis["ledger"]["params"]["reveal_window_blocks"] = window_blocks.into();
-        genesis["ledger"]["params"]["dispute_round_blocks"] = (4 * window_blocks).into();
-        std::fs::write(&genesis_path, genesis.to_string()).unwrap();
+        set_windows(&data.join("genesis.json"), window_blocks);
         for i in without {
             let from = data.join(format!("validator-{i}/executor.key"));
             std::fs::rename(&from, dir.join(format!("executor-{i}.key"))).unwrap();
