@@ -7,10 +7,11 @@
 #
 # Models: resnet50 and squeezenet from the ONNX wheel's light models with
 # seeded random weights (scripts/random_weights.py), magika (the trained model
-# inside the `magika` wheel from PyPI), the repo's mnist-cnn, and any
-# NAME=PATH.onnx pairs in $BENCH_EXTRA (e.g. a transformer encoder:
-# BENCH_EXTRA="bert=target/bert.onnx"; symbolic dims whose name contains
-# "seq" are bound to $BENCH_SEQ, default 128, other symbolic dims to 1).
+# inside the `magika` wheel from PyPI), bert (a BERT-layout encoder, hidden
+# 256, 4 layers, seeded random weights: scripts/make_bert.py --seed 0, into
+# target/bench/bert.onnx), the repo's mnist-cnn, and any NAME=PATH.onnx pairs
+# in $BENCH_EXTRA. Symbolic dims whose name contains "seq" are bound to
+# $BENCH_SEQ, default 128, other symbolic dims to 1 (bert: batch 1, seq 128).
 # Every runtime reads the same .npy inputs: floats get the pattern
 # ((i * 7919 + 13) % 2000) / 1000 - 1, integers (token ids, bytes, masks)
 # (i * 7919 + 13) % 2, valid for any vocabulary.
@@ -56,6 +57,11 @@ PY
   fi
 fi
 
+# The BERT-layout encoder (rewritten when make_bert.py changes).
+if [ ! -f target/bench/bert.onnx ] || [ scripts/make_bert.py -nt target/bench/bert.onnx ]; then
+  target/pyenv/bin/python scripts/make_bert.py target/bench/bert.onnx --seed 0 >/dev/null
+fi
+
 cargo build --release -q -p glassbox-runtime --example bench_exec
 cargo build --release -q --manifest-path bench/Cargo.toml
 GB=target/release/examples/bench_exec
@@ -64,6 +70,7 @@ TRACT=bench/target/release/glassbox-bench-tract
 MODELS=("squeezenet=target/onnx-tests/random/squeezenet-seed0.onnx"
         "resnet50=target/onnx-tests/random/resnet50-seed0.onnx")
 [ -f target/bench/magika.onnx ] && MODELS+=("magika=target/bench/magika.onnx")
+MODELS+=("bert=target/bench/bert.onnx")
 MODELS+=("mnist-cnn=models/mnist-cnn.onnx")
 for e in ${BENCH_EXTRA:-}; do MODELS+=("$e"); done
 
