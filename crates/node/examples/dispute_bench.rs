@@ -6,11 +6,13 @@
 //!
 //! ```text
 //! cargo run --release -p glassbox-node --example dispute_bench -- \
-//!     [--model target/onnx-tests/random/resnet50-seed0.onnx] [--lies 8] [--seed 1]
+//!     [--model target/onnx-tests/random/resnet50-seed0.onnx] [--lies 8] [--seed 1] \
+//!     [--seq 128]
 //! ```
 //!
 //! The input is the same deterministic pattern `scripts/bench_compare.sh`
-//! uses (floats in [-1, 1); integer inputs get small non-negative values).
+//! uses (floats in [-1, 1); integers 0 or 1, valid token ids, token types
+//! and masks).
 //! Everything runs in one process: a `State` per block, no network (the
 //! network's block time turns rounds into latency; see docs/disputes.md).
 
@@ -40,6 +42,8 @@ struct Opts {
     model: PathBuf,
     lies: usize,
     seed: u64,
+    /// Size of symbolic dimensions whose name contains "seq".
+    seq: usize,
 }
 
 fn parse_args() -> Result<Opts> {
@@ -47,6 +51,7 @@ fn parse_args() -> Result<Opts> {
         model: PathBuf::from("target/onnx-tests/random/resnet50-seed0.onnx"),
         lies: 8,
         seed: 1,
+        seq: 128,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -55,6 +60,7 @@ fn parse_args() -> Result<Opts> {
             "--model" => o.model = PathBuf::from(val("--model")?),
             "--lies" => o.lies = val("--lies")?.parse().context("--lies")?,
             "--seed" => o.seed = val("--seed")?.parse().context("--seed")?,
+            "--seq" => o.seq = val("--seq")?.parse().context("--seq")?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -80,8 +86,9 @@ fn tensor_spec(v: &ValueInfo) -> TensorSpec {
     }
 }
 
-/// The concrete input shapes (symbolic dimensions at 1).
-fn input_shapes(model: &Model) -> Result<Vec<Vec<usize>>> {
+/// The concrete input shapes: symbolic dimensions whose name contains "seq"
+/// at `seq` (as in scripts/bench_compare.sh), others at 1.
+fn input_shapes(model: &Model, seq: usize) -> Result<Vec<Vec<usize>>> {
     model
         .inputs()
         .map(|v| {
@@ -93,6 +100,7 @@ fn input_shapes(model: &Model) -> Result<Vec<Vec<usize>>> {
                 .iter()
                 .map(|d| match d {
                     Dim::Fixed(n) => *n,
+                    Dim::Symbol(s) if s.contains("seq") => seq,
                     Dim::Symbol(_) => 1,
                 })
                 .collect())
@@ -104,7 +112,7 @@ fn input_shapes(model: &Model) -> Result<Vec<Vec<usize>>> {
 fn pattern(v: &ValueInfo, shape: &[usize]) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let f = |i: usize| ((i as i64 * 7919 + 13) % 2000) as f32 / 1000.0 - 1.0;
-    let small = |i: usize| (i as i64 * 7919 + 13) % 100;
+    let small = |i: usize| (i as i64 * 7919 + 13) % 2;
     let data = match v.dtype.unwrap_or(DType::F32) {
         DType::F32 => Data::F32((0..n).map(f).collect()),
         DType::I64 => Data::I64((0..n).map(small).collect()),
@@ -366,7 +374,7 @@ fn main() -> Result<()> {
         std::fs::read(&o.model).with_context(|| format!("reading {}", o.model.display()))?;
     let model = Arc::new(Model::load(&bytes, Limits::default())?);
     let session = Arc::new(Session::new(Arc::clone(&model), Options::default())?);
-    let shapes = input_shapes(&model)?;
+    let shapes = input_shapes(&model, o.seq)?;
     let plan = session.plan_shapes(&shapes)?;
     let total_flops = plan.cost().flops.max(1);
     let node_flops: Vec<u64> = plan.node_costs().iter().map(|c| c.flops).collect();
