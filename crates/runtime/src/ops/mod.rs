@@ -24,6 +24,7 @@ pub(crate) mod layernorm;
 pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod reduce;
+pub(crate) mod rnn;
 pub(crate) mod shape;
 pub(crate) mod unary;
 pub(crate) mod util;
@@ -218,6 +219,7 @@ pub fn registry() -> &'static Registry {
         norm::register(&mut r);
         pool::register(&mut r);
         reduce::register(&mut r);
+        rnn::register(&mut r);
         shape::register(&mut r);
         unary::register(&mut r);
         r
