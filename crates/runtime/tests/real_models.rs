@@ -35,10 +35,8 @@ use glassbox_runtime::{
 /// on ("unsupported op type `If`", or an error of a node of that op type
 /// about something unsupported). When one starts to load (or fails on
 /// another op), its test fails: remove it from this list (or update the
-/// op), and add its golden root.
-///
-/// - silero-vad: `LSTM` (inside the branches of its sample-rate `If`).
-const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[("silero-vad", "LSTM")];
+/// op), and add its golden root. Every model loads today.
+const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[];
 
 /// Every case `scripts/real_models.py` writes.
 const MODELS: &[&str] = &["magika", "silero-vad", "silero-vad-op18", "bert"];
