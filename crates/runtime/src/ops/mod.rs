@@ -24,6 +24,7 @@ pub(crate) mod layernorm;
 pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod reduce;
+pub(crate) mod reorder;
 pub(crate) mod rnn;
 pub(crate) mod shape;
 pub(crate) mod unary;
@@ -219,6 +220,7 @@ pub fn registry() -> &'static Registry {
         norm::register(&mut r);
         pool::register(&mut r);
         reduce::register(&mut r);
+        reorder::register(&mut r);
         rnn::register(&mut r);
         shape::register(&mut r);
         unary::register(&mut r);
