@@ -18,6 +18,7 @@ pub(crate) mod activation;
 pub(crate) mod binary;
 pub(crate) mod control;
 pub(crate) mod conv;
+pub(crate) mod conv_transpose;
 pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod layernorm;
@@ -214,6 +215,7 @@ pub fn registry() -> &'static Registry {
         activation::register(&mut r);
         binary::register(&mut r);
         conv::register(&mut r);
+        conv_transpose::register(&mut r);
         gemm::register(&mut r);
         index::register(&mut r);
         layernorm::register(&mut r);
