@@ -30,19 +30,24 @@ impl Default for Options {
     }
 }
 
-/// Integer and bool graph inputs with at most this many elements, and every
-/// scalar (rank-0) input, are known to the planner: their values key the
-/// plan, and computations that read them (a Reshape target, Pad amounts,
-/// axes, a Range's bounds) are resolved before execution, with the same
-/// kernels and so the same bits.
+/// Integer and bool graph inputs with at most this many elements, float
+/// inputs with at most [`KNOWN_FLOAT_INPUT_MAX_ELEMENTS`], and every scalar
+/// (rank-0) input, are known to the planner: their values key the plan, and
+/// computations that read them (a Reshape target, Pad amounts, axes, a
+/// Range's bounds, Resize scales) are resolved before execution, with the
+/// same kernels and so the same bits.
 pub const KNOWN_INPUT_MAX_ELEMENTS: usize = 64;
 
+/// Float graph inputs this small are parameters (Resize scales, a
+/// threshold), not data: known to the planner like small integer inputs.
+pub const KNOWN_FLOAT_INPUT_MAX_ELEMENTS: usize = 8;
+
 fn is_known_input(t: &Tensor) -> bool {
-    let small_int = matches!(
-        t.dtype(),
-        DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::Bool
-    ) && t.len() <= KNOWN_INPUT_MAX_ELEMENTS;
-    small_int || t.rank() == 0
+    let limit = match t.dtype() {
+        DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::Bool => KNOWN_INPUT_MAX_ELEMENTS,
+        DType::F32 | DType::F64 => KNOWN_FLOAT_INPUT_MAX_ELEMENTS,
+    };
+    t.len() <= limit || t.rank() == 0
 }
 
 /// What a plan is specific to: each input's dtype and shape, and its value

@@ -28,7 +28,9 @@ pub use attrs::{Attr, Attrs};
 pub use broadcast::broadcast_shapes;
 pub use cost::Cost;
 pub use error::{Error, OpError, OpResult, Result};
-pub use exec::{KNOWN_INPUT_MAX_ELEMENTS, Options, Plan, RunOutput, Session};
+pub use exec::{
+    KNOWN_FLOAT_INPUT_MAX_ELEMENTS, KNOWN_INPUT_MAX_ELEMENTS, Options, Plan, RunOutput, Session,
+};
 pub use kernels::{Isa, KernelChoice};
 pub use model::{Dim, Limits, MAX_OPSET, MAX_SUBGRAPH_DEPTH, MIN_OPSET, Model, Node, ValueInfo};
 pub use ops::control::MAX_LOOP_ITERATIONS;

@@ -90,6 +90,14 @@ fn f32s(shape: Vec<usize>, v: &[f32]) -> Tensor {
     Tensor::from_vec(shape, v.to_vec()).unwrap()
 }
 
+/// `v` repeated to at least 9 elements, a rank-1 tensor: float inputs of at
+/// most 8 elements would be known to the planner (`KNOWN_FLOAT_INPUT_MAX_ELEMENTS`),
+/// which would fold these graphs before the run instead of running them.
+fn tile(v: &[f32]) -> Tensor {
+    let times = 9usize.div_ceil(v.len());
+    Tensor::from_vec(vec![v.len() * times], v.repeat(times)).unwrap()
+}
+
 fn run(m: &Arc<Model>, threads: usize, inputs: Vec<Tensor>) -> glassbox_runtime::RunOutput {
     let s = Session::new(
         Arc::clone(m),
@@ -126,21 +134,21 @@ fn if_model(then_body: Option<Vec<NodeProto>>) -> GraphProto {
         vec![iff],
         vec![
             vi("cond", DType::Bool, Some(&[])),
-            vi("x", DType::F32, Some(&[3])),
+            vi("x", DType::F32, Some(&[9])),
         ],
         &["y"],
-        vec![tensor_to_proto(&f32s(vec![3], &[2.0, 3.0, 4.0]), "c")],
+        vec![tensor_to_proto(&tile(&[2.0, 3.0, 4.0]), "c")],
     )
 }
 
 #[test]
 fn if_runs_the_branch_the_condition_picks_with_enclosing_values() {
     let m = load(if_model(None)).unwrap();
-    let x = f32s(vec![3], &[1.0, 2.0, 3.0]);
+    let x = tile(&[1.0, 2.0, 3.0]);
     let t = run(&m, 1, vec![Tensor::scalar(true), x.clone()]);
     let e = run(&m, 1, vec![Tensor::scalar(false), x.clone()]);
-    assert_eq!(t.outputs[0].1, f32s(vec![3], &[3.0, 5.0, 7.0]));
-    assert_eq!(e.outputs[0].1, f32s(vec![3], &[2.0, 6.0, 12.0]));
+    assert_eq!(t.outputs[0].1, tile(&[3.0, 5.0, 7.0]));
+    assert_eq!(e.outputs[0].1, tile(&[2.0, 6.0, 12.0]));
     assert_ne!(t.trace.root(), e.trace.root());
     // Same bits and trace on more threads.
     let t2 = run(&m, 2, vec![Tensor::scalar(true), x]);
@@ -158,7 +166,7 @@ fn the_trace_covers_the_nodes_a_branch_ran() {
     ];
     let plain = load(if_model(None)).unwrap();
     let long = load(if_model(Some(longer))).unwrap();
-    let x = f32s(vec![3], &[1.0, 2.0, 3.0]);
+    let x = tile(&[1.0, 2.0, 3.0]);
     let a = run(&plain, 1, vec![Tensor::scalar(true), x.clone()]);
     let b = run(&long, 1, vec![Tensor::scalar(true), x]);
     assert_eq!(a.outputs[0].1, b.outputs[0].1);
@@ -168,7 +176,7 @@ fn the_trace_covers_the_nodes_a_branch_ran() {
 #[test]
 fn the_referee_re_runs_a_control_flow_node_to_its_leaf() {
     let m = load(if_model(None)).unwrap();
-    let x = f32s(vec![3], &[1.0, 2.0, 3.0]);
+    let x = tile(&[1.0, 2.0, 3.0]);
     let out = run(&m, 1, vec![Tensor::scalar(false), x.clone()]);
     let s = Session::new(Arc::clone(&m), Options::default()).unwrap();
     let node = &m.nodes()[0];
@@ -209,23 +217,23 @@ fn if_with_a_condition_computed_in_the_run_needs_branches_of_one_shape() {
                     els,
                 ),
             ],
-            vec![vi("x", DType::F32, Some(&[3]))],
+            vec![vi("x", DType::F32, Some(&[9]))],
             &["y"],
             vec![
                 tensor_to_proto(&f32s(vec![], &[0.0]), "zero"),
-                tensor_to_proto(&f32s(vec![2], &[1.0, 1.0]), "two"),
+                tensor_to_proto(&tile(&[1.0, 1.0]), "two"),
             ],
         )
     };
     let m = load(cond_nodes("x")).unwrap();
-    let y = run(&m, 1, vec![f32s(vec![3], &[1.0, -2.0, 3.0])]);
-    assert_eq!(y.outputs[0].1, f32s(vec![3], &[1.0, -2.0, 3.0]));
-    let y = run(&m, 1, vec![f32s(vec![3], &[-1.0, -2.0, 3.0])]);
-    assert_eq!(y.outputs[0].1, f32s(vec![3], &[1.0, 2.0, -3.0]));
+    let y = run(&m, 1, vec![tile(&[1.0, -2.0, 3.0])]);
+    assert_eq!(y.outputs[0].1, tile(&[1.0, -2.0, 3.0]));
+    let y = run(&m, 1, vec![tile(&[-1.0, -2.0, 3.0])]);
+    assert_eq!(y.outputs[0].1, tile(&[1.0, 2.0, -3.0]));
 
     let m = load(cond_nodes("two")).unwrap();
     let s = Session::new(m, Options::default()).unwrap();
-    let err = s.run(vec![f32s(vec![3], &[1.0, 2.0, 3.0])]).unwrap_err();
+    let err = s.run(vec![tile(&[1.0, 2.0, 3.0])]).unwrap_err();
     assert!(
         err.to_string().contains("not known before the run"),
         "{err}"
@@ -273,17 +281,17 @@ fn nested_subgraphs_read_values_two_levels_up() {
         vec![
             vi("c1", DType::Bool, Some(&[])),
             vi("c2", DType::Bool, Some(&[])),
-            vi("x", DType::F32, Some(&[2])),
+            vi("x", DType::F32, Some(&[10])),
         ],
         &["y"],
-        vec![tensor_to_proto(&f32s(vec![2], &[10.0, 100.0]), "c")],
+        vec![tensor_to_proto(&tile(&[10.0, 100.0]), "c")],
     ))
     .unwrap();
-    let x = f32s(vec![2], &[1.0, 2.0]);
+    let x = tile(&[1.0, 2.0]);
     let y = |a, b| run(&m, 1, vec![Tensor::scalar(a), Tensor::scalar(b), x.clone()]).outputs;
-    assert_eq!(y(true, true)[0].1, f32s(vec![2], &[10.0, 200.0]));
+    assert_eq!(y(true, true)[0].1, tile(&[10.0, 200.0]));
     assert_eq!(y(true, false)[0].1, x);
-    assert_eq!(y(false, true)[0].1, f32s(vec![2], &[10.0, 100.0]));
+    assert_eq!(y(false, true)[0].1, tile(&[10.0, 100.0]));
 }
 
 /// `Loop(M, cond, y0)`: body `y = y + x` (x from the main graph), scan out y.
@@ -315,11 +323,11 @@ fn loop_model(body_cond: Vec<NodeProto>, scan: bool) -> GraphProto {
         vec![
             vi("M", DType::I64, Some(&[])),
             vi("cond", DType::Bool, Some(&[])),
-            vi("y0", DType::F32, Some(&[2])),
-            vi("x", DType::F32, Some(&[2])),
+            vi("y0", DType::F32, Some(&[10])),
+            vi("x", DType::F32, Some(&[10])),
         ],
         loop_outs,
-        vec![tensor_to_proto(&f32s(vec![], &[10.0]), "limit")],
+        vec![tensor_to_proto(&f32s(vec![], &[50.0]), "limit")],
     )
 }
 
@@ -334,21 +342,30 @@ fn loop_with_a_known_trip_count_stacks_its_scan_outputs() {
         vec![
             Tensor::scalar(n),
             Tensor::scalar(true),
-            f32s(vec![2], &[0.0, 1.0]),
-            f32s(vec![2], &[1.0, 2.0]),
+            tile(&[0.0, 1.0]),
+            tile(&[1.0, 2.0]),
         ]
     };
     let out = run(&m, 1, inputs(3));
-    assert_eq!(out.outputs[0].1, f32s(vec![2], &[3.0, 7.0]));
+    assert_eq!(out.outputs[0].1, tile(&[3.0, 7.0]));
     assert_eq!(
         out.outputs[1].1,
-        f32s(vec![3, 2], &[1.0, 3.0, 2.0, 5.0, 3.0, 7.0])
+        Tensor::from_vec(
+            vec![3, 10],
+            [
+                [1.0f32, 3.0].repeat(5),
+                [2.0, 5.0].repeat(5),
+                [3.0, 7.0].repeat(5)
+            ]
+            .concat()
+        )
+        .unwrap()
     );
     assert_eq!(out.trace.root(), run(&m, 2, inputs(3)).trace.root());
     // Zero iterations: the initial value and an empty stack.
     let out = run(&m, 1, inputs(0));
-    assert_eq!(out.outputs[0].1, f32s(vec![2], &[0.0, 1.0]));
-    assert_eq!(out.outputs[1].1.shape(), &[0, 2]);
+    assert_eq!(out.outputs[0].1, tile(&[0.0, 1.0]));
+    assert_eq!(out.outputs[1].1.shape(), &[0, 10]);
     assert_ne!(
         run(&m, 1, inputs(2)).trace.root(),
         run(&m, 1, inputs(3)).trace.root()
@@ -357,7 +374,7 @@ fn loop_with_a_known_trip_count_stacks_its_scan_outputs() {
 
 #[test]
 fn loop_whose_condition_is_computed_in_the_run() {
-    // Runs while ReduceSum(y) < 10.
+    // Runs while ReduceSum(y) < 50.
     let cond = vec![
         node("ReduceSum", &["y_out"], &["s"]),
         node("Less", &["s", "limit"], &["cond_out"]),
@@ -369,12 +386,12 @@ fn loop_whose_condition_is_computed_in_the_run() {
         vec![
             Tensor::scalar(100i64),
             Tensor::scalar(true),
-            f32s(vec![2], &[0.0, 0.0]),
-            f32s(vec![2], &[1.0, 2.0]),
+            tile(&[0.0, 0.0]),
+            tile(&[1.0, 2.0]),
         ],
     );
-    // Sums 3, 6, 9, 12: stops after the fourth iteration.
-    assert_eq!(out.outputs[0].1, f32s(vec![2], &[4.0, 8.0]));
+    // Sums 15, 30, 45, 60: stops after the fourth iteration.
+    assert_eq!(out.outputs[0].1, tile(&[4.0, 8.0]));
 
     // With scan outputs the stacked shape cannot be planned.
     let m = load(loop_model(cond, true)).unwrap();
@@ -383,8 +400,8 @@ fn loop_whose_condition_is_computed_in_the_run() {
         .run(vec![
             Tensor::scalar(100i64),
             Tensor::scalar(true),
-            f32s(vec![2], &[0.0, 0.0]),
-            f32s(vec![2], &[1.0, 2.0]),
+            tile(&[0.0, 0.0]),
+            tile(&[1.0, 2.0]),
         ])
         .unwrap_err();
     assert!(err.to_string().contains("scan outputs"), "{err}");
@@ -473,7 +490,7 @@ fn bad_control_flow_is_refused_with_a_reason() {
         )],
         vec![
             vi("M", DType::I64, Some(&[])),
-            vi("y0", DType::F32, Some(&[2])),
+            vi("y0", DType::F32, Some(&[10])),
         ],
         &["y"],
         vec![],
@@ -481,7 +498,7 @@ fn bad_control_flow_is_refused_with_a_reason() {
     .unwrap();
     let s = Session::new(m, Options::default()).unwrap();
     let err = s
-        .run(vec![Tensor::scalar(2i64), f32s(vec![2], &[1.0, 2.0])])
+        .run(vec![Tensor::scalar(2i64), tile(&[1.0, 2.0])])
         .unwrap_err()
         .to_string();
     assert!(err.contains("loop-carried value 0"), "{err}");

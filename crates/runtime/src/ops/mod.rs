@@ -26,6 +26,7 @@ pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod reduce;
 pub(crate) mod reorder;
+pub(crate) mod resize;
 pub(crate) mod rnn;
 pub(crate) mod shape;
 pub(crate) mod unary;
@@ -223,6 +224,7 @@ pub fn registry() -> &'static Registry {
         pool::register(&mut r);
         reduce::register(&mut r);
         reorder::register(&mut r);
+        resize::register(&mut r);
         rnn::register(&mut r);
         shape::register(&mut r);
         unary::register(&mut r);
