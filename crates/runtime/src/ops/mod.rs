@@ -19,6 +19,7 @@ pub(crate) mod binary;
 pub(crate) mod control;
 pub(crate) mod conv;
 pub(crate) mod conv_transpose;
+pub(crate) mod einsum;
 pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod layernorm;
@@ -217,6 +218,7 @@ pub fn registry() -> &'static Registry {
         binary::register(&mut r);
         conv::register(&mut r);
         conv_transpose::register(&mut r);
+        einsum::register(&mut r);
         gemm::register(&mut r);
         index::register(&mut r);
         layernorm::register(&mut r);
