@@ -260,4 +260,23 @@ mod tests {
             .collect();
         assert!(missing.is_empty(), "missing ops: {missing:?}");
     }
+
+    /// The ops of the coverage issue (transformers and real models); `If`
+    /// and `Loop` are built by the loader (tests/control.rs).
+    #[test]
+    fn registry_covers_the_transformer_op_set() {
+        let required = "Erf Gelu LayerNormalization RMSNormalization GroupNormalization \
+            InstanceNormalization ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 \
+            ReduceL2 ReduceSumSquare ReduceLogSumExp ArgMax ArgMin TopK Where Equal Less Greater \
+            LessOrEqual GreaterOrEqual Not And Or Xor Expand Range Slice Split Tile Resize \
+            ConvTranspose PRelu Elu Selu Celu Softplus Softsign HardSigmoid HardSwish Mish Sin \
+            Cos Round Sign Mod CumSum OneHot Trilu Einsum GatherElements GatherND \
+            ScatterElements ScatterND NonZero Size DepthToSpace SpaceToDepth IsNaN IsInf LSTM";
+        let r = super::registry();
+        let missing: Vec<&str> = required
+            .split_whitespace()
+            .filter(|op| r.get(op).is_none())
+            .collect();
+        assert!(missing.is_empty(), "missing ops: {missing:?}");
+    }
 }
