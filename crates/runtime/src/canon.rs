@@ -98,6 +98,7 @@ fn pow2i(n: i32) -> f32 {
 }
 
 /// Canonical `exp` (docs/determinism.md, "Transcendental functions").
+#[inline]
 pub fn exp(x: f32) -> f32 {
     if x.is_nan() {
         return x;

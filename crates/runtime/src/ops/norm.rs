@@ -15,6 +15,7 @@ use crate::canon;
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
+use crate::kernels::elementwise::with_isa;
 use crate::tensor::{DType, Elem, Tensor};
 use crate::{bail, ensure};
 
@@ -49,6 +50,7 @@ impl Real for f32 {
     fn from_f32(v: f32) -> f32 {
         v
     }
+    #[inline]
     fn exp(self) -> f32 {
         canon::exp(self)
     }
@@ -175,27 +177,34 @@ impl Softmax {
             return out;
         }
         let log = self.log;
+        // The loops run compiled for AVX2+FMA on that path: the canonical
+        // exp's fma and rounding become instructions (same bits).
+        let isa = ctx.isa;
         if inner == 1 {
             let rows = items_per_task(n);
             ctx.for_chunks_mut(&mut out, rows * n, |ci, oc| {
                 let base = ci * rows * n;
-                for (r, yrow) in oc.chunks_mut(n).enumerate() {
-                    let start = base + r * n;
-                    softmax_row(&x[start..start + n], yrow, log);
-                }
+                with_isa(isa, || {
+                    for (r, yrow) in oc.chunks_mut(n).enumerate() {
+                        let start = base + r * n;
+                        softmax_row(&x[start..start + n], yrow, log);
+                    }
+                });
             });
         } else if outer >= ctx.threads() || ctx.threads() == 1 {
             let block = n * inner;
             ctx.for_chunks_mut(&mut out, block, |o, yb| {
-                softmax_cols(
-                    &x[o * block..(o + 1) * block],
-                    inner,
-                    0..inner,
-                    n,
-                    yb,
-                    inner,
-                    log,
-                );
+                with_isa(isa, || {
+                    softmax_cols(
+                        &x[o * block..(o + 1) * block],
+                        inner,
+                        0..inner,
+                        n,
+                        yb,
+                        inner,
+                        log,
+                    );
+                });
             });
         } else {
             // Few outer blocks: split the columns of each block between
@@ -208,7 +217,7 @@ impl Softmax {
                     let w = cols.len();
                     let mut buf = vec![T::ZERO; n * w];
                     let start = cols.start;
-                    softmax_cols(xb, inner, cols, n, &mut buf, w, log);
+                    with_isa(isa, || softmax_cols(xb, inner, cols, n, &mut buf, w, log));
                     if let Ok(mut p) = parts.lock() {
                         p.push((start, buf));
                     }
@@ -232,6 +241,7 @@ impl Softmax {
 
 /// One contiguous row: `m` = sequential max, `e = exp(x - m)`, `s` = L8 sum,
 /// then `e / s` or `(x - m) - log(s)`.
+#[inline(always)]
 fn softmax_row<T: Real>(x: &[T], y: &mut [T], log: bool) {
     let Some((&first, rest)) = x.split_first() else {
         return;
@@ -256,6 +266,7 @@ fn softmax_row<T: Real>(x: &[T], y: &mut [T], log: bool) {
 /// Softmax over `n` rows of the columns `cols` of a row-major `[n, xstride]`
 /// block `x`, into `y[i * ystride + (j - cols.start)]`. Per column this is the
 /// same sequence as [`softmax_row`]: lane `i % 8` accumulates row `i`.
+#[inline(always)]
 fn softmax_cols<T: Real>(
     x: &[T],
     xstride: usize,
