@@ -223,19 +223,61 @@ fn slice_plan(
     Ok(plan)
 }
 
+/// Copies the slice in runs: the trailing dimensions the slice keeps whole
+/// form contiguous blocks, and a step-1 dimension before them one longer
+/// block.
 fn slice_typed<T: Copy>(v: &[T], shape: &[usize], p: &SlicePlan) -> OpResult<Vec<T>> {
+    let n = shape_len(&p.out)?;
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return Ok(out);
+    }
+    let r = shape.len();
+    if r == 0 {
+        out.push(v[0]);
+        return Ok(out);
+    }
     let st = strides(shape);
-    let mut out = Vec::with_capacity(shape_len(&p.out)?);
-    for_each_index(&p.out, |idx| {
-        let mut off = 0usize;
-        for (d, &i) in idx.iter().enumerate() {
-            let pos = p.start[d] as i128 + i as i128 * i128::from(p.step[d]);
-            off += pos as usize * st[d];
+    // `j`: the last dimension the slice does not keep whole (or 0).
+    let whole = |d: usize| p.start[d] == 0 && p.step[d] == 1 && p.out[d] == shape[d];
+    let mut j = r - 1;
+    while j > 0 && whole(j) {
+        j -= 1;
+    }
+    let inner = st[j];
+    let step: Vec<i64> = (0..r).map(|d| p.step[d] * st[d] as i64).collect();
+    let base: i64 = (0..r).map(|d| (p.start[d] * st[d]) as i64).sum();
+    let mut idx = vec![0usize; j];
+    loop {
+        let off = base
+            + idx
+                .iter()
+                .zip(&step)
+                .map(|(&i, &s)| i as i64 * s)
+                .sum::<i64>();
+        if p.step[j] == 1 {
+            let off = off as usize;
+            out.extend_from_slice(&v[off..off + p.out[j] * inner]);
+        } else {
+            for i in 0..p.out[j] {
+                let o = (off + i as i64 * step[j]) as usize;
+                out.extend_from_slice(&v[o..o + inner]);
+            }
         }
-        out.push(v[off]);
-        Ok(())
-    })?;
-    Ok(out)
+        // Next position over the dimensions before `j` (row-major).
+        let mut d = j;
+        loop {
+            if d == 0 {
+                return Ok(out);
+            }
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < p.out[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
 }
 
 impl Slice {
