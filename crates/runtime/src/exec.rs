@@ -415,8 +415,16 @@ pub(crate) fn run_graph(
                 .iter()
                 .map(|v| v.and_then(|v| value(m, plan, &slots, v)))
                 .collect();
+            // Inputs read from the model's constants (not given at run time).
+            let constants = node
+                .inputs
+                .iter()
+                .take(64)
+                .enumerate()
+                .filter(|(_, v)| v.is_some_and(|v| slots[v].is_none() && m.constants[v].is_some()))
+                .fold(0u64, |acc, (i, _)| acc | 1 << i);
             node.op
-                .run(ctx, Args::new(&args))
+                .run(ctx, Args::with_constants(&args, constants))
                 .map_err(|e| node_err(e.0))?
         };
         if outs.len() < node.outputs.len() {

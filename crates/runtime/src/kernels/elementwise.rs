@@ -12,6 +12,31 @@ use crate::broadcast::broadcast_strides;
 use crate::canon;
 use crate::tensor::Elem;
 
+/// Evaluates the expression `$body` compiled for AVX2+FMA when `$isa` is
+/// that path (and the CPU has it), portably otherwise. The operations are the
+/// same either way: what changes is that `f32::mul_add` and
+/// `round_ties_even` in the inlined element functions ([`canon`]) become
+/// single instructions instead of calls to the C library's (correctly
+/// rounded, so equal) software versions, and that loops vectorise over 8
+/// lanes.
+///
+/// A macro rather than a function taking a closure: the body is expanded once
+/// per path, so the AVX2 copy is a closure with a single caller, which the
+/// compiler inlines into [`run_avx2_fma`] and so compiles with its features
+/// however large the body is.
+macro_rules! with_isa {
+    ($isa:expr, $body:expr) => {{
+        if $crate::kernels::elementwise::avx2_fma($isa) {
+            // SAFETY: `avx2_fma` just checked that the CPU supports AVX2
+            // and FMA.
+            unsafe { $crate::kernels::elementwise::run_avx2_fma(|| $body) }
+        } else {
+            $body
+        }
+    }};
+}
+pub(crate) use with_isa;
+
 /// Output elements per parallel task.
 pub(crate) const GRAIN: usize = 1 << 14;
 
@@ -25,7 +50,7 @@ where
     let isa = ctx.isa;
     ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
         let s = i * GRAIN..i * GRAIN + o.len();
-        with_isa(isa, || {
+        with_isa!(isa, {
             for (o, &v) in o.iter_mut().zip(&x[s]) {
                 *o = f(v);
             }
@@ -34,24 +59,20 @@ where
     out
 }
 
-/// Runs `body` compiled for AVX2+FMA when `isa` is that path (and the CPU
-/// has it), portably otherwise. The operations are the same either way:
-/// what changes is that `f32::mul_add` and `round_ties_even` in the inlined
-/// element functions ([`canon`]) become single instructions instead of calls
-/// to the C library's (correctly rounded, so equal) software versions, and
-/// that loops vectorise over 8 lanes.
+/// Whether `isa` is the AVX2+FMA path and the CPU supports it.
 #[inline(always)]
-pub(crate) fn with_isa<R>(isa: Isa, body: impl FnOnce() -> R) -> R {
+pub(crate) fn avx2_fma(isa: Isa) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
     {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { run_avx2_fma(body) };
+        isa == Isa::Avx2Fma
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
     }
-    let _ = isa;
-    body()
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        false
+    }
 }
 
 /// `body()` compiled with AVX2 and FMA enabled.
@@ -60,7 +81,16 @@ pub(crate) fn with_isa<R>(isa: Isa, body: impl FnOnce() -> R) -> R {
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2_fma<R>(body: impl FnOnce() -> R) -> R {
+pub(crate) unsafe fn run_avx2_fma<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+/// Elsewhere there is no such path ([`avx2_fma`] is false).
+///
+/// # Safety
+/// None needed; `unsafe` only to match the x86-64 signature.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) unsafe fn run_avx2_fma<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
 
@@ -168,7 +198,7 @@ where
     if a.len() == n && b.len() == n {
         ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
             let s = i * GRAIN..i * GRAIN + o.len();
-            with_isa(isa, || {
+            with_isa!(isa, {
                 for ((o, &x), &y) in o.iter_mut().zip(&a[s.clone()]).zip(&b[s]) {
                     *o = f(x, y);
                 }
@@ -178,7 +208,7 @@ where
         let y = b[0];
         ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
             let s = i * GRAIN..i * GRAIN + o.len();
-            with_isa(isa, || {
+            with_isa!(isa, {
                 for (o, &x) in o.iter_mut().zip(&a[s]) {
                     *o = f(x, y);
                 }
@@ -188,7 +218,7 @@ where
         let x = a[0];
         ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
             let s = i * GRAIN..i * GRAIN + o.len();
-            with_isa(isa, || {
+            with_isa!(isa, {
                 for (o, &y) in o.iter_mut().zip(&b[s]) {
                     *o = f(x, y);
                 }
@@ -203,7 +233,7 @@ where
             ],
         );
         ctx.for_chunks_mut(&mut out, GRAIN, |i, o| {
-            with_isa(isa, || {
+            with_isa!(isa, {
                 walk_runs(
                     &shape,
                     &st,

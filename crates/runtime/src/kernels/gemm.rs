@@ -32,7 +32,7 @@ const MC: usize = 120;
 /// Columns of one `B` block (a multiple of `NR`).
 const NC: usize = 1024;
 /// Products with at most this many rows (and row-major `B`) skip packing.
-const SMALL_M: usize = 2;
+pub const SMALL_M: usize = 2;
 /// Columns per block of the small-`m` path (kept in L1 across all `k`).
 const SMALL_M_COLS: usize = 1024;
 /// Below this many multiply-adds a product runs on one thread.
@@ -100,6 +100,111 @@ pub trait PackB: Sync {
     /// `j < cols` (`cols <= NR`), and `+0.0` for `cols <= j < NR`.
     /// `dst.len() == kc * NR`.
     fn pack_panel(&self, k0: usize, kc: usize, j0: usize, cols: usize, dst: &mut [f32]);
+
+    /// The whole matrix already packed, when it is (then the product reads
+    /// its panels in place instead of packing them).
+    fn prepacked(&self) -> Option<&Packed> {
+        None
+    }
+}
+
+/// A matrix packed once, ahead of the products that read it (a model's
+/// constant weights): the panels the product would pack on the fly, in the
+/// same layout, for every `k` block. For the left side (`A`, `m x k`) a
+/// panel holds [`MR`] rows, for the right side (`B`, `k x n`) [`NR`]
+/// columns; panel `p` of the `k` block starting at `k0` (of depth `kc`)
+/// is `data[k0 * panels * W + p * kc * W..][..kc * W]`.
+#[derive(Debug)]
+pub struct Packed {
+    data: Vec<f32>,
+    /// Rows of `A` or columns of `B`.
+    outer: usize,
+    k: usize,
+    width: usize,
+}
+
+impl Packed {
+    /// Packs `A` (`m x k`) into panels of [`MR`] rows.
+    pub fn a(a: MatRef<'_>, m: usize, k: usize) -> OpResult<Packed> {
+        a.check(m, k, "A")?;
+        let mut p = Packed::zeroed(m, k, MR)?;
+        let panels = m.div_ceil(MR);
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            let block = &mut p.data[k0 * panels * MR..][..panels * kc * MR];
+            pack_a(a, 0, m, k0, kc, block);
+        }
+        Ok(p)
+    }
+
+    /// Packs `B` (`k x n`) into panels of [`NR`] columns.
+    pub fn b<B: PackB + ?Sized>(b: &B, k: usize, n: usize) -> OpResult<Packed> {
+        let mut p = Packed::zeroed(n, k, NR)?;
+        let panels = n.div_ceil(NR);
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            let block = &mut p.data[k0 * panels * NR..][..panels * kc * NR];
+            for (q, dst) in block.chunks_exact_mut(kc * NR).enumerate() {
+                b.pack_panel(k0, kc, q * NR, NR.min(n - q * NR), dst);
+            }
+        }
+        Ok(p)
+    }
+
+    fn zeroed(outer: usize, k: usize, width: usize) -> OpResult<Packed> {
+        let len = outer
+            .div_ceil(width)
+            .checked_mul(width)
+            .and_then(|x| x.checked_mul(k))
+            .ok_or_else(|| OpError("gemm: packed matrix size overflows".into()))?;
+        Ok(Packed {
+            data: vec![0.0; len],
+            outer,
+            k,
+            width,
+        })
+    }
+
+    /// Panels `p0..p0 + np` of the `k` block at `k0` (depth `kc`).
+    fn block(&self, k0: usize, kc: usize, p0: usize, np: usize) -> &[f32] {
+        let panels = self.outer.div_ceil(self.width);
+        &self.data[k0 * panels * self.width + p0 * kc * self.width..][..np * kc * self.width]
+    }
+
+    /// Checks that this packs an `outer x k` matrix with panels of `width`.
+    fn check(&self, outer: usize, k: usize, width: usize, what: &str) -> OpResult<()> {
+        if self.outer < outer || self.k != k || self.width != width {
+            return Err(OpError(format!(
+                "gemm: packed {what} is {}x{} (panels of {}), the product needs {outer}x{k}",
+                self.outer, self.k, self.width
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl PackB for Packed {
+    fn pack_panel(&self, k0: usize, kc: usize, j0: usize, cols: usize, dst: &mut [f32]) {
+        let src = self.block(k0, kc, j0 / NR, 1);
+        for (d, s) in dst.chunks_exact_mut(NR).zip(src.chunks_exact(NR)) {
+            d[..cols].copy_from_slice(&s[..cols]);
+            d[cols..].fill(0.0);
+        }
+    }
+
+    fn prepacked(&self) -> Option<&Packed> {
+        Some(self)
+    }
+}
+
+/// The left-hand matrix of a product: a view packed on the fly, or packed
+/// ahead ([`Packed::a`]).
+#[derive(Clone, Copy, Debug)]
+pub enum ASrc<'a> {
+    /// Packed block by block during the product.
+    Mat(MatRef<'a>),
+    /// Packed ahead.
+    Packed(&'a Packed),
 }
 
 impl PackB for MatRef<'_> {
@@ -138,18 +243,18 @@ pub fn sgemm(
 ) -> OpResult<()> {
     b.check(k, n, "B")?;
     if m <= SMALL_M && b.cs == 1 && k > 0 {
-        check_dims(m, n, k, a, c, None)?;
+        check_dims(m, n, k, ASrc::Mat(a), c, None)?;
         small_m(ctx, m, n, k, a, b, c);
         return Ok(());
     }
-    sgemm_packed(ctx, m, n, k, a, &b, c, None)
+    sgemm_packed(ctx, m, n, k, ASrc::Mat(a), &b, c, None)
 }
 
 fn check_dims(
     m: usize,
     n: usize,
     k: usize,
-    a: MatRef<'_>,
+    a: ASrc<'_>,
     c: &[f32],
     row_bias: Option<&[f32]>,
 ) -> OpResult<()> {
@@ -162,7 +267,10 @@ fn check_dims(
             c.len()
         )));
     }
-    a.check(m, k, "A")?;
+    match a {
+        ASrc::Mat(a) => a.check(m, k, "A")?,
+        ASrc::Packed(p) => p.check(m, k, MR, "A")?,
+    }
     if let Some(bias) = row_bias {
         if bias.len() < m {
             return Err(OpError(format!(
@@ -184,12 +292,15 @@ pub fn sgemm_packed<B: PackB + ?Sized>(
     m: usize,
     n: usize,
     k: usize,
-    a: MatRef<'_>,
+    a: ASrc<'_>,
     b: &B,
     c: &mut [f32],
     row_bias: Option<&[f32]>,
 ) -> OpResult<()> {
     check_dims(m, n, k, a, c, row_bias)?;
+    if let Some(p) = b.prepacked() {
+        p.check(n, k, NR, "B")?;
+    }
     if c.is_empty() {
         return Ok(());
     }
@@ -214,26 +325,11 @@ pub fn sgemm_packed<B: PackB + ?Sized>(
         isa: ctx.isa,
     };
     let threads = ctx.threads();
-    let m_panels = m.div_ceil(MR);
-    let n_panels = n.div_ceil(NR);
     let work = m.saturating_mul(n).saturating_mul(k);
-    if threads <= 1 || work < PAR_MIN_WORK || (m_panels < 2 && n_panels < 2) {
-        job.run(0..m_panels, 0..n_panels);
-        return Ok(());
-    }
-    // Split the dimension whose split repeats less packing: splitting columns
-    // packs `A` once per task, splitting rows packs `B` once per task.
-    let by_cols = if n_panels < threads {
-        false
+    if threads <= 1 || work < PAR_MIN_WORK || (m <= MR && n <= NR) {
+        job.run(0..m.div_ceil(MR), 0..n.div_ceil(NR));
     } else {
-        m_panels < threads || n >= m
-    };
-    if by_cols {
-        let grain = n_panels.div_ceil(threads * 4).max(1);
-        ctx.for_ranges(n_panels, grain, |r| job.run(0..m_panels, r));
-    } else {
-        let grain = m_panels.div_ceil(threads * 4).max(1);
-        ctx.for_ranges(m_panels, grain, |r| job.run(r, 0..n_panels));
+        job.run_parallel(ctx);
     }
     Ok(())
 }
@@ -275,7 +371,7 @@ struct Job<'a, B: PackB + ?Sized> {
     m: usize,
     n: usize,
     k: usize,
-    a: MatRef<'a>,
+    a: ASrc<'a>,
     b: &'a B,
     c: CPtr,
     bias: Option<&'a [f32]>,
@@ -283,53 +379,142 @@ struct Job<'a, B: PackB + ?Sized> {
 }
 
 thread_local! {
-    /// Packing buffers reused across products on each thread (taken out
-    /// while in use, so a nested product just allocates its own).
-    static PACK_BUFS: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
+    /// Packing buffers for `A` blocks and `B` blocks, reused across products
+    /// on each thread (taken out while in use, so a nested product just
+    /// allocates its own).
+    static PACK_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static PACK_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 impl<B: PackB + ?Sized> Job<'_, B> {
-    /// Computes the tiles of row panels `rows` x column panels `cols`.
+    /// Computes the tiles of row panels `rows` x column panels `cols` on
+    /// this thread.
     fn run(&self, rows: Range<usize>, cols: Range<usize>) {
         let (i0, i1) = (rows.start * MR, (rows.end * MR).min(self.m));
         let (j0, j1) = (cols.start * NR, (cols.end * NR).min(self.n));
         if i0 >= i1 || j0 >= j1 {
             return;
         }
-        let (mut bbuf, mut abuf) = PACK_BUFS.with(Cell::take);
-        let nc_max = NC.min((j1 - j0).next_multiple_of(NR));
-        let mc_max = MC.min((i1 - i0).next_multiple_of(MR));
-        let kc_max = KC.min(self.k);
-        bbuf.resize(kc_max * nc_max, 0.0);
-        abuf.resize(kc_max * mc_max, 0.0);
+        let mut bbuf = PACK_B.with(Cell::take);
+        let mut abuf = PACK_A.with(Cell::take);
         for jc in (j0..j1).step_by(NC) {
             let nc = NC.min(j1 - jc);
             let np = nc.div_ceil(NR);
             for pc in (0..self.k).step_by(KC) {
                 let kc = KC.min(self.k - pc);
-                for (p, dst) in bbuf.chunks_exact_mut(kc * NR).take(np).enumerate() {
-                    let jp = jc + p * NR;
-                    self.b.pack_panel(pc, kc, jp, NR.min(j1 - jp), dst);
-                }
-                let first = pc == 0;
-                let last = pc + kc == self.k;
+                let bblock = self.b_block(pc, kc, jc, np, j1, &mut bbuf);
                 for ic in (i0..i1).step_by(MC) {
                     let mc = MC.min(i1 - ic);
-                    pack_a(self.a, ic, mc, pc, kc, &mut abuf);
-                    for (p, bp) in bbuf.chunks_exact(kc * NR).take(np).enumerate() {
-                        let jp = jc + p * NR;
-                        let nr = NR.min(j1 - jp);
-                        for (q, ap) in abuf.chunks_exact(kc * MR).take(mc.div_ceil(MR)).enumerate()
-                        {
-                            let ir = ic + q * MR;
-                            let mr = MR.min(i1 - ir);
-                            self.tile(ap, bp, ir, jp, mr, nr, first, last);
-                        }
-                    }
+                    self.block(pc, kc, ic, mc, bblock, jc, 0..np, &mut abuf);
                 }
             }
         }
-        PACK_BUFS.with(|c| c.set((bbuf, abuf)));
+        PACK_A.with(|c| c.set(abuf));
+        PACK_B.with(|c| c.set(bbuf));
+    }
+
+    /// The whole product on the context's threads. For each block of `NC`
+    /// columns and `KC` values of `k` (in increasing `k`, so every chain
+    /// stays in order), the threads first pack the `B` block together, one
+    /// panel each, then compute its tiles, each task a block of rows times a
+    /// group of column panels.
+    fn run_parallel(&self, ctx: &Ctx<'_>) {
+        let threads = ctx.threads();
+        let row_blocks = self.m.div_ceil(MC);
+        let mut bbuf = PACK_B.with(Cell::take);
+        for jc in (0..self.n).step_by(NC) {
+            let nc = NC.min(self.n - jc);
+            let np = nc.div_ceil(NR);
+            // At least two tasks per thread, for balance.
+            let col_groups = (2 * threads).div_ceil(row_blocks).clamp(1, np);
+            for pc in (0..self.k).step_by(KC) {
+                let kc = KC.min(self.k - pc);
+                let bblock: &[f32] = match self.b.prepacked() {
+                    Some(p) => p.block(pc, kc, jc / NR, np),
+                    None => {
+                        bbuf.resize(np * kc * NR, 0.0);
+                        let n = self.n;
+                        ctx.for_chunks_mut(&mut bbuf[..np * kc * NR], kc * NR, |p, dst| {
+                            let jp = jc + p * NR;
+                            self.b.pack_panel(pc, kc, jp, NR.min(n - jp), dst);
+                        });
+                        &bbuf[..np * kc * NR]
+                    }
+                };
+                ctx.for_ranges(row_blocks * col_groups, 1, |tasks| {
+                    let mut abuf = PACK_A.with(Cell::take);
+                    for t in tasks {
+                        let (rb, cg) = (t / col_groups, t % col_groups);
+                        let ic = rb * MC;
+                        let mc = MC.min(self.m - ic);
+                        let panels = (cg * np / col_groups)..((cg + 1) * np / col_groups);
+                        self.block(pc, kc, ic, mc, bblock, jc, panels, &mut abuf);
+                    }
+                    PACK_A.with(|c| c.set(abuf));
+                });
+            }
+        }
+        PACK_B.with(|c| c.set(bbuf));
+    }
+
+    /// The `B` block of `np` panels at columns `jc..` and depth `pc..pc + kc`
+    /// (columns end at `j1`): in place when prepacked, else packed into `buf`.
+    fn b_block<'s>(
+        &'s self,
+        pc: usize,
+        kc: usize,
+        jc: usize,
+        np: usize,
+        j1: usize,
+        buf: &'s mut Vec<f32>,
+    ) -> &'s [f32] {
+        if let Some(p) = self.b.prepacked() {
+            return p.block(pc, kc, jc / NR, np);
+        }
+        buf.resize(np * kc * NR, 0.0);
+        for (p, dst) in buf.chunks_exact_mut(kc * NR).take(np).enumerate() {
+            let jp = jc + p * NR;
+            self.b.pack_panel(pc, kc, jp, NR.min(j1 - jp), dst);
+        }
+        &buf[..np * kc * NR]
+    }
+
+    /// Updates the tiles of rows `ic..ic + mc` and the column panels
+    /// `panels` of the `B` block `bblock` (whose panel 0 is at column `jc`)
+    /// with the `k` block `pc..pc + kc`. `abuf` is scratch for packing `A`.
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &self,
+        pc: usize,
+        kc: usize,
+        ic: usize,
+        mc: usize,
+        bblock: &[f32],
+        jc: usize,
+        panels: Range<usize>,
+        abuf: &mut Vec<f32>,
+    ) {
+        let first = pc == 0;
+        let last = pc + kc == self.k;
+        let nq = mc.div_ceil(MR);
+        let ablock: &[f32] = match self.a {
+            ASrc::Packed(p) => p.block(pc, kc, ic / MR, nq),
+            ASrc::Mat(a) => {
+                abuf.resize(nq * kc * MR, 0.0);
+                pack_a(a, ic, mc, pc, kc, abuf);
+                &abuf[..nq * kc * MR]
+            }
+        };
+        for p in panels {
+            let bp = &bblock[p * kc * NR..][..kc * NR];
+            let jp = jc + p * NR;
+            let nr = NR.min(self.n - jp);
+            for (q, ap) in ablock.chunks_exact(kc * MR).enumerate() {
+                let ir = ic + q * MR;
+                let mr = MR.min(self.m - ir);
+                self.tile(ap, bp, ir, jp, mr, nr, first, last);
+            }
+        }
     }
 
     /// Updates the `mr x nr` tile of `C` at (`i`, `j`) with one `k` block.

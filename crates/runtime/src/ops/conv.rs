@@ -6,14 +6,14 @@
 //! padded positions take part as `+0.0`, then the bias is added. That is an
 //! im2col matrix times the weights on [`crate::kernels::gemm::sgemm`].
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
 use crate::attrs::Attrs;
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
-use crate::kernels::gemm::{MatRef, NR, PackB, sgemm, sgemm_packed};
+use crate::kernels::gemm::{ASrc, MatRef, NR, PackB, Packed, sgemm, sgemm_packed};
 use crate::tensor::{DType, Tensor, checked_len};
 use crate::{bail, ensure};
 
@@ -238,6 +238,9 @@ impl Geometry {
 struct Conv {
     window: WindowAttrs,
     group: usize,
+    /// The weights packed for the product, one matrix per group, when they
+    /// are a model constant (made on the first run, kept for the op's life).
+    packed: OnceLock<Vec<Packed>>,
 }
 
 fn build_conv(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
@@ -249,6 +252,7 @@ fn build_conv(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
     Ok(Box::new(Conv {
         window: WindowAttrs::parse(ctx.attrs, true, false)?,
         group,
+        packed: OnceLock::new(),
     }))
 }
 
@@ -358,6 +362,19 @@ impl Op for Conv {
         if block == 0 {
             return Ok(vec![Tensor::from_vec(d.out, y)?]);
         }
+        let packed = match self.packed.get() {
+            Some(p) => Some(p.as_slice()),
+            None if inputs.is_constant(1) && mg > SMALL_M_ROWS => {
+                let p = (0..g)
+                    .map(|grp| {
+                        let ws = MatRef::row_major(&wv[grp * mg * kl..][..mg * kl], kl);
+                        Packed::a(ws, mg, kl)
+                    })
+                    .collect::<OpResult<Vec<_>>>()?;
+                Some(self.packed.get_or_init(|| p).as_slice())
+            }
+            None => None,
+        };
         // One (image, group) block of the output: Y[n, g*mg..(g+1)*mg, ...].
         let one = |ctx: &Ctx<'_>, idx: usize, out: &mut [f32]| -> OpResult<()> {
             let (img, grp) = (idx / g, idx % g);
@@ -365,6 +382,10 @@ impl Op for Conv {
             let ws = MatRef::row_major(&wv[grp * mg * kl..][..mg * kl], kl);
             let bias = bv.map(|bv| &bv[grp * mg..][..mg]);
             if mg > SMALL_M_ROWS {
+                let ws = match packed {
+                    Some(p) => ASrc::Packed(&p[grp]),
+                    None => ASrc::Mat(ws),
+                };
                 // The bias is added by the product after each whole chain.
                 if is_identity(&d.geo) {
                     let bmat = MatRef::row_major(xs, no);
@@ -708,6 +729,7 @@ mod tests {
             )
             .unwrap(),
             group,
+            packed: OnceLock::new(),
         };
         let d = conv.dims(x, w, None).unwrap();
         if let Some(s) = want_spatial {
@@ -722,10 +744,18 @@ mod tests {
             Ctx::single(Isa::detect()),
             Ctx::with_pool(Isa::detect(), pool),
         ] {
-            let y = op.run(&ctx, Args::new(&inputs)).unwrap().remove(0);
-            assert_eq!(y.shape(), inferred[0].shape.as_slice());
-            let got: Vec<u32> = y.f32s().unwrap().iter().map(|v| v.to_bits()).collect();
-            assert_eq!(got, want, "x={x:?} w={w:?} attrs={attrs:?}");
+            // Weights given at run time, then as a model constant: packed on
+            // the first such run and reused by the next.
+            for constants in [0, 0b10, 0b10] {
+                let args = Args::with_constants(&inputs, constants);
+                let y = op.run(&ctx, args).unwrap().remove(0);
+                assert_eq!(y.shape(), inferred[0].shape.as_slice());
+                let got: Vec<u32> = y.f32s().unwrap().iter().map(|v| v.to_bits()).collect();
+                assert_eq!(
+                    got, want,
+                    "x={x:?} w={w:?} attrs={attrs:?} constants={constants}"
+                );
+            }
         }
     }
 

@@ -5,14 +5,14 @@
 //! on [`crate::kernels::gemm::sgemm`]; float64 uses the same sequential chain
 //! with `f64::mul_add`; integers wrap.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
 use crate::broadcast::{broadcast_shapes, offsets};
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
-use crate::kernels::gemm::{MatRef, sgemm};
+use crate::kernels::gemm::{ASrc, MatRef, Packed, SMALL_M, sgemm, sgemm_packed};
 use crate::tensor::{DType, Data, Elem, Tensor, checked_len};
 use crate::{bail, ensure};
 
@@ -79,12 +79,18 @@ fn naive<T: Dot>(
 }
 
 fn build_matmul(_ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(MatMul))
+    Ok(Box::new(MatMul {
+        packed: OnceLock::new(),
+    }))
 }
 
 /// ONNX MatMul (numpy `matmul` semantics).
 #[derive(Debug)]
-struct MatMul;
+struct MatMul {
+    /// A float32 2-D `B` packed for the product, when it is a model
+    /// constant (made on the first run, kept for the op's life).
+    packed: OnceLock<Packed>,
+}
 
 /// The shapes of a MatMul: batch broadcast plus the matrix sizes.
 struct MatMulDims {
@@ -172,7 +178,17 @@ impl Op for MatMul {
         ensure!(a.dtype() == b.dtype(), "MatMul inputs differ in dtype");
         let d = matmul_dims(a.shape(), b.shape())?;
         let data = match (a.data(), b.data()) {
-            (Data::F32(x), Data::F32(y)) => Data::F32(matmul_f32(ctx, &d, x, y)?),
+            (Data::F32(x), Data::F32(y)) => {
+                let packed = match self.packed.get() {
+                    Some(p) => Some(p),
+                    None if inputs.is_constant(1) && b.rank() == 2 && d.m > SMALL_M => {
+                        let p = Packed::b(&MatRef::row_major(y, d.n), d.k, d.n)?;
+                        Some(self.packed.get_or_init(|| p))
+                    }
+                    None => None,
+                };
+                Data::F32(matmul_f32(ctx, &d, x, y, packed)?)
+            }
             (Data::F64(x), Data::F64(y)) => Data::F64(matmul_naive(&d, x, y)),
             (Data::I32(x), Data::I32(y)) => Data::I32(matmul_naive(&d, x, y)),
             (Data::I64(x), Data::I64(y)) => Data::I64(matmul_naive(&d, x, y)),
@@ -210,10 +226,39 @@ fn matmul_naive<T: Dot>(d: &MatMulDims, a: &[T], b: &[T]) -> Vec<T> {
     out
 }
 
-fn matmul_f32(ctx: &Ctx<'_>, d: &MatMulDims, a: &[f32], b: &[f32]) -> OpResult<Vec<f32>> {
+/// float32 MatMul; `packed` is `B` packed ahead, when `B` is 2-D.
+fn matmul_f32(
+    ctx: &Ctx<'_>,
+    d: &MatMulDims,
+    a: &[f32],
+    b: &[f32],
+    packed: Option<&Packed>,
+) -> OpResult<Vec<f32>> {
     let (m, n, k) = (d.m, d.n, d.k);
     let mut out = vec![0.0f32; checked_len(&d.out).unwrap_or(0)];
     if m * n == 0 {
+        return Ok(out);
+    }
+    let batches: usize = d.batch.iter().product();
+    if d.b_batch.iter().product::<usize>() == 1 && d.a_batch.iter().product::<usize>() == batches {
+        // One `B` for every matrix of `A`, which lie one after another: a
+        // single product of `batches * m` rows (the same chain per element).
+        let rows = batches * m;
+        let am = MatRef::row_major(&a[..rows * k], k);
+        match packed {
+            Some(p) if rows > SMALL_M => {
+                sgemm_packed(ctx, rows, n, k, ASrc::Mat(am), p, &mut out, None)?
+            }
+            _ => sgemm(
+                ctx,
+                rows,
+                n,
+                k,
+                am,
+                MatRef::row_major(&b[..k * n], n),
+                &mut out,
+            )?,
+        }
         return Ok(out);
     }
     let pairs = batch_pairs(d);
@@ -255,6 +300,9 @@ struct Gemm {
     trans_b: bool,
     alpha: f32,
     beta: f32,
+    /// A float32 `B` packed for the product, when it is a model constant
+    /// (made on the first run, kept for the op's life).
+    packed: OnceLock<Packed>,
 }
 
 fn build_gemm(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
@@ -274,6 +322,7 @@ fn build_gemm(ctx: &BuildCtx<'_>) -> OpResult<Box<dyn Op>> {
         trans_b: flag("transB")?,
         alpha: ctx.attrs.float("alpha", 1.0)?,
         beta: ctx.attrs.float("beta", 1.0)?,
+        packed: OnceLock::new(),
     }))
 }
 
@@ -377,8 +426,19 @@ impl Op for Gemm {
                 } else {
                     MatRef::row_major(bv, n)
                 };
+                let packed = match self.packed.get() {
+                    Some(p) => Some(p),
+                    None if inputs.is_constant(1) && (m > SMALL_M || self.trans_b) => {
+                        let p = Packed::b(&bm, k, n)?;
+                        Some(self.packed.get_or_init(|| p))
+                    }
+                    None => None,
+                };
                 let mut y = vec![0.0f32; m * n];
-                sgemm(ctx, m, n, k, am, bm, &mut y)?;
+                match packed {
+                    Some(p) => sgemm_packed(ctx, m, n, k, ASrc::Mat(am), p, &mut y, None)?,
+                    None => sgemm(ctx, m, n, k, am, bm, &mut y)?,
+                }
                 let cv = match c {
                     Some(t) => Some((t.as_slice::<f32>()?, t.shape())),
                     None => None,
@@ -535,6 +595,53 @@ mod tests {
                     acc = a[2 * 63 + i * 9 + k].mul_add(b[3 * 180 + k * 20 + j], acc);
                 }
                 assert_eq!(acc.to_bits(), y[blk * 140 + i * 20 + j].to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn constant_b_is_packed_once_with_the_same_bits() {
+        let mut rng = Rng::new(17);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let ctxs = [
+            Ctx::single(Isa::Portable),
+            Ctx::single(Isa::detect()),
+            Ctx::with_pool(Isa::detect(), &pool),
+        ];
+        // Folded batches, a single row, several k blocks and column panels.
+        for (a, b) in [
+            (vec![3, 7, 9], vec![9, 20]),
+            (vec![1, 300], vec![300, 70]),
+            (vec![2, 40, 300], vec![300, 70]),
+            (vec![130, 513], vec![513, 33]),
+        ] {
+            let (ta, tb) = (t(&a, &mut rng), t(&b, &mut rng));
+            let inputs = [Some(&ta), Some(&tb)];
+            let want = run(&*build("MatMul", vec![]), &ctxs[0], &inputs).unwrap();
+            for ctx in &ctxs {
+                let op = build("MatMul", vec![]);
+                for _ in 0..2 {
+                    let y = op.run(ctx, Args::with_constants(&inputs, 0b10)).unwrap();
+                    assert_eq!(y[0].hash(), want.hash(), "MatMul {a:?} x {b:?} {ctx:?}");
+                }
+            }
+        }
+        for (m, n, k, tb) in [(1, 1000, 300, 1), (37, 50, 600, 1), (37, 50, 600, 0)] {
+            let gemm = || build("Gemm", vec![("transB", Attr::Int(tb))]);
+            let ta = t(&[m, k], &mut rng);
+            let tb_ = t(&(if tb == 1 { [n, k] } else { [k, n] }), &mut rng);
+            let c = t(&[n], &mut rng);
+            let inputs = [Some(&ta), Some(&tb_), Some(&c)];
+            let want = run(&*gemm(), &ctxs[0], &inputs).unwrap();
+            for ctx in &ctxs {
+                let op = gemm();
+                for _ in 0..2 {
+                    let y = op.run(ctx, Args::with_constants(&inputs, 0b110)).unwrap();
+                    assert_eq!(y[0].hash(), want.hash(), "Gemm {m}x{n}x{k} {ctx:?}");
+                }
             }
         }
     }

@@ -84,6 +84,9 @@ impl Fact {
 #[derive(Debug)]
 pub struct Args<'a, T> {
     items: &'a [Option<&'a T>],
+    /// Bit `i`: input `i` is a constant of the model (see
+    /// [`Args::is_constant`]).
+    constants: u64,
 }
 
 // Written out: a derive would require `T: Copy`.
@@ -97,7 +100,24 @@ impl<T> Copy for Args<'_, T> {}
 impl<'a, T> Args<'a, T> {
     /// Wraps a slice of optional inputs.
     pub fn new(items: &'a [Option<&'a T>]) -> Self {
-        Args { items }
+        Args {
+            items,
+            constants: 0,
+        }
+    }
+
+    /// Wraps a slice of optional inputs, of which those whose bit is set in
+    /// `constants` (bit `i` for input `i`) are constants of the model.
+    pub fn with_constants(items: &'a [Option<&'a T>], constants: u64) -> Self {
+        Args { items, constants }
+    }
+
+    /// Whether input `i` is a constant of the model (an initializer, not
+    /// overridden by a graph input): the same tensor on every run of this
+    /// node, so an op may keep a form of it prepared across runs (packed
+    /// weights). False when unknown.
+    pub fn is_constant(&self, i: usize) -> bool {
+        i < 64 && self.constants & (1 << i) != 0 && self.opt(i).is_some()
     }
 
     /// Number of input slots (present or omitted).

@@ -184,7 +184,7 @@ impl Softmax {
             let rows = items_per_task(n);
             ctx.for_chunks_mut(&mut out, rows * n, |ci, oc| {
                 let base = ci * rows * n;
-                with_isa(isa, || {
+                with_isa!(isa, {
                     for (r, yrow) in oc.chunks_mut(n).enumerate() {
                         let start = base + r * n;
                         softmax_row(&x[start..start + n], yrow, log);
@@ -194,7 +194,7 @@ impl Softmax {
         } else if outer >= ctx.threads() || ctx.threads() == 1 {
             let block = n * inner;
             ctx.for_chunks_mut(&mut out, block, |o, yb| {
-                with_isa(isa, || {
+                with_isa!(isa, {
                     softmax_cols(
                         &x[o * block..(o + 1) * block],
                         inner,
@@ -217,7 +217,7 @@ impl Softmax {
                     let w = cols.len();
                     let mut buf = vec![T::ZERO; n * w];
                     let start = cols.start;
-                    with_isa(isa, || softmax_cols(xb, inner, cols, n, &mut buf, w, log));
+                    with_isa!(isa, softmax_cols(xb, inner, cols, n, &mut buf, w, log));
                     if let Ok(mut p) = parts.lock() {
                         p.push((start, buf));
                     }
