@@ -391,7 +391,23 @@ pub(crate) fn run_graph(
     for (&vid, t) in m.inputs.iter().zip(inputs) {
         slots[vid] = Some(t);
     }
-    let mut leaves = Vec::with_capacity(m.nodes.len());
+    let mut leaves = vec![[0u8; 32]; m.nodes.len()];
+    // The node whose outputs still wait to be hashed, with their value ids.
+    // With threads, a node's outputs are hashed while the next node runs
+    // (the leaf is the same function of the outputs either way).
+    let mut pending: Option<(usize, Vec<usize>)> = None;
+    let overlap = ctx.threads() > 1;
+    let hash_pending = |pending: &Option<(usize, Vec<usize>)>,
+                        slots: &[Option<Cow<'_, Tensor>>]|
+     -> Option<(usize, Hash)> {
+        let (index, bound) = pending.as_ref()?;
+        let hashes: Vec<Hash> = bound
+            .iter()
+            .filter_map(|&v| slots[v].as_deref())
+            .map(|t| ctx.hash_tensor(t))
+            .collect();
+        Some((*index, node_leaf_from_hashes(*index, &hashes)))
+    };
     for (index, node) in m.nodes.iter().enumerate() {
         if let Some(leaf) = plan.folded_leaves[index] {
             let outs: Vec<&Tensor> = node
@@ -400,7 +416,7 @@ pub(crate) fn run_graph(
                 .filter_map(|v| v.and_then(|v| value(m, plan, &slots, v)))
                 .collect();
             observer(index, &outs);
-            leaves.push(leaf);
+            leaves[index] = leaf;
             continue;
         }
         let node_err = |reason: String| Error::Node {
@@ -409,7 +425,7 @@ pub(crate) fn run_graph(
             op: node.op_type.clone(),
             reason,
         };
-        let outs = {
+        let (outs, hashed) = {
             let args: Vec<Option<&Tensor>> = node
                 .inputs
                 .iter()
@@ -423,10 +439,17 @@ pub(crate) fn run_graph(
                 .enumerate()
                 .filter(|(_, v)| v.is_some_and(|v| slots[v].is_none() && m.constants[v].is_some()))
                 .fold(0u64, |acc, (i, _)| acc | 1 << i);
-            node.op
-                .run(ctx, Args::with_constants(&args, constants))
-                .map_err(|e| node_err(e.0))?
+            let run = || node.op.run(ctx, Args::with_constants(&args, constants));
+            if overlap {
+                rayon::join(run, || hash_pending(&pending, &slots))
+            } else {
+                (run(), hash_pending(&pending, &slots))
+            }
         };
+        if let Some((i, leaf)) = hashed {
+            leaves[i] = leaf;
+        }
+        let outs = outs.map_err(|e| node_err(e.0))?;
         if outs.len() < node.outputs.len() {
             return Err(node_err(format!(
                 "produced {} outputs, the node binds {}",
@@ -455,13 +478,17 @@ pub(crate) fn run_graph(
         }
         let outs: Vec<&Tensor> = bound.iter().filter_map(|&v| slots[v].as_deref()).collect();
         observer(index, &outs);
-        let hashes: Vec<Hash> = outs.iter().map(|t| ctx.hash_tensor(t)).collect();
-        leaves.push(node_leaf_from_hashes(index, &hashes));
+        pending = Some((index, bound));
+        // The pending outputs are not freed here: a node's outputs are
+        // never its own inputs.
         for vid in node.inputs.iter().flatten() {
             if plan.last_use[*vid] == index {
                 slots[*vid] = None;
             }
         }
+    }
+    if let Some((i, leaf)) = hash_pending(&pending, &slots) {
+        leaves[i] = leaf;
     }
     let mut outputs = Vec::with_capacity(m.outputs.len());
     for (i, &vid) in m.outputs.iter().enumerate() {

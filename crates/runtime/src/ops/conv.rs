@@ -13,7 +13,7 @@ use crate::attrs::Attrs;
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
-use crate::kernels::gemm::{ASrc, MatRef, NR, PackB, Packed, sgemm, sgemm_packed};
+use crate::kernels::gemm::{ASrc, MatRef, NR, PackB, Packed, copy_row, sgemm, sgemm_packed};
 use crate::tensor::{DType, Tensor, checked_len};
 use crate::{bail, ensure};
 
@@ -505,6 +505,27 @@ impl PackB for Im2Col2d<'_> {
         let taps = self.kh * self.kw;
         let (mut c, mut r, mut s) = (k0 / taps, (k0 / self.kw) % self.kh, k0 % self.kw);
         for row in dst.chunks_exact_mut(NR).take(kc) {
+            if nruns == 1 && self.sw == 1 {
+                // One run of the whole panel within one output row: a
+                // single copy when it is all in bounds.
+                let (_, oy, ox0, len) = runs[0];
+                let y = (oy * self.sh + r * self.dh).wrapping_sub(self.ph);
+                let x0 = (ox0 + s * self.dw).wrapping_sub(self.pw);
+                if y < self.ih && x0 < self.iw && self.iw - x0 >= len {
+                    let xrow = &self.x[c * plane + y * self.iw..][..self.iw];
+                    copy_row(row, &xrow[x0..x0 + len]);
+                    s += 1;
+                    if s == self.kw {
+                        s = 0;
+                        r += 1;
+                        if r == self.kh {
+                            r = 0;
+                            c += 1;
+                        }
+                    }
+                    continue;
+                }
+            }
             row.fill(0.0);
             let xc = &self.x[c * plane..][..plane];
             // Input column of output column `ox`: ox*sw + off - pw, in bounds

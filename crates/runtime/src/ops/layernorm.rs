@@ -15,7 +15,7 @@ use crate::broadcast::{broadcast_shapes, offsets};
 use crate::cost::Cost;
 use crate::error::OpResult;
 use crate::kernels::Ctx;
-use crate::kernels::elementwise::{Float, Num};
+use crate::kernels::elementwise::{Float, Num, with_isa};
 use crate::tensor::{Data, Elem, Tensor};
 use crate::{bail, ensure};
 
@@ -250,6 +250,7 @@ fn sum_l8<T: Num>(it: impl Iterator<Item = T>) -> T {
 }
 
 /// `(mean, inv)` of one row (mean is `+0` when not centred).
+#[inline(always)]
 fn row_stats<T: Float>(row: &[T], centred: bool, eps: T) -> (T, T) {
     let n = T::from_usize(row.len());
     let one = T::from_f32(1.0);
@@ -298,29 +299,35 @@ fn compute<T: Float>(
     }
     let eps = T::from_f32(eps);
     let per_task = (GRAIN / n).max(1);
+    let isa = ctx.isa;
     ctx.for_chunks_mut(&mut stats, per_task, |ci, sc| {
-        for (k, st) in sc.iter_mut().enumerate() {
-            let r = ci * per_task + k;
-            *st = row_stats(&x[r * n..(r + 1) * n], centred, eps);
-        }
+        with_isa!(isa, {
+            for (k, st) in sc.iter_mut().enumerate() {
+                let r = ci * per_task + k;
+                *st = row_stats(&x[r * n..(r + 1) * n], centred, eps);
+            }
+        });
     });
     let stats_ref = &stats;
     let (period, chunk) = (plan.period.max(1), plan.chunk.max(1));
     ctx.for_chunks_mut(&mut out, per_task * n, |ci, oc| {
-        for (k, yr) in oc.chunks_mut(n).enumerate() {
-            let r = ci * per_task + k;
-            let (mean, inv) = stats_ref[r];
-            let base = (r % period) * n;
-            for (pos, (y, &v)) in yr.iter_mut().zip(&x[r * n..(r + 1) * n]).enumerate() {
-                let p = (base + pos) / chunk;
-                let d = if centred { v.sub(mean) } else { v };
-                let t = d.mul(inv).mul(scale[p]);
-                *y = match bias {
-                    Some(b) => t.add(b[p]),
-                    None => t,
-                };
+        with_isa!(
+            isa,
+            for (k, yr) in oc.chunks_mut(n).enumerate() {
+                let r = ci * per_task + k;
+                let (mean, inv) = stats_ref[r];
+                let base = (r % period) * n;
+                for (pos, (y, &v)) in yr.iter_mut().zip(&x[r * n..(r + 1) * n]).enumerate() {
+                    let p = (base + pos) / chunk;
+                    let d = if centred { v.sub(mean) } else { v };
+                    let t = d.mul(inv).mul(scale[p]);
+                    *y = match bias {
+                        Some(b) => t.add(b[p]),
+                        None => t,
+                    };
+                }
             }
-        }
+        );
     });
     (out, stats)
 }

@@ -403,19 +403,23 @@ impl BatchNorm {
         let eps = T::from_f32(self.epsilon);
         let d: Vec<T> = var.iter().map(|&v| (v + eps).sqrt()).collect();
         let planes = items_per_task(plane);
+        let isa = ctx.isa;
         ctx.for_chunks_mut(&mut out, planes * plane, |ci, oc| {
             let first = ci * planes;
-            for (k, yp) in oc.chunks_mut(plane).enumerate() {
-                let p = first + k;
-                let ch = p % c;
-                let (mu, dc, sc, b) = (mean[ch], d[ch], scale[ch], bias[ch]);
-                let xp = &x[p * plane..p * plane + yp.len()];
-                for (yi, &xi) in yp.iter_mut().zip(xp) {
-                    let t = (xi - mu) / dc;
-                    let t = t * sc;
-                    *yi = t + b;
+            // Compiled for AVX2 on that path (same IEEE operations).
+            with_isa!(isa, {
+                for (k, yp) in oc.chunks_mut(plane).enumerate() {
+                    let p = first + k;
+                    let ch = p % c;
+                    let (mu, dc, sc, b) = (mean[ch], d[ch], scale[ch], bias[ch]);
+                    let xp = &x[p * plane..p * plane + yp.len()];
+                    for (yi, &xi) in yp.iter_mut().zip(xp) {
+                        let t = (xi - mu) / dc;
+                        let t = t * sc;
+                        *yi = t + b;
+                    }
                 }
-            }
+            });
         });
         Ok(out)
     }

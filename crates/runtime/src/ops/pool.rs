@@ -11,6 +11,7 @@ use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
+use crate::kernels::elementwise::with_isa;
 use crate::tensor::{DType, Data, Tensor, checked_len};
 use crate::{bail, ensure};
 
@@ -80,6 +81,7 @@ int_pool_elem!(i8, u8);
 
 /// The canonical max step: NaN wins (the first NaN stays), otherwise `b`
 /// replaces `a` only if strictly greater (docs/determinism.md, "Max / Min").
+#[inline(always)]
 fn max_step<T: PoolElem>(a: T, b: T) -> bool {
     // Non-short-circuit operators: no branch, so windows of varied data
     // do not mispredict.
@@ -260,6 +262,7 @@ fn col_major(off: usize, dims: &[usize]) -> usize {
 /// loops run along contiguous memory). Starting from `NEG_INF` instead of the
 /// first value gives the same result: `NEG_INF` is replaced by any value
 /// greater than it or NaN, and otherwise equals the value it keeps.
+#[inline(always)]
 fn max_pool_2d<T: PoolElem>(geo: &Geometry, t: &Taps, kernel: &[usize], xp: &[T], out: &mut [T]) {
     let (iw, ow) = (geo.input[1], geo.out[1]);
     let (sw, dw, pw) = (geo.strides[1], geo.dilations[1], geo.pad_begin[1]);
@@ -324,10 +327,12 @@ impl MaxPool {
         }
         // Values and indices are filled plane by plane (indices on one thread
         // after the values, both in the same window order).
+        let isa = ctx.isa;
         ctx.for_chunks_mut(&mut y, no, |p, out| {
             let xp = &x[p * ni..][..ni];
             if geo.input.len() == 2 {
-                max_pool_2d(geo, &t, &self.kernel, xp, out);
+                // Compiled for AVX2 on that path (same comparisons).
+                with_isa!(isa, max_pool_2d(geo, &t, &self.kernel, xp, out));
                 return;
             }
             for_each_window(geo, &t, |of, offs, _| {
