@@ -422,7 +422,8 @@ impl<B: PackB + ?Sized> Job<'_, B> {
                 let bblock = self.b_block(pc, kc, jc, np, j1, &mut bbuf);
                 for ic in (i0..i1).step_by(MC) {
                     let mc = MC.min(i1 - ic);
-                    self.block(pc, kc, ic, mc, bblock, jc, 0..np, &mut abuf);
+                    let ablock = self.a_block(pc, kc, ic, mc, &mut abuf);
+                    self.block(pc, kc, ic, mc, ablock, bblock, jc, 0..np);
                 }
             }
         }
@@ -430,22 +431,33 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         PACK_B.with(|c| c.set(bbuf));
     }
 
-    /// The whole product on the context's threads. For each block of `NC`
-    /// columns and `KC` values of `k` (in increasing `k`, so every chain
-    /// stays in order), the threads first pack the `B` block together, one
-    /// panel each, then compute its tiles, each task a block of rows times a
-    /// group of column panels.
+    /// The whole product on the context's threads. For each block of `KC`
+    /// values of `k`, in increasing `k` (so every chain stays in order), the
+    /// threads pack all rows of that `A` block together, one block of rows
+    /// each; then for each block of `NC` columns they pack the `B` block
+    /// together, one panel each, and compute its tiles, each task a block of
+    /// rows times a group of column panels.
     fn run_parallel(&self, ctx: &Ctx<'_>) {
         let threads = ctx.threads();
         let row_blocks = self.m.div_ceil(MC);
+        let m_panels = self.m.div_ceil(MR);
         let mut bbuf = PACK_B.with(Cell::take);
-        for jc in (0..self.n).step_by(NC) {
-            let nc = NC.min(self.n - jc);
-            let np = nc.div_ceil(NR);
-            // At least two tasks per thread, for balance.
-            let col_groups = (2 * threads).div_ceil(row_blocks).clamp(1, np);
-            for pc in (0..self.k).step_by(KC) {
-                let kc = KC.min(self.k - pc);
+        let mut abuf = PACK_A.with(Cell::take);
+        for pc in (0..self.k).step_by(KC) {
+            let kc = KC.min(self.k - pc);
+            if let ASrc::Mat(a) = self.a {
+                abuf.resize(m_panels * kc * MR, 0.0);
+                let m = self.m;
+                ctx.for_chunks_mut(&mut abuf[..m_panels * kc * MR], MC * kc, |rb, dst| {
+                    pack_a(a, rb * MC, MC.min(m - rb * MC), pc, kc, dst);
+                });
+            }
+            let abuf = &abuf;
+            for jc in (0..self.n).step_by(NC) {
+                let nc = NC.min(self.n - jc);
+                let np = nc.div_ceil(NR);
+                // At least two tasks per thread, for balance.
+                let col_groups = (2 * threads).div_ceil(row_blocks).clamp(1, np);
                 let bblock: &[f32] = match self.b.prepacked() {
                     Some(p) => p.block(pc, kc, jc / NR, np),
                     None => {
@@ -459,19 +471,44 @@ impl<B: PackB + ?Sized> Job<'_, B> {
                     }
                 };
                 ctx.for_ranges(row_blocks * col_groups, 1, |tasks| {
-                    let mut abuf = PACK_A.with(Cell::take);
                     for t in tasks {
                         let (rb, cg) = (t / col_groups, t % col_groups);
                         let ic = rb * MC;
                         let mc = MC.min(self.m - ic);
+                        let nq = mc.div_ceil(MR);
+                        let ablock = match self.a {
+                            ASrc::Packed(p) => p.block(pc, kc, ic / MR, nq),
+                            ASrc::Mat(_) => &abuf[ic * kc..][..nq * kc * MR],
+                        };
                         let panels = (cg * np / col_groups)..((cg + 1) * np / col_groups);
-                        self.block(pc, kc, ic, mc, bblock, jc, panels, &mut abuf);
+                        self.block(pc, kc, ic, mc, ablock, bblock, jc, panels);
                     }
-                    PACK_A.with(|c| c.set(abuf));
                 });
             }
         }
+        PACK_A.with(|c| c.set(abuf));
         PACK_B.with(|c| c.set(bbuf));
+    }
+
+    /// The `A` block of rows `ic..ic + mc` and depth `pc..pc + kc`: in
+    /// place when prepacked, else packed into `buf`.
+    fn a_block<'s>(
+        &'s self,
+        pc: usize,
+        kc: usize,
+        ic: usize,
+        mc: usize,
+        buf: &'s mut Vec<f32>,
+    ) -> &'s [f32] {
+        let nq = mc.div_ceil(MR);
+        match self.a {
+            ASrc::Packed(p) => p.block(pc, kc, ic / MR, nq),
+            ASrc::Mat(a) => {
+                buf.resize(nq * kc * MR, 0.0);
+                pack_a(a, ic, mc, pc, kc, buf);
+                &buf[..nq * kc * MR]
+            }
+        }
     }
 
     /// The `B` block of `np` panels at columns `jc..` and depth `pc..pc + kc`
@@ -496,9 +533,9 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         &buf[..np * kc * NR]
     }
 
-    /// Updates the tiles of rows `ic..ic + mc` and the column panels
-    /// `panels` of the `B` block `bblock` (whose panel 0 is at column `jc`)
-    /// with the `k` block `pc..pc + kc`. `abuf` is scratch for packing `A`.
+    /// Updates the tiles of rows `ic..ic + mc` (packed in `ablock`) and the
+    /// column panels `panels` of the `B` block `bblock` (whose panel 0 is at
+    /// column `jc`) with the `k` block `pc..pc + kc`.
     #[allow(clippy::too_many_arguments)]
     fn block(
         &self,
@@ -506,22 +543,14 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         kc: usize,
         ic: usize,
         mc: usize,
+        ablock: &[f32],
         bblock: &[f32],
         jc: usize,
         panels: Range<usize>,
-        abuf: &mut Vec<f32>,
     ) {
         let first = pc == 0;
         let last = pc + kc == self.k;
-        let nq = mc.div_ceil(MR);
-        let ablock: &[f32] = match self.a {
-            ASrc::Packed(p) => p.block(pc, kc, ic / MR, nq),
-            ASrc::Mat(a) => {
-                abuf.resize(nq * kc * MR, 0.0);
-                pack_a(a, ic, mc, pc, kc, abuf);
-                &abuf[..nq * kc * MR]
-            }
-        };
+        debug_assert_eq!(ablock.len(), mc.div_ceil(MR) * kc * MR);
         for p in panels {
             let bp = &bblock[p * kc * NR..][..kc * NR];
             let jp = jc + p * NR;
