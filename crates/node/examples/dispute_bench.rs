@@ -18,6 +18,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,10 +33,8 @@ use glassbox_ledger::{
 };
 use glassbox_node::party::Party;
 use glassbox_node::referee::{MemoryData, RuntimeReferee};
-use glassbox_runtime::{
-    DType, Data, Dim, Limits, Model, Options, Session, Tensor, ValueInfo, formats,
-};
-use glassbox_types::{CostSpec, DimSpec, Manifest, ModelId, SecretKey, SignedManifest, TensorSpec};
+use glassbox_runtime::{Limits, Model, Options, Session, Tensor, formats};
+use glassbox_types::{CostSpec, Manifest, ModelId, SecretKey, SignedManifest};
 
 const FEE: u64 = 10_000_000;
 
@@ -71,57 +71,6 @@ fn key(n: u8) -> SecretKey {
     SecretKey::from_seed(&[n; 32])
 }
 
-fn tensor_spec(v: &ValueInfo) -> TensorSpec {
-    TensorSpec {
-        name: v.name.clone(),
-        dtype: v.dtype.map(|d| d.name().to_string()),
-        shape: v.shape.as_ref().map(|dims| {
-            dims.iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => DimSpec::Fixed(*n as u64),
-                    Dim::Symbol(s) => DimSpec::Symbol(s.clone()),
-                })
-                .collect()
-        }),
-    }
-}
-
-/// The concrete input shapes: symbolic dimensions whose name contains "seq"
-/// at `seq` (as in scripts/bench_compare.sh), others at 1.
-fn input_shapes(model: &Model, seq: usize) -> Result<Vec<Vec<usize>>> {
-    model
-        .inputs()
-        .map(|v| {
-            let dims = v
-                .shape
-                .as_ref()
-                .with_context(|| format!("input `{}` declares no shape", v.name))?;
-            Ok(dims
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => *n,
-                    Dim::Symbol(s) if s.contains("seq") => seq,
-                    Dim::Symbol(_) => 1,
-                })
-                .collect())
-        })
-        .collect()
-}
-
-/// The deterministic input pattern of scripts/bench_compare.sh.
-fn pattern(v: &ValueInfo, shape: &[usize]) -> Result<Tensor> {
-    let n: usize = shape.iter().product();
-    let f = |i: usize| ((i as i64 * 7919 + 13) % 2000) as f32 / 1000.0 - 1.0;
-    let small = |i: usize| (i as i64 * 7919 + 13) % 2;
-    let data = match v.dtype.unwrap_or(DType::F32) {
-        DType::F32 => Data::F32((0..n).map(f).collect()),
-        DType::I64 => Data::I64((0..n).map(small).collect()),
-        DType::I32 => Data::I32((0..n).map(|i| small(i) as i32).collect()),
-        other => bail!("input `{}` has dtype {other:?}, not supported here", v.name),
-    };
-    Ok(Tensor::new(shape.to_vec(), data)?)
-}
-
 fn manifest(bytes: &[u8], model: &Model, flops: u64, key: &SecretKey) -> Result<SignedManifest> {
     let m = Manifest {
         model_id: ModelId::of(bytes),
@@ -136,8 +85,8 @@ fn manifest(bytes: &[u8], model: &Model, flops: u64, key: &SecretKey) -> Result<
             .map_or(0, |d| d.as_secs()),
         parents: Vec::new(),
         sources: Vec::new(),
-        inputs: model.inputs().map(tensor_spec).collect(),
-        outputs: model.outputs().map(tensor_spec).collect(),
+        inputs: model.inputs().map(common::tensor_spec).collect(),
+        outputs: model.outputs().map(common::tensor_spec).collect(),
         opset: u32::try_from(model.opset()).context("opset")?,
         cost: CostSpec { flops, bytes: 0 },
         runtime_version: glassbox_runtime::VERSION.to_string(),
@@ -374,14 +323,14 @@ fn main() -> Result<()> {
         std::fs::read(&o.model).with_context(|| format!("reading {}", o.model.display()))?;
     let model = Arc::new(Model::load(&bytes, Limits::default())?);
     let session = Arc::new(Session::new(Arc::clone(&model), Options::default())?);
-    let shapes = input_shapes(&model, o.seq)?;
+    let shapes = common::input_shapes(&model, o.seq)?;
     let plan = session.plan_shapes(&shapes)?;
     let total_flops = plan.cost().flops.max(1);
     let node_flops: Vec<u64> = plan.node_costs().iter().map(|c| c.flops).collect();
     let inputs: Vec<Tensor> = model
         .inputs()
         .zip(&shapes)
-        .map(|(v, s)| pattern(v, s))
+        .map(|(v, s)| common::pattern(v, s))
         .collect::<Result<_>>()?;
     let encoded: Vec<Vec<u8>> = inputs.iter().map(formats::canonical_encode).collect();
     let leaves = model.nodes().len();
@@ -422,13 +371,7 @@ fn main() -> Result<()> {
         (leaves as f64).log2().ceil() as u32 + 2
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let mut rng = o.seed.max(1);
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = common::xorshift(o.seed);
     let mut all = Vec::new();
     for _ in 0..o.lies {
         let node = (next() % leaves as u64) as usize;

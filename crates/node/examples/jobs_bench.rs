@@ -48,12 +48,13 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use commonware_codec::DecodeExt;
@@ -61,21 +62,15 @@ use commonware_parallel::Sequential;
 use glassbox_ledger::{Job, JobId, Params, SignedTx, TxBody, TxHash, outputs_hash};
 use glassbox_node::consensus::{Finalization, Identity, NAMESPACE, Scheme};
 use glassbox_node::receipt::Receipt;
-use glassbox_node::run::{self, DevOptions};
-use glassbox_runtime::{DType, Dim, Limits, Model, Options, Session, Tensor, ValueInfo, formats};
-use glassbox_types::{CostSpec, DimSpec, Manifest, ModelId, SecretKey, SignedManifest, TensorSpec};
-use serde_json::{Value, json};
+use glassbox_runtime::{DType, Limits, Model, Options, Session, Tensor, ValueInfo, formats};
+use glassbox_types::{Manifest, ModelId, SecretKey};
+use serde_json::Value;
 
-/// Bound of every HTTP request to a node.
-const REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// Bound of connecting to a node.
-const CONNECT_TIMEOUT_MS: u64 = 2_000;
-/// Bound of uploading the model's bytes.
-const UPLOAD_TIMEOUT_MS: u64 = 60_000;
-/// Bound of the network's start (validators up, APIs healthy).
-const NETWORK_START_TIMEOUT_MS: u64 = 60_000;
-/// Bound of each setup transaction (publish, funding) reaching finality.
-const SETUP_TX_TIMEOUT_MS: u64 = 60_000;
+use common::{
+    Client, RETRY_MS, SETUP_TX_TIMEOUT_MS, VALIDATORS, Watch, await_finalized, block_time, clip,
+    json_of, median, ms, percentile, sign_min_fee, submit, unhex,
+};
+
 /// Bound of one job of the latency run (and of the warm-up job, which
 /// includes the executors fetching the model), submission to receipt.
 const JOB_TIMEOUT_MS: u64 = 60_000;
@@ -89,15 +84,6 @@ const SUBMIT_LANES: usize = 4;
 /// Between polls of a job's receipt (latency run), and of the receipts
 /// answered `not_certified` (throughput run).
 const POLL_MS: u64 = 5;
-/// Between polls of each node's finalized height.
-const WATCH_MS: u64 = 5;
-/// Between retries of a submission the node refused for now (503, or 422
-/// while every executor is at capacity).
-const RETRY_MS: u64 = 20;
-/// Between polls of a setup transaction's status.
-const SETUP_POLL_MS: u64 = 50;
-/// Largest answer read from a node (a receipt is far smaller).
-const MAX_ANSWER_BYTES: u64 = 16 << 20;
 /// Balance given to each requester.
 const REQUESTER_FUNDS: u64 = 100_000_000_000;
 /// A job closes at least this many blocks after the node's finalized tip
@@ -108,8 +94,6 @@ const MIN_BLOCKS_TO_FINAL: u64 = 4;
 /// A node this many blocks behind the others at the end is reported as
 /// stalled.
 const STALL_BLOCKS: u64 = 10;
-/// Validators (and executors) of the network.
-const VALIDATORS: usize = 4;
 /// The goals of issue #7.
 const GOAL_JOBS_PER_S: f64 = 500.0;
 const GOAL_VERIFY_MS: f64 = 1.0;
@@ -190,280 +174,6 @@ fn parse_args() -> Result<Opts> {
     Ok(o)
 }
 
-// ---- statistics ---------------------------------------------------------------
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    percentile(&v, 0.5)
-}
-
-// ---- HTTP ---------------------------------------------------------------------
-
-/// One node's API, every request bounded by [`REQUEST_TIMEOUT_MS`].
-#[derive(Clone)]
-struct Client {
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl Client {
-    fn new(addr: SocketAddr) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
-            .timeout_global(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))
-            .build()
-            .new_agent();
-        Client {
-            base: format!("http://{addr}"),
-            agent,
-        }
-    }
-
-    fn read(
-        &self,
-        what: &str,
-        path: &str,
-        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(u16, Vec<u8>)> {
-        let mut res = res.map_err(|e| anyhow::anyhow!("{what} {}{path}: {e}", self.base))?;
-        let status = res.status().as_u16();
-        let bytes = res
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER_BYTES)
-            .read_to_vec()
-            .with_context(|| format!("{what} {}{path}: reading the answer", self.base))?;
-        Ok((status, bytes))
-    }
-
-    fn get_raw(&self, path: &str) -> Result<(u16, Vec<u8>)> {
-        let res = self.agent.get(format!("{}{path}", self.base)).call();
-        self.read("GET", path, res)
-    }
-
-    fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let (status, bytes) = self.get_raw(path)?;
-        Ok((status, json_of(&bytes)))
-    }
-
-    /// A GET that must answer 2xx.
-    fn get_ok(&self, path: &str) -> Result<Value> {
-        let (status, body) = self.get(path)?;
-        if !(200..300).contains(&status) {
-            bail!("GET {}{path}: HTTP {status}: {body}", self.base);
-        }
-        Ok(body)
-    }
-
-    fn post_tx(&self, hex_tx: &str) -> Result<(u16, Value)> {
-        let body = json!({ "tx": hex_tx }).to_string();
-        let res = self
-            .agent
-            .post(format!("{}/v1/tx", self.base))
-            .header("content-type", "application/json")
-            .send(body);
-        let (status, bytes) = self.read("POST", "/v1/tx", res)?;
-        Ok((status, json_of(&bytes)))
-    }
-
-    fn put_blob(&self, id: &ModelId, bytes: &[u8]) -> Result<(u16, Value)> {
-        let path = format!("/v1/blobs/{id}");
-        let res = self
-            .agent
-            .put(format!("{}{path}", self.base))
-            .config()
-            .timeout_global(Some(Duration::from_millis(UPLOAD_TIMEOUT_MS)))
-            .build()
-            .header("content-type", "application/octet-stream")
-            .send(bytes);
-        let (status, bytes) = self.read("PUT", &path, res)?;
-        Ok((status, json_of(&bytes)))
-    }
-}
-
-fn json_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or(Value::Null)
-}
-
-fn error_code(body: &Value) -> String {
-    let e = &body["error"];
-    format!(
-        "{}: {}",
-        e["code"].as_str().unwrap_or("?"),
-        e["message"].as_str().unwrap_or("")
-    )
-}
-
-/// A loopback base port with `n` free ports after it.
-fn free_ports(n: u16) -> Result<SocketAddr> {
-    for _ in 0..50 {
-        let l = TcpListener::bind("127.0.0.1:0")?;
-        let base = l.local_addr()?.port();
-        drop(l);
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return Ok(SocketAddr::from(([127, 0, 0, 1], base)));
-        }
-    }
-    bail!("found no {n} consecutive free loopback ports")
-}
-
-// ---- finalized heights --------------------------------------------------------
-
-/// What a watcher thread learns of one node: its finalized height, when
-/// each height was first seen finalized there, and (node 0 only) each
-/// block's header timestamp and transaction count.
-#[derive(Default)]
-struct Watch {
-    height: AtomicU64,
-    seen: Mutex<HashMap<u64, Instant>>,
-    blocks: Mutex<BTreeMap<u64, (u64, usize)>>,
-}
-
-impl Watch {
-    fn seen_at(&self, height: u64) -> Option<Instant> {
-        self.seen.lock().ok()?.get(&height).copied()
-    }
-}
-
-fn watch_node(client: Client, watch: Arc<Watch>, fetch_blocks: bool, stop: Arc<AtomicBool>) {
-    let mut last: Option<u64> = None;
-    while !stop.load(Ordering::Relaxed) {
-        if let Ok((200, status)) = client.get("/v1/status")
-            && let Some(h) = status["finalized_height"].as_u64()
-        {
-            let now = Instant::now();
-            let from = last.map_or(h, |l| l + 1);
-            if from <= h {
-                if let Ok(mut seen) = watch.seen.lock() {
-                    for x in from..=h {
-                        seen.insert(x, now);
-                    }
-                }
-                if fetch_blocks {
-                    for x in from..=h {
-                        if let Ok((200, b)) = client.get(&format!("/v1/blocks/{x}"))
-                            && let (Some(ts), Some(n)) =
-                                (b["timestamp_ms"].as_u64(), b["tx_count"].as_u64())
-                            && let Ok(mut blocks) = watch.blocks.lock()
-                        {
-                            blocks.insert(x, (ts, n as usize));
-                        }
-                    }
-                }
-                watch.height.store(h, Ordering::Release);
-                last = Some(h);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(WATCH_MS));
-    }
-}
-
-/// Block time between heights `from` and `to` (node 0's headers): the
-/// median of the timestamp differences, and the mean.
-fn block_time(watch: &Watch, from: u64, to: u64) -> (Duration, Duration, u64) {
-    let Ok(blocks) = watch.blocks.lock() else {
-        return (Duration::ZERO, Duration::ZERO, 0);
-    };
-    let stamps: Vec<(u64, u64)> = blocks
-        .range(from..=to)
-        .map(|(h, (t, _))| (*h, *t))
-        .collect();
-    let diffs: Vec<Duration> = stamps
-        .windows(2)
-        .filter(|w| w[1].0 == w[0].0 + 1)
-        .map(|w| Duration::from_millis(w[1].1.saturating_sub(w[0].1)))
-        .collect();
-    let mean = match (stamps.first(), stamps.last()) {
-        (Some(a), Some(b)) if b.0 > a.0 => {
-            Duration::from_millis(b.1.saturating_sub(a.1)) / (b.0 - a.0) as u32
-        }
-        _ => Duration::ZERO,
-    };
-    (median(diffs), mean, to.saturating_sub(from))
-}
-
-// ---- model ----------------------------------------------------------------------
-
-fn tensor_spec(v: &ValueInfo) -> TensorSpec {
-    TensorSpec {
-        name: v.name.clone(),
-        dtype: v.dtype.map(|d| d.name().to_string()),
-        shape: v.shape.as_ref().map(|dims| {
-            dims.iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => DimSpec::Fixed(*n as u64),
-                    Dim::Symbol(s) => DimSpec::Symbol(s.clone()),
-                })
-                .collect()
-        }),
-    }
-}
-
-/// The signed manifest of `bytes` (as `glassbox model publish` builds it:
-/// the runtime's cost for the declared shapes, symbolic dims at 1).
-fn sign_manifest(bytes: &[u8], key: &SecretKey) -> Result<SignedManifest> {
-    let model = Model::load(bytes, Limits::default()).context("loading the model")?;
-    let mut shapes = Vec::new();
-    for v in model.inputs() {
-        let dims = v
-            .shape
-            .as_ref()
-            .with_context(|| format!("input `{}` declares no shape", v.name))?;
-        shapes.push(
-            dims.iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => *n,
-                    Dim::Symbol(_) => 1,
-                })
-                .collect::<Vec<usize>>(),
-        );
-    }
-    let inputs = model.inputs().map(tensor_spec).collect();
-    let outputs = model.outputs().map(tensor_spec).collect();
-    let opset = u32::try_from(model.opset()).context("opset out of range")?;
-    let session = Session::new(Arc::new(model), Options::default())?;
-    let cost = session.plan_shapes(&shapes)?.cost();
-    let manifest = Manifest {
-        model_id: ModelId::of(bytes),
-        size_bytes: bytes.len() as u64,
-        name: "bench/mlp".into(),
-        version: semver::Version::new(1, 0, 0),
-        description: "jobs_bench model".into(),
-        license: None,
-        publisher: key.public(),
-        created_at_unix_s: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        parents: Vec::new(),
-        sources: Vec::new(),
-        inputs,
-        outputs,
-        opset,
-        cost: CostSpec {
-            flops: cost.flops,
-            bytes: cost.bytes,
-        },
-        runtime_version: glassbox_runtime::VERSION.to_string(),
-    };
-    Ok(SignedManifest::sign(manifest, key)?)
-}
-
 /// The input file as a tensor of `dtype` (.json or .npy).
 fn read_input(path: &Path, dtype: DType) -> Result<Tensor> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -498,78 +208,6 @@ fn time_exec(bytes: &[u8], input: &Tensor, runs: usize) -> Result<(Duration, Dur
     }
     times.sort();
     Ok((percentile(&times, 0.5), times[0], hash))
-}
-
-// ---- transactions ---------------------------------------------------------------
-
-/// The chain's id and parameters, from a node.
-fn chain_info(client: &Client) -> Result<([u8; 32], Params)> {
-    let status = client.get_ok("/v1/status")?;
-    let hex = status["chain_id"].as_str().unwrap_or("");
-    if hex.len() != 64 {
-        bail!("bad chain id {hex:?}");
-    }
-    let mut id = [0u8; 32];
-    for (i, b) in id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).context("chain id not hex")?;
-    }
-    let params = serde_json::from_value(status["params"].clone()).context("no params")?;
-    Ok((id, params))
-}
-
-/// Signs `body` at the least fee for its size.
-fn sign_min_fee(
-    chain_id: &[u8; 32],
-    params: &Params,
-    key: &SecretKey,
-    nonce: u64,
-    body: TxBody,
-) -> Result<SignedTx> {
-    let probe = SignedTx::sign(chain_id, key, nonce, 0, body.clone())?;
-    let fee = params.min_fee_for(probe.len()).context("fee overflow")?;
-    Ok(SignedTx::sign(chain_id, key, nonce, fee, body)?)
-}
-
-fn account_nonce(client: &Client, key: &SecretKey) -> Result<u64> {
-    let a = client.get_ok(&format!("/v1/accounts/{}", key.public()))?;
-    a["value"]["nonce"]
-        .as_u64()
-        .with_context(|| format!("account {} does not exist", key.public()))
-}
-
-/// Submits `tx`, retrying while the node answers 503, until `deadline`.
-fn submit(client: &Client, tx: &SignedTx, deadline: Instant) -> Result<()> {
-    let hex_tx = glassbox_types::hex(tx.encoded());
-    loop {
-        let (status, body) = client.post_tx(&hex_tx)?;
-        if status == 202 {
-            return Ok(());
-        }
-        if status != 503 || Instant::now() >= deadline {
-            bail!("POST /v1/tx: HTTP {status} {}", error_code(&body));
-        }
-        std::thread::sleep(Duration::from_millis(RETRY_MS));
-    }
-}
-
-/// Waits for every transaction of `hashes` to be finalized successfully.
-fn await_finalized(client: &Client, hashes: &[TxHash], deadline: Instant) -> Result<()> {
-    for hash in hashes {
-        loop {
-            let (status, body) = client.get(&format!("/v1/tx/{hash}"))?;
-            if status == 200 && body["status"] == "finalized" {
-                if body["outcome"]["ok"] != Value::Bool(true) {
-                    bail!("transaction {hash} failed: {}", body["outcome"]);
-                }
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!("transaction {hash} not finalized within {SETUP_TX_TIMEOUT_MS} ms");
-            }
-            std::thread::sleep(Duration::from_millis(SETUP_POLL_MS));
-        }
-    }
-    Ok(())
 }
 
 /// Everything needed to sign and check jobs.
@@ -709,16 +347,6 @@ fn check(setup: &Setup, receipt: &Receipt) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn unhex(s: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        bail!("odd number of hex digits");
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).context("not hex"))
-        .collect()
 }
 
 fn steps(tip: u64, h: Heights) -> [u64; 3] {
@@ -968,10 +596,6 @@ fn tracker(
     t
 }
 
-fn clip(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
-
 // ---- the benchmark --------------------------------------------------------------
 
 struct LatencyRun {
@@ -1048,95 +672,26 @@ fn bench(opts: &Opts) -> Result<()> {
     let (exec_median, exec_min, local_hash) = time_exec(&model_bytes, &input, opts.exec_runs)?;
 
     // The network, fresh.
-    let dir = &opts.data_dir;
-    if dir.exists() {
-        let ours = dir.join("genesis.json").exists()
-            || std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
-        if !ours {
-            bail!(
-                "{} exists and is not a network directory: refusing to wipe it",
-                dir.display()
-            );
-        }
-        std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dev = DevOptions {
-        validators: VALIDATORS,
-        data_dir: dir.clone(),
-        http: free_ports(VALIDATORS as u16)?,
-        worker_threads: opts.threads,
-    };
-    let (genesis, keys, net) = run::prepare_dev(&dev)?;
-    let chain_id = genesis.ledger.chain_id()?;
-    let identity = genesis.identity()?;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let run_opts = dev.clone();
-    std::thread::Builder::new()
-        .name("network".into())
-        .spawn(move || {
-            if let Err(e) = run::run_dev(&run_opts, genesis, keys, move || {
-                let _ = ready_tx.send(());
-            }) {
-                eprintln!("error: the network stopped: {e}");
-                std::process::exit(1);
-            }
-        })?;
-    ready_rx
-        .recv_timeout(Duration::from_millis(NETWORK_START_TIMEOUT_MS))
-        .context("the network did not start")?;
-    let clients: Vec<Client> = net.apis.iter().map(|a| Client::new(*a)).collect();
-    if clients.len() != VALIDATORS {
-        bail!("expected {VALIDATORS} APIs, got {}", clients.len());
-    }
-    let start_deadline = Instant::now() + Duration::from_millis(NETWORK_START_TIMEOUT_MS);
-    for c in &clients {
-        while !matches!(c.get("/health"), Ok((200, _))) {
-            if Instant::now() >= start_deadline {
-                bail!("{} is not healthy", c.base);
-            }
-            std::thread::sleep(Duration::from_millis(SETUP_POLL_MS));
-        }
-    }
+    let network = common::start_network(&opts.data_dir, opts.threads, |_, _| Ok(()))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let watches: Vec<Arc<Watch>> = (0..VALIDATORS)
-        .map(|_| Arc::new(Watch::default()))
-        .collect();
-    for (i, c) in clients.iter().enumerate() {
-        let (c, w, stop) = (c.clone(), watches[i].clone(), stop.clone());
-        std::thread::Builder::new()
-            .name(format!("watch-{i}"))
-            .spawn(move || watch_node(c, w, i == 0, stop))?;
-    }
-    let node = &clients[0];
-    let (chain_id_api, params) = chain_info(node)?;
-    if chain_id_api != chain_id {
-        bail!("the node's chain id differs from the genesis'");
-    }
-    eprintln!("network of {VALIDATORS} validators up ({})", node.base);
+    let watches: Vec<Arc<Watch>> = network
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| common::spawn_watch(c, format!("watch-{i}"), i == 0, &stop))
+        .collect::<Result<_>>()?;
+    eprintln!(
+        "network of {VALIDATORS} validators up ({})",
+        network.clients[0].base
+    );
 
     // Publish the model and upload its bytes to node 0.
-    let dev_key = glassbox_store::keyfile::read_secret_key(&net.dev_key_path)?;
-    let signed = sign_manifest(&model_bytes, &dev_key)?;
-    let manifest = signed.manifest().clone();
-    let mut dev_nonce = account_nonce(node, &dev_key)?;
-    let publish = sign_min_fee(
-        &chain_id,
-        &params,
-        &dev_key,
-        dev_nonce,
-        TxBody::PublishModel {
-            manifest: Box::new(signed),
-        },
-    )?;
-    dev_nonce += 1;
-    let deadline = Instant::now() + Duration::from_millis(SETUP_TX_TIMEOUT_MS);
-    submit(node, &publish, deadline)?;
-    await_finalized(node, &[publish.hash()], deadline)?;
-    let (status, body) = node.put_blob(&manifest.model_id, &model_bytes)?;
-    if !(200..300).contains(&status) {
-        bail!("uploading the model: HTTP {status}: {body}");
-    }
+    let (manifest, mut dev_nonce) =
+        common::publish_model(&network, &model_bytes, "bench/mlp", &[0])?;
+    let (chain_id, identity, params) = (network.chain_id, network.identity, network.params);
+    let dev_key = network.dev_key.clone();
+    let clients = network.clients;
+    let node = &clients[0];
     eprintln!(
         "published {} ({} bytes, {} flops)",
         manifest.model_id, manifest.size_bytes, manifest.cost.flops
@@ -1151,6 +706,7 @@ fn bench(opts: &Opts) -> Result<()> {
         })
         .collect();
     let mut funding = Vec::new();
+    let deadline = Instant::now() + Duration::from_millis(SETUP_TX_TIMEOUT_MS);
     for key in &requesters {
         let tx = sign_min_fee(
             &chain_id,

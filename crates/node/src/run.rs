@@ -299,6 +299,17 @@ fn open_blobs(dir: &std::path::Path) -> Result<crate::api::Blobs, NodeError> {
         .map_err(|e| NodeError::File(format!("opening the blob store {}: {e}", dir.display())))
 }
 
+/// The API's bounds for a chain with `params`: a transaction travels as
+/// hex in JSON, so the body limit is at least twice `max_tx_bytes` plus
+/// room for the JSON around it (never below the default).
+fn api_limits(params: &glassbox_ledger::Params) -> crate::api::ApiLimits {
+    let tx = usize::try_from(params.max_tx_bytes).unwrap_or(usize::MAX);
+    crate::api::ApiLimits {
+        max_body_bytes: crate::api::DEFAULT_MAX_BODY_BYTES
+            .max(tx.saturating_mul(2).saturating_add(4096)),
+    }
+}
+
 /// Serves the HTTP API for `chain` and `blobs` on `addr`.
 async fn serve_api(
     addr: SocketAddr,
@@ -309,7 +320,9 @@ async fn serve_api(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| NodeError::File(format!("binding the HTTP API on {addr}: {e}")))?;
-    let api = crate::api::Api::new(chain).with_genesis(genesis);
+    let mut api = crate::api::Api::new(chain);
+    api.limits = api_limits(&genesis.ledger.params);
+    let api = api.with_genesis(genesis);
     crate::api::serve_with_blobs(listener, api, Some(blobs))
         .await
         .map_err(|e| NodeError::File(format!("HTTP API on {addr}: {e}")))
