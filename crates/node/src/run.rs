@@ -654,3 +654,21 @@ pub fn run_dev(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::api_limits;
+    use crate::api::DEFAULT_MAX_BODY_BYTES;
+
+    #[test]
+    fn api_body_limit_fits_the_largest_transaction_as_hex() {
+        let mut params = glassbox_ledger::Params::default();
+        // The default chain keeps the default limit.
+        assert_eq!(api_limits(&params).max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        // A 1 MiB transaction is 2 MiB of hex plus its JSON.
+        params.max_tx_bytes = 1 << 20;
+        assert_eq!(api_limits(&params).max_body_bytes, (2 << 20) + 4096);
+        params.max_tx_bytes = u32::MAX;
+        assert!(api_limits(&params).max_body_bytes >= 2 * u32::MAX as usize);
+    }
+}

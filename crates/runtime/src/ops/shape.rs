@@ -90,7 +90,21 @@ fn movement_cost(inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
 /// Copies elements of `v` viewed with strides `st` into a row-major `out_shape`.
 fn strided_copy<T: Copy>(v: &[T], out_shape: &[usize], st: &[usize]) -> Vec<T> {
     let mut out = Vec::with_capacity(out_shape.iter().product());
-    for_each_offset(out_shape, st, |_, o| out.push(v[o]));
+    // Walk the outer dimensions, and copy each innermost row as one run
+    // (contiguous when its input stride is 1).
+    match (out_shape.split_last(), st.split_last()) {
+        (Some((&inner, outer)), Some((&1, outer_st))) => {
+            for_each_offset(outer, outer_st, |_, o| {
+                out.extend_from_slice(&v[o..o + inner])
+            });
+        }
+        (Some((&inner, outer)), Some((&s, outer_st))) => {
+            for_each_offset(outer, outer_st, |_, o| {
+                out.extend((0..inner).map(|j| v[o + j * s]));
+            });
+        }
+        _ => for_each_offset(out_shape, st, |_, o| out.push(v[o])),
+    }
     out
 }
 
