@@ -469,6 +469,27 @@ impl<'a> Im2Col2d<'a> {
     fn new(x: &'a [f32], cg: usize, geo: &Geometry) -> Im2Col2d<'a> {
         let (ih, iw) = (geo.input[0], geo.input[1]);
         debug_assert_eq!(x.len(), cg * ih * iw);
+        if iw == 1 && geo.kernel[1] == 1 && geo.out[1] == 1 && geo.pad_begin[1] == 0 {
+            // A 1-D convolution along H written as 2-D (W = 1 throughout,
+            // magika's): the same matrix as a 1-D convolution along W, whose
+            // panels are long runs of one row instead of runs of length 1.
+            // Row `c * kh + r` and column `oy` read `x[c, oy*sh + r*dh - ph]`
+            // either way.
+            return Im2Col2d {
+                x,
+                ih: 1,
+                iw: ih,
+                kh: 1,
+                kw: geo.kernel[0],
+                sh: 1,
+                sw: geo.strides[0],
+                dh: 1,
+                dw: geo.dilations[0],
+                ph: 0,
+                pw: geo.pad_begin[0],
+                ow: geo.out[0],
+            };
+        }
         Im2Col2d {
             x,
             ih,
@@ -816,6 +837,32 @@ mod tests {
             2,
             vec![("strides", ints(&[2, 2])), ("dilations", ints(&[2, 1]))],
             Some(&[3, 4]),
+            &pool,
+        );
+        // W = 1 throughout (a 1-D conv along H, as in magika): packed as a
+        // 1-D conv along W.
+        case(
+            r,
+            &[1, 3, 40, 1],
+            &[7, 3, 5, 1],
+            true,
+            1,
+            vec![
+                ("pads", ints(&[2, 0, 1, 0])),
+                ("strides", ints(&[2, 1])),
+                ("dilations", ints(&[2, 1])),
+            ],
+            Some(&[18, 1]),
+            &pool,
+        );
+        case(
+            r,
+            &[2, 4, 37, 1],
+            &[9, 4, 5, 1],
+            false,
+            1,
+            vec![],
+            Some(&[33, 1]),
             &pool,
         );
         // Depthwise.
