@@ -526,52 +526,45 @@ impl PackB for Im2Col2d<'_> {
         let taps = self.kh * self.kw;
         let (mut c, mut r, mut s) = (k0 / taps, (k0 / self.kw) % self.kh, k0 % self.kw);
         for row in dst.chunks_exact_mut(NR).take(kc) {
-            if nruns == 1 && self.sw == 1 {
-                // One run of the whole panel within one output row: a
-                // single copy when it is all in bounds.
-                let (_, oy, ox0, len) = runs[0];
-                let y = (oy * self.sh + r * self.dh).wrapping_sub(self.ph);
-                let x0 = (ox0 + s * self.dw).wrapping_sub(self.pw);
-                if y < self.ih && x0 < self.iw && self.iw - x0 >= len {
-                    let xrow = &self.x[c * plane + y * self.iw..][..self.iw];
-                    copy_row(row, &xrow[x0..x0 + len]);
-                    s += 1;
-                    if s == self.kw {
-                        s = 0;
-                        r += 1;
-                        if r == self.kh {
-                            r = 0;
-                            c += 1;
-                        }
+            'fill: {
+                if nruns == 1 && self.sw == 1 {
+                    // One run of the whole panel within one output row: a
+                    // single copy when it is all in bounds.
+                    let (_, oy, ox0, len) = runs[0];
+                    let y = (oy * self.sh + r * self.dh).wrapping_sub(self.ph);
+                    let x0 = (ox0 + s * self.dw).wrapping_sub(self.pw);
+                    if y < self.ih && x0 < self.iw && self.iw - x0 >= len {
+                        let xrow = &self.x[c * plane + y * self.iw..][..self.iw];
+                        copy_row(row, &xrow[x0..x0 + len]);
+                        break 'fill;
                     }
-                    continue;
                 }
-            }
-            row.fill(0.0);
-            let xc = &self.x[c * plane..][..plane];
-            // Input column of output column `ox`: ox*sw + off - pw, in bounds
-            // for lo <= ox < hi.
-            let off = s * self.dw;
-            let lo = self.pw.saturating_sub(off).div_ceil(self.sw);
-            let hi = (self.iw + self.pw).saturating_sub(off).div_ceil(self.sw);
-            for &(d0, oy, ox0, len) in &runs[..nruns] {
-                // Input row, wrapping to a huge value when in the top padding.
-                let y = (oy * self.sh + r * self.dh).wrapping_sub(self.ph);
-                if y >= self.ih {
-                    continue;
-                }
-                let (a, b) = (ox0.max(lo), (ox0 + len).min(hi));
-                if a >= b {
-                    continue;
-                }
-                let xrow = &xc[y * self.iw..][..self.iw];
-                let out = &mut row[d0 + (a - ox0)..][..b - a];
-                let x0 = a * self.sw + off - self.pw;
-                if self.sw == 1 {
-                    out.copy_from_slice(&xrow[x0..x0 + (b - a)]);
-                } else {
-                    for (t, o) in out.iter_mut().enumerate() {
-                        *o = xrow[x0 + t * self.sw];
+                row.fill(0.0);
+                let xc = &self.x[c * plane..][..plane];
+                // Input column of output column `ox`: ox*sw + off - pw, in bounds
+                // for lo <= ox < hi.
+                let off = s * self.dw;
+                let lo = self.pw.saturating_sub(off).div_ceil(self.sw);
+                let hi = (self.iw + self.pw).saturating_sub(off).div_ceil(self.sw);
+                for &(d0, oy, ox0, len) in &runs[..nruns] {
+                    // Input row, wrapping to a huge value when in the top padding.
+                    let y = (oy * self.sh + r * self.dh).wrapping_sub(self.ph);
+                    if y >= self.ih {
+                        continue;
+                    }
+                    let (a, b) = (ox0.max(lo), (ox0 + len).min(hi));
+                    if a >= b {
+                        continue;
+                    }
+                    let xrow = &xc[y * self.iw..][..self.iw];
+                    let out = &mut row[d0 + (a - ox0)..][..b - a];
+                    let x0 = a * self.sw + off - self.pw;
+                    if self.sw == 1 {
+                        out.copy_from_slice(&xrow[x0..x0 + (b - a)]);
+                    } else {
+                        for (t, o) in out.iter_mut().enumerate() {
+                            *o = xrow[x0 + t * self.sw];
+                        }
                     }
                 }
             }
