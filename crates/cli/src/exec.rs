@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use glassbox_runtime::{
-    DType, KernelChoice, Limits, Model, Options, Session, Tensor, formats, trace::hex,
+    DType, Isa, KernelChoice, Limits, Model, Options, Session, Tensor, formats, trace::hex,
 };
 use serde_json::json;
 
@@ -19,6 +19,10 @@ pub(crate) enum Kernels {
     Auto,
     /// Portable scalar kernels (the reference; same bits, slower).
     Portable,
+    /// The AVX2+FMA kernels (same bits).
+    Avx2,
+    /// The AVX-512 kernels (same bits).
+    Avx512,
 }
 
 #[derive(Debug, Args)]
@@ -189,7 +193,9 @@ pub(crate) fn run(args: ExecArgs) -> Result<()> {
     let inputs = bind_inputs(&model, &args.inputs, limits.max_tensor_elements)?;
     let kernels = match args.kernels {
         Kernels::Auto => KernelChoice::Auto,
-        Kernels::Portable => KernelChoice::Portable,
+        Kernels::Portable => KernelChoice::PORTABLE,
+        Kernels::Avx2 => KernelChoice::Exactly(Isa::Avx2Fma),
+        Kernels::Avx512 => KernelChoice::Exactly(Isa::Avx512),
     };
     let session = Session::new(
         Arc::clone(&model),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p glassbox-runtime --example bench_exec -- \
-//!     MODEL.onnx INPUT.npy REPEAT THREADS [--portable] [--profile]
+//!     MODEL.onnx INPUT.npy REPEAT THREADS [--portable|--avx2] [--profile]
 //! ```
 //!
 //! Prints one JSON line on stdout:
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use glassbox_runtime::formats::npy_decode;
-use glassbox_runtime::{KernelChoice, Limits, Model, Options, Session};
+use glassbox_runtime::{Isa, KernelChoice, Limits, Model, Options, Session};
 
 fn main() -> ExitCode {
     match run() {
@@ -36,7 +36,7 @@ fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let usage = "usage: bench_exec MODEL.onnx REPEAT THREADS INPUT.npy... [--portable] [--profile] [--nodes]";
+    let usage = "usage: bench_exec MODEL.onnx REPEAT THREADS INPUT.npy... [--portable|--avx2] [--profile] [--nodes]";
     let [model_path, repeat, threads, input_paths @ ..] = &pos[..] else {
         return Err(usage.into());
     };
@@ -58,7 +58,9 @@ fn run() -> Result<(), String> {
         Options {
             threads,
             kernels: if flag("--portable") {
-                KernelChoice::Portable
+                KernelChoice::PORTABLE
+            } else if flag("--avx2") {
+                KernelChoice::Exactly(Isa::Avx2Fma)
             } else {
                 KernelChoice::Auto
             },

@@ -160,9 +160,15 @@ impl Session {
         } else {
             None
         };
+        let isa = options.kernels.resolve().ok_or_else(|| {
+            Error::Limit(format!(
+                "this CPU cannot run the kernels asked for ({:?})",
+                options.kernels
+            ))
+        })?;
         Ok(Session {
             model,
-            isa: options.kernels.resolve(),
+            isa,
             pool,
             plan: Mutex::new(None),
         })

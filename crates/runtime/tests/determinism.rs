@@ -8,21 +8,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use glassbox_runtime::{
-    DType, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor, formats,
+    DType, Isa, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor, formats,
 };
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Kernel choices and thread counts every run is compared across.
-const CONFIGS: [(KernelChoice, usize); 5] = [
-    (KernelChoice::Portable, 1),
-    (KernelChoice::Auto, 1),
-    (KernelChoice::Auto, 2),
-    (KernelChoice::Auto, 3),
-    (KernelChoice::Portable, 4),
-];
+/// Kernel choices and thread counts every run is compared across: the
+/// portable reference first, then every SIMD path this CPU has on one
+/// thread, the best one on 2 and 3 threads, and the portable one on 4.
+fn configs() -> Vec<(KernelChoice, usize)> {
+    let mut c = vec![(KernelChoice::PORTABLE, 1)];
+    for isa in Isa::supported().into_iter().skip(1) {
+        c.push((KernelChoice::Exactly(isa), 1));
+    }
+    c.extend([
+        (KernelChoice::Auto, 2),
+        (KernelChoice::Auto, 3),
+        (KernelChoice::PORTABLE, 4),
+    ]);
+    c
+}
 
 fn run(model: &Arc<Model>, inputs: &[Tensor], kernels: KernelChoice, threads: usize) -> RunOutput {
     let s = Session::new(Arc::clone(model), Options { threads, kernels }).expect("session");
@@ -32,8 +39,9 @@ fn run(model: &Arc<Model>, inputs: &[Tensor], kernels: KernelChoice, threads: us
 /// Runs in every configuration and asserts bit-identical results; returns
 /// the first run.
 fn assert_deterministic(name: &str, model: &Arc<Model>, inputs: &[Tensor]) -> RunOutput {
-    let base = run(model, inputs, CONFIGS[0].0, CONFIGS[0].1);
-    for &(k, t) in &CONFIGS[1..] {
+    let configs = configs();
+    let base = run(model, inputs, configs[0].0, configs[0].1);
+    for &(k, t) in &configs[1..] {
         let other = run(model, inputs, k, t);
         for (i, (a, b)) in base
             .trace
@@ -125,7 +133,7 @@ fn conformance_node_cases_are_bit_identical() {
     assert!(checked > 0, "the node-pass manifest lists no cases");
     println!(
         "determinism: {checked} node cases bit-identical across {} configurations",
-        CONFIGS.len()
+        configs().len()
     );
 }
 

@@ -12,26 +12,31 @@ use crate::broadcast::broadcast_strides;
 use crate::canon;
 use crate::tensor::Elem;
 
-/// Evaluates the expression `$body` compiled for AVX2+FMA when `$isa` is
-/// that path (and the CPU has it), portably otherwise. The operations are the
-/// same either way: what changes is that `f32::mul_add` and
-/// `round_ties_even` in the inlined element functions ([`canon`]) become
-/// single instructions instead of calls to the C library's (correctly
-/// rounded, so equal) software versions, and that loops vectorise over 8
-/// lanes.
+/// Evaluates the expression `$body` compiled for AVX-512 or AVX2+FMA when
+/// `$isa` is that path (and the CPU has it), portably otherwise. The
+/// operations are the same on every path: what changes is that
+/// `f32::mul_add` and `round_ties_even` in the inlined element functions
+/// ([`canon`]) become single instructions instead of calls to the C
+/// library's (correctly rounded, so equal) software versions, and that loops
+/// vectorise over 8 or 16 lanes.
 ///
 /// A macro rather than a function taking a closure: the body is expanded once
-/// per path, so the AVX2 copy is a closure with a single caller, which the
-/// compiler inlines into [`run_avx2_fma`] and so compiles with its features
-/// however large the body is.
+/// per path, so each SIMD copy is a closure with a single caller, which the
+/// compiler inlines into [`run_avx2_fma`] or [`run_avx512`] and so compiles
+/// with its features however large the body is.
 macro_rules! with_isa {
     ($isa:expr, $body:expr) => {{
-        if $crate::kernels::elementwise::avx2_fma($isa) {
-            // SAFETY: `avx2_fma` just checked that the CPU supports AVX2
-            // and FMA.
-            unsafe { $crate::kernels::elementwise::run_avx2_fma(|| $body) }
-        } else {
-            $body
+        match $crate::kernels::elementwise::simd($isa) {
+            // SAFETY: `simd` just checked that the CPU supports AVX-512F,
+            // AVX2 and FMA.
+            $crate::kernels::Isa::Avx512 => unsafe {
+                $crate::kernels::elementwise::run_avx512(|| $body)
+            },
+            // SAFETY: `simd` just checked that the CPU supports AVX2 and FMA.
+            $crate::kernels::Isa::Avx2Fma => unsafe {
+                $crate::kernels::elementwise::run_avx2_fma(|| $body)
+            },
+            $crate::kernels::Isa::Portable => $body,
         }
     }};
 }
@@ -59,19 +64,14 @@ where
     out
 }
 
-/// Whether `isa` is the AVX2+FMA path and the CPU supports it.
+/// The path `with_isa!` takes for `isa` on this CPU: `isa` itself when the
+/// CPU supports it, else the portable one.
 #[inline(always)]
-pub(crate) fn avx2_fma(isa: Isa) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        isa == Isa::Avx2Fma
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = isa;
-        false
+pub(crate) fn simd(isa: Isa) -> Isa {
+    if isa != Isa::Portable && isa.is_supported() {
+        isa
+    } else {
+        Isa::Portable
     }
 }
 
@@ -85,12 +85,31 @@ pub(crate) unsafe fn run_avx2_fma<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
 
-/// Elsewhere there is no such path ([`avx2_fma`] is false).
+/// `body()` compiled with AVX-512F, AVX2 and FMA enabled.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn run_avx512<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+/// Elsewhere there is no such path ([`simd`] is always portable).
 ///
 /// # Safety
 /// None needed; `unsafe` only to match the x86-64 signature.
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) unsafe fn run_avx2_fma<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+/// Elsewhere there is no such path ([`simd`] is always portable).
+///
+/// # Safety
+/// None needed; `unsafe` only to match the x86-64 signature.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) unsafe fn run_avx512<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
 
@@ -640,10 +659,7 @@ mod tests {
             let f2 = |a: f32, b: f32| canon::exp(a).mul_add(b, canon::sigmoid(a));
             let want_b = bits(map2(&portable, (&x, &[n]), (&y, &[n]), &[n], f2));
             let want_s = bits(map2(&portable, (&x, &[n]), (&[0.25f32], &[1]), &[n], f2));
-            for ctx in [
-                Ctx::single(Isa::detect()),
-                Ctx::with_pool(Isa::detect(), &pool),
-            ] {
+            for ctx in crate::kernels::test_ctxs(std::slice::from_ref(&pool)) {
                 assert_eq!(bits(map(&ctx, &x, canon::tanh)), want_u, "n={n}");
                 assert_eq!(
                     bits(map2(&ctx, (&x, &[n]), (&y, &[n]), &[n], f2)),

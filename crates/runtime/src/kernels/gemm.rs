@@ -19,6 +19,7 @@ use std::cell::Cell;
 use std::ops::Range;
 
 use crate::error::{OpError, OpResult};
+use crate::kernels::elementwise::{simd, with_isa};
 use crate::kernels::{Ctx, Isa};
 
 /// Rows of a micro-kernel tile.
@@ -30,13 +31,13 @@ const KC: usize = 256;
 /// Rows of one `A` block (a multiple of `MR`): `MC x KC` stays in L2.
 const MC: usize = 120;
 /// Columns of one `B` block (a multiple of `NR`).
-const NC: usize = 1024;
+const NC: usize = 512;
 /// Products with at most this many rows (and row-major `B`) skip packing.
 pub const SMALL_M: usize = 2;
 /// Columns per block of the small-`m` path (kept in L1 across all `k`).
 const SMALL_M_COLS: usize = 1024;
 /// Below this many multiply-adds a product runs on one thread.
-const PAR_MIN_WORK: usize = 1 << 16;
+const PAR_MIN_WORK: usize = 1 << 20;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -431,63 +432,39 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         PACK_B.with(|c| c.set(bbuf));
     }
 
-    /// The whole product on the context's threads. For each block of `KC`
-    /// values of `k`, in increasing `k` (so every chain stays in order), the
-    /// threads pack all rows of that `A` block together, one block of rows
-    /// each; then for each block of `NC` columns they pack the `B` block
-    /// together, one panel each, and compute its tiles, each task a block of
-    /// rows times a group of column panels.
+    /// The whole product on the context's threads: one task per thread,
+    /// each computing a contiguous range of output columns (all rows) or of
+    /// output rows (all columns) with [`Job::run`], so each packs, into its
+    /// own caches, only the part of the split operand it reads. The split
+    /// is along the operand that is not packed ahead, or else along the
+    /// larger dimension, so what every task packs again (the whole other
+    /// operand) is the smaller one.
     fn run_parallel(&self, ctx: &Ctx<'_>) {
-        let threads = ctx.threads();
-        let row_blocks = self.m.div_ceil(MC);
         let m_panels = self.m.div_ceil(MR);
-        let mut bbuf = PACK_B.with(Cell::take);
-        let mut abuf = PACK_A.with(Cell::take);
-        for pc in (0..self.k).step_by(KC) {
-            let kc = KC.min(self.k - pc);
-            if let ASrc::Mat(a) = self.a {
-                abuf.resize(m_panels * kc * MR, 0.0);
-                let m = self.m;
-                ctx.for_chunks_mut(&mut abuf[..m_panels * kc * MR], MC * kc, |rb, dst| {
-                    pack_a(a, rb * MC, MC.min(m - rb * MC), pc, kc, dst);
-                });
-            }
-            let abuf = &abuf;
-            for jc in (0..self.n).step_by(NC) {
-                let nc = NC.min(self.n - jc);
-                let np = nc.div_ceil(NR);
-                // At least two tasks per thread, for balance.
-                let col_groups = (2 * threads).div_ceil(row_blocks).clamp(1, np);
-                let bblock: &[f32] = match self.b.prepacked() {
-                    Some(p) => p.block(pc, kc, jc / NR, np),
-                    None => {
-                        bbuf.resize(np * kc * NR, 0.0);
-                        let n = self.n;
-                        ctx.for_chunks_mut(&mut bbuf[..np * kc * NR], kc * NR, |p, dst| {
-                            let jp = jc + p * NR;
-                            self.b.pack_panel(pc, kc, jp, NR.min(n - jp), dst);
-                        });
-                        &bbuf[..np * kc * NR]
-                    }
-                };
-                ctx.for_ranges(row_blocks * col_groups, 1, |tasks| {
-                    for t in tasks {
-                        let (rb, cg) = (t / col_groups, t % col_groups);
-                        let ic = rb * MC;
-                        let mc = MC.min(self.m - ic);
-                        let nq = mc.div_ceil(MR);
-                        let ablock = match self.a {
-                            ASrc::Packed(p) => p.block(pc, kc, ic / MR, nq),
-                            ASrc::Mat(_) => &abuf[ic * kc..][..nq * kc * MR],
-                        };
-                        let panels = (cg * np / col_groups)..((cg + 1) * np / col_groups);
-                        self.block(pc, kc, ic, mc, ablock, bblock, jc, panels);
-                    }
-                });
-            }
+        let n_panels = self.n.div_ceil(NR);
+        let a_ahead = matches!(self.a, ASrc::Packed(_));
+        let b_ahead = self.b.prepacked().is_some();
+        let by_cols = if a_ahead != b_ahead {
+            a_ahead
+        } else {
+            self.m <= self.n
+        };
+        let units = if by_cols { n_panels } else { m_panels };
+        let tasks = ctx.threads().min(units);
+        if tasks < 2 {
+            self.run(0..m_panels, 0..n_panels);
+            return;
         }
-        PACK_A.with(|c| c.set(abuf));
-        PACK_B.with(|c| c.set(bbuf));
+        ctx.for_ranges(tasks, 1, |ts| {
+            for t in ts {
+                let part = t * units / tasks..(t + 1) * units / tasks;
+                if by_cols {
+                    self.run(0..m_panels, part);
+                } else {
+                    self.run(part, 0..n_panels);
+                }
+            }
+        });
     }
 
     /// The `A` block of rows `ic..ic + mc` and depth `pc..pc + kc`: in
@@ -551,43 +528,64 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         let first = pc == 0;
         let last = pc + kc == self.k;
         debug_assert_eq!(ablock.len(), mc.div_ceil(MR) * kc * MR);
-        for p in panels {
+        // The AVX-512 path takes two panels per tile where it can.
+        let wide = simd(self.isa) == Isa::Avx512;
+        let mut p = panels.start;
+        while p < panels.end {
             let bp = &bblock[p * kc * NR..][..kc * NR];
             let jp = jc + p * NR;
+            if wide && p + 1 < panels.end {
+                let bp1 = &bblock[(p + 1) * kc * NR..][..kc * NR];
+                let nr = (2 * NR).min(self.n - jp);
+                for (q, ap) in ablock.chunks_exact(kc * MR).enumerate() {
+                    let ir = ic + q * MR;
+                    let mr = MR.min(self.m - ir);
+                    self.tile(ir, jp, mr, nr, first, last, |acc| {
+                        kernel_wide(self.isa, ap, bp, bp1, acc);
+                    });
+                }
+                p += 2;
+                continue;
+            }
             let nr = NR.min(self.n - jp);
             for (q, ap) in ablock.chunks_exact(kc * MR).enumerate() {
                 let ir = ic + q * MR;
                 let mr = MR.min(self.m - ir);
-                self.tile(ap, bp, ir, jp, mr, nr, first, last);
+                self.tile(ir, jp, mr, nr, first, last, |acc| {
+                    if nr <= NR / 2 {
+                        kernel_half(self.isa, ap, bp, acc);
+                    } else {
+                        kernel(self.isa, ap, bp, acc);
+                    }
+                });
             }
+            p += 1;
         }
     }
 
-    /// Updates the `mr x nr` tile of `C` at (`i`, `j`) with one `k` block.
+    /// Updates the `mr x nr` tile of `C` at (`i`, `j`) with one `k` block:
+    /// loads the accumulators (unless this is the first block), lets
+    /// `compute` run the micro-kernel on them, and stores them (adding the
+    /// row bias after the last block).
     #[allow(clippy::too_many_arguments)]
-    fn tile(
+    fn tile<const W: usize>(
         &self,
-        ap: &[f32],
-        bp: &[f32],
         i: usize,
         j: usize,
         mr: usize,
         nr: usize,
         first: bool,
         last: bool,
+        compute: impl FnOnce(&mut [[f32; W]; MR]),
     ) {
         let ldc = self.n;
-        let mut acc = [[0.0f32; NR]; MR];
+        let mut acc = [[0.0f32; W]; MR];
         if !first {
             for (r, row) in acc.iter_mut().enumerate().take(mr) {
                 row[..nr].copy_from_slice(self.c.segment((i + r) * ldc + j, nr));
             }
         }
-        if nr <= NR / 2 {
-            kernel_half(self.isa, ap, bp, &mut acc);
-        } else {
-            kernel(self.isa, ap, bp, &mut acc);
-        }
+        compute(&mut acc);
         for (r, row) in acc.iter().enumerate().take(mr) {
             let out = self.c.segment((i + r) * ldc + j, nr);
             match self.bias.filter(|_| last) {
@@ -668,14 +666,7 @@ fn small_m(
 
 /// `out[j] = sum_k ai[k] * B[k, j0 + j]` as a chain of fmas over `k`.
 fn axpy_rows(isa: Isa, ai: &[f32], b: MatRef<'_>, j0: usize, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma && avx2::available() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { avx2::axpy(ai, b, j0, out) };
-        return;
-    }
-    let _ = isa;
-    axpy_body(ai, b, j0, out);
+    with_isa!(isa, axpy_body(ai, b, j0, out));
 }
 
 /// Body of [`axpy_rows`], compiled portably and for AVX2+FMA.
@@ -693,14 +684,7 @@ fn axpy_body(ai: &[f32], b: MatRef<'_>, j0: usize, out: &mut [f32]) {
 /// Dispatches the micro-kernel: `acc[r][j] = fma(ap[kk*MR + r], bp[kk*NR + j], acc[r][j])`
 /// for `kk` increasing over the whole packed block.
 fn kernel(isa: Isa, ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma && avx2::available() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { avx2::kernel(ap, bp, acc) };
-        return;
-    }
-    let _ = isa;
-    kernel_body(ap, bp, acc);
+    with_isa!(isa, kernel_body(ap, bp, acc));
 }
 
 /// [`kernel`] on the first `NR / 2` columns of the tile only (the other
@@ -708,14 +692,44 @@ fn kernel(isa: Isa, ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
 /// width leaves at most `NR / 2` columns there: each computed element gets
 /// the same chain as in the full kernel.
 fn kernel_half(isa: Isa, ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma && avx2::available() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { avx2::kernel_half(ap, bp, acc) };
-        return;
+    with_isa!(isa, kernel_half_body(ap, bp, acc));
+}
+
+/// [`kernel`] on two adjacent column panels at once, `bp0` for columns
+/// `0..NR` of the tile and `bp1` for `NR..2 * NR`: the AVX-512 path's tile,
+/// two 16-lane registers per row, so twelve independent chains hide the
+/// latency of the fmas. Each element gets the same chain as in [`kernel`].
+fn kernel_wide(isa: Isa, ap: &[f32], bp0: &[f32], bp1: &[f32], acc: &mut [[f32; 2 * NR]; MR]) {
+    with_isa!(isa, kernel_wide_body(ap, bp0, bp1, acc));
+}
+
+/// The body of [`kernel_wide`].
+#[inline(always)]
+fn kernel_wide_body(ap: &[f32], bp0: &[f32], bp1: &[f32], acc: &mut [[f32; 2 * NR]; MR]) {
+    let mut c = *acc;
+    for ((av, b0), b1) in ap
+        .chunks_exact(MR)
+        .zip(bp0.chunks_exact(NR))
+        .zip(bp1.chunks_exact(NR))
+    {
+        let (Ok(av), Ok(b0), Ok(b1)) = (
+            <&[f32; MR]>::try_from(av),
+            <&[f32; NR]>::try_from(b0),
+            <&[f32; NR]>::try_from(b1),
+        ) else {
+            continue;
+        };
+        for (row, &ar) in c.iter_mut().zip(av) {
+            let (lo, hi) = row.split_at_mut(NR);
+            for (x, &bj) in lo.iter_mut().zip(b0) {
+                *x = ar.mul_add(bj, *x);
+            }
+            for (x, &bj) in hi.iter_mut().zip(b1) {
+                *x = ar.mul_add(bj, *x);
+            }
+        }
     }
-    let _ = isa;
-    kernel_half_body(ap, bp, acc);
+    *acc = c;
 }
 
 /// The body of [`kernel_half`]: one register of `NR / 2` lanes per row.
@@ -759,43 +773,6 @@ fn kernel_body(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
         }
     }
     *acc = c;
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{MR, MatRef, NR, axpy_body, kernel_body, kernel_half_body};
-
-    /// Whether the CPU has AVX2 and FMA (cached by std).
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-
-    /// [`kernel_body`] compiled for AVX2+FMA.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
-        kernel_body(ap, bp, acc);
-    }
-
-    /// [`kernel_half_body`] compiled for AVX2+FMA.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel_half(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
-        kernel_half_body(ap, bp, acc);
-    }
-
-    /// [`axpy_body`] compiled for AVX2+FMA.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn axpy(ai: &[f32], b: MatRef<'_>, j0: usize, out: &mut [f32]) {
-        axpy_body(ai, b, j0, out);
-    }
 }
 
 /// The reference: one sequential fma chain per output, as in the spec.
@@ -877,12 +854,7 @@ mod tests {
                 MatRef::row_major(&bv, n)
             };
             let want = bits(&sgemm_reference(m, n, k, a, b));
-            let mut ctxs = vec![Ctx::single(Isa::Portable), Ctx::single(Isa::detect())];
-            for p in pools {
-                ctxs.push(Ctx::with_pool(Isa::Portable, p));
-                ctxs.push(Ctx::with_pool(Isa::detect(), p));
-            }
-            for ctx in &ctxs {
+            for ctx in &crate::kernels::test_ctxs(pools) {
                 let got = bits(&run(ctx, m, n, k, a, b));
                 assert_eq!(got, want, "m={m} n={n} k={k} ta={ta} tb={tb} ctx={ctx:?}");
             }
@@ -999,7 +971,7 @@ mod tests {
         let a = MatRef::row_major(&av, k);
         let b = MatRef::row_major(&bv, n);
         let want = bits(&sgemm_reference(m, n, k, a, b));
-        for isa in [Isa::Portable, Isa::detect()] {
+        for isa in Isa::supported() {
             assert_eq!(bits(&run(&Ctx::single(isa), m, n, k, a, b)), want);
         }
     }
@@ -1010,23 +982,37 @@ mod tests {
         let mut rng = Rng::new(3);
         let ap = rng.vec(MR * KC);
         let bp = rng.vec(NR * KC);
-        let mut acc = [[0.0f32; NR]; MR];
+        let bp1 = rng.vec(NR * KC);
         let reps = 20000;
-        let mut best = f64::MAX;
-        for _ in 0..5 {
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                kernel(Isa::detect(), &ap, &bp, &mut acc);
+        for isa in Isa::supported() {
+            let mut acc = [[0.0f32; NR]; MR];
+            let mut wide = [[0.0f32; 2 * NR]; MR];
+            let (mut best, mut best_wide) = (f64::MAX, f64::MAX);
+            for _ in 0..5 {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    kernel(isa, &ap, &bp, &mut acc);
+                }
+                best = best.min(t.elapsed().as_secs_f64());
+                let t = std::time::Instant::now();
+                for _ in 0..reps / 2 {
+                    kernel_wide(isa, &ap, &bp, &bp1, &mut wide);
+                }
+                best_wide = best_wide.min(t.elapsed().as_secs_f64());
             }
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!(
-                "micro-kernel {MR}x{NR}x{KC}: {:.2} GFLOP/s {}",
-                2.0 * (MR * NR * KC * reps) as f64 / best / 1e9,
-                acc[0][0]
-            );
+            let flops = 2.0 * (MR * NR * KC * reps) as f64;
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "{}: micro-kernel {MR}x{NR}x{KC}: {:.2} GFLOP/s, wide {MR}x{}: {:.2} GFLOP/s ({} {})",
+                    isa.name(),
+                    flops / best / 1e9,
+                    2 * NR,
+                    flops / best_wide / 1e9,
+                    acc[0][0],
+                    wide[0][0]
+                );
+            }
         }
     }
 
@@ -1052,7 +1038,7 @@ mod tests {
                 Ctx::single(Isa::detect()),
                 Ctx::with_pool(Isa::detect(), &pool2),
             ] {
-                let reps = 5;
+                let reps = 30;
                 let mut s = f64::MAX;
                 for _ in 0..reps {
                     let t = std::time::Instant::now();

@@ -20,20 +20,43 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 with FMA.
     Avx2Fma,
+    /// x86-64 AVX-512F (with AVX2 and FMA): the matrix-product micro-kernel
+    /// runs 16 lanes per register and twice the tile width; other kernels
+    /// are the AVX2 ones compiled with AVX-512 enabled.
+    Avx512,
 }
 
 impl Isa {
+    /// Every path, from the reference up.
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2Fma, Isa::Avx512];
+
     /// The best path this CPU supports.
     pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx2Fma;
+        Isa::supported().pop().unwrap_or(Isa::Portable)
+    }
+
+    /// Every path this CPU supports, the portable one first and the best
+    /// one last (the determinism tests run them all).
+    pub fn supported() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2Fma.is_supported() && std::arch::is_x86_feature_detected!("avx512f")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2Fma | Isa::Avx512 => false,
         }
-        Isa::Portable
     }
 
     /// Short name, as printed by the CLI.
@@ -41,6 +64,7 @@ impl Isa {
         match self {
             Isa::Portable => "portable",
             Isa::Avx2Fma => "avx2-fma",
+            Isa::Avx512 => "avx512",
         }
     }
 }
@@ -51,16 +75,21 @@ pub enum KernelChoice {
     /// The best path the CPU supports.
     #[default]
     Auto,
-    /// Force the portable scalar path.
-    Portable,
+    /// Exactly this path (an error where the CPU lacks it). Every path gives
+    /// the same bits; forcing one is for tests and measurements.
+    Exactly(Isa),
 }
 
 impl KernelChoice {
-    /// Resolves the choice on this CPU.
-    pub fn resolve(self) -> Isa {
+    /// The portable scalar path.
+    pub const PORTABLE: KernelChoice = KernelChoice::Exactly(Isa::Portable);
+
+    /// Resolves the choice on this CPU: `None` when it asks for a path the
+    /// CPU cannot run.
+    pub fn resolve(self) -> Option<Isa> {
         match self {
-            KernelChoice::Auto => Isa::detect(),
-            KernelChoice::Portable => Isa::Portable,
+            KernelChoice::Auto => Some(Isa::detect()),
+            KernelChoice::Exactly(isa) => isa.is_supported().then_some(isa),
         }
     }
 }
@@ -158,6 +187,18 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+/// Every context the determinism tests compare: each path this CPU supports
+/// on one thread, and on each of `pools`.
+#[cfg(test)]
+pub(crate) fn test_ctxs(pools: &[rayon::ThreadPool]) -> Vec<Ctx<'_>> {
+    let mut ctxs = Vec::new();
+    for isa in Isa::supported() {
+        ctxs.push(Ctx::single(isa));
+        ctxs.extend(pools.iter().map(|p| Ctx::with_pool(isa, p)));
+    }
+    ctxs
 }
 
 #[cfg(test)]

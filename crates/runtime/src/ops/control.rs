@@ -20,7 +20,7 @@ use super::{Args, BuildCtx, Fact, Op};
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::exec::{self, InputKey, Plan};
-use crate::kernels::{Ctx, KernelChoice};
+use crate::kernels::{Ctx, Isa};
 use crate::model::Model;
 use crate::ops::util::by_dtype;
 use crate::tensor::{DType, Elem, Tensor};
@@ -156,7 +156,7 @@ impl Sub {
         }
         // Folding at plan time gives the same bits on any path and thread
         // count, so one thread on the detected path is as good as any.
-        let ctx = Ctx::single(KernelChoice::Auto.resolve());
+        let ctx = Ctx::single(Isa::detect());
         let plan = Arc::new(exec::plan(&self.graph, key, &ctx).map_err(|e| self.err(e))?);
         if plans.len() == PLAN_CACHE {
             plans.remove(0);

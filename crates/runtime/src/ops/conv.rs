@@ -652,7 +652,6 @@ fn im2col(ctx: &Ctx<'_>, x: &[f32], cg: usize, geo: &Geometry) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::Attr;
-    use crate::kernels::Isa;
     use crate::kernels::gemm::test_util::Rng;
 
     fn build(attrs: Vec<(&str, Attr)>) -> OpResult<Box<dyn Op>> {
@@ -774,11 +773,7 @@ mod tests {
             .iter()
             .map(|v| v.to_bits())
             .collect();
-        for ctx in [
-            Ctx::single(Isa::Portable),
-            Ctx::single(Isa::detect()),
-            Ctx::with_pool(Isa::detect(), pool),
-        ] {
+        for ctx in crate::kernels::test_ctxs(std::slice::from_ref(pool)) {
             // Weights given at run time, then as a model constant: packed on
             // the first such run and reused by the next.
             for constants in [0, 0b10, 0b10] {

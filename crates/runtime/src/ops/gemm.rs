@@ -578,13 +578,10 @@ mod tests {
             .build()
             .unwrap();
         let want = run(&*op, &Ctx::single(Isa::Portable), &[Some(&ta), Some(&tb)]).unwrap();
-        let got = run(
-            &*op,
-            &Ctx::with_pool(Isa::detect(), &pool),
-            &[Some(&ta), Some(&tb)],
-        )
-        .unwrap();
-        assert_eq!(want.hash(), got.hash());
+        for ctx in crate::kernels::test_ctxs(std::slice::from_ref(&pool)) {
+            let got = run(&*op, &ctx, &[Some(&ta), Some(&tb)]).unwrap();
+            assert_eq!(want.hash(), got.hash(), "{ctx:?}");
+        }
         // Batch (2, 3) of the output uses A[2] and B[3].
         let (a, b, y) = (ta.f32s().unwrap(), tb.f32s().unwrap(), want.f32s().unwrap());
         let blk = 2 * 4 + 3;
@@ -606,11 +603,7 @@ mod tests {
             .num_threads(3)
             .build()
             .unwrap();
-        let ctxs = [
-            Ctx::single(Isa::Portable),
-            Ctx::single(Isa::detect()),
-            Ctx::with_pool(Isa::detect(), &pool),
-        ];
+        let ctxs = crate::kernels::test_ctxs(std::slice::from_ref(&pool));
         // Folded batches, a single row, several k blocks and column panels.
         for (a, b) in [
             (vec![3, 7, 9], vec![9, 20]),
