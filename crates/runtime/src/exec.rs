@@ -161,10 +161,11 @@ impl Session {
             None
         };
         let isa = options.kernels.resolve().ok_or_else(|| {
-            Error::Limit(format!(
-                "this CPU cannot run the kernels asked for ({:?})",
-                options.kernels
-            ))
+            let asked = match options.kernels {
+                KernelChoice::Exactly(isa) => isa.name(),
+                KernelChoice::Auto => "auto",
+            };
+            Error::Limit(format!("this CPU cannot run the {asked} kernels"))
         })?;
         Ok(Session {
             model,

@@ -8,9 +8,11 @@
 //! [`MR`] rows, and a register-blocked micro-kernel updates an `MR x NR` tile
 //! of accumulators, one `k` at a time. The SIMD lanes run across output
 //! columns, never across `k`. Between `k` blocks the accumulators are stored
-//! to `C` and loaded back, which keeps each chain intact. Threads split output
-//! rows or output columns, never `k`. So the portable and AVX2 paths, with any
-//! number of threads, give identical bits.
+//! to `C` and loaded back, which keeps each chain intact. The AVX-512 path
+//! updates two adjacent panels per tile ([`kernel_wide`]), each element with
+//! the same chain. Threads split output rows or output columns, never `k`.
+//! So the portable, AVX2 and AVX-512 paths, with any number of threads, give
+//! identical bits.
 //!
 //! `B` comes from a [`PackB`] source, so a convolution can pack its im2col
 //! matrix block by block straight from the input, without building it.
@@ -424,7 +426,7 @@ impl<B: PackB + ?Sized> Job<'_, B> {
                 for ic in (i0..i1).step_by(MC) {
                     let mc = MC.min(i1 - ic);
                     let ablock = self.a_block(pc, kc, ic, mc, &mut abuf);
-                    self.block(pc, kc, ic, mc, ablock, bblock, jc, 0..np);
+                    self.block(pc, kc, ic, mc, ablock, bblock, jc, np);
                 }
             }
         }
@@ -511,7 +513,7 @@ impl<B: PackB + ?Sized> Job<'_, B> {
     }
 
     /// Updates the tiles of rows `ic..ic + mc` (packed in `ablock`) and the
-    /// column panels `panels` of the `B` block `bblock` (whose panel 0 is at
+    /// `np` column panels of the `B` block `bblock` (whose panel 0 is at
     /// column `jc`) with the `k` block `pc..pc + kc`.
     #[allow(clippy::too_many_arguments)]
     fn block(
@@ -523,18 +525,18 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         ablock: &[f32],
         bblock: &[f32],
         jc: usize,
-        panels: Range<usize>,
+        np: usize,
     ) {
         let first = pc == 0;
         let last = pc + kc == self.k;
         debug_assert_eq!(ablock.len(), mc.div_ceil(MR) * kc * MR);
         // The AVX-512 path takes two panels per tile where it can.
         let wide = simd(self.isa) == Isa::Avx512;
-        let mut p = panels.start;
-        while p < panels.end {
+        let mut p = 0;
+        while p < np {
             let bp = &bblock[p * kc * NR..][..kc * NR];
             let jp = jc + p * NR;
-            if wide && p + 1 < panels.end {
+            if wide && p + 1 < np {
                 let bp1 = &bblock[(p + 1) * kc * NR..][..kc * NR];
                 let nr = (2 * NR).min(self.n - jp);
                 for (q, ap) in ablock.chunks_exact(kc * MR).enumerate() {
@@ -669,7 +671,7 @@ fn axpy_rows(isa: Isa, ai: &[f32], b: MatRef<'_>, j0: usize, out: &mut [f32]) {
     with_isa!(isa, axpy_body(ai, b, j0, out));
 }
 
-/// Body of [`axpy_rows`], compiled portably and for AVX2+FMA.
+/// Body of [`axpy_rows`], compiled for each path by `with_isa!`.
 #[inline(always)]
 fn axpy_body(ai: &[f32], b: MatRef<'_>, j0: usize, out: &mut [f32]) {
     out.fill(0.0);
@@ -756,9 +758,10 @@ fn kernel_half_body(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
 }
 
 /// The micro-kernel body: an `MR x NR` tile of accumulators, each updated by
-/// one `mul_add` per `k`, `k` increasing. Compiled once portably and once with
-/// AVX2+FMA enabled, where the compiler maps each row of `NR` lanes onto two
-/// `vfmadd` registers; the operations per element are the same either way.
+/// one `mul_add` per `k`, `k` increasing. Compiled for each path by
+/// `with_isa!`: with AVX2+FMA the compiler maps each row of `NR` lanes onto
+/// two `vfmadd` registers, with AVX-512 onto one; the operations per element
+/// are the same on every path.
 #[inline(always)]
 fn kernel_body(ap: &[f32], bp: &[f32], acc: &mut [[f32; NR]; MR]) {
     let mut c = *acc;

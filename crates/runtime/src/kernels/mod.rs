@@ -32,7 +32,11 @@ impl Isa {
 
     /// The best path this CPU supports.
     pub fn detect() -> Isa {
-        Isa::supported().pop().unwrap_or(Isa::Portable)
+        Isa::ALL
+            .into_iter()
+            .rev()
+            .find(|i| i.is_supported())
+            .unwrap_or(Isa::Portable)
     }
 
     /// Every path this CPU supports, the portable one first and the best
