@@ -256,50 +256,101 @@ fn col_major(off: usize, dims: &[usize]) -> usize {
     res
 }
 
-/// MaxPool over one 2-D plane: `out` starts at `NEG_INF` and takes each
-/// in-bounds window position in row-major window order with the canonical
-/// max step, one kernel position at a time for a whole output row (so the
-/// loops run along contiguous memory). Starting from `NEG_INF` instead of the
-/// first value gives the same result: `NEG_INF` is replaced by any value
-/// greater than it or NaN, and otherwise equals the value it keeps.
+/// The canonical max step as a value: `b` if it replaces `a`, else `a`.
 #[inline(always)]
-fn max_pool_2d<T: PoolElem>(geo: &Geometry, t: &Taps, kernel: &[usize], xp: &[T], out: &mut [T]) {
-    let (iw, ow) = (geo.input[1], geo.out[1]);
-    let (sw, dw, pw) = (geo.strides[1], geo.dilations[1], geo.pad_begin[1]);
-    // With a stride, each input row is first split into its `sw` phases
-    // (`phase p, i` = column `i*sw + p`) so that every kernel column reads
-    // contiguous memory and the loop vectorizes.
-    let plen = iw.div_ceil(sw);
-    let mut phases = vec![T::NEG_INF; if sw > 1 { sw * plen } else { 0 }];
-    for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
-        for &r in rows {
-            let xrow = &xp[r * iw..][..iw];
-            if sw > 1 {
-                for (p, dst) in phases.chunks_exact_mut(plen).enumerate() {
-                    for (d, &v) in dst.iter_mut().zip(xrow[p.min(iw)..].iter().step_by(sw)) {
-                        *d = v;
-                    }
-                }
-            }
-            for kc in 0..kernel[1] {
-                // Output columns whose input column `o*sw + off - pw` is in bounds.
-                let off = kc * dw;
-                let lo = pw.saturating_sub(off).div_ceil(sw);
-                let hi = (iw + pw).saturating_sub(off).div_ceil(sw).min(ow);
-                if lo >= hi {
-                    continue;
-                }
-                let x0 = lo * sw + off - pw;
-                let src = if sw > 1 {
-                    &phases[(x0 % sw) * plen + x0 / sw..][..hi - lo]
-                } else {
-                    &xrow[x0..][..hi - lo]
-                };
-                for (o, &v) in orow[lo..hi].iter_mut().zip(src) {
-                    *o = if max_step(*o, v) { v } else { *o };
-                }
+fn max_of<T: PoolElem>(a: T, b: T) -> T {
+    if max_step(a, b) { b } else { a }
+}
+
+/// `dst[i]` = the fold with the max step, from `NEG_INF`, of `tap(k)[i]`
+/// for `k` in `0..taps`, in that order (each `tap(k)` at least as long as
+/// `dst`). The fold runs in registers over a block of lanes and stores each
+/// result once: a masked store of only the changed lanes, read back by the
+/// next pass, stalls store forwarding.
+#[inline(always)]
+fn fold_max<'a, T: PoolElem>(dst: &mut [T], taps: usize, tap: impl Fn(usize) -> &'a [T]) {
+    const L: usize = 16;
+    let done = dst.len() / L * L;
+    let mut blocks = dst.chunks_exact_mut(L);
+    for (b, d) in (&mut blocks).enumerate() {
+        let mut acc = [T::NEG_INF; L];
+        for k in 0..taps {
+            for (a, &v) in acc.iter_mut().zip(&tap(k)[b * L..][..L]) {
+                *a = max_of(*a, v);
             }
         }
+        d.copy_from_slice(&acc);
+    }
+    for (i, d) in dst.iter_mut().enumerate().skip(done) {
+        *d = (0..taps).fold(T::NEG_INF, |a, k| max_of(a, tap(k)[i]));
+    }
+}
+
+/// Scratch rows of [`max_pool_2d`], reused across the planes of one thread.
+struct MaxPool2dScratch<T> {
+    /// One input row with `NEG_INF` in the padding, as wide as the windows reach.
+    row: Vec<T>,
+    /// The window maxima at every column offset of `row` (stride 1).
+    at: Vec<T>,
+    /// Row `r` holds the row maxima of input row `r` at each output column.
+    rows: Vec<T>,
+}
+
+/// MaxPool over one 2-D plane, separably: for each input row the maxima of
+/// its row segments at every output column, then for each output row the
+/// fold of those over the kernel rows, in kernel order. That is the
+/// canonical sequential fold in row-major window order: the max step keeps
+/// the first NaN, else the first of the greatest values, so folding
+/// consecutive runs of the window first and then the runs' results in order
+/// gives the same bits. Positions in the padding count as `NEG_INF`, which
+/// the max step never prefers to any value, so they equal being skipped (a
+/// window entirely in the padding gives `NEG_INF`). Every loop but the
+/// strided pick runs along contiguous memory, so it vectorizes.
+///
+/// `used_rows[r]` says whether some output
+/// row reads input row `r` (`t.coords[0]` lists them).
+#[inline(always)]
+fn max_pool_2d<T: PoolElem>(
+    geo: &Geometry,
+    t: &Taps,
+    used_rows: &[bool],
+    xp: &[T],
+    out: &mut [T],
+    s: &mut MaxPool2dScratch<T>,
+) {
+    let (iw, ow) = (geo.input[1], geo.out[1]);
+    let (kw, sw, dw, pw) = (
+        geo.kernel[1],
+        geo.strides[1],
+        geo.dilations[1],
+        geo.pad_begin[1],
+    );
+    if ow == 0 {
+        return;
+    }
+    // Column `j` of `row` is input column `j - pw`.
+    let starts = (ow - 1) * sw + 1;
+    let span = starts + (kw - 1) * dw;
+    s.row.resize(span, T::NEG_INF);
+    s.at.resize(starts, T::NEG_INF);
+    s.rows.resize(used_rows.len() * ow, T::NEG_INF);
+    let lo = pw.min(span);
+    let hi = (pw + iw).min(span);
+    for (r, hrow) in s.rows.chunks_exact_mut(ow).enumerate() {
+        if !used_rows[r] {
+            continue;
+        }
+        let xrow = &xp[r * iw..][..iw];
+        s.row[..lo].fill(T::NEG_INF);
+        s.row[lo..hi].copy_from_slice(&xrow[..hi - lo]);
+        s.row[hi..].fill(T::NEG_INF);
+        fold_max(&mut s.at, kw, |k| &s.row[k * dw..]);
+        for (h, &m) in hrow.iter_mut().zip(s.at.iter().step_by(sw)) {
+            *h = m;
+        }
+    }
+    for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
+        fold_max(orow, rows.len(), |k| &s.rows[rows[k] * ow..]);
     }
 }
 
@@ -328,11 +379,20 @@ impl MaxPool {
         // Values and indices are filled plane by plane (indices on one thread
         // after the values, both in the same window order).
         let isa = ctx.isa;
+        let mut used_rows = vec![false; geo.input[0]];
+        for &r in t.coords[0].iter().flatten() {
+            used_rows[r] = true;
+        }
         ctx.for_chunks_mut(&mut y, no, |p, out| {
             let xp = &x[p * ni..][..ni];
             if geo.input.len() == 2 {
-                // Compiled for AVX2 on that path (same comparisons).
-                with_isa!(isa, max_pool_2d(geo, &t, &self.kernel, xp, out));
+                let mut s = MaxPool2dScratch {
+                    row: Vec::new(),
+                    at: Vec::new(),
+                    rows: Vec::new(),
+                };
+                // Compiled for each SIMD path (same comparisons).
+                with_isa!(isa, max_pool_2d(geo, &t, &used_rows, xp, out, &mut s));
                 return;
             }
             for_each_window(geo, &t, |of, offs, _| {
@@ -643,14 +703,21 @@ mod tests {
         .geometry(&fact.shape[2..], &[3, 3])
         .unwrap();
         let t = taps(&geo);
+        let used_rows = vec![true; 109];
         let xv = x.f32s().unwrap();
         let mut out = vec![0.0f32; 96 * 54 * 54];
+        let mut s = MaxPool2dScratch {
+            row: Vec::new(),
+            at: Vec::new(),
+            rows: Vec::new(),
+        };
         let mut best2 = f64::MAX;
         for _ in 0..20 {
             let t0 = std::time::Instant::now();
             for (p, o) in out.chunks_exact_mut(54 * 54).enumerate() {
                 o.fill(f32::NEG_INFINITY);
-                max_pool_2d(&geo, &t, &[3, 3], &xv[p * 109 * 109..][..109 * 109], o);
+                let xp = &xv[p * 109 * 109..][..109 * 109];
+                max_pool_2d(&geo, &t, &used_rows, xp, o, &mut s);
             }
             best2 = best2.min(t0.elapsed().as_secs_f64());
         }
