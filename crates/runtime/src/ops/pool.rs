@@ -270,19 +270,28 @@ fn max_of<T: PoolElem>(a: T, b: T) -> T {
 #[inline(always)]
 fn fold_max<'a, T: PoolElem>(dst: &mut [T], taps: usize, tap: impl Fn(usize) -> &'a [T]) {
     const L: usize = 16;
-    let done = dst.len() / L * L;
-    let mut blocks = dst.chunks_exact_mut(L);
-    for (b, d) in (&mut blocks).enumerate() {
+    let n = dst.len();
+    if n < L {
+        for (i, d) in dst.iter_mut().enumerate() {
+            *d = (0..taps).fold(T::NEG_INF, |a, k| max_of(a, tap(k)[i]));
+        }
+        return;
+    }
+    // Blocks of L lanes; the last one ends at `n` and may overlap the one
+    // before it (the overlapped lanes get the same values again).
+    let mut start = 0;
+    loop {
         let mut acc = [T::NEG_INF; L];
         for k in 0..taps {
-            for (a, &v) in acc.iter_mut().zip(&tap(k)[b * L..][..L]) {
+            for (a, &v) in acc.iter_mut().zip(&tap(k)[start..][..L]) {
                 *a = max_of(*a, v);
             }
         }
-        d.copy_from_slice(&acc);
-    }
-    for (i, d) in dst.iter_mut().enumerate().skip(done) {
-        *d = (0..taps).fold(T::NEG_INF, |a, k| max_of(a, tap(k)[i]));
+        dst[start..][..L].copy_from_slice(&acc);
+        if start + L == n {
+            return;
+        }
+        start = (start + L).min(n - L);
     }
 }
 
@@ -341,12 +350,23 @@ fn max_pool_2d<T: PoolElem>(
             continue;
         }
         let xrow = &xp[r * iw..][..iw];
-        s.row[..lo].fill(T::NEG_INF);
-        s.row[lo..hi].copy_from_slice(&xrow[..hi - lo]);
-        s.row[hi..].fill(T::NEG_INF);
-        fold_max(&mut s.at, kw, |k| &s.row[k * dw..]);
-        for (h, &m) in hrow.iter_mut().zip(s.at.iter().step_by(sw)) {
-            *h = m;
+        // Rows the windows read entirely in bounds are read in place.
+        let src = if pw == 0 && span <= iw {
+            xrow
+        } else {
+            s.row[..lo].fill(T::NEG_INF);
+            s.row[lo..hi].copy_from_slice(&xrow[..hi - lo]);
+            s.row[hi..].fill(T::NEG_INF);
+            &s.row
+        };
+        if sw == 1 {
+            fold_max(hrow, kw, |k| &src[k * dw..]);
+            continue;
+        }
+        fold_max(&mut s.at, kw, |k| &src[k * dw..]);
+        let at = &s.at[..starts];
+        for (o, h) in hrow.iter_mut().enumerate() {
+            *h = at[o * sw];
         }
     }
     for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
@@ -758,10 +778,18 @@ mod tests {
                 ("kernel_shape", ints(&[2, 2])),
                 ("pads", ints(&[1, 1, 1, 1])),
             ],
+            vec![("kernel_shape", ints(&[2, 3]))],
+            vec![("kernel_shape", ints(&[3, 1])), ("strides", ints(&[1, 2]))],
         ];
         let mut state = 7u64;
-        for (gi, attrs) in geos.into_iter().enumerate() {
-            let shape = [2, 3, 9, 11];
+        // Rows of 11 (under one block of lanes) and of 45 (blocks, the last
+        // overlapping), read in place or through the padded row.
+        for (gi, (attrs, w)) in geos
+            .into_iter()
+            .flat_map(|a| [(a.clone(), 11), (a, 45)])
+            .enumerate()
+        {
+            let shape = [2, 3, 9, w];
             let n: usize = shape.iter().product();
             let data: Vec<f32> = (0..n)
                 .map(|_| {
