@@ -295,14 +295,60 @@ fn fold_max<'a, T: PoolElem>(dst: &mut [T], taps: usize, tap: impl Fn(usize) -> 
     }
 }
 
-/// Scratch rows of [`max_pool_2d`], reused across the planes of one thread.
+/// Scratch rows of [`max_pool_2d`] for one plane.
 struct MaxPool2dScratch<T> {
     /// One input row with `NEG_INF` in the padding, as wide as the windows reach.
     row: Vec<T>,
     /// The window maxima at every column offset of `row` (stride 1).
     at: Vec<T>,
-    /// Row `r` holds the row maxima of input row `r` at each output column.
+    /// Row maxima at each output column: of input row `r` in row `slot[r]`
+    /// when cached, else of the input row being folded.
     rows: Vec<T>,
+}
+
+impl<T> MaxPool2dScratch<T> {
+    fn new() -> Self {
+        MaxPool2dScratch {
+            row: Vec::new(),
+            at: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// The row maxima of one input row at each output column (`dst`, `ow` long):
+/// the window row folded at each start column, then every `sw`-th start.
+/// `row` and `at` are scratch, `span` and `starts` long.
+#[inline(always)]
+fn row_maxima<T: PoolElem>(geo: &Geometry, xrow: &[T], dst: &mut [T], row: &mut [T], at: &mut [T]) {
+    let (iw, kw, sw, dw, pw) = (
+        geo.input[1],
+        geo.kernel[1],
+        geo.strides[1],
+        geo.dilations[1],
+        geo.pad_begin[1],
+    );
+    let span = row.len();
+    // Rows the windows read entirely in bounds are read in place; else
+    // column `j` of `row` is input column `j - pw`.
+    let src: &[T] = if pw == 0 && span <= iw {
+        xrow
+    } else {
+        let lo = pw.min(span);
+        let hi = (pw + iw).min(span);
+        row[..lo].fill(T::NEG_INF);
+        row[lo..hi].copy_from_slice(&xrow[..hi - lo]);
+        row[hi..].fill(T::NEG_INF);
+        row
+    };
+    if sw == 1 {
+        fold_max(dst, kw, |k| &src[k * dw..]);
+        return;
+    }
+    fold_max(at, kw, |k| &src[k * dw..]);
+    for (o, h) in dst.iter_mut().enumerate() {
+        *h = at[o * sw];
+    }
 }
 
 /// MaxPool over one 2-D plane, separably: for each input row the maxima of
@@ -316,61 +362,50 @@ struct MaxPool2dScratch<T> {
 /// window entirely in the padding gives `NEG_INF`). Every loop but the
 /// strided pick runs along contiguous memory, so it vectorizes.
 ///
-/// `used_rows[r]` says whether some output
-/// row reads input row `r` (`t.coords[0]` lists them).
+/// With `slot` (`slot[r]` the cache row of input row `r`, `usize::MAX` for
+/// rows no window reads), each input row's maxima are computed once;
+/// without it (when the cache would outgrow the plane), again for each
+/// output row that reads the row. `out` starts at `NEG_INF`.
 #[inline(always)]
 fn max_pool_2d<T: PoolElem>(
     geo: &Geometry,
     t: &Taps,
-    used_rows: &[bool],
+    slot: Option<(&[usize], usize)>,
     xp: &[T],
     out: &mut [T],
     s: &mut MaxPool2dScratch<T>,
 ) {
     let (iw, ow) = (geo.input[1], geo.out[1]);
-    let (kw, sw, dw, pw) = (
-        geo.kernel[1],
-        geo.strides[1],
-        geo.dilations[1],
-        geo.pad_begin[1],
-    );
     if ow == 0 {
         return;
     }
-    // Column `j` of `row` is input column `j - pw`.
-    let starts = (ow - 1) * sw + 1;
-    let span = starts + (kw - 1) * dw;
-    s.row.resize(span, T::NEG_INF);
+    let starts = (ow - 1) * geo.strides[1] + 1;
+    s.row
+        .resize(starts + (geo.kernel[1] - 1) * geo.dilations[1], T::NEG_INF);
     s.at.resize(starts, T::NEG_INF);
-    s.rows.resize(used_rows.len() * ow, T::NEG_INF);
-    let lo = pw.min(span);
-    let hi = (pw + iw).min(span);
-    for (r, hrow) in s.rows.chunks_exact_mut(ow).enumerate() {
-        if !used_rows[r] {
-            continue;
+    let xrow = |r: usize| &xp[r * iw..][..iw];
+    match slot {
+        Some((slot, used)) => {
+            s.rows.resize(used * ow, T::NEG_INF);
+            for (r, &i) in slot.iter().enumerate().filter(|(_, i)| **i != usize::MAX) {
+                let dst = &mut s.rows[i * ow..][..ow];
+                row_maxima(geo, xrow(r), dst, &mut s.row, &mut s.at);
+            }
+            for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
+                fold_max(orow, rows.len(), |k| &s.rows[slot[rows[k]] * ow..]);
+            }
         }
-        let xrow = &xp[r * iw..][..iw];
-        // Rows the windows read entirely in bounds are read in place.
-        let src = if pw == 0 && span <= iw {
-            xrow
-        } else {
-            s.row[..lo].fill(T::NEG_INF);
-            s.row[lo..hi].copy_from_slice(&xrow[..hi - lo]);
-            s.row[hi..].fill(T::NEG_INF);
-            &s.row
-        };
-        if sw == 1 {
-            fold_max(hrow, kw, |k| &src[k * dw..]);
-            continue;
+        None => {
+            s.rows.resize(ow, T::NEG_INF);
+            for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
+                for &r in rows {
+                    row_maxima(geo, xrow(r), &mut s.rows, &mut s.row, &mut s.at);
+                    for (o, &v) in orow.iter_mut().zip(&s.rows) {
+                        *o = max_of(*o, v);
+                    }
+                }
+            }
         }
-        fold_max(&mut s.at, kw, |k| &src[k * dw..]);
-        let at = &s.at[..starts];
-        for (o, h) in hrow.iter_mut().enumerate() {
-            *h = at[o * sw];
-        }
-    }
-    for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
-        fold_max(orow, rows.len(), |k| &s.rows[rows[k] * ow..]);
     }
 }
 
@@ -399,20 +434,36 @@ impl MaxPool {
         // Values and indices are filled plane by plane (indices on one thread
         // after the values, both in the same window order).
         let isa = ctx.isa;
-        let mut used_rows = vec![false; geo.input[0]];
-        for &r in t.coords[0].iter().flatten() {
-            used_rows[r] = true;
+        // The 2-D path caches the row maxima of each input row a window
+        // reads, when that cache is no larger than the plane in and out.
+        let mut slot = vec![
+            usize::MAX;
+            if geo.input.len() == 2 {
+                geo.input[0]
+            } else {
+                0
+            }
+        ];
+        let mut used = 0;
+        let rows_read = if slot.is_empty() {
+            &[][..]
+        } else {
+            &t.coords[0][..]
+        };
+        for &r in rows_read.iter().flatten() {
+            if slot[r] == usize::MAX {
+                slot[r] = used;
+                used += 1;
+            }
         }
+        let cache = (geo.input.len() == 2 && used.saturating_mul(geo.out[1]) <= ni + no)
+            .then_some((slot.as_slice(), used));
         ctx.for_chunks_mut(&mut y, no, |p, out| {
             let xp = &x[p * ni..][..ni];
             if geo.input.len() == 2 {
-                let mut s = MaxPool2dScratch {
-                    row: Vec::new(),
-                    at: Vec::new(),
-                    rows: Vec::new(),
-                };
+                let mut s = MaxPool2dScratch::new();
                 // Compiled for each SIMD path (same comparisons).
-                with_isa!(isa, max_pool_2d(geo, &t, &used_rows, xp, out, &mut s));
+                with_isa!(isa, max_pool_2d(geo, &t, cache, xp, out, &mut s));
                 return;
             }
             for_each_window(geo, &t, |of, offs, _| {
@@ -723,21 +774,17 @@ mod tests {
         .geometry(&fact.shape[2..], &[3, 3])
         .unwrap();
         let t = taps(&geo);
-        let used_rows = vec![true; 109];
+        let slot: Vec<usize> = (0..109).collect();
         let xv = x.f32s().unwrap();
         let mut out = vec![0.0f32; 96 * 54 * 54];
-        let mut s = MaxPool2dScratch {
-            row: Vec::new(),
-            at: Vec::new(),
-            rows: Vec::new(),
-        };
+        let mut s = MaxPool2dScratch::new();
         let mut best2 = f64::MAX;
         for _ in 0..20 {
             let t0 = std::time::Instant::now();
             for (p, o) in out.chunks_exact_mut(54 * 54).enumerate() {
                 o.fill(f32::NEG_INFINITY);
                 let xp = &xv[p * 109 * 109..][..109 * 109];
-                max_pool_2d(&geo, &t, &used_rows, xp, o, &mut s);
+                max_pool_2d(&geo, &t, Some((&slot, 109)), xp, o, &mut s);
             }
             best2 = best2.min(t0.elapsed().as_secs_f64());
         }
@@ -780,6 +827,13 @@ mod tests {
             ],
             vec![("kernel_shape", ints(&[2, 3]))],
             vec![("kernel_shape", ints(&[3, 1])), ("strides", ints(&[1, 2]))],
+            // Wide padding: the row cache would outgrow the plane, so each
+            // output row computes its rows' maxima itself.
+            vec![
+                ("kernel_shape", ints(&[9, 2])),
+                ("strides", ints(&[9, 1])),
+                ("pads", ints(&[0, 20, 0, 20])),
+            ],
         ];
         let mut state = 7u64;
         // Rows of 11 (under one block of lanes) and of 45 (blocks, the last
