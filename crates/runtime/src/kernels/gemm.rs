@@ -582,9 +582,14 @@ impl<B: PackB + ?Sized> Job<'_, B> {
     ) {
         let ldc = self.n;
         let mut acc = [[0.0f32; W]; MR];
+        // Whole rows are fixed-size copies (vector moves, not `memcpy` calls).
         if !first {
             for (r, row) in acc.iter_mut().enumerate().take(mr) {
-                row[..nr].copy_from_slice(self.c.segment((i + r) * ldc + j, nr));
+                let src = self.c.segment((i + r) * ldc + j, nr);
+                match <&[f32; W]>::try_from(&*src) {
+                    Ok(src) => *row = *src,
+                    Err(_) => row[..nr].copy_from_slice(src),
+                }
             }
         }
         compute(&mut acc);
@@ -597,7 +602,10 @@ impl<B: PackB + ?Sized> Job<'_, B> {
                         *o = v + add;
                     }
                 }
-                None => out.copy_from_slice(&row[..nr]),
+                None => match <&mut [f32; W]>::try_from(&mut *out) {
+                    Ok(out) => *out = *row,
+                    Err(_) => out.copy_from_slice(&row[..nr]),
+                },
             }
         }
     }

@@ -201,9 +201,22 @@ fn compare<T: Copy + PartialOrd + Sync>(
 
 /// Variadic Max/Min/Sum folded left to right, with broadcasting.
 fn fold<T: Num>(ctx: &Ctx<'_>, kind: Kind, xs: &[&Tensor]) -> OpResult<(Vec<T>, Vec<usize>)> {
-    let mut acc = xs[0].as_slice::<T>()?.to_vec();
-    let mut shape = xs[0].shape().to_vec();
-    for x in &xs[1..] {
+    let [first, rest @ ..] = xs else {
+        bail!("{} needs at least one input", kind.name());
+    };
+    let Some((second, rest)) = rest.split_first() else {
+        return Ok((first.as_slice::<T>()?.to_vec(), first.shape().to_vec()));
+    };
+    // The first step reads both inputs in place (no copy of the first).
+    let mut shape = broadcast_shapes(&[first.shape(), second.shape()])?;
+    let mut acc = arith(
+        ctx,
+        kind,
+        (first.as_slice::<T>()?, first.shape()),
+        (second.as_slice::<T>()?, second.shape()),
+        &shape,
+    )?;
+    for x in rest {
         let out = broadcast_shapes(&[&shape, x.shape()])?;
         acc = arith(
             ctx,

@@ -12,8 +12,9 @@ use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
 use crate::attrs::Attrs;
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
-use crate::kernels::Ctx;
+use crate::kernels::elementwise::with_isa;
 use crate::kernels::gemm::{ASrc, MatRef, NR, PackB, Packed, copy_row, sgemm, sgemm_packed};
+use crate::kernels::{Ctx, Isa};
 use crate::tensor::{DType, Tensor, checked_len};
 use crate::{bail, ensure};
 
@@ -393,7 +394,7 @@ impl Op for Conv {
                     return sgemm_packed(ctx, mg, no, kl, ws, &bmat, out, bias);
                 }
                 if d.geo.input.len() == 2 {
-                    let src = Im2Col2d::new(xs, cg, &d.geo);
+                    let src = Im2Col2d::new(ctx.isa, xs, cg, &d.geo);
                     return sgemm_packed(ctx, mg, no, kl, ws, &src, out, bias);
                 }
             }
@@ -462,11 +463,13 @@ struct Im2Col2d<'a> {
     ph: usize,
     pw: usize,
     ow: usize,
+    /// The SIMD path the packing loops are compiled for.
+    isa: Isa,
 }
 
 impl<'a> Im2Col2d<'a> {
     /// `x` holds the `cg` input planes of the group.
-    fn new(x: &'a [f32], cg: usize, geo: &Geometry) -> Im2Col2d<'a> {
+    fn new(isa: Isa, x: &'a [f32], cg: usize, geo: &Geometry) -> Im2Col2d<'a> {
         let (ih, iw) = (geo.input[0], geo.input[1]);
         debug_assert_eq!(x.len(), cg * ih * iw);
         if iw == 1 && geo.kernel[1] == 1 && geo.out[1] == 1 && geo.pad_begin[1] == 0 {
@@ -488,6 +491,7 @@ impl<'a> Im2Col2d<'a> {
                 ph: 0,
                 pw: geo.pad_begin[0],
                 ow: geo.out[0],
+                isa,
             };
         }
         Im2Col2d {
@@ -503,12 +507,21 @@ impl<'a> Im2Col2d<'a> {
             ph: geo.pad_begin[0],
             pw: geo.pad_begin[1],
             ow: geo.out[1],
+            isa,
         }
     }
 }
 
 impl PackB for Im2Col2d<'_> {
     fn pack_panel(&self, k0: usize, kc: usize, j0: usize, cols: usize, dst: &mut [f32]) {
+        with_isa!(self.isa, self.pack_body(k0, kc, j0, cols, dst));
+    }
+}
+
+impl Im2Col2d<'_> {
+    /// The body of [`PackB::pack_panel`], compiled for each path by `with_isa!`.
+    #[inline(always)]
+    fn pack_body(&self, k0: usize, kc: usize, j0: usize, cols: usize, dst: &mut [f32]) {
         // The panel's columns as runs within one output row:
         // (first column in the panel, output row, first output column, length).
         let mut runs = [(0usize, 0usize, 0usize, 0usize); NR];
@@ -527,16 +540,30 @@ impl PackB for Im2Col2d<'_> {
         let (mut c, mut r, mut s) = (k0 / taps, (k0 / self.kw) % self.kh, k0 % self.kw);
         for row in dst.chunks_exact_mut(NR).take(kc) {
             'fill: {
-                if nruns == 1 && self.sw == 1 {
+                if nruns == 1 && self.sw <= 2 {
                     // One run of the whole panel within one output row: a
-                    // single copy when it is all in bounds.
+                    // single copy (stride 1) or a fixed-length strided one
+                    // (stride 2) when it is all in bounds.
                     let (_, oy, ox0, len) = runs[0];
                     let y = (oy * self.sh + r * self.dh).wrapping_sub(self.ph);
-                    let x0 = (ox0 + s * self.dw).wrapping_sub(self.pw);
-                    if y < self.ih && x0 < self.iw && self.iw - x0 >= len {
+                    let x0 = (ox0 * self.sw + s * self.dw).wrapping_sub(self.pw);
+                    let span = (len - 1) * self.sw + 1;
+                    if y < self.ih && x0 < self.iw && self.iw - x0 >= span {
                         let xrow = &self.x[c * plane + y * self.iw..][..self.iw];
-                        copy_row(row, &xrow[x0..x0 + len]);
-                        break 'fill;
+                        let src = &xrow[x0..x0 + span];
+                        if self.sw == 1 {
+                            copy_row(row, src);
+                            break 'fill;
+                        }
+                        if let (Ok(src), Ok(row)) = (
+                            <&[f32; 2 * NR - 1]>::try_from(src),
+                            <&mut [f32; NR]>::try_from(&mut *row),
+                        ) {
+                            for (t, o) in row.iter_mut().enumerate() {
+                                *o = src[2 * t];
+                            }
+                            break 'fill;
+                        }
                     }
                 }
                 row.fill(0.0);
@@ -946,6 +973,18 @@ mod tests {
                 ("pads", ints(&[2, 1, 0, 3])),
             ],
             Some(&[18, 14]),
+            &pool,
+        );
+        // Stride 2 with output rows wider than a panel: whole panels in
+        // bounds take the fixed strided copy, the edges the general path.
+        case(
+            r,
+            &[1, 3, 20, 70],
+            &[10, 3, 7, 7],
+            true,
+            1,
+            vec![("strides", ints(&[2, 2])), ("pads", ints(&[3, 3, 3, 3]))],
+            Some(&[10, 35]),
             &pool,
         );
         case(
