@@ -240,11 +240,20 @@ impl Norm {
     }
 }
 
-/// The lane-8 sum of `it` (docs/determinism.md, "Sums over an axis").
-fn sum_l8<T: Num>(it: impl Iterator<Item = T>) -> T {
+/// The lane-8 sum of `f(v)` over `row` (docs/determinism.md, "Sums over an
+/// axis"): element `i` goes to lane `i % 8`, in order, then the fixed
+/// combination of the lanes.
+#[inline(always)]
+fn sum_l8<T: Num>(row: &[T], f: impl Fn(T) -> T) -> T {
     let mut s = [T::default(); 8];
-    for (i, v) in it.enumerate() {
-        s[i % 8] = s[i % 8].add(v);
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (acc, &v) in s.iter_mut().zip(c) {
+            *acc = acc.add(f(v));
+        }
+    }
+    for (acc, &v) in s.iter_mut().zip(chunks.remainder()) {
+        *acc = acc.add(f(v));
     }
     (s[0].add(s[4]).add(s[2].add(s[6]))).add(s[1].add(s[5]).add(s[3].add(s[7])))
 }
@@ -255,15 +264,15 @@ fn row_stats<T: Float>(row: &[T], centred: bool, eps: T) -> (T, T) {
     let n = T::from_usize(row.len());
     let one = T::from_f32(1.0);
     let (mean, var) = if centred {
-        let mean = sum_l8(row.iter().copied()).div(n);
-        let var = sum_l8(row.iter().map(|&v| {
+        let mean = sum_l8(row, |v| v).div(n);
+        let var = sum_l8(row, |v| {
             let d = v.sub(mean);
             d.mul(d)
-        }))
+        })
         .div(n);
         (mean, var)
     } else {
-        (T::default(), sum_l8(row.iter().map(|&v| v.mul(v))).div(n))
+        (T::default(), sum_l8(row, |v| v.mul(v)).div(n))
     };
     (mean, one.div(var.add(eps).sqrt()))
 }
@@ -279,6 +288,24 @@ fn expand<T: Elem>(t: &Tensor, plan: &Plan) -> OpResult<Vec<T>> {
         .into_iter()
         .map(|o| v[o])
         .collect())
+}
+
+/// `y = ((d * inv) * s) + b` per element, `d = x - mean` when centred.
+#[inline(always)]
+fn normalize<T: Float>(y: &mut [T], x: &[T], s: &[T], b: &[T], centred: bool, mean: T, inv: T) {
+    for (((y, &v), &s), &b) in y.iter_mut().zip(x).zip(s).zip(b) {
+        let d = if centred { v.sub(mean) } else { v };
+        *y = d.mul(inv).mul(s).add(b);
+    }
+}
+
+/// `y = (d * inv) * s` per element, `d = x - mean` when centred.
+#[inline(always)]
+fn normalize_unbiased<T: Float>(y: &mut [T], x: &[T], s: &[T], centred: bool, mean: T, inv: T) {
+    for ((y, &v), &s) in y.iter_mut().zip(x).zip(s) {
+        let d = if centred { v.sub(mean) } else { v };
+        *y = d.mul(inv).mul(s);
+    }
 }
 
 /// Normalized output and per-row `(mean, inv)`.
@@ -316,15 +343,34 @@ fn compute<T: Float>(
             for (k, yr) in oc.chunks_mut(n).enumerate() {
                 let r = ci * per_task + k;
                 let (mean, inv) = stats_ref[r];
+                let xr = &x[r * n..(r + 1) * n];
                 let base = (r % period) * n;
-                for (pos, (y, &v)) in yr.iter_mut().zip(&x[r * n..(r + 1) * n]).enumerate() {
-                    let p = (base + pos) / chunk;
-                    let d = if centred { v.sub(mean) } else { v };
-                    let t = d.mul(inv).mul(scale[p]);
-                    *y = match bias {
-                        Some(b) => t.add(b[p]),
-                        None => t,
-                    };
+                if chunk == 1 {
+                    // One parameter per element (Layer/RMS): `p = base + pos`.
+                    let s = &scale[base..base + n];
+                    match bias {
+                        Some(b) => normalize(yr, xr, s, &b[base..base + n], centred, mean, inv),
+                        None => normalize_unbiased(yr, xr, s, centred, mean, inv),
+                    }
+                    continue;
+                }
+                // Runs of `chunk` elements share one parameter `p`.
+                let mut pos = 0;
+                while pos < n {
+                    let g = base + pos;
+                    let p = g / chunk;
+                    let end = pos + (chunk - g % chunk).min(n - pos);
+                    let (ys, xs) = (&mut yr[pos..end], &xr[pos..end]);
+                    let s = scale[p];
+                    for (y, &v) in ys.iter_mut().zip(xs) {
+                        let d = if centred { v.sub(mean) } else { v };
+                        let t = d.mul(inv).mul(s);
+                        *y = match bias {
+                            Some(b) => t.add(b[p]),
+                            None => t,
+                        };
+                    }
+                    pos = end;
                 }
             }
         );
