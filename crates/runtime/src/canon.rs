@@ -70,7 +70,7 @@ const EXP_MAX: f32 = 88.722_84;
 const EXP_MIN: f32 = -103.972_08;
 
 /// Range reduction shared by `exp` and `expm1`: `x = n*ln2 + r`, |r| <= ln2/2.
-#[inline]
+#[inline(always)]
 fn reduce(x: f32) -> (f32, f32) {
     let n = (x * LOG2E).round_ties_even();
     let r = (-n).mul_add(LN2_HI, x);
@@ -79,7 +79,7 @@ fn reduce(x: f32) -> (f32, f32) {
 }
 
 /// `expm1(r) - r` for |r| <= ln2/2 as a polynomial: r^2/2! + ... + r^8/8!.
-#[inline]
+#[inline(always)]
 fn expm1_poly(r: f32) -> f32 {
     let mut p = 1.0 / 40320.0f32;
     p = p.mul_add(r, 1.0 / 5040.0);
@@ -91,61 +91,86 @@ fn expm1_poly(r: f32) -> f32 {
     (p * r) * r
 }
 
+/// `n` as an integer, for integer-valued `n` with `|n| < 2^22`: adding
+/// `1.5 * 2^23` is exact and leaves `n` in the low mantissa bits. Unlike `as`
+/// (which must saturate), this vectorises.
+#[inline(always)]
+fn small_int(n: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    (n + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
+}
+
 /// `2^n` for integer-valued `n` in [-126, 127], exact.
-#[inline]
+#[inline(always)]
 fn pow2i(n: i32) -> f32 {
     f32::from_bits(((n + 127) as u32) << 23)
 }
 
 /// Canonical `exp` (docs/determinism.md, "Transcendental functions").
-#[inline]
+///
+/// Written without early returns so that loops over it vectorise: the
+/// reduction runs on `x` clamped into the finite range (the same value for
+/// every `x` that reaches it) and the special cases are selected at the end.
+#[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    if x.is_nan() {
-        return x;
-    }
-    if x > EXP_MAX {
-        return f32::INFINITY;
-    }
-    if x < EXP_MIN {
-        return 0.0;
-    }
-    let (n, r) = reduce(x);
+    let xc = if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(EXP_MIN, EXP_MAX)
+    };
+    let (n, r) = reduce(xc);
     // p = e^r = 1 + r + (r^2/2 + ...), summed small terms first.
     let p = 1.0 + (r + expm1_poly(r));
     // Scale by 2^n in two exact steps so that subnormal results round once.
-    let n = n as i32;
+    let n = small_int(n);
     let n1 = n / 2;
     let n2 = n - n1;
-    (p * pow2i(n1)) * pow2i(n2)
+    let y = (p * pow2i(n1)) * pow2i(n2);
+    if x.is_nan() {
+        x
+    } else if x > EXP_MAX {
+        f32::INFINITY
+    } else if x < EXP_MIN {
+        0.0
+    } else {
+        y
+    }
 }
 
-/// Canonical `expm1` (`e^x - 1` without cancellation near 0).
+/// Canonical `expm1` (`e^x - 1` without cancellation near 0). Branch-free
+/// like [`exp`]: the special cases are selected at the end.
+#[inline(always)]
 pub fn expm1(x: f32) -> f32 {
-    if x.is_nan() {
-        return x;
-    }
-    if x > EXP_MAX {
-        return f32::INFINITY;
-    }
-    if x < -17.0 {
-        return -1.0;
-    }
-    let (n, r) = reduce(x);
+    const LOW: f32 = -17.0;
+    let xc = if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(LOW, EXP_MAX)
+    };
+    let (n, r) = reduce(xc);
     let em = r + expm1_poly(r);
-    if n == 0.0 {
-        return em;
-    }
     // e^x - 1 = 2^n * (em + 1) - 1 = 2^n * em + (2^n - 1); 2^n - 1 is exact
-    // for the n reached here (|n| <= 128 → compute via f32 steps).
-    let n = n as i32;
-    let s = pow2i(n.clamp(-126, 127));
-    if n > 127 {
-        return f32::INFINITY;
+    // for the n reached here (n in [-25, 128]).
+    let ni = small_int(n);
+    let s = pow2i(ni.clamp(-126, 127));
+    let y = em.mul_add(s, s - 1.0);
+    if x.is_nan() {
+        x
+    } else if x > EXP_MAX {
+        f32::INFINITY
+    } else if x < LOW {
+        -1.0
+    } else if n == 0.0 {
+        em
+    } else if ni > 127 {
+        f32::INFINITY
+    } else {
+        y
     }
-    em.mul_add(s, s - 1.0)
 }
 
 /// Canonical natural logarithm.
+#[inline(always)]
 pub fn log(x: f32) -> f32 {
     if x.is_nan() || x < 0.0 {
         return f32::NAN;
@@ -189,29 +214,36 @@ pub fn log(x: f32) -> f32 {
     ((lo - hfsq) + f) + ef * LN2_HI
 }
 
-/// Canonical hyperbolic tangent.
+/// Canonical hyperbolic tangent, branch-free (special cases selected last).
+#[inline(always)]
 pub fn tanh(x: f32) -> f32 {
-    if x.is_nan() {
-        return x;
-    }
     let a = x.abs();
-    if a >= 9.0 {
-        return 1.0f32.copysign(x);
+    // `a` in [2^-12, 9) reaches the formula as it is; others are selected.
+    let t = expm1(2.0 * a.min(9.0));
+    let y = (t / (t + 2.0)).copysign(x);
+    if x.is_nan() {
+        x
+    } else if a >= 9.0 {
+        1.0f32.copysign(x)
+    } else if a < 1.0 / 4096.0 {
+        x
+    } else {
+        y
     }
-    if a < 1.0 / 4096.0 {
-        return x;
-    }
-    let t = expm1(2.0 * a);
-    (t / (t + 2.0)).copysign(x)
 }
 
-/// Canonical logistic sigmoid.
+/// Canonical logistic sigmoid: `x >= 0`: `1 / (1 + exp(-x))`; `x < 0`:
+/// `e / (1 + e)` with `e = exp(x)`; NaN stays NaN. Both branches take `exp`
+/// of `-|x|` (the same value), so one `exp` serves both and the loop
+/// vectorises.
+#[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
+    let e = exp(-x.abs());
+    let d = 1.0 + e;
     if x >= 0.0 {
-        1.0 / (1.0 + exp(-x))
+        1.0 / d
     } else if x < 0.0 {
-        let e = exp(x);
-        e / (1.0 + e)
+        e / d
     } else {
         x
     }
@@ -381,6 +413,117 @@ mod tests {
             let u = ulps(sigmoid(x), s);
             assert!(u <= 3.0, "sigmoid({x}) off by {u} ulp");
         }
+    }
+
+    /// Every `stride`-th float32 bit pattern (NaNs, infinities, subnormals
+    /// and both zeros included), and the edges of the special-case ranges.
+    fn bit_patterns(stride: u32) -> impl Iterator<Item = f32> {
+        (0..=u32::MAX / stride)
+            .map(move |i| f32::from_bits(i * stride))
+            .chain([
+                0.0,
+                -0.0,
+                EXP_MAX,
+                EXP_MIN,
+                -17.0,
+                9.0,
+                -9.0,
+                1.0 / 4096.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+            ])
+            .flat_map(|x| [x, f32::from_bits(x.to_bits().wrapping_add(1)), -x])
+    }
+
+    /// The definitions as docs/determinism.md states them, with early
+    /// returns; the branch-free versions must give the same bits.
+    fn exp_ref(x: f32) -> f32 {
+        if x.is_nan() {
+            return x;
+        }
+        if x > EXP_MAX {
+            return f32::INFINITY;
+        }
+        if x < EXP_MIN {
+            return 0.0;
+        }
+        let (n, r) = reduce(x);
+        let p = 1.0 + (r + expm1_poly(r));
+        let n = n as i32;
+        (p * pow2i(n / 2)) * pow2i(n - n / 2)
+    }
+
+    fn expm1_ref(x: f32) -> f32 {
+        if x.is_nan() {
+            return x;
+        }
+        if x > EXP_MAX {
+            return f32::INFINITY;
+        }
+        if x < -17.0 {
+            return -1.0;
+        }
+        let (n, r) = reduce(x);
+        let em = r + expm1_poly(r);
+        if n == 0.0 {
+            return em;
+        }
+        let n = n as i32;
+        if n > 127 {
+            return f32::INFINITY;
+        }
+        let s = pow2i(n.clamp(-126, 127));
+        em.mul_add(s, s - 1.0)
+    }
+
+    fn tanh_ref(x: f32) -> f32 {
+        if x.is_nan() {
+            return x;
+        }
+        let a = x.abs();
+        if a >= 9.0 {
+            return 1.0f32.copysign(x);
+        }
+        if a < 1.0 / 4096.0 {
+            return x;
+        }
+        let t = expm1_ref(2.0 * a);
+        (t / (t + 2.0)).copysign(x)
+    }
+
+    fn sigmoid_ref(x: f32) -> f32 {
+        if x >= 0.0 {
+            1.0 / (1.0 + exp_ref(-x))
+        } else if x < 0.0 {
+            let e = exp_ref(x);
+            e / (1.0 + e)
+        } else {
+            x
+        }
+    }
+
+    #[test]
+    fn branch_free_forms_equal_the_definitions() {
+        type F = fn(f32) -> f32;
+        let fs: [(&str, F, F); 4] = [
+            ("exp", exp, exp_ref),
+            ("expm1", expm1, expm1_ref),
+            ("tanh", tanh, tanh_ref),
+            ("sigmoid", sigmoid, sigmoid_ref),
+        ];
+        for x in bit_patterns(40_009) {
+            for (name, f, r) in fs {
+                assert_eq!(
+                    f(x).to_bits(),
+                    r(x).to_bits(),
+                    "{name}({x:e}) [{:#x}]",
+                    x.to_bits()
+                );
+            }
+        }
+        assert_eq!(small_int(-150.0), -150);
+        assert_eq!(small_int(128.0), 128);
+        assert_eq!(small_int(-0.0), 0);
     }
 
     #[test]

@@ -43,6 +43,7 @@ trait Real:
     fn pow(self, y: Self) -> Self;
     /// `canon::max`'s rule: NaN wins, otherwise `b` only if strictly greater.
     fn cmax(self, b: Self) -> Self;
+    fn is_nan(self) -> bool;
 }
 
 impl Real for f32 {
@@ -66,6 +67,10 @@ impl Real for f32 {
     fn cmax(self, b: f32) -> f32 {
         canon::max(self, b)
     }
+    #[inline]
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
 }
 
 impl Real for f64 {
@@ -84,6 +89,10 @@ impl Real for f64 {
     }
     fn pow(self, y: f64) -> f64 {
         libm::pow(self, y)
+    }
+    #[inline]
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
     }
     fn cmax(self, b: f64) -> f64 {
         if self.is_nan() || b.is_nan() {
@@ -246,7 +255,7 @@ fn softmax_row<T: Real>(x: &[T], y: &mut [T], log: bool) {
     let Some((&first, rest)) = x.split_first() else {
         return;
     };
-    let m = rest.iter().fold(first, |m, &v| m.cmax(v));
+    let m = row_max(first, rest);
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi = (xi - m).exp();
     }
@@ -261,6 +270,40 @@ fn softmax_row<T: Real>(x: &[T], y: &mut [T], log: bool) {
             *yi = *yi / s;
         }
     }
+}
+
+/// The sequential fold `rest.fold(first, cmax)`, computed 16 lanes at a
+/// time. That fold is the canonical NaN if any element is NaN, else the first
+/// element equal to the greatest value; equal non-NaN floats have equal bits
+/// except `+0`/`-0`, so only a zero maximum needs the first match looked up.
+#[inline(always)]
+fn row_max<T: Real>(first: T, rest: &[T]) -> T {
+    const L: usize = 16;
+    let mut lanes = [first; L];
+    let mut nan = [false; L];
+    let mut chunks = rest.chunks_exact(L);
+    for c in &mut chunks {
+        for ((l, n), &v) in lanes.iter_mut().zip(&mut nan).zip(c) {
+            *n |= v.is_nan();
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    let tail = chunks.remainder();
+    if first.is_nan() || nan.contains(&true) || tail.iter().any(|&v| v.is_nan()) {
+        return rest.iter().fold(first, |m, &v| m.cmax(v));
+    }
+    let m = lanes
+        .into_iter()
+        .chain(tail.iter().copied())
+        .fold(first, |m, v| if v > m { v } else { m });
+    if m == T::ZERO {
+        // The first zero of the row, with its sign.
+        return std::iter::once(first)
+            .chain(rest.iter().copied())
+            .find(|&v| v == T::ZERO)
+            .unwrap_or(m);
+    }
+    m
 }
 
 /// Softmax over `n` rows of the columns `cols` of a row-major `[n, xstride]`
@@ -716,6 +759,38 @@ mod tests {
                     1e-5,
                     1e-6,
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn row_max_is_the_sequential_fold() {
+        let fold = |x: &[f32]| x[1..].iter().fold(x[0], |m, &v| canon::max(m, v));
+        // Few distinct values, so ties, zero maxima of either sign and NaNs
+        // in every position all occur.
+        let values = [0.0, -0.0, -1.0, -3.0, 2.0, f32::NEG_INFINITY];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for n in [1usize, 2, 15, 16, 17, 33, 40] {
+            for round in 0..400usize {
+                // Most rounds draw from zeros and negatives only; some add
+                // positives, infinities and (rarely) NaN.
+                let (k, nan) =
+                    [(4, false), (4, false), (4, false), (6, false), (6, true)][round % 5];
+                let x: Vec<f32> = (0..n)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let r = (state % 1000) as usize;
+                        if nan && r < 10 {
+                            f32::NAN
+                        } else {
+                            values[r % k]
+                        }
+                    })
+                    .collect();
+                let got = row_max(x[0], &x[1..]);
+                assert_eq!(got.to_bits(), fold(&x).to_bits(), "{x:?}");
             }
         }
     }

@@ -451,4 +451,52 @@ mod tests {
             assert_eq!(a[0].hash(), b[0].hash());
         }
     }
+
+    #[test]
+    fn every_kernel_path_gives_the_portable_bits() {
+        // Every 65521st bit pattern: NaNs, infinities, subnormals, zeros.
+        let x: Vec<f32> = (0..=u32::MAX / 65_521)
+            .map(|i| f32::from_bits(i * 65_521))
+            .chain([0.0, -0.0, 88.72284, -103.97208, -17.0, 9.0, -9.0])
+            .collect();
+        let t = Tensor::from_vec(vec![x.len()], x).unwrap();
+        for name in ["Exp", "Tanh", "Sigmoid", "Erf", "Log"] {
+            let op = build(name, 13, vec![]);
+            let want = op
+                .run(&Ctx::single(Isa::Portable), Args::new(&[Some(&t)]))
+                .unwrap();
+            for isa in Isa::supported() {
+                let got = op.run(&Ctx::single(isa), Args::new(&[Some(&t)])).unwrap();
+                assert_eq!(
+                    bits(got[0].f32s().unwrap()),
+                    bits(want[0].f32s().unwrap()),
+                    "{name} on {isa:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "timing only"]
+    fn bench_unary() {
+        let n = 1 << 20;
+        let x: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 4.0).collect();
+        let t = Tensor::from_vec(vec![n], x).unwrap();
+        for name in ["Relu", "Exp", "Tanh", "Sigmoid", "Erf", "Log"] {
+            let op = build(name, 13, vec![]);
+            for isa in Isa::supported() {
+                let ctx = Ctx::single(isa);
+                let mut best = f64::MAX;
+                for _ in 0..10 {
+                    let t0 = std::time::Instant::now();
+                    std::hint::black_box(op.run(&ctx, Args::new(&[Some(&t)])).unwrap());
+                    best = best.min(t0.elapsed().as_secs_f64());
+                }
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("{name:8} {isa:?}: {:.3} ns/element", best * 1e9 / n as f64);
+                }
+            }
+        }
+    }
 }
