@@ -64,6 +64,35 @@ where
     out
 }
 
+/// The lane-8 sum of `f(x[i])` (docs/determinism.md, "Sums over an axis:
+/// the lane-8 order"): element `i` goes to lane `i % 8` in order, starting
+/// from `zero`, then `((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7))` with `add`.
+///
+/// Whole groups of eight are added as fixed-size arrays, so the lanes stay
+/// in registers and vectorise; the order per lane is the definition's.
+#[inline(always)]
+pub(crate) fn sum_l8_by<T: Copy, U: Copy>(
+    x: &[T],
+    zero: U,
+    f: impl Fn(T) -> U,
+    add: impl Fn(U, U) -> U,
+) -> U {
+    let mut s = [zero; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (acc, &v) in s.iter_mut().zip(c) {
+            *acc = add(*acc, f(v));
+        }
+    }
+    for (acc, &v) in s.iter_mut().zip(chunks.remainder()) {
+        *acc = add(*acc, f(v));
+    }
+    add(
+        add(add(s[0], s[4]), add(s[2], s[6])),
+        add(add(s[1], s[5]), add(s[3], s[7])),
+    )
+}
+
 /// The path `with_isa!` takes for `isa` on this CPU: `isa` itself when the
 /// CPU supports it, else the portable one.
 #[inline(always)]

@@ -15,7 +15,7 @@ use crate::broadcast::{broadcast_shapes, offsets};
 use crate::cost::Cost;
 use crate::error::OpResult;
 use crate::kernels::Ctx;
-use crate::kernels::elementwise::{Float, Num, with_isa};
+use crate::kernels::elementwise::{Float, Num, sum_l8_by, with_isa};
 use crate::tensor::{Data, Elem, Tensor};
 use crate::{bail, ensure};
 
@@ -241,21 +241,10 @@ impl Norm {
 }
 
 /// The lane-8 sum of `f(v)` over `row` (docs/determinism.md, "Sums over an
-/// axis"): element `i` goes to lane `i % 8`, in order, then the fixed
-/// combination of the lanes.
+/// axis").
 #[inline(always)]
 fn sum_l8<T: Num>(row: &[T], f: impl Fn(T) -> T) -> T {
-    let mut s = [T::default(); 8];
-    let mut chunks = row.chunks_exact(8);
-    for c in &mut chunks {
-        for (acc, &v) in s.iter_mut().zip(c) {
-            *acc = acc.add(f(v));
-        }
-    }
-    for (acc, &v) in s.iter_mut().zip(chunks.remainder()) {
-        *acc = acc.add(f(v));
-    }
-    (s[0].add(s[4]).add(s[2].add(s[6]))).add(s[1].add(s[5]).add(s[3].add(s[7])))
+    sum_l8_by(row, T::default(), f, T::add)
 }
 
 /// `(mean, inv)` of one row (mean is `+0` when not centred).

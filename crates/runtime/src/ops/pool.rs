@@ -11,7 +11,7 @@ use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
-use crate::kernels::elementwise::with_isa;
+use crate::kernels::elementwise::{sum_l8_by, with_isa};
 use crate::tensor::{DType, Data, Tensor, checked_len};
 use crate::{bail, ensure};
 
@@ -89,12 +89,9 @@ fn max_step<T: PoolElem>(a: T, b: T) -> bool {
 }
 
 /// The L8 sum of docs/determinism.md, "Sums over an axis".
+#[inline(always)]
 fn sum_l8<T: PoolElem>(x: &[T]) -> T {
-    let mut s = [T::ZERO; 8];
-    for (i, &v) in x.iter().enumerate() {
-        s[i % 8] = s[i % 8].add(v);
-    }
-    (s[0].add(s[4]).add(s[2].add(s[6]))).add(s[1].add(s[5]).add(s[3].add(s[7])))
+    sum_l8_by(x, T::ZERO, |v| v, T::add)
 }
 
 /// Input shape checks common to the pools; returns the spatial dims.
