@@ -78,17 +78,29 @@ fn reduce(x: f32) -> (f32, f32) {
     (n, r)
 }
 
+/// `P(t)` by Horner's rule with `fma`, highest coefficient first.
+#[inline(always)]
+fn horner<const N: usize>(c: &[f32; N], t: f32) -> f32 {
+    let mut p = c[0];
+    for &k in &c[1..] {
+        p = p.mul_add(t, k);
+    }
+    p
+}
+
 /// `expm1(r) - r` for |r| <= ln2/2 as a polynomial: r^2/2! + ... + r^8/8!.
 #[inline(always)]
 fn expm1_poly(r: f32) -> f32 {
-    let mut p = 1.0 / 40320.0f32;
-    p = p.mul_add(r, 1.0 / 5040.0);
-    p = p.mul_add(r, 1.0 / 720.0);
-    p = p.mul_add(r, 1.0 / 120.0);
-    p = p.mul_add(r, 1.0 / 24.0);
-    p = p.mul_add(r, 1.0 / 6.0);
-    p = p.mul_add(r, 0.5);
-    (p * r) * r
+    const C: [f32; 7] = [
+        1.0 / 40320.0,
+        1.0 / 5040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+    ];
+    (horner(&C, r) * r) * r
 }
 
 /// `n` as an integer, for integer-valued `n` with `|n| < 2^22`: adding
@@ -201,13 +213,15 @@ pub fn log(x: f32) -> f32 {
     let z = s * s;
     // log(1+f) = 2*atanh(s) = 2s + 2s^3/3 + 2s^5/5 + ... ; written as
     // f - hfsq + s*(hfsq + R(z)).
-    let mut r = 0.153_846_15f32; // 2/13
-    r = r.mul_add(z, 0.181_818_18); // 2/11
-    r = r.mul_add(z, 0.222_222_22); // 2/9
-    r = r.mul_add(z, 0.285_714_28); // 2/7
-    r = r.mul_add(z, 0.4); // 2/5
-    r = r.mul_add(z, 0.666_666_7); // 2/3
-    r *= z;
+    const R: [f32; 6] = [
+        0.153_846_15, // 2/13
+        0.181_818_18, // 2/11
+        0.222_222_22, // 2/9
+        0.285_714_28, // 2/7
+        0.4,          // 2/5
+        0.666_666_7,  // 2/3
+    ];
+    let r = horner(&R, z) * z;
     let hfsq = 0.5 * f * f;
     let ef = e as f32;
     let lo = s.mul_add(hfsq + r, ef * LN2_LO);
@@ -247,16 +261,6 @@ pub fn sigmoid(x: f32) -> f32 {
     } else {
         x
     }
-}
-
-/// `P(t)` by Horner's rule with `fma`, highest coefficient first.
-#[inline(always)]
-fn horner<const N: usize>(c: &[f32; N], t: f32) -> f32 {
-    let mut p = c[0];
-    for &k in &c[1..] {
-        p = p.mul_add(t, k);
-    }
-    p
 }
 
 // erf(x) = x + x * P(x^2) for |x| < 0.875 (P(0) = 2/sqrt(pi) - 1).
