@@ -11,7 +11,7 @@ pub mod gemm;
 
 use std::ops::Range;
 
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, TensorHasher};
 
 /// Instruction-set path used by kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,10 +127,10 @@ impl<'a> Ctx<'a> {
         const PAR_MIN_BYTES: usize = 1 << 18;
         match (self.pool, t.le_bytes()) {
             (Some(pool), Some(bytes)) if self.threads() > 1 && bytes.len() >= PAR_MIN_BYTES => {
-                let mut h = blake3::Hasher::new();
+                let mut h = TensorHasher::new();
                 t.hash_header(&mut h);
                 pool.install(|| h.update_rayon(bytes));
-                *h.finalize().as_bytes()
+                h.finalize()
             }
             _ => t.hash(),
         }
