@@ -452,30 +452,29 @@ const HASH_HEAD_BYTES: usize = 16 * 1024;
 /// bytes in order, however they are split.
 pub(crate) struct TensorHasher {
     hasher: blake3::Hasher,
-    head: [u8; HASH_HEAD_BYTES],
-    filled: usize,
+    /// The head collected so far; passed on once it is full (on the heap,
+    /// not zeroed: a hasher is built for every tensor hashed).
+    head: Vec<u8>,
 }
 
 impl TensorHasher {
     pub(crate) fn new() -> TensorHasher {
         TensorHasher {
             hasher: blake3::Hasher::new(),
-            head: [0; HASH_HEAD_BYTES],
-            filled: 0,
+            head: Vec::with_capacity(HASH_HEAD_BYTES),
         }
     }
 
     /// Copies into the head what it still lacks and returns the rest of
     /// `bytes`, which goes straight to the hasher (the head has gone first).
     fn fill<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
-        if self.filled == HASH_HEAD_BYTES {
+        let filled = self.head.len();
+        if filled == HASH_HEAD_BYTES {
             return bytes;
         }
-        let take = bytes.len().min(HASH_HEAD_BYTES - self.filled);
-        let (now, rest) = bytes.split_at(take);
-        self.head[self.filled..self.filled + take].copy_from_slice(now);
-        self.filled += take;
-        if self.filled == HASH_HEAD_BYTES {
+        let (now, rest) = bytes.split_at(bytes.len().min(HASH_HEAD_BYTES - filled));
+        self.head.extend_from_slice(now);
+        if self.head.len() == HASH_HEAD_BYTES {
             self.hasher.update(&self.head);
         }
         rest
@@ -498,8 +497,8 @@ impl TensorHasher {
     }
 
     pub(crate) fn finalize(mut self) -> [u8; 32] {
-        if self.filled < HASH_HEAD_BYTES {
-            self.hasher.update(&self.head[..self.filled]);
+        if self.head.len() < HASH_HEAD_BYTES {
+            self.hasher.update(&self.head);
         }
         *self.hasher.finalize().as_bytes()
     }
