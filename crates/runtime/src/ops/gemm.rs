@@ -22,7 +22,9 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 /// Below this many multiply-adds per matrix, batches run in parallel with
-/// one thread per matrix instead of threading each product.
+/// one thread per matrix instead of threading each product (as they do at
+/// any size when the matrices share out evenly between the threads, as an
+/// attention layer's heads do).
 const SMALL_PRODUCT: usize = 1 << 20;
 
 /// Element types with a scalar dot-product step (`acc = a * b + acc`, fused
@@ -268,8 +270,9 @@ fn matmul_f32(
         let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], n);
         sgemm(ctx, m, n, k, am, bm, c)
     };
-    if pairs.len() > 1 && ctx.threads() > 1 && m.saturating_mul(n).saturating_mul(k) < SMALL_PRODUCT
-    {
+    let threads = ctx.threads();
+    let small = m.saturating_mul(n).saturating_mul(k) < SMALL_PRODUCT;
+    if pairs.len() > 1 && threads > 1 && (small || pairs.len() % threads == 0) {
         let err = Mutex::new(None);
         let single = Ctx::single(ctx.isa);
         ctx.for_chunks_mut(&mut out, m * n, |i, c| {
