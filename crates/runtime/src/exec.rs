@@ -2,7 +2,8 @@
 //! node-by-node run that records the execution trace.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::cost::Cost;
 use crate::error::{Error, Result};
@@ -374,9 +375,42 @@ impl Session {
     }
 }
 
+/// Bytes of node outputs that may wait to be hashed at once while a run goes
+/// on with threads; past it the running thread hashes before it goes on.
+const PENDING_HASH_MAX_BYTES: usize = 16 << 20;
+
+/// A value during a run: borrowed from the caller, or owned by the run and
+/// shared with the task that hashes it.
+enum Slot<'a> {
+    Borrowed(&'a Tensor),
+    Shared(Arc<Tensor>),
+}
+
+impl Slot<'_> {
+    fn get(&self) -> &Tensor {
+        match self {
+            Slot::Borrowed(t) => t,
+            Slot::Shared(t) => t,
+        }
+    }
+
+    fn into_owned(self) -> Tensor {
+        match self {
+            Slot::Borrowed(t) => t.clone(),
+            Slot::Shared(t) => Arc::unwrap_or_clone(t),
+        }
+    }
+}
+
 /// Runs a (sub)graph with a plan made for these inputs: returns its outputs
 /// in graph order and the leaves of its nodes. Inputs no longer read are
-/// dropped as soon as their last reader has run.
+/// dropped as soon as their last reader has run (and its outputs are hashed).
+///
+/// On one thread each node's outputs are hashed as soon as it has run. With
+/// threads, hashing a node's outputs is a task of its own that any thread
+/// takes while the nodes after it run, so cheap nodes do not wait for the
+/// hash of a large tensor; at most [`PENDING_HASH_MAX_BYTES`] wait at once.
+/// The leaves are the same functions of the outputs either way.
 pub(crate) fn run_graph(
     m: &Model,
     plan: &Plan,
@@ -394,36 +428,95 @@ pub(crate) fn run_graph(
             ),
         });
     }
-    let mut slots: Vec<Option<Cow<'_, Tensor>>> = vec![None; m.values.len()];
+    let mut slots: Vec<Option<Slot<'_>>> = (0..m.values.len()).map(|_| None).collect();
     for (&vid, t) in m.inputs.iter().zip(inputs) {
-        slots[vid] = Some(t);
+        slots[vid] = Some(match t {
+            Cow::Borrowed(t) => Slot::Borrowed(t),
+            Cow::Owned(t) => Slot::Shared(Arc::new(t)),
+        });
     }
-    let mut leaves = vec![[0u8; 32]; m.nodes.len()];
-    // The node whose outputs still wait to be hashed, with their value ids.
-    // With threads, a node's outputs are hashed while the next node runs
-    // (the leaf is the same function of the outputs either way).
-    let mut pending: Option<(usize, Vec<usize>)> = None;
-    let overlap = ctx.threads() > 1;
-    let hash_pending = |pending: &Option<(usize, Vec<usize>)>,
-                        slots: &[Option<Cow<'_, Tensor>>]|
-     -> Option<(usize, Hash)> {
-        let (index, bound) = pending.as_ref()?;
-        let hashes: Vec<Hash> = bound
-            .iter()
-            .filter_map(|&v| slots[v].as_deref())
-            .map(|t| ctx.hash_tensor(t))
-            .collect();
-        Some((*index, node_leaf_from_hashes(*index, &hashes)))
+    let hash = |index: usize, outs: &[Arc<Tensor>]| {
+        let hashes: Vec<Hash> = outs.iter().map(|t| ctx.hash_tensor(t)).collect();
+        node_leaf_from_hashes(index, &hashes)
     };
+    let mut leaves = match ctx.pool() {
+        None => {
+            let mut leaves = vec![[0u8; 32]; m.nodes.len()];
+            run_nodes(m, plan, &mut slots, ctx, observer, &mut |index, outs| {
+                leaves[index] = hash(index, &outs);
+            })?;
+            leaves
+        }
+        Some(pool) => {
+            let leaves: Vec<OnceLock<Hash>> = (0..m.nodes.len()).map(|_| OnceLock::new()).collect();
+            let pending = AtomicUsize::new(0);
+            pool.in_place_scope(|scope| {
+                run_nodes(m, plan, &mut slots, ctx, observer, &mut |index, outs| {
+                    let bytes: usize = outs.iter().map(|t| t.len() * t.dtype().size_bytes()).sum();
+                    pending.fetch_add(bytes, Ordering::Relaxed);
+                    let (leaves, pending, hash) = (&leaves, &pending, &hash);
+                    scope.spawn(move |_| {
+                        // Each node is hashed by exactly one task.
+                        let _ = leaves[index].set(hash(index, &outs));
+                        drop(outs);
+                        pending.fetch_sub(bytes, Ordering::Relaxed);
+                    });
+                    while pending.load(Ordering::Relaxed) > PENDING_HASH_MAX_BYTES {
+                        if rayon::yield_local() != Some(rayon::Yield::Executed) {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })?;
+            // The scope has waited for every hashing task.
+            leaves
+                .into_iter()
+                .map(|l| l.into_inner().unwrap_or_default())
+                .collect()
+        }
+    };
+    for (leaf, folded) in leaves.iter_mut().zip(&plan.folded_leaves) {
+        if let Some(f) = folded {
+            *leaf = *f;
+        }
+    }
+    let mut outputs = Vec::with_capacity(m.outputs.len());
+    for (i, &vid) in m.outputs.iter().enumerate() {
+        // A value listed twice as an output is taken only the last time.
+        let again = m.outputs[i + 1..].contains(&vid);
+        let t = match slots[vid].take_if(|_| !again) {
+            Some(t) => t.into_owned(),
+            None => value(m, plan, &slots, vid).cloned().ok_or_else(|| {
+                Error::InvalidModel(format!(
+                    "graph output `{}` was not computed",
+                    m.values[vid].name
+                ))
+            })?,
+        };
+        outputs.push(t);
+    }
+    Ok((outputs, leaves))
+}
+
+/// Runs every node in order, binding outputs into `slots`, and hands each
+/// run node's bound outputs to `hash` (folded nodes have their leaves in the
+/// plan).
+fn run_nodes(
+    m: &Model,
+    plan: &Plan,
+    slots: &mut [Option<Slot<'_>>],
+    ctx: &Ctx<'_>,
+    observer: &mut (dyn FnMut(usize, &[&Tensor]) + Send),
+    hash: &mut dyn FnMut(usize, Vec<Arc<Tensor>>),
+) -> Result<()> {
     for (index, node) in m.nodes.iter().enumerate() {
-        if let Some(leaf) = plan.folded_leaves[index] {
+        if plan.folded_leaves[index].is_some() {
             let outs: Vec<&Tensor> = node
                 .outputs
                 .iter()
-                .filter_map(|v| v.and_then(|v| value(m, plan, &slots, v)))
+                .filter_map(|v| v.and_then(|v| value(m, plan, slots, v)))
                 .collect();
             observer(index, &outs);
-            leaves[index] = leaf;
             continue;
         }
         let node_err = |reason: String| Error::Node {
@@ -432,11 +525,11 @@ pub(crate) fn run_graph(
             op: node.op_type.clone(),
             reason,
         };
-        let (outs, hashed) = {
+        let outs = {
             let args: Vec<Option<&Tensor>> = node
                 .inputs
                 .iter()
-                .map(|v| v.and_then(|v| value(m, plan, &slots, v)))
+                .map(|v| v.and_then(|v| value(m, plan, slots, v)))
                 .collect();
             // Inputs read from the model's constants (not given at run time).
             let constants = node
@@ -446,16 +539,8 @@ pub(crate) fn run_graph(
                 .enumerate()
                 .filter(|(_, v)| v.is_some_and(|v| slots[v].is_none() && m.constants[v].is_some()))
                 .fold(0u64, |acc, (i, _)| acc | 1 << i);
-            let run = || node.op.run(ctx, Args::with_constants(&args, constants));
-            if overlap {
-                rayon::join(run, || hash_pending(&pending, &slots))
-            } else {
-                (run(), hash_pending(&pending, &slots))
-            }
+            node.op.run(ctx, Args::with_constants(&args, constants))
         };
-        if let Some((i, leaf)) = hashed {
-            leaves[i] = leaf;
-        }
         let outs = outs.map_err(|e| node_err(e.0))?;
         if outs.len() < node.outputs.len() {
             return Err(node_err(format!(
@@ -479,50 +564,32 @@ pub(crate) fn run_graph(
                         )));
                     }
                 }
-                bound.push(vid);
-                slots[vid] = Some(Cow::Owned(t));
+                let t = Arc::new(t);
+                bound.push(Arc::clone(&t));
+                slots[vid] = Some(Slot::Shared(t));
             }
         }
-        let outs: Vec<&Tensor> = bound.iter().filter_map(|&v| slots[v].as_deref()).collect();
-        observer(index, &outs);
-        pending = Some((index, bound));
-        // The pending outputs are not freed here: a node's outputs are
-        // never its own inputs.
+        let refs: Vec<&Tensor> = bound.iter().map(|t| &**t).collect();
+        observer(index, &refs);
+        hash(index, bound);
         for vid in node.inputs.iter().flatten() {
             if plan.last_use[*vid] == index {
                 slots[*vid] = None;
             }
         }
     }
-    if let Some((i, leaf)) = hash_pending(&pending, &slots) {
-        leaves[i] = leaf;
-    }
-    let mut outputs = Vec::with_capacity(m.outputs.len());
-    for (i, &vid) in m.outputs.iter().enumerate() {
-        // A value listed twice as an output is taken only the last time.
-        let again = m.outputs[i + 1..].contains(&vid);
-        let t = match slots[vid].take_if(|_| !again) {
-            Some(t) => t.into_owned(),
-            None => value(m, plan, &slots, vid).cloned().ok_or_else(|| {
-                Error::InvalidModel(format!(
-                    "graph output `{}` was not computed",
-                    m.values[vid].name
-                ))
-            })?,
-        };
-        outputs.push(t);
-    }
-    Ok((outputs, leaves))
+    Ok(())
 }
 
 fn value<'a>(
     m: &'a Model,
     plan: &'a Plan,
-    slots: &'a [Option<Cow<'_, Tensor>>],
+    slots: &'a [Option<Slot<'_>>],
     vid: usize,
 ) -> Option<&'a Tensor> {
     slots[vid]
-        .as_deref()
+        .as_ref()
+        .map(Slot::get)
         .or_else(|| m.constants[vid].as_deref())
         .or_else(|| plan.facts[vid].as_ref().and_then(|f| f.value.as_deref()))
 }

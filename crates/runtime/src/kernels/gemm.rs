@@ -1050,39 +1050,49 @@ mod tests {
         ] {
             let av = rng.vec(m * k);
             let bv = rng.vec(k * n);
+            let bmat = MatRef::row_major(&bv, n);
+            let packed = Packed::b(&bmat, k, n).unwrap();
             let mut c = vec![0.0f32; m * n];
             let pool2 = rayon::ThreadPoolBuilder::new()
                 .num_threads(2)
                 .build()
                 .unwrap();
-            for ctx in [
-                Ctx::single(Isa::detect()),
-                Ctx::with_pool(Isa::detect(), &pool2),
-            ] {
-                let reps = 30;
+            let single = Ctx::single(Isa::detect());
+            let two = Ctx::with_pool(Isa::detect(), &pool2);
+            // As in a run: the products start from a thread of the pool.
+            let time = |ctx: &Ctx<'_>, prepacked: bool, c: &mut [f32]| {
                 let mut s = f64::MAX;
-                for _ in 0..reps {
+                for _ in 0..30 {
                     let t = std::time::Instant::now();
-                    sgemm(
-                        &ctx,
-                        m,
-                        n,
-                        k,
-                        MatRef::row_major(&av, k),
-                        MatRef::row_major(&bv, n),
-                        &mut c,
-                    )
-                    .unwrap();
+                    let a = ASrc::Mat(MatRef::row_major(&av, k));
+                    if prepacked {
+                        sgemm_packed(ctx, m, n, k, a, &packed, c, None).unwrap();
+                    } else {
+                        sgemm_packed(ctx, m, n, k, a, &bmat, c, None).unwrap();
+                    }
                     s = s.min(t.elapsed().as_secs_f64());
                 }
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!(
-                        "{m}x{n}x{k} {} threads: {:.2} GFLOP/s",
-                        ctx.threads(),
-                        2.0 * (m * n * k) as f64 / s / 1e9
-                    );
-                }
+                2.0 * (m * n * k) as f64 / s / 1e9
+            };
+            let r: Vec<f64> = [false, true]
+                .into_iter()
+                .flat_map(|pre| {
+                    let one = time(&single, pre, &mut c);
+                    let two = pool2.install(|| time(&two, pre, &mut c));
+                    [one, two]
+                })
+                .collect();
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "{m}x{n}x{k} GFLOP/s: 1T {:.1}, 2T {:.1} ({:.2}x); B packed ahead: 1T {:.1}, 2T {:.1} ({:.2}x)",
+                    r[0],
+                    r[1],
+                    r[1] / r[0],
+                    r[2],
+                    r[3],
+                    r[3] / r[2]
+                );
             }
         }
     }

@@ -136,6 +136,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The pool, when there is one with more than one thread.
+    pub(crate) fn pool(&self) -> Option<&'a rayon::ThreadPool> {
+        self.pool.filter(|p| p.current_num_threads() > 1)
+    }
+
     /// Number of threads available.
     pub fn threads(&self) -> usize {
         self.pool.map_or(1, rayon::ThreadPool::current_num_threads)
