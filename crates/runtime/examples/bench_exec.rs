@@ -76,10 +76,10 @@ fn run() -> Result<(), String> {
     let mut root = None;
     let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     // With `--profile`, the observer hashes each node's outputs again, timed
-    // apart: on one thread the runtime hashes a node's outputs while the
-    // next node's time runs, so that time is taken off the next node and
-    // shown as its own row (with threads the two overlap and nothing is
-    // taken off).
+    // apart: on one thread the runtime hashes a node's outputs after the
+    // observer returns, inside the next node's interval, so that time is
+    // taken off the next node and shown as its own row (with threads
+    // hashing is a task of its own and nothing is taken off).
     let profile = flag("--profile");
     let one_thread = session.threads() == 1;
     let (mut hashed_bytes, mut hash_ms) = (0usize, 0.0f64);
