@@ -87,25 +87,89 @@ fn movement_cost(inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
     default_cost(inputs, outputs, 0)
 }
 
-/// Copies elements of `v` viewed with strides `st` into a row-major `out_shape`.
+/// Copies elements of `v` viewed with strides `st` into a row-major
+/// `out_shape`. Size-1 dimensions are dropped and dimensions that the input
+/// walks contiguously merged first; then each innermost row is one run when
+/// its input stride is 1, and otherwise, when the input's contiguous
+/// dimension is another one, the two are copied as a transpose in square
+/// tiles, so both the reads and the writes stay within a few cache lines.
 fn strided_copy<T: Copy>(v: &[T], out_shape: &[usize], st: &[usize]) -> Vec<T> {
-    let mut out = Vec::with_capacity(out_shape.iter().product());
-    // Walk the outer dimensions, and copy each innermost row as one run
-    // (contiguous when its input stride is 1).
-    match (out_shape.split_last(), st.split_last()) {
+    let n: usize = out_shape.iter().product();
+    let Some(&first) = v.first().filter(|_| n > 0) else {
+        return Vec::new();
+    };
+    let (shape, st) = merge_dims(out_shape, st);
+    let rank = shape.len();
+    match (shape.split_last(), st.split_last()) {
+        (None, _) | (_, None) => vec![first],
         (Some((&inner, outer)), Some((&1, outer_st))) => {
+            let mut out = Vec::with_capacity(n);
             for_each_offset(outer, outer_st, |_, o| {
                 out.extend_from_slice(&v[o..o + inner])
             });
+            out
         }
-        (Some((&inner, outer)), Some((&s, outer_st))) => {
-            for_each_offset(outer, outer_st, |_, o| {
-                out.extend((0..inner).map(|j| v[o + j * s]));
+        (Some((&cols, _)), Some((&col_st, _))) => {
+            let Some(d) = st.iter().position(|&s| s == 1) else {
+                let mut out = Vec::with_capacity(n);
+                for_each_offset(&shape, &st, |_, o| out.push(v[o]));
+                return out;
+            };
+            // Output dimension `d` is contiguous in the input: copy the
+            // (shape[d] x cols) planes, one per index of the other
+            // dimensions, in tiles.
+            const TILE: usize = 16;
+            let out_st = strides(&shape);
+            let rows = shape[d];
+            let row_st = out_st[d];
+            let others: Vec<usize> = (0..rank - 1).filter(|&i| i != d).collect();
+            let o_shape: Vec<usize> = others.iter().map(|&i| shape[i]).collect();
+            let o_in: Vec<usize> = others.iter().map(|&i| st[i]).collect();
+            let o_out: Vec<usize> = others.iter().map(|&i| out_st[i]).collect();
+            let mut dst_at = Vec::with_capacity(n / (rows * cols));
+            for_each_offset(&o_shape, &o_out, |_, o| dst_at.push(o));
+            let mut out = vec![first; n];
+            let mut plane = 0;
+            for_each_offset(&o_shape, &o_in, |_, src| {
+                let dst = dst_at[plane];
+                plane += 1;
+                for i0 in (0..rows).step_by(TILE) {
+                    for j0 in (0..cols).step_by(TILE) {
+                        for i in i0..(i0 + TILE).min(rows) {
+                            let row = &mut out[dst + i * row_st..][j0..(j0 + TILE).min(cols)];
+                            for (j, o) in (j0..).zip(row) {
+                                *o = v[src + i + j * col_st];
+                            }
+                        }
+                    }
+                }
             });
+            out
         }
-        _ => for_each_offset(out_shape, st, |_, o| out.push(v[o])),
     }
-    out
+}
+
+/// Drops size-1 dimensions of a strided view and merges each dimension into
+/// the one before it when the input walks the two as one.
+fn merge_dims(shape: &[usize], st: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut ms: Vec<usize> = Vec::with_capacity(shape.len());
+    let mut mst: Vec<usize> = Vec::with_capacity(shape.len());
+    for (&d, &s) in shape.iter().zip(st) {
+        if d == 1 {
+            continue;
+        }
+        match (ms.last_mut(), mst.last_mut()) {
+            (Some(pd), Some(ps)) if *ps == s * d => {
+                *pd *= d;
+                *ps = s;
+            }
+            _ => {
+                ms.push(d);
+                mst.push(s);
+            }
+        }
+    }
+    (ms, mst)
 }
 
 // ---------------------------------------------------------------- Flatten
@@ -1247,6 +1311,53 @@ mod tests {
         // The shape must be known at plan time.
         let ins = [Some((f32s(&[2, 3]), false)), Some((ints(&[6]), false))];
         assert!(eval_with(&*op, &ins).is_err());
+    }
+
+    /// Every permutation of shapes with size-1 and mergeable dimensions
+    /// matches a direct index computation.
+    #[test]
+    fn transpose_matches_direct_indexing() {
+        let perms = |rank: usize| -> Vec<Vec<usize>> {
+            let mut all: Vec<Vec<usize>> = vec![vec![]];
+            for _ in 0..rank {
+                let mut next = Vec::new();
+                for p in &all {
+                    for i in (0..rank).filter(|i| !p.contains(i)) {
+                        next.push([&p[..], &[i]].concat());
+                    }
+                }
+                all = next;
+            }
+            all
+        };
+        for shape in [
+            vec![1, 37, 19, 1],
+            vec![3, 20, 17, 2],
+            vec![2, 1, 33, 5],
+            vec![40, 18],
+            vec![0, 3, 2],
+            vec![1, 1, 1],
+        ] {
+            let n: usize = shape.iter().product();
+            let x = Tensor::from_vec(shape.clone(), (0..n).map(|i| i as f32).collect()).unwrap();
+            let in_st = strides(&shape);
+            for perm in perms(shape.len()) {
+                let op = build(
+                    "Transpose",
+                    vec![("perm", Attr::Ints(perm.iter().map(|&p| p as i64).collect()))],
+                    13,
+                    1,
+                    1,
+                );
+                let o = eval(&*op, x.clone(), vec![]).unwrap();
+                let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+                let st: Vec<usize> = perm.iter().map(|&p| in_st[p]).collect();
+                let mut want = Vec::new();
+                for_each_offset(&out_shape, &st, |_, off| want.push(off as f32));
+                assert_eq!(o[0].shape(), &out_shape[..], "{shape:?} {perm:?}");
+                assert_eq!(vals(&o[0]), want, "{shape:?} {perm:?}");
+            }
+        }
     }
 
     #[test]
