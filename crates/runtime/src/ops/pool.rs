@@ -253,6 +253,41 @@ fn col_major(off: usize, dims: &[usize]) -> usize {
     res
 }
 
+/// The sequential fold of `x` with the max step from `NEG_INF`, found
+/// without its serial dependency: that fold ends on the first NaN when there
+/// is one, and otherwise on the first element equal to the maximum (a later
+/// equal one, such as `-0.0` after `+0.0`, never replaces it). So: one pass
+/// in 16 independent lanes for the maximum value and for whether a NaN is
+/// there, then a search for the first element that is that NaN or equals
+/// that maximum.
+#[inline(always)]
+fn fold_max_plane<T: PoolElem>(x: &[T]) -> T {
+    const L: usize = 16;
+    let mut lanes = [T::NEG_INF; L];
+    let mut nan = [false; L];
+    let blocks = x.chunks_exact(L);
+    let tail = blocks.remainder();
+    for block in blocks {
+        for ((m, n), &v) in lanes.iter_mut().zip(&mut nan).zip(block) {
+            *n |= v.is_nan();
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    for ((m, n), &v) in lanes.iter_mut().zip(&mut nan).zip(tail) {
+        *n |= v.is_nan();
+        *m = if v > *m { v } else { *m };
+    }
+    let found = if nan.iter().any(|&n| n) {
+        x.iter().find(|v| v.is_nan())
+    } else {
+        let max = lanes
+            .into_iter()
+            .fold(T::NEG_INF, |a, b| if b > a { b } else { a });
+        x.iter().find(|&&v| v == max)
+    };
+    found.copied().unwrap_or(T::NEG_INF)
+}
+
 /// The canonical max step as a value: `b` if it replaces `a`, else `a`.
 #[inline(always)]
 fn max_of<T: PoolElem>(a: T, b: T) -> T {
@@ -634,12 +669,12 @@ impl Global {
     fn compute<T: PoolElem>(&self, ctx: &Ctx<'_>, x: &[T], planes: usize) -> Vec<T> {
         let mut y = vec![T::ZERO; planes];
         let ni = x.len().checked_div(planes).unwrap_or(0);
+        let isa = ctx.isa;
         ctx.for_chunks_mut(&mut y, 64, |c, out| {
             for (i, v) in out.iter_mut().enumerate() {
                 let xp = &x[(c * 64 + i) * ni..][..ni];
                 *v = if self.max {
-                    xp.iter()
-                        .fold(T::NEG_INF, |m, &b| if max_step(m, b) { b } else { m })
+                    with_isa!(isa, fold_max_plane(xp))
                 } else {
                     sum_l8(xp).div_count(ni)
                 };
@@ -1038,6 +1073,55 @@ mod tests {
             .is_err()
         );
         assert!(build("MaxPool", vec![], 17, 1).is_err());
+    }
+
+    /// The lane-parallel plane maximum is the sequential max-step fold, bit
+    /// for bit, on data full of ties, signed zeros, infinities and NaNs with
+    /// distinct payloads, on every kernel path.
+    #[test]
+    fn plane_max_is_the_sequential_fold() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            1.5,
+            -1.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::from_bits(0x7fc0_0001),
+            f32::from_bits(0xffc0_0002),
+        ];
+        let mut state = 7u64;
+        for len in 0..120usize {
+            for round in 0..20 {
+                let x: Vec<f32> = (0..len)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let r = (state >> 33) as usize;
+                        // Early rounds draw NaNs too, later ones none.
+                        let pool = if round < 10 {
+                            &specials[..]
+                        } else {
+                            &specials[..6]
+                        };
+                        if r % 3 == 0 {
+                            (r % 1000) as f32 / 250.0 - 2.0
+                        } else {
+                            pool[r % pool.len()]
+                        }
+                    })
+                    .collect();
+                let want = x.iter().fold(
+                    f32::NEG_INFINITY,
+                    |m, &b| if max_step(m, b) { b } else { m },
+                );
+                for isa in Isa::supported() {
+                    let got = with_isa!(isa, fold_max_plane(&x));
+                    assert_eq!(got.to_bits(), want.to_bits(), "{x:?} on {}", isa.name());
+                }
+            }
+        }
     }
 
     #[test]
