@@ -404,7 +404,8 @@ impl Slot<'_> {
 
 /// Runs a (sub)graph with a plan made for these inputs: returns its outputs
 /// in graph order and the leaves of its nodes. Inputs no longer read are
-/// dropped as soon as their last reader has run (and its outputs are hashed).
+/// dropped as soon as their last reader has run (their memory goes once they
+/// are hashed too).
 ///
 /// On one thread each node's outputs are hashed as soon as it has run. With
 /// threads, hashing a node's outputs is a task of its own that any thread
