@@ -144,7 +144,7 @@ pub(crate) unsafe fn run_avx512<R>(body: impl FnOnce() -> R) -> R {
 
 /// Drops size-1 dimensions and merges adjacent dimensions that every input
 /// walks contiguously, so the innermost runs are as long as possible.
-fn coalesce<const N: usize>(
+pub(crate) fn coalesce<const N: usize>(
     shape: &[usize],
     strides: [Vec<usize>; N],
 ) -> (Vec<usize>, [Vec<usize>; N]) {

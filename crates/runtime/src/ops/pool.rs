@@ -721,6 +721,7 @@ mod tests {
     use crate::Attr;
     use crate::attrs::Attrs;
     use crate::kernels::Isa;
+    use crate::kernels::gemm::test_util::Rng;
 
     fn build(
         op: &str,
@@ -1090,15 +1091,12 @@ mod tests {
             f32::from_bits(0x7fc0_0001),
             f32::from_bits(0xffc0_0002),
         ];
-        let mut state = 7u64;
+        let mut rng = Rng::new(7);
         for len in 0..120usize {
             for round in 0..20 {
                 let x: Vec<f32> = (0..len)
                     .map(|_| {
-                        state = state
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        let r = (state >> 33) as usize;
+                        let r = (rng.next() >> 33) as usize;
                         // Early rounds draw NaNs too, later ones none.
                         let pool = if round < 10 {
                             &specials[..]

@@ -19,6 +19,7 @@ use crate::broadcast::for_each_offset;
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
 use crate::kernels::Ctx;
+use crate::kernels::elementwise::coalesce;
 use crate::tensor::{DType, Data, Elem, Tensor, strides};
 use crate::{bail, ensure, with_data};
 
@@ -98,78 +99,54 @@ fn strided_copy<T: Copy>(v: &[T], out_shape: &[usize], st: &[usize]) -> Vec<T> {
     let Some(&first) = v.first().filter(|_| n > 0) else {
         return Vec::new();
     };
-    let (shape, st) = merge_dims(out_shape, st);
-    let rank = shape.len();
-    match (shape.split_last(), st.split_last()) {
-        (None, _) | (_, None) => vec![first],
-        (Some((&inner, outer)), Some((&1, outer_st))) => {
-            let mut out = Vec::with_capacity(n);
-            for_each_offset(outer, outer_st, |_, o| {
-                out.extend_from_slice(&v[o..o + inner])
-            });
-            out
-        }
-        (Some((&cols, _)), Some((&col_st, _))) => {
-            let Some(d) = st.iter().position(|&s| s == 1) else {
-                let mut out = Vec::with_capacity(n);
-                for_each_offset(&shape, &st, |_, o| out.push(v[o]));
-                return out;
-            };
-            // Output dimension `d` is contiguous in the input: copy the
-            // (shape[d] x cols) planes, one per index of the other
-            // dimensions, in tiles.
-            const TILE: usize = 16;
-            let out_st = strides(&shape);
-            let rows = shape[d];
-            let row_st = out_st[d];
-            let others: Vec<usize> = (0..rank - 1).filter(|&i| i != d).collect();
-            let o_shape: Vec<usize> = others.iter().map(|&i| shape[i]).collect();
-            let o_in: Vec<usize> = others.iter().map(|&i| st[i]).collect();
-            let o_out: Vec<usize> = others.iter().map(|&i| out_st[i]).collect();
-            let mut dst_at = Vec::with_capacity(n / (rows * cols));
-            for_each_offset(&o_shape, &o_out, |_, o| dst_at.push(o));
-            let mut out = vec![first; n];
-            let mut plane = 0;
-            for_each_offset(&o_shape, &o_in, |_, src| {
-                let dst = dst_at[plane];
-                plane += 1;
-                for i0 in (0..rows).step_by(TILE) {
-                    for j0 in (0..cols).step_by(TILE) {
-                        for i in i0..(i0 + TILE).min(rows) {
-                            let row = &mut out[dst + i * row_st..][j0..(j0 + TILE).min(cols)];
-                            for (j, o) in (j0..).zip(row) {
-                                *o = v[src + i + j * col_st];
-                            }
-                        }
+    // Never empty: a view of size-1 dimensions only becomes one dimension.
+    let (shape, [st]) = coalesce(out_shape, [st.to_vec()]);
+    let (Some((&cols, outer)), Some((&col_st, outer_st))) = (shape.split_last(), st.split_last())
+    else {
+        return vec![first];
+    };
+    if col_st == 1 {
+        let mut out = Vec::with_capacity(n);
+        for_each_offset(outer, outer_st, |_, o| {
+            out.extend_from_slice(&v[o..o + cols])
+        });
+        return out;
+    }
+    let Some(d) = st.iter().position(|&s| s == 1) else {
+        let mut out = Vec::with_capacity(n);
+        for_each_offset(&shape, &st, |_, o| out.push(v[o]));
+        return out;
+    };
+    // Output dimension `d` is contiguous in the input: copy the
+    // (shape[d] x cols) planes, one per index of the other dimensions, in
+    // tiles.
+    const TILE: usize = 16;
+    let out_st = strides(&shape);
+    let rows = shape[d];
+    let row_st = out_st[d];
+    let others: Vec<usize> = (0..shape.len() - 1).filter(|&i| i != d).collect();
+    let o_shape: Vec<usize> = others.iter().map(|&i| shape[i]).collect();
+    let o_in: Vec<usize> = others.iter().map(|&i| st[i]).collect();
+    let o_out: Vec<usize> = others.iter().map(|&i| out_st[i]).collect();
+    let mut dst_at = Vec::with_capacity(n / (rows * cols));
+    for_each_offset(&o_shape, &o_out, |_, o| dst_at.push(o));
+    let mut out = vec![first; n];
+    let mut plane = 0;
+    for_each_offset(&o_shape, &o_in, |_, src| {
+        let dst = dst_at[plane];
+        plane += 1;
+        for i0 in (0..rows).step_by(TILE) {
+            for j0 in (0..cols).step_by(TILE) {
+                for i in i0..(i0 + TILE).min(rows) {
+                    let row = &mut out[dst + i * row_st..][j0..(j0 + TILE).min(cols)];
+                    for (j, o) in (j0..).zip(row) {
+                        *o = v[src + i + j * col_st];
                     }
                 }
-            });
-            out
-        }
-    }
-}
-
-/// Drops size-1 dimensions of a strided view and merges each dimension into
-/// the one before it when the input walks the two as one.
-fn merge_dims(shape: &[usize], st: &[usize]) -> (Vec<usize>, Vec<usize>) {
-    let mut ms: Vec<usize> = Vec::with_capacity(shape.len());
-    let mut mst: Vec<usize> = Vec::with_capacity(shape.len());
-    for (&d, &s) in shape.iter().zip(st) {
-        if d == 1 {
-            continue;
-        }
-        match (ms.last_mut(), mst.last_mut()) {
-            (Some(pd), Some(ps)) if *ps == s * d => {
-                *pd *= d;
-                *ps = s;
-            }
-            _ => {
-                ms.push(d);
-                mst.push(s);
             }
         }
-    }
-    (ms, mst)
+    });
+    out
 }
 
 // ---------------------------------------------------------------- Flatten
