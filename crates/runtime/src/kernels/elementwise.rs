@@ -21,20 +21,28 @@ use crate::tensor::Elem;
 /// vectorise over 8 or 16 lanes.
 ///
 /// A macro rather than a function taking a closure: the body is expanded once
-/// per path, so each SIMD copy is a closure with a single caller, which the
-/// compiler inlines into [`run_avx2_fma`] or [`run_avx512`] and so compiles
-/// with its features however large the body is.
+/// per path, so each SIMD copy is a closure with a single caller, marked
+/// `#[inline(always)]` so that it is compiled inside [`run_avx2_fma`] or
+/// [`run_avx512`] with its features however large the body is (left to its
+/// heuristics, the compiler keeps a large closure out of line, where it runs
+/// as baseline SSE2 code).
 macro_rules! with_isa {
     ($isa:expr, $body:expr) => {{
         match $crate::kernels::elementwise::simd($isa) {
             // SAFETY: `simd` just checked that the CPU supports AVX-512F,
             // AVX2 and FMA.
             $crate::kernels::Isa::Avx512 => unsafe {
-                $crate::kernels::elementwise::run_avx512(|| $body)
+                $crate::kernels::elementwise::run_avx512(
+                    #[inline(always)]
+                    || $body,
+                )
             },
             // SAFETY: `simd` just checked that the CPU supports AVX2 and FMA.
             $crate::kernels::Isa::Avx2Fma => unsafe {
-                $crate::kernels::elementwise::run_avx2_fma(|| $body)
+                $crate::kernels::elementwise::run_avx2_fma(
+                    #[inline(always)]
+                    || $body,
+                )
             },
             $crate::kernels::Isa::Portable => $body,
         }

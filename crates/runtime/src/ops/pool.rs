@@ -10,8 +10,8 @@ use super::conv::{Geometry, WindowAttrs};
 use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
-use crate::kernels::Ctx;
-use crate::kernels::elementwise::{sum_l8_by, with_isa};
+use crate::kernels::elementwise::{GRAIN, simd, sum_l8_by, with_isa};
+use crate::kernels::{Ctx, Isa};
 use crate::tensor::{DType, Data, Tensor, checked_len};
 use crate::{bail, ensure};
 
@@ -296,34 +296,69 @@ fn max_of<T: PoolElem>(a: T, b: T) -> T {
 
 /// `dst[i]` = the fold with the max step, from `NEG_INF`, of `tap(k)[i]`
 /// for `k` in `0..taps`, in that order (each `tap(k)` at least as long as
-/// `dst`). The fold runs in registers over a block of lanes and stores each
+/// `dst`). The fold runs in registers over blocks of lanes and stores each
 /// result once: a masked store of only the changed lanes, read back by the
-/// next pass, stalls store forwarding.
+/// next pass, stalls store forwarding. Each step waits on the last
+/// (compare, mask, blend), so one vector's chain alone leaves the core
+/// idle: with `wide` (AVX2 or AVX-512, whose registers hold them), a block
+/// is up to four vectors of 16 lanes whose chains overlap.
 #[inline(always)]
-fn fold_max<'a, T: PoolElem>(dst: &mut [T], taps: usize, tap: impl Fn(usize) -> &'a [T]) {
-    const L: usize = 16;
-    let n = dst.len();
-    if n < L {
-        for (i, d) in dst.iter_mut().enumerate() {
-            *d = (0..taps).fold(T::NEG_INF, |a, k| max_of(a, tap(k)[i]));
-        }
-        return;
-    }
-    // Blocks of L lanes; the last one ends at `n` and may overlap the one
-    // before it (the overlapped lanes get the same values again).
-    let mut start = 0;
-    loop {
-        let mut acc = [T::NEG_INF; L];
-        for k in 0..taps {
-            for (a, &v) in acc.iter_mut().zip(&tap(k)[start..][..L]) {
-                *a = max_of(*a, v);
+fn fold_max<'a, T: PoolElem>(
+    wide: bool,
+    dst: &mut [T],
+    taps: usize,
+    tap: impl Fn(usize) -> &'a [T],
+) {
+    match dst.len() {
+        n if wide && n >= 64 => fold_max_blocks::<T, 4>(dst, taps, tap),
+        n if wide && n >= 32 => fold_max_blocks::<T, 2>(dst, taps, tap),
+        n if n >= 16 => fold_max_blocks::<T, 1>(dst, taps, tap),
+        _ => {
+            // Tap by tap: each `tap(k)` once, not once per lane.
+            dst.fill(T::NEG_INF);
+            for k in 0..taps {
+                for (d, &v) in dst.iter_mut().zip(tap(k)) {
+                    *d = max_of(*d, v);
+                }
             }
         }
-        dst[start..][..L].copy_from_slice(&acc);
-        if start + L == n {
+    }
+}
+
+/// Lanes of one vector in [`fold_max_blocks`].
+const FOLD_LANES: usize = 16;
+
+/// [`fold_max`] in blocks of `G` vectors of [`FOLD_LANES`] lanes (`dst` at
+/// least one block long). The last block ends at the end of `dst` and may
+/// overlap the one before it (the overlapped lanes get the same values
+/// again). The vectors are separate arrays: one array of `G * 16` lanes
+/// would be kept in memory instead of registers.
+#[inline(always)]
+fn fold_max_blocks<'a, T: PoolElem, const G: usize>(
+    dst: &mut [T],
+    taps: usize,
+    tap: impl Fn(usize) -> &'a [T],
+) {
+    const L: usize = FOLD_LANES;
+    let n = dst.len();
+    let mut start = 0;
+    loop {
+        let mut acc = [[T::NEG_INF; L]; G];
+        for k in 0..taps {
+            let x = &tap(k)[start..][..G * L];
+            for (a, x) in acc.iter_mut().zip(x.chunks_exact(L)) {
+                for (a, &v) in a.iter_mut().zip(x) {
+                    *a = max_of(*a, v);
+                }
+            }
+        }
+        for (d, a) in dst[start..][..G * L].chunks_exact_mut(L).zip(&acc) {
+            d.copy_from_slice(a);
+        }
+        if start + G * L == n {
             return;
         }
-        start = (start + L).min(n - L);
+        start = (start + G * L).min(n - G * L);
     }
 }
 
@@ -331,7 +366,7 @@ fn fold_max<'a, T: PoolElem>(dst: &mut [T], taps: usize, tap: impl Fn(usize) -> 
 struct MaxPool2dScratch<T> {
     /// One input row with `NEG_INF` in the padding, as wide as the windows reach.
     row: Vec<T>,
-    /// The window maxima at every column offset of `row` (stride 1).
+    /// The columns of `row` split by phase modulo the stride (stride > 1).
     at: Vec<T>,
     /// Row maxima at each output column: of input row `r` in row `slot[r]`
     /// when cached, else of the input row being folded.
@@ -349,10 +384,17 @@ impl<T> MaxPool2dScratch<T> {
 }
 
 /// The row maxima of one input row at each output column (`dst`, `ow` long):
-/// the window row folded at each start column, then every `sw`-th start.
-/// `row` and `at` are scratch, `span` and `starts` long.
+/// the window row folded at each output's start column. `row` and `at` are
+/// scratch, `span` long and `span` rounded up to a multiple of the stride.
 #[inline(always)]
-fn row_maxima<T: PoolElem>(geo: &Geometry, xrow: &[T], dst: &mut [T], row: &mut [T], at: &mut [T]) {
+fn row_maxima<T: PoolElem>(
+    wide: bool,
+    geo: &Geometry,
+    xrow: &[T],
+    dst: &mut [T],
+    row: &mut [T],
+    at: &mut [T],
+) {
     let (iw, kw, sw, dw, pw) = (
         geo.input[1],
         geo.kernel[1],
@@ -374,13 +416,34 @@ fn row_maxima<T: PoolElem>(geo: &Geometry, xrow: &[T], dst: &mut [T], row: &mut 
         row
     };
     if sw == 1 {
-        fold_max(dst, kw, |k| &src[k * dw..]);
+        fold_max(wide, dst, kw, |k| &src[k * dw..]);
         return;
     }
-    fold_max(at, kw, |k| &src[k * dw..]);
-    for (o, h) in dst.iter_mut().enumerate() {
-        *h = at[o * sw];
+    // Strided: split the row into its `sw` phases (phase `q` holds columns
+    // `q`, `q + sw`, ...), `len` apart in `at`. Window tap `k` of output
+    // column `o` reads column `o * sw + k * dw`: entry `o + k * dw / sw` of
+    // phase `k * dw % sw`, so every tap is again a contiguous run.
+    let len = span.div_ceil(sw);
+    let src = &src[..span];
+    if sw == 2 {
+        let (even, odd) = at.split_at_mut(len);
+        let pairs = src.chunks_exact(2);
+        if let [last] = pairs.remainder() {
+            even[len - 1] = *last;
+        }
+        for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+            *e = p[0];
+            *o = p[1];
+        }
+    } else {
+        for (j, &v) in src.iter().enumerate() {
+            at[j % sw * len + j / sw] = v;
+        }
     }
+    fold_max(wide, dst, kw, |k| {
+        let c = k * dw;
+        &at[c % sw * len + c / sw..]
+    });
 }
 
 /// MaxPool over one 2-D plane, separably: for each input row the maxima of
@@ -400,6 +463,7 @@ fn row_maxima<T: PoolElem>(geo: &Geometry, xrow: &[T], dst: &mut [T], row: &mut 
 /// output row that reads the row. `out` starts at `NEG_INF`.
 #[inline(always)]
 fn max_pool_2d<T: PoolElem>(
+    wide: bool,
     geo: &Geometry,
     t: &Taps,
     slot: Option<(&[usize], usize)>,
@@ -414,24 +478,27 @@ fn max_pool_2d<T: PoolElem>(
     let starts = (ow - 1) * geo.strides[1] + 1;
     s.row
         .resize(starts + (geo.kernel[1] - 1) * geo.dilations[1], T::NEG_INF);
-    s.at.resize(starts, T::NEG_INF);
+    s.at.resize(
+        s.row.len().div_ceil(geo.strides[1]) * geo.strides[1],
+        T::NEG_INF,
+    );
     let xrow = |r: usize| &xp[r * iw..][..iw];
     match slot {
         Some((slot, used)) => {
             s.rows.resize(used * ow, T::NEG_INF);
             for (r, &i) in slot.iter().enumerate().filter(|(_, i)| **i != usize::MAX) {
                 let dst = &mut s.rows[i * ow..][..ow];
-                row_maxima(geo, xrow(r), dst, &mut s.row, &mut s.at);
+                row_maxima(wide, geo, xrow(r), dst, &mut s.row, &mut s.at);
             }
             for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
-                fold_max(orow, rows.len(), |k| &s.rows[slot[rows[k]] * ow..]);
+                fold_max(wide, orow, rows.len(), |k| &s.rows[slot[rows[k]] * ow..]);
             }
         }
         None => {
             s.rows.resize(ow, T::NEG_INF);
             for (orow, rows) in out.chunks_exact_mut(ow).zip(&t.coords[0]) {
                 for &r in rows {
-                    row_maxima(geo, xrow(r), &mut s.rows, &mut s.row, &mut s.at);
+                    row_maxima(wide, geo, xrow(r), &mut s.rows, &mut s.row, &mut s.at);
                     for (o, &v) in orow.iter_mut().zip(&s.rows) {
                         *o = max_of(*o, v);
                     }
@@ -466,6 +533,7 @@ impl MaxPool {
         // Values and indices are filled plane by plane (indices on one thread
         // after the values, both in the same window order).
         let isa = ctx.isa;
+        let wide = simd(isa) != Isa::Portable;
         // The 2-D path caches the row maxima of each input row a window
         // reads, when that cache is no larger than the plane in and out.
         let mut slot = vec![
@@ -490,26 +558,35 @@ impl MaxPool {
         }
         let cache = (geo.input.len() == 2 && used.saturating_mul(geo.out[1]) <= ni + no)
             .then_some((slot.as_slice(), used));
-        ctx.for_chunks_mut(&mut y, no, |p, out| {
-            let xp = &x[p * ni..][..ni];
-            if geo.input.len() == 2 {
+        if geo.input.len() == 2 {
+            // Planes in tasks of about GRAIN input elements, each with one
+            // scratch and compiled for each SIMD path (same comparisons).
+            let per = (GRAIN / ni.max(1)).max(1);
+            ctx.for_chunks_mut(&mut y, per * no, |c, outs| {
                 let mut s = MaxPool2dScratch::new();
-                // Compiled for each SIMD path (same comparisons).
-                with_isa!(isa, max_pool_2d(geo, &t, cache, xp, out, &mut s));
-                return;
-            }
-            for_each_window(geo, &t, |of, offs, _| {
-                if let Some((&first, rest)) = offs.split_first() {
-                    let mut m = xp[first];
-                    for &i in rest {
-                        if max_step(m, xp[i]) {
-                            m = xp[i];
-                        }
+                with_isa!(isa, {
+                    for (j, out) in outs.chunks_exact_mut(no).enumerate() {
+                        let xp = &x[(c * per + j) * ni..][..ni];
+                        max_pool_2d(wide, geo, &t, cache, xp, out, &mut s);
                     }
-                    out[of] = m;
-                }
+                });
             });
-        });
+        } else {
+            ctx.for_chunks_mut(&mut y, no, |p, out| {
+                let xp = &x[p * ni..][..ni];
+                for_each_window(geo, &t, |of, offs, _| {
+                    if let Some((&first, rest)) = offs.split_first() {
+                        let mut m = xp[first];
+                        for &i in rest {
+                            if max_step(m, xp[i]) {
+                                m = xp[i];
+                            }
+                        }
+                        out[of] = m;
+                    }
+                });
+            });
+        }
         if self.indices {
             for (p, out) in idx.chunks_exact_mut(no).enumerate() {
                 let xp = &x[p * ni..][..ni];
@@ -754,11 +831,13 @@ mod tests {
         let a = op
             .run(&Ctx::single(Isa::Portable), Args::new(&[Some(x)]))
             .unwrap();
-        let b = op
-            .run(&Ctx::with_pool(Isa::detect(), &pool), Args::new(&[Some(x)]))
-            .unwrap();
         let hashes = |v: &[Tensor]| v.iter().map(Tensor::hash).collect::<Vec<_>>();
-        assert_eq!(hashes(&a), hashes(&b));
+        for isa in Isa::ALL {
+            let b = op
+                .run(&Ctx::with_pool(isa, &pool), Args::new(&[Some(x)]))
+                .unwrap();
+            assert_eq!(hashes(&a), hashes(&b), "{isa:?}");
+        }
         for (t, f) in a.iter().zip(&facts) {
             assert_eq!(t.shape(), f.shape.as_slice());
             assert_eq!(t.dtype(), f.dtype);
@@ -778,56 +857,34 @@ mod tests {
     #[test]
     #[ignore = "timing only"]
     fn bench_maxpool() {
-        let x = seq(&[1, 96, 109, 109]);
-        let op = build(
-            "MaxPool",
-            vec![("kernel_shape", ints(&[3, 3])), ("strides", ints(&[2, 2]))],
-            12,
-            1,
-        )
-        .unwrap();
-        let ctx = Ctx::single(Isa::detect());
-        let mut best = f64::MAX;
-        for _ in 0..20 {
-            let t = std::time::Instant::now();
-            let y = op.run(&ctx, Args::new(&[Some(&x)])).unwrap();
-            best = best.min(t.elapsed().as_secs_f64());
-            std::hint::black_box(y);
-        }
-        let fact = Fact::new(DType::F32, vec![1, 96, 109, 109]);
-        let geo = WindowAttrs::parse(
-            &Attrs::new(vec![
-                ("kernel_shape".into(), ints(&[3, 3])),
-                ("strides".into(), ints(&[2, 2])),
-            ]),
-            true,
-            true,
-        )
-        .unwrap()
-        .geometry(&fact.shape[2..], &[3, 3])
-        .unwrap();
-        let t = taps(&geo);
-        let slot: Vec<usize> = (0..109).collect();
-        let xv = x.f32s().unwrap();
-        let mut out = vec![0.0f32; 96 * 54 * 54];
-        let mut s = MaxPool2dScratch::new();
-        let mut best2 = f64::MAX;
-        for _ in 0..20 {
-            let t0 = std::time::Instant::now();
-            for (p, o) in out.chunks_exact_mut(54 * 54).enumerate() {
-                o.fill(f32::NEG_INFINITY);
-                let xp = &xv[p * 109 * 109..][..109 * 109];
-                max_pool_2d(&geo, &t, Some((&slot, 109)), xp, o, &mut s);
+        // squeezenet's three MaxPools (3 x 3, stride 2, ceil mode).
+        for shape in [[1, 96, 109, 109], [1, 256, 54, 54], [1, 512, 27, 27]] {
+            let x = seq(&shape);
+            let op = build(
+                "MaxPool",
+                vec![
+                    ("kernel_shape", ints(&[3, 3])),
+                    ("strides", ints(&[2, 2])),
+                    ("ceil_mode", Attr::Int(1)),
+                ],
+                12,
+                1,
+            )
+            .unwrap();
+            for isa in [Isa::Portable, Isa::detect()] {
+                let ctx = Ctx::single(isa);
+                let mut best = f64::MAX;
+                for _ in 0..20 {
+                    let t = std::time::Instant::now();
+                    let y = op.run(&ctx, Args::new(&[Some(&x)])).unwrap();
+                    best = best.min(t.elapsed().as_secs_f64());
+                    std::hint::black_box(y);
+                }
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("maxpool {shape:?} k3 s2 {isa:?}: {:.3} ms", best * 1e3);
+                }
             }
-            best2 = best2.min(t0.elapsed().as_secs_f64());
-        }
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!(
-                "maxpool 96x109x109 k3 s2: {:.3} ms (kernel alone {:.3} ms)",
-                best * 1e3,
-                best2 * 1e3
-            );
         }
     }
 
@@ -869,11 +926,12 @@ mod tests {
             ],
         ];
         let mut state = 7u64;
-        // Rows of 11 (under one block of lanes) and of 45 (blocks, the last
-        // overlapping), read in place or through the padded row.
+        // Rows of 11 (under one vector of lanes), 45 and 150 (blocks of one,
+        // two or four vectors, the last overlapping), read in place or
+        // through the padded row.
         for (gi, (attrs, w)) in geos
             .into_iter()
-            .flat_map(|a| [(a.clone(), 11), (a, 45)])
+            .flat_map(|a| [(a.clone(), 11), (a.clone(), 45), (a, 150)])
             .enumerate()
         {
             let shape = [2, 3, 9, w];
