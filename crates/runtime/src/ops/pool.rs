@@ -363,6 +363,46 @@ fn fold_max_blocks<'a, T: PoolElem, const G: usize>(
     }
 }
 
+/// `row` = input row `xrow` with `pw` columns of padding before it, cut or
+/// filled with `NEG_INF` to `row`'s length.
+#[inline(always)]
+fn pad_row<T: PoolElem>(xrow: &[T], pw: usize, row: &mut [T]) {
+    let span = row.len();
+    let lo = pw.min(span);
+    let hi = (pw + xrow.len()).min(span);
+    row[..lo].fill(T::NEG_INF);
+    row[lo..hi].copy_from_slice(&xrow[..hi - lo]);
+    row[hi..].fill(T::NEG_INF);
+}
+
+/// Splits `src` into its `sw` phases (phase `q` holds columns `q`,
+/// `q + sw`, ...): phase `q` starts at `dst[q * stride]` and is `len` long
+/// (`len == src.len().div_ceil(sw)`; entries past a shorter phase's end
+/// are left as they are).
+#[inline(always)]
+fn split_phases<T: PoolElem>(src: &[T], sw: usize, dst: &mut [T], stride: usize, len: usize) {
+    match sw {
+        1 => dst[..src.len()].copy_from_slice(src),
+        2 => {
+            let (lo, hi) = dst.split_at_mut(stride);
+            let (even, odd) = (&mut lo[..len], &mut hi[..len]);
+            let pairs = src.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                even[len - 1] = *last;
+            }
+            for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                *e = p[0];
+                *o = p[1];
+            }
+        }
+        _ => {
+            for (j, &v) in src.iter().enumerate() {
+                dst[j % sw * stride + j / sw] = v;
+            }
+        }
+    }
+}
+
 /// Most elements of the split plane of [`max_pool_2d_flat`] (32 KiB of
 /// `f32`; measured on squeezenet's pools: 27 x 27 and 54 x 54 planes are
 /// 2.6x and 1.3x faster flat, 109 x 109 ones 1.4x slower).
@@ -448,36 +488,10 @@ fn max_pool_2d_flat<T: PoolElem>(
         let slot = y % sh * rows + y / sh;
         let row = &mut s.row;
         match y.checked_sub(ph).filter(|&r| r < ih) {
-            Some(r) => {
-                let xrow = &xp[r * iw..][..iw];
-                let lo = pw.min(span);
-                let hi = (pw + iw).min(span);
-                row[..lo].fill(T::NEG_INF);
-                row[lo..hi].copy_from_slice(&xrow[..hi - lo]);
-                row[hi..].fill(T::NEG_INF);
-            }
+            Some(r) => pad_row(&xp[r * iw..][..iw], pw, row),
             None => row.fill(T::NEG_INF),
         }
-        let at = |qh: usize| (qh * slots + slot) * pitch;
-        if sw == 1 {
-            s.split[at(0)..][..span].copy_from_slice(row);
-        } else if sw == 2 {
-            let (e, o) = (at(0), at(1));
-            let (lo, hi) = s.split.split_at_mut(o);
-            let (even, odd) = (&mut lo[e..][..pitch], &mut hi[..pitch]);
-            let pairs = row.chunks_exact(2);
-            if let [last] = pairs.remainder() {
-                even[pitch - 1] = *last;
-            }
-            for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
-                *e = p[0];
-                *o = p[1];
-            }
-        } else {
-            for (j, &v) in row.iter().enumerate() {
-                s.split[at(j % sw) + j / sw] = v;
-            }
-        }
+        split_phases(row, sw, &mut s.split[slot * pitch..], slots * pitch, pitch);
     }
     // Slots of the rows past the input hold NEG_INF from `resize` (every
     // plane of a task has this geometry, so none writes them).
@@ -550,11 +564,7 @@ fn row_maxima<T: PoolElem>(
     let src: &[T] = if pw == 0 && span <= iw {
         xrow
     } else {
-        let lo = pw.min(span);
-        let hi = (pw + iw).min(span);
-        row[..lo].fill(T::NEG_INF);
-        row[lo..hi].copy_from_slice(&xrow[..hi - lo]);
-        row[hi..].fill(T::NEG_INF);
+        pad_row(xrow, pw, row);
         row
     };
     if sw == 1 {
@@ -566,22 +576,7 @@ fn row_maxima<T: PoolElem>(
     // column `o` reads column `o * sw + k * dw`: entry `o + k * dw / sw` of
     // phase `k * dw % sw`, so every tap is again a contiguous run.
     let len = span.div_ceil(sw);
-    let src = &src[..span];
-    if sw == 2 {
-        let (even, odd) = at.split_at_mut(len);
-        let pairs = src.chunks_exact(2);
-        if let [last] = pairs.remainder() {
-            even[len - 1] = *last;
-        }
-        for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
-            *e = p[0];
-            *o = p[1];
-        }
-    } else {
-        for (j, &v) in src.iter().enumerate() {
-            at[j % sw * len + j / sw] = v;
-        }
-    }
+    split_phases(&src[..span], sw, at, len, len);
     fold_max(wide, dst, kw, |k| {
         let c = k * dw;
         &at[c % sw * len + c / sw..]
