@@ -5,7 +5,7 @@
 //! the genesis alone, re-executes it locally, and says what happened.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -39,23 +39,6 @@ pub(crate) struct DemoArgs {
     timeout_ms: u64,
 }
 
-/// A loopback base port with `n` free ports after it.
-fn free_ports(n: u16) -> Result<SocketAddr> {
-    for _ in 0..50 {
-        let l = TcpListener::bind("127.0.0.1:0")?;
-        let base = l.local_addr()?.port();
-        drop(l);
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let all_free = (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
-            return Ok(SocketAddr::from(([127, 0, 0, 1], base)));
-        }
-    }
-    bail!("found no {n} consecutive free loopback ports")
-}
-
 pub(crate) fn run(args: DemoArgs) -> Result<()> {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(args.timeout_ms);
@@ -84,10 +67,12 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
     writeln!(out, "Glassbox demo: one verified inference, end to end.\n")?;
 
     // 1. The network.
+    const VALIDATORS: u16 = 4;
     let opts = DevOptions {
-        validators: 4,
+        validators: VALIDATORS.into(),
         data_dir: dir.clone(),
-        http: free_ports(4)?,
+        // Each validator listens on two ports: HTTP and p2p.
+        http: SocketAddr::from(([127, 0, 0, 1], run::free_port_block(2 * VALIDATORS)?)),
         worker_threads: args.threads,
     };
     let (genesis, keys, net) = run::prepare_dev(&opts)?;

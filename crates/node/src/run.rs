@@ -2,7 +2,7 @@
 //! over TCP: one validator for `glassbox node`, several in one process for
 //! `glassbox dev`.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,22 +310,27 @@ fn api_limits(params: &glassbox_ledger::Params) -> crate::api::ApiLimits {
     }
 }
 
-/// Serves the HTTP API for `chain` and `blobs` on `addr`.
+/// Binds the HTTP API's listener on `addr`: a node whose API cannot listen
+/// does not start.
+async fn bind_api(addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::File(format!("binding the HTTP API on {addr}: {e}")))
+}
+
+/// Serves the HTTP API for `chain` and `blobs` on `listener`.
 async fn serve_api(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     chain: Arc<Chain>,
     blobs: crate::api::Blobs,
     genesis: Arc<NodeGenesis>,
 ) -> Result<(), NodeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| NodeError::File(format!("binding the HTTP API on {addr}: {e}")))?;
     let mut api = crate::api::Api::new(chain);
     api.limits = api_limits(&genesis.ledger.params);
     let api = api.with_genesis(genesis);
     crate::api::serve_with_blobs(listener, api, Some(blobs))
         .await
-        .map_err(|e| NodeError::File(format!("HTTP API on {addr}: {e}")))
+        .map_err(|e| NodeError::File(format!("HTTP API: {e}")))
 }
 
 /// What runs beside consensus: the HTTP API and the executor role.
@@ -339,7 +344,7 @@ struct Services {
 
 /// Starts the API (when `http` is set) and the executor (when a key is
 /// given) for `chain`.
-fn start_services<E: Spawner + Metrics>(
+async fn start_services<E: Spawner + Metrics>(
     context: &E,
     chain: &Arc<Chain>,
     s: Services,
@@ -353,11 +358,12 @@ fn start_services<E: Spawner + Metrics>(
         crate::offchain::OffChainLimits::default(),
     )));
     if let Some(addr) = s.http {
+        let listener = bind_api(addr).await?;
         let chain = chain.clone();
         let blobs = blobs.clone();
         let genesis = s.genesis.clone();
         context.with_label("api").spawn(move |_| async move {
-            if let Err(e) = serve_api(addr, chain, blobs, genesis).await {
+            if let Err(e) = serve_api(listener, chain, blobs, genesis).await {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
         });
@@ -413,7 +419,8 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
                 executor_key,
                 blob_peers: cfg.blob_peers.clone(),
             },
-        )?;
+        )
+        .await?;
         wait_for_shutdown(handles).await;
         Ok(())
     })
@@ -434,7 +441,8 @@ pub struct DevOptions {
     pub validators: usize,
     /// Where genesis, keys and storage live.
     pub data_dir: std::path::PathBuf,
-    /// HTTP API address of validator 0; validator i serves on port + i.
+    /// HTTP API address of validator 0; validator i serves HTTP on
+    /// port + i and p2p on port + validators + i.
     pub http: SocketAddr,
     /// Runtime worker threads.
     pub worker_threads: usize,
@@ -458,11 +466,71 @@ pub struct DevNetwork {
 /// Balance of the developer account at genesis.
 pub const DEV_BALANCE: u64 = 1_000_000_000_000_000;
 
-fn free_loopback_port() -> Result<SocketAddr, NodeError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| NodeError::File(format!("finding a free port: {e}")))?;
-    l.local_addr()
-        .map_err(|e| NodeError::File(format!("finding a free port: {e}")))
+/// Lowest port [`free_port_block`] draws.
+const MIN_DRAWN_PORT: u16 = 10_000;
+
+/// The first port of the kernel's ephemeral range (Linux's
+/// `ip_local_port_range`; 32768, its default, where it cannot be read).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// The first of `n` consecutive free loopback ports, drawn at random below
+/// the kernel's ephemeral range: a port a stopped node frees is then not
+/// handed to some outgoing connection before the node starts again.
+pub fn free_port_block(n: u16) -> Result<u16, NodeError> {
+    use rand::Rng;
+    let top = ephemeral_start().saturating_sub(n);
+    // An ephemeral range that starts too low leaves no room below it.
+    let top = if top > MIN_DRAWN_PORT + 1_000 {
+        top
+    } else {
+        u16::MAX - n
+    };
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let base = rng.gen_range(MIN_DRAWN_PORT..top);
+        if (base..base + n).all(|p| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok()) {
+            return Ok(base);
+        }
+    }
+    Err(NodeError::File(format!(
+        "found no {n} consecutive free loopback ports in {MIN_DRAWN_PORT}..{top}"
+    )))
+}
+
+/// Validator `i`'s HTTP and p2p addresses in a dev network of `n` whose
+/// validator 0 serves HTTP on `http`: HTTP on port + i, p2p on
+/// port + n + i, each checked free.
+fn dev_addresses(
+    http: SocketAddr,
+    n: usize,
+) -> Result<Vec<(SocketAddr, Option<SocketAddr>)>, NodeError> {
+    let port = |k: usize| {
+        u16::try_from(usize::from(http.port()) + k)
+            .map(|p| SocketAddr::new(http.ip(), p))
+            .map_err(|_| {
+                NodeError::File(format!(
+                    "--http {http} leaves no room for {n} validators' HTTP and p2p ports (2 each, consecutive)"
+                ))
+            })
+    };
+    let mut addresses = Vec::with_capacity(n);
+    for i in 0..n {
+        let (h, p) = (port(i)?, port(n + i)?);
+        for (what, addr) in [("HTTP", h), ("p2p", p)] {
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                NodeError::File(format!(
+                    "validator {i}'s {what} address {addr} is not free ({e}); choose another --http"
+                ))
+            })?;
+        }
+        addresses.push((p, Some(h)));
+    }
+    Ok(addresses)
 }
 
 /// Creates (first run) or loads (later runs) a local network in
@@ -488,6 +556,7 @@ pub fn prepare_dev(
                 opts.validators
             )));
         }
+        let addresses = dev_addresses(opts.http, opts.validators)?;
         let dev_key = glassbox_store::keyfile::generate_secret_key()
             .map_err(|e| NodeError::File(format!("generating the developer key: {e}")))?;
         glassbox_store::keyfile::write_secret_key(&dev_key_path, &dev_key)
@@ -496,11 +565,6 @@ pub fn prepare_dev(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let mut addresses = Vec::with_capacity(opts.validators);
-        for i in 0..opts.validators {
-            let http = SocketAddr::new(opts.http.ip(), opts.http.port().saturating_add(i as u16));
-            addresses.push((free_loopback_port()?, Some(http)));
-        }
         // Every validator also runs a staked executor with its own key.
         let mut accounts = vec![glassbox_ledger::GenesisAccount {
             address: dev_key.public(),
@@ -647,7 +711,8 @@ pub fn run_dev(
                     executor_key,
                     blob_peers: Vec::new(),
                 },
-            )?;
+            )
+            .await?;
         }
         ready();
         wait_for_shutdown(handles).await;
@@ -657,7 +722,7 @@ pub fn run_dev(
 
 #[cfg(test)]
 mod tests {
-    use super::api_limits;
+    use super::{api_limits, dev_addresses, ephemeral_start, free_port_block};
     use crate::api::DEFAULT_MAX_BODY_BYTES;
 
     #[test]
@@ -670,5 +735,38 @@ mod tests {
         assert_eq!(api_limits(&params).max_body_bytes, (2 << 20) + 4096);
         params.max_tx_bytes = u32::MAX;
         assert!(api_limits(&params).max_body_bytes >= 2 * u32::MAX as usize);
+    }
+
+    #[test]
+    fn dev_ports_lie_below_the_ephemeral_range_and_taken_ones_are_named() {
+        let base = free_port_block(8).unwrap();
+        if ephemeral_start() > 11_000 {
+            assert!(base + 8 <= ephemeral_start(), "{base}");
+        }
+        let http = std::net::SocketAddr::from(([127, 0, 0, 1], base));
+        let addresses = dev_addresses(http, 4).unwrap();
+        let ports: Vec<(u16, u16)> = addresses
+            .iter()
+            .map(|(p2p, http)| (http.unwrap().port(), p2p.port()))
+            .collect();
+        assert_eq!(
+            ports,
+            (0..4).map(|i| (base + i, base + 4 + i)).collect::<Vec<_>>()
+        );
+        // Validator 2's p2p port taken: init refuses, naming it.
+        let _taken = std::net::TcpListener::bind(("127.0.0.1", base + 6)).unwrap();
+        let err = dev_addresses(http, 4).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("validator 2's p2p address 127.0.0.1:{}", base + 6)),
+            "{err}"
+        );
+        // No room above the base port.
+        let top = std::net::SocketAddr::from(([127, 0, 0, 1], u16::MAX - 3));
+        assert!(
+            dev_addresses(top, 4)
+                .unwrap_err()
+                .to_string()
+                .contains("no room")
+        );
     }
 }

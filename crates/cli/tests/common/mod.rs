@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,20 +31,11 @@ impl Drop for Guard {
     }
 }
 
-/// A port base with `n` consecutive free ports (checked, then released).
-pub(crate) fn free_ports(n: u16) -> u16 {
-    for _ in 0..100 {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base > u16::MAX - n {
-            continue;
-        }
-        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports");
+/// A port base for a dev network of `validators`: its HTTP and p2p ports
+/// (two per validator, consecutive) are free and lie below the kernel's
+/// ephemeral range, so a killed node's ports are still free for its restart.
+pub(crate) fn free_ports(validators: u16) -> u16 {
+    glassbox_node::run::free_port_block(2 * validators).unwrap()
 }
 
 /// A GET's JSON body when the answer is 200.
