@@ -202,6 +202,7 @@ pub(crate) fn run(args: ExecArgs) -> Result<()> {
         Options {
             threads: args.threads,
             kernels,
+            ..Options::default()
         },
     )?;
     session.plan(&inputs)?;

@@ -65,6 +65,7 @@ fn run() -> Result<(), String> {
             } else {
                 KernelChoice::Auto
             },
+            ..Options::default()
         },
     )
     .map_err(|e| e.to_string())?;

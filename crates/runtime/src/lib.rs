@@ -29,7 +29,8 @@ pub use broadcast::broadcast_shapes;
 pub use cost::Cost;
 pub use error::{Error, OpError, OpResult, Result};
 pub use exec::{
-    KNOWN_FLOAT_INPUT_MAX_ELEMENTS, KNOWN_INPUT_MAX_ELEMENTS, Options, Plan, RunOutput, Session,
+    KNOWN_FLOAT_INPUT_MAX_ELEMENTS, KNOWN_INPUT_MAX_ELEMENTS, Options, Plan, RunOutput,
+    SERIAL_BELOW, Session,
 };
 pub use kernels::{Isa, KernelChoice};
 pub use model::{Dim, Limits, MAX_OPSET, MAX_SUBGRAPH_DEPTH, MIN_OPSET, Model, Node, ValueInfo};

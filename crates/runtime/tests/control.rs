@@ -12,7 +12,7 @@ use glassbox_runtime::proto::onnx::{
     tensor_shape_proto, type_proto,
 };
 use glassbox_runtime::proto::tensor_to_proto;
-use glassbox_runtime::{DType, Error, Limits, Model, Options, Session, Tensor};
+use glassbox_runtime::{Cost, DType, Error, Limits, Model, Options, Session, Tensor};
 use prost::Message;
 
 fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
@@ -103,6 +103,8 @@ fn run(m: &Arc<Model>, threads: usize, inputs: Vec<Tensor>) -> glassbox_runtime:
         Arc::clone(m),
         Options {
             threads,
+            // These small graphs too run on the threads they are given.
+            serial_below: Cost::default(),
             ..Options::default()
         },
     )

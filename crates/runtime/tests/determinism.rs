@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use glassbox_runtime::{
-    DType, Isa, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor, formats,
+    Cost, DType, Isa, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor, formats,
 };
 
 fn workspace() -> PathBuf {
@@ -32,7 +32,16 @@ fn configs() -> Vec<(KernelChoice, usize)> {
 }
 
 fn run(model: &Arc<Model>, inputs: &[Tensor], kernels: KernelChoice, threads: usize) -> RunOutput {
-    let s = Session::new(Arc::clone(model), Options { threads, kernels }).expect("session");
+    let s = Session::new(
+        Arc::clone(model),
+        Options {
+            threads,
+            kernels,
+            // Small models too run on the threads they are given.
+            serial_below: Cost::default(),
+        },
+    )
+    .expect("session");
     s.run(inputs.to_vec()).expect("run")
 }
 

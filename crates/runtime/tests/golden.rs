@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use glassbox_runtime::{DType, Limits, Model, Options, Session, Tensor, formats, trace::hex};
+use glassbox_runtime::{Cost, DType, Limits, Model, Options, Session, Tensor, formats, trace::hex};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -94,6 +94,8 @@ fn trace_roots_match_the_golden_file() {
             model,
             Options {
                 threads: 2,
+                // Small models too run on both threads.
+                serial_below: Cost::default(),
                 ..Options::default()
             },
         )

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use glassbox_runtime::{
-    Data, Error, Isa, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor, formats,
-    trace::hex,
+    Cost, Data, Error, Isa, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor,
+    formats, trace::hex,
 };
 
 /// Models the runtime cannot load yet, with the op type loading must fail
@@ -176,7 +176,16 @@ fn run(
     (kernels, threads): (KernelChoice, usize),
     timed: usize,
 ) -> (RunOutput, Option<f64>) {
-    let s = Session::new(Arc::clone(model), Options { threads, kernels }).expect("session");
+    let s = Session::new(
+        Arc::clone(model),
+        Options {
+            threads,
+            kernels,
+            // Small models too run on the threads they are given.
+            serial_below: Cost::default(),
+        },
+    )
+    .expect("session");
     let out = s.run(inputs.to_vec()).expect("run");
     let mut ms: Vec<f64> = (0..timed)
         .map(|_| {
