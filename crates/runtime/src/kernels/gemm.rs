@@ -483,9 +483,9 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         match self.a {
             ASrc::Packed(p) => p.block(pc, kc, ic / MR, nq),
             ASrc::Mat(a) => {
-                buf.resize(nq * kc * MR, 0.0);
-                pack_a(a, ic, mc, pc, kc, buf);
-                &buf[..nq * kc * MR]
+                let block = grown(buf, nq * kc * MR);
+                pack_a(a, ic, mc, pc, kc, block);
+                block
             }
         }
     }
@@ -504,12 +504,12 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         if let Some(p) = self.b.prepacked() {
             return p.block(pc, kc, jc / NR, np);
         }
-        buf.resize(np * kc * NR, 0.0);
-        for (p, dst) in buf.chunks_exact_mut(kc * NR).take(np).enumerate() {
+        let block = grown(buf, np * kc * NR);
+        for (p, dst) in block.chunks_exact_mut(kc * NR).enumerate() {
             let jp = jc + p * NR;
             self.b.pack_panel(pc, kc, jp, NR.min(j1 - jp), dst);
         }
-        &buf[..np * kc * NR]
+        block
     }
 
     /// Updates the tiles of rows `ic..ic + mc` (packed in `ablock`) and the
@@ -641,6 +641,18 @@ fn pack_a(a: MatRef<'_>, i0: usize, mc: usize, k0: usize, kc: usize, dst: &mut [
             }
         }
     }
+}
+
+/// The first `len` elements of a packing buffer, grown (never shrunk) to
+/// hold them: packing overwrites every element it hands on, so a buffer
+/// reused across blocks and products is zero-filled only when it grows
+/// (shrinking it for a short last `k` block made the next block fill the
+/// whole buffer again).
+fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
 }
 
 /// `C = A * B` for few rows and row-major `B`, without packing: each row of
