@@ -717,13 +717,13 @@ impl<'de> Deserialize<'de> for SignedTx {
         let j = SignedTxJson::deserialize(d)?;
         let tx = SignedTx::from_parts(j.sender, j.nonce, j.fee, j.body, j.signature)
             .map_err(serde::de::Error::custom)?;
-        if let Some(h) = j.hash {
-            if h != tx.hash {
-                return Err(serde::de::Error::custom(format!(
-                    "hash {h} is not the transaction's hash {}",
-                    tx.hash
-                )));
-            }
+        if let Some(h) = j.hash
+            && h != tx.hash
+        {
+            return Err(serde::de::Error::custom(format!(
+                "hash {h} is not the transaction's hash {}",
+                tx.hash
+            )));
         }
         Ok(tx)
     }

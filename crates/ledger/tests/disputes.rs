@@ -869,7 +869,7 @@ fn capped_weights_hold_every_share_under_the_cap() {
                     seed = seed
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
-                    1 + (seed >> 33) % 1_000_000 * if seed % 7 == 0 { 1000 } else { 1 }
+                    1 + (seed >> 33) % 1_000_000 * if seed.is_multiple_of(7) { 1000 } else { 1 }
                 })
                 .collect();
             let w = capped_weights(&stakes, 2_000);

@@ -376,7 +376,7 @@ fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
     if s.is_empty() {
         return Err("empty hex string".into());
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", s.len()));
     }
     let digit = |i: usize, c: u8| match c {

@@ -577,17 +577,17 @@ fn run_nodes(
         let mut bound = Vec::with_capacity(node.outputs.len());
         for (vid, t) in node.outputs.iter().zip(outs) {
             if let Some(vid) = *vid {
-                if let Some(f) = &plan.facts[vid] {
-                    if f.dtype != t.dtype() || f.shape != t.shape() {
-                        return Err(node_err(format!(
-                            "output `{}` is {} {:?} but was planned as {} {:?}",
-                            m.values[vid].name,
-                            t.dtype(),
-                            t.shape(),
-                            f.dtype,
-                            f.shape
-                        )));
-                    }
+                if let Some(f) = &plan.facts[vid]
+                    && (f.dtype != t.dtype() || f.shape != t.shape())
+                {
+                    return Err(node_err(format!(
+                        "output `{}` is {} {:?} but was planned as {} {:?}",
+                        m.values[vid].name,
+                        t.dtype(),
+                        t.shape(),
+                        f.dtype,
+                        f.shape
+                    )));
                 }
                 let t = Arc::new(t);
                 bound.push(Arc::clone(&t));
@@ -672,10 +672,10 @@ fn check_inputs(m: &Model, inputs: &[Tensor]) -> Result<()> {
             name: v.name.clone(),
             reason: format!("{what}; the model expects {}", describe(m, vid)),
         };
-        if let Some(d) = v.dtype {
-            if d != t.dtype() {
-                return Err(bad(format!("got dtype {}", t.dtype())));
-            }
+        if let Some(d) = v.dtype
+            && d != t.dtype()
+        {
+            return Err(bad(format!("got dtype {}", t.dtype())));
         }
         check_elements(m, t.len())?;
         if let Some(dims) = &v.shape {
@@ -692,13 +692,13 @@ fn check_inputs(m: &Model, inputs: &[Tensor]) -> Result<()> {
                         return Err(bad(format!("got shape {:?}", t.shape())));
                     }
                     Dim::Symbol(s) => {
-                        if let Some(prev) = symbols.insert(s, n) {
-                            if prev != n {
-                                return Err(bad(format!(
-                                    "got shape {:?}, but `{s}` was bound to {prev}",
-                                    t.shape()
-                                )));
-                            }
+                        if let Some(prev) = symbols.insert(s, n)
+                            && prev != n
+                        {
+                            return Err(bad(format!(
+                                "got shape {:?}, but `{s}` was bound to {prev}",
+                                t.shape()
+                            )));
                         }
                     }
                     Dim::Fixed(_) => {}

@@ -69,14 +69,14 @@ fn every_node_re_executes_alone_to_its_leaf_and_proves_into_the_root() {
             // A tampered output does not prove into the root.
             if let Some(t) = outs.first() {
                 let mut other = t.clone().into_data();
-                if let glassbox_runtime::Data::F32(v) = &mut other {
-                    if let Some(x) = v.first_mut() {
-                        *x = f32::from_bits(x.to_bits() ^ 1);
-                        let bad = Tensor::new(t.shape().to_vec(), other).expect("tensor");
-                        let bad_leaf = node_leaf(i, std::iter::once(&bad));
-                        let got = merkle_root_from_proof(&bad_leaf, i, trace.leaves.len(), &proof);
-                        assert_ne!(got, Some(root), "{name}: tampered leaf {i} verified");
-                    }
+                if let glassbox_runtime::Data::F32(v) = &mut other
+                    && let Some(x) = v.first_mut()
+                {
+                    *x = f32::from_bits(x.to_bits() ^ 1);
+                    let bad = Tensor::new(t.shape().to_vec(), other).expect("tensor");
+                    let bad_leaf = node_leaf(i, std::iter::once(&bad));
+                    let got = merkle_root_from_proof(&bad_leaf, i, trace.leaves.len(), &proof);
+                    assert_ne!(got, Some(root), "{name}: tampered leaf {i} verified");
                 }
             }
         }

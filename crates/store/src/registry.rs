@@ -312,7 +312,7 @@ impl Registry {
 }
 
 fn unhex_name(h: &str) -> Option<String> {
-    if h.len() % 2 != 0 || h.len() > 2 * Limits::MAX_NAME_BYTES {
+    if !h.len().is_multiple_of(2) || h.len() > 2 * Limits::MAX_NAME_BYTES {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..h.len())

@@ -33,7 +33,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// what is wrong (odd length, over the limit, a character that is not a
 /// lower-case hex digit).
 pub fn unhex_vec(s: &str, max_bytes: usize) -> std::result::Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", s.len()));
     }
     if s.len() / 2 > max_bytes {

@@ -187,14 +187,14 @@ pub(crate) fn coalesce<const N: usize>(
         if dim == 1 {
             continue;
         }
-        if let Some(l) = ns.len().checked_sub(1) {
-            if (0..N).all(|j| nst[j][l] == strides[j][d] * dim) {
-                ns[l] *= dim;
-                for j in 0..N {
-                    nst[j][l] = strides[j][d];
-                }
-                continue;
+        if let Some(l) = ns.len().checked_sub(1)
+            && (0..N).all(|j| nst[j][l] == strides[j][d] * dim)
+        {
+            ns[l] *= dim;
+            for j in 0..N {
+                nst[j][l] = strides[j][d];
             }
+            continue;
         }
         ns.push(dim);
         for j in 0..N {

@@ -291,13 +291,13 @@ fn check_dims(
         ASrc::Mat(a) => a.check(m, k, "A")?,
         ASrc::Packed(p) => p.check(m, k, MR, "A")?,
     }
-    if let Some(bias) = row_bias {
-        if bias.len() < m {
-            return Err(OpError(format!(
-                "gemm: {} row biases for {m} rows",
-                bias.len()
-            )));
-        }
+    if let Some(bias) = row_bias
+        && bias.len() < m
+    {
+        return Err(OpError(format!(
+            "gemm: {} row biases for {m} rows",
+            bias.len()
+        )));
     }
     Ok(())
 }

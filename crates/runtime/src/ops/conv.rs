@@ -138,17 +138,17 @@ impl WindowAttrs {
         let mut out = vec![0; r];
         match self.auto_pad {
             AutoPad::NotSet | AutoPad::Valid => {
-                if self.auto_pad == AutoPad::NotSet {
-                    if let Some(p) = &self.pads {
-                        ensure!(
-                            p.len() == 2 * r,
-                            "attribute `pads` has {} values, expected {}",
-                            p.len(),
-                            2 * r
-                        );
-                        pb.copy_from_slice(&p[..r]);
-                        pe.copy_from_slice(&p[r..]);
-                    }
+                if self.auto_pad == AutoPad::NotSet
+                    && let Some(p) = &self.pads
+                {
+                    ensure!(
+                        p.len() == 2 * r,
+                        "attribute `pads` has {} values, expected {}",
+                        p.len(),
+                        2 * r
+                    );
+                    pb.copy_from_slice(&p[..r]);
+                    pe.copy_from_slice(&p[r..]);
                 }
                 for d in 0..r {
                     let padded = input[d]
@@ -333,13 +333,13 @@ impl Op for Conv {
 
     fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
         let mut flops = 0;
-        if let (Ok(x), Ok(w)) = (inputs.get(0), inputs.get(1)) {
-            if let Ok(d) = self.dims(&x.shape, &w.shape, None) {
-                let outs = outputs.first().map_or(0, |o| o.len() as u64);
-                flops = 2u64
-                    .saturating_mul(outs)
-                    .saturating_mul(d.k_len(self.group) as u64);
-            }
+        if let (Ok(x), Ok(w)) = (inputs.get(0), inputs.get(1))
+            && let Ok(d) = self.dims(&x.shape, &w.shape, None)
+        {
+            let outs = outputs.first().map_or(0, |o| o.len() as u64);
+            flops = 2u64
+                .saturating_mul(outs)
+                .saturating_mul(d.k_len(self.group) as u64);
         }
         Cost {
             flops,

@@ -158,16 +158,16 @@ impl Op for MatMul {
 
     fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
         let mut flops = 0;
-        if let (Ok(a), Ok(b)) = (inputs.get(0), inputs.get(1)) {
-            if let Ok(d) = matmul_dims(&a.shape, &b.shape) {
-                let batches = d
-                    .batch
-                    .iter()
-                    .fold(1u64, |x, &y| x.saturating_mul(y as u64));
-                flops = [2, d.m as u64, d.n as u64, d.k as u64, batches]
-                    .into_iter()
-                    .fold(1u64, u64::saturating_mul);
-            }
+        if let (Ok(a), Ok(b)) = (inputs.get(0), inputs.get(1))
+            && let Ok(d) = matmul_dims(&a.shape, &b.shape)
+        {
+            let batches = d
+                .batch
+                .iter()
+                .fold(1u64, |x, &y| x.saturating_mul(y as u64));
+            flops = [2, d.m as u64, d.n as u64, d.k as u64, batches]
+                .into_iter()
+                .fold(1u64, u64::saturating_mul);
         }
         Cost {
             flops,
@@ -272,7 +272,7 @@ fn matmul_f32(
     };
     let threads = ctx.threads();
     let small = m.saturating_mul(n).saturating_mul(k) < SMALL_PRODUCT;
-    if pairs.len() > 1 && threads > 1 && (small || pairs.len() % threads == 0) {
+    if pairs.len() > 1 && threads > 1 && (small || pairs.len().is_multiple_of(threads)) {
         let err = Mutex::new(None);
         let single = Ctx::single(ctx.isa);
         ctx.for_chunks_mut(&mut out, m * n, |i, c| {
@@ -399,12 +399,12 @@ impl Op for Gemm {
 
     fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
         let mut flops = 0;
-        if let (Ok(a), Ok(b)) = (inputs.get(0), inputs.get(1)) {
-            if let Ok((m, n, k)) = self.dims(&a.shape, &b.shape, None) {
-                flops = [2, m as u64, n as u64, k as u64]
-                    .into_iter()
-                    .fold(1u64, u64::saturating_mul);
-            }
+        if let (Ok(a), Ok(b)) = (inputs.get(0), inputs.get(1))
+            && let Ok((m, n, k)) = self.dims(&a.shape, &b.shape, None)
+        {
+            flops = [2, m as u64, n as u64, k as u64]
+                .into_iter()
+                .fold(1u64, u64::saturating_mul);
         }
         Cost {
             flops,

@@ -143,7 +143,7 @@ impl Norm {
                 );
                 let c = x[1];
                 ensure!(
-                    c % groups == 0,
+                    c.is_multiple_of(groups),
                     "the {c} channels do not divide into {groups} groups"
                 );
                 let s = shape_len(&x[2..])?;

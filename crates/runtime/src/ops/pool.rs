@@ -1108,7 +1108,7 @@ mod tests {
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     let r = (state >> 33) as usize;
-                    if r % 5 == 0 {
+                    if r.is_multiple_of(5) {
                         specials[r % specials.len()]
                     } else {
                         (r % 17) as f32 - 8.0
@@ -1327,7 +1327,7 @@ mod tests {
                         } else {
                             &specials[..6]
                         };
-                        if r % 3 == 0 {
+                        if r.is_multiple_of(3) {
                             (r % 1000) as f32 / 250.0 - 2.0
                         } else {
                             pool[r % pool.len()]
