@@ -43,20 +43,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(args.timeout_ms);
     let dir = &args.data_dir;
-    if dir.exists() {
-        // Only ever wipe an empty directory or an earlier network's.
-        let empty = std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .next()
-            .is_none();
-        if !empty && !dir.join("genesis.json").exists() {
-            bail!(
-                "{} exists and is not a Glassbox network directory; pass another --data-dir",
-                dir.display()
-            );
-        }
-        std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
-    }
+    run::wipe_network_dir(dir)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let model_path = dir.join("mnist-cnn.onnx");
     let input_path = dir.join("mnist-cnn.input.json");

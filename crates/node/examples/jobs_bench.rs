@@ -701,7 +701,7 @@ fn bench(opts: &Opts) -> Result<()> {
     let requesters: Vec<SecretKey> = (0..opts.requesters)
         .map(|_| {
             let mut seed = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+            rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
             SecretKey::from_seed(&seed)
         })
         .collect();
@@ -814,7 +814,7 @@ fn time_verify(setup: &Setup, receipt: &Receipt, runs: usize) -> Result<VerifyTi
         let t = Instant::now();
         let f = Finalization::decode(bytes::Bytes::from(cert.clone()))
             .map_err(|e| anyhow::anyhow!("finalization: {e}"))?;
-        let ok = f.verify(&mut rand::rngs::OsRng, &verifier, &Sequential);
+        let ok = f.verify(&mut rand::rng(), &verifier, &Sequential);
         certificate.push(t.elapsed());
         if !ok {
             bail!("the sample's certificate does not verify");

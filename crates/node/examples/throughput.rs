@@ -18,7 +18,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commonware_runtime::{Clock, Metrics, Runner as _, Spawner, tokio as cw_tokio};
+use commonware_runtime::{Clock, Runner as _, Spawner, Supervisor as _, tokio as cw_tokio};
 use glassbox_ledger::{GenesisAccount, GenesisState, Params, SignedTx, TxBody, TxHash};
 use glassbox_node::chain::Chain;
 use glassbox_node::engine::Timing;
@@ -84,7 +84,7 @@ fn main() {
     };
     let addresses: Vec<_> = (0..validators).map(|_| (free_port(), None)).collect();
     let (genesis, secrets) =
-        deal_validators(&mut rand::rngs::OsRng, ledger, &addresses).expect("genesis");
+        deal_validators(&mut rand::rng(), ledger, &addresses).expect("genesis");
     let (state, _) = genesis.genesis().expect("genesis state");
     let chain_id = state.chain_id();
 
@@ -125,10 +125,13 @@ fn main() {
                 partition_prefix: format!("validator-{i}"),
                 timing: Timing::default(),
             };
-            let (started, _handles) =
-                start_validator(context.with_label(&format!("validator_{i}")), &genesis, run)
-                    .await
-                    .expect("validator starts");
+            let (started, _handles) = start_validator(
+                context.child("validator").with_attribute("index", i),
+                &genesis,
+                run,
+            )
+            .await
+            .expect("validator starts");
             chains.push(started.chain);
         }
         // Wait for the network to finalize its first blocks.
@@ -160,7 +163,7 @@ fn main() {
                 .filter(|(i, _)| i % n == v)
                 .map(|(i, tx)| (i, SignedTx::decode(tx.encoded()).expect("decodes")))
                 .collect();
-            feeders.push(context.with_label(&format!("feeder_{v}")).spawn(
+            feeders.push(context.child("feeder").with_attribute("index", v).spawn(
                 move |context| async move {
                     for (i, tx) in copies {
                         let at = t0 + tick * (i / per_tick) as u32;

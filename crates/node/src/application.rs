@@ -9,19 +9,18 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use commonware_actor::Feedback;
 use commonware_consensus::Heightable;
 use commonware_consensus::marshal::Update;
-use commonware_consensus::marshal::ancestry::{AncestorStream, BlockProvider};
+use commonware_consensus::marshal::ancestry::Ancestry;
 use commonware_consensus::simplex::types::Activity as CActivity;
 use commonware_consensus::types::{Height, View};
-use commonware_cryptography::Digestible;
+use commonware_cryptography::{Digested, Digestible};
 use commonware_runtime::{Clock, Metrics, Spawner};
 use commonware_utils::SystemTimeExt;
-use futures::SinkExt;
 use futures::StreamExt;
 use futures::channel::mpsc;
 use glassbox_ledger::{BlockContext, State};
-use rand::Rng;
 use tracing::{debug, warn};
 
 use crate::block::{Block, SeedError, check_seed, randomness};
@@ -46,9 +45,9 @@ pub const PARENT_SEED_WAIT: Duration = Duration::from_millis(500);
 /// How often a waiting proposer looks for its parent's seed.
 const SEED_POLL: Duration = Duration::from_millis(5);
 
-/// Longest wait of a verifier for the model and tensors of a block's
-/// dispute steps.
-pub const REFEREE_FETCH_WAIT: Duration = Duration::from_secs(5);
+/// Pause between fetches of the model and tensors of a block's dispute
+/// steps while they are missing.
+const REFEREE_RETRY: Duration = Duration::from_millis(500);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain data, no invariant spans an unwind point.
@@ -104,7 +103,7 @@ impl SeedCache {
 impl commonware_consensus::Reporter for SeedCache {
     type Activity = Activity;
 
-    async fn report(&mut self, activity: Activity) {
+    fn report(&mut self, activity: Activity) -> Feedback {
         // `Seedable::seed` would panic on an undecodable certificate;
         // consensus only reports verified ones, but do not rely on it.
         let (round, certificate) = match &activity {
@@ -112,11 +111,12 @@ impl commonware_consensus::Reporter for SeedCache {
                 (n.proposal.round, &n.certificate)
             }
             CActivity::Finalization(f) => (f.proposal.round, &f.certificate),
-            _ => return,
+            _ => return Feedback::Ok,
         };
         if let Some(signature) = certificate.get() {
             self.insert(Seed::new(round, signature.seed_signature));
         }
+        Feedback::Ok
     }
 }
 
@@ -126,7 +126,7 @@ async fn off_thread<E: Spawner, T: Send + 'static>(
     rt: &E,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    rt.clone()
+    rt.child("off_thread")
         .shared(true)
         .spawn(move |_| async move { work() })
         .await
@@ -167,7 +167,7 @@ pub enum HeaderError {
 #[derive(Clone, Debug)]
 pub struct Application {
     chain: Arc<Chain>,
-    finalized: mpsc::Sender<Update<Block>>,
+    finalized: mpsc::UnboundedSender<Update<Block>>,
     seeds: SeedCache,
     verifier: Scheme,
 }
@@ -179,7 +179,7 @@ impl Application {
     /// verifier of the genesis group key).
     pub fn new(
         chain: Arc<Chain>,
-        finalized: mpsc::Sender<Update<Block>>,
+        finalized: mpsc::UnboundedSender<Update<Block>>,
         seeds: SeedCache,
         verifier: Scheme,
     ) -> Self {
@@ -257,47 +257,54 @@ impl Application {
 
     /// The state after `block`, applying any unfinalized ancestors this
     /// node has not applied yet (after a restart, or blocks it missed).
-    async fn state_after<A: BlockProvider<Block = Block>>(
+    ///
+    /// `None` only when that state can never be known here: the ancestry
+    /// ends, leaves the finalized chain, or an ancestor does not apply.
+    /// What time cures is waited out instead (consensus drops the future
+    /// when it moves on): a finalizer still catching up, referee data not
+    /// fetched yet. A verdict on a block must not depend on timing: with
+    /// deferred verification a validator that wrongly finds a block
+    /// invalid nullifies a view its peers voted to finalize, and with one
+    /// validator down that view can neither finalize nor nullify
+    /// (docs/consensus.md, "Building and verifying").
+    async fn state_after<E: Clock + Spawner>(
         &self,
-        block: &Block,
-        ancestry: &mut AncestorStream<A, Block>,
+        rt: &E,
+        block: &Digested<Block>,
+        ancestry: &mut impl Ancestry<Block>,
     ) -> Option<State> {
-        if let Some(state) = self.chain.state_after(&block.digest()) {
-            return Some(state);
-        }
-        let mut missing = vec![block.clone()];
-        let mut base = loop {
-            let last = missing.last()?;
-            if last.height().get() <= self.chain.finalized_height()
-                || missing.len() > MAX_PENDING_STATES
+        // Newest first: `block`, then its ancestors as far as fetched.
+        let mut unapplied = vec![block.clone()];
+        let (known, mut base) = loop {
+            let finalized = match self
+                .chain
+                .first_known_state(unapplied.iter().map(|b| b.digest()))
             {
+                Ok(found) => break found,
+                Err(finalized) => finalized,
+            };
+            let oldest = unapplied.last()?.height().get();
+            if oldest <= finalized {
+                // Every height from `oldest` up was looked at, the
+                // finalized tip's among them: this ancestry is a fork.
                 debug!(
-                    height = last.height().get(),
-                    "ancestry does not reach a known state"
+                    height = oldest,
+                    finalized, "the ancestry leaves the finalized chain"
                 );
                 return None;
             }
-            let next = ancestry.next().await?;
-            if let Some(state) = self.chain.state_after(&next.digest()) {
-                break state;
+            if unapplied.len() >= MAX_PENDING_STATES {
+                // Too far ahead of this node's finality to apply at once:
+                // wait for the finalizer to come within reach.
+                rt.sleep(READY_POLL).await;
+                continue;
             }
-            missing.push(next);
+            unapplied.push(ancestry.next().await?);
         };
-        for b in missing.iter().rev() {
-            let off = self.chain.offchain();
-            if let Err(e) = off.ensure_block(&base, b.txs()).await {
-                warn!(error = %e, "ancestor's referee data is unavailable");
-                return None;
-            }
-            let (state, outcomes) = match apply(&base, b, &RuntimeReferee { data: &*off }) {
-                Ok(ok) => ok,
-                Err(e) => {
-                    warn!(error = %e, "ancestor does not apply");
-                    return None;
-                }
-            };
+        for b in unapplied[..known].iter().rev() {
+            let (state, outcomes) = self.apply_waiting(rt, &base, b.inner_shared()).await?;
             self.chain.remember(
-                b,
+                b.inner(),
                 Applied {
                     height: b.height().get(),
                     state: state.clone(),
@@ -308,25 +315,127 @@ impl Application {
         }
         Some(base)
     }
+
+    /// `block` applied on `parent` (off the consensus threads), or `None`
+    /// when the ledger rejects it. While the ledger finds referee data
+    /// missing, the data is fetched and the block applied again: missing
+    /// data says nothing about the block. Stays pending if the runtime
+    /// shuts down.
+    async fn apply_waiting<E: Clock + Spawner>(
+        &self,
+        rt: &E,
+        parent: &State,
+        block: Arc<Block>,
+    ) -> Option<(State, Vec<glassbox_ledger::TxOutcome>)> {
+        let mut warned = false;
+        loop {
+            let off = self.referee_data(rt, parent, &block).await;
+            let (parent, candidate) = (parent.clone(), Arc::clone(&block));
+            let Some(result) = off_thread(rt, move || {
+                apply(&parent, &candidate, &RuntimeReferee { data: &*off })
+            })
+            .await
+            else {
+                return std::future::pending().await;
+            };
+            match result {
+                Ok(applied) => return Some(applied),
+                Err(e) if e.waits_for_referee() => {
+                    if !warned {
+                        warn!(height = block.height().get(), error = %e, "waiting for referee data");
+                        warned = true;
+                    }
+                    rt.sleep(REFEREE_RETRY).await;
+                }
+                Err(e) => {
+                    warn!(height = block.height().get(), error = %e, "rejecting block");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The verdict on a block at or below the finalized height (valid
+    /// exactly when it is the block finalized there), `None` above it.
+    /// Stays pending when that height's block has left memory: unknown is
+    /// not invalid, and consensus drops the question when it moves on.
+    async fn finalized_verdict(&self, block: &Digested<Block>) -> Option<bool> {
+        let height = block.height().get();
+        if height > self.chain.finalized_height() {
+            return None;
+        }
+        match self.chain.finalized_block(height) {
+            Some(finalized) => Some(finalized.digest() == block.digest()),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The off-chain store once it holds the model and operand tensors of
+    /// `block`'s dispute steps on `parent` (docs/disputes.md, data
+    /// availability); fetches them from peers until they are there (at
+    /// once when the block has no dispute step).
+    async fn referee_data<E: Clock>(
+        &self,
+        rt: &E,
+        parent: &State,
+        block: &Block,
+    ) -> Arc<crate::offchain::OffChain> {
+        let mut warned = false;
+        loop {
+            let off = self.chain.offchain();
+            match off.ensure_block(parent, block.txs()).await {
+                Ok(()) => return off,
+                Err(e) => {
+                    if !warned {
+                        warn!(height = block.height().get(), error = %e, "waiting for referee data");
+                        warned = true;
+                    }
+                    rt.sleep(REFEREE_RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// Waits until `block`'s header passes [`Application::check_header`]
+    /// on `parent`, or fails it for good: a timestamp ahead of this node's
+    /// clock only waits for the clock.
+    async fn header_checks<E: Clock>(
+        &self,
+        rt: &E,
+        block: &Block,
+        parent: &Block,
+    ) -> Result<(), HeaderError> {
+        loop {
+            match self.check_header(block, parent, rt.current().epoch_millis()) {
+                Err(HeaderError::TimestampAhead {
+                    timestamp_ms,
+                    now_ms,
+                }) => {
+                    let ahead_ms = timestamp_ms - now_ms - MAX_CLOCK_SKEW_MS;
+                    rt.sleep(Duration::from_millis(ahead_ms.clamp(1, 1_000)))
+                        .await;
+                }
+                checked => return checked,
+            }
+        }
+    }
 }
 
 impl<E> commonware_consensus::Application<E> for Application
 where
-    E: Rng + Spawner + Metrics + Clock,
+    E: Spawner + Metrics + Clock,
 {
     type SigningScheme = Scheme;
     type Context = Context;
     type Block = Block;
+    type Input = ();
 
-    async fn genesis(&mut self) -> Block {
-        self.chain.genesis().clone()
-    }
-
-    async fn propose<A: BlockProvider<Block = Block>>(
+    async fn propose(
         &mut self,
         (rt, context): (E, Context),
-        mut ancestry: AncestorStream<A, Block>,
-    ) -> Option<Block> {
+        mut ancestry: impl Ancestry<Block>,
+        (): (),
+    ) -> Option<Digested<Block>> {
         self.wait_ready(&rt).await;
         let parent = ancestry.next().await?;
         // The parent round's seed: none for genesis, otherwise from a
@@ -343,11 +452,11 @@ where
                 }
             }
         };
-        let parent_state = self.state_after(&parent, &mut ancestry).await?;
+        let parent_state = self.state_after(&rt, &parent, &mut ancestry).await?;
         let timestamp_ms = rt
             .current()
             .epoch_millis()
-            .max(parent.header().timestamp_ms.saturating_add(1));
+            .max(parent.inner().header().timestamp_ms.saturating_add(1));
         let height = parent.height().next();
         let ctx = BlockContext {
             randomness: randomness(seed.as_ref(), &parent.digest()),
@@ -386,19 +495,11 @@ where
         );
         debug!(height = ctx.height, txs = block.txs().len(), "proposed");
         self.chain.remember(&block, applied);
-        Some(block)
+        let digest = block.digest();
+        Some(Digested::precomputed(block, digest))
     }
-}
 
-impl<E> commonware_consensus::VerifyingApplication<E> for Application
-where
-    E: Rng + Spawner + Metrics + Clock,
-{
-    async fn verify<A: BlockProvider<Block = Block>>(
-        &mut self,
-        (rt, _): (E, Context),
-        mut ancestry: AncestorStream<A, Block>,
-    ) -> bool {
+    async fn verify(&mut self, (rt, _): (E, Context), mut ancestry: impl Ancestry<Block>) -> bool {
         self.wait_ready(&rt).await;
         let Some(block) = ancestry.next().await else {
             return false;
@@ -406,74 +507,53 @@ where
         if self.chain.state_after(&block.digest()).is_some() {
             return true;
         }
+        if let Some(verdict) = self.finalized_verdict(&block).await {
+            return verdict;
+        }
         let Some(parent) = ancestry.next().await else {
             return false;
         };
-        let now_ms = rt.current().epoch_millis();
-        if let Err(e) = self.check_header(&block, &parent, now_ms) {
+        if let Err(e) = self.header_checks(&rt, block.inner(), parent.inner()).await {
             warn!(height = block.height().get(), error = %e, "rejecting block");
             return false;
         }
-        let Some(parent_state) = self.state_after(&parent, &mut ancestry).await else {
-            return false;
+        let Some(parent_state) = self.state_after(&rt, &parent, &mut ancestry).await else {
+            // The finalizer may have passed this block meanwhile.
+            return self.finalized_verdict(&block).await.unwrap_or(false);
         };
+        let block = block.inner_shared();
         self.chain.adopt_checked(&block);
-        // Data availability: the model and tensors of the block's dispute
-        // steps must be here before it can be checked (docs/disputes.md).
-        let off = self.chain.offchain();
-        let needs_data = block
-            .txs()
-            .iter()
-            .any(|t| parent_state.referee_needs(t).is_some());
-        if needs_data
-            && let Err(e) = tokio::time::timeout(
-                REFEREE_FETCH_WAIT,
-                off.ensure_block(&parent_state, block.txs()),
-            )
+        let Some((state, outcomes)) = self
+            .apply_waiting(&rt, &parent_state, Arc::clone(&block))
             .await
-            .unwrap_or_else(|_| Err("timed out".into()))
-        {
-            warn!(height = block.height().get(), error = %e, "rejecting block: referee data unavailable");
-            return false;
-        }
-        let candidate = block.clone();
-        let Some(result) = off_thread(&rt, move || {
-            apply(&parent_state, &candidate, &RuntimeReferee { data: &*off })
-        })
-        .await
         else {
             return false;
         };
-        match result {
-            Ok((state, outcomes)) => {
-                self.chain.remember(
-                    &block,
-                    Applied {
-                        height: block.height().get(),
-                        state,
-                        outcomes: Arc::new(outcomes),
-                    },
-                );
-                true
-            }
-            Err(e) => {
-                warn!(error = %e, "rejecting block");
-                false
-            }
-        }
+        self.chain.remember(
+            &block,
+            Applied {
+                height: block.height().get(),
+                state,
+                outcomes: Arc::new(outcomes),
+            },
+        );
+        true
     }
 }
 
 impl commonware_consensus::Reporter for Application {
     type Activity = Update<Block>;
 
-    async fn report(&mut self, update: Update<Block>) {
+    fn report(&mut self, update: Update<Block>) -> Feedback {
         // Marshal calls this from its own loop, so the finalizer (which may
         // ask marshal for archived blocks) runs as a separate task.
-        if let Update::Block(..) = update
-            && self.finalized.send(update).await.is_err()
-        {
-            warn!("finalizer stopped; dropping a finalized block");
+        if !matches!(update, Update::Block(..)) {
+            return Feedback::Ok;
         }
+        if self.finalized.unbounded_send(update).is_err() {
+            warn!("finalizer stopped; dropping a finalized block");
+            return Feedback::Closed;
+        }
+        Feedback::Ok
     }
 }

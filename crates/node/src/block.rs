@@ -12,8 +12,8 @@
 //! the consensus seed of its parent's round, which the header carries and
 //! validators check ([`check_seed`]).
 
-use bytes::{Buf, BufMut, Bytes};
-use commonware_codec::{Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write};
+use bytes::{BufMut, Bytes};
+use commonware_codec::{Buf, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write};
 use commonware_consensus::types::{Height, Round, View};
 use commonware_consensus::{CertifiableBlock, Heightable};
 use commonware_cryptography::{Digestible, Hasher, Sha256};
@@ -61,7 +61,7 @@ pub struct Header {
 impl Header {
     /// SHA-256 of the encoded header: the block's id in consensus.
     pub fn digest(&self) -> Digest {
-        Sha256::hash(&self.encode())
+        Sha256::hash(&[&self.encode()])
     }
 
     /// The block's public randomness: [`randomness`] of its seed and parent.

@@ -93,6 +93,13 @@ pub enum ChainError {
         /// Its height.
         height: u64,
     },
+    /// Marshal delivered, at a height this node already finalized, a
+    /// block other than the one it finalized there.
+    #[error("finalized block {height} differs from the block this node finalized there")]
+    Conflicting {
+        /// Its height.
+        height: u64,
+    },
     /// A finalized block does not extend the finalized chain.
     #[error("finalized block {height} does not extend the finalized tip {tip}")]
     NotNext {
@@ -148,6 +155,21 @@ struct Inner {
     recent: VecDeque<Block>,
     /// Encoded transaction bytes in `recent`.
     recent_bytes: usize,
+}
+
+impl ChainError {
+    /// Whether the block could not be applied only because a dispute step
+    /// in it needs referee data (a model, opened tensors) this node does
+    /// not hold yet: says nothing about the block's validity.
+    pub fn waits_for_referee(&self) -> bool {
+        matches!(
+            self,
+            ChainError::Invalid {
+                error: BlockError::RefereeUnavailable { .. },
+                ..
+            }
+        )
+    }
 }
 
 /// See the module docs.
@@ -289,6 +311,27 @@ impl Chain {
             return Some(inner.finalized.state.clone());
         }
         inner.pending.get(digest).map(|a| a.state.clone())
+    }
+
+    /// The index and state of the first of `digests` whose state is known
+    /// (the finalized tip's, or a remembered unfinalized block's); when
+    /// none is, the finalized height, read under the same lock (so a tip
+    /// that moves meanwhile cannot slip between the two reads).
+    pub fn first_known_state(
+        &self,
+        digests: impl IntoIterator<Item = Digest>,
+    ) -> Result<(usize, State), u64> {
+        let inner = lock(&self.inner);
+        let tip = inner.finalized.block.digest();
+        for (i, digest) in digests.into_iter().enumerate() {
+            if digest == tip {
+                return Ok((i, inner.finalized.state.clone()));
+            }
+            if let Some(applied) = inner.pending.get(&digest) {
+                return Ok((i, applied.state.clone()));
+            }
+        }
+        Err(inner.finalized.block.height().get())
     }
 
     /// The finalized height.

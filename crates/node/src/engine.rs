@@ -9,38 +9,38 @@ use std::time::Duration;
 
 use commonware_broadcast::buffered;
 use commonware_consensus::marshal::{
-    self,
-    core::{Actor as MarshalActor, Mailbox as MarshalMailbox},
-    resolver::handler,
+    self, Start,
+    core::{Actor as MarshalActor, Mailbox as MarshalMailbox, Processed},
+    resolver::{handler, p2p as backfill_p2p},
     standard::{Deferred, Standard},
 };
-use commonware_consensus::simplex::{self, Engine as Consensus, elector::Random};
+use commonware_consensus::simplex::{
+    self, Engine as Consensus,
+    config::{Floor, ForwardPolicy, SkipBudget, SkipPolicy},
+    elector::{Random, RandomVersion},
+};
 use commonware_consensus::types::{Epoch, FixedEpocher, Height, ViewDelta};
 use commonware_consensus::{Heightable, Reporters};
 use commonware_cryptography::bls12381::primitives::{group, sharing::Sharing, variant::MinSig};
 use commonware_cryptography::certificate::ConstantProvider;
+use commonware_cryptography::{Digested, Digestible};
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Strategy;
-use commonware_resolver::Resolver;
 use commonware_runtime::buffer::paged::CacheRef;
-use commonware_runtime::{
-    BufferPooler, Clock, ContextCell, Handle, Metrics, Spawner, Storage, ThreadPooler, spawn_cell,
-};
+use commonware_runtime::{Clock, ContextCell, Handle, Metrics, Spawner, Storage, spawn_cell};
 use commonware_storage::archive::immutable;
-use commonware_utils::channel::mpsc as cw_mpsc;
 use commonware_utils::ordered::Set;
-use commonware_utils::{Acknowledgement, NZU16, NZU64, NZUsize};
+use commonware_utils::{Acknowledgement, NZDuration, NZU16, NZU64, NZUsize};
 use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::future::try_join_all;
-use governor::clock::Clock as GClock;
-use rand::{CryptoRng, Rng};
+use rand::CryptoRng;
 use tracing::{debug, error, info, warn};
 
 use crate::application::{Application, SeedCache};
 use crate::block::Block;
 use crate::chain::{Chain, ChainError};
-use crate::consensus::{Activity, Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
+use crate::consensus::{Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
 
 const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);
 const IMMUTABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(262_144);
@@ -53,11 +53,11 @@ const WRITE_BUFFER: NonZero<usize> = NZUsize!(1 << 20);
 const PAGE_CACHE_PAGE_SIZE: NonZero<u16> = NZU16!(4_096);
 const PAGE_CACHE_CAPACITY: NonZero<usize> = NZUsize!(8_192);
 const MAX_REPAIR: NonZero<usize> = NZUsize!(20);
+/// Finalized blocks marshal hands the finalizer before it waits for their
+/// acknowledgements: the bound of the finalizer's inbox.
 const MAX_PENDING_ACKS: NonZero<usize> = NZUsize!(16);
-/// Finalized blocks queued between marshal and the finalizer.
-const FINALIZER_QUEUE: usize = 64;
-/// Marshal keeps notarized blocks this many times consensus's activity
-/// window, so peers near the tip can still fetch them.
+/// Marshal keeps notarized blocks this many times consensus's view
+/// retention, so peers near the tip can still fetch them.
 const MARSHAL_RETENTION_MULTIPLIER: u64 = 10;
 
 /// Consensus timing and sizing.
@@ -65,16 +65,20 @@ const MARSHAL_RETENTION_MULTIPLIER: u64 = 10;
 pub struct Timing {
     /// How long to wait for a leader's proposal.
     pub leader_timeout: Duration,
-    /// How long to wait for certification after a proposal.
+    /// How long to wait for certification after a proposal (more than
+    /// `leader_timeout`).
     pub certification_timeout: Duration,
-    /// How often to rebroadcast a nullify vote.
+    /// How often to rebroadcast a nullify vote while stuck in a view.
     pub nullify_retry: Duration,
-    /// How long to wait for a fetched certificate.
+    /// How long to wait for a peer to answer a certificate fetch.
     pub fetch_timeout: Duration,
-    /// Views of activity kept.
-    pub activity_timeout: u64,
-    /// Views of leader inactivity before skipping it.
-    pub skip_timeout: u64,
+    /// Views behind the finalized tip whose votes and certificates are
+    /// kept (in memory and in the consensus journal).
+    pub view_retention: u64,
+    /// How long a leader may stay inactive, while a quorum is active,
+    /// before its views are skipped at once instead of timing out (more
+    /// than `certification_timeout` and `nullify_retry`).
+    pub skip_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -84,8 +88,8 @@ impl Default for Timing {
             certification_timeout: Duration::from_millis(2_000),
             nullify_retry: Duration::from_secs(10),
             fetch_timeout: Duration::from_secs(2),
-            activity_timeout: 256,
-            skip_timeout: 32,
+            view_retention: 256,
+            skip_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -115,13 +119,11 @@ where
     /// Every validator.
     pub participants: Set<PublicKey>,
     /// Bound of every actor's inbox.
-    pub mailbox_size: usize,
+    pub mailbox_size: NonZero<usize>,
     /// Messages per peer the broadcast buffer keeps.
     pub deque_size: usize,
     /// Timeouts.
     pub timing: Timing,
-    /// Most certificates fetched at once.
-    pub fetch_concurrent: usize,
     /// Signature verification parallelism.
     pub strategy: S,
     /// The node's ledger view.
@@ -134,34 +136,45 @@ type Marshal<E, S> = MarshalActor<
     Standard<Block>,
     ConstantProvider<Scheme, Epoch>,
     immutable::Archive<E, Digest, Finalization>,
-    immutable::Archive<E, Digest, Block>,
+    immutable::Archive<E, Digest, Arc<Block>>,
     FixedEpocher,
     S,
 >;
 type MarshalInbox = MarshalMailbox<Scheme, Standard<Block>>;
-/// Consensus activity goes to marshal and to the application's seed cache.
-type Reporter = Reporters<Activity, MarshalInbox, SeedCache>;
+/// Consensus activity goes to marshal (through the deferred-verification
+/// wrapper, which also releases its per-round state) and to the
+/// application's seed cache.
+type Reporter<E> = Reporters<Marshaled<E>, SeedCache>;
 type Simplex<E, B, S> =
-    Consensus<E, Scheme, Random, B, Digest, Marshaled<E>, Marshaled<E>, Reporter, S>;
+    Consensus<E, Scheme, Random, B, Digest, Marshaled<E>, Marshaled<E>, Reporter<E>, S>;
 
-/// One validator: consensus, marshal, broadcast buffer and finalizer.
+/// The trait bounds of a runtime context the engine runs on.
+pub trait Runtime: Clock + CryptoRng + Spawner + Storage + Metrics {}
+impl<E: Clock + CryptoRng + Spawner + Storage + Metrics> Runtime for E {}
+
+/// One validator: consensus, marshal, broadcast buffer, backfill resolver
+/// and finalizer.
 #[allow(missing_debug_implementations)]
 pub struct Engine<E, B, P, S>
 where
-    E: BufferPooler + Clock + GClock + Rng + CryptoRng + Spawner + Storage + Metrics,
+    E: Runtime,
     B: Blocker<PublicKey = PublicKey>,
     P: Provider<PublicKey = PublicKey>,
     S: Strategy,
 {
     context: ContextCell<E>,
     chain: Arc<Chain>,
-    processed: Height,
-    finalized_rx: mpsc::Receiver<marshal::Update<Block>>,
-    buffer: buffered::Engine<E, PublicKey, Block, P>,
+    me: PublicKey,
+    blocker: B,
+    provider: P,
+    mailbox_size: NonZero<usize>,
+    processed: Option<Processed>,
+    app: Application,
+    finalized_rx: mpsc::UnboundedReceiver<marshal::Update<Block>>,
+    buffer: buffered::Engine<E, PublicKey, Block, P, S>,
     buffer_mailbox: buffered::Mailbox<PublicKey, Block>,
     marshal: Marshal<E, S>,
-    marshal_mailbox: MarshalMailbox<Scheme, Standard<Block>>,
-    marshaled: Marshaled<E>,
+    marshal_mailbox: MarshalInbox,
     consensus: Simplex<E, B, S>,
 }
 
@@ -195,7 +208,7 @@ fn archive_config<C>(
 
 impl<E, B, P, S> Engine<E, B, P, S>
 where
-    E: BufferPooler + Clock + GClock + Rng + CryptoRng + Spawner + ThreadPooler + Storage + Metrics,
+    E: Runtime,
     B: Blocker<PublicKey = PublicKey>,
     P: Provider<PublicKey = PublicKey>,
     S: Strategy,
@@ -203,20 +216,21 @@ where
     /// Opens (or recovers) the validator's storage and builds its actors.
     pub async fn new(context: E, cfg: Config<B, P, S>) -> Result<Self, String> {
         let (buffer, buffer_mailbox) = buffered::Engine::new(
-            context.with_label("buffer"),
+            context.child("buffer"),
             buffered::Config {
                 public_key: cfg.me.clone(),
                 mailbox_size: cfg.mailbox_size,
                 deque_size: cfg.deque_size,
                 priority: true,
                 codec_config: (),
-                peer_provider: cfg.provider,
+                peer_provider: cfg.provider.clone(),
+                strategy: cfg.strategy.clone(),
             },
         );
-        let page_cache = CacheRef::from_pooler(&context, PAGE_CACHE_PAGE_SIZE, PAGE_CACHE_CAPACITY);
+        let page_cache = CacheRef::new(PAGE_CACHE_PAGE_SIZE, PAGE_CACHE_CAPACITY);
         let prefix = &cfg.partition_prefix;
         let finalizations = immutable::Archive::init(
-            context.with_label("finalizations_by_height"),
+            context.child("finalizations_by_height"),
             archive_config(
                 prefix,
                 "finalizations",
@@ -230,7 +244,7 @@ where
         .await
         .map_err(|e| format!("opening the finalizations archive: {e}"))?;
         let blocks = immutable::Archive::init(
-            context.with_label("finalized_blocks"),
+            context.child("finalized_blocks"),
             archive_config(
                 prefix,
                 "blocks",
@@ -247,18 +261,22 @@ where
         let scheme = Scheme::signer(NAMESPACE, cfg.participants, cfg.polynomial, cfg.share)
             .ok_or("this validator's share does not belong to the group polynomial")?;
         let epocher = FixedEpocher::new(NZU64!(u64::MAX));
-        let (marshal, marshal_mailbox, processed) = MarshalActor::init(
-            context.with_label("marshal"),
+        let genesis = cfg.chain.genesis().clone();
+        let genesis_digest = genesis.digest();
+        let view_retention = ViewDelta::new(cfg.timing.view_retention);
+        let (marshal, marshal_mailbox, floor) = MarshalActor::init(
+            context.child("marshal"),
             finalizations,
             blocks,
             marshal::Config {
                 provider: ConstantProvider::new(scheme.clone()),
                 epocher: epocher.clone(),
+                start: Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
                 partition_prefix: prefix.clone(),
                 mailbox_size: cfg.mailbox_size,
-                view_retention_timeout: ViewDelta::new(
+                view_retention: ViewDelta::new(
                     cfg.timing
-                        .activity_timeout
+                        .view_retention
                         .saturating_mul(MARSHAL_RETENTION_MULTIPLIER),
                 ),
                 prunable_items_per_section: PRUNABLE_ITEMS_PER_SECTION,
@@ -274,56 +292,70 @@ where
         )
         .await;
 
-        let (finalized_tx, finalized_rx) = mpsc::channel(FINALIZER_QUEUE);
+        // Unbounded in type only: marshal hands over at most
+        // MAX_PENDING_ACKS blocks before it waits for their
+        // acknowledgements, and a block it hands over must not be dropped
+        // (marshal would wait for its acknowledgement forever).
+        let (finalized_tx, finalized_rx) = mpsc::unbounded();
         let seeds = SeedCache::new();
         let app = Application::new(cfg.chain.clone(), finalized_tx, seeds.clone(), verifier);
         let marshaled = Marshaled::new(
-            context.with_label("marshaled"),
-            app,
+            context.child("marshaled"),
+            app.clone(),
             marshal_mailbox.clone(),
             epocher,
         );
+        let timing = &cfg.timing;
         let consensus = Consensus::new(
-            context.with_label("consensus"),
+            context.child("consensus"),
             simplex::Config {
                 epoch: EPOCH,
+                floor: Floor::Genesis(genesis_digest),
                 scheme,
+                elector: Random::new(RandomVersion::V1),
+                blocker: cfg.blocker.clone(),
                 automaton: marshaled.clone(),
                 relay: marshaled.clone(),
-                reporter: Reporter::from((marshal_mailbox.clone(), seeds)),
+                reporter: Reporter::from((marshaled, seeds)),
+                track_historical_votes: false,
+                strategy: cfg.strategy,
                 partition: format!("{prefix}-consensus"),
                 mailbox_size: cfg.mailbox_size,
-                leader_timeout: cfg.timing.leader_timeout,
-                certification_timeout: cfg.timing.certification_timeout,
-                timeout_retry: cfg.timing.nullify_retry,
-                fetch_timeout: cfg.timing.fetch_timeout,
-                activity_timeout: ViewDelta::new(cfg.timing.activity_timeout),
-                skip_timeout: ViewDelta::new(cfg.timing.skip_timeout),
-                fetch_concurrent: cfg.fetch_concurrent,
                 replay_buffer: REPLAY_BUFFER,
                 write_buffer: WRITE_BUFFER,
-                blocker: cfg.blocker,
                 page_cache,
-                elector: Random,
-                strategy: cfg.strategy,
+                leader_timeout: timing.leader_timeout,
+                certification_timeout: timing.certification_timeout,
+                timeout_retry: timing.nullify_retry,
+                view_retention,
+                skip: SkipPolicy::Enabled {
+                    timeout: timing.skip_timeout,
+                    budget: SkipBudget::Participants,
+                },
+                fetch_timeout: NZDuration!(timing.fetch_timeout),
+                fetch_retry_delay: FETCH_RETRY_DELAY,
+                forward: ForwardPolicy::Disabled,
             },
         );
         Ok(Engine {
             context: ContextCell::new(context),
             chain: cfg.chain,
-            processed,
+            me: cfg.me,
+            blocker: cfg.blocker,
+            provider: cfg.provider,
+            mailbox_size: cfg.mailbox_size,
+            processed: floor.processed(),
+            app,
             finalized_rx,
             buffer,
             buffer_mailbox,
             marshal,
             marshal_mailbox,
-            marshaled,
             consensus,
         })
     }
 
     /// Starts every actor on the given p2p channels.
-    #[allow(clippy::too_many_arguments)]
     pub fn start(
         mut self,
         votes: (
@@ -343,18 +375,16 @@ where
             impl Receiver<PublicKey = PublicKey>,
         ),
         backfill: (
-            cw_mpsc::Receiver<handler::Message<Digest>>,
-            impl Resolver<Key = handler::Request<Digest>, PublicKey = PublicKey>,
+            impl Sender<PublicKey = PublicKey>,
+            impl Receiver<PublicKey = PublicKey>,
         ),
     ) -> Handle<()> {
         spawn_cell!(
             self.context,
             self.run(votes, certificates, resolver, broadcast, backfill)
-                .await
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run(
         self,
         votes: (
@@ -374,14 +404,28 @@ where
             impl Receiver<PublicKey = PublicKey>,
         ),
         backfill: (
-            cw_mpsc::Receiver<handler::Message<Digest>>,
-            impl Resolver<Key = handler::Request<Digest>, PublicKey = PublicKey>,
+            impl Sender<PublicKey = PublicKey>,
+            impl Receiver<PublicKey = PublicKey>,
         ),
     ) {
-        let finalizer = self.context.with_label("finalizer").spawn({
+        let backfill: (handler::Receiver<Digest>, _) = backfill_p2p::init(
+            self.context.child("backfill"),
+            backfill_p2p::Config {
+                public_key: self.me.clone(),
+                peer_provider: self.provider.clone(),
+                blocker: self.blocker.clone(),
+                mailbox_size: self.mailbox_size,
+                fetch_timeout: NZDuration!(BACKFILL_TIMEOUT),
+                fetch_retry_delay: FETCH_RETRY_DELAY,
+                priority_requests: false,
+                priority_responses: false,
+            },
+            backfill,
+        );
+        let finalizer = self.context.child("finalizer").spawn({
             let chain = self.chain.clone();
             let marshal = self.marshal_mailbox.clone();
-            let processed = self.processed;
+            let processed = self.processed.map_or(0, |p| p.height().get());
             let rx = self.finalized_rx;
             move |_| async move {
                 if let Err(e) = finalizer(chain, marshal, processed, rx).await {
@@ -394,9 +438,7 @@ where
             }
         });
         let buffer = self.buffer.start(broadcast);
-        let marshal = self
-            .marshal
-            .start(self.marshaled, self.buffer_mailbox, backfill);
+        let marshal = self.marshal.start(self.app, self.buffer_mailbox, backfill);
         let consensus = self.consensus.start(votes, certificates, resolver);
         if let Err(e) = try_join_all(vec![finalizer, buffer, marshal, consensus]).await {
             error!(?e, "engine failed");
@@ -406,67 +448,95 @@ where
     }
 }
 
+/// How long marshal waits for a peer to answer a block fetch.
+const BACKFILL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause after an unanswered fetch (a certificate or a block) before it is
+/// retried.
+const FETCH_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// Pause between fetches of missing referee data by the finalizer.
 const REFEREE_RETRY: Duration = Duration::from_millis(500);
+
+/// Applies finalized `block` to `chain`: first fetches what its dispute
+/// steps need from peers, and while the ledger still finds referee data
+/// missing, fetches and tries again (missing data says nothing about a
+/// finalized block's validity; any other failure is returned).
+async fn finalize_block(chain: &Chain, block: &Block) -> Result<(), ChainError> {
+    let mut warned = false;
+    loop {
+        // Read again on every try: the store is replaced once the node's
+        // services start.
+        let off = chain.offchain();
+        let fetched = off
+            .ensure_block(&chain.finalized_state(), block.txs())
+            .await;
+        match chain.finalize(block) {
+            Err(e) if e.waits_for_referee() => {
+                if !warned {
+                    warn!(height = block.height().get(), error = %e, fetch = ?fetched.err(), "waiting for referee data");
+                    warned = true;
+                }
+                tokio::time::sleep(REFEREE_RETRY).await;
+            }
+            done => return done,
+        }
+    }
+}
 
 /// Replays the finalized blocks archived before a restart, then applies
 /// each newly finalized block and acknowledges it to marshal.
 async fn finalizer(
     chain: Arc<Chain>,
-    marshal: MarshalMailbox<Scheme, Standard<Block>>,
-    processed: Height,
-    mut rx: mpsc::Receiver<marshal::Update<Block>>,
+    marshal: MarshalInbox,
+    processed: u64,
+    mut rx: mpsc::UnboundedReceiver<marshal::Update<Block>>,
 ) -> Result<(), ChainError> {
     let from = chain.finalized_height() + 1;
-    for h in from..=processed.get() {
+    for h in from..=processed {
         let Some(block) = marshal.get_block(Height::new(h)).await else {
             return Err(ChainError::MissingArchived { height: h });
         };
-        let off = chain.offchain();
-        let parent = chain.finalized_state();
-        while let Err(e) = off.ensure_block(&parent, block.txs()).await {
-            warn!(height = h, error = %e, "replay waits for referee data");
-            tokio::time::sleep(REFEREE_RETRY).await;
-        }
-        chain.finalize(&block)?;
+        finalize_block(&chain, block.inner()).await?;
     }
-    if processed.get() >= from
-        && let Some(f) = marshal.get_finalization(processed).await
+    if processed >= from
+        && let Some(f) = marshal.get_finalization(Height::new(processed)).await
     {
         chain.certify(f);
     }
-    if processed.get() >= from {
-        info!(height = processed.get(), "replayed finalized blocks");
+    if processed >= from {
+        info!(height = processed, "replayed finalized blocks");
     }
     chain.set_ready();
     while let Some(update) = rx.next().await {
-        if let marshal::Update::Block(block, ack) = update {
-            // A block this node did not verify may hold dispute steps
-            // whose data it lacks: fetch until it is here (a no-op when it
-            // holds the data or the block has no dispute step).
-            let off = chain.offchain();
-            let parent = chain.finalized_state();
-            while let Err(e) = off.ensure_block(&parent, block.txs()).await {
-                warn!(height = block.height().get(), error = %e, "waiting for referee data");
-                tokio::time::sleep(REFEREE_RETRY).await;
-            }
-            chain.finalize(&block)?;
-            // The certificate receipts carry (absent for a block finalized
-            // only through a descendant's certificate).
-            if let Some(f) = marshal.get_finalization(block.height()).await {
-                chain.certify(f);
-            }
-            if block.txs().is_empty() {
-                debug!(height = block.height().get(), "finalized an empty block");
-            } else {
-                info!(
-                    height = block.height().get(),
-                    txs = block.txs().len(),
-                    "finalized"
-                );
+        let marshal::Update::Block(block, ack) = update else {
+            continue;
+        };
+        let height = block.height().get();
+        // Marshal delivers at least once: a block at or below the
+        // finalized height was applied before (or replayed above). It
+        // must be the same block.
+        if height <= chain.finalized_height() {
+            match chain.finalized_block(height) {
+                Some(ours) if ours.digest() != block.digest() => {
+                    return Err(ChainError::Conflicting { height });
+                }
+                Some(_) => {}
+                None => debug!(height, "redelivered block is no longer in memory"),
             }
             ack.acknowledge();
+            continue;
         }
+        finalize_block(&chain, block.inner()).await?;
+        // The certificate receipts carry (absent for a block finalized
+        // only through a descendant's certificate).
+        if let Some(f) = marshal.get_finalization(block.height()).await {
+            chain.certify(f);
+        }
+        if block.inner().txs().is_empty() {
+            debug!(height, "finalized an empty block");
+        } else {
+            info!(height, txs = block.inner().txs().len(), "finalized");
+        }
+        ack.acknowledge();
     }
     Ok(())
 }

@@ -436,7 +436,7 @@ impl Executor {
             .collect();
         let hashes: Vec<[u8; 32]> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
         let mut salt = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
         Ok(Prepared {
             outputs,
             output_hash: outputs_hash(&hashes),

@@ -8,17 +8,18 @@
 
 use std::net::SocketAddr;
 
-use commonware_codec::{Decode, DecodeExt, Encode};
+use commonware_codec::{Copying, Decode, DecodeExt, Encode};
 use commonware_consensus::types::{Round, View};
 use commonware_cryptography::bls12381::dkg;
 use commonware_cryptography::bls12381::primitives::group::Share;
-use commonware_cryptography::bls12381::primitives::sharing::{ModeVersion, Sharing};
+use commonware_cryptography::bls12381::primitives::sharing::{Mode, ModeVersion, Sharing};
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::{Digest as _, Signer, ed25519};
+use commonware_utils::N3f1;
 use commonware_utils::ordered::Set;
-use commonware_utils::{N3f1, from_hex_formatted, hex};
 use glassbox_ledger::{GenesisState, State};
-use rand::{CryptoRng, RngCore};
+use glassbox_types::{hex, unhex_vec};
+use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::block::Block;
@@ -41,6 +42,15 @@ pub enum GenesisError {
     /// The ledger refuses its genesis.
     #[error("ledger genesis: {0}")]
     Ledger(#[from] glassbox_ledger::GenesisError),
+}
+
+/// Most bytes of one hex field of a genesis or key file (a polynomial of
+/// [`MAX_VALIDATORS`] is ~16 KiB).
+const MAX_HEX_FIELD_BYTES: usize = 64 << 10;
+
+/// Decodes a lower-case hex field; `name` names it in the error.
+fn unhex(s: &str, name: impl FnOnce() -> String) -> Result<Vec<u8>, GenesisError> {
+    unhex_vec(s, MAX_HEX_FIELD_BYTES).map_err(|e| field(name(), e))
 }
 
 fn field(field: impl Into<String>, reason: impl Into<String>) -> GenesisError {
@@ -94,15 +104,14 @@ impl std::fmt::Debug for ValidatorKey {
 impl ValidatorKey {
     /// The p2p private key.
     pub fn private_key(&self) -> Result<PrivateKey, GenesisError> {
-        let bytes =
-            from_hex_formatted(&self.private_key).ok_or_else(|| field("private_key", "not hex"))?;
-        PrivateKey::decode(bytes.as_ref()).map_err(|e| field("private_key", e.to_string()))
+        let bytes = unhex(&self.private_key, || "private_key".into())?;
+        PrivateKey::decode(bytes).map_err(|e| field("private_key", e.to_string()))
     }
 
     /// The group key share.
     pub fn share(&self) -> Result<Share, GenesisError> {
-        let bytes = from_hex_formatted(&self.share).ok_or_else(|| field("share", "not hex"))?;
-        Share::decode(bytes.as_ref()).map_err(|e| field("share", e.to_string()))
+        let bytes = unhex(&self.share, || "share".into())?;
+        Share::decode(bytes).map_err(|e| field("share", e.to_string()))
     }
 }
 
@@ -120,9 +129,8 @@ impl NodeGenesis {
         }
         let mut keys = Vec::with_capacity(self.validators.len());
         for (i, v) in self.validators.iter().enumerate() {
-            let bytes = from_hex_formatted(&v.public_key)
-                .ok_or_else(|| field(format!("validators[{i}].public_key"), "not hex"))?;
-            let key = PublicKey::decode(bytes.as_ref())
+            let bytes = unhex(&v.public_key, || format!("validators[{i}].public_key"))?;
+            let key = PublicKey::decode(bytes)
                 .map_err(|e| field(format!("validators[{i}].public_key"), e.to_string()))?;
             keys.push(key);
         }
@@ -140,9 +148,8 @@ impl NodeGenesis {
             .ok()
             .and_then(std::num::NonZeroU32::new)
             .ok_or_else(|| field("validators", "must not be empty"))?;
-        let bytes =
-            from_hex_formatted(&self.polynomial).ok_or_else(|| field("polynomial", "not hex"))?;
-        Sharing::<MinSig>::decode_cfg(bytes.as_ref(), &(n, ModeVersion::v0()))
+        let bytes = unhex(&self.polynomial, || "polynomial".into())?;
+        Sharing::<MinSig>::decode_cfg(bytes, &(n, ModeVersion::v0()))
             .map_err(|e| field("polynomial", e.to_string()))
     }
 
@@ -187,7 +194,7 @@ pub fn genesis_block(genesis_time_ms: u64, state_root: [u8; 32]) -> Block {
 /// dealer's key shares: for development networks and tests. Production
 /// networks run a DKG instead (Commonware's `bls12381::dkg`).
 pub fn deal_validators(
-    rng: &mut (impl RngCore + CryptoRng),
+    rng: &mut impl CryptoRng,
     ledger: GenesisState,
     addresses: &[(SocketAddr, Option<SocketAddr>)],
 ) -> Result<(NodeGenesis, Vec<ValidatorKey>), GenesisError> {
@@ -203,9 +210,12 @@ pub fn deal_validators(
         })
         .collect();
     let participants = Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
-    let (output, shares) =
-        dkg::deal::<MinSig, _, N3f1>(&mut *rng, Default::default(), participants)
-            .map_err(|e| field("validators", format!("dealing shares: {e}")))?;
+    let (output, shares) = dkg::feldman_desmedt::deal::<MinSig, _, N3f1>(
+        &mut *rng,
+        Mode::NonZeroCounter,
+        participants,
+    )
+    .map_err(|e| field("validators", format!("dealing shares: {e}")))?;
     let mut entries = Vec::with_capacity(keys.len());
     let mut secrets = Vec::with_capacity(keys.len());
     for (key, (p2p, http)) in keys.iter().zip(addresses) {
@@ -233,9 +243,11 @@ pub fn deal_validators(
     ))
 }
 
-/// An ed25519 p2p key from 32 secret bytes.
+/// An ed25519 p2p key from 32 secret bytes (the key's RFC 8032 seed).
 pub fn private_key_from_seed(seed: &[u8; 32]) -> PrivateKey {
-    use commonware_math::algebra::Random;
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_seed(*seed);
-    PrivateKey::random(&mut rng)
+    // Any 32 bytes are a valid ed25519 seed: decoding cannot fail.
+    match PrivateKey::decode(Copying(seed)) {
+        Ok(key) => key,
+        Err(e) => unreachable!("a 32-byte ed25519 seed always decodes: {e}"),
+    }
 }

@@ -197,8 +197,8 @@ impl Receipt {
 
         // The header and its certificate.
         let header_bytes = unhex("block_header", &self.block_header)?;
-        let header = Header::decode(header_bytes.as_slice())
-            .map_err(|e| fail("block_header", e.to_string()))?;
+        let header =
+            Header::decode(header_bytes).map_err(|e| fail("block_header", e.to_string()))?;
         if header.height.get() != self.height {
             return Err(fail(
                 "height",
@@ -227,7 +227,7 @@ impl Receipt {
             ));
         }
         let verifier = Scheme::certificate_verifier(NAMESPACE, *identity);
-        if !finalization.verify(&mut rand::rngs::OsRng, &verifier, &Sequential) {
+        if !finalization.verify(&mut rand::rng(), &verifier, &Sequential) {
             return Err(fail(
                 "finalization",
                 "the signature does not verify against the genesis validator set",

@@ -3,16 +3,22 @@
 //! `glassbox dev`.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use commonware_consensus::marshal;
+use commonware_cryptography::ChaCha20Poly1305;
 use commonware_cryptography::Signer;
 use commonware_p2p::authenticated::discovery;
 use commonware_p2p::{Ingress, Manager};
 use commonware_parallel::Sequential;
-use commonware_runtime::{Handle, Metrics, Runner as _, Spawner, tokio as cw_tokio};
+use commonware_runtime::{
+    Handle, Metrics, Runner as _, Spawner, Supervisor as _, tokio as cw_tokio,
+};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
 use commonware_utils::union_unique;
 use governor::Quota;
 use tracing::info;
@@ -41,10 +47,12 @@ pub mod channels {
 
 /// Largest p2p message, in bytes (a full block plus framing).
 pub const MAX_MESSAGE_BYTES: u32 = 16 << 20;
-/// Messages queued per p2p channel.
-pub const MESSAGE_BACKLOG: usize = 1_024;
 /// Bound of every actor's inbox.
-pub const MAILBOX_SIZE: usize = 1_024;
+pub const MAILBOX_SIZE: NonZeroUsize = NonZeroUsize::new(1_024).unwrap();
+/// How far a peer's handshake timestamp may be ahead of this node's clock.
+const HANDSHAKE_SYNCHRONY_BOUND: Duration = Duration::from_secs(5);
+/// How old a peer's handshake may be.
+const HANDSHAKE_MAX_AGE: Duration = Duration::from_secs(10);
 /// Initial freezer table size of the block archives.
 pub const FREEZER_TABLE_INITIAL_SIZE: u32 = 1 << 16;
 
@@ -100,7 +108,7 @@ pub async fn start_validator(
     let me = signer.public_key();
     let participants = genesis.participants()?;
     let polynomial = genesis.polynomial()?;
-    let me_hex = commonware_utils::hex(commonware_codec::Encode::encode(&me).as_ref());
+    let me_hex = glassbox_types::hex(commonware_codec::Encode::encode(&me).as_ref());
     if genesis.validator(&me).is_none() {
         return Err(NodeError::NotAValidator(me_hex));
     }
@@ -121,39 +129,49 @@ pub async fn start_validator(
         .map(|v| v.p2p_address)
         .unwrap_or(run.p2p_listen);
     let namespace = union_unique(NAMESPACE, b"_P2P");
-    let mut p2p_cfg = discovery::Config::local(
-        signer.clone(),
+    let upgrader = Cups::<_, ChaCha20Poly1305>::new(
+        Sake {
+            signer: signer.clone(),
+            synchrony_bound: HANDSHAKE_SYNCHRONY_BOUND,
+            max_handshake_age: HANDSHAKE_MAX_AGE,
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let p2p_cfg = discovery::Config::local(
+        upgrader,
         &namespace,
         run.p2p_listen,
         dialable,
         bootstrappers,
+        NonZeroUsize::new(participants.len()).unwrap_or(NonZeroUsize::MIN),
         MAX_MESSAGE_BYTES,
+        MAILBOX_SIZE,
     );
-    p2p_cfg.mailbox_size = MAILBOX_SIZE;
-    let (mut network, mut oracle) = discovery::Network::new(context.with_label("network"), p2p_cfg);
-    oracle.track(0, participants.clone()).await;
+    let (mut network, mut oracle) = discovery::Network::new(context.child("network"), p2p_cfg);
+    oracle.track(0, participants.clone());
 
     let quota =
         |per_second: u32| Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN));
-    let votes = network.register(channels::VOTES, quota(1_024), MESSAGE_BACKLOG);
-    let certificates = network.register(channels::CERTIFICATES, quota(1_024), MESSAGE_BACKLOG);
-    let resolver = network.register(channels::RESOLVER, quota(256), MESSAGE_BACKLOG);
-    let broadcast = network.register(channels::BROADCAST, quota(64), MESSAGE_BACKLOG);
-    let backfill = network.register(channels::BACKFILL, quota(64), MESSAGE_BACKLOG);
-    let (tx_sender, tx_receiver) = network.register(channels::TXS, quota(256), MESSAGE_BACKLOG);
+    let votes = network.register(channels::VOTES, quota(1_024));
+    let certificates = network.register(channels::CERTIFICATES, quota(1_024));
+    let resolver = network.register(channels::RESOLVER, quota(256));
+    let broadcast = network.register(channels::BROADCAST, quota(64));
+    let backfill = network.register(channels::BACKFILL, quota(64));
+    let (tx_sender, tx_receiver) = network.register(channels::TXS, quota(256));
     let p2p = network.start();
     chain.enable_gossip();
-    let gossip_out = context.with_label("gossip_out").spawn({
+    let gossip_out = context.child("gossip_out").spawn({
         let chain = chain.clone();
         move |context| crate::gossip::send_loop(context, chain, tx_sender)
     });
-    let gossip_in = context.with_label("gossip_in").spawn({
+    let gossip_in = context.child("gossip_in").spawn({
         let chain = chain.clone();
         move |_| crate::gossip::receive_loop(chain, tx_receiver)
     });
 
     let engine = Engine::new(
-        context.with_label("engine"),
+        context.child("engine"),
         Config {
             blocker: oracle.clone(),
             provider: oracle.clone(),
@@ -166,28 +184,12 @@ pub async fn start_validator(
             mailbox_size: MAILBOX_SIZE,
             deque_size: 16,
             timing: run.timing.clone(),
-            fetch_concurrent: 4,
             strategy: Sequential,
             chain: chain.clone(),
         },
     )
     .await
     .map_err(NodeError::Engine)?;
-    let backfill = marshal::resolver::p2p::init(
-        &context.with_label("backfill"),
-        marshal::resolver::p2p::Config {
-            public_key: me.clone(),
-            peer_provider: oracle.clone(),
-            blocker: oracle,
-            mailbox_size: MAILBOX_SIZE,
-            initial: Duration::from_secs(1),
-            timeout: Duration::from_secs(2),
-            fetch_retry_timeout: Duration::from_millis(100),
-            priority_requests: false,
-            priority_responses: false,
-        },
-        backfill,
-    );
     let engine = engine.start(votes, certificates, resolver, broadcast, backfill);
     info!(validator = %me_hex, p2p = %run.p2p_listen, "validator started");
     Ok((
@@ -250,6 +252,65 @@ pub fn read_small(path: &std::path::Path) -> Result<String, NodeError> {
         )));
     }
     Ok(text)
+}
+
+/// Locks `dir` for this process's node or network (created if missing):
+/// refused while another process holds it. Two nodes on one storage
+/// would corrupt it, and a journal file removed under a running node
+/// stops it (docs/operations.md, "One process per data directory").
+pub fn lock_data_dir(dir: &std::path::Path) -> Result<glassbox_store::DirLock, NodeError> {
+    glassbox_store::DirLock::acquire(dir).map_err(|e| NodeError::File(e.to_string()))
+}
+
+/// Empties `dir` for a fresh network: only an empty directory or an
+/// earlier dev network's (it holds a `genesis.json` and a `dev.key`), and
+/// never while a node runs on it or on one of its subdirectories (a lock
+/// is held).
+pub fn wipe_network_dir(dir: &std::path::Path) -> Result<(), NodeError> {
+    let err = |e: std::io::Error| NodeError::File(format!("wiping {}: {e}", dir.display()));
+    if !dir.exists() {
+        return Ok(());
+    }
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    // A dev network's directory (its genesis and developer key, written
+    // by `prepare_dev`), or one holding only a lock file: never a
+    // production node's, which has no developer key.
+    let ours = (dir.join("genesis.json").exists() && dir.join("dev.key").exists())
+        || entries
+            .iter()
+            .all(|e| e.file_name() == glassbox_store::LOCK_FILE);
+    if !ours {
+        return Err(NodeError::File(format!(
+            "{} exists and is not a Glassbox network directory: refusing to wipe it",
+            dir.display()
+        )));
+    }
+    // The network's own lock, and every subdirectory's: a validator run
+    // as its own `glassbox node` process there holds one (locking one
+    // nobody held only creates a lock file about to be removed).
+    let mut locks = vec![lock_data_dir(dir)?];
+    for entry in &entries {
+        if entry.file_type().map_err(err)?.is_dir() {
+            locks.push(lock_data_dir(&entry.path())?);
+        }
+    }
+    for entry in entries {
+        if entry.file_name() == glassbox_store::LOCK_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type().map_err(err)?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(err)?;
+    }
+    drop(locks);
+    Ok(())
 }
 
 /// Reads a genesis file.
@@ -362,7 +423,7 @@ async fn start_services<E: Spawner + Metrics>(
         let chain = chain.clone();
         let blobs = blobs.clone();
         let genesis = s.genesis.clone();
-        context.with_label("api").spawn(move |_| async move {
+        context.child("api").spawn(move |_| async move {
             if let Err(e) = serve_api(listener, chain, blobs, genesis).await {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
@@ -378,9 +439,7 @@ async fn start_services<E: Spawner + Metrics>(
         let executor =
             crate::executor::Executor::new(chain.clone(), key, blobs.store().clone(), cfg);
         info!(executor = %executor.public_key(), "executor role on");
-        context
-            .with_label("executor")
-            .spawn(move |_| executor.run());
+        context.child("executor").spawn(move |_| executor.run());
     }
     Ok(())
 }
@@ -393,6 +452,7 @@ fn read_executor_key(path: &std::path::Path) -> Result<glassbox_types::SecretKey
 
 /// Runs one validator until Ctrl-C or SIGTERM.
 pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
+    let _lock = lock_data_dir(&cfg.data_dir)?;
     let genesis = read_genesis(&cfg.genesis)?;
     let key = read_key(&cfg.key)?;
     let executor_key = cfg
@@ -408,7 +468,7 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
             partition_prefix: "validator".into(),
             timing: Timing::default(),
         };
-        let (started, handles) = start_validator(context.clone(), &genesis, run).await?;
+        let (started, handles) = start_validator(context.child("validator"), &genesis, run).await?;
         start_services(
             &context,
             &started.chain,
@@ -482,7 +542,7 @@ fn ephemeral_start() -> u16 {
 /// the kernel's ephemeral range: a port a stopped node frees is then not
 /// handed to some outgoing connection before the node starts again.
 pub fn free_port_block(n: u16) -> Result<u16, NodeError> {
-    use rand::Rng;
+    use rand::RngExt;
     let top = ephemeral_start().saturating_sub(n);
     // An ephemeral range that starts too low leaves no room below it.
     let top = if top > MIN_DRAWN_PORT + 1_000 {
@@ -490,9 +550,9 @@ pub fn free_port_block(n: u16) -> Result<u16, NodeError> {
     } else {
         u16::MAX - n
     };
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     for _ in 0..200 {
-        let base = rng.gen_range(MIN_DRAWN_PORT..top);
+        let base = rng.random_range(MIN_DRAWN_PORT..top);
         if (base..base + n).all(|p| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok()) {
             return Ok(base);
         }
@@ -540,6 +600,7 @@ pub fn prepare_dev(
     opts: &DevOptions,
 ) -> Result<(NodeGenesis, Vec<ValidatorKey>, DevNetwork), NodeError> {
     let dir = &opts.data_dir;
+    let _lock = lock_data_dir(dir)?;
     let genesis_path = dir.join("genesis.json");
     let dev_key_path = dir.join("dev.key");
     let resumed = genesis_path.exists();
@@ -599,7 +660,7 @@ pub fn prepare_dev(
             accounts,
             executors,
         };
-        let mut rng = rand::rngs::OsRng;
+        let mut rng = rand::rng();
         let (genesis, keys) = crate::genesis::deal_validators(&mut rng, ledger, &addresses)?;
         for (i, key) in keys.iter().enumerate() {
             let text =
@@ -675,6 +736,12 @@ pub fn run_dev(
     keys: Vec<ValidatorKey>,
     ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), NodeError> {
+    // The network's directory, and each validator's (a `glassbox node`
+    // on one of them would share its blobs and executor key).
+    let _locks = std::iter::once(opts.data_dir.clone())
+        .chain((0..keys.len()).map(|i| opts.data_dir.join(format!("validator-{i}"))))
+        .map(|dir| lock_data_dir(&dir))
+        .collect::<Result<Vec<_>, _>>()?;
     let storage = opts.data_dir.join("storage");
     let shared = Arc::new(genesis.clone());
     runner(&storage, opts.worker_threads).start(|context| async move {
@@ -691,8 +758,8 @@ pub fn run_dev(
                 partition_prefix: format!("validator-{i}"),
                 timing: Timing::default(),
             };
-            let ctx = context.with_label(&format!("validator_{i}"));
-            let (started, hs) = start_validator(ctx.clone(), &genesis, run).await?;
+            let ctx = context.child("validator").with_attribute("index", i);
+            let (started, hs) = start_validator(ctx.child("chain"), &genesis, run).await?;
             handles.extend(hs);
             let vdir = opts.data_dir.join(format!("validator-{i}"));
             let key_path = vdir.join(EXECUTOR_KEY_FILE);
@@ -722,8 +789,60 @@ pub fn run_dev(
 
 #[cfg(test)]
 mod tests {
-    use super::{api_limits, dev_addresses, ephemeral_start, free_port_block};
+    use super::{
+        api_limits, dev_addresses, ephemeral_start, free_port_block, lock_data_dir,
+        wipe_network_dir,
+    };
     use crate::api::DEFAULT_MAX_BODY_BYTES;
+
+    #[test]
+    fn a_network_directory_is_wiped_only_while_no_node_holds_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("net");
+        // Nothing there: nothing to do.
+        wipe_network_dir(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("validator-0").join("storage")).unwrap();
+        std::fs::write(dir.join("genesis.json"), "{}").unwrap();
+        std::fs::write(dir.join("dev.key"), "").unwrap();
+
+        // A network running on it: refused, nothing removed.
+        let running = lock_data_dir(&dir).unwrap();
+        let e = wipe_network_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("in use by process"), "{e}");
+        assert!(dir.join("genesis.json").exists());
+        // A second node on it: refused the same way.
+        assert!(lock_data_dir(&dir).is_err());
+        drop(running);
+
+        // One validator run as its own process in a subdirectory: refused.
+        let validator = lock_data_dir(&dir.join("validator-0")).unwrap();
+        let e = wipe_network_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("validator-0"), "{e}");
+        assert!(dir.join("validator-0").join("storage").exists());
+        drop(validator);
+
+        // Stopped: wiped, the lock file kept.
+        wipe_network_dir(&dir).unwrap();
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from(glassbox_store::LOCK_FILE)]
+        );
+
+        // A directory that is not a dev network's is never wiped: other
+        // files, or a production node's genesis without a developer key.
+        for (name, file) in [("other", "notes.txt"), ("node", "genesis.json")] {
+            let other = tmp.path().join(name);
+            std::fs::create_dir_all(&other).unwrap();
+            std::fs::write(other.join(file), "mine").unwrap();
+            let e = wipe_network_dir(&other).unwrap_err().to_string();
+            assert!(e.contains("not a Glassbox network directory"), "{e}");
+            assert!(other.join(file).exists());
+        }
+    }
 
     #[test]
     fn api_body_limit_fits_the_largest_transaction_as_hex() {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use commonware_codec::{DecodeExt, Encode};
+use commonware_codec::{Copying, DecodeExt, Encode};
 use commonware_consensus::simplex::scheme::bls12381_threshold::vrf::{self, Seedable};
 use commonware_consensus::simplex::types::{Notarization, Notarize, Proposal};
 use commonware_consensus::types::{Height, Round, View};
@@ -13,6 +13,7 @@ use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::certificate::mocks::Fixture;
 use commonware_cryptography::{Digestible, Hasher, Sha256, Signer as _, ed25519};
 use commonware_parallel::Sequential;
+use commonware_utils::non_empty;
 use futures::channel::mpsc;
 use glassbox_ledger::{GenesisState, Params, State};
 use glassbox_node::application::{
@@ -57,11 +58,11 @@ fn notarization(
         .iter()
         .map(|s| Notarize::sign(s, proposal.clone()).expect("signer"))
         .collect();
-    Notarization::from_notarizes(&f.schemes[0], &votes, &Sequential).expect("quorum")
+    Notarization::from_notarizes(&f.schemes[0], non_empty![@&votes], &Sequential).expect("quorum")
 }
 
 fn seed(f: &Fixture<Scheme>, view: u64) -> Seed {
-    notarization(f, view, view.saturating_sub(1), Sha256::hash(b"payload")).seed()
+    notarization(f, view, view.saturating_sub(1), Sha256::hash(&[b"payload"])).seed()
 }
 
 fn context(view: u64, parent_view: u64, parent: Digest) -> Context {
@@ -106,7 +107,7 @@ fn child(parent: &Block, view: u64, seed: Option<Seed>) -> Block {
 fn application(f: &Fixture<Scheme>, seeds: SeedCache) -> Application {
     let (state, genesis) = genesis();
     let chain = Arc::new(Chain::new(genesis, state, MempoolLimits::default()));
-    let (tx, _rx) = mpsc::channel(1);
+    let (tx, _rx) = mpsc::unbounded();
     Application::new(chain, tx, seeds, verifier(f))
 }
 
@@ -241,8 +242,8 @@ fn verification_rejects_a_wrong_seed_before_any_ledger_work() {
 fn the_seed_cache_takes_seeds_from_reported_certificates_and_stays_bounded() {
     let f = fixture(4);
     let mut seeds = SeedCache::new();
-    let n = notarization(&f, 9, 8, Sha256::hash(b"block"));
-    futures::executor::block_on(seeds.report(Activity::Notarization(n.clone())));
+    let n = notarization(&f, 9, 8, Sha256::hash(&[b"block"]));
+    seeds.report(Activity::Notarization(n.clone()));
     assert_eq!(seeds.get(View::new(9)), Some(n.seed()));
     assert_eq!(seeds.len(), 1);
 
@@ -297,18 +298,18 @@ fn the_header_encodes_its_seed_and_the_digest_covers_it() {
     let mut bad = h2.to_vec();
     let at = bad.len() - seed_bytes.len() - 1;
     bad[at] = 2;
-    assert!(Header::decode(bad.as_slice()).is_err());
-    assert!(Header::decode(&h2[..h2.len() - 1]).is_err());
+    assert!(Header::decode(bad).is_err());
+    assert!(Header::decode(Copying(&h2[..h2.len() - 1])).is_err());
     let mut long = h1.to_vec();
     long.push(0);
-    assert!(Header::decode(long.as_slice()).is_err());
+    assert!(Header::decode(long).is_err());
     // A signature that is not a curve point fails.
     let mut junk = h2.to_vec();
     let n = junk.len();
     for b in &mut junk[n - 48..] {
         *b = 0xff;
     }
-    assert!(Header::decode(junk.as_slice()).is_err());
+    assert!(Header::decode(junk).is_err());
 }
 
 #[test]
@@ -329,7 +330,7 @@ fn randomness_is_blake3_of_the_domain_and_the_seed_signature() {
     h.update(&s1.signature.encode());
     assert_eq!(b2.header().randomness(), *h.finalize().as_bytes());
     assert_eq!(
-        randomness(Some(&s1), &Sha256::hash(b"anything")),
+        randomness(Some(&s1), &Sha256::hash(&[b"anything"])),
         b2.header().randomness(),
         "with a seed, only the seed counts"
     );

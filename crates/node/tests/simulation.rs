@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use commonware_consensus::Heightable;
-use commonware_consensus::marshal;
-use commonware_consensus::simplex::elector::Random;
+use commonware_consensus::simplex::elector::{Random, RandomVersion};
 use commonware_consensus::simplex::mocks::equivocator::{self, Equivocator};
 use commonware_consensus::simplex::mocks::relay::Relay;
 use commonware_consensus::simplex::scheme::bls12381_threshold::vrf;
@@ -21,8 +20,11 @@ use commonware_cryptography::{Digestible, Sha256};
 use commonware_p2p::Manager;
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_parallel::Sequential;
-use commonware_runtime::{Clock, Handle, Metrics, Runner as _, Spawner, deterministic};
+use commonware_runtime::{
+    Clock, Handle, Runner as _, Spawner, Storage as _, Supervisor as _, deterministic,
+};
 use commonware_utils::ordered::Set;
+use commonware_utils::{NZUsize, Probability};
 use glassbox_ledger::{GenesisAccount, GenesisState, Params, SignedTx, State, TxBody};
 use glassbox_node::block::Block;
 use glassbox_node::chain::Chain;
@@ -38,15 +40,18 @@ const USERS: usize = 8;
 
 type Ctx = deterministic::Context;
 
+/// Per-peer rate of every channel: far above what 4 validators send, and
+/// small enough that the inboxes sized from it (one burst per peer) stay
+/// small.
 fn quota() -> Quota {
-    Quota::per_second(std::num::NonZeroU32::MAX)
+    Quota::per_second(commonware_utils::NZU32!(10_000))
 }
 
 fn link() -> Link {
     Link {
         latency: Duration::from_millis(20),
         jitter: Duration::from_millis(5),
-        success_rate: 1.0,
+        success_rate: Probability::from_f64(1.0).expect("a probability"),
     }
 }
 
@@ -91,6 +96,8 @@ struct Sim {
     chains: Vec<Option<Arc<Chain>>>,
     handles: Vec<Option<Handle<()>>>,
     observed: Arc<Mutex<Observed>>,
+    /// Every validator's consensus timing.
+    timing: Timing,
 }
 
 impl Sim {
@@ -104,6 +111,14 @@ impl Sim {
             chains: vec![None; VALIDATORS],
             handles: (0..VALIDATORS).map(|_| None).collect(),
             observed: Arc::default(),
+            timing: Timing {
+                leader_timeout: Duration::from_millis(500),
+                certification_timeout: Duration::from_secs(1),
+                nullify_retry: Duration::from_secs(2),
+                fetch_timeout: Duration::from_secs(1),
+                view_retention: 20,
+                skip_timeout: Duration::from_secs(5),
+            },
         }
     }
 
@@ -143,41 +158,20 @@ impl Sim {
             polynomial: scheme.polynomial().clone(),
             share: scheme.share().cloned().expect("signer"),
             participants,
-            mailbox_size: 1_024,
+            mailbox_size: NZUsize!(1_024),
             deque_size: 10,
-            timing: Timing {
-                leader_timeout: Duration::from_millis(500),
-                certification_timeout: Duration::from_secs(1),
-                nullify_retry: Duration::from_secs(2),
-                fetch_timeout: Duration::from_secs(1),
-                activity_timeout: 20,
-                skip_timeout: 5,
-            },
-            fetch_concurrent: 4,
+            timing: self.timing.clone(),
             strategy: Sequential,
             chain: chain.clone(),
         };
         let handle = context
-            .with_label(&format!("validator_{i}_{incarnation}"))
+            .child("validator")
+            .with_attribute("index", i)
+            .with_attribute("incarnation", incarnation)
             .spawn(move |context| async move {
-                let engine = Engine::new(context.with_label("engine"), cfg)
+                let engine = Engine::new(context.child("engine"), cfg)
                     .await
                     .expect("engine starts");
-                let backfill = marshal::resolver::p2p::init(
-                    &context.with_label("backfill"),
-                    marshal::resolver::p2p::Config {
-                        public_key: me.clone(),
-                        peer_provider: manager,
-                        blocker: control,
-                        mailbox_size: 1_024,
-                        initial: Duration::from_secs(1),
-                        timeout: Duration::from_secs(2),
-                        fetch_retry_timeout: Duration::from_millis(100),
-                        priority_requests: false,
-                        priority_responses: false,
-                    },
-                    backfill,
-                );
                 let _ = engine
                     .start(votes, certificates, resolver, broadcast, backfill)
                     .await;
@@ -220,9 +214,36 @@ impl Sim {
         }
     }
 
-    /// Runs until `done` holds, observing every 10 ms of simulated time.
-    async fn run_until(&self, context: &Ctx, what: &str, mut done: impl FnMut(&Sim) -> bool) {
-        for _ in 0..60_000 {
+    /// The view of validator `i`'s finalized tip.
+    fn view(&self, i: usize) -> u64 {
+        self.chain(i)
+            .finalized()
+            .block
+            .header()
+            .context
+            .round
+            .view()
+            .get()
+    }
+
+    /// Runs until `done` holds, observing every 10 ms of simulated time,
+    /// for at most 600 s of it.
+    async fn run_until(&self, context: &Ctx, what: &str, done: impl FnMut(&Sim) -> bool) {
+        self.run_until_within(context, what, Duration::from_secs(600), done)
+            .await;
+    }
+
+    /// Runs until `done` holds, observing every 10 ms of simulated time,
+    /// for at most `within` of it.
+    async fn run_until_within(
+        &self,
+        context: &Ctx,
+        what: &str,
+        within: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) {
+        let deadline = context.current() + within;
+        while context.current() < deadline {
             self.observe();
             if done(self) {
                 return;
@@ -255,18 +276,18 @@ async fn unlink(oracle: &mut Oracle<PublicKey, Ctx>, keys: &[PublicKey], who: us
 
 async fn network(context: &Ctx, keys: &[PublicKey]) -> Oracle<PublicKey, Ctx> {
     let (network, oracle) = Network::new(
-        context.with_label("network"),
+        context.child("network"),
         simulated::Config {
             max_size: 16 << 20,
+            max_peers_per_set: NZUsize!(VALIDATORS),
             disconnect_on_block: true,
-            tracked_peer_sets: Some(1),
+            tracked_peer_sets: NZUsize!(1),
         },
     );
     network.start();
     oracle
         .manager()
-        .track(0, Set::from_iter_dedup(keys.iter().cloned()))
-        .await;
+        .track(0, Set::from_iter_dedup(keys.iter().cloned()));
     oracle
 }
 
@@ -370,10 +391,16 @@ fn check_randomness(sim: &Sim, validators: &[usize], up_to: u64) {
 /// A deterministic runtime seeded with `seed`, with a 10-minute
 /// simulated-time limit.
 fn runner(seed: u64) -> deterministic::Runner {
+    runner_for(seed, Duration::from_secs(600))
+}
+
+/// A deterministic runtime seeded with `seed` that stops the test after
+/// `limit` of simulated time.
+fn runner_for(seed: u64, limit: Duration) -> deterministic::Runner {
     deterministic::Runner::from(
         deterministic::Config::default()
             .with_seed(seed)
-            .with_timeout(Some(Duration::from_secs(600))),
+            .with_timeout(Some(limit)),
     )
 }
 
@@ -527,14 +554,13 @@ fn an_equivocating_validator_cannot_break_safety_or_liveness() {
         let _resolver = control.register(2, quota()).await.unwrap();
         let _broadcast = control.register(3, quota()).await.unwrap();
         let _backfill = control.register(4, quota()).await.unwrap();
-        let liar = Equivocator::new(
-            context.with_label("equivocator"),
+        let liar = Equivocator::<_, _, _, Sha256>::new(
+            context.child("equivocator"),
             equivocator::Config {
                 scheme: sim.fixture.schemes[byzantine].clone(),
-                elector: Random,
+                elector: Random::<Sha256>::new(RandomVersion::V1),
                 epoch: EPOCH,
-                relay: Arc::new(Relay::new()),
-                hasher: Sha256::default(),
+                relay: Arc::new(Relay::default()),
             },
         );
         liar.start(votes, certificates);
@@ -546,5 +572,258 @@ fn an_equivocating_validator_cannot_break_safety_or_liveness() {
         })
         .await;
         assert_safe(&sim);
+    });
+}
+
+/// Views a [`long_run`] reaches: `GLASSBOX_SIM_VIEWS`, or a short run for
+/// CI (`scripts/long_sim.sh` runs 20,000 and more).
+fn long_run_views() -> u64 {
+    std::env::var("GLASSBOX_SIM_VIEWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_200)
+}
+
+/// Consensus journal sections (one blob per view with votes) validator `i`
+/// holds.
+async fn journal_sections(context: &Ctx, i: usize) -> Vec<u64> {
+    let names = context
+        .scan(&format!("validator_{i}-consensus"))
+        .await
+        .unwrap_or_default();
+    names
+        .iter()
+        .filter_map(|n| Some(u64::from_be_bytes(n.as_slice().try_into().ok()?)))
+        .collect()
+}
+
+/// A steady stream of transfers: every user sends one every 50 ms of
+/// simulated time, to every running validator.
+struct Load {
+    users: Vec<SecretKey>,
+    nonces: Vec<u64>,
+    polls: u64,
+    sent: u64,
+}
+
+impl Load {
+    fn new() -> Self {
+        let users = users();
+        let nonces = vec![0; users.len()];
+        Load {
+            users,
+            nonces,
+            polls: 0,
+            sent: 0,
+        }
+    }
+
+    /// Called every 10 ms of simulated time by `run_until`.
+    fn tick(&mut self, sim: &Sim) {
+        self.polls += 1;
+        if !self.polls.is_multiple_of(5) {
+            return;
+        }
+        let chain_id = sim.state.chain_id();
+        for (i, key) in self.users.iter().enumerate() {
+            let to = self.users[(i + 1) % self.users.len()].public();
+            let tx = SignedTx::sign(
+                &chain_id,
+                key,
+                self.nonces[i],
+                10_000,
+                TxBody::Transfer { to, amount: 1 },
+            )
+            .expect("sign");
+            self.nonces[i] += 1;
+            self.sent += 1;
+            for chain in sim.chains.iter().flatten() {
+                // A validator that is behind may refuse a nonce ahead of its
+                // state; the others include it.
+                let _ = chain.submit(tx.clone());
+            }
+        }
+    }
+}
+
+/// Drives 4 validators with production view retention (256) through
+/// `views` views under a steady transfer load, with a fault in two of
+/// every three phases: a validator crashed and restarted from storage (its
+/// journal replayed, its views as leader nullified meanwhile), or
+/// partitioned and healed. Checks safety throughout and that the consensus
+/// journal stays pruned to the retained views. Returns the number of
+/// transfers sent.
+fn long_run(seed: u64, views: u64) -> u64 {
+    // ~80 ms of simulated time per view, and the faults' timeouts on top.
+    let limit = Duration::from_millis(views.saturating_mul(200)) + Duration::from_secs(600);
+    runner_for(seed, limit).start(|mut context| async move {
+        let mut sim = Sim::new(&mut context);
+        sim.timing.view_retention = Timing::default().view_retention;
+        let retention = sim.timing.view_retention;
+        let keys = sim.fixture.participants.clone();
+        let mut oracle = network(&context, &keys).await;
+        link_all(&mut oracle, &keys, None).await;
+        for i in 0..VALIDATORS {
+            sim.start(&context, &mut oracle, i, 0).await;
+        }
+        let mut load = Load::new();
+        let phases = 12u64;
+        let mut incarnation = 1;
+        for phase in 0..phases {
+            let end = views * (phase + 1) / phases;
+            let who = (phase as usize) % VALIDATORS;
+            let fault = phase % 3;
+            match fault {
+                1 => sim.crash(who),
+                2 => unlink(&mut oracle, &keys, who).await,
+                _ => {}
+            }
+            let live: Vec<usize> = (0..VALIDATORS)
+                .filter(|&i| fault == 0 || i != who)
+                .collect();
+            sim.run_until_within(&context, "the views of a phase", limit, |s| {
+                load.tick(s);
+                live.iter().all(|&i| s.view(i) >= end)
+            })
+            .await;
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "phase {phase} (fault {fault} on validator {who}): views {:?}, heights {:?}, {} s simulated, {} transfers sent",
+                    live.iter().map(|&i| sim.view(i)).collect::<Vec<_>>(),
+                    live.iter().map(|&i| sim.height(i)).collect::<Vec<_>>(),
+                    context.current().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                    load.sent,
+                );
+            }
+            match fault {
+                1 => {
+                    sim.start(&context, &mut oracle, who, incarnation).await;
+                    incarnation += 1;
+                }
+                2 => link_all(&mut oracle, &keys, None).await,
+                _ => {}
+            }
+            // Every live validator's journal holds only the views it still
+            // keeps: at most the retention behind its finalized view, plus
+            // the views in flight above it.
+            for &i in &live {
+                let sections = journal_sections(&context, i).await;
+                let low = sections.iter().min().copied().unwrap_or(0);
+                assert!(
+                    low + retention + 64 >= sim.view(i),
+                    "validator {i} keeps journal section {low} at view {}",
+                    sim.view(i)
+                );
+            }
+        }
+        let target = (0..VALIDATORS).map(|i| sim.height(i)).max().unwrap_or(0);
+        sim.run_until(&context, "every validator at the same height", |s| {
+            (0..VALIDATORS).all(|i| s.height(i) >= target)
+        })
+        .await;
+        assert_safe(&sim);
+        assert!(
+            (0..VALIDATORS).all(|i| sim.view(i) >= views),
+            "views reached: {:?}",
+            (0..VALIDATORS).map(|i| sim.view(i)).collect::<Vec<_>>()
+        );
+        load.sent
+    })
+}
+
+#[test]
+fn consensus_runs_through_many_views_under_load_and_faults_without_a_journal_panic() {
+    let views = long_run_views();
+    let sent = long_run(41, views);
+    assert!(
+        sent > views,
+        "only {sent} transfers sent over {views} views"
+    );
+}
+
+/// Validator 1 restarts from storage under load and validator 2 is cut
+/// off at once: the three left can finalize only with the restarted one,
+/// which must verify the blocks its peers already voted to finalize while
+/// its finalizer is still catching up. A verifier that refused such a
+/// block for a moment (its ancestry walk raced the finalizer) nullified a
+/// view the others had voted to finalize: with one validator down, that
+/// view could neither finalize nor nullify, and the network stopped.
+#[test]
+fn a_restarted_validator_completes_a_quorum_at_once_under_load() {
+    runner(47).start(|mut context| async move {
+        let mut sim = Sim::new(&mut context);
+        let keys = sim.fixture.participants.clone();
+        let mut oracle = network(&context, &keys).await;
+        link_all(&mut oracle, &keys, None).await;
+        for i in 0..VALIDATORS {
+            sim.start(&context, &mut oracle, i, 0).await;
+        }
+        let mut load = Load::new();
+        sim.run_until(&context, "views under load", |s| {
+            load.tick(s);
+            (0..VALIDATORS).all(|i| s.view(i) >= 50)
+        })
+        .await;
+        sim.crash(1);
+        sim.run_until(&context, "views without validator 1", |s| {
+            load.tick(s);
+            [0, 2, 3].iter().all(|&i| s.view(i) >= 150)
+        })
+        .await;
+        sim.start(&context, &mut oracle, 1, 1).await;
+        unlink(&mut oracle, &keys, 2).await;
+        let from = sim.height(0);
+        sim.run_until_within(
+            &context,
+            "validators 0, 1 and 3 to finalize",
+            Duration::from_secs(120),
+            |s| {
+                load.tick(s);
+                [0, 1, 3].iter().all(|&i| s.height(i) >= from + 50)
+            },
+        )
+        .await;
+        assert_safe(&sim);
+    });
+}
+
+/// The panic `unable to prune journal: BlobMissing` (seen once after
+/// ~4,000 views under load): the simplex voter prunes its journal's old
+/// views by removing their blobs, and panics when a removal fails. It
+/// fails when something else removed the blob first; on disk, a second
+/// process wiping or reusing a running node's data directory (the tokio
+/// runtime reports any failed unlink as `BlobMissing`). Here a section is
+/// removed from under a running validator, as such a process would: the
+/// validator panics at its next prune. `glassbox node`, `glassbox dev`,
+/// the demo and the benches therefore hold a lock on their data
+/// directory and refuse to start, or to wipe it, while another holds it.
+#[test]
+#[should_panic(expected = "unable to prune journal")]
+fn a_journal_section_removed_under_a_running_validator_panics_at_its_next_prune() {
+    runner(43).start(|mut context| async move {
+        let mut sim = Sim::new(&mut context);
+        let retention = sim.timing.view_retention;
+        let keys = sim.fixture.participants.clone();
+        let mut oracle = network(&context, &keys).await;
+        link_all(&mut oracle, &keys, None).await;
+        for i in 0..VALIDATORS {
+            sim.start(&context, &mut oracle, i, 0).await;
+        }
+        sim.run_until(&context, "views past the retention", |s| {
+            (0..VALIDATORS).all(|i| s.view(i) >= 2 * retention)
+        })
+        .await;
+        let sections = journal_sections(&context, 3).await;
+        let oldest = sections.iter().min().copied().expect("a journal section");
+        context
+            .remove("validator_3-consensus", Some(&oldest.to_be_bytes()))
+            .await
+            .expect("remove");
+        let view = sim.view(0);
+        sim.run_until(&context, "the retention to pass the removed view", |s| {
+            s.view(0) >= view + 2 * retention
+        })
+        .await;
     });
 }

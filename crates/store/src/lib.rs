@@ -8,18 +8,22 @@
 //! - [`keyfile`]: secret key files created `0600`, never overwritten.
 //! - [`stream`]: verified streaming; each blob's BLAKE3 tree outboard and
 //!   slices a downloader checks chunk by chunk against the model id.
+//! - [`DirLock`]: an exclusive lock on a data directory (one node per
+//!   directory, no wipe under a running one).
 //!
 //! Synchronous `std::fs` only (no async runtime).
 
 mod blob;
 mod fsutil;
 pub mod keyfile;
+mod lock;
 mod registry;
 pub mod stream;
 
 use std::path::PathBuf;
 
 pub use blob::{BlobStore, STALE_TEMP_AGE};
+pub use lock::{DirLock, LOCK_FILE};
 pub use registry::{Entry, Published, Registry};
 pub use stream::{SliceError, SliceRequest};
 
@@ -62,6 +66,18 @@ pub enum Error {
         expected: ModelId,
         /// The content's actual id.
         actual: ModelId,
+    },
+    /// Another process holds a directory's lock.
+    #[error(
+        "{} is in use by process {}: stop it, or use another directory",
+        dir.display(),
+        holder.map_or_else(|| "(unknown)".to_string(), |p| p.to_string())
+    )]
+    Locked {
+        /// The locked directory.
+        dir: PathBuf,
+        /// The holder's process id, when its lock file names one.
+        holder: Option<u32>,
     },
     /// Nothing matches a lookup.
     #[error("not found: {0}")]

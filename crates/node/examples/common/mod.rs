@@ -401,7 +401,7 @@ pub(crate) fn await_finalized(client: &Client, hashes: &[TxHash], deadline: Inst
 }
 
 pub(crate) fn unhex(s: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("odd number of hex digits");
     }
     (0..s.len())
@@ -439,17 +439,7 @@ pub(crate) fn start_network(
     threads: usize,
     adjust: impl FnOnce(&Path, &mut NodeGenesis) -> Result<()>,
 ) -> Result<Network> {
-    if dir.exists() {
-        let ours = dir.join("genesis.json").exists()
-            || std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
-        if !ours {
-            bail!(
-                "{} exists and is not a network directory: refusing to wipe it",
-                dir.display()
-            );
-        }
-        std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
-    }
+    run::wipe_network_dir(dir)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dev = DevOptions {
         validators: VALIDATORS,
