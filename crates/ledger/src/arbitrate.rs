@@ -529,17 +529,23 @@ impl State {
     /// What the referee may need to apply `tx` here: for a dispute step,
     /// the job's model and every tensor opened in its game so far or by
     /// the step. A replica fetches these before applying a block that
-    /// holds the transaction (or a proposer before including it).
+    /// holds the transaction (or a proposer before including it). A game
+    /// that the same block opens (its job's last reveal comes earlier in
+    /// the block) is not in this state yet: the step still needs the model,
+    /// and has opened no tensor but its own.
     pub fn referee_needs(&self, tx: &crate::SignedTx) -> Option<RefereeWork> {
         let crate::TxBody::DisputeStep { job_id, step } = tx.body() else {
             return None;
         };
         let job = self.job(job_id)?;
-        let ext = self.job_ext(job_id)?;
-        let game = ext.dispute.as_ref()?.game.as_ref()?;
+        let ext = self.job_ext(job_id);
+        let game = ext
+            .as_ref()
+            .and_then(|ext| ext.dispute.as_ref())
+            .and_then(|dispute| dispute.game.as_ref());
         let mut tensors: Vec<[u8; 32]> = game
-            .opened
             .iter()
+            .flat_map(|game| game.opened.iter())
             .flat_map(|o| o.outputs.iter().copied())
             .collect();
         if let Step::Openings { items } = step {

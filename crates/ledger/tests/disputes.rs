@@ -640,6 +640,42 @@ fn a_referee_without_the_data_fails_the_block_not_the_transaction() {
     assert_eq!(d.winner, Some(0));
 }
 
+#[test]
+fn a_step_on_a_game_not_opened_yet_still_needs_the_model() {
+    // The job's last reveal, earlier in the same block, opens the game:
+    // the parent state has no game, and the step still reaches the
+    // referee, which needs the model.
+    let s = setup();
+    let t = tx(
+        &s,
+        1,
+        TxBody::SubmitJob {
+            model_id: model_id(),
+            inputs: vec![input()],
+            replicas: 2,
+            max_fee: 1_000_000,
+        },
+    );
+    let id = JobId(t.hash().0);
+    let s = block(&s, 0, &[t]);
+    let s = block(&s, 7, &[]);
+    let job = s.job(&id).unwrap();
+    let step = signed(
+        &s,
+        &job.slots[0].executor,
+        TxBody::DisputeStep {
+            job_id: id,
+            step: Step::Open {
+                leaves: 1,
+                leaves_root: [0; 32],
+            },
+        },
+    );
+    let needs = s.referee_needs(&step).expect("the model");
+    assert_eq!(needs.model_id, model_id());
+    assert!(needs.tensors.is_empty());
+}
+
 fn optimistic(run: &Run) -> (State, Job) {
     run_job(std::slice::from_ref(run), &[0])
 }

@@ -291,6 +291,25 @@ async fn network(context: &Ctx, keys: &[PublicKey]) -> Oracle<PublicKey, Ctx> {
     oracle
 }
 
+/// A simulated network of [`VALIDATORS`] linked validators, all started;
+/// `view_retention` replaces the simulation's short default.
+async fn launch(
+    context: &mut Ctx,
+    view_retention: Option<u64>,
+) -> (Sim, Oracle<PublicKey, Ctx>, Vec<PublicKey>) {
+    let mut sim = Sim::new(context);
+    if let Some(views) = view_retention {
+        sim.timing.view_retention = views;
+    }
+    let keys = sim.fixture.participants.clone();
+    let mut oracle = network(context, &keys).await;
+    link_all(&mut oracle, &keys, None).await;
+    for i in 0..VALIDATORS {
+        sim.start(context, &mut oracle, i, 0).await;
+    }
+    (sim, oracle, keys)
+}
+
 /// Signed transfers: each user sends `per_user` transfers to the next user.
 fn transfers(state: &State, per_user: u64) -> Vec<SignedTx> {
     let users = users();
@@ -407,13 +426,7 @@ fn runner_for(seed: u64, limit: Duration) -> deterministic::Runner {
 /// All four honest; transfers finalize everywhere with equal roots.
 fn honest_run(seed: u64) -> (String, Seen, [u8; 32]) {
     runner(seed).start(|mut context| async move {
-        let mut sim = Sim::new(&mut context);
-        let keys = sim.fixture.participants.clone();
-        let mut oracle = network(&context, &keys).await;
-        link_all(&mut oracle, &keys, None).await;
-        for i in 0..VALIDATORS {
-            sim.start(&context, &mut oracle, i, 0).await;
-        }
+        let (sim, _oracle, _keys) = launch(&mut context, None).await;
         let txs = transfers(&sim.state, 5);
         submit(&sim, &txs, None);
         let all: Vec<usize> = (0..VALIDATORS).collect();
@@ -446,13 +459,7 @@ fn four_honest_validators_agree_and_replay_identically() {
 #[test]
 fn a_crashed_validator_restarts_from_storage_and_catches_up() {
     runner(11).start(|mut context| async move {
-        let mut sim = Sim::new(&mut context);
-        let keys = sim.fixture.participants.clone();
-        let mut oracle = network(&context, &keys).await;
-        link_all(&mut oracle, &keys, None).await;
-        for i in 0..VALIDATORS {
-            sim.start(&context, &mut oracle, i, 0).await;
-        }
+        let (mut sim, mut oracle, _keys) = launch(&mut context, None).await;
         let first = transfers(&sim.state, 3);
         submit(&sim, &first, None);
         sim.run_until(&context, "height 5 everywhere", |s| {
@@ -500,13 +507,7 @@ fn a_crashed_validator_restarts_from_storage_and_catches_up() {
 #[test]
 fn a_partitioned_validator_rejoins_after_the_partition_heals() {
     runner(23).start(|mut context| async move {
-        let mut sim = Sim::new(&mut context);
-        let keys = sim.fixture.participants.clone();
-        let mut oracle = network(&context, &keys).await;
-        link_all(&mut oracle, &keys, None).await;
-        for i in 0..VALIDATORS {
-            sim.start(&context, &mut oracle, i, 0).await;
-        }
+        let (sim, mut oracle, keys) = launch(&mut context, None).await;
         sim.run_until(&context, "height 3", |s| {
             (0..VALIDATORS).all(|i| s.height(i) >= 3)
         })
@@ -657,15 +658,8 @@ fn long_run(seed: u64, views: u64) -> u64 {
     // ~80 ms of simulated time per view, and the faults' timeouts on top.
     let limit = Duration::from_millis(views.saturating_mul(200)) + Duration::from_secs(600);
     runner_for(seed, limit).start(|mut context| async move {
-        let mut sim = Sim::new(&mut context);
-        sim.timing.view_retention = Timing::default().view_retention;
-        let retention = sim.timing.view_retention;
-        let keys = sim.fixture.participants.clone();
-        let mut oracle = network(&context, &keys).await;
-        link_all(&mut oracle, &keys, None).await;
-        for i in 0..VALIDATORS {
-            sim.start(&context, &mut oracle, i, 0).await;
-        }
+        let retention = Timing::default().view_retention;
+        let (mut sim, mut oracle, keys) = launch(&mut context, Some(retention)).await;
         let mut load = Load::new();
         let phases = 12u64;
         let mut incarnation = 1;
@@ -752,13 +746,7 @@ fn consensus_runs_through_many_views_under_load_and_faults_without_a_journal_pan
 #[test]
 fn a_restarted_validator_completes_a_quorum_at_once_under_load() {
     runner(47).start(|mut context| async move {
-        let mut sim = Sim::new(&mut context);
-        let keys = sim.fixture.participants.clone();
-        let mut oracle = network(&context, &keys).await;
-        link_all(&mut oracle, &keys, None).await;
-        for i in 0..VALIDATORS {
-            sim.start(&context, &mut oracle, i, 0).await;
-        }
+        let (mut sim, mut oracle, keys) = launch(&mut context, None).await;
         let mut load = Load::new();
         sim.run_until(&context, "views under load", |s| {
             load.tick(s);
@@ -802,14 +790,8 @@ fn a_restarted_validator_completes_a_quorum_at_once_under_load() {
 #[should_panic(expected = "unable to prune journal")]
 fn a_journal_section_removed_under_a_running_validator_panics_at_its_next_prune() {
     runner(43).start(|mut context| async move {
-        let mut sim = Sim::new(&mut context);
+        let (sim, _oracle, _keys) = launch(&mut context, None).await;
         let retention = sim.timing.view_retention;
-        let keys = sim.fixture.participants.clone();
-        let mut oracle = network(&context, &keys).await;
-        link_all(&mut oracle, &keys, None).await;
-        for i in 0..VALIDATORS {
-            sim.start(&context, &mut oracle, i, 0).await;
-        }
         sim.run_until(&context, "views past the retention", |s| {
             (0..VALIDATORS).all(|i| s.view(i) >= 2 * retention)
         })
