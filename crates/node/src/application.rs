@@ -285,8 +285,10 @@ impl Application {
             };
             let oldest = unapplied.last()?.height().get();
             if oldest <= finalized {
-                // Every height from `oldest` up was looked at, the
-                // finalized tip's among them: this ancestry is a fork.
+                // Every height from `oldest` up to `block` was looked at:
+                // the finalized tip is not among them, so this ancestry is
+                // a fork, or `block` is already below the tip (callers
+                // that care check `finalized_verdict`).
                 debug!(
                     height = oldest,
                     finalized, "the ancestry leaves the finalized chain"
