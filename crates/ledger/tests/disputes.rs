@@ -303,12 +303,9 @@ fn block(s: &State, randomness: u8, txs: &[SignedTx]) -> State {
 /// Submits a job with `replicas`, assigns it, and has slot `i` run
 /// `runs[i]` through commit and reveal (a reveal may claim another trace
 /// root with `root_of`); returns the state and the job.
-fn run_job(runs: &[Run], root_of: &[usize]) -> (State, Job) {
-    run_job_ordered(runs, root_of, false)
-}
-
-/// [`run_job`], with the reveals in reverse slot order when `reverse`.
-fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Job) {
+/// A job of `replicas` slots submitted at genesis, its executors drawn
+/// in the next block with randomness byte `randomness`.
+fn submitted_job(replicas: u8, randomness: u8) -> (State, JobId) {
     let s = setup();
     let t = tx(
         &s,
@@ -316,13 +313,22 @@ fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Jo
         TxBody::SubmitJob {
             model_id: model_id(),
             inputs: vec![input()],
-            replicas: runs.len() as u8,
+            replicas,
             max_fee: 1_000_000,
         },
     );
     let id = JobId(t.hash().0);
     let s = block(&s, 0, &[t]);
-    let s = block(&s, 7, &[]);
+    (block(&s, randomness, &[]), id)
+}
+
+fn run_job(runs: &[Run], root_of: &[usize]) -> (State, Job) {
+    run_job_ordered(runs, root_of, false)
+}
+
+/// [`run_job`], with the reveals in reverse slot order when `reverse`.
+fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Job) {
+    let (s, id) = submitted_job(runs.len() as u8, 7);
     let job = s.job(&id).unwrap();
     assert_eq!(job.status, JobStatus::Running);
     let claim = |i: usize| {
@@ -645,20 +651,7 @@ fn a_step_on_a_game_not_opened_yet_still_needs_the_model() {
     // The job's last reveal, earlier in the same block, opens the game:
     // the parent state has no game, and the step still reaches the
     // referee, which needs the model.
-    let s = setup();
-    let t = tx(
-        &s,
-        1,
-        TxBody::SubmitJob {
-            model_id: model_id(),
-            inputs: vec![input()],
-            replicas: 2,
-            max_fee: 1_000_000,
-        },
-    );
-    let id = JobId(t.hash().0);
-    let s = block(&s, 0, &[t]);
-    let s = block(&s, 7, &[]);
+    let (s, id) = submitted_job(2, 7);
     let job = s.job(&id).unwrap();
     let step = signed(
         &s,
@@ -836,20 +829,7 @@ fn a_lying_challenger_loses_its_bond_and_an_honest_one_wins_the_stake() {
 fn audits_are_drawn_at_about_their_rate_and_never_from_the_parties() {
     let mut audited = 0;
     for r in 0..120u8 {
-        let mut s = setup();
-        let t = tx(
-            &s,
-            1,
-            TxBody::SubmitJob {
-                model_id: model_id(),
-                inputs: vec![input()],
-                replicas: 1,
-                max_fee: 1_000_000,
-            },
-        );
-        let id = JobId(t.hash().0);
-        s = block(&s, 0, &[t]);
-        s = block(&s, r, &[]);
+        let (mut s, id) = submitted_job(1, r);
         let job = s.job(&id).unwrap();
         let exec = job.slots[0].executor;
         let run = Run::new(None, LEAVES);
