@@ -170,8 +170,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
         receipt_path.display(),
         verified.height,
         verified.job.slots.len(),
-        &glassbox_types::hex(&reexecuted.output_hash)[..16],
-        &glassbox_types::hex(&reexecuted.trace_root)[..16],
+        &reexecuted.output_hash.to_hex()[..16],
+        &reexecuted.trace_root.to_hex()[..16],
     )?;
     writeln!(
         out,

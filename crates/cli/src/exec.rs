@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use glassbox_runtime::{
-    DType, Isa, KernelChoice, Limits, Model, Options, Session, Tensor, formats, trace::hex,
+    DType, Isa, KernelChoice, Limits, Model, Options, Session, Tensor, formats,
 };
 use serde_json::json;
 
@@ -267,8 +267,8 @@ pub(crate) fn run(args: ExecArgs) -> Result<()> {
         }
     }
 
-    let model_id = format!("blake3:{}", hex(&model.id()));
-    let root = hex(&out.trace.root());
+    let model_id = model.id().to_string();
+    let root = out.trace.root().to_string();
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
     if args.json {

@@ -315,8 +315,8 @@ pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
     let session = Arc::new(Session::new(Arc::new(model), Options::default())?);
     let party = Party::run(session, &inputs)?;
     let revealed = &j["slots"][0]["reveal"];
-    if revealed["output_hash"].as_str() == Some(&glassbox_types::hex(&party.output_hash()))
-        && revealed["trace_root"].as_str() == Some(&glassbox_types::hex(&party.trace_root()))
+    if revealed["output_hash"].as_str() == Some(&party.output_hash().to_hex())
+        && revealed["trace_root"].as_str() == Some(&party.trace_root().to_hex())
     {
         writeln!(
             w,
@@ -340,7 +340,7 @@ pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
     writeln!(
         w,
         "challenged {id} with output {} (bond {})",
-        short(&glassbox_types::hex(&party.output_hash())),
+        short(&party.output_hash().to_hex()),
         params.challenge_bond
     )?;
     let mut last_pos: Option<(usize, u32, usize)> = None;
@@ -386,10 +386,7 @@ pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
         {
             for t in party.opened_tensors(&step) {
                 let enc = formats::canonical_encode(&t);
-                client.put_bytes(
-                    &format!("/v1/tensors/{}", glassbox_types::hex(&t.hash())),
-                    &enc,
-                )?;
+                client.put_bytes(&format!("/v1/tensors/{}", t.hash().to_hex()), &enc)?;
             }
             let name = step.name();
             let tx = sign(

@@ -252,7 +252,7 @@ fn sign_manifest(p: &PublishArgs) -> Result<(SignedManifest, Vec<u8>, SecretKey)
     let bytes = progress::read_file(&p.file, max_model_bytes())?;
     let model = Model::load(&bytes, Limits::default())
         .with_context(|| format!("{} cannot be published", p.file.display()))?;
-    let model_id = ModelId::from_bytes(model.id());
+    let model_id = model.id();
     if model_id != ModelId::of(&bytes) {
         bail!("the runtime's model id disagrees with the file's hash");
     }

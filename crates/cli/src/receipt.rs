@@ -11,8 +11,9 @@ use clap::{Args, Subcommand};
 use glassbox_ledger::outputs_hash;
 use glassbox_node::genesis::NodeGenesis;
 use glassbox_node::receipt::{MAX_RECEIPT_BYTES, Receipt, Verified};
+use glassbox_primitives::{OutputHash, TensorHash, TraceRoot};
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
-use glassbox_types::{ModelId, hex};
+use glassbox_types::ModelId;
 use serde_json::json;
 
 use crate::exec::read_limited;
@@ -81,8 +82,8 @@ pub(crate) fn verify(receipt: &Receipt, genesis: &NodeGenesis) -> Result<Verifie
 
 /// What a re-execution found.
 pub(crate) struct Reexecuted {
-    pub(crate) output_hash: [u8; 32],
-    pub(crate) trace_root: [u8; 32],
+    pub(crate) output_hash: OutputHash,
+    pub(crate) trace_root: TraceRoot,
 }
 
 /// Re-runs the receipt's job on `model_path` and compares bit for bit.
@@ -108,7 +109,7 @@ pub(crate) fn reexecute(verified: &Verified, model_path: &Path) -> Result<Reexec
         .collect::<Result<Vec<_>, _>>()
         .context("the receipt's inputs")?;
     let out = session.run(inputs)?;
-    let hashes: Vec<[u8; 32]> = out.outputs.iter().map(|(_, t)| t.hash()).collect();
+    let hashes: Vec<TensorHash> = out.outputs.iter().map(|(_, t)| t.hash()).collect();
     let output_hash = outputs_hash(&hashes);
     let trace_root = out.trace.root();
     let agreed = job
@@ -117,15 +118,15 @@ pub(crate) fn reexecute(verified: &Verified, model_path: &Path) -> Result<Reexec
     if output_hash != agreed.output_hash {
         bail!(
             "re-execution gives output hash {}, the receipt says {}",
-            hex(&output_hash),
-            hex(&agreed.output_hash)
+            output_hash.to_hex(),
+            agreed.output_hash.to_hex()
         );
     }
     if trace_root != agreed.trace_root {
         bail!(
             "re-execution gives trace root {}, the receipt says {}",
-            hex(&trace_root),
-            hex(&agreed.trace_root)
+            trace_root.to_hex(),
+            agreed.trace_root.to_hex()
         );
     }
     Ok(Reexecuted {
@@ -179,8 +180,8 @@ fn verify_cmd(args: VerifyArgs) -> Result<()> {
             writeln!(
                 w,
                 "  re-executed  locally: same output hash {} and trace root {}",
-                &hex(&r.output_hash)[..16],
-                &hex(&r.trace_root)[..16]
+                &r.output_hash.to_hex()[..16],
+                &r.trace_root.to_hex()[..16]
             )?;
         }
     }

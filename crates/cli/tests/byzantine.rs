@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::{DevNet, Net, agent, get, hex_bytes, models, post_tx};
 
 use glassbox_ledger::{JobId, Params, TxBody, commitment, outputs_hash};
+use glassbox_primitives::{Salt, TraceRoot};
 use glassbox_runtime::{Tensor, formats};
 use glassbox_types::{ModelId, PublicKey, hex};
 use serde_json::{Value, json};
@@ -92,10 +93,16 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
     let oh = outputs_hash(
         &wrong_outputs()
             .iter()
-            .map(|o| *blake3::hash(o).as_bytes())
+            .map(|o| blake3::hash(o).into())
             .collect::<Vec<_>>(),
     );
-    let c = commitment(&id, &me, &oh, &[1; 32], &[2; 32]);
+    let c = commitment(
+        &id,
+        &me,
+        &oh,
+        &TraceRoot::from_bytes([1; 32]),
+        &Salt::from_bytes([2; 32]),
+    );
     post_tx(
         &node,
         &net.sign(
@@ -116,7 +123,13 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
 
     // 2. Reveal a wrong output: disputed, never final, stakes locked.
     let (id, job) = job_for_me();
-    let c = commitment(&id, &me, &oh, &[1; 32], &[2; 32]);
+    let c = commitment(
+        &id,
+        &me,
+        &oh,
+        &TraceRoot::from_bytes([1; 32]),
+        &Salt::from_bytes([2; 32]),
+    );
     post_tx(
         &node,
         &net.sign(
@@ -139,8 +152,8 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
             TxBody::RevealResult {
                 job_id: id,
                 output_hash: oh,
-                trace_root: [1; 32],
-                salt: [2; 32],
+                trace_root: TraceRoot::from_bytes([1; 32]),
+                salt: Salt::from_bytes([2; 32]),
                 outputs: wrong_outputs(),
             },
         ),

@@ -141,7 +141,13 @@ impl Liar {
     /// Commits to and reveals the lie; returns once the job is disputed.
     fn reveal(&self, net: &Net, id: &JobId) {
         let (p, me) = (&self.party, &self.me);
-        let c = commitment(id, me, &p.output_hash(), &p.trace_root(), &[7; 32]);
+        let c = commitment(
+            id,
+            me,
+            &p.output_hash(),
+            &p.trace_root(),
+            &glassbox_primitives::Salt::from_bytes([7; 32]),
+        );
         post_tx(
             &net.node,
             &net.sign(
@@ -165,7 +171,7 @@ impl Liar {
                     job_id: *id,
                     output_hash: p.output_hash(),
                     trace_root: p.trace_root(),
-                    salt: [7; 32],
+                    salt: glassbox_primitives::Salt::from_bytes([7; 32]),
                     outputs: p.outputs(),
                 },
             ),
@@ -202,7 +208,7 @@ impl Liar {
             {
                 for t in self.party.opened_tensors(&step) {
                     put(
-                        &format!("{}/v1/tensors/{}", net.node, hex(&t.hash())),
+                        &format!("{}/v1/tensors/{}", net.node, t.hash()),
                         &formats::canonical_encode(&t),
                     );
                 }

@@ -1,6 +1,7 @@
 //! Transaction admission and block application (docs/ledger.md,
 //! "Admission and execution").
 
+use glassbox_primitives::{OutputHash, TraceRoot};
 use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
 use serde::{Deserialize, Serialize};
 
@@ -146,11 +147,9 @@ pub enum Event {
         /// The job.
         job_id: JobId,
         /// The agreed outputs' hash.
-        #[serde(with = "serde_util::hex32")]
-        output_hash: [u8; 32],
+        output_hash: OutputHash,
         /// The agreed trace root.
-        #[serde(with = "serde_util::hex32")]
-        trace_root: [u8; 32],
+        trace_root: TraceRoot,
     },
     /// Reveals disagree: the job is disputed and its executors' stakes
     /// locked.
@@ -164,11 +163,9 @@ pub enum Event {
         /// The job.
         job_id: JobId,
         /// The revealed output hash.
-        #[serde(with = "serde_util::hex32")]
-        output_hash: [u8; 32],
+        output_hash: OutputHash,
         /// The revealed trace root.
-        #[serde(with = "serde_util::hex32")]
-        trace_root: [u8; 32],
+        trace_root: TraceRoot,
         /// The last height a challenge is accepted.
         until: u64,
     },

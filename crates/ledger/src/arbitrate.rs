@@ -12,11 +12,13 @@
 
 use glassbox_types::PublicKey;
 
+use glassbox_primitives::trace;
+use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceRoot, tags};
+
 use crate::apply::{BlockContext, Event};
 use crate::dispute::{
     Claim, Dispute, Game, JobExt, MAX_OPENINGS, MAX_TRACE_LEAVES, OutputSource, Referee,
     RefereeError, Side, Stage, Step, Target, Verdict, hash_leaf, hash_node, root_from_path, split,
-    trace_leaf, trace_root,
 };
 use crate::error::TxError;
 use crate::jobs::{Job, JobId, JobStatus, check_tensors, outputs_hash};
@@ -25,7 +27,7 @@ use crate::schedule::status_name;
 use crate::state::State;
 
 /// Domain of the audit draw.
-pub const AUDIT_DOMAIN: &[u8] = b"GBAU1";
+pub const AUDIT_DOMAIN: &[u8] = tags::AUDIT;
 
 /// What the referee may need for a dispute step ([`State::referee_needs`]),
 /// so a replica can fetch the model and the opened tensors first.
@@ -36,7 +38,7 @@ pub struct RefereeWork {
     /// Its model.
     pub model_id: glassbox_types::ModelId,
     /// Hashes of every opened operand tensor (sorted, distinct).
-    pub tensors: Vec<[u8; 32]>,
+    pub tensors: Vec<TensorHash>,
 }
 
 fn dispute_err(job_id: JobId, reason: impl Into<String>) -> TxError {
@@ -71,7 +73,7 @@ impl State {
     pub(crate) fn keep_outputs(
         &mut self,
         job: &Job,
-        output_hash: &[u8; 32],
+        output_hash: &OutputHash,
         outputs: &[Vec<u8>],
     ) -> Result<(), TxError> {
         let seen = job
@@ -169,8 +171,8 @@ impl State {
         sender: &PublicKey,
         balance: u64,
         id: &JobId,
-        output_hash: &[u8; 32],
-        trace_root: &[u8; 32],
+        output_hash: &OutputHash,
+        trace_root: &TraceRoot,
         outputs: &[Vec<u8>],
         height: u64,
     ) -> Result<(Job, JobExt), TxError> {
@@ -229,8 +231,8 @@ impl State {
         sender: &PublicKey,
         account: &mut Account,
         id: &JobId,
-        output_hash: [u8; 32],
-        trace_root: [u8; 32],
+        output_hash: OutputHash,
+        trace_root: TraceRoot,
         outputs: &[Vec<u8>],
         height: u64,
     ) -> Result<Vec<Event>, TxError> {
@@ -375,11 +377,11 @@ impl State {
                         format!("{leaves} trace leaves is over the limit of {MAX_TRACE_LEAVES}"),
                     ));
                 }
-                if *leaves == 0 && leaves_root != blake3::hash(b"").as_bytes() {
+                if *leaves == 0 && *leaves_root != trace::merkle_root(&[]) {
                     return Err(dispute_err(*id, "an empty trace has the empty root"));
                 }
                 let claimed = claims.get(claim).map(|c| c.trace_root).unwrap_or_default();
-                if trace_root(&job.model_id, &job.input_hashes, *leaves, leaves_root) != claimed {
+                if trace::root(&job.model_id, &job.input_hashes, *leaves, leaves_root) != claimed {
                     return Err(dispute_err(
                         *id,
                         "the leaf count and root do not open the claimed trace root",
@@ -418,7 +420,7 @@ impl State {
                             format!("node {} is not before node {below}", o.node),
                         ));
                     }
-                    let leaf = trace_leaf(o.node, &o.outputs);
+                    let leaf = trace::leaf(o.node, o.outputs.iter().copied());
                     if root_from_path(&leaf, o.node, leaves, &o.path) != Some(root) {
                         return Err(dispute_err(
                             *id,
@@ -543,7 +545,7 @@ impl State {
             .as_ref()
             .and_then(|ext| ext.dispute.as_ref())
             .and_then(|dispute| dispute.game.as_ref());
-        let mut tensors: Vec<[u8; 32]> = game
+        let mut tensors: Vec<TensorHash> = game
             .iter()
             .flat_map(|game| game.opened.iter())
             .flat_map(|o| o.outputs.iter().copied())
@@ -827,11 +829,8 @@ impl State {
 }
 
 /// The output hashes of canonical tensors.
-fn hashes(tensors: &[Vec<u8>]) -> Vec<[u8; 32]> {
-    tensors
-        .iter()
-        .map(|t| *blake3::hash(t).as_bytes())
-        .collect()
+fn hashes(tensors: &[Vec<u8>]) -> Vec<TensorHash> {
+    tensors.iter().map(|t| blake3::hash(t).into()).collect()
 }
 
 /// Both sides moved: the next stage of the game.
@@ -896,7 +895,7 @@ fn advance(
 
 /// Bisection continues on `[lo, hi)` where the sides hash to `ha`, `hb`;
 /// a one-leaf range goes to the referee.
-fn enter_range(game: &mut Game, lo: u64, hi: u64, ha: [u8; 32], hb: [u8; 32]) {
+fn enter_range(game: &mut Game, lo: u64, hi: u64, ha: MerkleNode, hb: MerkleNode) {
     game.a.hash = Some(ha);
     game.b.hash = Some(hb);
     game.stage = if hi - lo <= 1 {
@@ -976,7 +975,7 @@ fn adjudicate(
                 dispute
                     .and_then(|d| d.claims.get(usize::from(i)))
                     .and_then(|c| c.outputs.get(usize::try_from(o).ok()?))
-                    .map(|t| *blake3::hash(t).as_bytes())
+                    .map(|t| blake3::hash(t).into())
             };
             Ok(Some((
                 claim_out(game.a.claim) != Some(truth),

@@ -7,129 +7,25 @@
 //! a challenger contests a result. The game bisects two parties' execution
 //! traces down to the first trace leaf where they differ; a [`Referee`]
 //! (the validators, re-running that single operator with the runtime)
-//! decides which leaf is right. The Merkle arithmetic here is the
-//! runtime's trace commitment (docs/determinism.md, "Trace commitment")
-//! re-stated, so the ledger checks openings without the runtime.
+//! decides which leaf is right. The Merkle arithmetic is
+//! `glassbox_primitives::trace` (docs/determinism.md, "Trace commitment"),
+//! the one definition the runtime also commits with, so the ledger checks
+//! openings without the runtime.
 
+use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceLeaf, TraceRoot};
 use glassbox_types::{ModelId, PublicKey};
 use serde::Serialize;
 
-use crate::codec::{Reader, Writer};
 use crate::error::DecodeError;
 use crate::jobs::{read_tensors, write_tensors};
 use crate::limits;
 use crate::records::RECORD_VERSION;
 use crate::serde_util;
+use glassbox_primitives::codec::{Reader, Writer};
 
-// ---- trace arithmetic (docs/determinism.md, "Trace commitment") ----------
+// ---- trace arithmetic: glassbox_primitives::trace ------------------------
 
-const LEAF_TAG: u8 = 0x00;
-const NODE_TAG: u8 = 0x01;
-
-/// The leaf of trace node `node` whose outputs hash to `outputs`:
-/// `BLAKE3("GBL1" || node (u64 LE) || count (u32 LE) || hashes)`.
-pub fn trace_leaf(node: u64, outputs: &[[u8; 32]]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(b"GBL1");
-    h.update(&node.to_le_bytes());
-    h.update(
-        &u32::try_from(outputs.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    for o in outputs {
-        h.update(o);
-    }
-    *h.finalize().as_bytes()
-}
-
-/// The Merkle hash of a one-leaf range: `BLAKE3(0x00 || leaf)`.
-pub fn hash_leaf(leaf: &[u8; 32]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(&[LEAF_TAG]);
-    h.update(leaf);
-    *h.finalize().as_bytes()
-}
-
-/// The Merkle hash of a range from its halves: `BLAKE3(0x01 || l || r)`.
-pub fn hash_node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(&[NODE_TAG]);
-    h.update(left);
-    h.update(right);
-    *h.finalize().as_bytes()
-}
-
-/// Where a range of `n >= 2` leaves splits: the largest power of two
-/// strictly below `n` goes left (RFC 6962's shape).
-pub fn split(n: u64) -> u64 {
-    let mut k = 1u64;
-    while k.saturating_mul(2) < n {
-        k *= 2;
-    }
-    k
-}
-
-/// The trace root: `BLAKE3("GBR1" || model || input count (u32 LE) ||
-/// input hashes || leaf count (u64 LE) || Merkle root of the leaves)`.
-pub fn trace_root(
-    model: &ModelId,
-    input_hashes: &[[u8; 32]],
-    leaves: u64,
-    leaves_root: &[u8; 32],
-) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(b"GBR1");
-    h.update(model.as_bytes());
-    h.update(
-        &u32::try_from(input_hashes.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    for i in input_hashes {
-        h.update(i);
-    }
-    h.update(&leaves.to_le_bytes());
-    h.update(leaves_root);
-    *h.finalize().as_bytes()
-}
-
-/// The Merkle root of `n` leaves recomputed from leaf `index` and its
-/// audit path (siblings from the leaf up); `None` when the index is out of
-/// range or the path has the wrong length.
-pub fn root_from_path(leaf: &[u8; 32], index: u64, n: u64, path: &[[u8; 32]]) -> Option<[u8; 32]> {
-    if index >= n {
-        return None;
-    }
-    let mut sides: Vec<bool> = Vec::with_capacity(path.len());
-    let (mut lo, mut hi, mut i) = (0u64, n, index);
-    while hi - lo > 1 {
-        if sides.len() >= MAX_PATH {
-            return None;
-        }
-        let k = split(hi - lo);
-        if i < k {
-            sides.push(true);
-            hi = lo + k;
-        } else {
-            sides.push(false);
-            lo += k;
-            i -= k;
-        }
-    }
-    if sides.len() != path.len() {
-        return None;
-    }
-    let mut acc = hash_leaf(leaf);
-    for (sib, left) in path.iter().zip(sides.iter().rev()) {
-        acc = if *left {
-            hash_node(&acc, sib)
-        } else {
-            hash_node(sib, &acc)
-        };
-    }
-    Some(acc)
-}
+pub use glassbox_primitives::trace::{hash_leaf, hash_node, root_from_path, split};
 
 /// The most trace leaves (operators) a dispute accepts.
 pub const MAX_TRACE_LEAVES: u64 = 1 << 24;
@@ -157,7 +53,7 @@ pub enum OutputSource {
     /// Graph input `index`, passed through.
     Input(u32),
     /// A constant of the model, by canonical tensor hash.
-    Constant([u8; 32]),
+    Constant(TensorHash),
 }
 
 /// Why the referee gave no verdict.
@@ -206,8 +102,8 @@ pub trait Referee {
         model: &ModelId,
         node: u64,
         inputs: &[Vec<u8>],
-        opened: &dyn Fn(u64, u32) -> Option<[u8; 32]>,
-    ) -> Result<[u8; 32], RefereeError>;
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+    ) -> Result<TraceLeaf, RefereeError>;
 }
 
 /// A referee that holds nothing: every question is
@@ -230,8 +126,8 @@ impl Referee for NoReferee {
         model: &ModelId,
         _: u64,
         _: &[Vec<u8>],
-        _: &dyn Fn(u64, u32) -> Option<[u8; 32]>,
-    ) -> Result<[u8; 32], RefereeError> {
+        _: &dyn Fn(u64, u32) -> Option<TensorHash>,
+    ) -> Result<TraceLeaf, RefereeError> {
         Err(RefereeError::Unavailable(format!("no referee for {model}")))
     }
 }
@@ -245,11 +141,11 @@ pub struct LeafOpening {
     /// The trace node.
     pub node: u64,
     /// The canonical hashes of its outputs.
-    #[serde(with = "serde_util::hex32_vec")]
-    pub outputs: Vec<[u8; 32]>,
+    #[serde(deserialize_with = "serde_util::max_64::deserialize")]
+    pub outputs: Vec<TensorHash>,
     /// Sibling hashes from the leaf up to the root.
-    #[serde(with = "serde_util::hex32_vec")]
-    pub path: Vec<[u8; 32]>,
+    #[serde(deserialize_with = "serde_util::max_64::deserialize")]
+    pub path: Vec<MerkleNode>,
 }
 
 /// One move of a party in a dispute (the body of a `DisputeStep`).
@@ -262,17 +158,14 @@ pub enum Step {
         /// Trace leaves (operators).
         leaves: u64,
         /// Merkle root of the leaves.
-        #[serde(with = "serde_util::hex32")]
-        leaves_root: [u8; 32],
+        leaves_root: MerkleNode,
     },
     /// The two halves of the range in question.
     Split {
         /// Hash of the left half.
-        #[serde(with = "serde_util::hex32")]
-        left: [u8; 32],
+        left: MerkleNode,
         /// Hash of the right half.
-        #[serde(with = "serde_util::hex32")]
-        right: [u8; 32],
+        right: MerkleNode,
     },
     /// Leaf openings of the operands the referee needs.
     Openings {
@@ -290,12 +183,12 @@ impl Step {
             } => {
                 w.u8(0);
                 w.u64(*leaves);
-                w.bytes(leaves_root);
+                w.digest(leaves_root);
             }
             Step::Split { left, right } => {
                 w.u8(1);
-                w.bytes(left);
-                w.bytes(right);
+                w.digest(left);
+                w.digest(right);
             }
             Step::Openings { items } => {
                 w.u8(2);
@@ -312,11 +205,11 @@ impl Step {
         Ok(match r.u8()? {
             0 => Step::Open {
                 leaves: r.u64()?,
-                leaves_root: r.array()?,
+                leaves_root: r.digest()?,
             },
             1 => Step::Split {
-                left: r.array()?,
-                right: r.array()?,
+                left: r.digest()?,
+                right: r.digest()?,
             },
             2 => {
                 let n = r.len("openings", MAX_OPENINGS_PER_TX)?;
@@ -344,11 +237,11 @@ fn write_opening(w: &mut Writer, o: &LeafOpening) {
     w.u64(o.node);
     w.len(o.outputs.len());
     for h in &o.outputs {
-        w.bytes(h);
+        w.digest(h);
     }
     w.len(o.path.len());
     for h in &o.path {
-        w.bytes(h);
+        w.digest(h);
     }
 }
 
@@ -357,12 +250,12 @@ fn read_opening(r: &mut Reader<'_>) -> Result<LeafOpening, DecodeError> {
     let n = r.len("leaf outputs", MAX_LEAF_OUTPUTS)?;
     let mut outputs = Vec::with_capacity(n);
     for _ in 0..n {
-        outputs.push(r.array()?);
+        outputs.push(r.digest()?);
     }
     let n = r.len("audit path", MAX_PATH)?;
     let mut path = Vec::with_capacity(n);
     for _ in 0..n {
-        path.push(r.array()?);
+        path.push(r.digest()?);
     }
     Ok(LeafOpening {
         node,
@@ -389,11 +282,9 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Claim {
     /// The claimed outputs' hash ([`crate::outputs_hash`]).
-    #[serde(with = "serde_util::hex32")]
-    pub output_hash: [u8; 32],
+    pub output_hash: OutputHash,
     /// The claimed trace root.
-    #[serde(with = "serde_util::hex32")]
-    pub trace_root: [u8; 32],
+    pub trace_root: TraceRoot,
     /// The claimed outputs (canonical tensor encodings).
     #[serde(with = "serde_util::hex_vec")]
     pub outputs: Vec<Vec<u8>>,
@@ -414,16 +305,14 @@ pub struct Side {
     /// Its opened leaf count, once opened.
     pub leaves: Option<u64>,
     /// Its leaves' Merkle root, once opened.
-    #[serde(with = "opt_hex32")]
-    pub root: Option<[u8; 32]>,
+    pub root: Option<MerkleNode>,
     /// Its hash of the range in question (bisection).
-    #[serde(with = "opt_hex32")]
-    pub hash: Option<[u8; 32]>,
+    pub hash: Option<MerkleNode>,
     /// Whether it has moved in the current round.
     pub moved: bool,
     /// Its split of the current range, once posted.
     #[serde(skip)]
-    pub split: Option<([u8; 32], [u8; 32])>,
+    pub split: Option<(MerkleNode, MerkleNode)>,
 }
 
 /// Where the current game is.
@@ -553,23 +442,23 @@ impl JobExt {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(256);
         w.u8(RECORD_VERSION);
-        opt(&mut w, self.pending_until.as_ref(), |w, v| w.u64(*v));
-        opt(&mut w, self.auditor.as_ref(), |w, k| w.key(k));
-        opt(&mut w, self.dispute.as_ref(), write_dispute);
+        w.option(self.pending_until.as_ref(), |w, v| w.u64(*v));
+        w.option(self.auditor.as_ref(), |w, k| k.write_to(w));
+        w.option(self.dispute.as_ref(), write_dispute);
         w.len(self.extra_outputs.len());
         for o in &self.extra_outputs {
             write_tensors(&mut w, o);
         }
-        w.buf
+        w.into_bytes()
     }
 
     /// Decodes [`JobExt::encode`]'s form, every count within its limit.
     pub fn decode(bytes: &[u8]) -> Result<JobExt, DecodeError> {
         let mut r = Reader::new("job extension record", bytes);
         r.version(RECORD_VERSION)?;
-        let pending_until = read_opt(&mut r, |r| r.u64())?;
-        let auditor = read_opt(&mut r, |r| r.key("auditor"))?;
-        let dispute = read_opt(&mut r, read_dispute)?;
+        let pending_until = r.option("pending until", |r| r.u64())?;
+        let auditor = r.option("auditor", |r| PublicKey::read_from(r, "auditor"))?;
+        let dispute = r.option("dispute", read_dispute)?;
         let n = r.len("extra outputs", limits::HARD_MAX_JOB_REPLICAS)?;
         let mut extra_outputs = Vec::with_capacity(n);
         for _ in 0..n {
@@ -582,27 +471,6 @@ impl JobExt {
             dispute,
             extra_outputs,
         })
-    }
-}
-
-fn opt<T>(w: &mut Writer, v: Option<&T>, f: impl FnOnce(&mut Writer, &T)) {
-    match v {
-        Some(v) => {
-            w.u8(1);
-            f(w, v);
-        }
-        None => w.u8(0),
-    }
-}
-
-fn read_opt<'a, T>(
-    r: &mut Reader<'a>,
-    f: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
-) -> Result<Option<T>, DecodeError> {
-    match r.u8()? {
-        0 => Ok(None),
-        1 => Ok(Some(f(r)?)),
-        t => Err(r.err(format!("option tag {t} is not 0 or 1"))),
     }
 }
 
@@ -632,32 +500,24 @@ fn read_target(r: &mut Reader<'_>) -> Result<Target, DecodeError> {
 
 fn write_side(w: &mut Writer, s: &Side) {
     w.u8(s.claim);
-    opt(w, s.leaves.as_ref(), |w, v| w.u64(*v));
-    opt(w, s.root.as_ref(), |w, h| w.bytes(h));
-    opt(w, s.hash.as_ref(), |w, h| w.bytes(h));
-    w.u8(u8::from(s.moved));
-    opt(w, s.split.as_ref(), |w, (l, r)| {
-        w.bytes(l);
-        w.bytes(r);
+    w.option(s.leaves.as_ref(), |w, v| w.u64(*v));
+    w.option(s.root.as_ref(), |w, h| w.digest(h));
+    w.option(s.hash.as_ref(), |w, h| w.digest(h));
+    w.flag(s.moved);
+    w.option(s.split.as_ref(), |w, (l, r)| {
+        w.digest(l);
+        w.digest(r);
     });
-}
-
-fn read_bool(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
-    match r.u8()? {
-        0 => Ok(false),
-        1 => Ok(true),
-        t => Err(r.err(format!("bool {t} is not 0 or 1"))),
-    }
 }
 
 fn read_side(r: &mut Reader<'_>) -> Result<Side, DecodeError> {
     Ok(Side {
         claim: r.u8()?,
-        leaves: read_opt(r, |r| r.u64())?,
-        root: read_opt(r, |r| r.array())?,
-        hash: read_opt(r, |r| r.array())?,
-        moved: read_bool(r)?,
-        split: read_opt(r, |r| Ok((r.array()?, r.array()?)))?,
+        leaves: r.option("leaves", |r| r.u64())?,
+        root: r.option("root", |r| r.digest())?,
+        hash: r.option("hash", |r| r.digest())?,
+        moved: r.flag("moved")?,
+        split: r.option("split", |r| Ok((r.digest()?, r.digest()?)))?,
     })
 }
 
@@ -665,17 +525,17 @@ fn write_dispute(w: &mut Writer, d: &Dispute) {
     w.u64(d.opened_height);
     w.len(d.claims.len());
     for c in &d.claims {
-        w.bytes(&c.output_hash);
-        w.bytes(&c.trace_root);
+        w.digest(&c.output_hash);
+        w.digest(&c.trace_root);
         write_tensors(w, &c.outputs);
         w.len(c.members.len());
         for m in &c.members {
-            w.key(m);
+            m.write_to(w);
         }
         w.u64(c.bond);
-        w.u8(u8::from(c.lost));
+        w.flag(c.lost);
     }
-    opt(w, d.game.as_ref(), |w, g| {
+    w.option(d.game.as_ref(), |w, g| {
         write_side(w, &g.a);
         write_side(w, &g.b);
         match &g.stage {
@@ -702,15 +562,15 @@ fn write_dispute(w: &mut Writer, d: &Dispute) {
     for v in &d.verdicts {
         w.u8(v.a);
         w.u8(v.b);
-        opt(w, v.target.as_ref(), write_target);
-        w.u8(u8::from(v.a_lost));
-        w.u8(u8::from(v.b_lost));
+        w.option(v.target.as_ref(), write_target);
+        w.flag(v.a_lost);
+        w.flag(v.b_lost);
         w.str(&v.reason);
         w.u32(v.rounds);
         w.u64(v.height);
     }
-    opt(w, d.winner.as_ref(), |w, v| w.u8(*v));
-    opt(w, d.closed_height.as_ref(), |w, v| w.u64(*v));
+    w.option(d.winner.as_ref(), |w, v| w.u8(*v));
+    w.option(d.closed_height.as_ref(), |w, v| w.u64(*v));
 }
 
 /// The most claims a dispute holds (one per replica plus a challenger).
@@ -722,13 +582,13 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
     let n = r.len("claims", MAX_CLAIMS)?;
     let mut claims = Vec::with_capacity(n);
     for _ in 0..n {
-        let output_hash = r.array()?;
-        let trace_root = r.array()?;
+        let output_hash = r.digest()?;
+        let trace_root = r.digest()?;
         let outputs = read_tensors(r, "claim outputs")?;
         let m = r.len("claim members", limits::HARD_MAX_JOB_REPLICAS)?;
         let mut members = Vec::with_capacity(m);
         for _ in 0..m {
-            members.push(r.key("claim member")?);
+            members.push(PublicKey::read_from(r, "claim member")?);
         }
         claims.push(Claim {
             output_hash,
@@ -736,10 +596,10 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
             outputs,
             members,
             bond: r.u64()?,
-            lost: read_bool(r)?,
+            lost: r.flag("lost")?,
         });
     }
-    let game = read_opt(r, |r| {
+    let game = r.option("game", |r| {
         let a = read_side(r)?;
         let b = read_side(r)?;
         let at = r.pos();
@@ -778,16 +638,16 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
         verdicts.push(Verdict {
             a: r.u8()?,
             b: r.u8()?,
-            target: read_opt(r, read_target)?,
-            a_lost: read_bool(r)?,
-            b_lost: read_bool(r)?,
+            target: r.option("target", read_target)?,
+            a_lost: r.flag("lost")?,
+            b_lost: r.flag("lost")?,
             reason: r.str("verdict reason", MAX_REASON_BYTES)?,
             rounds: r.u32()?,
             height: r.u64()?,
         });
     }
-    let winner = read_opt(r, |r| r.u8())?;
-    let closed_height = read_opt(r, |r| r.u64())?;
+    let winner = r.option("winner", |r| r.u8())?;
+    let closed_height = r.option("closed height", |r| r.u64())?;
     Ok(Dispute {
         opened_height,
         claims,
@@ -796,19 +656,6 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
         winner,
         closed_height,
     })
-}
-
-mod opt_hex32 {
-    use serde::Serializer;
-
-    use crate::serde_util::Hex32;
-
-    pub(crate) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(h) => s.serialize_some(&Hex32(*h)),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 mod opt_key {
@@ -825,60 +672,12 @@ mod opt_key {
 
 #[cfg(test)]
 mod tests {
+    use glassbox_primitives::Digest;
+
     use super::*;
 
-    fn h(i: u64) -> [u8; 32] {
-        *blake3::hash(&i.to_le_bytes()).as_bytes()
-    }
-
-    fn root(leaves: &[[u8; 32]]) -> [u8; 32] {
-        match leaves.len() {
-            0 => *blake3::hash(b"").as_bytes(),
-            1 => hash_leaf(&leaves[0]),
-            n => {
-                let k = split(n as u64) as usize;
-                hash_node(&root(&leaves[..k]), &root(&leaves[k..]))
-            }
-        }
-    }
-
-    fn path(leaves: &[[u8; 32]], index: usize) -> Vec<[u8; 32]> {
-        let mut p = Vec::new();
-        let (mut lo, mut hi, mut i) = (0, leaves.len(), index);
-        while hi - lo > 1 {
-            let k = split((hi - lo) as u64) as usize;
-            if i < k {
-                p.push(root(&leaves[lo + k..hi]));
-                hi = lo + k;
-            } else {
-                p.push(root(&leaves[lo..lo + k]));
-                lo += k;
-                i -= k;
-            }
-        }
-        p.reverse();
-        p
-    }
-
-    #[test]
-    fn paths_verify_for_every_leaf_and_size_and_nothing_else() {
-        for n in 1..34u64 {
-            let leaves: Vec<[u8; 32]> = (0..n).map(h).collect();
-            let r = root(&leaves);
-            for i in 0..n {
-                let p = path(&leaves, i as usize);
-                assert_eq!(root_from_path(&leaves[i as usize], i, n, &p), Some(r));
-                assert_ne!(root_from_path(&h(99), i, n, &p), Some(r));
-                if n > 1 {
-                    assert_ne!(
-                        root_from_path(&leaves[i as usize], (i + 1) % n, n, &p),
-                        Some(r)
-                    );
-                }
-                assert_eq!(root_from_path(&leaves[i as usize], i, n + 64, &p), None);
-            }
-            assert_eq!(root_from_path(&h(0), n, n, &[]), None);
-        }
+    fn h<D: Digest>(i: u64) -> D {
+        D::from_array(*blake3::hash(&i.to_le_bytes()).as_bytes())
     }
 
     #[test]

@@ -9,17 +9,7 @@ use crate::jobs::JobId;
 use crate::smt::{ProofError, SmtError};
 use crate::tx::TxHash;
 
-/// Bytes that are not a canonical encoding of `what`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed {what} at byte {offset}: {reason}")]
-pub struct DecodeError {
-    /// What was being decoded (`transaction`, `proof`, `account record`...).
-    pub what: &'static str,
-    /// Byte offset where decoding failed.
-    pub offset: usize,
-    /// Why.
-    pub reason: String,
-}
+pub use glassbox_primitives::DecodeError;
 
 /// Why a transaction was refused (admission) or failed (execution).
 ///

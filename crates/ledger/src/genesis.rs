@@ -7,16 +7,16 @@ use std::collections::BTreeSet;
 use glassbox_types::PublicKey;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::Writer;
 use crate::error::GenesisError;
 use crate::limits;
 use crate::records::{Account, ChainInfo, Executor, Params, capacity_ok, validate_endpoint};
 use crate::serde_util;
 use crate::state::State;
+use glassbox_primitives::codec::Writer;
 
 /// Genesis encoding format version.
 pub const GENESIS_VERSION: u16 = 1;
-const GENESIS_MAGIC: &[u8; 4] = b"GBGN";
+const GENESIS_MAGIC: &[u8; 4] = glassbox_primitives::tags::GENESIS;
 
 /// An initial balance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,17 +188,17 @@ impl GenesisState {
         self.params.write_genesis(&mut w);
         w.len(self.accounts.len());
         for a in &self.accounts {
-            w.key(&a.address);
+            a.address.write_to(&mut w);
             w.u64(a.balance);
         }
         w.len(self.executors.len());
         for e in &self.executors {
-            w.key(&e.owner);
+            e.owner.write_to(&mut w);
             w.u64(e.stake);
             w.u32(e.capacity);
             w.str(&e.endpoint);
         }
-        Ok(w.buf)
+        Ok(w.into_bytes())
     }
 
     /// The chain id: BLAKE3 of [`GenesisState::encode`].

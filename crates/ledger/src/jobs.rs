@@ -15,18 +15,20 @@ use std::str::FromStr;
 use glassbox_types::{DimSpec, ManifestId, ModelId, PublicKey, TensorSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Reader, Writer};
+use glassbox_primitives::codec::{Reader, Writer};
+use glassbox_primitives::{Commitment, OutputHash, Salt, TensorHash, TraceRoot, tags};
+
 use crate::error::{DecodeError, TxError};
 use crate::limits;
 use crate::records::RECORD_VERSION;
 use crate::serde_util;
 
 /// Domain of [`commitment`].
-pub const COMMITMENT_DOMAIN: &[u8] = b"GBCM1";
+pub const COMMITMENT_DOMAIN: &[u8] = tags::COMMITMENT;
 /// Domain of [`outputs_hash`].
-pub const OUTPUTS_DOMAIN: &[u8] = b"GBOH1";
+pub const OUTPUTS_DOMAIN: &[u8] = tags::OUTPUTS;
 /// Domain of the executor-selection draw.
-pub const SELECTION_DOMAIN: &[u8] = b"GBSL1";
+pub const SELECTION_DOMAIN: &[u8] = tags::SELECTION;
 
 /// A job's id: the hash of the transaction that submitted it. Text form
 /// `job:<64 lower-case hex>`.
@@ -85,23 +87,23 @@ impl<'de> Deserialize<'de> for JobId {
 pub fn commitment(
     job: &JobId,
     executor: &PublicKey,
-    output_hash: &[u8; 32],
-    trace_root: &[u8; 32],
-    salt: &[u8; 32],
-) -> [u8; 32] {
+    output_hash: &OutputHash,
+    trace_root: &TraceRoot,
+    salt: &Salt,
+) -> Commitment {
     let mut h = blake3::Hasher::new();
     h.update(COMMITMENT_DOMAIN);
     h.update(&job.0);
     h.update(&executor.to_bytes());
-    h.update(output_hash);
-    h.update(trace_root);
-    h.update(salt);
-    *h.finalize().as_bytes()
+    h.update(output_hash.as_bytes());
+    h.update(trace_root.as_bytes());
+    h.update(salt.as_bytes());
+    h.finalize().into()
 }
 
 /// The hash of a run's outputs: `BLAKE3("GBOH1" || count (u32 LE) || each
 /// output's canonical tensor hash)`.
-pub fn outputs_hash(output_hashes: &[[u8; 32]]) -> [u8; 32] {
+pub fn outputs_hash(output_hashes: &[TensorHash]) -> OutputHash {
     let mut h = blake3::Hasher::new();
     h.update(OUTPUTS_DOMAIN);
     h.update(
@@ -110,9 +112,9 @@ pub fn outputs_hash(output_hashes: &[[u8; 32]]) -> [u8; 32] {
             .to_le_bytes(),
     );
     for o in output_hashes {
-        h.update(o);
+        h.update(o.as_bytes());
     }
-    *h.finalize().as_bytes()
+    h.finalize().into()
 }
 
 /// The header of a canonical tensor encoding (docs/determinism.md,
@@ -211,7 +213,7 @@ pub(crate) fn check_tensors(
     what: &'static str,
     tensors: &[Vec<u8>],
     specs: &[TensorSpec],
-) -> Result<Vec<[u8; 32]>, TxError> {
+) -> Result<Vec<TensorHash>, TxError> {
     let bad = |index: usize, reason: String| TxError::BadTensor {
         what,
         index,
@@ -282,7 +284,7 @@ pub(crate) fn check_tensors(
                 }
             }
         }
-        hashes.push(*blake3::hash(bytes).as_bytes());
+        hashes.push(blake3::hash(bytes).into());
     }
     Ok(hashes)
 }
@@ -342,14 +344,11 @@ impl JobStatus {
 #[serde(deny_unknown_fields)]
 pub struct Reveal {
     /// [`outputs_hash`] of its outputs.
-    #[serde(with = "serde_util::hex32")]
-    pub output_hash: [u8; 32],
+    pub output_hash: OutputHash,
     /// Its execution trace root.
-    #[serde(with = "serde_util::hex32")]
-    pub trace_root: [u8; 32],
+    pub trace_root: TraceRoot,
     /// The salt of its commitment.
-    #[serde(with = "serde_util::hex32")]
-    pub salt: [u8; 32],
+    pub salt: Salt,
     /// The height of the block that included the reveal.
     pub height: u64,
 }
@@ -368,8 +367,7 @@ pub struct Slot {
     /// slots to commit, or once it has revealed.
     pub deadline: Option<u64>,
     /// Its commitment, once posted.
-    #[serde(with = "opt_hex32")]
-    pub commitment: Option<[u8; 32]>,
+    pub commitment: Option<Commitment>,
     /// Its reveal, once posted.
     pub reveal: Option<Reveal>,
 }
@@ -390,8 +388,7 @@ pub struct Job {
     #[serde(with = "serde_util::hex_vec")]
     pub inputs: Vec<Vec<u8>>,
     /// BLAKE3 of each input's encoding (the runtime's tensor hashes).
-    #[serde(with = "serde_util::hex32_vec")]
-    pub input_hashes: Vec<[u8; 32]>,
+    pub input_hashes: Vec<TensorHash>,
     /// How many executors must agree.
     pub replicas: u8,
     /// What each agreeing executor is paid.
@@ -455,7 +452,7 @@ impl Job {
         let mut w = Writer::with_capacity(256 + io + 200 * self.slots.len());
         w.u8(RECORD_VERSION);
         w.bytes(&self.id.0);
-        w.key(&self.requester);
+        self.requester.write_to(&mut w);
         w.bytes(self.model_id.as_bytes());
         w.bytes(self.manifest_id.as_bytes());
         w.len(self.inputs.len());
@@ -469,37 +466,27 @@ impl Job {
         w.u8(self.status.code());
         w.len(self.slots.len());
         for s in &self.slots {
-            w.key(&s.executor);
+            s.executor.write_to(&mut w);
             w.u64(s.assigned_height);
-            opt_u64(&mut w, s.deadline);
-            match &s.commitment {
-                Some(c) => {
-                    w.u8(1);
-                    w.bytes(c);
-                }
-                None => w.u8(0),
-            }
-            match &s.reveal {
-                Some(r) => {
-                    w.u8(1);
-                    w.bytes(&r.output_hash);
-                    w.bytes(&r.trace_root);
-                    w.bytes(&r.salt);
-                    w.u64(r.height);
-                }
-                None => w.u8(0),
-            }
+            w.option(s.deadline.as_ref(), |w, v| w.u64(*v));
+            w.option(s.commitment.as_ref(), |w, c| w.digest(c));
+            w.option(s.reveal.as_ref(), |w, r| {
+                w.digest(&r.output_hash);
+                w.digest(&r.trace_root);
+                w.digest(&r.salt);
+                w.u64(r.height);
+            });
         }
         w.len(self.missed.len());
         for k in &self.missed {
-            w.key(k);
+            k.write_to(&mut w);
         }
         w.len(self.outputs.len());
         for t in &self.outputs {
             w.blob(t);
         }
-        opt_u64(&mut w, self.closed_height);
-        w.buf
+        w.option(self.closed_height.as_ref(), |w, v| w.u64(*v));
+        w.into_bytes()
     }
 
     /// Decodes [`Job::encode`]'s form, checking every count and length
@@ -509,11 +496,11 @@ impl Job {
         let mut r = Reader::new("job record", bytes);
         r.version(RECORD_VERSION)?;
         let id = JobId(r.array()?);
-        let requester = r.key("requester")?;
+        let requester = PublicKey::read_from(&mut r, "requester")?;
         let model_id = ModelId::from_bytes(r.array()?);
         let manifest_id = ManifestId::from_bytes(r.array()?);
         let inputs = read_tensors(&mut r, "inputs")?;
-        let input_hashes = inputs.iter().map(|t| *blake3::hash(t).as_bytes()).collect();
+        let input_hashes = inputs.iter().map(|t| blake3::hash(t).into()).collect();
         let at = r.pos();
         let replicas = r.u8()?;
         if replicas == 0 || usize::from(replicas) > limits::HARD_MAX_JOB_REPLICAS {
@@ -528,24 +515,18 @@ impl Job {
         let n = r.len("slots", usize::from(replicas))?;
         let mut slots = Vec::with_capacity(n);
         for _ in 0..n {
-            let executor = r.key("executor")?;
+            let executor = PublicKey::read_from(&mut r, "executor")?;
             let assigned_height = r.u64()?;
-            let deadline = read_opt_u64(&mut r)?;
-            let commitment = match r.u8()? {
-                0 => None,
-                1 => Some(r.array()?),
-                t => return Err(r.err(format!("commitment tag {t} is not 0 or 1"))),
-            };
-            let reveal = match r.u8()? {
-                0 => None,
-                1 => Some(Reveal {
-                    output_hash: r.array()?,
-                    trace_root: r.array()?,
-                    salt: r.array()?,
+            let deadline = r.option("deadline", |r| r.u64())?;
+            let commitment = r.option("commitment", |r| r.digest())?;
+            let reveal = r.option("reveal", |r| {
+                Ok(Reveal {
+                    output_hash: r.digest()?,
+                    trace_root: r.digest()?,
+                    salt: r.digest()?,
                     height: r.u64()?,
-                }),
-                t => return Err(r.err(format!("reveal tag {t} is not 0 or 1"))),
-            };
+                })
+            })?;
             slots.push(Slot {
                 executor,
                 assigned_height,
@@ -557,10 +538,10 @@ impl Job {
         let n = r.len("missed executors", limits::MAX_JOB_MISSES)?;
         let mut missed = Vec::with_capacity(n);
         for _ in 0..n {
-            missed.push(r.key("missed executor")?);
+            missed.push(PublicKey::read_from(&mut r, "missed executor")?);
         }
         let outputs = read_tensors(&mut r, "outputs")?;
-        let closed_height = read_opt_u64(&mut r)?;
+        let closed_height = r.option("closed height", |r| r.u64())?;
         r.finish()?;
         Ok(Job {
             id,
@@ -579,24 +560,6 @@ impl Job {
             outputs,
             closed_height,
         })
-    }
-}
-
-fn opt_u64(w: &mut Writer, v: Option<u64>) {
-    match v {
-        Some(v) => {
-            w.u8(1);
-            w.u64(v);
-        }
-        None => w.u8(0),
-    }
-}
-
-fn read_opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>, DecodeError> {
-    match r.u8()? {
-        0 => Ok(None),
-        1 => Ok(Some(r.u64()?)),
-        t => Err(r.err(format!("option tag {t} is not 0 or 1"))),
     }
 }
 
@@ -633,24 +596,5 @@ pub(crate) fn write_tensors(w: &mut Writer, tensors: &[Vec<u8>]) {
     w.len(tensors.len());
     for t in tensors {
         w.blob(t);
-    }
-}
-
-mod opt_hex32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::serde_util::Hex32;
-
-    pub(crate) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(h) => s.serialize_some(&Hex32(*h)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<[u8; 32]>, D::Error> {
-        Ok(Option::<Hex32>::deserialize(d)?.map(|h| h.0))
     }
 }

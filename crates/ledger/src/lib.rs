@@ -23,7 +23,6 @@
 
 mod apply;
 mod arbitrate;
-mod codec;
 pub mod dispute;
 mod error;
 mod genesis;

@@ -4,10 +4,10 @@
 use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, GenesisError};
 use crate::limits;
 use crate::serde_util;
+use glassbox_primitives::codec::{Reader, Writer};
 
 /// Format version byte that starts every record encoding.
 pub const RECORD_VERSION: u8 = 1;
@@ -123,7 +123,7 @@ impl Account {
         w.u8(RECORD_VERSION);
         w.u64(self.balance);
         w.u64(self.nonce);
-        w.buf
+        w.into_bytes()
     }
 
     /// Decodes [`Account::encode`]'s form.
@@ -203,7 +203,7 @@ impl Executor {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(64 + self.endpoint.len() + 16 * self.unbonding.len());
         w.u8(RECORD_VERSION);
-        w.key(&self.owner);
+        self.owner.write_to(&mut w);
         w.u64(self.stake);
         w.u32(self.capacity);
         w.str(&self.endpoint);
@@ -216,7 +216,7 @@ impl Executor {
         w.u32(self.active_jobs);
         w.u32(self.disputes);
         w.u64(self.served);
-        w.buf
+        w.into_bytes()
     }
 
     /// Decodes [`Executor::encode`]'s form: lengths within their limits,
@@ -225,7 +225,7 @@ impl Executor {
     pub fn decode(bytes: &[u8]) -> Result<Executor, DecodeError> {
         let mut r = Reader::new("executor record", bytes);
         r.version(RECORD_VERSION)?;
-        let owner = r.key("owner")?;
+        let owner = PublicKey::read_from(&mut r, "owner")?;
         let stake = r.u64()?;
         let capacity = r.u32()?;
         let endpoint = r.str("endpoint", limits::MAX_ENDPOINT_BYTES)?;
@@ -302,7 +302,7 @@ impl ModelRecord {
         w.u8(RECORD_VERSION);
         w.u64(self.height);
         w.blob(&m);
-        w.buf
+        w.into_bytes()
     }
 
     /// Decodes [`ModelRecord::encode`]'s form (the manifest must decode;
@@ -349,7 +349,7 @@ pub fn encode_model_version(model_id: &ModelId) -> Vec<u8> {
     let mut w = Writer::with_capacity(33);
     w.u8(RECORD_VERSION);
     w.bytes(model_id.as_bytes());
-    w.buf
+    w.into_bytes()
 }
 
 /// Decodes [`encode_model_version`]'s form.
@@ -365,15 +365,15 @@ pub fn decode_model_version(bytes: &[u8]) -> Result<ModelId, DecodeError> {
 pub fn encode_name_owner(owner: &PublicKey) -> Vec<u8> {
     let mut w = Writer::with_capacity(33);
     w.u8(RECORD_VERSION);
-    w.key(owner);
-    w.buf
+    owner.write_to(&mut w);
+    w.into_bytes()
 }
 
 /// Decodes [`encode_name_owner`]'s form.
 pub fn decode_name_owner(bytes: &[u8]) -> Result<PublicKey, DecodeError> {
     let mut r = Reader::new("name owner record", bytes);
     r.version(RECORD_VERSION)?;
-    let k = r.key("owner")?;
+    let k = PublicKey::read_from(&mut r, "owner")?;
     r.finish()?;
     Ok(k)
 }
@@ -660,7 +660,7 @@ impl Params {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(142);
         self.write(&mut w);
-        w.buf
+        w.into_bytes()
     }
 
     pub(crate) fn write(&self, w: &mut Writer) {
@@ -702,14 +702,14 @@ impl Params {
         self.write(&mut full);
         let mut tail = Writer::with_capacity(40);
         self.write_disputes(&mut tail);
-        let base = full.buf.len().saturating_sub(tail.buf.len());
-        w.bytes(&full.buf[..base]);
+        let base = full.as_bytes().len().saturating_sub(tail.as_bytes().len());
+        w.bytes(&full.as_bytes()[..base]);
         let defaults = Params::default();
         let mut default_tail = Writer::with_capacity(40);
         defaults.write_disputes(&mut default_tail);
-        if tail.buf != default_tail.buf {
-            w.bytes(b"GBD1");
-            w.bytes(&tail.buf);
+        if tail.as_bytes() != default_tail.as_bytes() {
+            w.bytes(glassbox_primitives::tags::GENESIS_DISPUTES);
+            w.bytes(tail.as_bytes());
         }
     }
 
@@ -772,7 +772,7 @@ impl ChainInfo {
         w.bytes(&self.chain_id);
         w.str(&self.chain_name);
         w.u64(self.genesis_time_ms);
-        w.buf
+        w.into_bytes()
     }
 
     /// Decodes [`ChainInfo::encode`]'s form.
@@ -807,7 +807,7 @@ impl Head {
         w.u8(RECORD_VERSION);
         w.u64(self.height);
         w.u64(self.timestamp_ms);
-        w.buf
+        w.into_bytes()
     }
 
     /// Decodes [`Head::encode`]'s form.
@@ -843,7 +843,7 @@ impl FeePool {
         w.u8(RECORD_VERSION);
         w.u64(self.balance);
         w.u64(self.burned);
-        w.buf
+        w.into_bytes()
     }
 
     /// Decodes [`FeePool::encode`]'s form.

@@ -1,6 +1,7 @@
 //! Job execution in the ledger: submission and escrow, executor
 //! selection, deadlines, commit–reveal and settlement (docs/jobs.md).
 
+use glassbox_primitives::{Commitment, TensorHash};
 use glassbox_types::{ModelId, PublicKey};
 
 use crate::apply::{BlockContext, Event};
@@ -16,7 +17,7 @@ use crate::state::State;
 pub(crate) struct JobTerms {
     pub(crate) price_per_replica: u64,
     pub(crate) escrow: u64,
-    pub(crate) input_hashes: Vec<[u8; 32]>,
+    pub(crate) input_hashes: Vec<TensorHash>,
 }
 
 pub(crate) fn status_name(s: JobStatus) -> &'static str {
@@ -434,7 +435,7 @@ impl State {
         &mut self,
         sender: &PublicKey,
         id: &JobId,
-        c: [u8; 32],
+        c: Commitment,
         height: u64,
     ) -> Result<Vec<Event>, TxError> {
         let (mut job, i) = self.check_commit(sender, id)?;

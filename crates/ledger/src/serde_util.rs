@@ -126,27 +126,50 @@ pub(crate) mod hex_vec {
     }
 }
 
-/// `#[serde(with)]` for a list of 32-byte hashes as hex.
-pub(crate) mod hex32_vec {
+/// `#[serde(deserialize_with)]` for a list of at most [`max_64::MAX`]
+/// items (the longest list of hashes a dispute step carries), refused
+/// before the 65th is decoded.
+pub(crate) mod max_64 {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{SeqAccess, Visitor};
+
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|b| Hex32(*b)))
-    }
+    /// The most items.
+    pub(crate) const MAX: usize = 64;
 
-    /// At most [`MAX`] hashes (the longest list a dispute step carries).
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
-        let v = Vec::<Hex32>::deserialize(d)?;
-        if v.len() > MAX {
-            return Err(serde::de::Error::custom(format!(
-                "{} hashes, over the limit of {MAX}",
-                v.len()
-            )));
+    pub(crate) fn deserialize<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        struct Bounded<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+            type Value = Vec<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a list of at most {MAX} items")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut v = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    if v.len() == MAX {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX} items, over the limit"
+                        )));
+                    }
+                    v.push(item);
+                }
+                Ok(v)
+            }
         }
-        Ok(v.into_iter().map(|h| h.0).collect())
-    }
 
-    const MAX: usize = 64;
+        d.deserialize_seq(Bounded(PhantomData))
+    }
 }
 
 /// `#[serde(with)]` for a list of public keys as `ed25519:<hex>`.

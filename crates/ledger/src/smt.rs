@@ -23,17 +23,17 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use crate::codec::{Reader, Writer};
 use crate::error::DecodeError;
+use glassbox_primitives::codec::{Reader, Writer};
 
 /// The hash of the empty subtree (and of the empty map's root).
 pub const EMPTY_HASH: [u8; 32] = [0; 32];
 /// Domain of a key's path.
-pub const PATH_DOMAIN: &[u8; 4] = b"GBK1";
+pub const PATH_DOMAIN: &[u8; 4] = glassbox_primitives::tags::SMT_PATH;
 /// Domain of a leaf hash.
-pub const LEAF_DOMAIN: &[u8; 4] = b"GBL2";
+pub const LEAF_DOMAIN: &[u8; 4] = glassbox_primitives::tags::SMT_LEAF;
 /// Domain of an internal node hash.
-pub const NODE_DOMAIN: &[u8; 4] = b"GBN1";
+pub const NODE_DOMAIN: &[u8; 4] = glassbox_primitives::tags::SMT_NODE;
 /// Path length in bits: the deepest a leaf can sit, and the most siblings a
 /// proof can have.
 pub const MAX_DEPTH: usize = 256;
@@ -582,7 +582,7 @@ impl Proof {
                 w.bytes(value_hash);
             }
         }
-        w.buf
+        w.into_bytes()
     }
 
     /// Decodes [`Proof::encode`]'s form, rejecting anything else.

@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 use glassbox_types::{ModelId, PublicKey, SecretKey, Signature, SignedManifest};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Reader, Writer};
+use glassbox_primitives::codec::{Reader, Writer};
+use glassbox_primitives::{Commitment, OutputHash, Salt, TraceRoot, tags};
+
 use crate::dispute::{MAX_LEAF_OUTPUTS, MAX_OPENINGS_PER_TX, MAX_PATH, Step};
 use crate::error::{DecodeError, TxError};
 use crate::jobs::{JobId, read_tensors, write_tensors};
@@ -19,7 +21,7 @@ use crate::serde_util;
 pub const TX_VERSION: u8 = 1;
 /// Domain-separation prefix of the signed message:
 /// `"GBTX1" || chain id || the encoding without its signature`.
-pub const TX_SIGNING_DOMAIN: &[u8; 5] = b"GBTX1";
+pub const TX_SIGNING_DOMAIN: &[u8; 5] = tags::TX_SIGNING;
 
 const SIGNATURE_BYTES: usize = 64;
 
@@ -99,22 +101,18 @@ pub enum TxBody {
         /// The job.
         job_id: JobId,
         /// `commitment(job, executor, output hash, trace root, salt)`.
-        #[serde(with = "serde_util::hex32")]
-        commitment: [u8; 32],
+        commitment: Commitment,
     },
     /// An assigned executor's reveal, once every slot has committed.
     RevealResult {
         /// The job.
         job_id: JobId,
         /// [`crate::outputs_hash`] of `outputs`.
-        #[serde(with = "serde_util::hex32")]
-        output_hash: [u8; 32],
+        output_hash: OutputHash,
         /// The run's execution trace root.
-        #[serde(with = "serde_util::hex32")]
-        trace_root: [u8; 32],
+        trace_root: TraceRoot,
         /// The commitment's salt.
-        #[serde(with = "serde_util::hex32")]
-        salt: [u8; 32],
+        salt: Salt,
         /// The outputs, each a canonical tensor encoding (JSON: hex).
         #[serde(with = "serde_util::hex_vec")]
         outputs: Vec<Vec<u8>>,
@@ -125,11 +123,9 @@ pub enum TxBody {
         /// The pending job.
         job_id: JobId,
         /// The challenger's output hash.
-        #[serde(with = "serde_util::hex32")]
-        output_hash: [u8; 32],
+        output_hash: OutputHash,
         /// The challenger's trace root.
-        #[serde(with = "serde_util::hex32")]
-        trace_root: [u8; 32],
+        trace_root: TraceRoot,
         /// The challenger's outputs.
         #[serde(with = "serde_util::hex_vec")]
         outputs: Vec<Vec<u8>>,
@@ -186,7 +182,7 @@ impl TxBody {
         w.u8(self.kind());
         match self {
             TxBody::Transfer { to, amount } => {
-                w.key(to);
+                to.write_to(w);
                 w.u64(*amount);
             }
             TxBody::RegisterExecutor {
@@ -231,7 +227,7 @@ impl TxBody {
             }
             TxBody::CommitResult { job_id, commitment } => {
                 w.bytes(&job_id.0);
-                w.bytes(commitment);
+                w.digest(commitment);
             }
             TxBody::RevealResult {
                 job_id,
@@ -242,9 +238,9 @@ impl TxBody {
             } => {
                 check_tensors_len("outputs", outputs)?;
                 w.bytes(&job_id.0);
-                w.bytes(output_hash);
-                w.bytes(trace_root);
-                w.bytes(salt);
+                w.digest(output_hash);
+                w.digest(trace_root);
+                w.digest(salt);
                 write_tensors(w, outputs);
             }
             TxBody::Challenge {
@@ -255,8 +251,8 @@ impl TxBody {
             } => {
                 check_tensors_len("outputs", outputs)?;
                 w.bytes(&job_id.0);
-                w.bytes(output_hash);
-                w.bytes(trace_root);
+                w.digest(output_hash);
+                w.digest(trace_root);
                 write_tensors(w, outputs);
             }
             TxBody::DisputeStep { job_id, step } => {
@@ -285,7 +281,7 @@ impl TxBody {
         let at = r.pos();
         Ok(match r.u8()? {
             0 => TxBody::Transfer {
-                to: r.key("to")?,
+                to: PublicKey::read_from(r, "to")?,
                 amount: r.u64()?,
             },
             1 => TxBody::RegisterExecutor {
@@ -318,19 +314,19 @@ impl TxBody {
             },
             9 => TxBody::CommitResult {
                 job_id: JobId(r.array()?),
-                commitment: r.array()?,
+                commitment: r.digest()?,
             },
             10 => TxBody::RevealResult {
                 job_id: JobId(r.array()?),
-                output_hash: r.array()?,
-                trace_root: r.array()?,
-                salt: r.array()?,
+                output_hash: r.digest()?,
+                trace_root: r.digest()?,
+                salt: r.digest()?,
                 outputs: read_tensors(r, "outputs")?,
             },
             11 => TxBody::Challenge {
                 job_id: JobId(r.array()?),
-                output_hash: r.array()?,
-                trace_root: r.array()?,
+                output_hash: r.digest()?,
+                trace_root: r.digest()?,
                 outputs: read_tensors(r, "outputs")?,
             },
             12 => TxBody::DisputeStep {
@@ -480,18 +476,18 @@ fn encode_unsigned(
 ) -> Result<Vec<u8>, TxError> {
     let mut w = Writer::with_capacity(128);
     w.u8(TX_VERSION);
-    w.key(sender);
+    sender.write_to(&mut w);
     w.u64(nonce);
     w.u64(fee);
     body.write(&mut w)?;
-    let size = w.buf.len().saturating_add(SIGNATURE_BYTES);
+    let size = w.as_bytes().len().saturating_add(SIGNATURE_BYTES);
     if size > limits::HARD_MAX_TX_BYTES_USIZE {
         return Err(TxError::TxTooLarge {
             size,
             max: u64::from(limits::HARD_MAX_TX_BYTES),
         });
     }
-    Ok(w.buf)
+    Ok(w.into_bytes())
 }
 
 fn signing_message(chain_id: &[u8; 32], unsigned: &[u8]) -> Vec<u8> {
@@ -572,7 +568,7 @@ impl SignedTx {
             )));
         }
         r.version(TX_VERSION)?;
-        let sender = r.key("sender")?;
+        let sender = PublicKey::read_from(&mut r, "sender")?;
         let nonce = r.u64()?;
         let fee = r.u64()?;
         let body = TxBody::read(&mut r)?;

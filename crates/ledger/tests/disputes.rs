@@ -6,15 +6,14 @@
 mod common;
 
 use common::*;
-use glassbox_ledger::dispute::{
-    LeafOpening, OutputSource, Stage, Step, Target, hash_leaf, hash_node, split, trace_leaf,
-    trace_root,
-};
+use glassbox_ledger::dispute::{LeafOpening, OutputSource, Stage, Step, Target, split};
 use glassbox_ledger::{
     BlockContext, BlockError, GenesisAccount, GenesisExecutor, GenesisState, Job, JobExt, JobId,
     JobStatus, NoReferee, Referee, RefereeError, Shares, SignedTx, State, TxBody, capped_weights,
     commitment, outputs_hash,
 };
+use glassbox_primitives::trace::{self, audit_path, merkle_root};
+use glassbox_primitives::{MerkleNode, OutputHash, Salt, TensorHash, TraceLeaf, TraceRoot};
 use glassbox_types::{DimSpec, ModelId, PublicKey, SignedManifest, TensorSpec};
 
 const MODEL: &[u8] = b"a synthetic 13-operator model";
@@ -44,17 +43,17 @@ fn wrong_output() -> Vec<u8> {
     f32_tensor(&[2.0, 2.0])
 }
 
-fn h(tag: &str, i: u64) -> [u8; 32] {
+fn h(tag: &str, i: u64) -> TensorHash {
     let mut x = blake3::Hasher::new();
     x.update(tag.as_bytes());
     x.update(&i.to_le_bytes());
-    *x.finalize().as_bytes()
+    x.finalize().into()
 }
 
 /// The true output hash of operator `i` (the last one is the graph output).
-fn truth(i: u64) -> [u8; 32] {
+fn truth(i: u64) -> TensorHash {
     if i == LEAVES - 1 {
-        *blake3::hash(&honest_output()).as_bytes()
+        blake3::hash(&honest_output()).into()
     } else {
         h("true", i)
     }
@@ -63,17 +62,17 @@ fn truth(i: u64) -> [u8; 32] {
 /// A party's run: its operator output hashes, wrong from `lie_at` on.
 #[derive(Clone)]
 struct Run {
-    outs: Vec<[u8; 32]>,
+    outs: Vec<TensorHash>,
     outputs: Vec<Vec<u8>>,
 }
 
 impl Run {
     fn new(lie_at: Option<u64>, leaves: u64) -> Run {
-        let outs: Vec<[u8; 32]> = (0..leaves)
+        let outs: Vec<TensorHash> = (0..leaves)
             .map(|i| match lie_at {
                 Some(j) if i >= j => {
                     if i == leaves - 1 {
-                        *blake3::hash(&wrong_output()).as_bytes()
+                        blake3::hash(&wrong_output()).into()
                     } else {
                         h("lie", i)
                     }
@@ -89,27 +88,27 @@ impl Run {
         Run { outs, outputs }
     }
 
-    fn leaves(&self) -> Vec<[u8; 32]> {
+    fn leaves(&self) -> Vec<TraceLeaf> {
         (0..self.outs.len() as u64)
-            .map(|i| trace_leaf(i, &[self.outs[i as usize]]))
+            .map(|i| trace::leaf(i, [self.outs[i as usize]].into_iter()))
             .collect()
     }
 
-    fn trace_root(&self, input: &[u8]) -> [u8; 32] {
+    fn trace_root(&self, input: &[u8]) -> TraceRoot {
         let l = self.leaves();
-        trace_root(
+        trace::root(
             &model_id(),
-            &[*blake3::hash(input).as_bytes()],
+            &[blake3::hash(input).into()],
             l.len() as u64,
-            &root(&l),
+            &merkle_root(&l),
         )
     }
 
-    fn output_hash(&self) -> [u8; 32] {
-        let hs: Vec<[u8; 32]> = self
+    fn output_hash(&self) -> OutputHash {
+        let hs: Vec<TensorHash> = self
             .outputs
             .iter()
-            .map(|t| *blake3::hash(t).as_bytes())
+            .map(|t| blake3::hash(t).into())
             .collect();
         outputs_hash(&hs)
     }
@@ -118,7 +117,7 @@ impl Run {
         LeafOpening {
             node,
             outputs: vec![self.outs[node as usize]],
-            path: path(&self.leaves(), node as usize),
+            path: audit_path(&self.leaves(), node as usize).expect("a leaf of the trace"),
         }
     }
 
@@ -136,14 +135,14 @@ impl Run {
         match game.stage {
             Stage::Open if !side.moved => Some(Step::Open {
                 leaves: leaves.len() as u64,
-                leaves_root: root(&leaves),
+                leaves_root: merkle_root(&leaves),
             }),
             Stage::Bisect { lo, hi } if !side.moved => {
                 let k = split(hi - lo);
                 let (lo, mid, hi) = (lo as usize, (lo + k) as usize, hi as usize);
                 Some(Step::Split {
-                    left: root(&leaves[lo..mid]),
-                    right: root(&leaves[mid..hi]),
+                    left: merkle_root(&leaves[lo..mid]),
+                    right: merkle_root(&leaves[mid..hi]),
                 })
             }
             Stage::Referee {
@@ -159,35 +158,6 @@ impl Run {
             _ => None,
         }
     }
-}
-
-fn root(leaves: &[[u8; 32]]) -> [u8; 32] {
-    match leaves.len() {
-        0 => *blake3::hash(b"").as_bytes(),
-        1 => hash_leaf(&leaves[0]),
-        n => {
-            let k = split(n as u64) as usize;
-            hash_node(&root(&leaves[..k]), &root(&leaves[k..]))
-        }
-    }
-}
-
-fn path(leaves: &[[u8; 32]], index: usize) -> Vec<[u8; 32]> {
-    let mut p = Vec::new();
-    let (mut lo, mut hi, mut i) = (0, leaves.len(), index);
-    while hi - lo > 1 {
-        let k = split((hi - lo) as u64) as usize;
-        if i < k {
-            p.push(root(&leaves[lo + k..hi]));
-            hi = lo + k;
-        } else {
-            p.push(root(&leaves[lo..lo + k]));
-            lo += k;
-            i -= k;
-        }
-    }
-    p.reverse();
-    p
 }
 
 /// Knows the synthetic model: operator `i` needs operator `i − 1`'s output
@@ -215,8 +185,8 @@ impl Referee for SyntheticReferee {
         _: &ModelId,
         node: u64,
         inputs: &[Vec<u8>],
-        opened: &dyn Fn(u64, u32) -> Option<[u8; 32]>,
-    ) -> Result<[u8; 32], RefereeError> {
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+    ) -> Result<TraceLeaf, RefereeError> {
         assert_eq!(inputs.len(), 1);
         if node >= LEAVES {
             return Err(RefereeError::Failed(format!("no operator {node}")));
@@ -228,7 +198,7 @@ impl Referee for SyntheticReferee {
             })?;
             assert_eq!(operand, truth(node - 1), "openings before the split agree");
         }
-        Ok(trace_leaf(node, &[truth(node)]))
+        Ok(trace::leaf(node, [truth(node)].into_iter()))
     }
 }
 
@@ -341,7 +311,13 @@ fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Jo
         .enumerate()
         .map(|(i, slot)| {
             let (oh, tr) = claim(i);
-            let c = commitment(&id, &slot.executor, &oh, &tr, &[i as u8; 32]);
+            let c = commitment(
+                &id,
+                &slot.executor,
+                &oh,
+                &tr,
+                &Salt::from_bytes([i as u8; 32]),
+            );
             signed(
                 &s,
                 &slot.executor,
@@ -366,7 +342,7 @@ fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Jo
                     job_id: id,
                     output_hash: oh,
                     trace_root: tr,
-                    salt: [i as u8; 32],
+                    salt: Salt::from_bytes([i as u8; 32]),
                     outputs: runs[i].outputs.clone(),
                 },
             )
@@ -566,7 +542,7 @@ fn bad_moves_are_refused_with_the_reason() {
         &slots[0],
         Step::Open {
             leaves: LEAVES,
-            leaves_root: [9; 32],
+            leaves_root: MerkleNode::from_bytes([9; 32]),
         },
     );
     assert!(e.contains("do not open the claimed trace root"), "{e}");
@@ -574,8 +550,8 @@ fn bad_moves_are_refused_with_the_reason() {
     let e = check(
         &slots[0],
         Step::Split {
-            left: [0; 32],
-            right: [0; 32],
+            left: MerkleNode::from_bytes([0; 32]),
+            right: MerkleNode::from_bytes([0; 32]),
         },
     );
     assert!(e.contains("expects `open`"), "{e}");
@@ -589,7 +565,7 @@ fn bad_moves_are_refused_with_the_reason() {
         &other,
         Step::Open {
             leaves: LEAVES,
-            leaves_root: [0; 32],
+            leaves_root: MerkleNode::from_bytes([0; 32]),
         },
     );
     assert!(e.contains("stands behind no claim"), "{e}");
@@ -598,7 +574,7 @@ fn bad_moves_are_refused_with_the_reason() {
         &slots[1],
         Step::Open {
             leaves: 1 << 30,
-            leaves_root: [0; 32],
+            leaves_root: MerkleNode::from_bytes([0; 32]),
         },
     );
     assert!(e.contains("over the limit"), "{e}");
@@ -660,7 +636,7 @@ fn a_step_on_a_game_not_opened_yet_still_needs_the_model() {
             job_id: id,
             step: Step::Open {
                 leaves: 1,
-                leaves_root: [0; 32],
+                leaves_root: MerkleNode::from_bytes([0; 32]),
             },
         },
     );
@@ -834,7 +810,7 @@ fn audits_are_drawn_at_about_their_rate_and_never_from_the_parties() {
         let exec = job.slots[0].executor;
         let run = Run::new(None, LEAVES);
         let (oh, tr) = (run.output_hash(), run.trace_root(&input()));
-        let c = commitment(&id, &exec, &oh, &tr, &[0; 32]);
+        let c = commitment(&id, &exec, &oh, &tr, &Salt::from_bytes([0; 32]));
         s = block(
             &s,
             1,
@@ -857,7 +833,7 @@ fn audits_are_drawn_at_about_their_rate_and_never_from_the_parties() {
                     job_id: id,
                     output_hash: oh,
                     trace_root: tr,
-                    salt: [0; 32],
+                    salt: Salt::from_bytes([0; 32]),
                     outputs: run.outputs.clone(),
                 },
             )],

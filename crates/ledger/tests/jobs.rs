@@ -9,6 +9,7 @@ use glassbox_ledger::{
     BlockContext, GenesisAccount, GenesisExecutor, GenesisState, Job, JobId, JobStatus, SignedTx,
     State, TxBody, commitment, outputs_hash,
 };
+use glassbox_primitives::{Salt, TraceRoot};
 use glassbox_types::{DimSpec, PublicKey, SecretKey, SignedManifest, TensorSpec, hex};
 
 const MODEL: &[u8] = b"a model's bytes";
@@ -138,8 +139,14 @@ fn submitted(replicas: u8, randomness: [u8; 32]) -> (State, Job) {
 }
 
 fn commit_tx(s: &State, job: &Job, exec: &PublicKey, out: f32, salt: u8) -> SignedTx {
-    let oh = outputs_hash(&[*blake3::hash(&output(out)).as_bytes()]);
-    let c = commitment(&job.id, exec, &oh, &[out as u8; 32], &[salt; 32]);
+    let oh = outputs_hash(&[blake3::hash(&output(out)).into()]);
+    let c = commitment(
+        &job.id,
+        exec,
+        &oh,
+        &TraceRoot::from_bytes([out as u8; 32]),
+        &Salt::from_bytes([salt; 32]),
+    );
     let nonce = s.account(exec).map_or(0, |a| a.nonce);
     SignedTx::sign(
         &s.chain_id(),
@@ -155,7 +162,7 @@ fn commit_tx(s: &State, job: &Job, exec: &PublicKey, out: f32, salt: u8) -> Sign
 }
 
 fn reveal_tx(s: &State, job: &Job, exec: &PublicKey, out: f32, salt: u8) -> SignedTx {
-    let oh = outputs_hash(&[*blake3::hash(&output(out)).as_bytes()]);
+    let oh = outputs_hash(&[blake3::hash(&output(out)).into()]);
     let nonce = s.account(exec).map_or(0, |a| a.nonce);
     SignedTx::sign(
         &s.chain_id(),
@@ -165,8 +172,8 @@ fn reveal_tx(s: &State, job: &Job, exec: &PublicKey, out: f32, salt: u8) -> Sign
         TxBody::RevealResult {
             job_id: job.id,
             output_hash: oh,
-            trace_root: [out as u8; 32],
-            salt: [salt; 32],
+            trace_root: TraceRoot::from_bytes([out as u8; 32]),
+            salt: Salt::from_bytes([salt; 32]),
             outputs: vec![output(out)],
         },
     )

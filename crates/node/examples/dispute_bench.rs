@@ -214,7 +214,7 @@ fn play(
             &k.public(),
             &p.output_hash(),
             &p.trace_root(),
-            &[i as u8; 32],
+            &glassbox_primitives::Salt::from_bytes([i as u8; 32]),
         );
         commits.push(sign(
             &s,
@@ -235,7 +235,7 @@ fn play(
                 job_id: id,
                 output_hash: p.output_hash(),
                 trace_root: p.trace_root(),
-                salt: [i as u8; 32],
+                salt: glassbox_primitives::Salt::from_bytes([i as u8; 32]),
                 outputs: p.outputs(),
             },
         )?);

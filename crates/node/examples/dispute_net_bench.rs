@@ -60,7 +60,7 @@ use glassbox_ledger::limits::HARD_MAX_TX_BYTES;
 use glassbox_ledger::{JobExt, JobId, SignedTx, TxBody, commitment};
 use glassbox_node::party::Party;
 use glassbox_runtime::{Limits, Model, Options, Session, Tensor, formats};
-use glassbox_types::{PublicKey, SecretKey, hex};
+use glassbox_types::{PublicKey, SecretKey};
 use serde_json::Value;
 
 use common::{
@@ -487,7 +487,7 @@ fn play(
             && let Some(step) = party.next_step(&ext, &liar.me)
         {
             for t in party.opened_tensors(&step) {
-                let path = format!("/v1/tensors/{}", hex(&t.hash()));
+                let path = format!("/v1/tensors/{}", t.hash());
                 let (status, body) = node.put_bytes(&path, &formats::canonical_encode(&t))?;
                 if !(200..300).contains(&status) {
                     bail!("PUT {path}: HTTP {status}: {body}");
@@ -548,7 +548,7 @@ fn one_dispute(
         &liar.me,
         &party.output_hash(),
         &party.trace_root(),
-        &[7; 32],
+        &glassbox_primitives::Salt::from_bytes([7; 32]),
     );
     liar.send(
         net,
@@ -569,7 +569,7 @@ fn one_dispute(
             job_id: id,
             output_hash: party.output_hash(),
             trace_root: party.trace_root(),
-            salt: [7; 32],
+            salt: glassbox_primitives::Salt::from_bytes([7; 32]),
             outputs: party.outputs(),
         },
         deadline,

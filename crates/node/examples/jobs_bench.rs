@@ -199,8 +199,8 @@ fn time_exec(bytes: &[u8], input: &Tensor, runs: usize) -> Result<(Duration, Dur
         let out = session.run(vec![input.clone()])?;
         let took = t.elapsed();
         if i == 0 {
-            let hashes: Vec<[u8; 32]> = out.outputs.iter().map(|(_, t)| t.hash()).collect();
-            hash = glassbox_types::hex(&outputs_hash(&hashes));
+            let hashes: Vec<_> = out.outputs.iter().map(|(_, t)| t.hash()).collect();
+            hash = outputs_hash(&hashes).to_hex();
         }
         if i > runs / 10 {
             times.push(took);

@@ -90,8 +90,9 @@ use glassbox_ledger::{
     Executor, Job, JobId, JobStatus, ModelRecord, Params, Proof, SignedTx, State, StateKey, TxBody,
     TxError, TxHash, TxOutcome, decode_model_version,
 };
+use glassbox_primitives::TensorHash;
 use glassbox_store::BlobStore;
-use glassbox_types::{Limits, ModelId, PublicKey, hex};
+use glassbox_types::{Limits, ModelId, PublicKey, clip, hex};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -345,7 +346,7 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
         "no_route",
         format!(
             "no route for {method} {}; see the API documentation for the routes",
-            clip(uri.path())
+            clip(uri.path(), MAX_ECHO)
         ),
     )
 }
@@ -354,18 +355,8 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{method} is not allowed on {}", clip(uri.path())),
+        format!("{method} is not allowed on {}", clip(uri.path(), MAX_ECHO)),
     )
-}
-
-/// `s`, cut to [`MAX_ECHO`] characters.
-fn clip(s: &str) -> String {
-    if s.chars().count() <= MAX_ECHO {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(MAX_ECHO).collect();
-    out.push('…');
-    out
 }
 
 // ---- parsing ----------------------------------------------------------------
@@ -405,7 +396,7 @@ fn parse_tx_hash(s: &str) -> Result<TxHash, ApiError> {
             "bad_tx_hash",
             format!(
                 "`{}` is not a transaction hash (`tx:<64 hex digits>`): {reason}",
-                clip(s)
+                clip(s, MAX_ECHO)
             ),
         )
     };
@@ -741,7 +732,7 @@ async fn block_at(
             "bad_height",
             format!(
                 "`{}` is not a block height (a non-negative integer) or `latest`",
-                clip(&height)
+                clip(&height, MAX_ECHO)
             ),
         )
     })?;
@@ -904,7 +895,7 @@ async fn model_by_name(
                 "bad_path",
                 format!(
                     "`{}` is not `<name>/<version>` (e.g. `org/model/1.0.0`)",
-                    clip(&rest)
+                    clip(&rest, MAX_ECHO)
                 ),
             )
         })?;
@@ -947,8 +938,8 @@ async fn model_by_name(
     if let Some(e) = decode_error {
         return Err(ApiError::internal(format!(
             "the index entry of {}@{}: {e}",
-            clip(name),
-            clip(version)
+            clip(name, MAX_ECHO),
+            clip(version, MAX_ECHO)
         )));
     }
     let model = model_id.map(|id| snap.proven(&StateKey::Model(id), |s| s.model(&id).cloned()));
@@ -1063,7 +1054,10 @@ fn parse_job_id(s: &str) -> Result<JobId, ApiError> {
         format!("{}{s}", JobId::PREFIX)
     };
     text.parse().map_err(|e: glassbox_ledger::DecodeError| {
-        ApiError::bad_request("bad_job_id", format!("`{}`: {}", clip(s), e.reason))
+        ApiError::bad_request(
+            "bad_job_id",
+            format!("`{}`: {}", clip(s, MAX_ECHO), e.reason),
+        )
     })
 }
 
@@ -1104,16 +1098,9 @@ async fn concentration(AxState(api): AxState<Api>) -> axum::Json<serde_json::Val
 /// Largest tensor upload, in bytes of its canonical encoding.
 pub const MAX_TENSOR_UPLOAD_BYTES: usize = 64 << 20;
 
-fn parse_tensor_hash(s: &str) -> Result<[u8; 32], ApiError> {
-    let b = glassbox_types::unhex_vec(s, 32)
-        .ok()
-        .filter(|b| b.len() == 32)
-        .ok_or_else(|| {
-            ApiError::bad_request("bad_tensor_hash", "expected 64 lower-case hex digits")
-        })?;
-    let mut h = [0u8; 32];
-    h.copy_from_slice(&b);
-    Ok(h)
+fn parse_tensor_hash(s: &str) -> Result<TensorHash, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request("bad_tensor_hash", "expected 64 lower-case hex digits"))
 }
 
 /// Accepts an operand tensor for the referee (its canonical encoding,
@@ -1132,7 +1119,7 @@ async fn put_tensor(
             format!("tensor upload: {e}"),
         )
     })?;
-    if blake3::hash(&body).as_bytes() != &want {
+    if TensorHash::from(blake3::hash(&body)) != want {
         return Err(ApiError::bad_request(
             "hash_mismatch",
             format!("the body does not hash to {hash}"),

@@ -22,10 +22,10 @@ use glassbox_ledger::SignedTx;
 use crate::consensus::{Context, Digest, EPOCH, Scheme, Seed};
 
 /// Domain of the transactions root.
-const TXS_ROOT_DOMAIN: &[u8] = b"GBTR1";
+const TXS_ROOT_DOMAIN: &[u8] = glassbox_primitives::tags::TXS_ROOT;
 
 /// Domain of a block's randomness ([`randomness`]).
-pub const RANDOMNESS_DOMAIN: &[u8] = b"GBRN1";
+pub const RANDOMNESS_DOMAIN: &[u8] = glassbox_primitives::tags::RANDOMNESS;
 
 /// Codec bound on transactions in one block; the ledger's `max_block_txs`
 /// parameter is the (lower) limit a block must meet to be valid.

@@ -13,7 +13,7 @@ use commonware_cryptography::{ed25519, sha256};
 
 /// Namespace of every consensus signature: a signature made for Glassbox
 /// cannot be replayed in another Commonware application.
-pub const NAMESPACE: &[u8] = b"_GLASSBOX";
+pub const NAMESPACE: &[u8] = glassbox_primitives::tags::CONSENSUS_NAMESPACE;
 
 /// Glassbox has one validator set and never reshares: one epoch forever.
 pub const EPOCH: Epoch = Epoch::zero();

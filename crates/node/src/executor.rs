@@ -16,6 +16,7 @@ use std::time::Duration;
 use glassbox_ledger::{
     Job, JobExt, JobId, JobStatus, SignedTx, State, TxBody, commitment, outputs_hash,
 };
+use glassbox_primitives::{OutputHash, Salt, TensorHash, TraceRoot};
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
 use glassbox_store::BlobStore;
 use glassbox_types::{ModelId, PublicKey, SecretKey};
@@ -72,9 +73,9 @@ impl Default for ExecutorConfig {
 #[derive(Clone)]
 struct Prepared {
     outputs: Vec<Vec<u8>>,
-    output_hash: [u8; 32],
-    trace_root: [u8; 32],
-    salt: [u8; 32],
+    output_hash: OutputHash,
+    trace_root: TraceRoot,
+    salt: Salt,
 }
 
 /// Where a slot's answer stands locally.
@@ -434,14 +435,14 @@ impl Executor {
             .iter()
             .map(|(_, t)| formats::canonical_encode(t))
             .collect();
-        let hashes: Vec<[u8; 32]> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
+        let hashes: Vec<TensorHash> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
         let mut salt = [0u8; 32];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
         Ok(Prepared {
             outputs,
             output_hash: outputs_hash(&hashes),
             trace_root: run.trace.root(),
-            salt,
+            salt: Salt::from_bytes(salt),
         })
     }
 

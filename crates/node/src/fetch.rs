@@ -29,9 +29,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use glassbox_primitives::TensorHash;
 use glassbox_store::stream::{CHUNK_GROUP_BYTES, max_encoded_len, verify_slice};
 use glassbox_store::{BlobStore, SliceError, SliceRequest};
-use glassbox_types::ModelId;
+use glassbox_types::{ModelId, clip};
 use tokio::sync::mpsc;
 
 use crate::api::{Chunk, ChunkReader, DEFAULT_MAX_BLOB_BYTES, MAX_SLICE_BYTES};
@@ -533,7 +534,7 @@ impl Download<'_> {
 /// `max_bytes`. Returns the bytes, or every peer's failure.
 pub async fn fetch_tensor(
     peers: &[String],
-    hash: &[u8; 32],
+    hash: &TensorHash,
     max_bytes: u64,
     timeout_ms: u64,
 ) -> Result<Vec<u8>, String> {
@@ -544,7 +545,7 @@ pub async fn fetch_tensor(
         .no_proxy()
         .build()
         .map_err(|e| format!("building the HTTP client: {}", error_chain(&e)))?;
-    let hex = glassbox_types::hex(hash);
+    let hex = hash.to_hex();
     let mut failures = Vec::new();
     for peer in peers {
         if !peer.starts_with("http://") {
@@ -555,7 +556,7 @@ pub async fn fetch_tensor(
         let got =
             tokio::time::timeout(timeout, get_bounded(&client, &url, max_bytes, timeout_ms)).await;
         match got {
-            Ok(Ok(bytes)) if blake3::hash(&bytes).as_bytes() == hash => return Ok(bytes),
+            Ok(Ok(bytes)) if TensorHash::from(blake3::hash(&bytes)) == *hash => return Ok(bytes),
             Ok(Ok(_)) => failures.push(format!("{peer}: the bytes do not hash to {hex}")),
             Ok(Err(e)) => failures.push(format!("{peer}: {e}")),
             Err(_) => failures.push(format!("{peer}: no answer within {timeout_ms} ms")),
@@ -640,16 +641,7 @@ async fn error_message(res: &mut reqwest::Response) -> String {
             Some(format!("{code}: {message}"))
         })
         .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    clip(&message)
-}
-
-fn clip(s: &str) -> String {
-    if s.chars().count() <= MAX_ERROR_MESSAGE_CHARS {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(MAX_ERROR_MESSAGE_CHARS).collect();
-    out.push('…');
-    out
+    clip(&message, MAX_ERROR_MESSAGE_CHARS)
 }
 
 /// An error with its sources (`reqwest` keeps the useful part there).

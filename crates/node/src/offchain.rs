@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use glassbox_ledger::{RefereeWork, SignedTx, State};
+use glassbox_primitives::TensorHash;
 use glassbox_runtime::{Limits, Model, Options, Session, Tensor, formats};
 use glassbox_store::BlobStore;
 use glassbox_types::ModelId;
@@ -43,8 +44,8 @@ impl Default for OffChainLimits {
 #[derive(Default)]
 struct TensorStore {
     bytes: usize,
-    order: VecDeque<[u8; 32]>,
-    by_hash: HashMap<[u8; 32], Arc<Vec<u8>>>,
+    order: VecDeque<TensorHash>,
+    by_hash: HashMap<TensorHash, Arc<Vec<u8>>>,
 }
 
 /// Models and tensors for the referee, shared by the node's tasks.
@@ -94,7 +95,7 @@ impl OffChain {
     /// Holds a tensor given as its canonical encoding; returns its hash.
     /// Refuses anything that is not a canonical tensor within the size
     /// limit.
-    pub fn put_tensor(&self, bytes: Vec<u8>) -> Result<[u8; 32], String> {
+    pub fn put_tensor(&self, bytes: Vec<u8>) -> Result<TensorHash, String> {
         if bytes.len() > self.limits.max_tensor_bytes {
             return Err(format!(
                 "{} bytes, over the limit of {}",
@@ -103,7 +104,7 @@ impl OffChain {
             ));
         }
         glassbox_ledger::parse_tensor(&bytes)?;
-        let hash = *blake3::hash(&bytes).as_bytes();
+        let hash = TensorHash::from(blake3::hash(&bytes));
         let mut s = lock(&self.tensors);
         if s.by_hash.contains_key(&hash) {
             return Ok(hash);
@@ -123,7 +124,7 @@ impl OffChain {
     }
 
     /// The canonical encoding of a held tensor.
-    pub fn tensor_bytes(&self, hash: &[u8; 32]) -> Option<Arc<Vec<u8>>> {
+    pub fn tensor_bytes(&self, hash: &TensorHash) -> Option<Arc<Vec<u8>>> {
         lock(&self.tensors).by_hash.get(hash).cloned()
     }
 
@@ -199,7 +200,7 @@ impl RefereeData for OffChain {
         Some(session)
     }
 
-    fn tensor(&self, hash: &[u8; 32]) -> Option<Tensor> {
+    fn tensor(&self, hash: &TensorHash) -> Option<Tensor> {
         let bytes = self.tensor_bytes(hash)?;
         formats::canonical_decode(&bytes, usize::MAX).ok()
     }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use glassbox_ledger::dispute::{LeafOpening, MAX_OPENINGS_PER_TX, Stage, Step, Target};
 use glassbox_ledger::{JobExt, outputs_hash};
-use glassbox_runtime::trace::{merkle_proof, merkle_root, node_leaf_from_hashes};
+use glassbox_primitives::{OutputHash, TensorHash, TraceLeaf, TraceRoot, trace};
+use glassbox_runtime::trace::{audit_path, merkle_root, node_leaf_from_hashes};
 use glassbox_runtime::{Data, Session, Tensor, formats};
 use glassbox_types::PublicKey;
 
@@ -50,8 +51,8 @@ pub struct Party {
     inputs: Vec<Tensor>,
     /// Each node's bound outputs, in trace order.
     values: Vec<Vec<Tensor>>,
-    leaves: Vec<[u8; 32]>,
-    trace_root: [u8; 32],
+    leaves: Vec<TraceLeaf>,
+    trace_root: TraceRoot,
     outputs: Vec<Tensor>,
 }
 
@@ -93,7 +94,7 @@ impl std::fmt::Debug for Party {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Party")
             .field("leaves", &self.leaves.len())
-            .field("trace_root", &glassbox_types::hex(&self.trace_root))
+            .field("trace_root", &self.trace_root)
             .finish()
     }
 }
@@ -152,13 +153,14 @@ impl Party {
                 let (outs, _) = p.session.run_node(i, &args)?;
                 p.values[i] = outs;
             }
-            let hashes: Vec<[u8; 32]> = p.values[i].iter().map(Tensor::hash).collect();
+            let hashes: Vec<TensorHash> = p.values[i].iter().map(Tensor::hash).collect();
             p.leaves[i] = node_leaf_from_hashes(i, &hashes);
         }
-        p.trace_root = glassbox_runtime::trace::trace_root(
+        p.trace_root = trace::root(
             &model.id(),
             &p.inputs.iter().map(Tensor::hash).collect::<Vec<_>>(),
-            &p.leaves,
+            p.leaves.len() as u64,
+            &merkle_root(&p.leaves),
         );
         let mut outputs = Vec::with_capacity(model.output_ids().len());
         for (o, vid) in model.output_ids().iter().enumerate() {
@@ -201,13 +203,13 @@ impl Party {
     }
 
     /// [`outputs_hash`] of the run's outputs.
-    pub fn output_hash(&self) -> [u8; 32] {
-        let hashes: Vec<[u8; 32]> = self.outputs.iter().map(Tensor::hash).collect();
+    pub fn output_hash(&self) -> OutputHash {
+        let hashes: Vec<TensorHash> = self.outputs.iter().map(Tensor::hash).collect();
         outputs_hash(&hashes)
     }
 
     /// The run's trace root.
-    pub fn trace_root(&self) -> [u8; 32] {
+    pub fn trace_root(&self) -> TraceRoot {
         self.trace_root
     }
 
@@ -217,7 +219,7 @@ impl Party {
     }
 
     /// The trace leaves.
-    pub fn leaves(&self) -> &[[u8; 32]] {
+    pub fn leaves(&self) -> &[TraceLeaf] {
         &self.leaves
     }
 
@@ -225,7 +227,7 @@ impl Party {
         Some(LeafOpening {
             node: node as u64,
             outputs: self.values.get(node)?.iter().map(Tensor::hash).collect(),
-            path: merkle_proof(&self.leaves, node).ok()?,
+            path: audit_path(&self.leaves, node)?,
         })
     }
 

@@ -17,6 +17,7 @@ use glassbox_ledger::{
     Job, JobExt, JobId, JobStatus, Proof, SignedTx, StateKey, TxBody, commitment, outputs_hash,
     verify_proof,
 };
+use glassbox_primitives::TensorHash;
 use glassbox_types::{ModelId, PublicKey, hex};
 use serde::{Deserialize, Serialize};
 
@@ -159,10 +160,10 @@ impl Receipt {
             job_id: job.id.to_string(),
             model_id: job.model_id.to_string(),
             manifest_id: job.manifest_id.to_string(),
-            input_hashes: job.input_hashes.iter().map(|h| hex(h)).collect(),
+            input_hashes: job.input_hashes.iter().map(|h| h.to_hex()).collect(),
             outputs: job.outputs.iter().map(|o| hex(o)).collect(),
-            output_hash: agreed.map(|r| hex(&r.0)).unwrap_or_default(),
-            trace_root: agreed.map(|r| hex(&r.1)).unwrap_or_default(),
+            output_hash: agreed.map(|r| r.0.to_hex()).unwrap_or_default(),
+            trace_root: agreed.map(|r| r.1.to_hex()).unwrap_or_default(),
             executors: job.slots.iter().map(|s| s.executor.to_string()).collect(),
             request_tx: hex(request.encoded()),
             commit_txs: commits.iter().map(|t| hex(t.encoded())).collect(),
@@ -255,7 +256,7 @@ impl Receipt {
             &self.manifest_id,
             &job.manifest_id.to_string(),
         )?;
-        let hashes: Vec<String> = job.input_hashes.iter().map(|h| hex(h)).collect();
+        let hashes: Vec<String> = job.input_hashes.iter().map(|h| h.to_hex()).collect();
         if self.input_hashes != hashes {
             return Err(fail("input_hashes", "differ from the record's"));
         }
@@ -304,17 +305,14 @@ impl Receipt {
                 (claim.output_hash, claim.trace_root)
             }
         };
-        expect_eq("output_hash", &self.output_hash, &hex(&agreed.0))?;
-        expect_eq("trace_root", &self.trace_root, &hex(&agreed.1))?;
+        expect_eq("output_hash", &self.output_hash, &agreed.0.to_hex())?;
+        expect_eq("trace_root", &self.trace_root, &agreed.1.to_hex())?;
         let outputs: Vec<String> = job.outputs.iter().map(|o| hex(o)).collect();
         if self.outputs != outputs {
             return Err(fail("outputs", "differ from the record's"));
         }
-        let output_hashes: Vec<[u8; 32]> = job
-            .outputs
-            .iter()
-            .map(|o| *blake3::hash(o).as_bytes())
-            .collect();
+        let output_hashes: Vec<TensorHash> =
+            job.outputs.iter().map(|o| blake3::hash(o).into()).collect();
         if outputs_hash(&output_hashes) != agreed.0 {
             return Err(fail("outputs", "do not hash to output_hash"));
         }
@@ -421,6 +419,6 @@ impl Receipt {
     pub fn model(&self) -> Result<ModelId, ReceiptError> {
         self.model_id
             .parse()
-            .map_err(|e: glassbox_types::Error| fail("model_id", e.to_string()))
+            .map_err(|e: glassbox_types::ParseError| fail("model_id", e.to_string()))
     }
 }

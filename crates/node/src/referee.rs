@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use glassbox_ledger::Referee;
 use glassbox_ledger::dispute::{OutputSource, RefereeError};
+use glassbox_primitives::{TensorHash, TraceLeaf};
 use glassbox_runtime::{Model, Session, Tensor, formats};
 use glassbox_types::ModelId;
 
@@ -20,7 +21,7 @@ pub trait RefereeData: Send + Sync {
     /// A loaded session of the model, if this node holds the model.
     fn session(&self, model: &ModelId) -> Option<Arc<Session>>;
     /// A tensor by canonical hash, if held.
-    fn tensor(&self, hash: &[u8; 32]) -> Option<Tensor>;
+    fn tensor(&self, hash: &TensorHash) -> Option<Tensor>;
 }
 
 /// What produces each value of a model: `(node, position among the node's
@@ -94,8 +95,8 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
         model: &ModelId,
         node: u64,
         inputs: &[Vec<u8>],
-        opened: &dyn Fn(u64, u32) -> Option<[u8; 32]>,
-    ) -> Result<[u8; 32], RefereeError> {
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+    ) -> Result<TraceLeaf, RefereeError> {
         let s = self.session(model)?;
         let m = s.model();
         let index = position(node)?;
@@ -131,15 +132,11 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
                 let (j, slot) = (j as u64, u32::try_from(slot).unwrap_or(u32::MAX));
                 let hash = opened(j, slot).ok_or(RefereeError::Missing { node: j, slot })?;
                 let t = self.data.tensor(&hash).ok_or_else(|| {
-                    RefereeError::Unavailable(format!(
-                        "tensor {} (output {slot} of node {j})",
-                        glassbox_types::hex(&hash)
-                    ))
+                    RefereeError::Unavailable(format!("tensor {hash} (output {slot} of node {j})"))
                 })?;
                 if t.hash() != hash {
                     return Err(RefereeError::Unavailable(format!(
-                        "the held tensor for {} has another hash",
-                        glassbox_types::hex(&hash)
+                        "the held tensor for {hash} has another hash"
                     )));
                 }
                 args.push(Some(t));
@@ -162,7 +159,7 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
 #[derive(Default)]
 pub struct MemoryData {
     sessions: HashMap<ModelId, Arc<Session>>,
-    tensors: HashMap<[u8; 32], Tensor>,
+    tensors: HashMap<TensorHash, Tensor>,
 }
 
 impl std::fmt::Debug for MemoryData {
@@ -177,7 +174,7 @@ impl std::fmt::Debug for MemoryData {
 impl MemoryData {
     /// Holds `session` as the model's.
     pub fn insert_session(&mut self, session: Arc<Session>) {
-        let id = ModelId::from_bytes(session.model().id());
+        let id = session.model().id();
         self.sessions.insert(id, session);
     }
 
@@ -192,7 +189,7 @@ impl RefereeData for MemoryData {
         self.sessions.get(model).cloned()
     }
 
-    fn tensor(&self, hash: &[u8; 32]) -> Option<Tensor> {
+    fn tensor(&self, hash: &TensorHash) -> Option<Tensor> {
         self.tensors.get(hash).cloned()
     }
 }

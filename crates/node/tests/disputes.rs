@@ -213,7 +213,7 @@ fn lying_job(c: &Case, node: usize, element: usize) -> (State, JobId, SecretKey,
                 &k.public(),
                 &p.output_hash(),
                 &p.trace_root(),
-                &[i as u8; 32],
+                &glassbox_primitives::Salt::from_bytes([i as u8; 32]),
             );
             sign(
                 &s,
@@ -237,7 +237,7 @@ fn lying_job(c: &Case, node: usize, element: usize) -> (State, JobId, SecretKey,
                     job_id: id,
                     output_hash: p.output_hash(),
                     trace_root: p.trace_root(),
-                    salt: [i as u8; 32],
+                    salt: glassbox_primitives::Salt::from_bytes([i as u8; 32]),
                     outputs: p.outputs(),
                 },
             )
@@ -327,7 +327,7 @@ fn a_challenged_optimistic_liar_is_caught() {
         &exec.public(),
         &liar.output_hash(),
         &liar.trace_root(),
-        &[0; 32],
+        &glassbox_primitives::Salt::from_bytes([0; 32]),
     );
     s = apply(
         &s,
@@ -351,7 +351,7 @@ fn a_challenged_optimistic_liar_is_caught() {
                 job_id: id,
                 output_hash: liar.output_hash(),
                 trace_root: liar.trace_root(),
-                salt: [0; 32],
+                salt: glassbox_primitives::Salt::from_bytes([0; 32]),
                 outputs: liar.outputs(),
             },
         )],

@@ -155,11 +155,7 @@ fn run() -> Result<(), String> {
             }
         );
     }
-    let hex: String = root
-        .unwrap_or_default()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = root.unwrap_or_default().to_string();
     println!(
         "{{\"load_ms\": {load_ms:.3}, \"run_median_ms\": {:.3}, \"run_min_ms\": {:.3}, \"trace_root\": \"{hex}\", \"kernels\": \"{}\", \"threads\": {}}}",
         times[times.len() / 2],

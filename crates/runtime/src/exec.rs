@@ -11,7 +11,7 @@ use crate::kernels::{Ctx, Isa, KernelChoice};
 use crate::model::{Dim, Model};
 use crate::ops::{Args, Fact};
 use crate::tensor::{DType, Tensor};
-use crate::trace::{Hash, Trace, node_leaf, node_leaf_from_hashes};
+use crate::trace::{TensorHash, Trace, TraceLeaf, node_leaf, node_leaf_from_hashes};
 
 /// How a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub struct Plan {
     pub(crate) key: Vec<InputKey>,
     pub(crate) facts: Vec<Option<Fact>>,
     /// Per node: the leaf, when the node was folded at plan time.
-    folded_leaves: Vec<Option<Hash>>,
+    folded_leaves: Vec<Option<TraceLeaf>>,
     node_costs: Vec<Cost>,
     total: Cost,
     /// Per value: the index of the last node reading it (usize::MAX: kept).
@@ -316,7 +316,7 @@ impl Session {
         observer: &mut (dyn FnMut(usize, &[&Tensor]) + Send),
     ) -> Result<RunOutput> {
         let m = &*self.model;
-        let input_hashes: Vec<Hash> = inputs.iter().map(Tensor::hash).collect();
+        let input_hashes: Vec<TensorHash> = inputs.iter().map(Tensor::hash).collect();
         let inputs = inputs.into_iter().map(Cow::Owned).collect();
         let (outputs, leaves) = run_graph(m, plan, inputs, ctx, observer)?;
         let outputs = m
@@ -339,7 +339,11 @@ impl Session {
     /// Re-executes node `index` alone from the given input tensors (one per
     /// input slot of the node; `None` for omitted ones) and returns its bound
     /// outputs and its trace leaf. This is what a referee runs in a dispute.
-    pub fn run_node(&self, index: usize, inputs: &[Option<Tensor>]) -> Result<(Vec<Tensor>, Hash)> {
+    pub fn run_node(
+        &self,
+        index: usize,
+        inputs: &[Option<Tensor>],
+    ) -> Result<(Vec<Tensor>, TraceLeaf)> {
         let m = &*self.model;
         let node = m.nodes.get(index).ok_or_else(|| {
             Error::Trace(format!(
@@ -442,7 +446,7 @@ pub(crate) fn run_graph(
     inputs: Vec<Cow<'_, Tensor>>,
     ctx: &Ctx<'_>,
     observer: &mut (dyn FnMut(usize, &[&Tensor]) + Send),
-) -> Result<(Vec<Tensor>, Vec<Hash>)> {
+) -> Result<(Vec<Tensor>, Vec<TraceLeaf>)> {
     if inputs.len() != m.inputs.len() {
         return Err(Error::Input {
             name: "*".into(),
@@ -461,19 +465,20 @@ pub(crate) fn run_graph(
         });
     }
     let hash = |index: usize, outs: &[Arc<Tensor>]| {
-        let hashes: Vec<Hash> = outs.iter().map(|t| ctx.hash_tensor(t)).collect();
+        let hashes: Vec<TensorHash> = outs.iter().map(|t| ctx.hash_tensor(t)).collect();
         node_leaf_from_hashes(index, &hashes)
     };
     let mut leaves = match ctx.pool() {
         None => {
-            let mut leaves = vec![[0u8; 32]; m.nodes.len()];
+            let mut leaves = vec![TraceLeaf::default(); m.nodes.len()];
             run_nodes(m, plan, &mut slots, ctx, observer, &mut |index, outs| {
                 leaves[index] = hash(index, &outs);
             })?;
             leaves
         }
         Some(pool) => {
-            let leaves: Vec<OnceLock<Hash>> = (0..m.nodes.len()).map(|_| OnceLock::new()).collect();
+            let leaves: Vec<OnceLock<TraceLeaf>> =
+                (0..m.nodes.len()).map(|_| OnceLock::new()).collect();
             let pending = AtomicUsize::new(0);
             pool.in_place_scope(|scope| {
                 run_nodes(m, plan, &mut slots, ctx, observer, &mut |index, outs| {

@@ -1,6 +1,7 @@
 //! Tensor file formats, decoded from and encoded to bytes (no file I/O):
 //! NumPy `.npy`, ONNX `TensorProto` (`.pb`) and nested JSON arrays.
 
+use glassbox_primitives::tags;
 use prost::Message;
 
 use crate::error::{Error, Result};
@@ -323,7 +324,7 @@ fn json_float(x: f64) -> serde_json::Value {
 /// their inputs and outputs in this form (docs/jobs.md).
 pub fn canonical_encode(t: &Tensor) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + 8 * t.rank() + t.len() * t.dtype().size_bytes());
-    out.extend_from_slice(b"GBT1");
+    out.extend_from_slice(tags::TENSOR);
     out.push(t.dtype().onnx_code() as u8);
     out.extend_from_slice(&(t.rank() as u32).to_le_bytes());
     for &d in t.shape() {
@@ -339,7 +340,7 @@ pub fn canonical_encode(t: &Tensor) -> Vec<u8> {
 pub fn canonical_decode(bytes: &[u8], max_elements: usize) -> Result<Tensor> {
     let e = |m: String| bad("canonical tensor", m);
     let rest = bytes
-        .strip_prefix(b"GBT1")
+        .strip_prefix(tags::TENSOR)
         .ok_or_else(|| e("missing the GBT1 tag".into()))?;
     let (&code, rest) = rest
         .split_first()
@@ -388,10 +389,16 @@ mod tests {
     fn canonical_round_trip_hashes_like_the_trace() {
         let t = Tensor::from_vec(vec![2, 3], vec![1.5f32, -0.0, 3.0, f32::MAX, 5.0, 6.0]).unwrap();
         let bytes = canonical_encode(&t);
-        assert_eq!(*blake3::hash(&bytes).as_bytes(), t.hash());
+        assert_eq!(
+            glassbox_primitives::TensorHash::from(blake3::hash(&bytes)),
+            t.hash()
+        );
         assert_eq!(canonical_decode(&bytes, 6).unwrap(), t);
         let b = Tensor::from_vec(vec![3], vec![true, false, true]).unwrap();
-        assert_eq!(*blake3::hash(&canonical_encode(&b)).as_bytes(), b.hash());
+        assert_eq!(
+            glassbox_primitives::TensorHash::from(blake3::hash(&canonical_encode(&b))),
+            b.hash()
+        );
         assert!(canonical_decode(&bytes, 5).is_err(), "element limit");
         assert!(
             canonical_decode(&bytes[..bytes.len() - 1], 6).is_err(),

@@ -36,7 +36,7 @@ pub use kernels::{Isa, KernelChoice};
 pub use model::{Dim, Limits, MAX_OPSET, MAX_SUBGRAPH_DEPTH, MIN_OPSET, Model, Node, ValueInfo};
 pub use ops::control::MAX_LOOP_ITERATIONS;
 pub use tensor::{DType, Data, Elem, Tensor, checked_len, strides};
-pub use trace::{Hash, Trace};
+pub use trace::{TensorHash, Trace, TraceLeaf, TraceRoot};
 
 /// The runtime's version, part of every manifest that records a cost.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use glassbox_primitives::ModelId;
 use prost::Message;
 
 use crate::attrs::{Attr, Attrs};
@@ -77,7 +78,7 @@ pub struct Node {
 /// A loaded, validated model.
 #[derive(Debug)]
 pub struct Model {
-    pub(crate) id: [u8; 32],
+    pub(crate) id: ModelId,
     pub(crate) opset: i64,
     pub(crate) values: Vec<ValueInfo>,
     pub(crate) inputs: Vec<usize>,
@@ -101,11 +102,11 @@ impl Model {
             });
         }
         let proto = onnx::ModelProto::decode(bytes).map_err(|e| Error::Decode(e.to_string()))?;
-        let id = *blake3::hash(bytes).as_bytes();
+        let id = ModelId::of(bytes);
         Model::from_proto(proto, id, limits)
     }
 
-    fn from_proto(proto: onnx::ModelProto, id: [u8; 32], limits: Limits) -> Result<Model> {
+    fn from_proto(proto: onnx::ModelProto, id: ModelId, limits: Limits) -> Result<Model> {
         let mut opset = None;
         for imp in &proto.opset_import {
             let domain = imp.domain.as_deref().unwrap_or("");
@@ -135,7 +136,7 @@ impl Model {
     }
 
     /// The model id: BLAKE3 of the exact model bytes.
-    pub fn id(&self) -> [u8; 32] {
+    pub fn id(&self) -> ModelId {
         self.id
     }
 
@@ -215,7 +216,7 @@ impl Loader {
     fn graph(
         &self,
         graph: &onnx::GraphProto,
-        id: [u8; 32],
+        id: ModelId,
         scope: Scope<'_>,
         depth: usize,
     ) -> Result<Model> {
@@ -360,7 +361,12 @@ impl Loader {
                             )));
                         }
                         let sub = self
-                            .graph(g, [0; 32], Scope::Sub { captured }, depth + 1)
+                            .graph(
+                                g,
+                                ModelId::from_bytes([0; 32]),
+                                Scope::Sub { captured },
+                                depth + 1,
+                            )
                             .map_err(|e| node_err(format!("subgraph `{attr}`: {e}")))?;
                         subgraphs.push((attr, Arc::new(sub)));
                     }

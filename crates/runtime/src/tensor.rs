@@ -4,6 +4,8 @@
 //! execution trace commits to: `"GBT1" || dtype code (u8) || rank (u32 LE) ||
 //! dims (u64 LE each) || elements little-endian` (bool as one byte, 0 or 1).
 
+use glassbox_primitives::{TensorHash, tags};
+
 use crate::error::{OpError, OpResult};
 
 /// Element types the runtime computes with.
@@ -352,17 +354,17 @@ impl Tensor {
     }
 
     /// The canonical hash of this tensor (docs/determinism.md, "Tensor hashing").
-    pub fn hash(&self) -> [u8; 32] {
+    pub fn hash(&self) -> TensorHash {
         let mut h = TensorHasher::new();
         self.hash_header(&mut h);
         self.for_each_le_chunk(|bytes| h.update(bytes));
-        h.finalize()
+        TensorHash::from_bytes(h.finalize())
     }
 
     /// Feeds the header of the canonical encoding (everything before the
     /// elements) into a hasher.
     pub(crate) fn hash_header(&self, h: &mut TensorHasher) {
-        h.update(b"GBT1");
+        h.update(tags::TENSOR);
         h.update(&[self.dtype().onnx_code() as u8]);
         h.update(&(self.shape.len() as u32).to_le_bytes());
         for &d in &self.shape {
@@ -546,7 +548,7 @@ mod tests {
                 enc.extend_from_slice(&(d as u64).to_le_bytes());
             }
             enc.extend_from_slice(&t.to_le_bytes());
-            assert_eq!(t.hash(), *blake3::hash(&enc).as_bytes(), "shape {shape:?}");
+            assert_eq!(t.hash(), blake3::hash(&enc).into(), "shape {shape:?}");
         }
     }
 }

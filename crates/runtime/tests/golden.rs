@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use glassbox_runtime::{Cost, DType, Limits, Model, Options, Session, Tensor, formats, trace::hex};
+use glassbox_runtime::{Cost, DType, Limits, Model, Options, Session, Tensor, formats};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -101,8 +101,12 @@ fn trace_roots_match_the_golden_file() {
         )
         .expect("session");
         let out = session.run(inputs).expect("run");
-        let outputs: Vec<String> = out.outputs.iter().map(|(_, t)| hex(&t.hash())).collect();
-        let line = format!("{} outputs={}", hex(&out.trace.root()), outputs.join(","));
+        let outputs: Vec<String> = out
+            .outputs
+            .iter()
+            .map(|(_, t)| t.hash().to_string())
+            .collect();
+        let line = format!("{} outputs={}", out.trace.root(), outputs.join(","));
         println!("golden {name}: {line}");
         got.insert(name.to_string(), line);
     }

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use glassbox_runtime::{
     Cost, Data, Error, Isa, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor,
-    formats, trace::hex,
+    formats,
 };
 
 /// Models the runtime cannot load yet, with the op type loading must fail
@@ -323,8 +323,12 @@ fn check(name: &str) {
             assert_eq!(a.hash(), b.hash(), "{name}: output {n}, {k:?} x{t}");
         }
     }
-    let outputs: Vec<String> = base.outputs.iter().map(|(_, t)| hex(&t.hash())).collect();
-    let line = format!("{} outputs={}", hex(&base.trace.root()), outputs.join(","));
+    let outputs: Vec<String> = base
+        .outputs
+        .iter()
+        .map(|(_, t)| t.hash().to_string())
+        .collect();
+    let line = format!("{} outputs={}", base.trace.root(), outputs.join(","));
     println!("real model {name}: golden {line}");
     check_golden(name, &line);
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use glassbox_runtime::trace::{merkle_root_from_proof, node_leaf};
+use glassbox_runtime::trace::{node_leaf, root_from_path};
 use glassbox_runtime::{DType, Limits, Model, Options, Session, Tensor, formats};
 
 fn load_case(name: &str) -> (Arc<Model>, Tensor) {
@@ -63,8 +63,9 @@ fn every_node_re_executes_alone_to_its_leaf_and_proves_into_the_root() {
                 node.op_type
             );
             assert_eq!(leaf, node_leaf(i, outs.iter()));
-            let proof = trace.proof(i).expect("proof");
-            let got = merkle_root_from_proof(&leaf, i, trace.leaves.len(), &proof);
+            let proof = trace.audit_path(i).expect("proof");
+            let n = trace.leaves.len() as u64;
+            let got = root_from_path(&leaf, i as u64, n, &proof);
             assert_eq!(got, Some(root), "{name}: proof of leaf {i}");
             // A tampered output does not prove into the root.
             if let Some(t) = outs.first() {
@@ -75,7 +76,7 @@ fn every_node_re_executes_alone_to_its_leaf_and_proves_into_the_root() {
                     *x = f32::from_bits(x.to_bits() ^ 1);
                     let bad = Tensor::new(t.shape().to_vec(), other).expect("tensor");
                     let bad_leaf = node_leaf(i, std::iter::once(&bad));
-                    let got = merkle_root_from_proof(&bad_leaf, i, trace.leaves.len(), &proof);
+                    let got = root_from_path(&bad_leaf, i as u64, n, &proof);
                     assert_ne!(got, Some(root), "{name}: tampered leaf {i} verified");
                 }
             }

@@ -191,7 +191,7 @@ impl Registry {
             Err(e) => return Err(e),
         };
         let id: ManifestId = String::from_utf8_lossy(&text).trim_end().parse().map_err(
-            |e: glassbox_types::Error| Error::Corrupt {
+            |e: glassbox_types::ParseError| Error::Corrupt {
                 path: path.clone(),
                 reason: e.to_string(),
             },
@@ -273,7 +273,7 @@ impl Registry {
     /// highest pre-release when there is no release).
     pub fn resolve(&self, query: &str) -> Result<Entry> {
         if query.starts_with(ManifestId::PREFIX) {
-            let id: ManifestId = query.parse()?;
+            let id: ManifestId = query.parse().map_err(glassbox_types::Error::from)?;
             if let Some(e) = self.get(&id)? {
                 return Ok(e);
             }
@@ -290,10 +290,12 @@ impl Registry {
         validate_name(name)?;
         match version {
             Some(v) => {
-                let v = semver::Version::parse(v).map_err(|e| glassbox_types::Error::Parse {
-                    what: "version",
-                    input: v.chars().take(40).collect(),
-                    reason: e.to_string(),
+                let v = semver::Version::parse(v).map_err(|e| {
+                    glassbox_types::Error::from(glassbox_types::ParseError::new(
+                        "version",
+                        v,
+                        e.to_string(),
+                    ))
                 })?;
                 self.lookup_version(name, &v.to_string())?
                     .ok_or_else(|| Error::NotFound(format!("{name}@{v}")))

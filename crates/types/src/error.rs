@@ -1,29 +1,19 @@
 //! The crate's error type.
 
+use glassbox_primitives::{DecodeError, ParseError};
+
 /// Why a value could not be parsed, encoded, decoded or verified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A text form (id, key, signature) did not parse.
-    #[error("invalid {what} `{input}`: {reason}")]
-    Parse {
-        /// What was being parsed.
-        what: &'static str,
-        /// The input, clipped.
-        input: String,
-        /// Why it was rejected.
-        reason: String,
-    },
+    #[error(transparent)]
+    Parse(#[from] ParseError),
     /// A manifest field is out of its allowed range or form.
     #[error("invalid manifest: {0}")]
     Invalid(String),
     /// Bytes are not a canonical encoding.
-    #[error("malformed encoding at byte {offset}: {reason}")]
-    Decode {
-        /// Byte offset where decoding failed.
-        offset: usize,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
     /// A signature did not verify against the publisher's key.
     #[error("signature does not verify against the publisher key {0}")]
     BadSignature(String),

@@ -7,7 +7,10 @@ use std::str::FromStr;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
-use crate::{Error, clip, hex, unhex};
+use glassbox_primitives::codec::{Reader, Writer};
+use glassbox_primitives::{DecodeError, ParseError, hex, unhex};
+
+use crate::Error;
 
 /// An ed25519 public key (a valid, canonically encoded curve point).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,17 +31,12 @@ impl PublicKey {
 
     /// Parses 32 bytes as a point; fails when they are not a valid point.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, Error> {
-        let key = VerifyingKey::from_bytes(bytes).map_err(|e| Error::Parse {
-            what: "public key",
-            input: hex(bytes),
-            reason: e.to_string(),
-        })?;
+        let key = VerifyingKey::from_bytes(bytes)
+            .map_err(|e| ParseError::new("public key", &hex(bytes), e.to_string()))?;
         if key.is_weak() {
-            return Err(Error::Parse {
-                what: "public key",
-                input: hex(bytes),
-                reason: "a small-order (weak) key".to_string(),
-            });
+            return Err(
+                ParseError::new("public key", &hex(bytes), "a small-order (weak) key").into(),
+            );
         }
         Ok(PublicKey(key))
     }
@@ -46,6 +44,19 @@ impl PublicKey {
     /// The 32-byte encoding.
     pub fn to_bytes(&self) -> [u8; 32] {
         self.0.to_bytes()
+    }
+
+    /// Writes the 32-byte encoding.
+    pub fn write_to(&self, w: &mut Writer) {
+        w.bytes(&self.to_bytes());
+    }
+
+    /// Reads a 32-byte encoding that must be a valid, non-small-order
+    /// point; `field` names it in the error.
+    pub fn read_from(r: &mut Reader<'_>, field: &str) -> Result<Self, DecodeError> {
+        let at = r.pos();
+        let bytes = r.array::<32>()?;
+        PublicKey::from_bytes(&bytes).map_err(|e| r.err_at(at, format!("{field}: {e}")))
     }
 
     /// Verifies `signature` over `message` (strict: no malleable or
@@ -85,11 +96,7 @@ impl SecretKey {
 
     /// Parses [`SecretKey::to_secret_text`]'s form. Errors never echo the input.
     pub fn from_secret_text(s: &str) -> Result<Self, Error> {
-        let err = |reason: String| Error::Parse {
-            what: "secret key",
-            input: "<redacted>".to_string(),
-            reason,
-        };
+        let err = |reason: String| ParseError::new("secret key", "<redacted>", reason);
         let rest = s
             .strip_prefix(Self::PREFIX)
             .ok_or_else(|| err(format!("expected the prefix `{}`", Self::PREFIX)))?;
@@ -147,11 +154,7 @@ impl fmt::Debug for Signature {
 impl FromStr for PublicKey {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let err = |reason: String| Error::Parse {
-            what: "public key",
-            input: clip(s, 80),
-            reason,
-        };
+        let err = |reason: String| Error::from(ParseError::new("public key", s, reason));
         let rest = s
             .strip_prefix(Self::PREFIX)
             .ok_or_else(|| err(format!("expected the prefix `{}`", Self::PREFIX)))?;
@@ -162,11 +165,7 @@ impl FromStr for PublicKey {
 impl FromStr for Signature {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let err = |reason: String| Error::Parse {
-            what: "signature",
-            input: clip(s, 80),
-            reason,
-        };
+        let err = |reason: String| Error::from(ParseError::new("signature", s, reason));
         let rest = s
             .strip_prefix(Self::PREFIX)
             .ok_or_else(|| err(format!("expected the prefix `{}`", Self::PREFIX)))?;

@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::codec::{Reader, Writer};
+use glassbox_primitives::codec::{Reader, Writer};
+use glassbox_primitives::{DecodeError, ParseError, tags};
+
 use crate::{Error, Hash, ManifestId, ModelId, PublicKey, SecretKey, Signature, clip};
 
 /// Encoding version written into every manifest; decoders reject others.
@@ -15,10 +17,10 @@ pub const FORMAT_VERSION: u16 = 1;
 
 /// Domain-separation prefix of every manifest signature: the signed message
 /// is these bytes followed by the encoded manifest.
-pub const SIGNING_DOMAIN: &[u8] = b"glassbox.manifest.v1";
+pub const SIGNING_DOMAIN: &[u8] = tags::MANIFEST_SIGNING;
 
-const MANIFEST_MAGIC: &[u8; 4] = b"GBMF";
-const SIGNED_MAGIC: &[u8; 4] = b"GBSM";
+const MANIFEST_MAGIC: &[u8; 4] = tags::MANIFEST;
+const SIGNED_MAGIC: &[u8; 4] = tags::SIGNED_MANIFEST;
 
 /// Limits on every length and count of a manifest. They are part of the
 /// frozen format: encoders refuse and decoders reject anything beyond them.
@@ -112,10 +114,13 @@ impl FromStr for Relation {
         Relation::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| Error::Parse {
-                what: "relation",
-                input: clip(s, 40),
-                reason: "expected finetune, quantization, conversion or other".into(),
+            .ok_or_else(|| {
+                ParseError::new(
+                    "relation",
+                    s,
+                    "expected finetune, quantization, conversion or other",
+                )
+                .into()
             })
     }
 }
@@ -367,7 +372,7 @@ impl Manifest {
     /// does not [`validate`](Manifest::validate).
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         self.validate()?;
-        let mut w = Writer::default();
+        let mut w = Writer::new();
         w.bytes(MANIFEST_MAGIC);
         w.u16(FORMAT_VERSION);
         w.bytes(self.model_id.as_bytes());
@@ -404,14 +409,14 @@ impl Manifest {
         w.u64(self.cost.flops);
         w.u64(self.cost.bytes);
         w.str(&self.runtime_version);
-        if w.buf.len() > Limits::MAX_MANIFEST_BYTES {
+        if w.as_bytes().len() > Limits::MAX_MANIFEST_BYTES {
             return Err(invalid(format!(
                 "encodes to {} bytes, over the limit of {}",
-                w.buf.len(),
+                w.as_bytes().len(),
                 Limits::MAX_MANIFEST_BYTES
             )));
         }
-        Ok(w.buf)
+        Ok(w.into_bytes())
     }
 
     /// Decodes a canonical encoding: rejects other format versions, limits
@@ -419,27 +424,25 @@ impl Manifest {
     /// then validates.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, Error> {
         if bytes.len() > Limits::MAX_MANIFEST_BYTES {
-            return Err(Error::Decode {
-                offset: 0,
-                reason: format!(
+            return Err(Reader::new("manifest", bytes)
+                .err(format!(
                     "{} bytes, over the limit of {}",
                     bytes.len(),
                     Limits::MAX_MANIFEST_BYTES
-                ),
-            });
+                ))
+                .into());
         }
-        let mut r = Reader::new(bytes);
+        let mut r = Reader::new("manifest", bytes);
         if r.take(4)? != MANIFEST_MAGIC {
-            return Err(Error::Decode {
-                offset: 0,
-                reason: "not a manifest (bad magic)".into(),
-            });
+            return Err(r.err_at(0, "not a manifest (bad magic)").into());
         }
         let fv = r.u16()?;
         if fv != FORMAT_VERSION {
-            return Err(r.err(format!(
-                "format version {fv} is not supported (this build reads {FORMAT_VERSION})"
-            )));
+            return Err(r
+                .err(format!(
+                    "format version {fv} is not supported (this build reads {FORMAT_VERSION})"
+                ))
+                .into());
         }
         let model_id = ModelId::from_bytes(r.array()?);
         let size_bytes = r.u64()?;
@@ -449,9 +452,11 @@ impl Manifest {
         let version = semver::Version::parse(&vtext)
             .ok()
             .filter(|v| v.to_string() == vtext)
-            .ok_or_else(|| Error::Decode {
-                offset: at,
-                reason: format!("version `{}` is not canonical semver", clip(&vtext, 40)),
+            .ok_or_else(|| {
+                r.err_at(
+                    at,
+                    format!("version `{}` is not canonical semver", clip(&vtext, 40)),
+                )
             })?;
         let description = r.str("description", Limits::MAX_DESCRIPTION_BYTES)?;
         let license = if r.flag("license")? {
@@ -459,11 +464,7 @@ impl Manifest {
         } else {
             None
         };
-        let at = r.pos();
-        let publisher = PublicKey::from_bytes(&r.array()?).map_err(|e| Error::Decode {
-            offset: at,
-            reason: e.to_string(),
-        })?;
+        let publisher = PublicKey::read_from(&mut r, "publisher")?;
         let created_at_unix_s = r.u64()?;
         let n = r.len("parents", Limits::MAX_PARENTS)?;
         let mut parents = Vec::with_capacity(n);
@@ -633,13 +634,13 @@ impl SignedManifest {
     /// The canonical encoding: magic `GBSM`, format version, the
     /// length-prefixed manifest encoding, then the 64 signature bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = Writer::new();
         w.bytes(SIGNED_MAGIC);
         w.u16(FORMAT_VERSION);
         w.len(self.manifest_bytes.len());
         w.bytes(&self.manifest_bytes);
         w.bytes(self.signature.as_bytes());
-        w.buf
+        w.into_bytes()
     }
 
     /// The manifest id: BLAKE3 of [`SignedManifest::encode`].
@@ -649,18 +650,17 @@ impl SignedManifest {
 
     /// Decodes a canonical encoding. Does not verify the signature.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
+        let mut r = Reader::new("signed manifest", bytes);
         if r.take(4)? != SIGNED_MAGIC {
-            return Err(Error::Decode {
-                offset: 0,
-                reason: "not a signed manifest (bad magic)".into(),
-            });
+            return Err(r.err_at(0, "not a signed manifest (bad magic)").into());
         }
         let fv = r.u16()?;
         if fv != FORMAT_VERSION {
-            return Err(r.err(format!(
-                "format version {fv} is not supported (this build reads {FORMAT_VERSION})"
-            )));
+            return Err(r
+                .err(format!(
+                    "format version {fv} is not supported (this build reads {FORMAT_VERSION})"
+                ))
+                .into());
         }
         let n = r.len("manifest", Limits::MAX_MANIFEST_BYTES)?;
         let at = r.pos();
@@ -668,10 +668,10 @@ impl SignedManifest {
         let signature = Signature::from_bytes(r.array()?);
         r.finish()?;
         let manifest = Manifest::decode(&manifest_bytes).map_err(|e| match e {
-            Error::Decode { offset, reason } => Error::Decode {
-                offset: at + offset,
-                reason,
-            },
+            Error::Decode(d) => Error::Decode(DecodeError {
+                offset: at + d.offset,
+                ..d
+            }),
             other => other,
         })?;
         Ok(SignedManifest {

@@ -11,6 +11,8 @@ pub mod gemm;
 
 use std::ops::Range;
 
+use glassbox_primitives::TensorHash;
+
 use crate::tensor::{Tensor, TensorHasher};
 
 /// Instruction-set path used by kernels.
@@ -123,14 +125,14 @@ impl<'a> Ctx<'a> {
     /// The canonical hash of a tensor ([`Tensor::hash`]). Large tensors are
     /// hashed on all threads with BLAKE3's tree parallelism, which gives the
     /// same digest as hashing on one thread.
-    pub fn hash_tensor(&self, t: &Tensor) -> [u8; 32] {
+    pub fn hash_tensor(&self, t: &Tensor) -> TensorHash {
         const PAR_MIN_BYTES: usize = 1 << 18;
         match (self.pool, t.le_bytes()) {
             (Some(pool), Some(bytes)) if self.threads() > 1 && bytes.len() >= PAR_MIN_BYTES => {
                 let mut h = TensorHasher::new();
                 t.hash_header(&mut h);
                 pool.install(|| h.update_rayon(bytes));
-                h.finalize()
+                TensorHash::from_bytes(h.finalize())
             }
             _ => t.hash(),
         }

@@ -24,8 +24,9 @@ use crate::kernels::{Ctx, Isa};
 use crate::model::Model;
 use crate::ops::util::by_dtype;
 use crate::tensor::{DType, Elem, Tensor};
-use crate::trace::{Hash, merkle_root};
+use crate::trace::{MerkleNode, TraceLeaf, merkle_root};
 use crate::{bail, ensure};
+use glassbox_primitives::tags;
 
 /// Most iterations of one `Loop` run.
 pub const MAX_LOOP_ITERATIONS: u64 = 1 << 20;
@@ -190,7 +191,7 @@ impl Sub {
     }
 
     /// Runs the subgraph: its outputs and its leaves.
-    fn run(&self, inputs: &[&Tensor], ctx: &Ctx<'_>) -> OpResult<(Vec<Tensor>, Vec<Hash>)> {
+    fn run(&self, inputs: &[&Tensor], ctx: &Ctx<'_>) -> OpResult<(Vec<Tensor>, Vec<TraceLeaf>)> {
         let plan = self.plan_for_run(inputs)?;
         let inputs = inputs.iter().map(|t| Cow::Borrowed(*t)).collect();
         exec::run_graph(&self.graph, &plan, inputs, ctx, &mut |_, _| {}).map_err(|e| self.err(e))
@@ -216,14 +217,14 @@ impl Sub {
 /// The commitment to the runs of a subgraph (docs/determinism.md, "Control
 /// flow"): `BLAKE3("GBS1" || kind || runs (u64 LE) || per run: leaves (u64
 /// LE) || Merkle root of the leaves)`.
-fn commitment(kind: u8, runs: &[(usize, Hash)]) -> Tensor {
+fn commitment(kind: u8, runs: &[(usize, MerkleNode)]) -> Tensor {
     let mut h = blake3::Hasher::new();
-    h.update(b"GBS1");
+    h.update(tags::SUBGRAPH);
     h.update(&[kind]);
     h.update(&(runs.len() as u64).to_le_bytes());
     for (n, root) in runs {
         h.update(&(*n as u64).to_le_bytes());
-        h.update(root);
+        h.update(root.as_bytes());
     }
     let bytes = h.finalize().as_bytes().to_vec();
     Tensor::from_vec(vec![32], bytes).expect("32 elements for shape [32]")
@@ -585,7 +586,7 @@ impl Op for Loop {
             .map(|i| inputs.get(i))
             .collect::<OpResult<_>>()?;
         let mut scans: Vec<Vec<Tensor>> = vec![Vec::new(); self.scans];
-        let mut runs: Vec<(usize, Hash)> = Vec::new();
+        let mut runs: Vec<(usize, MerkleNode)> = Vec::new();
         let mut i: u64 = 0;
         while cond && i < m {
             ensure!(

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Error, clip, hex, unhex};
+use crate::{Digest, ParseError, hex, unhex};
 
 macro_rules! blake3_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
@@ -36,6 +36,15 @@ macro_rules! blake3_id {
             }
         }
 
+        impl Digest for $name {
+            fn from_array(bytes: [u8; 32]) -> Self {
+                $name(bytes)
+            }
+            fn as_array(&self) -> &[u8; 32] {
+                &self.0
+            }
+        }
+
         impl From<blake3::Hash> for $name {
             fn from(h: blake3::Hash) -> Self {
                 $name(*h.as_bytes())
@@ -55,13 +64,9 @@ macro_rules! blake3_id {
         }
 
         impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
-                let err = |reason: String| Error::Parse {
-                    what: $what,
-                    input: clip(s, 80),
-                    reason,
-                };
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                let err = |reason: String| ParseError::new($what, s, reason);
                 let rest = s
                     .strip_prefix(Self::PREFIX)
                     .ok_or_else(|| err(format!("expected the prefix `{}`", Self::PREFIX)))?;
