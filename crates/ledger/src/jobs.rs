@@ -16,6 +16,7 @@ use glassbox_types::{DimSpec, ManifestId, ModelId, PublicKey, TensorSpec};
 use serde::{Deserialize, Serialize};
 
 use glassbox_primitives::codec::{Reader, Writer};
+use glassbox_primitives::tensor::{self, TensorHeader};
 use glassbox_primitives::{Commitment, OutputHash, Salt, TensorHash, TraceRoot, tags};
 
 use crate::error::{DecodeError, TxError};
@@ -117,92 +118,10 @@ pub fn outputs_hash(output_hashes: &[TensorHash]) -> OutputHash {
     h.finalize().into()
 }
 
-/// The header of a canonical tensor encoding (docs/determinism.md,
-/// "Tensor hashing"), checked: `"GBT1" || dtype code || rank || dims ||
-/// elements`. Its hash is BLAKE3 of the whole encoding, the same hash the
-/// runtime's trace commits to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorHeader {
-    /// ONNX dtype code.
-    pub dtype_code: u8,
-    /// The dimensions.
-    pub shape: Vec<u64>,
-}
-
-impl TensorHeader {
-    /// The numpy-style name of the dtype (`float32`, `int64`, ...).
-    pub fn dtype_name(&self) -> &'static str {
-        dtype_name(self.dtype_code).unwrap_or("unknown")
-    }
-}
-
-fn dtype_name(code: u8) -> Option<&'static str> {
-    Some(match code {
-        1 => "float32",
-        2 => "uint8",
-        3 => "int8",
-        6 => "int32",
-        7 => "int64",
-        9 => "bool",
-        11 => "float64",
-        _ => return None,
-    })
-}
-
-fn dtype_size(code: u8) -> u64 {
-    match code {
-        11 | 7 => 8,
-        1 | 6 => 4,
-        _ => 1,
-    }
-}
-
 /// Checks that `bytes` is a canonical tensor encoding and returns its
-/// header; the message says what is wrong.
+/// header; the message says what is wrong ([`glassbox_primitives::tensor`]).
 pub fn parse_tensor(bytes: &[u8]) -> Result<TensorHeader, String> {
-    let rest = bytes.strip_prefix(b"GBT1").ok_or("missing the GBT1 tag")?;
-    let (&code, rest) = rest.split_first().ok_or("truncated before the dtype")?;
-    dtype_name(code).ok_or_else(|| format!("unknown dtype code {code}"))?;
-    let (rank, mut rest) = rest
-        .split_first_chunk::<4>()
-        .map(|(r, rest)| (u32::from_le_bytes(*r), rest))
-        .ok_or("truncated before the rank")?;
-    if rank as usize > glassbox_types::Limits::MAX_RANK {
-        return Err(format!(
-            "rank {rank} is over the limit of {}",
-            glassbox_types::Limits::MAX_RANK
-        ));
-    }
-    let mut shape = Vec::with_capacity(rank as usize);
-    let mut elements: u64 = 1;
-    for i in 0..rank {
-        let (d, r) = rest
-            .split_first_chunk::<8>()
-            .ok_or_else(|| format!("truncated in dimension {i}"))?;
-        let d = u64::from_le_bytes(*d);
-        elements = elements
-            .checked_mul(d)
-            .ok_or_else(|| format!("dimension {i} overflows the element count"))?;
-        shape.push(d);
-        rest = r;
-    }
-    let want = elements
-        .checked_mul(dtype_size(code))
-        .ok_or("the element bytes overflow")?;
-    if u64::try_from(rest.len()).unwrap_or(u64::MAX) != want {
-        return Err(format!(
-            "{} element bytes where shape {shape:?} of {} needs {want}",
-            rest.len(),
-            dtype_name(code).unwrap_or("?")
-        ));
-    }
-    if code == 9 && rest.iter().any(|&b| b > 1) {
-        return Err("a bool element is neither 0 nor 1".into());
-    }
-    Ok(TensorHeader {
-        dtype_code: code,
-        shape,
-    })
+    tensor::parse(bytes).map(|(header, _)| header)
 }
 
 /// Checks tensors against a manifest's declared specs: the count, each

@@ -39,9 +39,10 @@ pub use arbitrate::{AUDIT_DOMAIN, RefereeWork};
 pub use dispute::{JobExt, NoReferee, Referee, RefereeError};
 pub use error::{BlockError, DecodeError, Error, GenesisError, TxError};
 pub use genesis::{GENESIS_VERSION, GenesisAccount, GenesisExecutor, GenesisState};
+pub use glassbox_primitives::tensor::TensorHeader;
 pub use jobs::{
     COMMITMENT_DOMAIN, Job, JobId, JobStatus, OUTPUTS_DOMAIN, Reveal, SELECTION_DOMAIN, Slot,
-    TensorHeader, commitment, outputs_hash, parse_tensor,
+    commitment, outputs_hash, parse_tensor,
 };
 pub use records::{
     Account, ChainInfo, Executor, FeePool, Head, ModelRecord, Params, RECORD_VERSION, StateKey,

@@ -2,8 +2,8 @@
 //! digests ([`TensorHash`], [`TraceRoot`], [`OutputHash`], ...), the
 //! `blake3:<hex>` text ids ([`ModelId`], [`ManifestId`], [`Hash`]), lower-case
 //! hex, the canonical little-endian encoder and decoder ([`codec`]), every
-//! domain-separation tag ([`tags`]) and the execution-trace commitment
-//! ([`trace`]).
+//! domain-separation tag ([`tags`]), the canonical tensor encoding's
+//! check ([`tensor`]) and the execution-trace commitment ([`trace`]).
 //!
 //! Every other crate (runtime, types, ledger, node, CLI) takes these from
 //! here, so a consensus byte changes in one place only; the frozen-format
@@ -16,6 +16,7 @@ mod error;
 pub mod hex;
 mod id;
 pub mod tags;
+pub mod tensor;
 pub mod trace;
 
 pub use digest::{

@@ -334,53 +334,30 @@ pub fn canonical_encode(t: &Tensor) -> Vec<u8> {
     out
 }
 
-/// Decodes [`canonical_encode`]'s form: a known dtype, rank at most 32,
-/// exactly as many element bytes as the shape needs (at most
-/// `max_elements` elements), booleans 0 or 1.
+/// Decodes [`canonical_encode`]'s form, checked by
+/// `glassbox_primitives::tensor::parse` (a known dtype, rank at most 32,
+/// exactly as many element bytes as the shape needs, booleans 0 or 1), of
+/// at most `max_elements` elements.
 pub fn canonical_decode(bytes: &[u8], max_elements: usize) -> Result<Tensor> {
     let e = |m: String| bad("canonical tensor", m);
-    let rest = bytes
-        .strip_prefix(tags::TENSOR)
-        .ok_or_else(|| e("missing the GBT1 tag".into()))?;
-    let (&code, rest) = rest
-        .split_first()
-        .ok_or_else(|| e("truncated before the dtype".into()))?;
-    let dtype =
-        DType::from_onnx(i32::from(code)).ok_or_else(|| e(format!("unknown dtype code {code}")))?;
-    let (rank, mut rest) = rest
-        .split_first_chunk::<4>()
-        .map(|(r, rest)| (u32::from_le_bytes(*r), rest))
-        .ok_or_else(|| e("truncated before the rank".into()))?;
-    if rank > 32 {
-        return Err(e(format!("rank {rank} is over the limit of 32")));
-    }
-    let mut shape = Vec::with_capacity(rank as usize);
-    for i in 0..rank {
-        let (d, r) = rest
-            .split_first_chunk::<8>()
-            .ok_or_else(|| e(format!("truncated in dimension {i}")))?;
-        let d = usize::try_from(u64::from_le_bytes(*d))
-            .map_err(|_| e(format!("dimension {i} does not fit in memory")))?;
-        shape.push(d);
-        rest = r;
-    }
+    let (header, elements) = glassbox_primitives::tensor::parse(bytes).map_err(e)?;
+    let dtype = DType::from_onnx(i32::from(header.dtype_code))
+        .ok_or_else(|| e(format!("unknown dtype code {}", header.dtype_code)))?;
+    let shape = header
+        .shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            usize::try_from(d).map_err(|_| e(format!("dimension {i} does not fit in memory")))
+        })
+        .collect::<Result<Vec<usize>>>()?;
     let len = checked_len(&shape).ok_or_else(|| e(format!("shape {shape:?} overflows")))?;
     if len > max_elements {
         return Err(e(format!(
             "{len} elements is over the limit of {max_elements}"
         )));
     }
-    let want = len * dtype.size_bytes();
-    if rest.len() != want {
-        return Err(e(format!(
-            "data has {} bytes, shape {shape:?} of {dtype} needs {want}",
-            rest.len()
-        )));
-    }
-    if dtype == DType::Bool && rest.iter().any(|&b| b > 1) {
-        return Err(e("a bool element is neither 0 nor 1".into()));
-    }
-    Tensor::new(shape, decode_le(dtype, rest)).map_err(|x| e(x.0))
+    Tensor::new(shape, decode_le(dtype, elements)).map_err(|x| e(x.0))
 }
 
 #[cfg(test)]

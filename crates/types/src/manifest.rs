@@ -49,7 +49,7 @@ impl Limits {
     /// Dtype name, in bytes.
     pub const MAX_DTYPE_BYTES: usize = 32;
     /// Dimensions of one tensor.
-    pub const MAX_RANK: usize = 32;
+    pub const MAX_RANK: usize = glassbox_primitives::tensor::MAX_RANK;
     /// Symbolic dimension name, in bytes.
     pub const MAX_SYMBOL_BYTES: usize = 64;
     /// Runtime version text, in bytes.
