@@ -7,18 +7,18 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use glassbox_ledger::{Params, SignedTx, TxBody};
-use glassbox_runtime::{Dim, Limits, Model, Options, Session, ValueInfo};
+use glassbox_node::manifest::ModelFacts;
+use glassbox_runtime::Limits;
 use glassbox_store::keyfile::read_secret_key;
 use glassbox_store::{Published, Registry};
 use glassbox_types::{
-    CostSpec, DimSpec, Hash, Limits as ManifestLimits, Manifest, ModelId, Parent, Relation,
-    SecretKey, SignedManifest, Source, TensorSpec,
+    DimSpec, Hash, Limits as ManifestLimits, Manifest, ModelId, Parent, Relation, SecretKey,
+    SignedManifest, Source, TensorSpec,
 };
 use serde_json::{Value, json};
 
@@ -175,51 +175,6 @@ fn parse_source(s: &str) -> Result<Source> {
     })
 }
 
-fn tensor_spec(v: &ValueInfo) -> TensorSpec {
-    TensorSpec {
-        name: v.name.clone(),
-        dtype: v.dtype.map(|d| d.name().to_string()),
-        shape: v.shape.as_ref().map(|dims| {
-            dims.iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => DimSpec::Fixed(*n as u64),
-                    Dim::Symbol(s) => DimSpec::Symbol(s.clone()),
-                })
-                .collect()
-        }),
-    }
-}
-
-/// The runtime's cost for the declared input shapes, symbolic dims at 1.
-fn declared_cost(model: Model) -> Result<CostSpec> {
-    let mut shapes = Vec::new();
-    for v in model.inputs() {
-        let dims = v.shape.as_ref().with_context(|| {
-            format!(
-                "input `{}` declares no shape, so the cost cannot be computed",
-                v.name
-            )
-        })?;
-        shapes.push(
-            dims.iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => *n,
-                    Dim::Symbol(_) => 1,
-                })
-                .collect::<Vec<usize>>(),
-        );
-    }
-    let session = Session::new(Arc::new(model), Options::default())?;
-    let plan = session
-        .plan_shapes(&shapes)
-        .context("planning the model for its declared input shapes (symbolic dims at 1)")?;
-    let c = plan.cost();
-    Ok(CostSpec {
-        flops: c.flops,
-        bytes: c.bytes,
-    })
-}
-
 /// Loads the model with the runtime and signs its manifest with the
 /// publisher's key; returns the signed manifest, the model's bytes and the
 /// key.
@@ -250,19 +205,11 @@ fn sign_manifest(p: &PublishArgs) -> Result<(SignedManifest, Vec<u8>, SecretKey)
         );
     }
     let bytes = progress::read_file(&p.file, max_model_bytes())?;
-    let model = Model::load(&bytes, Limits::default())
+    let facts = ModelFacts::of(&bytes)
         .with_context(|| format!("{} cannot be published", p.file.display()))?;
-    let model_id = model.id();
-    if model_id != ModelId::of(&bytes) {
-        bail!("the runtime's model id disagrees with the file's hash");
-    }
-    let opset = u32::try_from(model.opset()).context("the model's opset is out of range")?;
-    let inputs = model.inputs().map(tensor_spec).collect();
-    let outputs = model.outputs().map(tensor_spec).collect();
-    let cost = declared_cost(model)?;
     let manifest = Manifest {
-        model_id,
-        size_bytes: bytes.len() as u64,
+        model_id: facts.model_id,
+        size_bytes: facts.size_bytes,
         name: p.name.clone(),
         version,
         description: p.description.clone(),
@@ -273,10 +220,10 @@ fn sign_manifest(p: &PublishArgs) -> Result<(SignedManifest, Vec<u8>, SecretKey)
             .map_or(0, |d| d.as_secs()),
         parents,
         sources,
-        inputs,
-        outputs,
-        opset,
-        cost,
+        inputs: facts.inputs,
+        outputs: facts.outputs,
+        opset: facts.opset,
+        cost: facts.cost,
         runtime_version: glassbox_runtime::VERSION.to_string(),
     };
     let signed = SignedManifest::sign(manifest, &key)?;

@@ -20,6 +20,8 @@
 
 mod common;
 
+use glassbox_node::manifest::tensor_spec;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -85,8 +87,8 @@ fn manifest(bytes: &[u8], model: &Model, flops: u64, key: &SecretKey) -> Result<
             .map_or(0, |d| d.as_secs()),
         parents: Vec::new(),
         sources: Vec::new(),
-        inputs: model.inputs().map(common::tensor_spec).collect(),
-        outputs: model.outputs().map(common::tensor_spec).collect(),
+        inputs: model.inputs().map(tensor_spec).collect(),
+        outputs: model.outputs().map(tensor_spec).collect(),
         opset: u32::try_from(model.opset()).context("opset")?,
         cost: CostSpec { flops, bytes: 0 },
         runtime_version: glassbox_runtime::VERSION.to_string(),

@@ -63,12 +63,13 @@ use glassbox_ledger::{Job, JobId, Params, SignedTx, TxBody, TxHash, outputs_hash
 use glassbox_node::consensus::{Finalization, Identity, NAMESPACE, Scheme};
 use glassbox_node::receipt::Receipt;
 use glassbox_runtime::{DType, Limits, Model, Options, Session, Tensor, ValueInfo, formats};
+use glassbox_types::clip;
 use glassbox_types::{Manifest, ModelId, SecretKey};
 use serde_json::Value;
 
 use common::{
-    Client, RETRY_MS, SETUP_TX_TIMEOUT_MS, VALIDATORS, Watch, await_finalized, block_time, clip,
-    json_of, median, ms, percentile, sign_min_fee, submit, unhex,
+    Client, RETRY_MS, SETUP_TX_TIMEOUT_MS, VALIDATORS, Watch, await_finalized, block_time, json_of,
+    median, ms, percentile, sign_min_fee, submit, unhex,
 };
 
 /// Bound of one job of the latency run (and of the warm-up job, which

@@ -13,11 +13,16 @@
 //! on its own machine; here all of them share this machine's cores, so the
 //! figure is a lower bound for a real deployment.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod common;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::percentile;
 use commonware_runtime::{Clock, Runner as _, Spawner, Supervisor as _, tokio as cw_tokio};
 use glassbox_ledger::{GenesisAccount, GenesisState, Params, SignedTx, TxBody, TxHash};
 use glassbox_node::chain::Chain;
@@ -39,15 +44,6 @@ fn free_port() -> SocketAddr {
         .expect("a free loopback port")
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-#[allow(clippy::print_stdout)]
 fn main() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

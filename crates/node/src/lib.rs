@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod genesis;
 pub mod gossip;
 pub mod jobindex;
+pub mod manifest;
 pub mod mempool;
 pub mod offchain;
 pub mod party;

@@ -203,16 +203,12 @@ fn error_message(v: &Value) -> &str {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "{s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    glassbox_types::unhex_vec(s, usize::MAX).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn unhex32(v: &Value) -> [u8; 32] {
     let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
-    <[u8; 32]>::try_from(unhex(s).as_slice()).expect("32 bytes")
+    glassbox_types::unhex(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 /// Checks a single-record answer the way a light client does: the key is

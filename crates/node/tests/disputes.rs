@@ -12,30 +12,16 @@ use glassbox_ledger::{
     BlockContext, GenesisAccount, GenesisExecutor, GenesisState, JobId, JobStatus, Params,
     SignedTx, State, TxBody, commitment,
 };
+use glassbox_node::manifest::tensor_spec;
 use glassbox_node::party::Party;
 use glassbox_node::referee::{MemoryData, RuntimeReferee};
-use glassbox_runtime::{DType, Dim, Limits, Model, Options, Session, ValueInfo, formats};
-use glassbox_types::{CostSpec, DimSpec, Manifest, ModelId, SecretKey, SignedManifest, TensorSpec};
+use glassbox_runtime::{DType, Limits, Model, Options, Session, formats};
+use glassbox_types::{CostSpec, Manifest, ModelId, SecretKey, SignedManifest};
 
 const FEE: u64 = 1_000_000;
 
 fn key(n: u8) -> SecretKey {
     SecretKey::from_seed(&[n; 32])
-}
-
-fn spec(v: &ValueInfo) -> TensorSpec {
-    TensorSpec {
-        name: v.name.clone(),
-        dtype: v.dtype.map(|d| d.name().to_string()),
-        shape: v.shape.as_ref().map(|dims| {
-            dims.iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => DimSpec::Fixed(*n as u64),
-                    Dim::Symbol(s) => DimSpec::Symbol(s.clone()),
-                })
-                .collect()
-        }),
-    }
 }
 
 struct Case {
@@ -92,8 +78,8 @@ fn case(name: &str) -> Case {
         created_at_unix_s: 0,
         parents: Vec::new(),
         sources: Vec::new(),
-        inputs: model.inputs().map(spec).collect(),
-        outputs: model.outputs().map(spec).collect(),
+        inputs: model.inputs().map(tensor_spec).collect(),
+        outputs: model.outputs().map(tensor_spec).collect(),
         opset: u32::try_from(model.opset()).unwrap(),
         cost: CostSpec {
             flops: 1_000_000,

@@ -53,11 +53,7 @@ pub(crate) fn get_json(url: &str) -> Option<Value> {
 }
 
 pub(crate) fn hex_bytes<const N: usize>(s: &str) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-    }
-    out
+    glassbox_types::unhex(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 /// Sets a genesis's commit and reveal windows to `window_blocks` and its

@@ -18,9 +18,10 @@ use anyhow::{Context, Result, bail};
 use glassbox_ledger::{Params, SignedTx, TxBody, TxHash};
 use glassbox_node::consensus::Identity;
 use glassbox_node::genesis::NodeGenesis;
+use glassbox_node::manifest::ModelFacts;
 use glassbox_node::run::{self, DevOptions};
-use glassbox_runtime::{DType, Data, Dim, Limits, Model, Options, Session, Tensor, ValueInfo};
-use glassbox_types::{CostSpec, DimSpec, Manifest, ModelId, SecretKey, SignedManifest, TensorSpec};
+use glassbox_runtime::{DType, Data, Dim, Model, Tensor, ValueInfo};
+use glassbox_types::{Manifest, ModelId, SecretKey, SignedManifest};
 use serde_json::{Value, json};
 
 /// Bound of every HTTP request to a node.
@@ -264,48 +265,13 @@ pub(crate) fn block_time(watch: &Watch, from: u64, to: u64) -> (Duration, Durati
 
 // ---- model ----------------------------------------------------------------------
 
-pub(crate) fn tensor_spec(v: &ValueInfo) -> TensorSpec {
-    TensorSpec {
-        name: v.name.clone(),
-        dtype: v.dtype.map(|d| d.name().to_string()),
-        shape: v.shape.as_ref().map(|dims| {
-            dims.iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => DimSpec::Fixed(*n as u64),
-                    Dim::Symbol(s) => DimSpec::Symbol(s.clone()),
-                })
-                .collect()
-        }),
-    }
-}
-
 /// The signed manifest of `bytes` (as `glassbox model publish` builds it:
 /// the runtime's cost for the declared shapes, symbolic dims at 1).
 pub(crate) fn sign_manifest(bytes: &[u8], key: &SecretKey, name: &str) -> Result<SignedManifest> {
-    let model = Model::load(bytes, Limits::default()).context("loading the model")?;
-    let mut shapes = Vec::new();
-    for v in model.inputs() {
-        let dims = v
-            .shape
-            .as_ref()
-            .with_context(|| format!("input `{}` declares no shape", v.name))?;
-        shapes.push(
-            dims.iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => *n,
-                    Dim::Symbol(_) => 1,
-                })
-                .collect::<Vec<usize>>(),
-        );
-    }
-    let inputs = model.inputs().map(tensor_spec).collect();
-    let outputs = model.outputs().map(tensor_spec).collect();
-    let opset = u32::try_from(model.opset()).context("opset out of range")?;
-    let session = Session::new(Arc::new(model), Options::default())?;
-    let cost = session.plan_shapes(&shapes)?.cost();
+    let facts = ModelFacts::of(bytes)?;
     let manifest = Manifest {
-        model_id: ModelId::of(bytes),
-        size_bytes: bytes.len() as u64,
+        model_id: facts.model_id,
+        size_bytes: facts.size_bytes,
         name: name.into(),
         version: semver::Version::new(1, 0, 0),
         description: format!("{name} benchmark model"),
@@ -316,13 +282,10 @@ pub(crate) fn sign_manifest(bytes: &[u8], key: &SecretKey, name: &str) -> Result
             .map_or(0, |d| d.as_secs()),
         parents: Vec::new(),
         sources: Vec::new(),
-        inputs,
-        outputs,
-        opset,
-        cost: CostSpec {
-            flops: cost.flops,
-            bytes: cost.bytes,
-        },
+        inputs: facts.inputs,
+        outputs: facts.outputs,
+        opset: facts.opset,
+        cost: facts.cost,
         runtime_version: glassbox_runtime::VERSION.to_string(),
     };
     Ok(SignedManifest::sign(manifest, key)?)
@@ -400,18 +363,9 @@ pub(crate) fn await_finalized(client: &Client, hashes: &[TxHash], deadline: Inst
     Ok(())
 }
 
+/// Lower-case hex of at most [`MAX_ANSWER_BYTES`] bytes.
 pub(crate) fn unhex(s: &str) -> Result<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        bail!("odd number of hex digits");
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).context("not hex"))
-        .collect()
-}
-
-pub(crate) fn clip(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
+    glassbox_types::unhex_vec(s, MAX_ANSWER_BYTES as usize).map_err(anyhow::Error::msg)
 }
 // ---- the network ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ use super::util::{
     by_dtype, cast_data, ensure_int_dtype, known_ints, normalize_axes, normalize_axis, shape_len,
     tensor_ints, to_dim, wrap,
 };
-use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
+use super::{Args, BuildCtx, Fact, Op, Registry, default_cost, movement_cost};
 use crate::broadcast::{broadcast_shapes, broadcast_strides, for_each_offset};
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
@@ -74,11 +74,6 @@ pub(crate) fn register(r: &mut Registry) {
         }))
     });
     r.add("NonZero", |_| Ok(Box::new(NonZero)));
-}
-
-/// Cost of a data-movement op: no flops, bytes read and written.
-fn movement_cost(inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
-    default_cost(inputs, outputs, 0)
 }
 
 /// Calls `f(index)` for every multi-index of `shape` in row-major order.

@@ -200,6 +200,11 @@ pub fn default_cost(inputs: Args<'_, Fact>, outputs: &[Fact], flops_per_element:
     }
 }
 
+/// Cost of a data-movement op: no flops, bytes read and written.
+pub(crate) fn movement_cost(inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
+    default_cost(inputs, outputs, 0)
+}
+
 /// Builds an op from its node.
 pub type Builder = fn(&BuildCtx<'_>) -> OpResult<Box<dyn Op>>;
 

@@ -7,7 +7,7 @@
 use std::cmp::Ordering;
 
 use super::util::{by_dtype, known_ints, normalize_axis};
-use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
+use super::{Args, BuildCtx, Fact, Op, Registry, movement_cost};
 use crate::cost::Cost;
 use crate::error::OpResult;
 use crate::kernels::Ctx;
@@ -18,10 +18,6 @@ pub(crate) fn register(r: &mut Registry) {
     r.add("TopK", build_topk);
     r.add("DepthToSpace", |b| build_space(b, true));
     r.add("SpaceToDepth", |b| build_space(b, false));
-}
-
-fn movement_cost(inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
-    default_cost(inputs, outputs, 0)
 }
 
 // ---------------------------------------------------------------- TopK
