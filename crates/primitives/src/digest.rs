@@ -7,9 +7,6 @@
 //! [`crate::tags`].
 
 use std::fmt;
-use std::str::FromStr;
-
-use crate::{ParseError, hex, unhex};
 
 /// What every 32-byte digest type offers, for code generic over them
 /// (the codec's [`Writer::digest`](crate::codec::Writer::digest) and
@@ -21,10 +18,12 @@ pub trait Digest: Copy + Eq + fmt::Debug + fmt::Display {
     fn as_array(&self) -> &[u8; 32];
 }
 
-macro_rules! digest {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+/// A 32-byte hash type `$name` whose text form is `$prefix` then 64
+/// lower-case hex digits (`$what` names it in parse errors).
+macro_rules! hash32 {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name([u8; 32]);
 
         impl $name {
@@ -43,13 +42,13 @@ macro_rules! digest {
                 self.0
             }
 
-            /// Lower-case hex.
+            /// Lower-case hex, without any prefix (e.g. for file names).
             pub fn to_hex(&self) -> String {
-                hex(&self.0)
+                $crate::hex(&self.0)
             }
         }
 
-        impl Digest for $name {
+        impl $crate::Digest for $name {
             fn from_array(bytes: [u8; 32]) -> Self {
                 $name(bytes)
             }
@@ -70,24 +69,26 @@ macro_rules! digest {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex(&self.0))
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}{}", $prefix, $crate::hex(&self.0))
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 write!(f, "{}({self})", stringify!($name))
             }
         }
 
-        impl FromStr for $name {
-            type Err = ParseError;
-            fn from_str(s: &str) -> Result<Self, ParseError> {
-                unhex::<32>(s)
-                    .map($name)
-                    .map_err(|reason| ParseError::new($what, s, reason))
+        impl std::str::FromStr for $name {
+            type Err = $crate::ParseError;
+            fn from_str(s: &str) -> Result<Self, $crate::ParseError> {
+                let err = |reason: String| $crate::ParseError::new($what, s, reason);
+                let rest = s
+                    .strip_prefix($prefix)
+                    .ok_or_else(|| err(format!("expected the prefix `{}`", $prefix)))?;
+                $crate::unhex::<32>(rest).map($name).map_err(err)
             }
         }
 
@@ -101,6 +102,20 @@ macro_rules! digest {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use hash32;
+
+/// A digest: a [`hash32!`] without a text prefix, zero by default.
+macro_rules! digest {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        hash32!($(#[$doc])* $name, $what, "");
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name([0; 32])
             }
         }
     };
