@@ -325,23 +325,11 @@ pub fn read_key(path: &std::path::Path) -> Result<ValidatorKey, NodeError> {
         .map_err(|e| NodeError::File(format!("{}: {e}", path.display())))
 }
 
-/// Writes `text` to `path` atomically (temp file, fsync, rename), mode 0600
-/// on Unix.
+/// Writes `text` to `path` atomically and durably, mode 0600 on Unix
+/// ([`glassbox_store::write_private`]: temp file, fsync, rename, fsync of
+/// the directory).
 pub fn write_private(path: &std::path::Path, text: &str) -> Result<(), NodeError> {
-    use std::io::Write;
-    let err = |e: std::io::Error| NodeError::File(format!("{}: {e}", path.display()));
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
-    Ok(())
+    glassbox_store::write_private(path, text.as_bytes()).map_err(|e| NodeError::File(e.to_string()))
 }
 
 fn runner(storage: &std::path::Path, worker_threads: usize) -> cw_tokio::Runner {

@@ -17,13 +17,27 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh temp file in `dir`, created exclusively.
 pub(crate) fn create_temp(dir: &Path) -> Result<(File, PathBuf)> {
+    create_temp_mode(dir, false)
+}
+
+/// A fresh temp file in `dir`, created exclusively; `private` makes it
+/// mode `0600` on Unix from its creation on.
+fn create_temp_mode(dir: &Path, private: bool) -> Result<(File, PathBuf)> {
     loop {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{TEMP_PREFIX}{}-{nanos}-{n}", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        match opts.open(&path) {
             Ok(f) => return Ok((f, path)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(path)(e)),
@@ -50,10 +64,10 @@ pub(crate) fn remove_quietly(path: &Path) {
 }
 
 /// Writes `bytes` to a synced temp file in `path`'s directory.
-fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+fn write_temp(path: &Path, bytes: &[u8], private: bool) -> Result<PathBuf> {
     let dir = parent(path);
     fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let (mut f, tmp) = create_temp(dir)?;
+    let (mut f, tmp) = create_temp_mode(dir, private)?;
     let r = f
         .write_all(bytes)
         .and_then(|()| f.sync_all())
@@ -75,7 +89,19 @@ pub(crate) fn parent(path: &Path) -> &Path {
 
 /// Atomically replaces `path` with `bytes`.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = write_temp(path, bytes)?;
+    replace(path, bytes, false)
+}
+
+/// Atomically replaces `path` with `bytes` in a file only its owner can
+/// read or write (mode `0600` on Unix): a temp file in the same directory,
+/// fsync, rename, fsync of the directory. A crash leaves the old file or
+/// the new one, never a torn one.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+fn replace(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let tmp = write_temp(path, bytes, private)?;
     if let Err(e) = fs::rename(&tmp, path) {
         remove_quietly(&tmp);
         return Err(io_err(path)(e));
@@ -86,7 +112,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Atomically creates `path` with `bytes` unless it exists: returns
 /// `Ok(false)` (and leaves it untouched) when it does.
 pub(crate) fn create_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
-    let tmp = write_temp(path, bytes)?;
+    let tmp = write_temp(path, bytes, false)?;
     let linked = fs::hard_link(&tmp, path);
     remove_quietly(&tmp);
     match linked {

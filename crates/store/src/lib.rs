@@ -23,6 +23,7 @@ pub mod stream;
 use std::path::PathBuf;
 
 pub use blob::{BlobStore, STALE_TEMP_AGE};
+pub use fsutil::write_private;
 pub use lock::{DirLock, LOCK_FILE};
 pub use registry::{Entry, Published, Registry};
 pub use stream::{SliceError, SliceRequest};

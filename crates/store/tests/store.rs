@@ -303,3 +303,27 @@ fn key_files_are_private_and_never_overwritten() {
         "errors do not echo key text: {e}"
     );
 }
+
+#[test]
+fn private_files_are_replaced_whole_and_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub").join("genesis.json");
+    glassbox_store::write_private(&path, b"first").unwrap();
+    glassbox_store::write_private(&path, b"second, longer").unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"second, longer");
+    assert_eq!(
+        files_under(dir.path()),
+        ["genesis.json"],
+        "no temp file left"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A directory in the way is an error naming the path, not a panic.
+    let blocked = dir.path().join("sub");
+    let err = glassbox_store::write_private(&blocked, b"x").unwrap_err();
+    assert!(err.to_string().contains("sub"), "{err}");
+}
