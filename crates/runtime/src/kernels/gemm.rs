@@ -370,18 +370,23 @@ unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
 impl CPtr {
-    /// The `len` elements of `C` at `off`, which lie in a tile owned by the
-    /// calling task.
+    /// The `len` elements of `C` at `off` (bounds are checked: out of
+    /// range panics).
+    ///
+    /// # Safety
+    ///
+    /// The elements must lie in a tile owned by the calling task, and no
+    /// other reference to them may be live while the returned slice is:
+    /// callers drop each segment before making the next one.
     #[allow(clippy::mut_from_ref)]
-    fn segment(&self, off: usize, len: usize) -> &mut [f32] {
+    unsafe fn segment(&self, off: usize, len: usize) -> &mut [f32] {
         assert!(
             off.checked_add(len).is_some_and(|e| e <= self.len),
             "gemm tile out of bounds"
         );
         // SAFETY: in bounds (checked above) of the buffer `ptr` was taken
-        // from, which outlives the product; the tasks own disjoint tiles and
-        // each segment is dropped before the next is made, so this is the only
-        // live reference to these elements.
+        // from, which outlives the product; the caller guarantees this is
+        // the only live reference to these elements (see `# Safety`).
         unsafe { std::slice::from_raw_parts_mut(self.ptr.wrapping_add(off), len) }
     }
 }
@@ -585,7 +590,9 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         // Whole rows are fixed-size copies (vector moves, not `memcpy` calls).
         if !first {
             for (r, row) in acc.iter_mut().enumerate().take(mr) {
-                let src = self.c.segment((i + r) * ldc + j, nr);
+                // SAFETY: row `i + r`, columns `j..j + nr` are in this
+                // task's tile, and `src` is dropped before the next segment.
+                let src = unsafe { self.c.segment((i + r) * ldc + j, nr) };
                 match <&[f32; W]>::try_from(&*src) {
                     Ok(src) => *row = *src,
                     Err(_) => row[..nr].copy_from_slice(src),
@@ -594,7 +601,8 @@ impl<B: PackB + ?Sized> Job<'_, B> {
         }
         compute(&mut acc);
         for (r, row) in acc.iter().enumerate().take(mr) {
-            let out = self.c.segment((i + r) * ldc + j, nr);
+            // SAFETY: as above; `out` is dropped at the end of the iteration.
+            let out = unsafe { self.c.segment((i + r) * ldc + j, nr) };
             match self.bias.filter(|_| last) {
                 Some(bias) => {
                     let add = bias[i + r];
