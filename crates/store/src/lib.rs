@@ -1,4 +1,4 @@
-//! Glassbox's on-disk storage, shared by the CLI and (later) the node:
+//! Glassbox's on-disk storage, shared by the CLI and the node:
 //!
 //! - [`BlobStore`]: content-addressed files named by their BLAKE3 hash,
 //!   written through a temp file, fsync and atomic rename, verified on read.
@@ -10,6 +10,8 @@
 //!   slices a downloader checks chunk by chunk against the model id.
 //! - [`DirLock`]: an exclusive lock on a data directory (one node per
 //!   directory, no wipe under a running one).
+//! - [`write_private`]: a durable, owner-only atomic file replacement
+//!   (genesis, configuration and key files of a node).
 //!
 //! Synchronous `std::fs` only (no async runtime).
 
