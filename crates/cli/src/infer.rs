@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use glassbox_ledger::{JobId, Params, SignedTx, TxBody};
 use glassbox_node::receipt::Receipt;
+use glassbox_primitives::ChainId;
 use glassbox_runtime::{DType, formats};
 use glassbox_types::{ModelId, SecretKey, SignedManifest, TensorSpec};
 use serde_json::{Value, json};
@@ -200,7 +201,7 @@ pub(crate) fn infer(args: &InferArgs, mut progress: impl FnMut(&str)) -> Result<
 fn sign_request(
     client: &NodeClient,
     key: &SecretKey,
-    chain_id: &[u8; 32],
+    chain_id: &ChainId,
     params: &Params,
     model_id: ModelId,
     inputs: Vec<Vec<u8>>,

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use glassbox_ledger::{JobExt, JobId, Params, SignedTx, TxBody};
 use glassbox_node::party::Party;
+use glassbox_primitives::ChainId;
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
 use glassbox_types::{ModelId, SecretKey};
 use serde_json::{Value, json};
@@ -251,7 +252,7 @@ fn show(a: ShowArgs) -> Result<()> {
 fn sign(
     client: &NodeClient,
     key: &SecretKey,
-    chain_id: &[u8; 32],
+    chain_id: &ChainId,
     params: &Params,
     body: TxBody,
 ) -> Result<SignedTx> {

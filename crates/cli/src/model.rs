@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use glassbox_ledger::{Params, SignedTx, TxBody};
 use glassbox_node::manifest::ModelFacts;
+use glassbox_primitives::ChainId;
 use glassbox_runtime::Limits;
 use glassbox_store::keyfile::read_secret_key;
 use glassbox_store::{Published, Registry};
@@ -467,16 +468,8 @@ impl NodeClient {
     }
 }
 
-pub(crate) fn parse_chain_id(s: &str) -> Result<[u8; 32]> {
-    let bad = || anyhow::anyhow!("the node's chain id `{s}` is not 64 hex digits");
-    if s.len() != 64 || !s.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
+pub(crate) fn parse_chain_id(s: &str) -> Result<ChainId> {
+    s.parse().context("the node's /v1/status")
 }
 
 /// What the network says of a model already registered there.

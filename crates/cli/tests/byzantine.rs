@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{DevNet, Net, agent, get, hex_bytes, models, post_tx};
+use common::{DevNet, Net, agent, chain_id, get, models, post_tx};
 
 use glassbox_ledger::{JobId, Params, TxBody, commitment, outputs_hash};
 use glassbox_primitives::{Salt, TraceRoot};
@@ -46,7 +46,7 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
     let models = models();
     let dev_key_path = dev_net.dev_key();
     let (_, status) = get(&format!("{node}/v1/status"));
-    let chain_id: [u8; 32] = hex_bytes(status["chain_id"].as_str().unwrap());
+    let chain_id = chain_id(&status);
     let params: Params = serde_json::from_value(status["params"].clone()).unwrap();
     let net = Net {
         node: node.clone(),

@@ -19,7 +19,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{DevNet, Net, Nodes, get, hex_bytes, models, post_tx};
+use common::{DevNet, Net, Nodes, chain_id, get, models, post_tx};
 use glassbox_ledger::dispute::Target;
 use glassbox_ledger::{JobExt, JobId, Params, TxBody, commitment};
 use glassbox_node::party::Party;
@@ -42,7 +42,7 @@ fn net_of(node: &str) -> Net {
     let params: Params = serde_json::from_value(status["params"].clone()).unwrap();
     Net {
         node: node.to_string(),
-        chain_id: hex_bytes(status["chain_id"].as_str().unwrap()),
+        chain_id: chain_id(&status),
         params,
     }
 }

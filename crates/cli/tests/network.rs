@@ -6,7 +6,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Nodes, block_digest, free_ports, get_json, glassbox, height, hex_bytes, wait};
+use common::{Nodes, block_digest, chain_id, free_ports, get_json, glassbox, height, wait};
 
 const VALIDATORS: usize = 4;
 
@@ -34,7 +34,7 @@ fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
     // is finalized everywhere.
     let key = glassbox_store::keyfile::read_secret_key(&dir.join("dev.key")).unwrap();
     let status = get_json(&format!("http://127.0.0.1:{}/v1/status", ports[1])).unwrap();
-    let chain_id: [u8; 32] = hex_bytes(status["chain_id"].as_str().unwrap());
+    let chain_id = chain_id(&status);
     let to = glassbox_types::SecretKey::from_seed(&[5; 32]).public();
     let tx = glassbox_ledger::SignedTx::sign(
         &chain_id,

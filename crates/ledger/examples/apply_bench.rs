@@ -57,7 +57,7 @@ fn main() {
     println!(
         "genesis: {accounts} accounts in {:.2?} (root {})",
         t.elapsed(),
-        glassbox_types::hex(&root)
+        root.to_hex()
     );
 
     // Deterministic pseudo-random senders and recipients.
@@ -124,7 +124,7 @@ fn main() {
             per(apply),
             per(hashing),
             block_txs as f64 / (apply + hashing).as_secs_f64(),
-            &glassbox_types::hex(&root)[..16],
+            &root.to_hex()[..16],
         );
         state = next_state;
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use glassbox_primitives::ChainId;
 use glassbox_types::PublicKey;
 use serde::{Deserialize, Serialize};
 
@@ -202,8 +203,8 @@ impl GenesisState {
     }
 
     /// The chain id: BLAKE3 of [`GenesisState::encode`].
-    pub fn chain_id(&self) -> Result<[u8; 32], GenesisError> {
-        Ok(*blake3::hash(&self.encode()?).as_bytes())
+    pub fn chain_id(&self) -> Result<ChainId, GenesisError> {
+        Ok(blake3::hash(&self.encode()?).into())
     }
 }
 

@@ -50,7 +50,19 @@ pub use records::{
     tags, validate_endpoint,
 };
 pub use schedule::{Concentration, Shares, capped_weights};
-pub use smt::{Proof, ProofError, SmtError, Terminal, verify as verify_proof};
+pub use smt::{Proof, ProofError, SmtError, Terminal};
+
+/// Checks that `proof` shows state key `key` holding `value` (`Some`) or
+/// being absent (`None`) under the state root `root`: the light client's
+/// check ([`smt::verify`]).
+pub fn verify_proof(
+    root: &glassbox_primitives::StateRoot,
+    key: &[u8],
+    value: Option<&[u8]>,
+    proof: &Proof,
+) -> Result<(), ProofError> {
+    smt::verify(root.as_bytes(), key, value, proof)
+}
 pub use state::State;
 pub use tx::{SignedTx, TX_SIGNING_DOMAIN, TX_VERSION, TxBody, TxHash};
 

@@ -1,6 +1,7 @@
 //! The typed records of the state, their keys in the authenticated map and
 //! their canonical encodings (docs/ledger.md, "State layout").
 
+use glassbox_primitives::ChainId;
 use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
 use serde::{Deserialize, Serialize};
 
@@ -756,8 +757,7 @@ impl Params {
 #[serde(deny_unknown_fields)]
 pub struct ChainInfo {
     /// BLAKE3 of the canonical genesis encoding.
-    #[serde(with = "serde_util::hex32")]
-    pub chain_id: [u8; 32],
+    pub chain_id: ChainId,
     /// The genesis' chain name.
     pub chain_name: String,
     /// The genesis time.
@@ -769,7 +769,7 @@ impl ChainInfo {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(45 + self.chain_name.len());
         w.u8(RECORD_VERSION);
-        w.bytes(&self.chain_id);
+        w.digest(&self.chain_id);
         w.str(&self.chain_name);
         w.u64(self.genesis_time_ms);
         w.into_bytes()
@@ -780,7 +780,7 @@ impl ChainInfo {
         let mut r = Reader::new("chain record", bytes);
         r.version(RECORD_VERSION)?;
         let c = ChainInfo {
-            chain_id: r.array()?,
+            chain_id: r.digest()?,
             chain_name: r.str("chain name", limits::MAX_CHAIN_NAME_BYTES)?,
             genesis_time_ms: r.u64()?,
         };
@@ -952,7 +952,7 @@ mod tests {
         };
         assert_eq!(FeePool::decode(&f.encode()), Ok(f));
         let c = ChainInfo {
-            chain_id: [9; 32],
+            chain_id: ChainId::from_bytes([9; 32]),
             chain_name: "dev".into(),
             genesis_time_ms: 4,
         };

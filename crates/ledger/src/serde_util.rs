@@ -37,19 +37,6 @@ impl<'de> Deserialize<'de> for Hex32 {
     }
 }
 
-/// `#[serde(with)]` for `[u8; 32]` as hex.
-pub(crate) mod hex32 {
-    use super::*;
-
-    pub(crate) fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&glassbox_types::hex(v))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        Hex32::deserialize(d).map(|h| h.0)
-    }
-}
-
 /// `#[serde(with)]` for a [`PublicKey`] as `ed25519:<hex>`.
 pub(crate) mod public_key {
     use super::*;

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use glassbox_primitives::{ChainId, StateRoot};
 use glassbox_types::{ModelId, PublicKey};
 use imbl::{OrdMap, OrdSet};
 
@@ -65,9 +66,9 @@ impl fmt::Debug for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("State")
             .field("chain_name", &self.chain.chain_name)
-            .field("chain_id", &glassbox_types::hex(&self.chain.chain_id))
+            .field("chain_id", &self.chain.chain_id)
             .field("height", &self.head.height)
-            .field("root", &glassbox_types::hex(&self.root()))
+            .field("root", &self.root())
             .field("records", &self.smt.len())
             .field("executors", &self.executors.len())
             .field("models", &self.models.len())
@@ -134,12 +135,12 @@ impl State {
 
     /// The state root: the authenticated map's root hash, committing to
     /// every record (including the chain id, parameters and head).
-    pub fn root(&self) -> [u8; 32] {
-        self.smt.root()
+    pub fn root(&self) -> StateRoot {
+        StateRoot::from_bytes(self.smt.root())
     }
 
     /// The chain id: BLAKE3 of the canonical genesis encoding.
-    pub fn chain_id(&self) -> [u8; 32] {
+    pub fn chain_id(&self) -> ChainId {
         self.chain.chain_id
     }
 

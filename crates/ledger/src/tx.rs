@@ -9,7 +9,7 @@ use glassbox_types::{ModelId, PublicKey, SecretKey, Signature, SignedManifest};
 use serde::{Deserialize, Serialize};
 
 use glassbox_primitives::codec::{Reader, Writer};
-use glassbox_primitives::{Commitment, OutputHash, Salt, TraceRoot, tags};
+use glassbox_primitives::{ChainId, Commitment, OutputHash, Salt, TraceRoot, tags};
 
 use crate::dispute::{MAX_LEAF_OUTPUTS, MAX_OPENINGS_PER_TX, MAX_PATH, Step};
 use crate::error::{DecodeError, TxError};
@@ -443,7 +443,7 @@ pub struct SignedTx {
     /// The chain id the signature has been checked for, shared by every
     /// clone: a transaction checked at mempool admission is not checked
     /// again when a block containing that same value is applied.
-    verified_for: Arc<OnceLock<[u8; 32]>>,
+    verified_for: Arc<OnceLock<ChainId>>,
 }
 
 impl PartialEq for SignedTx {
@@ -490,10 +490,10 @@ fn encode_unsigned(
     Ok(w.into_bytes())
 }
 
-fn signing_message(chain_id: &[u8; 32], unsigned: &[u8]) -> Vec<u8> {
+fn signing_message(chain_id: &ChainId, unsigned: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(TX_SIGNING_DOMAIN.len() + 32 + unsigned.len());
     m.extend_from_slice(TX_SIGNING_DOMAIN);
-    m.extend_from_slice(chain_id);
+    m.extend_from_slice(chain_id.as_bytes());
     m.extend_from_slice(unsigned);
     m
 }
@@ -502,7 +502,7 @@ impl SignedTx {
     /// Builds and signs a transaction from `key`'s public key for the chain
     /// `chain_id`. Fails only when a field is over its encoding limit.
     pub fn sign(
-        chain_id: &[u8; 32],
+        chain_id: &ChainId,
         key: &SecretKey,
         nonce: u64,
         fee: u64,
@@ -640,7 +640,7 @@ impl SignedTx {
 
     /// The message the signature covers on chain `chain_id`:
     /// `"GBTX1" || chain id || encoding without the signature`.
-    pub fn signing_message(&self, chain_id: &[u8; 32]) -> Vec<u8> {
+    pub fn signing_message(&self, chain_id: &ChainId) -> Vec<u8> {
         let unsigned = self
             .encoded
             .get(..self.encoded.len().saturating_sub(SIGNATURE_BYTES))
@@ -651,7 +651,7 @@ impl SignedTx {
     /// Checks the signature for chain `chain_id` (strict ed25519). A
     /// success is remembered (for this value and its clones), so checking
     /// again for the same chain is free.
-    pub fn verify_signature(&self, chain_id: &[u8; 32]) -> Result<(), TxError> {
+    pub fn verify_signature(&self, chain_id: &ChainId) -> Result<(), TxError> {
         if self.verified_for.get() == Some(chain_id) {
             return Ok(());
         }
@@ -735,7 +735,7 @@ mod tests {
 
     #[test]
     fn sign_decode_round_trip_and_signature() {
-        let chain = [7u8; 32];
+        let chain = ChainId::from_bytes([7; 32]);
         let tx = SignedTx::sign(
             &chain,
             &key(1),
@@ -753,7 +753,7 @@ mod tests {
         assert_eq!(back.hash(), tx.hash());
         assert_eq!(tx.verify_signature(&chain), Ok(()));
         assert!(matches!(
-            tx.verify_signature(&[8u8; 32]),
+            tx.verify_signature(&ChainId::from_bytes([8; 32])),
             Err(TxError::BadSignature { .. })
         ));
         let hex = glassbox_types::hex(tx.encoded());
@@ -767,7 +767,7 @@ mod tests {
     #[test]
     fn json_round_trip_checks_hash() {
         let tx = SignedTx::sign(
-            &[1; 32],
+            &ChainId::from_bytes([1; 32]),
             &key(1),
             0,
             10,
@@ -790,7 +790,7 @@ mod tests {
     #[test]
     fn over_limit_fields_are_refused() {
         let e = SignedTx::sign(
-            &[0; 32],
+            &ChainId::from_bytes([0; 32]),
             &key(1),
             0,
             0,

@@ -8,6 +8,7 @@ use glassbox_ledger::{
     Account, ChainInfo, Executor, FeePool, Head, ModelRecord, Params, Proof, SignedTx, TxBody,
     decode_model_version, decode_name_owner, limits,
 };
+use glassbox_primitives::ChainId;
 use proptest::prelude::*;
 
 fn body() -> impl Strategy<Value = TxBody> {
@@ -44,6 +45,7 @@ proptest! {
 
     #[test]
     fn signed_tx_round_trips(b in body(), n in 1u8..10, nonce: u64, fee: u64, chain: [u8; 32]) {
+        let chain = ChainId::from_bytes(chain);
         let tx = SignedTx::sign(&chain, &key(n), nonce, fee, b).unwrap();
         let back = SignedTx::decode(tx.encoded()).unwrap();
         prop_assert_eq!(&back, &tx);
@@ -87,7 +89,7 @@ proptest! {
     /// result is canonical and its signature no longer verifies.
     #[test]
     fn mutated_tx_is_refused(b in body(), edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
-        let chain = [3u8; 32];
+        let chain = ChainId::from_bytes([3; 32]);
         let tx = SignedTx::sign(&chain, &key(1), 0, 10, b).unwrap();
         let mut bytes = tx.encoded().to_vec();
         for (i, v) in &edits {
@@ -105,7 +107,7 @@ proptest! {
 
     #[test]
     fn truncated_or_extended_tx_is_refused(b in body(), cut in any::<prop::sample::Index>(), extra in 1usize..4) {
-        let tx = SignedTx::sign(&[0; 32], &key(1), 0, 10, b).unwrap();
+        let tx = SignedTx::sign(&ChainId::from_bytes([0; 32]), &key(1), 0, 10, b).unwrap();
         let bytes = tx.encoded();
         let cut = cut.index(bytes.len());
         prop_assert!(SignedTx::decode(&bytes[..cut]).is_err());
@@ -143,7 +145,14 @@ fn every_bit_flip_of_a_transfer_is_refused() {
 
 #[test]
 fn decode_errors_name_the_place() {
-    let tx = SignedTx::sign(&[0; 32], &key(1), 0, 10, TxBody::Withdraw).unwrap();
+    let tx = SignedTx::sign(
+        &ChainId::from_bytes([0; 32]),
+        &key(1),
+        0,
+        10,
+        TxBody::Withdraw,
+    )
+    .unwrap();
     let mut b = tx.encoded().to_vec();
     b[0] = 2;
     let e = SignedTx::decode(&b).unwrap_err();

@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use glassbox_ledger::{State, TxBody};
-use glassbox_types::hex;
 
 const GOLDEN_CHAIN_ID: &str = "637edf8ceb2bbc59334eb2bd2af8fbcedd220fe8561e4694f8a6eb95a401ef27";
 const GOLDEN_GENESIS_ROOT: &str =
@@ -124,9 +123,9 @@ fn golden_roots() {
     assert_eq!(s.height(), 6);
     assert_eq!(s.total_supply(), Some(supply));
 
-    let chain_id = hex(&s0.chain_id());
-    let genesis_root = hex(&s0.root());
-    let final_root = hex(&s.root());
+    let chain_id = s0.chain_id().to_hex();
+    let genesis_root = s0.root().to_hex();
+    let final_root = s.root().to_hex();
     let report =
         format!("chain id {chain_id}\ngenesis root {genesis_root}\nfinal root {final_root}");
     assert_eq!(chain_id, GOLDEN_CHAIN_ID, "{report}");
@@ -135,5 +134,5 @@ fn golden_roots() {
 
     // Replaying gives the same root.
     let (again, _) = run(s0, blocks());
-    assert_eq!(hex(&again.root()), final_root);
+    assert_eq!(again.root().to_hex(), final_root);
 }

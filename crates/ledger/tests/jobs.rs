@@ -10,7 +10,7 @@ use glassbox_ledger::{
     State, TxBody, commitment, outputs_hash,
 };
 use glassbox_primitives::{Salt, TraceRoot};
-use glassbox_types::{DimSpec, PublicKey, SecretKey, SignedManifest, TensorSpec, hex};
+use glassbox_types::{DimSpec, PublicKey, SecretKey, SignedManifest, TensorSpec};
 
 const MODEL: &[u8] = b"a model's bytes";
 /// Executors' keys.
@@ -432,7 +432,7 @@ fn golden_job_root() {
         .map(|e| reveal_tx(&s, &job, e, 1.0, 1))
         .collect();
     let s = apply_with(&s, [2; 32], &reveals);
-    let root = hex(&s.root());
+    let root = s.root().to_hex();
     assert_eq!(root, GOLDEN_JOBS_ROOT, "final root {root}");
 }
 

@@ -11,7 +11,8 @@ use glassbox_ledger::{
     Proof, SignedTx, State, StateKey, TxBody, TxError, decode_model_version, decode_name_owner,
     limits, verify_proof,
 };
-use glassbox_types::{ModelId, SignedManifest, hex};
+use glassbox_primitives::StateRoot;
+use glassbox_types::{ModelId, SignedManifest};
 
 fn transfer(to: u8, amount: u64) -> TxBody {
     TxBody::Transfer {
@@ -141,7 +142,7 @@ fn old_state_is_unchanged_and_application_is_deterministic() {
     for (k, v) in records(&a).iter().rev() {
         fresh.insert(k, v).unwrap();
     }
-    assert_eq!(fresh.root(), a.root());
+    assert_eq!(fresh.root(), *a.root().as_bytes());
     // And the next block on either copy agrees.
     let next = vec![tx(&a, 1, transfer(3, 1))];
     assert_eq!(
@@ -256,8 +257,9 @@ fn admission_failures_invalidate_the_block() {
     cases.push(("bad signature", bad_sig, |e| {
         matches!(e, TxError::BadSignature { .. })
     }));
-    let mut other_chain = chain;
+    let mut other_chain = chain.to_bytes();
     other_chain[0] ^= 1;
+    let other_chain = glassbox_primitives::ChainId::from_bytes(other_chain);
     let wrong_chain = SignedTx::sign(&other_chain, &key(1), 0, FEE, transfer(2, 1)).unwrap();
     cases.push(("wrong chain", wrong_chain, |e| {
         matches!(e, TxError::BadSignature { .. })
@@ -780,7 +782,7 @@ fn flip_bit(b: &[u8], bit: usize) -> Vec<u8> {
 }
 
 /// Checks a record proof and that tampering with the bytes fails.
-fn check_proof(root: &[u8; 32], key: &StateKey, bytes: &Option<Vec<u8>>, proof: &Proof) {
+fn check_proof(root: &StateRoot, key: &StateKey, bytes: &Option<Vec<u8>>, proof: &Proof) {
     let k = key.to_bytes();
     assert_eq!(verify_proof(root, &k, bytes.as_deref(), proof), Ok(()));
     let round = Proof::decode(&proof.encode()).unwrap();
@@ -883,7 +885,7 @@ fn record_proofs_verify_and_decode() {
     // The root commits to the height: even an empty block changes it.
     let (s3, _) = apply(&s2, &[]);
     assert_ne!(s3.root(), s2.root());
-    let _ = hex(&s3.root());
+    let _ = s3.root().to_hex();
 }
 
 #[test]
@@ -985,7 +987,7 @@ mod random_blocks {
         for (k, v) in recs.iter().rev() {
             fresh.insert(k, v).unwrap();
         }
-        assert_eq!(fresh.root(), s.root());
+        assert_eq!(fresh.root(), *s.root().as_bytes());
     }
 
     proptest! {
@@ -1095,8 +1097,8 @@ fn block_builder_skips_refused_transactions() {
 fn a_remembered_signature_check_is_bound_to_the_chain_and_the_bytes() {
     let key = glassbox_types::SecretKey::from_seed(&[9; 32]);
     let to = glassbox_types::SecretKey::from_seed(&[8; 32]).public();
-    let chain = [1u8; 32];
-    let other_chain = [2u8; 32];
+    let chain = glassbox_primitives::ChainId::from_bytes([1; 32]);
+    let other_chain = glassbox_primitives::ChainId::from_bytes([2; 32]);
     let tx = SignedTx::sign(&chain, &key, 0, 5_000, TxBody::Transfer { to, amount: 1 }).unwrap();
     tx.verify_signature(&chain).unwrap();
     // Checked once for `chain`: still refused for another chain.

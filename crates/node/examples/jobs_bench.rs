@@ -62,6 +62,7 @@ use commonware_parallel::Sequential;
 use glassbox_ledger::{Job, JobId, Params, SignedTx, TxBody, TxHash, outputs_hash};
 use glassbox_node::consensus::{Finalization, Identity, NAMESPACE, Scheme};
 use glassbox_node::receipt::Receipt;
+use glassbox_primitives::ChainId;
 use glassbox_runtime::{DType, Limits, Model, Options, Session, Tensor, ValueInfo, formats};
 use glassbox_types::clip;
 use glassbox_types::{Manifest, ModelId, SecretKey};
@@ -213,7 +214,7 @@ fn time_exec(bytes: &[u8], input: &Tensor, runs: usize) -> Result<(Duration, Dur
 
 /// Everything needed to sign and check jobs.
 struct Setup {
-    chain_id: [u8; 32],
+    chain_id: ChainId,
     identity: Identity,
     params: Params,
     model_id: ModelId,

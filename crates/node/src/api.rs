@@ -90,7 +90,7 @@ use glassbox_ledger::{
     Executor, Job, JobId, JobStatus, ModelRecord, Params, Proof, SignedTx, State, StateKey, TxBody,
     TxError, TxHash, TxOutcome, decode_model_version,
 };
-use glassbox_primitives::TensorHash;
+use glassbox_primitives::{StateRoot, TensorHash};
 use glassbox_store::BlobStore;
 use glassbox_types::{Limits, ModelId, PublicKey, clip, hex};
 use serde::{Deserialize, Serialize};
@@ -524,12 +524,12 @@ async fn status(AxState(api): AxState<Api>) -> axum::Json<StatusJson> {
     let f = api.chain.finalized();
     let header = f.block.header();
     axum::Json(StatusJson {
-        chain_id: hex(&f.state.chain_id()),
+        chain_id: f.state.chain_id().to_hex(),
         chain_name: f.state.chain().chain_name.clone(),
         ready: api.chain.is_ready(),
         finalized_height: f.block.height().get(),
         block: hex(f.block.digest().as_ref()),
-        state_root: hex(&header.state_root),
+        state_root: header.state_root.to_hex(),
         timestamp_ms: header.timestamp_ms,
         mempool_size: api.chain.mempool_len(),
         genesis: hex(api.chain.genesis().digest().as_ref()),
@@ -703,7 +703,7 @@ impl BlockJson {
             parent: hex(h.parent.as_ref()),
             timestamp_ms: h.timestamp_ms,
             txs_root: hex(&h.txs_root),
-            state_root: hex(&h.state_root),
+            state_root: h.state_root.to_hex(),
             context: ContextJson {
                 epoch: h.context.round.epoch().get(),
                 view: h.context.round.view().get(),
@@ -782,7 +782,7 @@ pub struct Proven<V> {
 struct Snapshot {
     height: u64,
     block: String,
-    state_root: [u8; 32],
+    state_root: StateRoot,
     state: State,
 }
 
@@ -795,9 +795,9 @@ impl Snapshot {
         if f.state.root() != state_root {
             return Err(ApiError::internal(format!(
                 "the finalized state's root {} is not block {}'s state root {}",
-                hex(&f.state.root()),
+                f.state.root().to_hex(),
                 f.block.height().get(),
-                hex(&state_root)
+                state_root.to_hex()
             )));
         }
         Ok(Snapshot {
@@ -818,7 +818,7 @@ impl Snapshot {
         Proven {
             height: self.height,
             block: self.block.clone(),
-            state_root: hex(&self.state_root),
+            state_root: self.state_root.to_hex(),
             key: hex(&key.to_bytes()),
             record: record.as_deref().map(hex),
             value,
@@ -992,7 +992,7 @@ async fn executors(
     Ok(axum::Json(Page {
         height: snap.height,
         block: snap.block.clone(),
-        state_root: hex(&snap.state_root),
+        state_root: snap.state_root.to_hex(),
         total: snap.state.executor_count(),
         items,
         next,
@@ -1038,7 +1038,7 @@ async fn models(
     Ok(axum::Json(Page {
         height: snap.height,
         block: snap.block.clone(),
-        state_root: hex(&snap.state_root),
+        state_root: snap.state_root.to_hex(),
         total: snap.state.model_count(),
         items,
         next,

@@ -18,6 +18,7 @@ use commonware_consensus::types::{Height, Round, View};
 use commonware_consensus::{CertifiableBlock, Heightable};
 use commonware_cryptography::{Digestible, Hasher, Sha256};
 use glassbox_ledger::SignedTx;
+use glassbox_primitives::StateRoot;
 
 use crate::consensus::{Context, Digest, EPOCH, Scheme, Seed};
 
@@ -50,7 +51,7 @@ pub struct Header {
     /// [`txs_root`] of the block's transactions.
     pub txs_root: [u8; 32],
     /// The ledger's state root after applying the transactions.
-    pub state_root: [u8; 32],
+    pub state_root: StateRoot,
     /// The threshold VRF seed of the parent's round (`(EPOCH,
     /// context.parent.0)`), taken from the parent's notarization or
     /// finalization certificate; `None` exactly when the parent is the
@@ -172,7 +173,7 @@ impl Write for Header {
         self.height.write(w);
         self.timestamp_ms.write(w);
         self.txs_root.write(w);
-        self.state_root.write(w);
+        self.state_root.as_bytes().write(w);
         self.seed.write(w);
     }
 }
@@ -198,7 +199,7 @@ impl Read for Header {
             height: Height::read(r)?,
             timestamp_ms: u64::read(r)?,
             txs_root: <[u8; 32]>::read(r)?,
-            state_root: <[u8; 32]>::read(r)?,
+            state_root: StateRoot::from_bytes(<[u8; 32]>::read(r)?),
             // A presence byte (0 or 1), then a fixed-size seed: the round
             // (two varints) and a 48-byte signature checked to be a valid
             // G1 point.
@@ -243,7 +244,7 @@ impl Block {
         height: Height,
         timestamp_ms: u64,
         txs: Vec<SignedTx>,
-        state_root: [u8; 32],
+        state_root: StateRoot,
     ) -> Self {
         Self::with_seed(context, parent, height, timestamp_ms, None, txs, state_root)
     }
@@ -257,7 +258,7 @@ impl Block {
         timestamp_ms: u64,
         seed: Option<Seed>,
         txs: Vec<SignedTx>,
-        state_root: [u8; 32],
+        state_root: StateRoot,
     ) -> Self {
         let header = Header {
             context,

@@ -229,8 +229,8 @@ pub fn apply(
     if computed != block.header().state_root {
         return Err(ChainError::StateRoot {
             height,
-            claimed: glassbox_types::hex(&block.header().state_root),
-            computed: glassbox_types::hex(&computed),
+            claimed: block.header().state_root.to_hex(),
+            computed: computed.to_hex(),
         });
     }
     Ok((state, outcomes))

@@ -18,6 +18,7 @@ use commonware_cryptography::{Digest as _, Signer, ed25519};
 use commonware_utils::N3f1;
 use commonware_utils::ordered::Set;
 use glassbox_ledger::{GenesisState, State};
+use glassbox_primitives::StateRoot;
 use glassbox_types::{hex, unhex_vec};
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -174,7 +175,7 @@ impl NodeGenesis {
 
 /// The height-0 block: no transactions, the genesis state root, a fixed
 /// context (view 0 is implicitly finalized in simplex).
-pub fn genesis_block(genesis_time_ms: u64, state_root: [u8; 32]) -> Block {
+pub fn genesis_block(genesis_time_ms: u64, state_root: StateRoot) -> Block {
     let context = Context {
         round: Round::new(EPOCH, View::zero()),
         leader: ed25519::PrivateKey::from_seed(0).public_key(),

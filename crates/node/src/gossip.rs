@@ -108,7 +108,14 @@ mod tests {
     fn tx(n: u64) -> SignedTx {
         let key = SecretKey::from_seed(&[3; 32]);
         let to = SecretKey::from_seed(&[4; 32]).public();
-        SignedTx::sign(&[7; 32], &key, n, 5_000, TxBody::Transfer { to, amount: n }).unwrap()
+        SignedTx::sign(
+            &glassbox_primitives::ChainId::from_bytes([7; 32]),
+            &key,
+            n,
+            5_000,
+            TxBody::Transfer { to, amount: n },
+        )
+        .unwrap()
     }
 
     #[test]

@@ -17,7 +17,7 @@ use glassbox_ledger::{
     Job, JobExt, JobId, JobStatus, Proof, SignedTx, StateKey, TxBody, commitment, outputs_hash,
     verify_proof,
 };
-use glassbox_primitives::TensorHash;
+use glassbox_primitives::{ChainId, TensorHash};
 use glassbox_types::{ModelId, PublicKey, hex};
 use serde::{Deserialize, Serialize};
 
@@ -136,7 +136,7 @@ impl Receipt {
     /// transactions.
     #[allow(clippy::too_many_arguments)]
     pub fn build(
-        chain_id: &[u8; 32],
+        chain_id: &ChainId,
         job: &Job,
         record: &[u8],
         proof: &Proof,
@@ -156,7 +156,7 @@ impl Receipt {
             });
         Receipt {
             format: RECEIPT_FORMAT.into(),
-            chain_id: hex(chain_id),
+            chain_id: chain_id.to_hex(),
             job_id: job.id.to_string(),
             model_id: job.model_id.to_string(),
             manifest_id: job.manifest_id.to_string(),
@@ -185,7 +185,7 @@ impl Receipt {
     /// every transaction's signature and content against the record.
     pub fn verify(
         &self,
-        chain_id: &[u8; 32],
+        chain_id: &ChainId,
         identity: &Identity,
     ) -> Result<Verified, ReceiptError> {
         if self.format != RECEIPT_FORMAT {
@@ -194,7 +194,7 @@ impl Receipt {
                 format!("`{}` is not {RECEIPT_FORMAT}", self.format),
             ));
         }
-        expect_eq("chain_id", &self.chain_id, &hex(chain_id))?;
+        expect_eq("chain_id", &self.chain_id, &chain_id.to_hex())?;
 
         // The header and its certificate.
         let header_bytes = unhex("block_header", &self.block_header)?;

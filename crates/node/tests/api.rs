@@ -19,6 +19,7 @@ use glassbox_node::block::{Block, randomness};
 use glassbox_node::chain::{Chain, MAX_RECENT_BLOCKS};
 use glassbox_node::consensus::Context;
 use glassbox_node::mempool::MempoolLimits;
+use glassbox_primitives::{ChainId, StateRoot};
 use glassbox_types::{Manifest, ModelId, PublicKey, SecretKey, SignedManifest, hex};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -206,9 +207,9 @@ fn unhex(s: &str) -> Vec<u8> {
     glassbox_types::unhex_vec(s, usize::MAX).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
-fn unhex32(v: &Value) -> [u8; 32] {
+fn state_root(v: &Value) -> StateRoot {
     let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
-    glassbox_types::unhex(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    s.parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Checks a single-record answer the way a light client does: the key is
@@ -216,7 +217,7 @@ fn unhex32(v: &Value) -> [u8; 32] {
 /// against the answer's state root, and a tampered proof or record fails.
 /// Returns the record bytes.
 fn check_proven(v: &Value, key: &StateKey) -> Option<Vec<u8>> {
-    let root = unhex32(&v["state_root"]);
+    let root = state_root(&v["state_root"]);
     assert_eq!(v["key"], hex(&key.to_bytes()), "{v}");
     let record = v["record"].as_str().map(unhex);
     assert_eq!(record.is_none(), v["value"].is_null(), "{v}");
@@ -232,8 +233,9 @@ fn check_proven(v: &Value, key: &StateKey) -> Option<Vec<u8>> {
     }
     assert!(verify_proof(&root, &k, record.as_deref(), &bad).is_err());
     // So does another root, or a claim the other way round.
-    let mut other_root = root;
+    let mut other_root = root.to_bytes();
     other_root[31] ^= 1;
+    let other_root = StateRoot::from_bytes(other_root);
     assert!(verify_proof(&other_root, &k, record.as_deref(), &proof).is_err());
     match &record {
         Some(r) => {
@@ -341,7 +343,8 @@ async fn inadmissible_transactions_are_422_and_change_nothing() {
     };
 
     // Signed for another chain.
-    let other = SignedTx::sign(&[9; 32], &key(1), 0, FEE, body.clone()).expect("sign");
+    let other =
+        SignedTx::sign(&ChainId::from_bytes([9; 32]), &key(1), 0, FEE, body.clone()).expect("sign");
     // A valid transaction with its signature altered.
     let good = transfer(1, 0, 2, 1);
     let mut bytes = good.encoded().to_vec();
@@ -478,7 +481,7 @@ async fn finalized_transaction_block_and_state() {
     assert_eq!(one["digest"], digest);
     assert_eq!(one["parent"], hex(n.chain.genesis().digest().as_ref()));
     assert_eq!(one["timestamp_ms"], GENESIS_TIME + 1_000);
-    assert_eq!(one["state_root"], hex(&block.header().state_root));
+    assert_eq!(one["state_root"], block.header().state_root.to_hex());
     assert_eq!(one["txs_root"], hex(&block.header().txs_root));
     assert_eq!(one["txs"], json!([tx.hash().to_string()]));
     assert_eq!(one["tx_count"], 1);
@@ -509,8 +512,11 @@ async fn finalized_transaction_block_and_state() {
     let (_, st) = get(&n.app, "/v1/status").await;
     assert_eq!(st["finalized_height"], 1);
     assert_eq!(st["block"], digest);
-    assert_eq!(st["state_root"], hex(&block.header().state_root));
-    assert_eq!(st["chain_id"], hex(&n.chain.finalized().state.chain_id()));
+    assert_eq!(st["state_root"], block.header().state_root.to_hex());
+    assert_eq!(
+        st["chain_id"],
+        n.chain.finalized().state.chain_id().to_hex()
+    );
     assert_eq!(st["chain_name"], "api-test");
     assert_eq!(st["mempool_size"], 0);
     assert_eq!(st["ready"], true);
@@ -520,7 +526,7 @@ async fn finalized_transaction_block_and_state() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["height"], 1);
     assert_eq!(v["block"], digest);
-    assert_eq!(v["state_root"], hex(&block.header().state_root));
+    assert_eq!(v["state_root"], block.header().state_root.to_hex());
     assert_eq!(v["value"], json!({"balance": BALANCE + 1_234, "nonce": 0}));
     let record = check_proven(&v, &StateKey::Account(addr(2))).expect("present");
     assert_eq!(
@@ -708,7 +714,7 @@ async fn models_by_id_by_name_and_listed() {
         assert_eq!(submit(&n.app, tx).await.0, StatusCode::ACCEPTED);
     }
     let block = finalize(&n.chain, txs);
-    let root = hex(&block.header().state_root);
+    let root = block.header().state_root.to_hex();
 
     // By id.
     let a = ModelId::of(b"model-a");

@@ -100,7 +100,7 @@ fn child(parent: &Block, view: u64, seed: Option<Seed>) -> Block {
         parent.header().timestamp_ms + 1,
         seed,
         Vec::new(),
-        [7; 32],
+        glassbox_primitives::StateRoot::from_bytes([7; 32]),
     )
 }
 

@@ -32,6 +32,7 @@ use glassbox_node::consensus::{Digest, EPOCH, NAMESPACE, PublicKey, Scheme};
 use glassbox_node::engine::{Config, Engine, Timing};
 use glassbox_node::genesis::genesis_block;
 use glassbox_node::mempool::MempoolLimits;
+use glassbox_primitives::StateRoot;
 use glassbox_types::SecretKey;
 use governor::Quota;
 
@@ -362,7 +363,7 @@ fn all_finalized(sim: &Sim, txs: &[SignedTx], validators: &[usize]) -> bool {
 }
 
 /// Height -> (digest, state root) of the finalized blocks observed.
-type Seen = BTreeMap<u64, (Digest, [u8; 32])>;
+type Seen = BTreeMap<u64, (Digest, StateRoot)>;
 
 fn assert_safe(sim: &Sim) -> Seen {
     let seen = sim.observed.lock().unwrap();
@@ -424,7 +425,7 @@ fn runner_for(seed: u64, limit: Duration) -> deterministic::Runner {
 }
 
 /// All four honest; transfers finalize everywhere with equal roots.
-fn honest_run(seed: u64) -> (String, Seen, [u8; 32]) {
+fn honest_run(seed: u64) -> (String, Seen, StateRoot) {
     runner(seed).start(|mut context| async move {
         let (sim, _oracle, _keys) = launch(&mut context, None).await;
         let txs = transfers(&sim.state, 5);

@@ -159,6 +159,18 @@ digest!(
     "commitment"
 );
 digest!(
+    /// A chain's id: the BLAKE3 of its canonical genesis encoding
+    /// (docs/ledger.md, "Genesis"). Every transaction signature binds it.
+    ChainId,
+    "chain id"
+);
+digest!(
+    /// The root of the ledger's authenticated state (its sparse Merkle
+    /// trie, docs/ledger.md), which block headers and proofs carry.
+    StateRoot,
+    "state root"
+);
+digest!(
     /// 32 random bytes an executor mixes into its commitment so that the
     /// commitment reveals nothing before the reveal.
     Salt,

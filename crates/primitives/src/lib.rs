@@ -20,7 +20,8 @@ pub mod tensor;
 pub mod trace;
 
 pub use digest::{
-    Commitment, Digest, MerkleNode, OutputHash, Salt, TensorHash, TraceLeaf, TraceRoot,
+    ChainId, Commitment, Digest, MerkleNode, OutputHash, Salt, StateRoot, TensorHash, TraceLeaf,
+    TraceRoot,
 };
 pub use error::{DecodeError, ParseError};
 pub use hex::{clip, hex, unhex, unhex_vec};

@@ -52,8 +52,12 @@ pub(crate) fn get_json(url: &str) -> Option<Value> {
     resp.body_mut().read_json().ok()
 }
 
-pub(crate) fn hex_bytes<const N: usize>(s: &str) -> [u8; N] {
-    glassbox_types::unhex(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+/// The chain id a node's `/v1/status` answer names.
+pub(crate) fn chain_id(status: &Value) -> glassbox_primitives::ChainId {
+    let s = status["chain_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no chain_id in {status}"));
+    s.parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Sets a genesis's commit and reveal windows to `window_blocks` and its
@@ -249,7 +253,7 @@ pub(crate) fn post_tx(node: &str, tx: &SignedTx) {
 
 pub(crate) struct Net {
     pub(crate) node: String,
-    pub(crate) chain_id: [u8; 32],
+    pub(crate) chain_id: glassbox_primitives::ChainId,
     pub(crate) params: Params,
 }
 

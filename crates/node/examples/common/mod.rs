@@ -20,6 +20,7 @@ use glassbox_node::consensus::Identity;
 use glassbox_node::genesis::NodeGenesis;
 use glassbox_node::manifest::ModelFacts;
 use glassbox_node::run::{self, DevOptions};
+use glassbox_primitives::ChainId;
 use glassbox_runtime::{DType, Data, Dim, Model, Tensor, ValueInfo};
 use glassbox_types::{Manifest, ModelId, SecretKey, SignedManifest};
 use serde_json::{Value, json};
@@ -294,23 +295,20 @@ pub(crate) fn sign_manifest(bytes: &[u8], key: &SecretKey, name: &str) -> Result
 // ---- transactions ---------------------------------------------------------------
 
 /// The chain's id and parameters, from a node.
-pub(crate) fn chain_info(client: &Client) -> Result<([u8; 32], Params)> {
+pub(crate) fn chain_info(client: &Client) -> Result<(ChainId, Params)> {
     let status = client.get_ok("/v1/status")?;
-    let hex = status["chain_id"].as_str().unwrap_or("");
-    if hex.len() != 64 {
-        bail!("bad chain id {hex:?}");
-    }
-    let mut id = [0u8; 32];
-    for (i, b) in id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).context("chain id not hex")?;
-    }
+    let id: ChainId = status["chain_id"]
+        .as_str()
+        .unwrap_or("")
+        .parse()
+        .context("the node's /v1/status")?;
     let params = serde_json::from_value(status["params"].clone()).context("no params")?;
     Ok((id, params))
 }
 
 /// Signs `body` at the least fee for its size.
 pub(crate) fn sign_min_fee(
-    chain_id: &[u8; 32],
+    chain_id: &ChainId,
     params: &Params,
     key: &SecretKey,
     nonce: u64,
@@ -373,7 +371,7 @@ pub(crate) fn unhex(s: &str) -> Result<Vec<u8>> {
 pub(crate) struct Network {
     /// One client per validator's API, in validator order.
     pub(crate) clients: Vec<Client>,
-    pub(crate) chain_id: [u8; 32],
+    pub(crate) chain_id: ChainId,
     pub(crate) identity: Identity,
     pub(crate) params: Params,
     /// The funded developer key.
