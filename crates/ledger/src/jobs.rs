@@ -285,7 +285,9 @@ pub struct Slot {
     /// slot has committed) is accepted; `None` while it waits for the other
     /// slots to commit, or once it has revealed.
     pub deadline: Option<u64>,
-    /// Its commitment, once posted.
+    /// Its commitment, once posted (`null` until then; the field is
+    /// required, as every field of a slot is).
+    #[serde(deserialize_with = "serde_util::required")]
     pub commitment: Option<Commitment>,
     /// Its reveal, once posted.
     pub reveal: Option<Reveal>,

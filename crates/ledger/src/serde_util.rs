@@ -113,9 +113,18 @@ pub(crate) mod hex_vec {
     }
 }
 
+/// `#[serde(deserialize_with)]` that decodes `T` as usual but, unlike a
+/// plain `Option` field, makes the field required (serde fills a missing
+/// `Option` field with `None` unless `deserialize_with` is given).
+pub(crate) fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    T::deserialize(d)
+}
+
 /// `#[serde(deserialize_with)]` for a list of at most [`max_64::MAX`]
 /// items (the longest list of hashes a dispute step carries), refused
-/// before the 65th is decoded.
+/// at the 65th, before any further item is read.
 pub(crate) mod max_64 {
     use std::fmt;
     use std::marker::PhantomData;

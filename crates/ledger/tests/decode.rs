@@ -192,3 +192,28 @@ fn decode_errors_name_the_place() {
     assert!(SignedTx::from_hex(&h[1..]).is_err());
     assert_eq!(SignedTx::from_hex(&h).unwrap(), tx);
 }
+
+#[test]
+fn a_slot_in_json_requires_its_commitment_field() {
+    let executor = key(1).public();
+    let full = serde_json::json!({
+        "executor": executor.to_string(),
+        "assigned_height": 1,
+        "deadline": null,
+        "commitment": null,
+        "reveal": null,
+    });
+    let slot: glassbox_ledger::Slot = serde_json::from_value(full.clone()).unwrap();
+    assert_eq!(slot.commitment, None);
+    let mut with = full.clone();
+    with["commitment"] = serde_json::json!("ab".repeat(32));
+    let slot: glassbox_ledger::Slot = serde_json::from_value(with).unwrap();
+    assert_eq!(slot.commitment.map(|c| c.to_hex()), Some("ab".repeat(32)));
+    let mut missing = full;
+    missing.as_object_mut().unwrap().remove("commitment");
+    let err = serde_json::from_value::<glassbox_ledger::Slot>(missing).unwrap_err();
+    assert!(
+        err.to_string().contains("missing field `commitment`"),
+        "{err}"
+    );
+}
