@@ -217,23 +217,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[ignore = "timing only"]
-    fn bench_tensor_hash() {
-        let n = 1 << 22;
-        let t = Tensor::from_vec(vec![n], (0..n).map(|i| i as f32).collect()).expect("tensor");
-        let mut best = f64::MAX;
-        for _ in 0..10 {
-            let t0 = std::time::Instant::now();
-            std::hint::black_box(t.hash());
-            best = best.min(t0.elapsed().as_secs_f64());
-        }
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("tensor hash: {:.2} GB/s", (4 * n) as f64 / best / 1e9);
-        }
-    }
-
-    #[test]
     fn parallel_hash_equals_serial_hash() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(3)

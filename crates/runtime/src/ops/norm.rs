@@ -763,28 +763,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "timing only"]
-    fn bench_softmax() {
-        // bert's attention probabilities: [1, 4, 128, 128] over the last axis.
-        let n = 4 * 128 * 128;
-        let x = t(&[1, 4, 128, 128], data(n, 3, 8.0));
-        let op = build("Softmax", 13, vec![], 1, 1).unwrap();
-        for isa in Isa::supported() {
-            let ctx = Ctx::single(isa);
-            let mut best = f64::MAX;
-            for _ in 0..50 {
-                let t0 = std::time::Instant::now();
-                std::hint::black_box(run1(op.as_ref(), &ctx, &[&x]).unwrap());
-                best = best.min(t0.elapsed().as_secs_f64());
-            }
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("softmax [4,128,128] {isa:?}: {:.3} ms", best * 1e3);
-            }
-        }
-    }
-
-    #[test]
     fn row_max_is_the_sequential_fold() {
         let fold = |x: &[f32]| x[1..].iter().fold(x[0], |m, &v| canon::max(m, v));
         // Few distinct values, so ties, zero maxima of either sign and NaNs

@@ -1013,40 +1013,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "timing only"]
-    fn bench_maxpool() {
-        // squeezenet's three MaxPools (3 x 3, stride 2, ceil mode).
-        for shape in [[1, 96, 109, 109], [1, 256, 54, 54], [1, 512, 27, 27]] {
-            let x = seq(&shape);
-            let op = build(
-                "MaxPool",
-                vec![
-                    ("kernel_shape", ints(&[3, 3])),
-                    ("strides", ints(&[2, 2])),
-                    ("ceil_mode", Attr::Int(1)),
-                ],
-                12,
-                1,
-            )
-            .unwrap();
-            for isa in [Isa::Portable, Isa::detect()] {
-                let ctx = Ctx::single(isa);
-                let mut best = f64::MAX;
-                for _ in 0..20 {
-                    let t = std::time::Instant::now();
-                    let y = op.run(&ctx, Args::new(&[Some(&x)])).unwrap();
-                    best = best.min(t.elapsed().as_secs_f64());
-                    std::hint::black_box(y);
-                }
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("maxpool {shape:?} k3 s2 {isa:?}: {:.3} ms", best * 1e3);
-                }
-            }
-        }
-    }
-
-    #[test]
     fn maxpool_2d_rows_match_the_window_order() {
         // The 2-D path gives the value the generic window walk (which also
         // makes the indices) picks, on awkward values and geometries.

@@ -475,28 +475,4 @@ mod tests {
             }
         }
     }
-
-    #[test]
-    #[ignore = "timing only"]
-    fn bench_unary() {
-        let n = 1 << 20;
-        let x: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 4.0).collect();
-        let t = Tensor::from_vec(vec![n], x).unwrap();
-        for name in ["Relu", "Exp", "Tanh", "Sigmoid", "Erf", "Log"] {
-            let op = build(name, 13, vec![]);
-            for isa in Isa::supported() {
-                let ctx = Ctx::single(isa);
-                let mut best = f64::MAX;
-                for _ in 0..10 {
-                    let t0 = std::time::Instant::now();
-                    std::hint::black_box(op.run(&ctx, Args::new(&[Some(&t)])).unwrap());
-                    best = best.min(t0.elapsed().as_secs_f64());
-                }
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("{name:8} {isa:?}: {:.3} ns/element", best * 1e9 / n as f64);
-                }
-            }
-        }
-    }
 }
