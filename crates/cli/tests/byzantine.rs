@@ -96,13 +96,17 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
             .map(|o| blake3::hash(o).into())
             .collect::<Vec<_>>(),
     );
-    let c = commitment(
-        &id,
-        &me,
-        &oh,
-        &TraceRoot::from_bytes([1; 32]),
-        &Salt::from_bytes([2; 32]),
-    );
+    // A commitment to the wrong outputs (any trace root and salt).
+    let wrong_commitment = |id: &JobId| {
+        commitment(
+            id,
+            &me,
+            &oh,
+            &TraceRoot::from_bytes([1; 32]),
+            &Salt::from_bytes([2; 32]),
+        )
+    };
+    let c = wrong_commitment(&id);
     post_tx(
         &node,
         &net.sign(
@@ -123,13 +127,7 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
 
     // 2. Reveal a wrong output: disputed, never final, stakes locked.
     let (id, job) = job_for_me();
-    let c = commitment(
-        &id,
-        &me,
-        &oh,
-        &TraceRoot::from_bytes([1; 32]),
-        &Salt::from_bytes([2; 32]),
-    );
+    let c = wrong_commitment(&id);
     post_tx(
         &node,
         &net.sign(

@@ -13,11 +13,7 @@ pub(crate) fn unhex(s: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
 
 /// Decodes exactly 32 bytes of lower-case hex.
 pub(crate) fn unhex32(s: &str) -> Result<[u8; 32], String> {
-    if s.len() != 64 {
-        return Err(format!("expected 64 hex digits, found {}", s.len()));
-    }
-    let v = unhex(s, 32)?;
-    <[u8; 32]>::try_from(v.as_slice()).map_err(|_| "expected 32 bytes".to_string())
+    glassbox_types::unhex::<32>(s)
 }
 
 /// 32 bytes as 64 lower-case hex digits.

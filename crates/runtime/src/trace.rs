@@ -5,9 +5,7 @@
 //! disputes against; this module adds the runtime's side: a node's leaf
 //! from its output tensors.
 
-pub use glassbox_primitives::trace::{
-    Trace, audit_path, hash_leaf, hash_node, merkle_root, root, root_from_path, split,
-};
+pub use glassbox_primitives::trace::{Trace, audit_path, merkle_root, root_from_path};
 pub use glassbox_primitives::{MerkleNode, TensorHash, TraceLeaf, TraceRoot};
 
 use crate::tensor::Tensor;
