@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use glassbox_api::wire::HealthStatus;
 use glassbox_node::run::{self, DevOptions};
 
 use crate::infer::{InferArgs, describe_outputs};
-use crate::model::NodeClient;
 
 /// The model the demo publishes: the README's MNIST CNN, embedded so the
 /// demo runs from any directory.
@@ -79,10 +79,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
         .recv_timeout(Duration::from_secs(60))
         .context("the demo network did not start within 60 s")?;
     let node = format!("http://{}", net.apis.first().context("no API address")?);
-    let client = NodeClient::new(&node, Duration::from_secs(10))?;
+    let client = crate::net::client(&node, Duration::from_secs(10))?;
     loop {
-        let a = client.get("/health");
-        if a.as_ref().is_ok_and(|a| a.ok()) {
+        let health = client.health();
+        if health.is_ok_and(|h| h.status == HealthStatus::Ok) {
             break;
         }
         if Instant::now() >= deadline {

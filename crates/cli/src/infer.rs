@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use glassbox_ledger::{JobId, Params, SignedTx, TxBody};
+use glassbox_api::blocking::Client;
+use glassbox_api::routes;
+use glassbox_ledger::{JobId, JobStatus, TxBody};
 use glassbox_node::receipt::Receipt;
-use glassbox_primitives::ChainId;
 use glassbox_runtime::{DType, formats};
-use glassbox_types::{ModelId, SecretKey, SignedManifest, TensorSpec};
-use serde_json::{Value, json};
+use glassbox_types::{ModelId, SignedManifest, TensorSpec};
+use serde_json::json;
 
-use crate::model::{NodeClient, parse_chain_id, submit_tx};
+use crate::net;
 
 /// `glassbox infer` arguments.
 #[derive(Debug, Args)]
@@ -88,36 +89,25 @@ pub(crate) struct Inferred {
     pub(crate) elapsed: Duration,
 }
 
-/// The model's id and signed manifest from the node (checked: the
-/// manifest's signature verifies and names that model).
-fn resolve_model(client: &NodeClient, model: &str) -> Result<(ModelId, SignedManifest)> {
-    let (path, by_name) = match model.split_once('@') {
-        Some((name, version)) => (format!("/v1/models/by-name/{name}/{version}"), true),
+/// The model's id and signed manifest from the node (proof-checked, and
+/// the manifest's signature verified).
+fn resolve_model(client: &Client, model: &str) -> Result<(ModelId, SignedManifest)> {
+    let record = match model.split_once('@') {
+        Some((name, version)) => client
+            .model_by_name(name, version)?
+            .model
+            .and_then(|m| m.record),
         None => {
             let id: ModelId = model
                 .parse()
                 .with_context(|| format!("`{model}` is neither a model id nor NAME@VERSION"))?;
-            (format!("/v1/models/{id}"), false)
+            client.model(&id)?.record
         }
     };
-    let a = client.get(&path)?;
-    if !a.ok() && a.status != 404 {
-        bail!("GET {path}: {}", a.error_text());
-    }
-    // By name, the model record comes under `model`.
-    let record = if by_name {
-        &a.body["model"]["value"]
-    } else {
-        &a.body["value"]
-    };
-    if a.status == 404 || record.is_null() {
+    let Some(record) = record else {
         bail!("model {model} is not published on this network");
-    }
-    let hex = record["signed_manifest"]
-        .as_str()
-        .context("the node's model record has no signed_manifest")?;
-    let bytes = unhex(hex).context("the node's signed_manifest is not hex")?;
-    let signed = SignedManifest::decode(&bytes).context("the node's manifest does not decode")?;
+    };
+    let signed = record.manifest;
     signed
         .verify()
         .context("the node's manifest signature does not verify")?;
@@ -150,33 +140,28 @@ pub(crate) fn infer(args: &InferArgs, mut progress: impl FnMut(&str)) -> Result<
     let start = Instant::now();
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     let deadline = start + timeout;
-    let client = NodeClient::new(&args.node, timeout.min(Duration::from_secs(30)))?;
+    let client = net::client(&args.node, timeout.min(Duration::from_secs(30)))?;
     let key = glassbox_store::keyfile::read_secret_key(&args.key)
         .with_context(|| format!("key {}", args.key.display()))?;
-    let status = client.get_ok("/v1/status")?;
-    let chain_id = parse_chain_id(status["chain_id"].as_str().unwrap_or(""))?;
-    let params: Params = serde_json::from_value(status["params"].clone())
-        .context("the node's /v1/status gives no chain params")?;
+    let status = client.status()?;
     let (model_id, manifest) = resolve_model(&client, &args.model)?;
     let m = manifest.manifest();
     let inputs = read_inputs(&m.inputs, &args.inputs)?;
-    let price = params
+    let price = status
+        .params
         .job_price(m.cost.flops)
         .and_then(|p| p.checked_mul(u64::from(args.replicas)))
         .context("the job's price overflows")?;
     let max_fee = args.max_fee.unwrap_or(price);
-    let tx = sign_request(
-        &client,
-        &key,
-        &chain_id,
-        &params,
+    let body = TxBody::SubmitJob {
         model_id,
         inputs,
-        args.replicas,
+        replicas: args.replicas,
         max_fee,
-    )?;
+    };
+    let tx = net::sign(&client, &status, &key, body, None, "fund it first")?;
     let job_id = JobId(tx.hash().0);
-    submit_tx(&client, &tx, deadline)?;
+    net::submit_tx(&client, &tx, deadline)?;
     progress(&format!(
         "submitted {job_id}: {}@{} on {} input(s), {} replicas, price {price}",
         m.name,
@@ -197,61 +182,24 @@ pub(crate) fn infer(args: &InferArgs, mut progress: impl FnMut(&str)) -> Result<
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn sign_request(
-    client: &NodeClient,
-    key: &SecretKey,
-    chain_id: &ChainId,
-    params: &Params,
-    model_id: ModelId,
-    inputs: Vec<Vec<u8>>,
-    replicas: u8,
-    max_fee: u64,
-) -> Result<SignedTx> {
-    let sender = key.public();
-    let account = client.get_ok(&format!("/v1/accounts/{sender}"))?;
-    let Some(nonce) = account["value"]["nonce"].as_u64() else {
-        bail!("account {sender} (the key's) does not exist on this chain: fund it first");
-    };
-    let body = TxBody::SubmitJob {
-        model_id,
-        inputs,
-        replicas,
-        max_fee,
-    };
-    let probe = SignedTx::sign(chain_id, key, nonce, 0, body.clone())?;
-    let fee = params
-        .min_fee_for(probe.len())
-        .context("the chain's fee parameters overflow")?;
-    Ok(SignedTx::sign(chain_id, key, nonce, fee, body)?)
-}
-
 /// Polls the job until it closes; returns its executors and the heights
 /// it was submitted and closed at.
 fn follow(
-    client: &NodeClient,
+    client: &Client,
     id: &JobId,
     deadline: Instant,
     progress: &mut impl FnMut(&str),
 ) -> Result<(Vec<String>, u64, u64)> {
-    let path = format!("/v1/jobs/{id}");
     let mut last = String::new();
     loop {
-        let a = client.get(&path)?;
-        if a.ok() && !a.body["value"].is_null() {
-            let job = &a.body["value"];
-            let status = job["status"].as_str().unwrap_or("?");
-            let slots = job["slots"].as_array().cloned().unwrap_or_default();
-            let replicas = job["replicas"].as_u64().unwrap_or(0);
-            let committed = slots.iter().filter(|s| !s["commitment"].is_null()).count();
-            let revealed = slots.iter().filter(|s| !s["reveal"].is_null()).count();
-            let executors: Vec<String> = slots
-                .iter()
-                .filter_map(|s| s["executor"].as_str().map(str::to_string))
-                .collect();
-            let line = match status {
-                "assigning" => "waiting for the next block to draw executors".to_string(),
-                "running" => format!(
+        if let Some(job) = client.job(id)?.record {
+            let replicas = job.replicas;
+            let committed = job.slots.iter().filter(|s| s.commitment.is_some()).count();
+            let revealed = job.slots.iter().filter(|s| s.reveal.is_some()).count();
+            let executors: Vec<String> = job.slots.iter().map(|s| s.executor.to_string()).collect();
+            let line = match job.status {
+                JobStatus::Assigning => "waiting for the next block to draw executors".to_string(),
+                JobStatus::Running => format!(
                     "executors {}: {committed}/{replicas} committed, {revealed}/{replicas} revealed",
                     executors
                         .iter()
@@ -259,56 +207,55 @@ fn follow(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                "pending" => "optimistic result published (pending): open to challenges \
-                              until its window closes"
+                JobStatus::Pending => "optimistic result published (pending): open to challenges \
+                                       until its window closes"
                     .to_string(),
-                "disputed" => format!(
+                JobStatus::Disputed => format!(
                     "disputed: the results differ; the dispute game decides \
                      (glassbox job show {id})"
                 ),
-                other => format!("job {other}"),
+                JobStatus::Final => "job final".to_string(),
+                JobStatus::Failed => "job failed".to_string(),
             };
             if line != last {
                 progress(&line);
                 last = line;
             }
-            let submitted = job["submitted_height"].as_u64().unwrap_or(0);
-            match status {
-                "final" => {
+            match job.status {
+                JobStatus::Final => {
                     return Ok((
                         executors,
-                        submitted,
-                        job["closed_height"].as_u64().unwrap_or(0),
+                        job.submitted_height,
+                        job.closed_height.unwrap_or(0),
                     ));
                 }
-                "failed" => bail!(
+                JobStatus::Failed => bail!(
                     "job {id} failed: not enough executors could take it, or every result \
                      lost its dispute; the escrow was refunded"
                 ),
                 _ => {}
             }
-        } else if !(a.status == 404 || a.ok()) {
-            bail!("GET {path}: {}", a.error_text());
         }
         if Instant::now() >= deadline {
-            bail!("job {id} is not final yet (timeout); follow it with GET {path}");
+            bail!(
+                "job {id} is not final yet (timeout); follow it with GET {}",
+                client.url(&routes::job(id))
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// Fetches the job's receipt, waiting while its block is not certified.
-fn fetch_receipt(client: &NodeClient, id: &JobId, deadline: Instant) -> Result<Receipt> {
-    let path = format!("/v1/jobs/{id}/receipt");
+fn fetch_receipt(client: &Client, id: &JobId, deadline: Instant) -> Result<Receipt> {
     loop {
-        let a = client.get(&path)?;
-        if a.ok() {
-            return serde_json::from_value(a.body).context("the node's receipt does not parse");
+        match client.receipt(id) {
+            Ok(r) => return Ok(r),
+            Err(e) if e.status() == Some(409) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
         }
-        if a.status != 409 || Instant::now() >= deadline {
-            bail!("GET {path}: {}", a.error_text());
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -354,7 +301,7 @@ pub(crate) fn run(args: InferArgs) -> Result<()> {
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     }
-    let client = NodeClient::new(&args.node, Duration::from_secs(30))?;
+    let client = net::client(&args.node, Duration::from_secs(30))?;
     let (_, manifest) = resolve_model(&client, &args.model)?;
     let outputs = describe_outputs(&inferred.receipt, &manifest.manifest().outputs)?;
     let stdout = std::io::stdout();
@@ -400,7 +347,6 @@ pub(crate) fn run(args: InferArgs) -> Result<()> {
 /// The genesis the node serves (`GET /v1/genesis`), for checking a
 /// receipt when the user gave none.
 fn fetch_genesis(node: &str) -> Result<glassbox_node::genesis::NodeGenesis> {
-    let client = NodeClient::new(node, Duration::from_secs(30))?;
-    let v: Value = client.get_ok("/v1/genesis")?;
-    serde_json::from_value(v).context("the node's genesis does not parse")
+    let client = net::client(node, Duration::from_secs(30))?;
+    Ok(client.genesis()?)
 }

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use glassbox_ledger::{JobExt, JobId, Params, SignedTx, TxBody};
+use glassbox_api::Verified;
+use glassbox_api::blocking::Client;
+use glassbox_ledger::dispute::Stage;
+use glassbox_ledger::{Job, JobExt, JobId, JobStatus, TxBody};
 use glassbox_node::party::Party;
-use glassbox_primitives::ChainId;
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
-use glassbox_types::{ModelId, SecretKey};
-use serde_json::{Value, json};
+use glassbox_types::ModelId;
+use serde_json::json;
 
-use crate::model::{NodeClient, parse_chain_id, submit_tx};
+use crate::net;
 
 /// `glassbox job show`.
 #[derive(Debug, Args)]
@@ -83,159 +85,147 @@ fn short(s: &str) -> String {
     format!("{}…", body.chars().take(10).collect::<String>())
 }
 
-fn fetch(client: &NodeClient, id: &JobId) -> Result<(Value, Value)> {
-    let job = client.get_ok(&format!("/v1/jobs/{id}"))?;
-    if job["value"].is_null() {
+/// The job and its extension record, proof-checked, at one height.
+fn fetch(client: &Client, id: &JobId) -> Result<(Verified<Job>, Verified<JobExt>)> {
+    let job = client.job(id)?;
+    if job.record.is_none() {
         bail!("no job {id} on this network");
     }
-    let ext = client.get_ok(&format!("/v1/jobs/{id}/ext"))?;
+    let ext = client.job_ext(id)?;
     Ok((job, ext))
+}
+
+/// A value's JSON text (targets, as the API writes them).
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "null".to_string(), |v| v.to_string())
 }
 
 fn show(a: ShowArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
     let id = parse_job(&a.job)?;
-    let client = NodeClient::new(&a.node, Duration::from_secs(30))?;
+    let client = net::client(&a.node, Duration::from_secs(30))?;
     let (job, ext) = fetch(&client, &id)?;
     if a.json {
         writeln!(
             w,
             "{}",
             serde_json::to_string_pretty(&json!({
-                "job": job["value"],
-                "ext": ext["value"],
-                "height": job["height"],
+                "job": job.record,
+                "ext": ext.record,
+                "height": job.height,
             }))?
         )?;
         return Ok(());
     }
-    let j = &job["value"];
+    let Some(j) = &job.record else {
+        bail!("no job {id} on this network");
+    };
     writeln!(w, "job      {id}")?;
     writeln!(
         w,
         "status   {} (at height {})",
-        j["status"].as_str().unwrap_or("?"),
-        job["height"]
+        json_text(&j.status).trim_matches('"'),
+        job.height
     )?;
     writeln!(
         w,
         "model    {}  replicas {}  price/replica {}  escrow {}",
-        j["model_id"].as_str().unwrap_or("?"),
-        j["replicas"],
-        j["price_per_replica"],
-        j["escrow"]
+        j.model_id, j.replicas, j.price_per_replica, j.escrow
     )?;
     writeln!(
         w,
         "submitted at height {}, closed at {}",
-        j["submitted_height"], j["closed_height"]
+        j.submitted_height,
+        opt(j.closed_height)
     )?;
-    for (i, s) in j["slots"].as_array().into_iter().flatten().enumerate() {
-        let reveal = &s["reveal"];
+    for (i, s) in j.slots.iter().enumerate() {
         writeln!(
             w,
             "slot {i}  {}  {}  {}",
-            s["executor"].as_str().unwrap_or("?"),
-            if s["commitment"].is_null() {
+            s.executor,
+            if s.commitment.is_none() {
                 "uncommitted"
             } else {
                 "committed"
             },
-            if reveal.is_null() {
-                "unrevealed".to_string()
-            } else {
-                format!(
+            match &s.reveal {
+                None => "unrevealed".to_string(),
+                Some(r) => format!(
                     "revealed output {} trace {}",
-                    short(reveal["output_hash"].as_str().unwrap_or("")),
-                    short(reveal["trace_root"].as_str().unwrap_or(""))
-                )
+                    short(&r.output_hash.to_hex()),
+                    short(&r.trace_root.to_hex())
+                ),
             }
         )?;
     }
-    let e = &ext["value"];
-    if e.is_null() {
+    let Some(e) = &ext.record else {
         return Ok(());
+    };
+    if let Some(until) = e.pending_until {
+        writeln!(w, "pending  open to challenges until height {until}")?;
     }
-    if !e["pending_until"].is_null() {
-        writeln!(
-            w,
-            "pending  open to challenges until height {}",
-            e["pending_until"]
-        )?;
+    if let Some(auditor) = &e.auditor {
+        writeln!(w, "auditor  {auditor}")?;
     }
-    if !e["auditor"].is_null() {
-        writeln!(w, "auditor  {}", e["auditor"].as_str().unwrap_or("?"))?;
-    }
-    let d = &e["dispute"];
-    if d.is_null() {
+    let Some(d) = &e.dispute else {
         return Ok(());
-    }
-    writeln!(w, "dispute  opened at height {}", d["opened_height"])?;
-    for (i, c) in d["claims"].as_array().into_iter().flatten().enumerate() {
-        let members: Vec<String> = c["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.as_str().map(short))
-            .collect();
+    };
+    writeln!(w, "dispute  opened at height {}", d.opened_height)?;
+    for (i, c) in d.claims.iter().enumerate() {
+        let members: Vec<String> = c.members.iter().map(|m| short(&m.to_string())).collect();
         writeln!(
             w,
             "claim {i}  output {} trace {}  by {}{}{}",
-            short(c["output_hash"].as_str().unwrap_or("")),
-            short(c["trace_root"].as_str().unwrap_or("")),
+            short(&c.output_hash.to_hex()),
+            short(&c.trace_root.to_hex()),
             members.join(", "),
-            if c["bond"].as_u64().unwrap_or(0) > 0 {
-                format!("  (challenger, bond {})", c["bond"])
+            if c.bond > 0 {
+                format!("  (challenger, bond {})", c.bond)
             } else {
                 String::new()
             },
-            if c["lost"].as_bool().unwrap_or(false) {
-                "  LOST"
-            } else {
-                ""
-            }
+            if c.lost { "  LOST" } else { "" }
         )?;
     }
-    let g = &d["game"];
-    if !g.is_null() {
-        let stage = &g["stage"];
-        let at = match stage["stage"].as_str().unwrap_or("?") {
-            "bisect" => format!("bisecting leaves [{}, {})", stage["lo"], stage["hi"]),
-            "referee" => format!("referee decides {}", stage["target"]),
-            other => other.to_string(),
+    if let Some(g) = &d.game {
+        let at = match &g.stage {
+            Stage::Bisect { lo, hi } => format!("bisecting leaves [{lo}, {hi})"),
+            Stage::Referee { target } => format!("referee decides {}", json_text(target)),
+            Stage::Open => "open".to_string(),
         };
         writeln!(
             w,
             "game     claim {} vs claim {}: {at}; round {}, deadline height {}; moved: {} / {}",
-            g["a"]["claim"],
-            g["b"]["claim"],
-            g["rounds"],
-            g["deadline"],
-            g["a"]["moved"],
-            g["b"]["moved"]
+            g.a.claim, g.b.claim, g.rounds, g.deadline, g.a.moved, g.b.moved
         )?;
     }
-    for v in d["verdicts"].as_array().into_iter().flatten() {
-        let lost = match (v["a_lost"].as_bool(), v["b_lost"].as_bool()) {
-            (Some(true), Some(true)) => "both lost".to_string(),
-            (Some(true), _) => format!("claim {} lost", v["a"]),
-            (_, Some(true)) => format!("claim {} lost", v["b"]),
-            _ => "nobody lost".to_string(),
+    for v in &d.verdicts {
+        let lost = match (v.a_lost, v.b_lost) {
+            (true, true) => "both lost".to_string(),
+            (true, false) => format!("claim {} lost", v.a),
+            (false, true) => format!("claim {} lost", v.b),
+            (false, false) => "nobody lost".to_string(),
         };
         writeln!(
             w,
             "verdict  claim {} vs {} at height {} after {} rounds: {lost} ({}; {})",
-            v["a"],
-            v["b"],
-            v["height"],
-            v["rounds"],
-            v["target"],
-            v["reason"].as_str().unwrap_or("")
+            v.a,
+            v.b,
+            v.height,
+            v.rounds,
+            v.target
+                .as_ref()
+                .map_or_else(|| "null".to_string(), json_text),
+            v.reason
         )?;
     }
-    if !d["closed_height"].is_null() {
-        match d["winner"].as_u64() {
+    if d.closed_height.is_some() {
+        match d.winner {
             Some(win) => writeln!(
                 w,
                 "outcome  claim {win} stands: its outputs are the job's result"
@@ -249,25 +239,6 @@ fn show(a: ShowArgs) -> Result<()> {
     Ok(())
 }
 
-fn sign(
-    client: &NodeClient,
-    key: &SecretKey,
-    chain_id: &ChainId,
-    params: &Params,
-    body: TxBody,
-) -> Result<SignedTx> {
-    let sender = key.public();
-    let account = client.get_ok(&format!("/v1/accounts/{sender}"))?;
-    let Some(nonce) = account["value"]["nonce"].as_u64() else {
-        bail!("account {sender} (the key's) does not exist on this chain");
-    };
-    let probe = SignedTx::sign(chain_id, key, nonce, 0, body.clone())?;
-    let fee = params
-        .min_fee_for(probe.len())
-        .context("the chain's fee parameters overflow")?;
-    Ok(SignedTx::sign(chain_id, key, nonce, fee, body)?)
-}
-
 /// Runs `glassbox challenge`: computes the job locally, challenges a
 /// different pending result, then plays the game to its end.
 pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
@@ -275,49 +246,38 @@ pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
     let mut w = stdout.lock();
     let id = parse_job(&a.job)?;
     let deadline = Instant::now() + Duration::from_millis(a.timeout_ms.max(1));
-    let client = NodeClient::new(&a.node, Duration::from_secs(30))?;
+    let client = net::client(&a.node, Duration::from_secs(30))?;
     let key = glassbox_store::keyfile::read_secret_key(&a.key)
         .with_context(|| format!("key {}", a.key.display()))?;
     let me = key.public();
-    let status = client.get_ok("/v1/status")?;
-    let chain_id = parse_chain_id(status["chain_id"].as_str().unwrap_or(""))?;
-    let params: Params = serde_json::from_value(status["params"].clone())
-        .context("the node's /v1/status gives no chain params")?;
+    let status = client.status()?;
     let (job, _) = fetch(&client, &id)?;
-    let j = &job["value"];
-    if j["status"].as_str() != Some("pending") {
+    let Some(j) = job.record else {
+        bail!("no job {id} on this network");
+    };
+    if j.status != JobStatus::Pending {
         bail!(
             "job {id} is {}, not pending: only an optimistic result in its window can be challenged",
-            j["status"].as_str().unwrap_or("?")
+            json_text(&j.status).trim_matches('"')
         );
     }
-    let model_id: ModelId =
-        serde_json::from_value(j["model_id"].clone()).context("the job record has no model id")?;
+    let model_id = j.model_id;
     let bytes = match &a.model {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => client
-            .get_bytes(
-                &format!("/v1/blobs/{model_id}"),
-                crate::model::max_model_bytes(),
-            )
+            .blob(&model_id, crate::model::max_model_bytes())
             .with_context(|| format!("fetching model {model_id} from the node"))?,
     };
     if ModelId::of(&bytes) != model_id {
         bail!("the model bytes are not model {model_id}");
     }
-    let inputs: Vec<Vec<u8>> = j["inputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|v| glassbox_types::unhex_vec(v.as_str().unwrap_or(""), 1 << 20))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("the job's inputs: {e}"))?;
+    let inputs = j.inputs.clone();
     let model = Model::load(&bytes, Limits::default())?;
     let session = Arc::new(Session::new(Arc::new(model), Options::default())?);
     let party = Party::run(session, &inputs)?;
-    let revealed = &j["slots"][0]["reveal"];
-    if revealed["output_hash"].as_str() == Some(&party.output_hash().to_hex())
-        && revealed["trace_root"].as_str() == Some(&party.trace_root().to_hex())
+    let revealed = j.slots.first().and_then(|s| s.reveal);
+    if revealed
+        .is_some_and(|r| r.output_hash == party.output_hash() && r.trace_root == party.trace_root())
     {
         writeln!(
             w,
@@ -325,24 +285,19 @@ pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
         )?;
         return Ok(());
     }
-    let tx = sign(
-        &client,
-        &key,
-        &chain_id,
-        &params,
-        TxBody::Challenge {
-            job_id: id,
-            output_hash: party.output_hash(),
-            trace_root: party.trace_root(),
-            outputs: party.outputs(),
-        },
-    )?;
-    submit_tx(&client, &tx, deadline)?;
+    let body = TxBody::Challenge {
+        job_id: id,
+        output_hash: party.output_hash(),
+        trace_root: party.trace_root(),
+        outputs: party.outputs(),
+    };
+    let tx = net::sign(&client, &status, &key, body, None, "fund it first")?;
+    net::submit_tx(&client, &tx, deadline)?;
     writeln!(
         w,
         "challenged {id} with output {} (bond {})",
         short(&party.output_hash().to_hex()),
-        params.challenge_bond
+        status.params.challenge_bond
     )?;
     let mut last_pos: Option<(usize, u32, usize)> = None;
     loop {
@@ -351,21 +306,26 @@ pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
                 "the dispute of {id} is not decided yet (timeout); follow it with glassbox job show {id}"
             );
         }
-        let (job, record) = fetch(&client, &id)?;
-        let status = job["value"]["status"].as_str().unwrap_or("?").to_string();
-        if status == "pending" || record["record"].is_null() {
+        let (job, ext) = fetch(&client, &id)?;
+        let job_status = job.record.map(|j| j.status);
+        let (Some(job_status), Some(ext)) = (job_status, ext.record) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        if job_status == JobStatus::Pending {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
-        let bytes = glassbox_types::unhex_vec(record["record"].as_str().unwrap_or(""), 16 << 20)
-            .map_err(|e| anyhow::anyhow!("the dispute record: {e}"))?;
-        let ext = JobExt::decode(&bytes).context("the dispute record does not decode")?;
         let Some(d) = ext.dispute.as_ref() else {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         };
-        if status != "disputed" {
-            writeln!(w, "job {id} is {status}")?;
+        if job_status != JobStatus::Disputed {
+            writeln!(
+                w,
+                "job {id} is {}",
+                json_text(&job_status).trim_matches('"')
+            )?;
             writeln!(
                 w,
                 "{}",
@@ -386,18 +346,12 @@ pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
             && let Some(step) = party.next_step(&ext, &me)
         {
             for t in party.opened_tensors(&step) {
-                let enc = formats::canonical_encode(&t);
-                client.put_bytes(&format!("/v1/tensors/{}", t.hash().to_hex()), &enc)?;
+                client.put_tensor(formats::canonical_encode(&t))?;
             }
             let name = step.name();
-            let tx = sign(
-                &client,
-                &key,
-                &chain_id,
-                &params,
-                TxBody::DisputeStep { job_id: id, step },
-            )?;
-            submit_tx(&client, &tx, deadline)?;
+            let body = TxBody::DisputeStep { job_id: id, step };
+            let tx = net::sign(&client, &status, &key, body, None, "fund it first")?;
+            net::submit_tx(&client, &tx, deadline)?;
             writeln!(w, "move: {name} (round {})", g.rounds)?;
             last_pos = Some(pos);
         }

@@ -9,6 +9,7 @@ mod infer;
 mod job;
 mod keys;
 mod model;
+mod net;
 mod node;
 mod progress;
 mod receipt;

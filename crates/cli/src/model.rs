@@ -11,20 +11,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use glassbox_ledger::{Params, SignedTx, TxBody};
+use glassbox_api::VersionEntry;
+use glassbox_api::blocking::Client;
+use glassbox_api::wire::BlobState;
+use glassbox_ledger::{TxBody, TxHash};
 use glassbox_node::manifest::ModelFacts;
-use glassbox_primitives::ChainId;
 use glassbox_runtime::Limits;
 use glassbox_store::keyfile::read_secret_key;
 use glassbox_store::{Published, Registry};
 use glassbox_types::{
-    DimSpec, Hash, Limits as ManifestLimits, Manifest, ModelId, Parent, Relation, SecretKey,
-    SignedManifest, Source, TensorSpec,
+    DimSpec, Hash, Limits as ManifestLimits, Manifest, ManifestId, ModelId, Parent, Relation,
+    SecretKey, SignedManifest, Source, TensorSpec,
 };
 use serde_json::{Value, json};
 
 use crate::keys::{glassbox_home, key_path};
-use crate::progress;
+use crate::{net, progress};
 
 /// How deep `model show` follows parents.
 const MAX_LINEAGE_DEPTH: usize = 16;
@@ -273,239 +275,36 @@ fn publish(registry: &Registry, p: PublishArgs, json: bool) -> Result<()> {
 
 // ---- publishing on a network ------------------------------------------------
 
-/// Largest JSON answer read from a node.
-const MAX_NODE_JSON_BYTES: u64 = 16 << 20;
-/// Between polls of a transaction's status.
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// Consecutive "unknown transaction" answers after which a submitted
-/// transaction is taken to be dropped (one may fall in the instant between
-/// the mempool and the finalized index).
-const MAX_UNKNOWN_POLLS: u32 = 8;
-/// Assumed least upload speed when bounding the blob upload's time.
-const MIN_UPLOAD_BYTES_PER_SEC: u64 = 1 << 20;
-
-/// A node's HTTP API, every request bounded by a timeout.
-pub(crate) struct NodeClient {
-    pub(crate) base: String,
-    agent: ureq::Agent,
-    timeout: Duration,
-}
-
-/// A node's answer: the status and the body as JSON (`Null` when empty).
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) body: Value,
-}
-
-impl Answer {
-    pub(crate) fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// `HTTP 409 code: message` from a JSON error answer.
-    pub(crate) fn error_text(&self) -> String {
-        let e = &self.body["error"];
-        match (e["code"].as_str(), e["message"].as_str()) {
-            (Some(code), Some(message)) => format!("HTTP {} {code}: {message}", self.status),
-            _ => format!("HTTP {}: {}", self.status, self.body),
-        }
-    }
-
-    pub(crate) fn code(&self) -> Option<&str> {
-        self.body["error"]["code"].as_str()
-    }
-}
-
-impl NodeClient {
-    pub(crate) fn new(url: &str, timeout: Duration) -> Result<NodeClient> {
-        let base = url.trim_end_matches('/').to_string();
-        let Some(host) = base.strip_prefix("http://") else {
-            if base.starts_with("https://") {
-                bail!("--node {url}: this build of glassbox speaks plain http:// only");
-            }
-            bail!("--node {url}: expected http://HOST:PORT");
-        };
-        if host.is_empty() {
-            bail!("--node {url}: no host");
-        }
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
-            .timeout_global(Some(timeout))
-            .build()
-            .new_agent();
-        Ok(NodeClient {
-            base,
-            agent,
-            timeout,
-        })
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn answer(
-        &self,
-        what: &str,
-        path: &str,
-        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Answer> {
-        let url = self.url(path);
-        let mut res = res.map_err(|e| match e {
-            ureq::Error::Timeout(t) => {
-                anyhow::anyhow!(
-                    "{what} {url}: no answer within {} ms ({t})",
-                    self.timeout.as_millis()
-                )
-            }
-            e => anyhow::anyhow!("{what} {url}: {e}"),
-        })?;
-        let status = res.status().as_u16();
-        let bytes = res
-            .body_mut()
-            .with_config()
-            .limit(MAX_NODE_JSON_BYTES)
-            .read_to_vec()
-            .with_context(|| format!("{what} {url}: reading the answer (HTTP {status})"))?;
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "{what} {url}: the answer (HTTP {status}) is not JSON: {:?}",
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                )
-            })?
-        };
-        Ok(Answer { status, body })
-    }
-
-    pub(crate) fn get(&self, path: &str) -> Result<Answer> {
-        self.answer("GET", path, self.agent.get(self.url(path)).call())
-    }
-
-    /// A GET that must succeed.
-    pub(crate) fn get_ok(&self, path: &str) -> Result<Value> {
-        let a = self.get(path)?;
-        if !a.ok() {
-            bail!("GET {}: {}", self.url(path), a.error_text());
-        }
-        Ok(a.body)
-    }
-
-    pub(crate) fn post_json(&self, path: &str, body: &Value) -> Result<Answer> {
-        let res = self
-            .agent
-            .post(self.url(path))
-            .header("content-type", "application/json")
-            .send(body.to_string());
-        self.answer("POST", path, res)
-    }
-
-    /// A GET of raw bytes (at most `max_bytes`) that must succeed.
-    pub(crate) fn get_bytes(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
-        let url = self.url(path);
-        let mut res = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
-        let status = res.status().as_u16();
-        if status != 200 {
-            bail!("GET {url}: HTTP {status}");
-        }
-        res.body_mut()
-            .with_config()
-            .limit(max_bytes)
-            .read_to_vec()
-            .with_context(|| format!("GET {url}: reading the body"))
-    }
-
-    /// A PUT of raw bytes that must succeed.
-    pub(crate) fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        let res = self
-            .agent
-            .put(self.url(path))
-            .header("content-type", "application/octet-stream")
-            .send(bytes);
-        let a = self.answer("PUT", path, res)?;
-        if !a.ok() {
-            bail!("PUT {}: {}", self.url(path), a.error_text());
-        }
-        Ok(())
-    }
-
-    /// Whether the node has the blob (HEAD; an answer other than 200 or
-    /// 404 is an error).
-    fn has_blob(&self, id: &ModelId) -> Result<bool> {
-        let path = format!("/v1/blobs/{id}");
-        let res = self
-            .agent
-            .head(self.url(&path))
-            .call()
-            .map_err(|e| anyhow::anyhow!("HEAD {}: {e}", self.url(&path)))?;
-        match res.status().as_u16() {
-            200 => Ok(true),
-            404 => Ok(false),
-            s => bail!("HEAD {}: HTTP {s}", self.url(&path)),
-        }
-    }
-
-    fn put_blob(&self, id: &ModelId, bytes: &[u8]) -> Result<Answer> {
-        let path = format!("/v1/blobs/{id}");
-        let secs = (bytes.len() as u64) / MIN_UPLOAD_BYTES_PER_SEC;
-        let timeout = self.timeout.max(Duration::from_secs(60)) + Duration::from_secs(secs);
-        let res = self
-            .agent
-            .put(self.url(&path))
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .header("content-type", "application/octet-stream")
-            .send(bytes);
-        self.answer("PUT", &path, res)
-    }
-}
-
-pub(crate) fn parse_chain_id(s: &str) -> Result<ChainId> {
-    s.parse().context("the node's /v1/status")
-}
-
 /// What the network says of a model already registered there.
 struct Registered {
-    manifest_id: String,
+    manifest_id: ManifestId,
     height: u64,
 }
 
 /// Refuses a publication the ledger would refuse (paying the fee for
 /// nothing); `Some` when this publisher already registered this very
 /// model as this name@version (then only the upload is left to do).
-fn check_publishable(client: &NodeClient, m: &Manifest) -> Result<Option<Registered>> {
+fn check_publishable(client: &Client, m: &Manifest) -> Result<Option<Registered>> {
     let version = m.version.to_string();
-    let record = client.get_ok(&format!("/v1/models/{}", m.model_id))?;
-    let value = &record["value"];
-    if !value.is_null() {
-        let (name, ver, publisher) = (
-            value["name"].as_str().unwrap_or("?"),
-            value["version"].as_str().unwrap_or("?"),
-            value["publisher"].as_str().unwrap_or("?"),
-        );
-        if name == m.name && ver == version && publisher == m.publisher.to_string() {
+    if let Some(r) = client.model(&m.model_id)?.record {
+        let other = r.manifest.manifest();
+        let (name, ver) = (&other.name, other.version.to_string());
+        if *name == m.name && ver == version && r.publisher == m.publisher {
             return Ok(Some(Registered {
-                manifest_id: value["manifest_id"].as_str().unwrap_or("?").to_string(),
-                height: value["height"].as_u64().unwrap_or(0),
+                manifest_id: r.manifest_id,
+                height: r.height,
             }));
         }
         bail!(
-            "model {} is already registered on this network as {name}@{ver} by {publisher}; \
+            "model {} is already registered on this network as {name}@{ver} by {}; \
              it cannot be published again as {}@{version}",
             m.model_id,
+            r.publisher,
             m.name
         );
     }
-    let by_name = client.get_ok(&format!("/v1/models/by-name/{}/{version}", m.name))?;
-    if let Some(other) = by_name["value"]["model_id"].as_str() {
+    let by_name = client.model_by_name(&m.name, &version)?;
+    if let Some(VersionEntry(other)) = by_name.entry.record {
         bail!(
             "{}@{version} is already registered on this network (model {other}); publish a new \
              version",
@@ -515,116 +314,17 @@ fn check_publishable(client: &NodeClient, m: &Manifest) -> Result<Option<Registe
     Ok(None)
 }
 
-/// Waits for `hash` to be finalized; returns its height, or fails with its
-/// execution error.
-fn await_finalized(
-    client: &NodeClient,
-    hash: &str,
-    deadline: Instant,
-    timeout_ms: u64,
-) -> Result<u64> {
-    let path = format!("/v1/tx/{hash}");
-    let mut unknown = 0;
-    loop {
-        let a = client.get(&path)?;
-        match (a.status, a.body["status"].as_str()) {
-            (200, Some("finalized")) => {
-                let height = a.body["height"]
-                    .as_u64()
-                    .with_context(|| format!("GET {path}: no height in {}", a.body))?;
-                let outcome = &a.body["outcome"];
-                if outcome["ok"] == Value::Bool(true) {
-                    return Ok(height);
-                }
-                let e = &outcome["error"];
-                bail!(
-                    "transaction {hash} was finalized at height {height} but failed ({}): {}; \
-                     its fee was charged and nothing was published",
-                    e["code"].as_str().unwrap_or("?"),
-                    e["message"].as_str().unwrap_or("no message")
-                );
-            }
-            (200, _) => unknown = 0,
-            (404, _) if a.code() == Some("unknown_tx") => {
-                unknown += 1;
-                if unknown >= MAX_UNKNOWN_POLLS {
-                    bail!(
-                        "the node no longer knows transaction {hash}: it was dropped from the \
-                         mempool without being included (did another transaction use its nonce?)"
-                    );
-                }
-            }
-            _ => bail!("GET {}: {}", client.url(&path), a.error_text()),
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "transaction {hash} was accepted but not finalized within {timeout_ms} ms; check \
-                 `GET {}` and run this command again to upload the model once it is finalized",
-                client.url(&path)
-            );
-        }
-        std::thread::sleep(POLL_INTERVAL);
-    }
-}
-
-/// Submits `tx`, retrying while the node answers 503 (replaying, mempool
-/// full) until `deadline`; returns its hash.
-pub(crate) fn submit_tx(client: &NodeClient, tx: &SignedTx, deadline: Instant) -> Result<String> {
-    let body = json!({ "tx": glassbox_types::hex(tx.encoded()) });
-    loop {
-        let a = client.post_json("/v1/tx", &body)?;
-        if a.status == 202 {
-            return a.body["tx_hash"]
-                .as_str()
-                .map(str::to_string)
-                .with_context(|| format!("POST /v1/tx: no tx_hash in {}", a.body));
-        }
-        if a.status != 503 || Instant::now() >= deadline {
-            bail!("the node refused the transaction: {}", a.error_text());
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-/// Uploads the model's bytes (unless the node has them), retrying while
-/// the node is busy; returns `"stored"` or `"present"`.
-pub(crate) fn upload_blob(
-    client: &NodeClient,
-    id: &ModelId,
-    bytes: &[u8],
-    deadline: Instant,
-) -> Result<String> {
-    if client.has_blob(id)? {
-        return Ok("present".into());
-    }
-    loop {
-        let a = client.put_blob(id, bytes)?;
-        if a.ok() {
-            return Ok(a.body["status"].as_str().unwrap_or("stored").to_string());
-        }
-        if a.status != 503 || Instant::now() >= deadline {
-            bail!(
-                "uploading model {id} to {}: {}; the manifest is registered, so running this \
-                 command again (against a node that keeps blobs) only uploads the model",
-                client.base,
-                a.error_text()
-            );
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 /// What publishing on a node did.
 pub(crate) struct NodePublished {
     pub(crate) state: &'static str,
     pub(crate) chain_name: String,
     pub(crate) node: String,
     pub(crate) manifest: Manifest,
-    pub(crate) manifest_id: String,
-    pub(crate) tx_hash: Option<String>,
+    pub(crate) manifest_id: ManifestId,
+    pub(crate) tx_hash: Option<TxHash>,
     pub(crate) height: u64,
     pub(crate) fee: Option<u64>,
-    pub(crate) blob: String,
+    pub(crate) blob: BlobState,
 }
 
 /// Publishes `file` as `name@version` through `node`, signed and paid by
@@ -666,14 +366,13 @@ fn publish_to_node(p: PublishArgs, json: bool) -> Result<()> {
         fee,
         blob,
     } = publish_on_node(p)?;
-    let client_base = node;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
     if json {
         let obj = json!({
             "status": state,
             "chain": chain_name,
-            "node": client_base,
+            "node": node,
             "model_id": m.model_id,
             "manifest_id": manifest_id,
             "name": m.name,
@@ -695,75 +394,45 @@ fn publish_to_node(p: PublishArgs, json: bool) -> Result<()> {
             (Some(h), Some(f)) => writeln!(w, "tx        {h} (height {height}, fee {f})")?,
             _ => writeln!(w, "tx        (registered earlier, at height {height})")?,
         }
-        let blob = if blob == "present" {
-            "already there"
-        } else {
-            "uploaded"
+        let blob = match blob {
+            BlobState::Present => "already there",
+            BlobState::Stored => "uploaded",
         };
-        writeln!(w, "blob      {blob} ({client_base})")?;
+        writeln!(w, "blob      {blob} ({node})")?;
     }
     Ok(())
 }
 
 fn publish_on_node(p: PublishArgs) -> Result<NodePublished> {
     let url = p.node.clone().context("--node is required here")?;
-    let timeout_ms = p.timeout_ms.max(1);
-    let timeout = Duration::from_millis(timeout_ms);
-    let client = NodeClient::new(&url, timeout)?;
+    let timeout = Duration::from_millis(p.timeout_ms.max(1));
+    let client = net::client(&url, timeout)?;
     let (signed, bytes, key) = sign_manifest(&p)?;
     let m = signed.manifest();
-
-    let status = client.get_ok("/v1/status")?;
-    let chain_id = parse_chain_id(status["chain_id"].as_str().unwrap_or(""))?;
-    let chain_name = status["chain_name"].as_str().unwrap_or("?").to_string();
+    let status = client.status()?;
 
     let registered = check_publishable(&client, m)?;
     let (tx_hash, height, manifest_id, fee) = match registered {
         Some(r) => (None, r.height, r.manifest_id, None),
         None => {
-            let sender = key.public();
-            let account = client.get_ok(&format!("/v1/accounts/{sender}"))?;
-            let Some(nonce) = account["value"]["nonce"].as_u64() else {
-                bail!(
-                    "account {sender} (the key's) does not exist on chain {chain_name}: fund it \
-                     before publishing"
-                );
-            };
-            let balance = account["value"]["balance"].as_u64().unwrap_or(0);
-            let body = || TxBody::PublishModel {
+            let body = TxBody::PublishModel {
                 manifest: Box::new(signed.clone()),
             };
-            let fee = match p.fee {
-                Some(f) => f,
-                None => {
-                    let params: Params = serde_json::from_value(status["params"].clone())
-                        .context("the node's /v1/status gives no chain params; pass --fee")?;
-                    // The fee does not change the encoding's size.
-                    let probe = SignedTx::sign(&chain_id, &key, nonce, 0, body())?;
-                    if probe.len() > params.max_tx_bytes as usize {
-                        bail!(
-                            "the publish transaction is {} bytes, over the chain's limit of {} \
-                             (the manifest is too large)",
-                            probe.len(),
-                            params.max_tx_bytes
-                        );
-                    }
-                    params
-                        .min_fee_for(probe.len())
-                        .context("the chain's fee parameters overflow")?
-                }
-            };
-            if balance < fee {
-                bail!("account {sender} holds {balance}, less than the fee of {fee}");
-            }
-            let tx = SignedTx::sign(&chain_id, &key, nonce, fee, body())?;
+            let tx = net::sign(
+                &client,
+                &status,
+                &key,
+                body,
+                p.fee,
+                "fund it before publishing",
+            )?;
             let deadline = Instant::now() + timeout;
-            let hash = submit_tx(&client, &tx, deadline)?;
-            let height = await_finalized(&client, &hash, deadline, timeout_ms)?;
-            (Some(hash), height, signed.id().to_string(), Some(fee))
+            let hash = net::submit_tx(&client, &tx, deadline)?;
+            let height = net::await_finalized(&client, &hash, deadline, "nothing was published")?;
+            (Some(hash), height, signed.id(), Some(tx.fee()))
         }
     };
-    let blob = upload_blob(&client, &m.model_id, &bytes, Instant::now() + timeout)?;
+    let blob = net::upload_blob(&client, &m.model_id, &bytes, Instant::now() + timeout)?;
 
     let state = if tx_hash.is_some() {
         "published"
@@ -772,8 +441,8 @@ fn publish_on_node(p: PublishArgs) -> Result<NodePublished> {
     };
     Ok(NodePublished {
         state,
-        chain_name,
-        node: client.base.clone(),
+        chain_name: status.chain_name,
+        node: client.base().to_string(),
         manifest: m.clone(),
         manifest_id,
         tx_hash,

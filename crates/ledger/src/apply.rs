@@ -5,7 +5,7 @@ use glassbox_primitives::{OutputHash, TraceRoot};
 use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
 use serde::{Deserialize, Serialize};
 
-use crate::dispute::{NoReferee, Referee};
+use crate::dispute::{NoReferee, Referee, StepKind};
 use crate::error::{BlockError, TxError};
 use crate::jobs::{JobId, Reveal};
 use crate::limits;
@@ -33,7 +33,8 @@ pub struct BlockContext {
 }
 
 /// Something a successful transaction did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// Funds moved between accounts.
@@ -195,7 +196,7 @@ pub enum Event {
         #[serde(with = "serde_util::public_key")]
         executor: PublicKey,
         /// `open`, `split` or `openings`.
-        step: &'static str,
+        step: StepKind,
     },
 }
 

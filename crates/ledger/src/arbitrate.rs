@@ -504,7 +504,7 @@ impl State {
         let mut events = vec![Event::DisputeStep {
             job_id: *id,
             executor: *sender,
-            step: step.name(),
+            step: step.kind(),
         }];
         if let Some((a_lost, b_lost, reason)) = verdict {
             // The verdict may pay the sender: its account goes through the

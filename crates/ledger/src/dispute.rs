@@ -225,12 +225,35 @@ impl Step {
 
     /// The step's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Step::Open { .. } => "open",
-            Step::Split { .. } => "split",
-            Step::Openings { .. } => "openings",
+        match self.kind() {
+            StepKind::Open => "open",
+            StepKind::Split => "split",
+            StepKind::Openings => "openings",
         }
     }
+
+    /// Which kind of step this is.
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Step::Open { .. } => StepKind::Open,
+            Step::Split { .. } => StepKind::Split,
+            Step::Openings { .. } => StepKind::Openings,
+        }
+    }
+}
+
+/// The kind of a dispute [`Step`], as events name it (`open`, `split`,
+/// `openings`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// [`Step::Open`].
+    Open,
+    /// [`Step::Split`].
+    Split,
+    /// [`Step::Openings`].
+    Openings,
 }
 
 fn write_opening(w: &mut Writer, o: &LeafOpening) {
@@ -265,6 +288,7 @@ fn read_opening(r: &mut Reader<'_>) -> Result<LeafOpening, DecodeError> {
 }
 
 /// What the referee is asked about once bisection ends.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "index", rename_all = "snake_case")]
 pub enum Target {
@@ -279,6 +303,7 @@ pub enum Target {
 
 /// A result claimed in a dispute: one distinct `(output hash, trace
 /// root)` and who stands behind it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Claim {
     /// The claimed outputs' hash ([`crate::outputs_hash`]).
@@ -287,6 +312,7 @@ pub struct Claim {
     pub trace_root: TraceRoot,
     /// The claimed outputs (canonical tensor encodings).
     #[serde(with = "serde_util::hex_vec")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub outputs: Vec<Vec<u8>>,
     /// The executors behind it (slot holders, or the challenger).
     #[serde(with = "serde_util::public_key_vec")]
@@ -298,6 +324,7 @@ pub struct Claim {
 }
 
 /// One side's position in the current game.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct Side {
     /// The claim it defends (index into [`Dispute::claims`]).
@@ -316,6 +343,7 @@ pub struct Side {
 }
 
 /// Where the current game is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
@@ -337,6 +365,7 @@ pub enum Stage {
 }
 
 /// The game between two claims.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Game {
     /// The first side (the lower claim index).
@@ -358,6 +387,7 @@ pub struct Game {
 }
 
 /// How a finished game ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
     /// The first claim.
@@ -381,6 +411,7 @@ pub struct Verdict {
 
 /// A dispute over a job's result: the claims, the game in progress and
 /// the verdicts so far.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dispute {
     /// The height it opened.
@@ -410,6 +441,7 @@ impl Dispute {
 }
 
 /// A job's extension record (`0x07 || job id`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct JobExt {
     /// The end of an optimistic result's challenge window (the last height

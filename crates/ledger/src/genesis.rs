@@ -20,6 +20,7 @@ pub const GENESIS_VERSION: u16 = 1;
 const GENESIS_MAGIC: &[u8; 4] = glassbox_primitives::tags::GENESIS;
 
 /// An initial balance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisAccount {
@@ -32,6 +33,7 @@ pub struct GenesisAccount {
 
 /// An initial executor (its stake is created at genesis, on top of the
 /// balances).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisExecutor {
@@ -47,6 +49,7 @@ pub struct GenesisExecutor {
 }
 
 /// The genesis file (JSON through serde).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisState {

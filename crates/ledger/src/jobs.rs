@@ -68,6 +68,15 @@ impl FromStr for JobId {
     }
 }
 
+#[cfg(feature = "openapi")]
+glassbox_primitives::text_schema!(
+    JobId,
+    glassbox_primitives::schema::text(
+        "A job's id (its submit_job transaction's hash): `job:<64 lower-case hex digits>`.",
+        "^job:[0-9a-f]{64}$",
+    )
+);
+
 impl Serialize for JobId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -209,6 +218,7 @@ pub(crate) fn check_tensors(
 }
 
 /// Where a job is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -259,6 +269,7 @@ impl JobStatus {
 }
 
 /// What an executor revealed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reveal {
@@ -273,6 +284,7 @@ pub struct Reveal {
 }
 
 /// One of a job's `replicas` executor positions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Slot {
@@ -294,6 +306,7 @@ pub struct Slot {
 }
 
 /// An inference job record (stored under `0x06 || job id`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Job {
     /// Its id (the submitting transaction's hash).
@@ -307,6 +320,7 @@ pub struct Job {
     pub manifest_id: ManifestId,
     /// The inputs, each a canonical tensor encoding.
     #[serde(with = "serde_util::hex_vec")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub inputs: Vec<Vec<u8>>,
     /// BLAKE3 of each input's encoding (the runtime's tensor hashes).
     pub input_hashes: Vec<TensorHash>,
@@ -328,6 +342,7 @@ pub struct Job {
     pub missed: Vec<PublicKey>,
     /// The agreed outputs (canonical tensor encodings), once final.
     #[serde(with = "serde_util::hex_vec")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub outputs: Vec<Vec<u8>>,
     /// The height at which it became final, disputed or failed.
     pub closed_height: Option<u64>,

@@ -2,7 +2,7 @@
 //! their canonical encodings (docs/ledger.md, "State layout").
 
 use glassbox_primitives::ChainId;
-use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
+use glassbox_types::{Manifest, ManifestId, ModelId, PublicKey, Signature, SignedManifest};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DecodeError, GenesisError};
@@ -108,6 +108,7 @@ impl StateKey {
 }
 
 /// A balance and the next nonce of an address.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
@@ -142,6 +143,7 @@ impl Account {
 
 /// Stake on its way out: released to the owner's balance by a `Withdraw`
 /// at or after `release_height`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Unbonding {
@@ -152,6 +154,7 @@ pub struct Unbonding {
 }
 
 /// A registered executor: a node that runs inference jobs for a stake.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Executor {
@@ -321,27 +324,66 @@ impl ModelRecord {
     }
 }
 
+/// A model record as JSON.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ModelRecord))]
+struct ModelRecordJson<'a> {
+    /// The model's id.
+    model_id: ModelId,
+    /// Its manifest's id.
+    manifest_id: ManifestId,
+    /// The publisher (the manifest's signer).
+    publisher: PublicKey,
+    /// The height of the block that published it.
+    height: u64,
+    /// The manifest's name.
+    name: &'a str,
+    /// The manifest's version.
+    version: String,
+    /// The manifest.
+    manifest: &'a Manifest,
+    /// The publisher's signature of the manifest.
+    signature: &'a Signature,
+    /// Hex of the signed manifest's canonical encoding.
+    signed_manifest: String,
+}
+
 impl Serialize for ModelRecord {
-    /// `{model_id, manifest_id, publisher, height, name, version, manifest
-    /// (the manifest's JSON), signature, signed_manifest (hex of the
-    /// canonical encoding)}`.
+    /// [`ModelRecordJson`].
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
         let m = self.manifest.manifest();
-        let mut st = s.serialize_struct("ModelRecord", 9)?;
-        st.serialize_field("model_id", &self.model_id)?;
-        st.serialize_field("manifest_id", &self.manifest_id)?;
-        st.serialize_field("publisher", &self.publisher)?;
-        st.serialize_field("height", &self.height)?;
-        st.serialize_field("name", &m.name)?;
-        st.serialize_field("version", &m.version.to_string())?;
-        st.serialize_field("manifest", m)?;
-        st.serialize_field("signature", self.manifest.signature())?;
-        st.serialize_field(
-            "signed_manifest",
-            &glassbox_types::hex(&self.manifest.encode()),
-        )?;
-        st.end()
+        ModelRecordJson {
+            model_id: self.model_id,
+            manifest_id: self.manifest_id,
+            publisher: self.publisher,
+            height: self.height,
+            name: &m.name,
+            version: m.version.to_string(),
+            manifest: m,
+            signature: self.manifest.signature(),
+            signed_manifest: glassbox_types::hex(&self.manifest.encode()),
+        }
+        .serialize(s)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ModelRecord {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ModelRecordJson<'_> as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ModelRecord {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <ModelRecordJson<'_> as utoipa::ToSchema>::schemas(schemas);
     }
 }
 
@@ -380,6 +422,7 @@ pub fn decode_name_owner(bytes: &[u8]) -> Result<PublicKey, DecodeError> {
 }
 
 /// Chain parameters, fixed at genesis.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {

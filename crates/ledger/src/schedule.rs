@@ -102,7 +102,8 @@ pub fn capped_weights(stakes: &[u64], share_bps: u32) -> Vec<u128> {
 }
 
 /// Shares of a quantity held by the largest holders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Shares {
     /// The total.
     pub total: u128,
@@ -150,7 +151,8 @@ impl Shares {
 }
 
 /// The concentration report ([`State::concentration`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Concentration {
     /// Executor records.
     pub executors: usize,

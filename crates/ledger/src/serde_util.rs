@@ -26,6 +26,12 @@ impl serde::Serialize for Hex32 {
     }
 }
 
+#[cfg(feature = "openapi")]
+glassbox_primitives::text_schema!(
+    Hex32,
+    glassbox_primitives::schema::hex("32 bytes, lower-case hex.", Some(32))
+);
+
 impl<'de> Deserialize<'de> for Hex32 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <Cow<'de, str>>::deserialize(d)?;

@@ -618,6 +618,7 @@ impl Proof {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProofJson {
@@ -625,8 +626,10 @@ struct ProofJson {
     leaf: Option<LeafJson>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", schema(as = ProofLeaf))]
 struct LeafJson {
     path: crate::serde_util::Hex32,
     value_hash: crate::serde_util::Hex32,
@@ -651,6 +654,25 @@ impl serde::Serialize for Proof {
             },
         }
         .serialize(s)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Proof {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ProofJson as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Proof {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <ProofJson as utoipa::ToSchema>::schemas(schemas);
     }
 }
 

@@ -413,6 +413,15 @@ impl FromStr for TxHash {
     }
 }
 
+#[cfg(feature = "openapi")]
+glassbox_primitives::text_schema!(
+    TxHash,
+    glassbox_primitives::schema::text(
+        "A transaction's hash: `tx:<64 lower-case hex digits>`.",
+        "^tx:[0-9a-f]{64}$",
+    )
+);
+
 impl Serialize for TxHash {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

@@ -57,15 +57,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use glassbox_ledger::dispute::{Step, Target};
 use glassbox_ledger::limits::HARD_MAX_TX_BYTES;
-use glassbox_ledger::{JobExt, JobId, SignedTx, TxBody, commitment};
+use glassbox_ledger::{Job as LedgerJob, JobExt, JobId, JobStatus, SignedTx, TxBody, commitment};
 use glassbox_node::party::Party;
 use glassbox_runtime::{Limits, Model, Options, Session, Tensor, formats};
 use glassbox_types::{PublicKey, SecretKey};
-use serde_json::Value;
 
 use common::{
     Client, Network, SETUP_TX_TIMEOUT_MS, VALIDATORS, Watch, await_finalized, block_time, ms,
-    sign_min_fee, submit, unhex,
+    sign_min_fee, submit,
 };
 
 /// Between polls of the game by the liar.
@@ -234,7 +233,7 @@ struct Liar {
 
 impl Liar {
     fn new(node: &Client, key: SecretKey) -> Result<Liar> {
-        let nonce = account_nonce_or_zero(node, &key.public())?;
+        let nonce = common::nonce_of(node, &key.public())?;
         Ok(Liar {
             me: key.public(),
             key,
@@ -248,14 +247,6 @@ impl Liar {
         self.nonce += 1;
         Ok(tx)
     }
-}
-
-fn account_nonce_or_zero(node: &Client, who: &PublicKey) -> Result<u64> {
-    let (status, a) = node.get(&format!("/v1/accounts/{who}"))?;
-    if status != 200 {
-        bail!("GET account {who}: HTTP {status}");
-    }
-    Ok(a["value"]["nonce"].as_u64().unwrap_or(0))
 }
 
 /// A freshly registered executor (funded by the developer key) to lie next.
@@ -286,7 +277,7 @@ fn new_liar(
     *dev_nonce += 1;
     await_finalized(node, &[fund.hash()], deadline)?;
     let mut liar = Liar::new(node, key)?;
-    let endpoint = net.clients[3].base.clone();
+    let endpoint = net.clients[3].base().to_string();
     let reg = liar.send(
         net,
         TxBody::RegisterExecutor {
@@ -300,27 +291,19 @@ fn new_liar(
     Ok(liar)
 }
 
-fn job_value(node: &Client, id: &JobId) -> Result<Value> {
-    let (status, body) = node.get(&format!("/v1/jobs/{id}"))?;
-    if status == 200 {
-        Ok(body["value"].clone())
-    } else {
-        Ok(Value::Null)
-    }
-}
-
 /// Polls job `id` every [`JOB_POLL_MS`] until `done` holds for its record.
 fn wait_job(
     node: &Client,
     id: &JobId,
     what: &str,
     deadline: Instant,
-    done: impl Fn(&Value) -> bool,
-) -> Result<Value> {
+    done: impl Fn(&LedgerJob) -> bool,
+) -> Result<LedgerJob> {
     loop {
-        let v = job_value(node, id)?;
-        if done(&v) {
-            return Ok(v);
+        if let Some(j) = node.job(id)?.record
+            && done(&j)
+        {
+            return Ok(j);
         }
         if Instant::now() >= deadline {
             bail!("job {id}: timed out waiting for it to be {what}");
@@ -331,15 +314,8 @@ fn wait_job(
 
 /// The job's extension record and the height it was read at.
 fn job_ext(node: &Client, id: &JobId) -> Result<Option<(JobExt, u64)>> {
-    let (status, body) = node.get(&format!("/v1/jobs/{id}/ext"))?;
-    if status != 200 {
-        return Ok(None);
-    }
-    let (Some(record), Some(h)) = (body["record"].as_str(), body["height"].as_u64()) else {
-        return Ok(None);
-    };
-    let ext = JobExt::decode(&unhex(record)?).context("the job's ext record does not decode")?;
-    Ok(Some((ext, h)))
+    let v = node.job_ext(id)?;
+    Ok(v.record.map(|ext| (ext, v.height)))
 }
 
 /// Submits k = 2 jobs until one is assigned to the liar; returns it and its
@@ -354,7 +330,6 @@ fn job_for(
     deadline: Instant,
 ) -> Result<(JobId, PublicKey)> {
     let node = &net.clients[0];
-    let me = liar.me.to_string();
     for _ in 0..MAX_TRIES {
         let tx = sign_min_fee(
             &net.chain_id,
@@ -372,27 +347,19 @@ fn job_for(
         *dev_nonce += 1;
         let id = JobId(tx.hash().0);
         let v = wait_job(node, &id, "assigned", deadline, |v| {
-            v["status"].as_str().is_some_and(|s| s != "assigning")
+            v.status != JobStatus::Assigning
         })?;
-        let slots: Vec<String> = v["slots"]
-            .as_array()
-            .map(|s| {
-                s.iter()
-                    .filter_map(|s| s["executor"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if slots.contains(&me) {
-            let honest = slots
+        if v.slots.iter().any(|s| s.executor == liar.me) {
+            let honest = v
+                .slots
                 .iter()
-                .find(|s| **s != me)
+                .find(|s| s.executor != liar.me)
                 .context("the job has no other executor")?
-                .parse()
-                .map_err(|e| anyhow::anyhow!("executor key: {e}"))?;
+                .executor;
             return Ok((id, honest));
         }
         wait_job(node, &id, "closed", deadline, |v| {
-            matches!(v["status"].as_str(), Some("final" | "failed"))
+            matches!(v.status, JobStatus::Final | JobStatus::Failed)
         })?;
     }
     bail!("no job was assigned to the liar in {MAX_TRIES} tries")
@@ -487,11 +454,7 @@ fn play(
             && let Some(step) = party.next_step(&ext, &liar.me)
         {
             for t in party.opened_tensors(&step) {
-                let path = format!("/v1/tensors/{}", t.hash());
-                let (status, body) = node.put_bytes(&path, &formats::canonical_encode(&t))?;
-                if !(200..300).contains(&status) {
-                    bail!("PUT {path}: HTTP {status}: {body}");
-                }
+                node.put_tensor(formats::canonical_encode(&t))?;
             }
             if let Step::Openings { items } = &step {
                 eprintln!("  liar opens {} operand(s)", items.len());
@@ -559,9 +522,7 @@ fn one_dispute(
         deadline,
     )?;
     wait_job(node, &id, "committed by both", deadline, |v| {
-        v["slots"]
-            .as_array()
-            .is_some_and(|s| s.iter().all(|s| !s["commitment"].is_null()))
+        v.slots.iter().all(|s| s.commitment.is_some())
     })?;
     liar.send(
         net,
@@ -588,16 +549,16 @@ fn one_dispute(
     let v = d.verdicts.first().context("no verdict")?;
     let liar_claim = d.claim_of(&liar.me).context("the liar has no claim")?;
     let liar_lost = d.claims.get(liar_claim).is_some_and(|c| c.lost) && d.winner.is_some();
-    let status = job_value(node, &id)?["status"].clone();
-    let stake = node.get(&format!("/v1/executors/{}", liar.me))?.1["value"]["stake"].as_u64();
+    let status = node.job(&id)?.record.map(|j| j.status);
+    let stake = node.executor(&liar.me)?.record.map(|e| e.stake);
     let target = v.target;
     let caught = liar_lost
         && target == Some(Target::Node(lie_at as u64))
-        && status == "final"
+        && status == Some(JobStatus::Final)
         && stake == Some(0);
     if !caught {
         eprintln!(
-            "  NOT caught as expected: target {target:?}, liar lost {liar_lost}, job {status}, \
+            "  NOT caught as expected: target {target:?}, liar lost {liar_lost}, job {status:?}, \
              liar stake {stake:?}, verdict: {}",
             v.reason
         );
@@ -651,17 +612,17 @@ fn bench(o: &Opts) -> Result<()> {
     let liar_key = glassbox_store::keyfile::read_secret_key(&o.data_dir.join("liar-0.key"))?;
     eprintln!(
         "network of {VALIDATORS} validators up ({}); max_tx_bytes {}, max_job_io_bytes {}",
-        net.clients[0].base, net.params.max_tx_bytes, net.params.max_job_io_bytes
+        net.clients[0].base(),
+        net.params.max_tx_bytes,
+        net.params.max_job_io_bytes
     );
     let (manifest, mut dev_nonce) =
         common::publish_model(&net, &model_bytes, "bench/dispute", &[0])?;
     // The others too, so that no dispute waits on a model download; a node
     // that already fetched it from a peer may cut the upload short.
     for (i, c) in net.clients.iter().enumerate().skip(1) {
-        match c.put_blob(&manifest.model_id, &model_bytes) {
-            Ok((s, _)) if (200..300).contains(&s) => {}
-            Ok((s, body)) => eprintln!("(uploading the model to node {i}: HTTP {s}: {body})"),
-            Err(e) => eprintln!("(uploading the model to node {i}: {e:#})"),
+        if let Err(e) = c.put_blob(&manifest.model_id, model_bytes.clone()) {
+            eprintln!("(uploading the model to node {i}: {e:#})");
         }
     }
     let price = net

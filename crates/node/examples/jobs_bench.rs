@@ -59,6 +59,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use commonware_codec::DecodeExt;
 use commonware_parallel::Sequential;
+use glassbox_api::wire::TxStatus;
 use glassbox_ledger::{Job, JobId, Params, SignedTx, TxBody, TxHash, outputs_hash};
 use glassbox_node::consensus::{Finalization, Identity, NAMESPACE, Scheme};
 use glassbox_node::receipt::Receipt;
@@ -69,8 +70,8 @@ use glassbox_types::{Manifest, ModelId, SecretKey};
 use serde_json::Value;
 
 use common::{
-    Client, RETRY_MS, SETUP_TX_TIMEOUT_MS, VALIDATORS, Watch, await_finalized, block_time, json_of,
-    median, ms, percentile, sign_min_fee, submit, unhex,
+    Client, RETRY_MS, SETUP_TX_TIMEOUT_MS, VALIDATORS, Watch, await_finalized, block_time, median,
+    ms, percentile, sign_min_fee, submit, unhex,
 };
 
 /// Bound of one job of the latency run (and of the warm-up job, which
@@ -277,11 +278,8 @@ enum Poll {
 /// [`check`]). On 404 (not yet in a block, or its request failed in its
 /// block) looks the request up.
 fn poll_receipt(client: &Client, id: &JobId) -> Result<Poll> {
-    let (status, bytes) = client.get_raw(&format!("/v1/jobs/{id}/receipt"))?;
-    match status {
-        200 => {
-            let receipt: Receipt =
-                serde_json::from_slice(&bytes).context("the node's receipt does not parse")?;
+    match client.receipt::<Receipt>(id) {
+        Ok(receipt) => {
             let record = unhex(&receipt.job_record).context("job_record is not hex")?;
             let job = Job::decode(&record).context("job_record does not decode")?;
             let heights = Heights {
@@ -296,42 +294,34 @@ fn poll_receipt(client: &Client, id: &JobId) -> Result<Poll> {
             };
             Ok(Poll::Verified(Box::new(receipt), heights))
         }
-        409 => {
-            let body = json_of(&bytes);
-            match body["error"]["code"].as_str() {
-                Some("not_certified") => Ok(Poll::Uncertified),
-                Some("not_final") => Ok(Poll::Pending),
-                Some("job_failed") => {
-                    // Why: slots never filled (no executor free) or misses.
-                    let (_, j) = client.get(&format!("/v1/jobs/{id}"))?;
-                    let v = &j["value"];
-                    let slots = v["slots"].as_array().map_or(0, Vec::len);
-                    let missed = v["missed"].as_array().map_or(0, Vec::len);
-                    Ok(Poll::Failed(format!(
-                        "job_failed: {slots} of {} slots filled, {missed} missed deadlines",
-                        v["replicas"].as_u64().unwrap_or(0)
-                    )))
-                }
-                Some(code) => Ok(Poll::Failed(code.to_string())),
-                None => Ok(Poll::Failed(format!("HTTP 409 {body}"))),
+        Err(e) if e.status() == Some(409) => match e.code() {
+            Some("not_certified") => Ok(Poll::Uncertified),
+            Some("not_final") => Ok(Poll::Pending),
+            Some("job_failed") => {
+                // Why: slots never filled (no executor free) or misses.
+                let job = client.job(id)?.record.context("the failed job is gone")?;
+                Ok(Poll::Failed(format!(
+                    "job_failed: {} of {} slots filled, {} missed deadlines",
+                    job.slots.len(),
+                    job.replicas,
+                    job.missed.len()
+                )))
             }
-        }
-        404 => {
-            let hash = TxHash(id.0);
-            let (s, body) = client.get(&format!("/v1/tx/{hash}"))?;
-            if s == 200
-                && body["status"] == "finalized"
-                && body["outcome"]["ok"] != Value::Bool(true)
+            Some(code) => Ok(Poll::Failed(code.to_string())),
+            None => Ok(Poll::Failed(e.to_string())),
+        },
+        Err(e) if e.status() == Some(404) => {
+            if let TxStatus::Finalized { outcome, .. } = client.tx_status(&TxHash(id.0))?
+                && let Err(e) = outcome.result
             {
-                let e = &body["outcome"]["error"];
                 return Ok(Poll::Failed(format!(
                     "request failed in its block: {}",
-                    e["code"].as_str().unwrap_or("?")
+                    e.code
                 )));
             }
             Ok(Poll::Pending)
         }
-        s => bail!("GET receipt of {id}: HTTP {s}: {}", json_of(&bytes)),
+        Err(e) => bail!("the receipt of {id}: {e}"),
     }
 }
 
@@ -408,7 +398,7 @@ fn one_job(
 
 /// A job the throughput run offers.
 struct Offer {
-    tx_hex: String,
+    tx: SignedTx,
     id: JobId,
     due: Instant,
 }
@@ -460,13 +450,13 @@ fn submitter(
             if Instant::now() >= window_end {
                 break false;
             }
-            match client.post_tx(&offer.tx_hex) {
-                Ok((202, _)) => break true,
-                Ok((409, body)) if body["error"]["code"] == "already_pending" => break true,
-                Ok((status, body)) => {
-                    let code = body["error"]["code"].as_str().unwrap_or("?");
+            match client.submit_tx(&offer.tx) {
+                Ok(_) => break true,
+                Err(e) if e.code() == Some("already_pending") => break true,
+                Err(e) if e.status().is_some() => {
+                    let status = e.status().unwrap_or(0);
                     *s.refusals
-                        .entry(format!("HTTP {status} {code}"))
+                        .entry(format!("HTTP {status} {}", e.code().unwrap_or("?")))
                         .or_default() += 1;
                     if status != 503 && status != 422 {
                         break false;
@@ -684,7 +674,7 @@ fn bench(opts: &Opts) -> Result<()> {
         .collect::<Result<_>>()?;
     eprintln!(
         "network of {VALIDATORS} validators up ({})",
-        network.clients[0].base
+        network.clients[0].base()
     );
 
     // Publish the model and upload its bytes to node 0.
@@ -914,8 +904,8 @@ fn throughput_run(net: &mut Net, opts: &Opts) -> Result<ThroughputRun> {
         let tx = net.next_job(r, opts.replicas)?;
         let lane = (i % VALIDATORS) * SUBMIT_LANES + (r / VALIDATORS) % SUBMIT_LANES;
         lanes[lane].push(Offer {
-            tx_hex: glassbox_types::hex(tx.encoded()),
             id: JobId(tx.hash().0),
+            tx,
             due: t0 + Duration::from_secs_f64(i as f64 / opts.rate as f64),
         });
     }

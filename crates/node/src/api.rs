@@ -5,6 +5,12 @@
 //! unknown routes are 404 and wrong methods 405, in the same shape. Nothing
 //! here panics on any input, and a refused request changes nothing.
 //!
+//! Every body is a type of `glassbox_api::wire`, which clients decode too
+//! (`glassbox_api::Client`), and `GET /v1/openapi.json` serves the OpenAPI
+//! 3.1 document generated from those types and the `#[utoipa::path]`
+//! annotations below ([`openapi`]); `crates/node/tests/openapi.rs` checks
+//! real answers against it.
+//!
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /health` | 200 `{"status": "ok", "finalized_height"}` once the restart replay is done, 503 before |
@@ -20,6 +26,7 @@
 //! | `GET /v1/jobs/{job_id}` | [`Proven`] job (`job:<hex>`; docs/jobs.md): status, slots with commitments and reveals, outputs once final |
 //! | `GET /v1/jobs/{job_id}/receipt` | the job's [`Receipt`] (docs/jobs.md, "Receipt"); 409 `not_final` while the job is open (or `job_disputed` / `job_failed`), 409 `not_certified` until this node holds a finalization certificate for a block at or after the one that closed it; 404 unknown job, or its transactions are no longer indexed |
 //! | `GET /v1/genesis` | the network's genesis file (ledger genesis, validators, group polynomial); 404 when the node was not given it |
+//! | `GET /v1/openapi.json` | the OpenAPI 3.1 document of these routes |
 //! | `GET /v1/executors`, `GET /v1/models` | a page of records (`?limit=` 1 to 1000, default 100; `?after=` the `next` cursor of the previous page) |
 //! | `PUT /v1/blobs/{model_id}` | the model's bytes as the raw body (see [Blobs](#blobs)): 201 `{"status": "stored", "model_id", "size_bytes"}`, or 200 `"present"` when the node already has it (the body is not read); 409 model not registered on the ledger; 400 content hashing to another id (`hash_mismatch`, naming both) or longer than the manifest's `size_bytes` (`size_mismatch`); 413 over the node's blob limit; 503 too many uploads at once, or replaying; 404 when the node keeps no blobs |
 //! | `GET /v1/blobs/{model_id}` (and `HEAD`) | the blob's bytes, `application/octet-stream`, with `Content-Length` and the model id as `ETag`; 404 absent |
@@ -86,14 +93,20 @@ use axum::routing::{get, post};
 use commonware_codec::Encode;
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
-use glassbox_ledger::{
-    Executor, Job, JobId, JobStatus, ModelRecord, Params, Proof, SignedTx, State, StateKey, TxBody,
-    TxError, TxHash, TxOutcome, decode_model_version,
+use glassbox_api::wire::{
+    BlobState as BlobAnswer, BlobStored, Block as BlockJson, BlockContext, ByName,
+    ConcentrationReport, ErrorBody, ErrorEnvelope, Health, HealthStatus, JobSubmitted,
+    ModelSummary, NameEntry, Page, Proven, Status, SubmitTx, TensorStored,
+    TxStatus as TxStatusJson, TxSubmitted,
 };
-use glassbox_primitives::{StateRoot, TensorHash};
+use glassbox_ledger::{
+    Executor, Job, JobId, JobStatus, ModelRecord, SignedTx, State, StateKey, TxBody, TxError,
+    TxHash, decode_model_version,
+};
+use glassbox_primitives::{BlockDigest, StateRoot, TensorHash};
 use glassbox_store::BlobStore;
 use glassbox_types::{Limits, ModelId, PublicKey, clip, hex};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::block::Block;
@@ -197,6 +210,7 @@ pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_TENSOR_UPLOAD_BYTES)),
         )
         .route("/v1/genesis", get(genesis))
+        .route("/v1/openapi.json", get(openapi_json))
         .route(
             "/v1/blobs/{model_id}",
             // Uploads bound themselves (the manifest's size, the store's
@@ -230,6 +244,78 @@ pub async fn serve_with_blobs(
     blobs: Option<Blobs>,
 ) -> std::io::Result<()> {
     axum::serve(listener, router_with_blobs(api, blobs)).await
+}
+
+// ---- the OpenAPI document ----------------------------------------------------
+
+/// The API's OpenAPI 3.1 document, from the handlers' `#[utoipa::path]`
+/// annotations and the shared wire types (`glassbox_api::wire`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Glassbox node API",
+        description = "A Glassbox node's HTTP API: transactions, blocks, proven state \
+                       (accounts, executors, models, jobs), receipts, and model blobs. \
+                       Errors are `{\"error\": {\"code\", \"message\"}}`; see the \
+                       `glassbox_node::api` documentation for the rules."
+    ),
+    paths(
+        health,
+        status,
+        submit_tx,
+        tx_status,
+        latest_block,
+        block_at,
+        account,
+        executors,
+        executor,
+        models,
+        model_by_name,
+        model,
+        submit_job,
+        job,
+        job_receipt,
+        job_ext,
+        concentration,
+        put_tensor,
+        get_tensor,
+        genesis,
+        openapi_json,
+        put_blob,
+        get_blob,
+        get_slice,
+    ),
+    components(schemas(ErrorEnvelope))
+)]
+struct ApiDoc;
+
+/// The API's OpenAPI 3.1 document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = <ApiDoc as utoipa::OpenApi>::openapi();
+    glassbox_api::schema::finish(&mut doc);
+    doc
+}
+
+/// The document as served, built once.
+fn openapi_text() -> Result<&'static str, ApiError> {
+    static TEXT: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| openapi().to_json().map_err(|e| e.to_string()))
+        .as_deref()
+        .map_err(|e| ApiError::internal(format!("the OpenAPI document: {e}")))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    summary = "This document",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
+async fn openapi_json() -> Result<Response, ApiError> {
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_text()?,
+    )
+        .into_response())
 }
 
 // ---- errors -----------------------------------------------------------------
@@ -273,27 +359,21 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
-#[derive(Serialize)]
-struct ErrorEnvelope<'a> {
-    error: ErrorBody<'a>,
+impl ApiError {
+    fn body(self) -> ErrorBody {
+        ErrorBody {
+            code: self.code.into_owned(),
+            message: self.message,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorEnvelope {
-            error: ErrorBody {
-                code: &self.code,
-                message: &self.message,
-            },
-        };
-        let mut res = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let status = self.status;
+        let body = ErrorEnvelope { error: self.body() };
+        let mut res = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
@@ -466,19 +546,20 @@ fn page_query(q: Result<Query<PageQuery>, QueryRejection>) -> Result<PageQuery, 
 
 // ---- health and status ------------------------------------------------------
 
-#[derive(Serialize)]
-struct Health<'a> {
-    status: &'static str,
-    finalized_height: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorBody<'a>>,
-}
-
+#[utoipa::path(
+    get,
+    path = "/health",
+    summary = "Liveness and readiness",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Replaying finalized blocks after a restart", body = Health)
+    )
+)]
 async fn health(AxState(api): AxState<Api>) -> Response {
     let finalized_height = api.chain.finalized_height();
     if api.chain.is_ready() {
         return axum::Json(Health {
-            status: "ok",
+            status: HealthStatus::Ok,
             finalized_height,
             error: None,
         })
@@ -488,12 +569,9 @@ async fn health(AxState(api): AxState<Api>) -> Response {
     let mut res = (
         StatusCode::SERVICE_UNAVAILABLE,
         axum::Json(Health {
-            status: "replaying",
+            status: HealthStatus::Replaying,
             finalized_height,
-            error: Some(ErrorBody {
-                code: &e.code,
-                message: &e.message,
-            }),
+            error: Some(e.body()),
         }),
     )
         .into_response();
@@ -504,51 +582,37 @@ async fn health(AxState(api): AxState<Api>) -> Response {
     res
 }
 
-#[derive(Serialize)]
-struct StatusJson {
-    chain_id: String,
-    chain_name: String,
-    ready: bool,
-    finalized_height: u64,
-    block: String,
-    state_root: String,
-    timestamp_ms: u64,
-    mempool_size: usize,
-    genesis: String,
-    /// The chain's parameters: fees (`min_fee + fee_per_byte × size`) and
-    /// limits, so a client can price a transaction.
-    params: Params,
+/// A consensus digest as the API's typed one.
+fn block_digest(d: &crate::consensus::Digest) -> BlockDigest {
+    BlockDigest::from_bytes(d.0)
 }
 
-async fn status(AxState(api): AxState<Api>) -> axum::Json<StatusJson> {
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    summary = "The chain, its finalized tip and its parameters",
+    responses(
+        (status = 200, description = "Success", body = Status)
+    )
+)]
+async fn status(AxState(api): AxState<Api>) -> axum::Json<Status> {
     let f = api.chain.finalized();
     let header = f.block.header();
-    axum::Json(StatusJson {
-        chain_id: f.state.chain_id().to_hex(),
+    axum::Json(Status {
+        chain_id: f.state.chain_id(),
         chain_name: f.state.chain().chain_name.clone(),
         ready: api.chain.is_ready(),
         finalized_height: f.block.height().get(),
-        block: hex(f.block.digest().as_ref()),
-        state_root: header.state_root.to_hex(),
+        block: block_digest(&f.block.digest()),
+        state_root: header.state_root,
         timestamp_ms: header.timestamp_ms,
-        mempool_size: api.chain.mempool_len(),
-        genesis: hex(api.chain.genesis().digest().as_ref()),
+        mempool_size: api.chain.mempool_len() as u64,
+        genesis: block_digest(&api.chain.genesis().digest()),
         params: *f.state.params(),
     })
 }
 
 // ---- transactions -----------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitBody {
-    tx: String,
-}
-
-#[derive(Serialize)]
-struct Submitted {
-    tx_hash: TxHash,
-}
 
 /// Decodes a `{"tx": "<hex>"}` body into a transaction.
 fn tx_from_body(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<SignedTx, ApiError> {
@@ -566,7 +630,7 @@ fn tx_from_body(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<Signed
             ApiError::new(e.status(), "bad_body", e.body_text())
         }
     })?;
-    let req: SubmitBody = serde_json::from_slice(&body).map_err(|e| {
+    let req: SubmitTx = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
             format!("the body is not {{\"tx\": \"<hex>\"}}: {e}"),
@@ -578,6 +642,20 @@ fn tx_from_body(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<Signed
         .map_err(|e| ApiError::bad_request("bad_tx", format!("field `tx`: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tx",
+    summary = "Submit a signed transaction",
+    request_body = SubmitTx,
+    responses(
+        (status = 202, description = "Accepted into the mempool", body = TxSubmitted),
+        (status = 400, description = "Bad JSON, hex or transaction (`bad_json`, `bad_hex`, `bad_tx`)", body = ErrorEnvelope),
+        (status = 409, description = "Already pending, or another pending transaction has the nonce", body = ErrorEnvelope),
+        (status = 413, description = "Body over the limit", body = ErrorEnvelope),
+        (status = 422, description = "Refused by the ledger (its TxError code)", body = ErrorEnvelope),
+        (status = 503, description = "Mempool full, or replaying (Retry-After)", body = ErrorEnvelope)
+    )
+)]
 async fn submit_tx(
     AxState(api): AxState<Api>,
     body: Result<Bytes, BytesRejection>,
@@ -587,18 +665,25 @@ async fn submit_tx(
         return Err(not_ready(&api.chain));
     }
     let tx_hash = api.chain.submit(tx).map_err(mempool_error)?;
-    Ok((StatusCode::ACCEPTED, axum::Json(Submitted { tx_hash })).into_response())
-}
-
-/// What `POST /v1/jobs` answers.
-#[derive(Serialize)]
-struct JobSubmitted {
-    job_id: JobId,
-    tx_hash: TxHash,
+    Ok((StatusCode::ACCEPTED, axum::Json(TxSubmitted { tx_hash })).into_response())
 }
 
 /// `POST /v1/jobs`: like `POST /v1/tx`, for a `submit_job` transaction only;
 /// answers the job id.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    summary = "Submit a `submit_job` transaction",
+    request_body = SubmitTx,
+    responses(
+        (status = 202, description = "Accepted into the mempool", body = JobSubmitted),
+        (status = 400, description = "Bad JSON, hex or transaction (`bad_json`, `bad_hex`, `bad_tx`)", body = ErrorEnvelope),
+        (status = 409, description = "Already pending, or another pending transaction has the nonce", body = ErrorEnvelope),
+        (status = 413, description = "Body over the limit", body = ErrorEnvelope),
+        (status = 422, description = "Refused by the ledger (its TxError code)", body = ErrorEnvelope),
+        (status = 503, description = "Mempool full, or replaying (Retry-After)", body = ErrorEnvelope)
+    )
+)]
 async fn submit_job(
     AxState(api): AxState<Api>,
     body: Result<Bytes, BytesRejection>,
@@ -625,20 +710,17 @@ async fn submit_job(
         .into_response())
 }
 
-#[derive(Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-enum TxStatusJson {
-    Pending {
-        tx_hash: TxHash,
-    },
-    Finalized {
-        tx_hash: TxHash,
-        height: u64,
-        index: usize,
-        outcome: TxOutcome,
-    },
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/tx/{hash}",
+    summary = "A transaction's status",
+    params(("hash" = String, Path, description = "`tx:<64 hex>` or 64 bare hex digits")),
+    responses(
+        (status = 200, description = "Success", body = TxStatusJson),
+        (status = 400, description = "Not a transaction hash", body = ErrorEnvelope),
+        (status = 404, description = "Neither pending nor among the indexed finalized transactions", body = ErrorEnvelope)
+    )
+)]
 async fn tx_status(
     AxState(api): AxState<Api>,
     hash: Result<Path<String>, PathRejection>,
@@ -654,8 +736,8 @@ async fn tx_status(
         }) => Ok(axum::Json(TxStatusJson::Finalized {
             tx_hash,
             height,
-            index,
-            outcome,
+            index: index as u64,
+            outcome: (&outcome).into(),
         })),
         None => Err(ApiError::not_found(
             "unknown_tx",
@@ -669,59 +751,52 @@ async fn tx_status(
 
 // ---- blocks -----------------------------------------------------------------
 
-#[derive(Serialize)]
-struct ContextJson {
-    epoch: u64,
-    view: u64,
-    leader: String,
-    parent_view: u64,
-    parent: String,
-}
-
 /// A block as JSON.
-#[derive(Serialize)]
-struct BlockJson {
-    height: u64,
-    digest: String,
-    parent: String,
-    timestamp_ms: u64,
-    txs_root: String,
-    state_root: String,
-    context: ContextJson,
-    /// The encoded header; SHA-256 of it is `digest`.
-    header: String,
-    tx_count: usize,
-    txs: Vec<TxHash>,
-}
-
-impl BlockJson {
-    fn of(block: &Block) -> Self {
-        let h = block.header();
-        BlockJson {
-            height: block.height().get(),
-            digest: hex(block.digest().as_ref()),
-            parent: hex(h.parent.as_ref()),
-            timestamp_ms: h.timestamp_ms,
-            txs_root: hex(&h.txs_root),
-            state_root: h.state_root.to_hex(),
-            context: ContextJson {
-                epoch: h.context.round.epoch().get(),
-                view: h.context.round.view().get(),
-                leader: hex(h.context.leader.as_ref()),
-                parent_view: h.context.parent.0.get(),
-                parent: hex(h.context.parent.1.as_ref()),
-            },
-            header: hex(&h.encode()),
-            tx_count: block.txs().len(),
-            txs: block.txs().iter().map(SignedTx::hash).collect(),
-        }
+fn block_json(block: &Block) -> BlockJson {
+    let h = block.header();
+    BlockJson {
+        height: block.height().get(),
+        digest: block_digest(&block.digest()),
+        parent: block_digest(&h.parent),
+        timestamp_ms: h.timestamp_ms,
+        txs_root: hex(&h.txs_root),
+        state_root: h.state_root,
+        context: BlockContext {
+            epoch: h.context.round.epoch().get(),
+            view: h.context.round.view().get(),
+            leader: hex(h.context.leader.as_ref()),
+            parent_view: h.context.parent.0.get(),
+            parent: block_digest(&h.context.parent.1),
+        },
+        header: hex(&h.encode()),
+        tx_count: block.txs().len() as u64,
+        txs: block.txs().iter().map(SignedTx::hash).collect(),
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/blocks/latest",
+    summary = "The finalized tip's block",
+    responses(
+        (status = 200, description = "Success", body = BlockJson)
+    )
+)]
 async fn latest_block(AxState(api): AxState<Api>) -> axum::Json<BlockJson> {
-    axum::Json(BlockJson::of(&api.chain.finalized().block))
+    axum::Json(block_json(&api.chain.finalized().block))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/blocks/{height}",
+    summary = "A finalized block",
+    params(("height" = u64, Path, description = "Block height")),
+    responses(
+        (status = 200, description = "Success", body = BlockJson),
+        (status = 400, description = "Not a height", body = ErrorEnvelope),
+        (status = 404, description = "Not finalized yet, or no longer in memory", body = ErrorEnvelope)
+    )
+)]
 async fn block_at(
     AxState(api): AxState<Api>,
     height: Result<Path<String>, PathRejection>,
@@ -737,7 +812,7 @@ async fn block_at(
         )
     })?;
     if let Some(block) = api.chain.finalized_block(height) {
-        return Ok(axum::Json(BlockJson::of(&block)));
+        return Ok(axum::Json(block_json(&block)));
     }
     let tip = api.chain.finalized_height();
     if height > tip {
@@ -758,30 +833,10 @@ async fn block_at(
 
 // ---- state queries ----------------------------------------------------------
 
-/// A record read from the latest finalized state with its proof (see the
-/// module docs).
-#[derive(Debug, Serialize)]
-pub struct Proven<V> {
-    /// Height of the finalized block whose state was read.
-    pub height: u64,
-    /// Its digest, hex.
-    pub block: String,
-    /// Its state root, hex: the root `proof` verifies against.
-    pub state_root: String,
-    /// The record's key in the authenticated map, hex.
-    pub key: String,
-    /// The record's canonical bytes, hex; `None` when absent.
-    pub record: Option<String>,
-    /// The record as JSON; `None` when absent.
-    pub value: Option<V>,
-    /// Proof of `record` (or of its absence) under `key`.
-    pub proof: Proof,
-}
-
 /// The block a state query reads at: the finalized tip, with its state.
 struct Snapshot {
     height: u64,
-    block: String,
+    block: BlockDigest,
     state_root: StateRoot,
     state: State,
 }
@@ -802,7 +857,7 @@ impl Snapshot {
         }
         Ok(Snapshot {
             height: f.block.height().get(),
-            block: hex(f.block.digest().as_ref()),
+            block: block_digest(&f.block.digest()),
             state_root,
             state: f.state,
         })
@@ -817,8 +872,8 @@ impl Snapshot {
         };
         Proven {
             height: self.height,
-            block: self.block.clone(),
-            state_root: self.state_root.to_hex(),
+            block: self.block,
+            state_root: self.state_root,
             key: hex(&key.to_bytes()),
             record: record.as_deref().map(hex),
             value,
@@ -827,6 +882,16 @@ impl Snapshot {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{address}",
+    summary = "An account, with its proof",
+    params(("address" = String, Path, description = "`ed25519:<64 hex>`")),
+    responses(
+        (status = 200, description = "The record, or a proof of its absence", body = Proven<glassbox_ledger::Account>),
+        (status = 400, description = "Malformed path parameter", body = ErrorEnvelope)
+    )
+)]
 async fn account(
     AxState(api): AxState<Api>,
     address: Result<Path<String>, PathRejection>,
@@ -839,6 +904,16 @@ async fn account(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/executors/{address}",
+    summary = "An executor, with its proof",
+    params(("address" = String, Path, description = "`ed25519:<64 hex>`")),
+    responses(
+        (status = 200, description = "The record, or a proof of its absence", body = Proven<Executor>),
+        (status = 400, description = "Malformed path parameter", body = ErrorEnvelope)
+    )
+)]
 async fn executor(
     AxState(api): AxState<Api>,
     address: Result<Path<String>, PathRejection>,
@@ -851,6 +926,16 @@ async fn executor(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model_id}",
+    summary = "A model record, with its proof",
+    params(("model_id" = String, Path, description = "`blake3:<64 hex>`")),
+    responses(
+        (status = 200, description = "The record, or a proof of its absence", body = Proven<ModelRecord>),
+        (status = 400, description = "Malformed path parameter", body = ErrorEnvelope)
+    )
+)]
 async fn model(
     AxState(api): AxState<Api>,
     id: Result<Path<String>, PathRejection>,
@@ -863,29 +948,20 @@ async fn model(
     ))
 }
 
-/// The `name@version` index entry's value.
-#[derive(Debug, Serialize)]
-struct NameEntryJson {
-    name: String,
-    version: String,
-    model_id: ModelId,
-}
-
-/// `/v1/models/by-name/...`: the index entry proven, plus the model record
-/// it points to, proven.
-#[derive(Debug, Serialize)]
-struct ByName {
-    #[serde(flatten)]
-    entry: Proven<NameEntryJson>,
-    /// The model record under the entry's model id; `None` when the entry
-    /// is absent.
-    model: Option<Proven<ModelRecord>>,
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/models/by-name/{name}/{version}",
+    summary = "A `name@version` entry and its model record, both proven",
+    params(("name" = String, Path, description = "Model name; its `/` may be sent as is or as `%2F`"), ("version" = String, Path, description = "Version")),
+    responses(
+        (status = 200, description = "The entry and record, or proofs of absence", body = ByName<NameEntry, ModelRecord>),
+        (status = 400, description = "Malformed path parameter", body = ErrorEnvelope)
+    )
+)]
 async fn model_by_name(
     AxState(api): AxState<Api>,
     rest: Result<Path<String>, PathRejection>,
-) -> Result<axum::Json<ByName>, ApiError> {
+) -> Result<axum::Json<ByName<NameEntry, ModelRecord>>, ApiError> {
     let Path(rest) = rest.map_err(|e| path_error("model name and version", e))?;
     let (name, version) = rest
         .rsplit_once('/')
@@ -923,7 +999,7 @@ async fn model_by_name(
         match decode_model_version(raw) {
             Ok(id) => {
                 model_id = Some(id);
-                Some(NameEntryJson {
+                Some(NameEntry {
                     name: name.to_string(),
                     version: version.to_string(),
                     model_id: id,
@@ -946,19 +1022,6 @@ async fn model_by_name(
     Ok(axum::Json(ByName { entry, model }))
 }
 
-/// A page of a list endpoint.
-#[derive(Debug, Serialize)]
-struct Page<T> {
-    height: u64,
-    block: String,
-    state_root: String,
-    /// Records in the whole list.
-    total: usize,
-    items: Vec<T>,
-    /// The `after` of the next page; `None` on the last page.
-    next: Option<String>,
-}
-
 /// Up to `limit` items, and the cursor of the next page when more follow.
 fn paginate<T, C>(
     mut it: impl Iterator<Item = T>,
@@ -973,6 +1036,16 @@ fn paginate<T, C>(
     (items, next)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/executors",
+    summary = "A page of executors",
+    params(("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses(
+        (status = 200, description = "Success", body = Page<Executor>),
+        (status = 400, description = "Bad query", body = ErrorEnvelope)
+    )
+)]
 async fn executors(
     AxState(api): AxState<Api>,
     q: Result<Query<PageQuery>, QueryRejection>,
@@ -991,25 +1064,24 @@ async fn executors(
     let (items, next) = paginate(it, limit, |e: &Executor| e.owner.to_string());
     Ok(axum::Json(Page {
         height: snap.height,
-        block: snap.block.clone(),
-        state_root: snap.state_root.to_hex(),
-        total: snap.state.executor_count(),
+        block: snap.block,
+        state_root: snap.state_root,
+        total: snap.state.executor_count() as u64,
         items,
         next,
     }))
 }
 
-/// A model in a list: the record without its manifest.
-#[derive(Debug, Serialize)]
-struct ModelSummary {
-    model_id: ModelId,
-    manifest_id: glassbox_types::ManifestId,
-    publisher: PublicKey,
-    height: u64,
-    name: String,
-    version: String,
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    summary = "A page of model summaries",
+    params(("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page")),
+    responses(
+        (status = 200, description = "Success", body = Page<ModelSummary>),
+        (status = 400, description = "Bad query", body = ErrorEnvelope)
+    )
+)]
 async fn models(
     AxState(api): AxState<Api>,
     q: Result<Query<PageQuery>, QueryRejection>,
@@ -1037,9 +1109,9 @@ async fn models(
     let (items, next) = paginate(it, limit, |m: &ModelSummary| m.model_id.to_string());
     Ok(axum::Json(Page {
         height: snap.height,
-        block: snap.block.clone(),
-        state_root: snap.state_root.to_hex(),
-        total: snap.state.model_count(),
+        block: snap.block,
+        state_root: snap.state_root,
+        total: snap.state.model_count() as u64,
         items,
         next,
     }))
@@ -1061,6 +1133,16 @@ fn parse_job_id(s: &str) -> Result<JobId, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{job_id}",
+    summary = "A job, with its proof",
+    params(("job_id" = String, Path, description = "`job:<64 hex>` or 64 bare hex digits")),
+    responses(
+        (status = 200, description = "The record, or a proof of its absence", body = Proven<Job>),
+        (status = 400, description = "Malformed path parameter", body = ErrorEnvelope)
+    )
+)]
 async fn job(
     AxState(api): AxState<Api>,
     id: Result<Path<String>, PathRejection>,
@@ -1073,6 +1155,16 @@ async fn job(
 
 /// A job's optimistic window, auditor and dispute (docs/disputes.md), with
 /// the proof of its record; `value` is `null` for a job without one.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{job_id}/ext",
+    summary = "A job's optimistic window, auditor and dispute, with its proof",
+    params(("job_id" = String, Path, description = "`job:<64 hex>` or 64 bare hex digits")),
+    responses(
+        (status = 200, description = "The record, or a proof of its absence", body = Proven<glassbox_ledger::JobExt>),
+        (status = 400, description = "Malformed path parameter", body = ErrorEnvelope)
+    )
+)]
 async fn job_ext(
     AxState(api): AxState<Api>,
     id: Result<Path<String>, PathRejection>,
@@ -1087,12 +1179,20 @@ async fn job_ext(
 
 /// How concentrated the network is: shares of paid jobs and of capped
 /// selection weight held by the top executors, Nakamoto coefficients.
-async fn concentration(AxState(api): AxState<Api>) -> axum::Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/v1/concentration",
+    summary = "How concentrated jobs and selection weight are",
+    responses(
+        (status = 200, description = "Success", body = ConcentrationReport)
+    )
+)]
+async fn concentration(AxState(api): AxState<Api>) -> axum::Json<ConcentrationReport> {
     let f = api.chain.finalized();
-    axum::Json(serde_json::json!({
-        "height": f.block.height().get(),
-        "concentration": f.state.concentration(),
-    }))
+    axum::Json(ConcentrationReport {
+        height: f.block.height().get(),
+        concentration: f.state.concentration(),
+    })
 }
 
 /// Largest tensor upload, in bytes of its canonical encoding.
@@ -1105,11 +1205,22 @@ fn parse_tensor_hash(s: &str) -> Result<TensorHash, ApiError> {
 
 /// Accepts an operand tensor for the referee (its canonical encoding,
 /// hashing to the path's hash).
+#[utoipa::path(
+    put,
+    path = "/v1/tensors/{hash}",
+    summary = "Store an operand tensor for the referee",
+    params(("hash" = TensorHash, Path)), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The canonical tensor encoding"),
+    responses(
+        (status = 200, description = "Success", body = TensorStored),
+        (status = 400, description = "Bad hash, or the body does not hash to it or is not a canonical tensor", body = ErrorEnvelope),
+        (status = 413, description = "Over the tensor limit", body = ErrorEnvelope)
+    )
+)]
 async fn put_tensor(
     AxState(api): AxState<Api>,
     hash: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<TensorStored>, ApiError> {
     let Path(hash) = hash.map_err(|e| path_error("tensor hash", e))?;
     let want = parse_tensor_hash(&hash)?;
     let body = body.map_err(|e| {
@@ -1129,10 +1240,21 @@ async fn put_tensor(
         .offchain()
         .put_tensor(body.to_vec())
         .map_err(|e| ApiError::bad_request("bad_tensor", e))?;
-    Ok(axum::Json(serde_json::json!({ "hash": hash })))
+    Ok(axum::Json(TensorStored { hash: want }))
 }
 
 /// Serves a held operand tensor's canonical encoding.
+#[utoipa::path(
+    get,
+    path = "/v1/tensors/{hash}",
+    summary = "An operand tensor's canonical encoding",
+    params(("hash" = TensorHash, Path)),
+    responses(
+        (status = 200, description = "The canonical tensor encoding", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "Bad hash", body = ErrorEnvelope),
+        (status = 404, description = "Not held", body = ErrorEnvelope)
+    )
+)]
 async fn get_tensor(
     AxState(api): AxState<Api>,
     hash: Result<Path<String>, PathRejection>,
@@ -1152,6 +1274,18 @@ async fn get_tensor(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{job_id}/receipt",
+    summary = "A final job's receipt",
+    params(("job_id" = String, Path, description = "`job:<64 hex>` or 64 bare hex digits")),
+    responses(
+        (status = 200, description = "Success", body = Receipt),
+        (status = 400, description = "Malformed path parameter", body = ErrorEnvelope),
+        (status = 404, description = "Unknown job, or its transactions are no longer indexed", body = ErrorEnvelope),
+        (status = 409, description = "Not final (`not_final`, `pending`, `job_disputed`, `job_failed`) or not certified yet (`not_certified`)", body = ErrorEnvelope)
+    )
+)]
 async fn job_receipt(
     AxState(api): AxState<Api>,
     id: Result<Path<String>, PathRejection>,
@@ -1266,6 +1400,15 @@ async fn job_receipt(
     Ok(axum::Json(receipt))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/genesis",
+    summary = "The network's genesis file",
+    responses(
+        (status = 200, description = "Success", body = NodeGenesis),
+        (status = 404, description = "The node was not given it", body = ErrorEnvelope)
+    )
+)]
 async fn genesis(AxState(api): AxState<Api>) -> Result<axum::Json<NodeGenesis>, ApiError> {
     api.genesis
         .as_deref()
@@ -1346,13 +1489,6 @@ impl BlobState {
     }
 }
 
-#[derive(Serialize)]
-struct BlobStored {
-    status: &'static str,
-    model_id: ModelId,
-    size_bytes: u64,
-}
-
 fn too_large(message: String) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large", message)
 }
@@ -1424,6 +1560,21 @@ impl std::io::Read for ChunkReader {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/blobs/{model_id}",
+    summary = "Upload a registered model's bytes",
+    params(("model_id" = String, Path, description = "`blake3:<64 hex>`")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The model file"),
+    responses(
+        (status = 201, description = "Stored", body = BlobStored),
+        (status = 200, description = "Already held (the body is not read)", body = BlobStored),
+        (status = 400, description = "The bytes hash to another id or exceed the manifest's size", body = ErrorEnvelope),
+        (status = 404, description = "The node keeps no blobs", body = ErrorEnvelope),
+        (status = 409, description = "The model is not registered", body = ErrorEnvelope),
+        (status = 413, description = "Over the node's blob limit", body = ErrorEnvelope),
+        (status = 503, description = "Replaying after a restart (Retry-After)", body = ErrorEnvelope)
+    )
+)]
 async fn put_blob(
     AxState(st): AxState<BlobState>,
     id: Result<Path<String>, PathRejection>,
@@ -1444,7 +1595,7 @@ async fn put_blob(
     };
     if let Some(size_bytes) = size_of(&id)? {
         return Ok(axum::Json(BlobStored {
-            status: "present",
+            status: BlobAnswer::Present,
             model_id: id,
             size_bytes,
         })
@@ -1555,7 +1706,7 @@ async fn put_blob(
         Ok((_, size_bytes)) => Ok((
             StatusCode::CREATED,
             axum::Json(BlobStored {
-                status: "stored",
+                status: BlobAnswer::Stored,
                 model_id: id,
                 size_bytes,
             }),
@@ -1577,6 +1728,17 @@ async fn put_blob(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/blobs/{model_id}",
+    summary = "A model's bytes (also HEAD)",
+    params(("model_id" = String, Path, description = "`blake3:<64 hex>`")),
+    responses(
+        (status = 200, description = "The model file, with its id as ETag", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "Malformed path parameter", body = ErrorEnvelope),
+        (status = 404, description = "Not held", body = ErrorEnvelope)
+    )
+)]
 async fn get_blob(
     AxState(st): AxState<BlobState>,
     id: Result<Path<String>, PathRejection>,
@@ -1674,6 +1836,19 @@ struct SliceQuery {
     len: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/blobs/{model_id}/slice",
+    summary = "A verified slice of a model's bytes (bao-encoded)",
+    params(("model_id" = String, Path, description = "`blake3:<64 hex>`"), ("offset" = u64, Query, description = "First byte"), ("len" = u64, Query, description = "Bytes, 1 to 4 MiB")),
+    responses(
+        (status = 200, description = "The bao-encoded slice; the blob's size in X-Glassbox-Blob-Size", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "Bad query or range", body = ErrorEnvelope),
+        (status = 404, description = "Not held", body = ErrorEnvelope),
+        (status = 500, description = "The stored blob fails verification", body = ErrorEnvelope),
+        (status = 503, description = "Too many slices being encoded", body = ErrorEnvelope)
+    )
+)]
 async fn get_slice(
     AxState(st): AxState<BlobState>,
     id: Result<Path<String>, PathRejection>,

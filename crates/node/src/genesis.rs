@@ -62,20 +62,22 @@ fn field(field: impl Into<String>, reason: impl Into<String>) -> GenesisError {
 }
 
 /// One validator as the genesis lists it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidatorEntry {
     /// Its ed25519 p2p identity, hex.
     pub public_key: String,
     /// Where peers dial it.
+    #[schema(value_type = String, examples("127.0.0.1:30300"))]
     pub p2p_address: SocketAddr,
     /// Where it serves the HTTP API, if it does.
     #[serde(default)]
+    #[schema(value_type = Option<String>, examples("127.0.0.1:8545"))]
     pub http_address: Option<SocketAddr>,
 }
 
 /// The network's genesis file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeGenesis {
     /// The ledger's initial state.

@@ -32,7 +32,7 @@ pub const MAX_RECEIPT_BYTES: u64 = 16 << 20;
 
 /// A receipt (JSON; binary fields are lower-case hex of their canonical
 /// encodings).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// Always [`RECEIPT_FORMAT`].

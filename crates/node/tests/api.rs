@@ -2,155 +2,20 @@
 //! errors, transaction status, blocks, state queries with proofs checked
 //! the way a light client checks them, readiness, and odd input.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use commonware_consensus::Heightable;
-use commonware_consensus::types::{Epoch, Height, Round, View};
-use commonware_cryptography::{Digestible, Hasher, Sha256, Signer, ed25519, sha256};
-use glassbox_ledger::{
-    Account, BlockContext, GenesisAccount, GenesisExecutor, GenesisState, ModelRecord, Params,
-    Proof, SignedTx, State, StateKey, TxBody, verify_proof,
-};
-use glassbox_node::api::{Api, ApiLimits, router};
-use glassbox_node::block::{Block, randomness};
-use glassbox_node::chain::{Chain, MAX_RECENT_BLOCKS};
-use glassbox_node::consensus::Context;
-use glassbox_node::mempool::MempoolLimits;
+use commonware_cryptography::{Digestible, Hasher, Sha256};
+use glassbox_ledger::{Account, ModelRecord, Proof, SignedTx, StateKey, TxBody, verify_proof};
+use glassbox_node::api::ApiLimits;
+use glassbox_node::chain::MAX_RECENT_BLOCKS;
 use glassbox_primitives::{ChainId, StateRoot};
-use glassbox_types::{Manifest, ModelId, PublicKey, SecretKey, SignedManifest, hex};
+use glassbox_types::{ModelId, PublicKey, hex};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const GENESIS_TIME: u64 = 1_700_000_000_000;
-const FEE: u64 = 100_000;
-const BALANCE: u64 = 1_000_000_000;
-
-fn key(n: u8) -> SecretKey {
-    SecretKey::from_seed(&[n; 32])
-}
-
-fn addr(n: u8) -> PublicKey {
-    key(n).public()
-}
-
-/// Accounts 1..=3 funded; executors 7, 8 and 9 (funded too).
-fn genesis() -> GenesisState {
-    GenesisState {
-        chain_name: "api-test".into(),
-        genesis_time_ms: GENESIS_TIME,
-        params: Params {
-            min_executor_stake: 1_000_000,
-            ..Params::default()
-        },
-        accounts: [1, 2, 3, 7, 8, 9]
-            .into_iter()
-            .map(|n| GenesisAccount {
-                address: addr(n),
-                balance: BALANCE,
-            })
-            .collect(),
-        executors: [7, 8, 9]
-            .into_iter()
-            .map(|n| GenesisExecutor {
-                owner: addr(n),
-                stake: 5_000_000,
-                capacity: 4,
-                endpoint: format!("https://executor-{n}.example.org"),
-            })
-            .collect(),
-    }
-}
-
-fn context(view: u64, parent: sha256::Digest) -> Context {
-    Context {
-        round: Round::new(Epoch::zero(), View::new(view)),
-        leader: ed25519::PrivateKey::from_seed(0).public_key(),
-        parent: (View::new(view.saturating_sub(1)), parent),
-    }
-}
-
-struct Node {
-    chain: Arc<Chain>,
-    app: Router,
-}
-
-fn node_with(limits: ApiLimits, ready: bool) -> Node {
-    let state = State::genesis(&genesis()).expect("valid genesis");
-    let block = Block::new(
-        context(0, sha256::Digest::from([0u8; 32])),
-        sha256::Digest::from([0u8; 32]),
-        Height::zero(),
-        GENESIS_TIME,
-        Vec::new(),
-        state.root(),
-    );
-    let chain = Arc::new(Chain::new(block, state, MempoolLimits::default()));
-    if ready {
-        chain.set_ready();
-    }
-    let app = router(Api {
-        chain: chain.clone(),
-        limits,
-        genesis: None,
-    });
-    Node { chain, app }
-}
-
-fn node() -> Node {
-    node_with(ApiLimits::default(), true)
-}
-
-fn transfer(from: u8, nonce: u64, to: u8, amount: u64) -> SignedTx {
-    let chain_id = State::genesis(&genesis()).expect("genesis").chain_id();
-    SignedTx::sign(
-        &chain_id,
-        &key(from),
-        nonce,
-        FEE,
-        TxBody::Transfer {
-            to: addr(to),
-            amount,
-        },
-    )
-    .expect("sign")
-}
-
-/// The next block on the finalized tip with `txs`, its state root computed
-/// by the ledger.
-fn next_block(chain: &Chain, txs: Vec<SignedTx>) -> Block {
-    let f = chain.finalized();
-    let height = f.block.height().get() + 1;
-    let timestamp_ms = f.block.header().timestamp_ms + 1_000;
-    let (state, _) = f
-        .state
-        .apply_block(
-            BlockContext {
-                // Seedless blocks (finalized directly, never verified).
-                randomness: randomness(None, &f.block.digest()),
-                height,
-                timestamp_ms,
-            },
-            &txs,
-        )
-        .expect("block applies");
-    Block::new(
-        context(height, f.block.digest()),
-        f.block.digest(),
-        Height::new(height),
-        timestamp_ms,
-        txs,
-        state.root(),
-    )
-}
-
-fn finalize(chain: &Chain, txs: Vec<SignedTx>) -> Block {
-    let block = next_block(chain, txs);
-    chain.finalize(&block).expect("finalizes");
-    block
-}
+mod common;
+use common::*;
 
 async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
     let res = app.clone().oneshot(req).await.expect("infallible");
@@ -654,35 +519,6 @@ async fn executors_single_and_paginated() {
     assert_eq!(s, StatusCode::OK, "{v}");
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-/// A minimal manifest (docs/manifest.md) for `model` as `name@version`.
-fn manifest(model: &[u8], name: &str, version: &str, by: &SecretKey) -> SignedManifest {
-    let mut b = Vec::new();
-    b.extend_from_slice(b"GBMF");
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(ModelId::of(model).as_bytes());
-    b.extend_from_slice(&(model.len() as u64).to_le_bytes());
-    put_str(&mut b, name);
-    put_str(&mut b, version);
-    put_str(&mut b, "a test model");
-    b.push(0); // no license
-    b.extend_from_slice(&by.public().to_bytes());
-    b.extend_from_slice(&1_700_000_000u64.to_le_bytes());
-    for _ in 0..4 {
-        b.extend_from_slice(&0u32.to_le_bytes()); // parents, sources, inputs, outputs
-    }
-    b.extend_from_slice(&17u32.to_le_bytes());
-    b.extend_from_slice(&1000u64.to_le_bytes());
-    b.extend_from_slice(&2000u64.to_le_bytes());
-    put_str(&mut b, "0.1.0");
-    let m = Manifest::decode(&b).expect("test manifest decodes");
-    SignedManifest::sign(m, by).expect("sign manifest")
-}
-
 #[tokio::test]
 async fn models_by_id_by_name_and_listed() {
     let n = node();
@@ -928,4 +764,188 @@ async fn jobs_endpoints_refuse_what_is_not_a_job() {
     // This node was given no genesis.
     let (status, v) = get(&n.app, "/v1/genesis").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+}
+
+// ---- the typed client against the real server --------------------------------
+
+/// Serves `app` on a loopback port; the server task ends with the runtime.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+fn client(url: &str) -> glassbox_api::Client {
+    glassbox_api::Client::new(url, std::time::Duration::from_secs(10)).expect("client")
+}
+
+/// Every route the client calls decodes into the shared wire types, state
+/// reads come back proof-checked, and refusals keep the node's code.
+#[tokio::test]
+async fn typed_client_reads_what_the_server_writes() {
+    use glassbox_api::wire::{HealthStatus, TxStatus};
+    use glassbox_ledger::{Event, JobId};
+
+    let n = node();
+    let chain_id = n.chain.finalized().state.chain_id();
+    let c = client(&serve(n.app.clone()).await);
+
+    assert_eq!(c.health().await.expect("health").status, HealthStatus::Ok);
+    let status = c.status().await.expect("status");
+    assert_eq!(status.chain_id, chain_id);
+    assert_eq!(status.chain_name, "api-test");
+    assert_eq!(status.params.min_executor_stake, 1_000_000);
+
+    let tx = transfer(1, 0, 2, 10);
+    let submitted = c.submit_tx(&tx).await.expect("submit");
+    assert_eq!(submitted.tx_hash, tx.hash());
+    assert!(matches!(
+        c.tx_status(&tx.hash()).await.expect("pending"),
+        TxStatus::Pending { .. }
+    ));
+    let again = c.submit_tx(&tx).await.expect_err("duplicate");
+    assert_eq!(
+        (again.status(), again.code()),
+        (Some(409), Some("already_pending"))
+    );
+
+    let publish = SignedTx::sign(
+        &chain_id,
+        &key(3),
+        0,
+        FEE,
+        TxBody::PublishModel {
+            manifest: Box::new(manifest(b"model-a", "org/vision", "1.0.0", &key(3))),
+        },
+    )
+    .expect("sign");
+    c.submit_tx(&publish).await.expect("submit publish");
+    let block = finalize(&n.chain, vec![tx.clone(), publish]);
+
+    match c.tx_status(&tx.hash()).await.expect("finalized") {
+        TxStatus::Finalized {
+            height, outcome, ..
+        } => {
+            assert_eq!(height, 1);
+            let events = outcome.result.expect("the transfer succeeded");
+            assert!(
+                matches!(events.as_slice(), [Event::Transferred { amount: 10, .. }]),
+                "{events:?}"
+            );
+        }
+        other => panic!("not finalized: {other:?}"),
+    }
+    let latest = c.latest_block().await.expect("latest block");
+    assert_eq!(latest, c.block(1).await.expect("block 1"));
+    assert_eq!(latest.txs.len(), 2);
+    assert_eq!(latest.state_root, block.header().state_root);
+
+    let account = c.account(&addr(2)).await.expect("account");
+    assert_eq!(account.state_root, block.header().state_root);
+    assert_eq!(account.record.expect("present").balance, BALANCE + 10);
+    assert_eq!(c.account(&addr(42)).await.expect("absent").record, None);
+    let executor = c.executor(&addr(7)).await.expect("executor");
+    assert_eq!(executor.record.expect("present").stake, 5_000_000);
+    let page = c.executors(Some(2), None).await.expect("executors");
+    assert_eq!((page.total, page.items.len()), (3, 2));
+    let rest = c
+        .executors(Some(2), Some(&page.items[1].owner))
+        .await
+        .expect("next page");
+    assert_eq!((rest.items.len(), rest.next), (1, None));
+
+    let id = ModelId::of(b"model-a");
+    let model = c.model(&id).await.expect("model");
+    assert_eq!(model.record.expect("present").model_id, id);
+    let by_name = c
+        .model_by_name("org/vision", "1.0.0")
+        .await
+        .expect("by name");
+    assert_eq!(by_name.entry.record, Some(glassbox_api::VersionEntry(id)));
+    assert_eq!(
+        by_name.model.and_then(|m| m.record).map(|m| m.model_id),
+        Some(id)
+    );
+    let missing = c
+        .model_by_name("org/vision", "9.9.9")
+        .await
+        .expect("absent");
+    assert_eq!((missing.entry.record, missing.model), (None, None));
+    let models = c.models(None, None).await.expect("models");
+    assert_eq!(models.items[0].name, "org/vision");
+    assert_eq!(c.concentration().await.expect("report").height, 1);
+
+    let no_job = JobId(tx.hash().0);
+    assert_eq!(c.job(&no_job).await.expect("job").record, None);
+    let e = c
+        .submit_job(&transfer(1, 1, 2, 1))
+        .await
+        .expect_err("not a job");
+    assert_eq!((e.status(), e.code()), (Some(400), Some("not_a_job")));
+    let e = c.block(99).await.expect_err("future block");
+    assert_eq!(e.code(), Some("block_not_finalized"));
+}
+
+/// A node that lies about a record (or proves another key) is caught by
+/// the client's proof check, not believed.
+#[tokio::test]
+async fn typed_client_rejects_forged_records() {
+    let n = node();
+    let honest = n.app.clone();
+    // Flips one hex digit of `record`, or swaps in another account's key.
+    let liar = |forge: fn(&mut Value)| {
+        let honest = honest.clone();
+        Router::new().fallback(move |req: Request<Body>| {
+            let honest = honest.clone();
+            async move {
+                let res = honest.oneshot(req).await.expect("infallible");
+                let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+                    .await
+                    .expect("body");
+                let mut v: Value = serde_json::from_slice(&body).expect("json");
+                forge(&mut v);
+                axum::Json(v)
+            }
+        })
+    };
+    let flip_record = |v: &mut Value| {
+        let r = v["record"].as_str().expect("record").to_string();
+        let last = if r.ends_with('0') { "1" } else { "0" };
+        v["record"] = json!(format!("{}{last}", &r[..r.len() - 1]));
+    };
+    let other_key = |v: &mut Value| {
+        v["key"] = json!(hex(&StateKey::Account(addr(3)).to_bytes()));
+    };
+    for (forge, what) in [(flip_record as fn(&mut Value), "proof"), (other_key, "key")] {
+        let c = client(&serve(liar(forge)).await);
+        let e = c.account(&addr(1)).await.expect_err("forged");
+        let text = e.to_string();
+        assert!(
+            matches!(e, glassbox_api::Error::Verify { .. }) && text.contains(what),
+            "{text}"
+        );
+    }
+}
+
+/// Connection failures and non-API answers are errors that say where.
+#[tokio::test]
+async fn typed_client_errors_name_the_url() {
+    assert!(
+        glassbox_api::Client::new("https://example.org", std::time::Duration::from_secs(1))
+            .is_err()
+    );
+    assert!(glassbox_api::Client::new("localhost:1", std::time::Duration::from_secs(1)).is_err());
+    // A port nobody listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let e = client(&url).status().await.expect_err("refused");
+    assert!(e.to_string().contains(&url), "{e}");
+    // A server that answers something else.
+    let other = serve(Router::new().fallback(|| async { "not json" })).await;
+    let e = client(&other).status().await.expect_err("not the API");
+    assert!(e.to_string().contains("does not decode"), "{e}");
 }

@@ -98,6 +98,15 @@ macro_rules! hash32 {
             }
         }
 
+        #[cfg(feature = "openapi")]
+        $crate::text_schema!(
+            $name,
+            $crate::schema::text(
+                concat!("A ", $what, ": `", $prefix, "<64 lower-case hex digits>`."),
+                concat!("^", $prefix, "[0-9a-f]{64}$"),
+            )
+        );
+
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
@@ -169,6 +178,12 @@ digest!(
     /// trie, docs/ledger.md), which block headers and proofs carry.
     StateRoot,
     "state root"
+);
+digest!(
+    /// A block's digest: SHA-256 of its encoded header, the value a
+    /// finalization certificate signs (docs/consensus.md).
+    BlockDigest,
+    "block digest"
 );
 digest!(
     /// 32 random bytes an executor mixes into its commitment so that the

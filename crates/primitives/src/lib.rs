@@ -15,13 +15,15 @@ mod digest;
 mod error;
 pub mod hex;
 mod id;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod tags;
 pub mod tensor;
 pub mod trace;
 
 pub use digest::{
-    ChainId, Commitment, Digest, MerkleNode, OutputHash, Salt, StateRoot, TensorHash, TraceLeaf,
-    TraceRoot,
+    BlockDigest, ChainId, Commitment, Digest, MerkleNode, OutputHash, Salt, StateRoot, TensorHash,
+    TraceLeaf, TraceRoot,
 };
 pub use error::{DecodeError, ParseError};
 pub use hex::{clip, hex, unhex, unhex_vec};

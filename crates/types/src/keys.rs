@@ -185,6 +185,40 @@ impl serde::Serialize for Signature {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for PublicKey {
+    /// `ed25519:<hex>`, as [`PublicKey::from_str`] reads it.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Signature {
+    /// `ed25519:<hex>`, as [`Signature::from_str`] reads it.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "openapi")]
+glassbox_primitives::text_schema!(
+    PublicKey,
+    glassbox_primitives::schema::text(
+        "An ed25519 public key (an account address): `ed25519:<64 lower-case hex digits>`.",
+        "^ed25519:[0-9a-f]{64}$",
+    )
+);
+
+#[cfg(feature = "openapi")]
+glassbox_primitives::text_schema!(
+    Signature,
+    glassbox_primitives::schema::text(
+        "An ed25519 signature: `ed25519:<128 lower-case hex digits>`.",
+        "^ed25519:[0-9a-f]{128}$",
+    )
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

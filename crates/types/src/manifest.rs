@@ -60,6 +60,7 @@ impl Limits {
 }
 
 /// How a model derives from a parent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Relation {
@@ -126,6 +127,7 @@ impl FromStr for Relation {
 }
 
 /// A model this one derives from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Parent {
     /// The parent's model id.
@@ -136,6 +138,7 @@ pub struct Parent {
 
 /// A reference to content the model was made from (training data, an
 /// original checkpoint): its hash and where to find it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {
     /// BLAKE3 of the referenced content.
@@ -145,6 +148,7 @@ pub struct Source {
 }
 
 /// One dimension of a declared shape.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum DimSpec {
@@ -155,6 +159,7 @@ pub enum DimSpec {
 }
 
 /// A declared graph input or output.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TensorSpec {
     /// The value's name in the graph.
@@ -166,6 +171,7 @@ pub struct TensorSpec {
 }
 
 /// The runtime's deterministic cost estimate.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CostSpec {
     /// Arithmetic operations (a multiply-add counts 2).
@@ -175,6 +181,7 @@ pub struct CostSpec {
 }
 
 /// What a publisher states about a model; signed into a [`SignedManifest`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Manifest {
     /// BLAKE3 of the model file's exact bytes.
@@ -185,6 +192,7 @@ pub struct Manifest {
     /// with a letter or digit.
     pub name: String,
     /// Semantic version.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     /// Free text (no control characters but newline and tab).
     pub description: String,

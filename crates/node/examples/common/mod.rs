@@ -1,6 +1,6 @@
 //! What the network benchmarks share (`jobs_bench`, `dispute_net_bench`,
-//! and the input pattern of `dispute_bench`): statistics, a bounded HTTP
-//! client for a node's API, a fresh in-process `glassbox dev` network on
+//! and the input pattern of `dispute_bench`): statistics, the typed API
+//! client, a fresh in-process `glassbox dev` network on
 //! loopback, a watcher of finalized heights and block times, model
 //! manifests and publication, and transaction helpers.
 
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use glassbox_api::wire::{HealthStatus, TxStatus};
 use glassbox_ledger::{Params, SignedTx, TxBody, TxHash};
 use glassbox_node::consensus::Identity;
 use glassbox_node::genesis::NodeGenesis;
@@ -22,15 +23,10 @@ use glassbox_node::manifest::ModelFacts;
 use glassbox_node::run::{self, DevOptions};
 use glassbox_primitives::ChainId;
 use glassbox_runtime::{DType, Data, Dim, Model, Tensor, ValueInfo};
-use glassbox_types::{Manifest, ModelId, SecretKey, SignedManifest};
-use serde_json::{Value, json};
+use glassbox_types::{Manifest, PublicKey, SecretKey, SignedManifest};
 
 /// Bound of every HTTP request to a node.
 pub(crate) const REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// Bound of connecting to a node.
-pub(crate) const CONNECT_TIMEOUT_MS: u64 = 2_000;
-/// Bound of uploading the model's bytes.
-pub(crate) const UPLOAD_TIMEOUT_MS: u64 = 60_000;
 /// Bound of the network's start (validators up, APIs healthy).
 pub(crate) const NETWORK_START_TIMEOUT_MS: u64 = 60_000;
 /// Bound of each setup transaction (publish, funding) reaching finality.
@@ -68,104 +64,16 @@ pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
 
 // ---- HTTP ---------------------------------------------------------------------
 
-/// One node's API, every request bounded by [`REQUEST_TIMEOUT_MS`].
-#[derive(Clone)]
-pub(crate) struct Client {
-    pub(crate) base: String,
-    agent: ureq::Agent,
-}
+/// One node's API (the shared typed client), every request bounded by
+/// [`REQUEST_TIMEOUT_MS`].
+pub(crate) use glassbox_api::blocking::Client;
 
-impl Client {
-    pub(crate) fn new(addr: SocketAddr) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
-            .timeout_global(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))
-            .build()
-            .new_agent();
-        Client {
-            base: format!("http://{addr}"),
-            agent,
-        }
-    }
-
-    fn read(
-        &self,
-        what: &str,
-        path: &str,
-        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(u16, Vec<u8>)> {
-        let mut res = res.map_err(|e| anyhow::anyhow!("{what} {}{path}: {e}", self.base))?;
-        let status = res.status().as_u16();
-        let bytes = res
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER_BYTES)
-            .read_to_vec()
-            .with_context(|| format!("{what} {}{path}: reading the answer", self.base))?;
-        Ok((status, bytes))
-    }
-
-    pub(crate) fn get_raw(&self, path: &str) -> Result<(u16, Vec<u8>)> {
-        let res = self.agent.get(format!("{}{path}", self.base)).call();
-        self.read("GET", path, res)
-    }
-
-    pub(crate) fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let (status, bytes) = self.get_raw(path)?;
-        Ok((status, json_of(&bytes)))
-    }
-
-    /// A GET that must answer 2xx.
-    pub(crate) fn get_ok(&self, path: &str) -> Result<Value> {
-        let (status, body) = self.get(path)?;
-        if !(200..300).contains(&status) {
-            bail!("GET {}{path}: HTTP {status}: {body}", self.base);
-        }
-        Ok(body)
-    }
-
-    pub(crate) fn post_tx(&self, hex_tx: &str) -> Result<(u16, Value)> {
-        let body = json!({ "tx": hex_tx }).to_string();
-        let res = self
-            .agent
-            .post(format!("{}/v1/tx", self.base))
-            .header("content-type", "application/json")
-            .send(body);
-        let (status, bytes) = self.read("POST", "/v1/tx", res)?;
-        Ok((status, json_of(&bytes)))
-    }
-
-    pub(crate) fn put_blob(&self, id: &ModelId, bytes: &[u8]) -> Result<(u16, Value)> {
-        self.put_bytes(&format!("/v1/blobs/{id}"), bytes)
-    }
-
-    /// PUTs `bytes` (octet stream) at `path`, bounded by [`UPLOAD_TIMEOUT_MS`].
-    pub(crate) fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<(u16, Value)> {
-        let res = self
-            .agent
-            .put(format!("{}{path}", self.base))
-            .config()
-            .timeout_global(Some(Duration::from_millis(UPLOAD_TIMEOUT_MS)))
-            .build()
-            .header("content-type", "application/octet-stream")
-            .send(bytes);
-        let (status, bytes) = self.read("PUT", path, res)?;
-        Ok((status, json_of(&bytes)))
-    }
-}
-
-pub(crate) fn json_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or(Value::Null)
-}
-
-pub(crate) fn error_code(body: &Value) -> String {
-    let e = &body["error"];
-    format!(
-        "{}: {}",
-        e["code"].as_str().unwrap_or("?"),
-        e["message"].as_str().unwrap_or("")
-    )
+/// A client of the API at `addr`.
+pub(crate) fn client(addr: SocketAddr) -> Result<Client> {
+    Ok(Client::new(
+        &format!("http://{addr}"),
+        Duration::from_millis(REQUEST_TIMEOUT_MS),
+    )?)
 }
 
 /// A loopback base port with `n` free ports after it.
@@ -210,9 +118,8 @@ pub(crate) fn watch_node(
 ) {
     let mut last: Option<u64> = None;
     while !stop.load(Ordering::Relaxed) {
-        if let Ok((200, status)) = client.get("/v1/status")
-            && let Some(h) = status["finalized_height"].as_u64()
-        {
+        if let Ok(status) = client.status() {
+            let h = status.finalized_height;
             let now = Instant::now();
             let from = last.map_or(h, |l| l + 1);
             if from <= h {
@@ -223,12 +130,10 @@ pub(crate) fn watch_node(
                 }
                 if fetch_blocks {
                     for x in from..=h {
-                        if let Ok((200, b)) = client.get(&format!("/v1/blocks/{x}"))
-                            && let (Some(ts), Some(n)) =
-                                (b["timestamp_ms"].as_u64(), b["tx_count"].as_u64())
+                        if let Ok(b) = client.block(x)
                             && let Ok(mut blocks) = watch.blocks.lock()
                         {
-                            blocks.insert(x, (ts, n as usize));
+                            blocks.insert(x, (b.timestamp_ms, b.tx_count as usize));
                         }
                     }
                 }
@@ -296,14 +201,8 @@ pub(crate) fn sign_manifest(bytes: &[u8], key: &SecretKey, name: &str) -> Result
 
 /// The chain's id and parameters, from a node.
 pub(crate) fn chain_info(client: &Client) -> Result<(ChainId, Params)> {
-    let status = client.get_ok("/v1/status")?;
-    let id: ChainId = status["chain_id"]
-        .as_str()
-        .unwrap_or("")
-        .parse()
-        .context("the node's /v1/status")?;
-    let params = serde_json::from_value(status["params"].clone()).context("no params")?;
-    Ok((id, params))
+    let status = client.status()?;
+    Ok((status.chain_id, status.params))
 }
 
 /// Signs `body` at the least fee for its size.
@@ -319,25 +218,30 @@ pub(crate) fn sign_min_fee(
     Ok(SignedTx::sign(chain_id, key, nonce, fee, body)?)
 }
 
+/// The account's next nonce (proof-checked); 0 for an account the chain
+/// does not hold.
+pub(crate) fn nonce_of(client: &Client, who: &PublicKey) -> Result<u64> {
+    Ok(client.account(who)?.record.map_or(0, |a| a.nonce))
+}
+
 pub(crate) fn account_nonce(client: &Client, key: &SecretKey) -> Result<u64> {
-    let a = client.get_ok(&format!("/v1/accounts/{}", key.public()))?;
-    a["value"]["nonce"]
-        .as_u64()
+    client
+        .account(&key.public())?
+        .record
+        .map(|a| a.nonce)
         .with_context(|| format!("account {} does not exist", key.public()))
 }
 
 /// Submits `tx`, retrying while the node answers 503, until `deadline`.
 pub(crate) fn submit(client: &Client, tx: &SignedTx, deadline: Instant) -> Result<()> {
-    let hex_tx = glassbox_types::hex(tx.encoded());
     loop {
-        let (status, body) = client.post_tx(&hex_tx)?;
-        if status == 202 {
-            return Ok(());
+        match client.submit_tx(tx) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.status() == Some(503) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(RETRY_MS));
+            }
+            Err(e) => return Err(e.into()),
         }
-        if status != 503 || Instant::now() >= deadline {
-            bail!("POST /v1/tx: HTTP {status} {}", error_code(&body));
-        }
-        std::thread::sleep(Duration::from_millis(RETRY_MS));
     }
 }
 
@@ -345,12 +249,16 @@ pub(crate) fn submit(client: &Client, tx: &SignedTx, deadline: Instant) -> Resul
 pub(crate) fn await_finalized(client: &Client, hashes: &[TxHash], deadline: Instant) -> Result<()> {
     for hash in hashes {
         loop {
-            let (status, body) = client.get(&format!("/v1/tx/{hash}"))?;
-            if status == 200 && body["status"] == "finalized" {
-                if body["outcome"]["ok"] != Value::Bool(true) {
-                    bail!("transaction {hash} failed: {}", body["outcome"]);
+            match client.tx_status(hash) {
+                Ok(TxStatus::Finalized { outcome, .. }) => {
+                    if let Err(e) = outcome.result {
+                        bail!("transaction {hash} failed: {}: {}", e.code, e.message);
+                    }
+                    break;
                 }
-                break;
+                Ok(TxStatus::Pending { .. }) => {}
+                Err(e) if e.code() == Some("unknown_tx") => {}
+                Err(e) => return Err(e.into()),
             }
             if Instant::now() >= deadline {
                 bail!("transaction {hash} not finalized within {SETUP_TX_TIMEOUT_MS} ms");
@@ -423,15 +331,15 @@ pub(crate) fn start_network(
     ready_rx
         .recv_timeout(Duration::from_millis(NETWORK_START_TIMEOUT_MS))
         .context("the network did not start")?;
-    let clients: Vec<Client> = net.apis.iter().map(|a| Client::new(*a)).collect();
+    let clients: Vec<Client> = net.apis.iter().map(|a| client(*a)).collect::<Result<_>>()?;
     if clients.len() != VALIDATORS {
         bail!("expected {VALIDATORS} APIs, got {}", clients.len());
     }
     let start_deadline = Instant::now() + Duration::from_millis(NETWORK_START_TIMEOUT_MS);
     for c in &clients {
-        while !matches!(c.get("/health"), Ok((200, _))) {
+        while !c.health().is_ok_and(|h| h.status == HealthStatus::Ok) {
             if Instant::now() >= start_deadline {
-                bail!("{} is not healthy", c.base);
+                bail!("{} is not healthy", c.base());
             }
             std::thread::sleep(Duration::from_millis(SETUP_POLL_MS));
         }
@@ -493,10 +401,8 @@ pub(crate) fn publish_model(
     await_finalized(node, &[publish.hash()], deadline)?;
     for &i in upload_to {
         let c = net.clients.get(i).with_context(|| format!("no node {i}"))?;
-        let (status, body) = c.put_blob(&manifest.model_id, bytes)?;
-        if !(200..300).contains(&status) {
-            bail!("uploading the model to node {i}: HTTP {status}: {body}");
-        }
+        c.put_blob(&manifest.model_id, bytes.to_vec())
+            .with_context(|| format!("uploading the model to node {i}"))?;
     }
     Ok((manifest, nonce + 1))
 }
