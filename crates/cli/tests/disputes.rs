@@ -19,33 +19,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{DevNet, Net, Nodes, chain_id, get, models, post_tx};
+use common::{DevNet, Net, Nodes, models};
 use glassbox_ledger::dispute::Target;
-use glassbox_ledger::{JobExt, JobId, Params, TxBody, commitment};
+use glassbox_ledger::{JobId, JobStatus, TxBody, commitment};
 use glassbox_node::party::Party;
 use glassbox_runtime::{DType, Limits, Model, Options, Session, formats};
-use glassbox_types::{ModelId, PublicKey, SecretKey, hex};
+use glassbox_types::{ModelId, PublicKey, SecretKey};
 use serde_json::Value;
-
-fn put(url: &str, bytes: &[u8]) {
-    let resp = common::agent()
-        .put(url)
-        .header("content-type", "application/octet-stream")
-        .send(bytes)
-        .expect("PUT");
-    assert_eq!(resp.status().as_u16(), 200, "PUT {url}");
-}
-
-/// The network as seen through validator 0's API.
-fn net_of(node: &str) -> Net {
-    let (_, status) = get(&format!("{node}/v1/status"));
-    let params: Params = serde_json::from_value(status["params"].clone()).unwrap();
-    Net {
-        node: node.to_string(),
-        chain_id: chain_id(&status),
-        params,
-    }
-}
 
 /// The test's lying executor on the MLP and its input.
 struct Liar {
@@ -102,10 +82,9 @@ impl Liar {
     /// and the other (honest) executor.
     fn get_a_job(&self, net: &Net, dev: &SecretKey) -> (JobId, PublicKey) {
         let model_id = ModelId::of(&std::fs::read(models().join("mlp.onnx")).unwrap());
-        let me = self.me.to_string();
         let (id, job) = (0..30)
             .find_map(|_| {
-                let tx = net.sign(
+                let tx = net.send(
                     dev,
                     TxBody::SubmitJob {
                         model_id,
@@ -115,25 +94,20 @@ impl Liar {
                     },
                 );
                 let id = JobId(tx.hash().0);
-                post_tx(&net.node, &tx);
-                let job = net.wait_job(&id, "assigned", |j| j["status"] != "assigning");
-                let slots = job["slots"].as_array().unwrap();
-                if slots.iter().any(|s| s["executor"].as_str() == Some(&me)) {
+                let job = net.wait_job(&id, "assigned", |j| j.status != JobStatus::Assigning);
+                if job.slots.iter().any(|s| s.executor == self.me) {
                     Some((id, job))
                 } else {
-                    net.wait_job(&id, "final", |j| j["status"] == "final");
+                    net.wait_job(&id, "final", |j| j.status == JobStatus::Final);
                     None
                 }
             })
             .expect("never assigned to the test's executor");
-        let honest = job["slots"]
-            .as_array()
-            .unwrap()
+        let honest = job
+            .slots
             .iter()
-            .filter_map(|s| s["executor"].as_str())
-            .find(|k| *k != me)
-            .unwrap()
-            .parse()
+            .map(|s| s.executor)
+            .find(|k| *k != self.me)
             .unwrap();
         (id, honest)
     }
@@ -148,35 +122,27 @@ impl Liar {
             &p.trace_root(),
             &glassbox_primitives::Salt::from_bytes([7; 32]),
         );
-        post_tx(
-            &net.node,
-            &net.sign(
-                &self.key,
-                TxBody::CommitResult {
-                    job_id: *id,
-                    commitment: c,
-                },
-            ),
+        net.send(
+            &self.key,
+            TxBody::CommitResult {
+                job_id: *id,
+                commitment: c,
+            },
         );
         net.wait_job(id, "all committed", |j| {
-            j["slots"]
-                .as_array()
-                .is_some_and(|s| s.iter().all(|s| !s["commitment"].is_null()))
+            j.slots.iter().all(|s| s.commitment.is_some())
         });
-        post_tx(
-            &net.node,
-            &net.sign(
-                &self.key,
-                TxBody::RevealResult {
-                    job_id: *id,
-                    output_hash: p.output_hash(),
-                    trace_root: p.trace_root(),
-                    salt: glassbox_primitives::Salt::from_bytes([7; 32]),
-                    outputs: p.outputs(),
-                },
-            ),
+        net.send(
+            &self.key,
+            TxBody::RevealResult {
+                job_id: *id,
+                output_hash: p.output_hash(),
+                trace_root: p.trace_root(),
+                salt: glassbox_primitives::Salt::from_bytes([7; 32]),
+                outputs: p.outputs(),
+            },
         );
-        net.wait_job(id, "disputed", |j| j["status"] == "disputed");
+        net.wait_job(id, "disputed", |j| j.status == JobStatus::Disputed);
     }
 
     /// Plays the liar's side until the job is no longer disputed, calling
@@ -190,10 +156,10 @@ impl Liar {
                 started.elapsed() < Duration::from_secs(120),
                 "the dispute did not end"
             );
-            if net.job(id)["status"] != "disputed" {
+            if net.job(id).is_none_or(|j| j.status != JobStatus::Disputed) {
                 break;
             }
-            let Some(ext) = job_ext(&net.node, id) else {
+            let Some(ext) = net.job_ext(id) else {
                 continue;
             };
             let Some(d) = ext.dispute.as_ref() else {
@@ -207,15 +173,11 @@ impl Liar {
                 && let Some(step) = self.party.next_step(&ext, &self.me)
             {
                 for t in self.party.opened_tensors(&step) {
-                    put(
-                        &format!("{}/v1/tensors/{}", net.node, t.hash()),
-                        &formats::canonical_encode(&t),
-                    );
+                    net.api
+                        .put_tensor(formats::canonical_encode(&t))
+                        .expect("PUT tensor");
                 }
-                post_tx(
-                    &net.node,
-                    &net.sign(&self.key, TxBody::DisputeStep { job_id: *id, step }),
-                );
+                net.send(&self.key, TxBody::DisputeStep { job_id: *id, step });
                 sent = Some(pos);
                 steps += 1;
                 after_step(steps);
@@ -228,31 +190,24 @@ impl Liar {
     /// The job ended with the honest result, the dispute at exactly the
     /// corrupted operator, and the liar slashed.
     fn check_caught(&self, net: &Net, id: &JobId, honest: &PublicKey) {
-        let job = net.job(id);
-        assert_eq!(job["status"], "final", "{job}");
+        let job = net.job(id).expect("the job");
+        assert_eq!(job.status, JobStatus::Final, "{job:?}");
         let truth =
             Party::run(Arc::clone(&self.session), std::slice::from_ref(&self.input)).unwrap();
-        let outputs: Vec<String> = truth.outputs().iter().map(|o| hex(o)).collect();
-        assert_eq!(job["outputs"], serde_json::json!(outputs));
-        let d = job_ext(&net.node, id).unwrap().dispute.unwrap();
+        assert_eq!(job.outputs, truth.outputs());
+        let d = net.job_ext(id).unwrap().dispute.unwrap();
         assert_eq!(
             d.verdicts[0].target,
             Some(Target::Node(self.lie_at as u64)),
             "{d:?}"
         );
-        assert_eq!(net.executor(&self.me)["stake"], 0, "the liar is slashed");
-        assert_eq!(net.executor(honest)["disputes"], 0);
+        assert_eq!(net.executor(&self.me).stake, 0, "the liar is slashed");
+        assert_eq!(net.executor(honest).disputes, 0);
     }
 }
 
 /// The two tests each run a network of four validators: one at a time.
 static ONE_NETWORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn job_ext(node: &str, id: &JobId) -> Option<JobExt> {
-    let (_, rec) = get(&format!("{node}/v1/jobs/{id}/ext"));
-    let record = rec["record"].as_str()?;
-    Some(JobExt::decode(&glassbox_types::unhex_vec(record, 1 << 24).unwrap()).unwrap())
-}
 
 #[test]
 fn a_lying_executor_is_caught_at_the_operator_it_corrupted() {
@@ -264,7 +219,7 @@ fn a_lying_executor_is_caught_at_the_operator_it_corrupted() {
     let key = glassbox_store::keyfile::read_secret_key(&dir.path().join("executor-3.key")).unwrap();
     let node = dev_net.node.clone();
     dev_net.publish_mlp();
-    let net = net_of(&node);
+    let net = Net::connect(&node);
     let dev = glassbox_store::keyfile::read_secret_key(&dev_net.dev_key()).unwrap();
     let liar = Liar::new(key);
     let (id, honest) = liar.get_a_job(&net, &dev);
@@ -283,17 +238,9 @@ fn a_lying_executor_is_caught_at_the_operator_it_corrupted() {
     assert!(text.contains("stands"), "{text}");
 
     // The receipt carries the dispute record and verifies offline.
-    let start = Instant::now();
-    let receipt = loop {
-        let (code, body) = get(&format!("{node}/v1/jobs/{id}/receipt"));
-        if code == 200 {
-            break body;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{body}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let receipt = net.receipt(&id);
     let path = dir.path().join("receipt.json");
-    std::fs::write(&path, receipt.to_string()).unwrap();
+    std::fs::write(&path, serde_json::to_string(&receipt).unwrap()).unwrap();
     let out = common::glassbox()
         .args(["receipt", "verify"])
         .arg(&path)
@@ -354,7 +301,7 @@ fn a_dispute_resolves_across_a_validator_crash() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let net = net_of(&node);
+    let net = Net::connect(&node);
     let dev = glassbox_store::keyfile::read_secret_key(&dir.join("dev.key")).unwrap();
     let liar = Liar::new(key);
     let (id, honest) = liar.get_a_job(&net, &dev);
@@ -392,7 +339,7 @@ fn a_dispute_resolves_across_a_validator_crash() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let here = net.job(&id);
-    let there = get(&format!("http://127.0.0.1:{}/v1/jobs/{id}", ports[3])).1["value"].clone();
+    let there = common::api_at(ports[3]).job(&id).expect("job").record;
     assert_eq!(here, there, "validators 0 and 3 disagree on the job");
     assert_eq!(
         common::block_digest(ports[0], decided_at),

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{DevNet, get_json, glassbox, models};
+use common::{DevNet, glassbox, models};
 use serde_json::Value;
 
 fn run_ok(cmd: &mut Command) -> Output {
@@ -112,10 +112,14 @@ fn a_crashed_executor_is_replaced_and_bad_requests_cost_nothing() {
         let out = run_ok(glassbox().args(["keys", "show", "--key"]).arg(&key));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
+    let api = common::api(&node);
+    let dev_address: glassbox_types::PublicKey = dev_address.parse().unwrap();
     let balance = || {
-        get_json(&format!("{node}/v1/accounts/{dev_address}")).unwrap()["value"]["balance"]
-            .as_u64()
+        api.account(&dev_address)
             .unwrap()
+            .record
+            .expect("the dev account")
+            .balance
     };
     let before = balance();
 
@@ -166,13 +170,9 @@ fn a_crashed_executor_is_replaced_and_bad_requests_cost_nothing() {
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["status"], "final");
         assert_eq!(v["receipt_verified"], true);
-        let job = get_json(&format!("{node}/v1/jobs/{}", v["job_id"].as_str().unwrap())).unwrap();
-        let missed: Vec<String> = job["value"]["missed"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k.as_str().unwrap().to_string())
-            .collect();
+        let id: glassbox_ledger::JobId = v["job_id"].as_str().unwrap().parse().unwrap();
+        let job = api.job(&id).unwrap().record.expect("the job");
+        let missed: Vec<String> = job.missed.iter().map(ToString::to_string).collect();
         if !missed.is_empty() {
             assert_eq!(missed, vec![dead.trim().to_string()]);
             replaced = true;
@@ -180,9 +180,10 @@ fn a_crashed_executor_is_replaced_and_bad_requests_cost_nothing() {
         }
     }
     assert!(replaced, "no job was ever assigned to the dead executor");
-    let ex = get_json(&format!("{node}/v1/executors/{}", dead.trim())).unwrap();
+    let dead: glassbox_types::PublicKey = dead.trim().parse().unwrap();
+    let ex = api.executor(&dead).unwrap().record.expect("the executor");
     assert!(
-        ex["value"]["stake"].as_u64().unwrap() < 10_000_000_000,
-        "the missing executor lost stake: {ex}"
+        ex.stake < 10_000_000_000,
+        "the missing executor lost stake: {ex:?}"
     );
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Nodes, block_digest, chain_id, free_ports, get_json, glassbox, height, wait};
+use common::{Nodes, block_digest, free_ports, glassbox, height, wait};
 
 const VALIDATORS: usize = 4;
 
@@ -33,8 +33,8 @@ fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
     // A transfer sent to validator 1's API reaches the others by gossip and
     // is finalized everywhere.
     let key = glassbox_store::keyfile::read_secret_key(&dir.join("dev.key")).unwrap();
-    let status = get_json(&format!("http://127.0.0.1:{}/v1/status", ports[1])).unwrap();
-    let chain_id = chain_id(&status);
+    let api = common::api_at(ports[1]);
+    let chain_id = api.status().unwrap().chain_id;
     let to = glassbox_types::SecretKey::from_seed(&[5; 32]).public();
     let tx = glassbox_ledger::SignedTx::sign(
         &chain_id,
@@ -44,15 +44,13 @@ fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
         glassbox_ledger::TxBody::Transfer { to, amount: 42 },
     )
     .unwrap();
-    let body = serde_json::json!({ "tx": glassbox_types::hex(tx.encoded()) });
-    let resp = ureq::post(&format!("http://127.0.0.1:{}/v1/tx", ports[1]))
-        .send_json(&body)
-        .expect("submit");
-    assert_eq!(resp.status(), 202);
+    api.submit_tx(&tx).expect("submit");
     wait("the transfer to finalize on every node", long, || {
         ports.iter().all(|&p| {
-            get_json(&format!("http://127.0.0.1:{p}/v1/tx/{}", tx.hash()))
-                .is_some_and(|v| v["status"] == "finalized")
+            matches!(
+                common::api_at(p).tx_status(&tx.hash()),
+                Ok(glassbox_api::wire::TxStatus::Finalized { .. })
+            )
         })
     });
 

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use glassbox_api::VersionEntry;
+use glassbox_api::blocking::Client;
+use glassbox_api::wire::HealthStatus;
+use glassbox_types::ModelId;
 use serde_json::Value;
 
 /// Kills the network on drop, so a failing test leaves no process behind.
@@ -32,25 +36,9 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .new_agent()
-}
-
-fn get_json(url: &str) -> (u16, Value) {
-    let mut res = agent()
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = res.status().as_u16();
-    let v = res
-        .body_mut()
-        .read_json()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    (status, v)
+/// The typed client of the network's API.
+fn api(url: &str) -> Client {
+    Client::new(url, Duration::from_secs(5)).expect("client")
 }
 
 impl Network {
@@ -77,11 +65,9 @@ impl Network {
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let health = agent().get(format!("{}/health", net.url)).call();
-            if let Ok(mut res) = health
-                && res.status() == 200
-                && let Ok(v) = res.body_mut().read_json::<Value>()
-                && v["finalized_height"].as_u64().unwrap_or(0) > 0
+            if let Ok(h) = api(&net.url).health()
+                && h.status == HealthStatus::Ok
+                && h.finalized_height > 0
             {
                 break;
             }
@@ -178,18 +164,20 @@ fn publish_registers_on_the_ledger_and_uploads_the_blob() {
     assert!(out["fee"].as_u64().is_some_and(|f| f > 0));
 
     // On the ledger, under its name.
-    let (status, v) = get_json(&format!("{}/v1/models/by-name/test/mlp/1.0.0", net.url));
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["value"]["model_id"], model_id.as_str(), "{v}");
-    assert_eq!(v["model"]["value"]["manifest_id"], manifest_id, "{v}");
-    assert_eq!(v["model"]["value"]["height"], height, "{v}");
-    assert_eq!(v["model"]["value"]["manifest"]["license"], "MIT", "{v}");
+    let id: ModelId = model_id.parse().expect("a model id");
+    let by_name = api(&net.url)
+        .model_by_name("test/mlp", "1.0.0")
+        .expect("by name (proofs checked)");
+    assert_eq!(by_name.entry.record, Some(VersionEntry(id)));
+    let record = by_name.model.and_then(|m| m.record).expect("the record");
+    assert_eq!(record.manifest_id.to_string(), manifest_id);
+    assert_eq!(record.height, height);
+    assert_eq!(record.manifest.manifest().license.as_deref(), Some("MIT"));
 
     // The node serves the very bytes.
-    let url = format!("{}/v1/blobs/{model_id}", net.url);
-    let mut res = agent().get(&url).call().expect("GET blob");
-    assert_eq!(res.status(), 200);
-    let served = res.body_mut().read_to_vec().expect("blob bytes");
+    let served = api(&net.url)
+        .blob(&id, 1 << 20)
+        .expect("GET blob (hash-checked)");
     assert!(served == bytes, "the served blob differs from the file");
 
     // Again: nothing new to pay for or upload.

@@ -1,6 +1,6 @@
 //! Shared helpers of the CLI's network tests: the binary, free ports, a
-//! killed-on-drop child, JSON GETs, a `glassbox dev` network and separate
-//! `glassbox node` processes.
+//! killed-on-drop child, the typed API client (proof-checked records), a
+//! `glassbox dev` network and separate `glassbox node` processes.
 
 #![allow(dead_code)]
 
@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use glassbox_ledger::{JobId, Params, SignedTx, TxBody};
-use glassbox_types::{PublicKey, SecretKey, hex};
-use serde_json::{Value, json};
+use glassbox_api::blocking::Client;
+use glassbox_api::wire::HealthStatus;
+use glassbox_ledger::{Executor, Job, JobExt, JobId, Params, SignedTx, TxBody};
+use glassbox_node::receipt::Receipt;
+use glassbox_primitives::{BlockDigest, ChainId};
+use glassbox_types::{PublicKey, SecretKey};
+use serde_json::Value;
 
 pub(crate) fn glassbox() -> Command {
     Command::new(env!("CARGO_BIN_EXE_glassbox"))
@@ -38,26 +42,20 @@ pub(crate) fn free_ports(validators: u16) -> u16 {
     glassbox_node::run::free_port_block(2 * validators).unwrap()
 }
 
-/// A GET's JSON body when the answer is 200.
-pub(crate) fn get_json(url: &str) -> Option<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(2)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent.get(url).call().ok()?;
-    if resp.status() != 200 {
-        return None;
-    }
-    resp.body_mut().read_json().ok()
+/// A client of the API at `url` (`http://HOST:PORT`), each call bounded
+/// by 5 s.
+pub(crate) fn api(url: &str) -> Client {
+    Client::new(url, Duration::from_secs(5)).expect("client")
 }
 
-/// The chain id a node's `/v1/status` answer names.
-pub(crate) fn chain_id(status: &Value) -> glassbox_primitives::ChainId {
-    let s = status["chain_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no chain_id in {status}"));
-    s.parse().unwrap_or_else(|e| panic!("{e}"))
+/// A client of the API on `127.0.0.1:port`.
+pub(crate) fn api_at(port: u16) -> Client {
+    api(&format!("http://127.0.0.1:{port}"))
+}
+
+/// Whether the node answers healthy (its restart replay done).
+pub(crate) fn healthy(client: &Client) -> bool {
+    client.health().is_ok_and(|h| h.status == HealthStatus::Ok)
 }
 
 /// Sets a genesis's commit and reveal windows to `window_blocks` and its
@@ -125,16 +123,15 @@ fn start_node(dir: &Path, i: usize) -> Child {
         .expect("spawn glassbox node")
 }
 
-/// The finalized height a node's API reports.
+/// The finalized height a healthy node's API reports.
 pub(crate) fn height(port: u16) -> Option<u64> {
-    get_json(&format!("http://127.0.0.1:{port}/health"))?["finalized_height"].as_u64()
+    let h = api_at(port).health().ok()?;
+    (h.status == HealthStatus::Ok).then_some(h.finalized_height)
 }
 
 /// The digest of the block at height `h` a node's API reports.
-pub(crate) fn block_digest(port: u16, h: u64) -> Option<String> {
-    get_json(&format!("http://127.0.0.1:{port}/v1/blocks/{h}"))?["digest"]
-        .as_str()
-        .map(str::to_string)
+pub(crate) fn block_digest(port: u16, h: u64) -> Option<BlockDigest> {
+    api_at(port).block(h).ok().map(|b| b.digest)
 }
 
 /// Polls `done` every 100 ms; panics after `timeout`.
@@ -193,7 +190,7 @@ impl DevNet {
         );
         let node = format!("http://{http}");
         let start = Instant::now();
-        while get_json(&format!("{node}/health")).is_none() {
+        while !healthy(&api(&node)) {
             assert!(start.elapsed() < Duration::from_secs(60), "network not up");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -225,68 +222,95 @@ impl DevNet {
 
 // ---- talking to a node as a test-driven party -------------------------------
 
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into()
+/// Submits a transaction; panics unless accepted.
+pub(crate) fn post_tx(client: &Client, tx: &SignedTx) {
+    if let Err(e) = client.submit_tx(tx) {
+        panic!("transaction refused: {e}");
+    }
 }
 
-pub(crate) fn get(url: &str) -> (u16, Value) {
-    let mut resp = agent().get(url).call().expect("GET");
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_json().unwrap_or(Value::Null))
-}
-
-/// Posts a transaction; panics unless accepted.
-pub(crate) fn post_tx(node: &str, tx: &SignedTx) {
-    let mut resp = agent()
-        .post(format!("{node}/v1/tx"))
-        .header("content-type", "application/json")
-        .send(json!({ "tx": hex(tx.encoded()) }).to_string())
-        .expect("POST /v1/tx");
-    let status = resp.status().as_u16();
-    let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-    assert_eq!(status, 202, "transaction refused: {body}");
-}
-
+/// The network as one node's API shows it.
 pub(crate) struct Net {
-    pub(crate) node: String,
-    pub(crate) chain_id: glassbox_primitives::ChainId,
+    pub(crate) api: Client,
+    pub(crate) chain_id: ChainId,
     pub(crate) params: Params,
 }
 
 impl Net {
+    /// The network behind the API at `node`.
+    pub(crate) fn connect(node: &str) -> Net {
+        let api = api(node);
+        let status = api.status().expect("status");
+        Net {
+            api,
+            chain_id: status.chain_id,
+            params: status.params,
+        }
+    }
+
+    /// `body` signed by `key` at its account's next nonce and the least fee.
     pub(crate) fn sign(&self, key: &SecretKey, body: TxBody) -> SignedTx {
-        let (_, a) = get(&format!("{}/v1/accounts/{}", self.node, key.public()));
-        let nonce = a["value"]["nonce"].as_u64().unwrap_or(0);
+        let account = self.api.account(&key.public()).expect("account");
+        let nonce = account.record.map_or(0, |a| a.nonce);
         let probe = SignedTx::sign(&self.chain_id, key, nonce, 0, body.clone()).unwrap();
         let fee = self.params.min_fee_for(probe.len()).unwrap();
         SignedTx::sign(&self.chain_id, key, nonce, fee, body).unwrap()
     }
 
-    pub(crate) fn job(&self, id: &JobId) -> Value {
-        get(&format!("{}/v1/jobs/{id}", self.node)).1["value"].clone()
+    /// Signs and submits `body`; panics unless accepted.
+    pub(crate) fn send(&self, key: &SecretKey, body: TxBody) -> SignedTx {
+        let tx = self.sign(key, body);
+        post_tx(&self.api, &tx);
+        tx
+    }
+
+    /// The job (proof-checked), if the chain holds it.
+    pub(crate) fn job(&self, id: &JobId) -> Option<Job> {
+        self.api.job(id).expect("job").record
+    }
+
+    /// The job's extension record (proof-checked), if it has one.
+    pub(crate) fn job_ext(&self, id: &JobId) -> Option<JobExt> {
+        self.api.job_ext(id).expect("job ext").record
     }
 
     /// Waits until `pred` holds for the job.
-    pub(crate) fn wait_job(&self, id: &JobId, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_job(&self, id: &JobId, what: &str, pred: impl Fn(&Job) -> bool) -> Job {
         let start = Instant::now();
         loop {
             let j = self.job(id);
-            if !j.is_null() && pred(&j) {
-                return j;
+            if let Some(j) = j.as_ref().filter(|j| pred(j)) {
+                return j.clone();
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
-                "job {id} never reached `{what}`: {j}"
+                "job {id} never reached `{what}`: {j:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    pub(crate) fn executor(&self, key: &PublicKey) -> Value {
-        get(&format!("{}/v1/executors/{key}", self.node)).1["value"].clone()
+    /// The executor record of `key`; panics when the chain holds none.
+    pub(crate) fn executor(&self, key: &PublicKey) -> Executor {
+        self.api
+            .executor(key)
+            .expect("executor")
+            .record
+            .unwrap_or_else(|| panic!("no executor {key}"))
+    }
+
+    /// The job's receipt, waiting up to 30 s while the node answers 409
+    /// (not final or not certified yet).
+    pub(crate) fn receipt(&self, id: &JobId) -> Receipt {
+        let start = Instant::now();
+        loop {
+            match self.api.receipt::<Receipt>(id) {
+                Ok(r) => return r,
+                Err(e) if e.status() == Some(409) && start.elapsed() < Duration::from_secs(30) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("receipt of {id}: {e}"),
+            }
+        }
     }
 }
