@@ -1,7 +1,8 @@
 //! The blocking client: [`crate::Client`]'s calls run to completion on a
 //! current-thread runtime of its own, driven by the calling thread. Call
-//! it from code without an async runtime (the CLI, scripts, tests); inside
-//! one, use the async client. Clones share the runtime and the connection
+//! it from code without an async runtime (the CLI, scripts, tests): inside
+//! one its calls panic (tokio refuses a runtime within a runtime), so use
+//! the async client there. Clones share the runtime and the connection
 //! pool, and may be used from several threads at once (tokio's
 //! current-thread `block_on` hands its drivers from thread to thread).
 
@@ -40,11 +41,6 @@ impl Client {
             rt: Arc::new(rt),
             inner,
         })
-    }
-
-    /// The async client underneath.
-    pub fn inner(&self) -> &client::Client {
-        &self.inner
     }
 
     /// The node's base URL, without a trailing `/`.

@@ -26,8 +26,8 @@ use crate::{Verified, routes};
 pub const MAX_JSON_BYTES: u64 = 16 << 20;
 /// Longest a connection attempt waits.
 pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The slowest upload a blob PUT allows for, in bytes per second: its
-/// timeout grows with the blob's size at this rate.
+/// The slowest transfer a blob or tensor call allows for, in bytes per
+/// second: its timeout grows with the size at this rate.
 pub const MIN_UPLOAD_BYTES_PER_SEC: u64 = 1 << 20;
 /// Longest piece of an unexpected answer quoted in an error.
 const MAX_QUOTE: usize = 200;
@@ -40,6 +40,15 @@ pub enum Error {
     Url {
         /// The URL given.
         url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A request the client refuses to send (it would ask for something
+    /// else than the caller means).
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// What was given.
+        what: &'static str,
         /// What is wrong.
         reason: String,
     },
@@ -218,10 +227,16 @@ impl Client {
         let url = self.url(r.path);
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
+                // A connection attempt has its own, shorter bound.
+                let limit = if e.is_connect() {
+                    r.timeout.min(MAX_CONNECT_TIMEOUT)
+                } else {
+                    r.timeout
+                };
                 Error::Timeout {
                     method,
                     url: url.clone(),
-                    timeout_ms: r.timeout.as_millis(),
+                    timeout_ms: limit.as_millis(),
                 }
             } else {
                 let mut reason = chain(&e);
@@ -256,12 +271,12 @@ impl Client {
         Ok(Raw { status, bytes })
     }
 
-    /// Sends `r`; a 2xx answer's bytes, or the node's refusal.
-    async fn ok(&self, r: Request<'_>) -> Result<Vec<u8>> {
+    /// Sends `r`; a 2xx answer, or the node's refusal.
+    async fn ok(&self, r: Request<'_>) -> Result<Raw> {
         let (method, path) = (method_name(&r.method), r.path);
         let raw = self.send(r).await?;
         if (200..300).contains(&raw.status) {
-            Ok(raw.bytes)
+            Ok(raw)
         } else {
             Err(self.refusal(method, path, raw))
         }
@@ -290,20 +305,20 @@ impl Client {
         &self,
         method: &'static str,
         path: &str,
-        bytes: &[u8],
+        raw: &Raw,
     ) -> Result<T> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Answer {
+        serde_json::from_slice(&raw.bytes).map_err(|e| Error::Answer {
             method,
             url: self.url(path),
-            status: 200,
-            reason: format!("does not decode ({e}): {}", quote(bytes)),
+            status: raw.status,
+            reason: format!("does not decode ({e}): {}", quote(&raw.bytes)),
         })
     }
 
     async fn json<T: DeserializeOwned>(&self, r: Request<'_>) -> Result<T> {
         let (method, path) = (method_name(&r.method), r.path);
-        let bytes = self.ok(r).await?;
-        self.decode(method, path, &bytes)
+        let raw = self.ok(r).await?;
+        self.decode(method, path, &raw)
     }
 
     async fn proven<R: Record>(&self, path: &str, key: &StateKey) -> Result<Verified<R>> {
@@ -324,7 +339,7 @@ impl Client {
         let path = routes::HEALTH;
         let raw = self.send(self.get(path)).await?;
         match raw.status {
-            200 | 503 => self.decode("GET", path, &raw.bytes),
+            200 | 503 => self.decode("GET", path, &raw),
             _ => Err(self.refusal("GET", path, raw)),
         }
     }
@@ -399,9 +414,28 @@ impl Client {
         self.proven(&routes::model(id), &StateKey::Model(*id)).await
     }
 
-    /// `GET /v1/models/by-name/{name}/{version}`, both proofs checked, and
-    /// the record checked to be the one the entry names.
+    /// `GET /v1/models/by-name/{name}/{version}`, both proofs checked
+    /// against one state root, and the record checked to be the one the
+    /// entry names. `name` and `version` are checked first (a `/` in the
+    /// version, say, would ask for another key).
     pub async fn model_by_name(&self, name: &str, version: &str) -> Result<ModelByName> {
+        let invalid = |reason: String| Error::Invalid {
+            what: "model name and version",
+            reason,
+        };
+        glassbox_types::validate_name(name).map_err(|e| invalid(e.to_string()))?;
+        if version.is_empty()
+            || version.len() > glassbox_types::Limits::MAX_VERSION_BYTES
+            || !version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-+.".contains(&b))
+        {
+            return Err(invalid(format!(
+                "`{}` is not a version (semantic version, at most {} bytes)",
+                clip(version, 80),
+                glassbox_types::Limits::MAX_VERSION_BYTES
+            )));
+        }
         let path = routes::model_by_name(name, version);
         let answer: ByName<IgnoredAny, IgnoredAny> = self.json(self.get(&path)).await?;
         let entry_key = StateKey::ModelVersion {
@@ -411,7 +445,16 @@ impl Client {
         let entry: Verified<VersionEntry> = self.check(&path, answer.entry.verify(&entry_key))?;
         let model = match (&entry.record, &answer.model) {
             (Some(VersionEntry(id)), Some(m)) => {
-                Some(self.check(&path, m.verify(&StateKey::Model(*id)))?)
+                let m: Verified<ModelRecord> =
+                    self.check(&path, m.verify(&StateKey::Model(*id)))?;
+                if (m.height, m.block, m.state_root)
+                    != (entry.height, entry.block, entry.state_root)
+                {
+                    return Err(
+                        self.bad_answer(&path, "proves the entry and the model in two states")
+                    );
+                }
+                Some(m)
             }
             (None, None) => None,
             (Some(_), None) => {
@@ -424,6 +467,7 @@ impl Client {
         Ok(ModelByName { entry, model })
     }
 
+    /// A 200 answer that is not what the route answers.
     fn bad_answer(&self, path: &str, reason: &str) -> Error {
         Error::Answer {
             method: "GET",
@@ -487,11 +531,19 @@ impl Client {
         let path = routes::tensor(hash);
         let mut r = self.get(&path);
         r.max_bytes = max_bytes;
-        let bytes = self.ok(r).await?;
+        r.timeout = self.transfer_timeout(max_bytes);
+        let bytes = self.ok(r).await?.bytes;
         if TensorHash::from(blake3::hash(&bytes)) != *hash {
             return Err(self.bad_answer(&path, "does not hash to the tensor hash asked for"));
         }
         Ok(bytes)
+    }
+
+    /// The bound of moving up to `bytes` bytes: the call timeout (at least
+    /// a minute) plus a second per [`MIN_UPLOAD_BYTES_PER_SEC`].
+    fn transfer_timeout(&self, bytes: u64) -> Duration {
+        self.timeout.max(Duration::from_secs(60))
+            + Duration::from_secs(bytes / MIN_UPLOAD_BYTES_PER_SEC)
     }
 
     /// `HEAD /v1/blobs/{model_id}`: whether the node holds the model.
@@ -516,9 +568,8 @@ impl Client {
     /// with the size ([`MIN_UPLOAD_BYTES_PER_SEC`]).
     pub async fn put_blob(&self, id: &ModelId, bytes: Vec<u8>) -> Result<BlobStored> {
         let path = routes::blob(id);
-        let secs = bytes.len() as u64 / MIN_UPLOAD_BYTES_PER_SEC;
         let mut r = self.request(reqwest::Method::PUT, &path);
-        r.timeout = self.timeout.max(Duration::from_secs(60)) + Duration::from_secs(secs);
+        r.timeout = self.transfer_timeout(bytes.len() as u64);
         r.body = Some(("application/octet-stream", bytes));
         self.json(r).await
     }
@@ -529,7 +580,8 @@ impl Client {
         let path = routes::blob(id);
         let mut r = self.get(&path);
         r.max_bytes = max_bytes;
-        let bytes = self.ok(r).await?;
+        r.timeout = self.transfer_timeout(max_bytes);
+        let bytes = self.ok(r).await?.bytes;
         if ModelId::from(blake3::hash(&bytes)) != *id {
             return Err(self.bad_answer(&path, "does not hash to the model id asked for"));
         }

@@ -58,12 +58,14 @@ impl Record for VersionEntry {
     }
 }
 
-/// A record read at a finalized block, its proof checked.
+/// A record read at a finalized block, its proof checked against
+/// `state_root`. `height` and `block` are the node's word: what binds them
+/// to the root is the block's header and its finalization certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified<R> {
-    /// Height of the block whose state was read.
+    /// Height of the block whose state was read (as the node says).
     pub height: u64,
-    /// Its digest.
+    /// Its digest (as the node says).
     pub block: BlockDigest,
     /// Its state root, which the record's proof verifies against.
     pub state_root: StateRoot,

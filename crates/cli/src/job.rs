@@ -85,14 +85,24 @@ fn short(s: &str) -> String {
     format!("{}…", body.chars().take(10).collect::<String>())
 }
 
-/// The job and its extension record, proof-checked, at one height.
+/// Tries at reading a job and its extension in one state before giving up.
+const MAX_FETCH_TRIES: usize = 10;
+
+/// The job and its extension record, proof-checked, read in one state
+/// (the two reads are retried while a block lands between them).
 fn fetch(client: &Client, id: &JobId) -> Result<(Verified<Job>, Verified<JobExt>)> {
-    let job = client.job(id)?;
-    if job.record.is_none() {
-        bail!("no job {id} on this network");
+    for _ in 0..MAX_FETCH_TRIES {
+        let job = client.job(id)?;
+        if job.record.is_none() {
+            bail!("no job {id} on this network");
+        }
+        let ext = client.job_ext(id)?;
+        if ext.state_root == job.state_root {
+            return Ok((job, ext));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let ext = client.job_ext(id)?;
-    Ok((job, ext))
+    bail!("job {id}: the node's answers never came from one state in {MAX_FETCH_TRIES} tries")
 }
 
 /// A value's JSON text (targets, as the API writes them).

@@ -869,6 +869,14 @@ async fn typed_client_reads_what_the_server_writes() {
         by_name.model.and_then(|m| m.record).map(|m| m.model_id),
         Some(id)
     );
+    for (name, version) in [
+        ("org/vision", "1.0/0"),
+        ("Org", "1.0.0"),
+        ("org/vision", ""),
+    ] {
+        let e = c.model_by_name(name, version).await.expect_err("refused");
+        assert!(matches!(e, glassbox_api::Error::Invalid { .. }), "{e}");
+    }
     let missing = c
         .model_by_name("org/vision", "9.9.9")
         .await

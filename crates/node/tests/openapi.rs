@@ -177,6 +177,25 @@ async fn samples() -> Vec<Sample> {
     for (template, uri) in gets {
         out.push(call(app, "get", template, &uri, Vec::new()).await);
     }
+    // A node given its genesis file serves it.
+    let addr = "127.0.0.1:30300".parse().expect("address");
+    let (node_genesis, _) =
+        glassbox_node::genesis::deal_validators(&mut rand::rng(), genesis(), &[(addr, Some(addr))])
+            .expect("deal");
+    let with_genesis = glassbox_node::api::router(
+        glassbox_node::api::Api::new(n.chain.clone())
+            .with_genesis(std::sync::Arc::new(node_genesis)),
+    );
+    out.push(
+        call(
+            &with_genesis,
+            "get",
+            "/v1/genesis",
+            "/v1/genesis",
+            Vec::new(),
+        )
+        .await,
+    );
     out.push(
         call(
             app,

@@ -257,7 +257,7 @@ pub(crate) fn await_finalized(client: &Client, hashes: &[TxHash], deadline: Inst
                     break;
                 }
                 Ok(TxStatus::Pending { .. }) => {}
-                Err(e) if e.code() == Some("unknown_tx") => {}
+                Err(e) if e.code() == Some("unknown_tx") || e.status() == Some(503) => {}
                 Err(e) => return Err(e.into()),
             }
             if Instant::now() >= deadline {
