@@ -6,7 +6,7 @@ use glassbox_types::{ManifestId, ModelId, PublicKey, SignedManifest};
 use serde::{Deserialize, Serialize};
 
 use crate::dispute::{NoReferee, Referee, StepKind};
-use crate::error::{BlockError, TxError};
+use crate::error::{AdmissionError, BlockError, ExecutionError, TxError};
 use crate::jobs::{JobId, Reveal};
 use crate::limits;
 use crate::records::{
@@ -207,7 +207,7 @@ pub struct TxOutcome {
     /// The transaction's hash.
     pub tx_hash: TxHash,
     /// Its events, or why its body failed.
-    pub result: Result<Vec<Event>, TxError>,
+    pub result: Result<Vec<Event>, ExecutionError>,
 }
 
 impl Serialize for TxOutcome {
@@ -246,7 +246,7 @@ impl State {
     pub fn check_tx(&self, tx: &SignedTx) -> Result<(), TxError> {
         let account = self.admit(tx, false)?;
         let sender = tx.sender();
-        match tx.body() {
+        let body = match tx.body() {
             TxBody::SubmitJob {
                 model_id,
                 inputs,
@@ -302,50 +302,54 @@ impl State {
                 )
                 .map(|_| ()),
             _ => Ok(()),
-        }
+        };
+        Ok(body?)
     }
 
     /// The admission checks; returns the sender's account. In a block
     /// (`exact_nonce`) the nonce must be exactly the account's.
-    fn admit(&self, tx: &SignedTx, exact_nonce: bool) -> Result<Account, TxError> {
+    fn admit(&self, tx: &SignedTx, exact_nonce: bool) -> Result<Account, AdmissionError> {
         let p = &self.params;
         let size = tx.len();
         if u64::try_from(size).unwrap_or(u64::MAX) > u64::from(p.max_tx_bytes) {
-            return Err(TxError::TxTooLarge {
+            return Err(AdmissionError::TxTooLarge {
                 size,
                 max: u64::from(p.max_tx_bytes),
             });
         }
         let min = p.min_fee_for(size).unwrap_or(u64::MAX);
         if tx.fee() < min {
-            return Err(TxError::FeeTooLow {
+            return Err(AdmissionError::FeeTooLow {
                 fee: tx.fee(),
                 min,
                 size,
             });
         }
         let account = self
-            .load_account(tx.sender())?
-            .ok_or(TxError::UnknownSender {
+            .load_account(tx.sender())
+            .map_err(|e| AdmissionError::Internal {
+                reason: e.to_string(),
+            })?
+            .ok_or(AdmissionError::UnknownSender {
                 sender: tx.sender().to_string(),
             })?;
         if exact_nonce && tx.nonce() != account.nonce {
-            return Err(TxError::NonceMismatch {
+            return Err(AdmissionError::NonceMismatch {
                 expected: account.nonce,
                 got: tx.nonce(),
             });
         }
         if tx.nonce() < account.nonce {
-            return Err(TxError::NonceTooLow {
+            return Err(AdmissionError::NonceTooLow {
                 expected: account.nonce,
                 got: tx.nonce(),
             });
         }
         if tx.nonce() == u64::MAX {
-            return Err(TxError::NonceExhausted);
+            return Err(AdmissionError::NonceExhausted);
         }
         if account.balance < tx.fee() {
-            return Err(TxError::InsufficientFeeBalance {
+            return Err(AdmissionError::InsufficientFeeBalance {
                 balance: account.balance,
                 fee: tx.fee(),
             });
@@ -476,11 +480,11 @@ impl State {
         tx: &SignedTx,
         height: u64,
         referee: &dyn Referee,
-    ) -> Result<Result<Vec<Event>, TxError>, TxError> {
+    ) -> Result<Result<Vec<Event>, ExecutionError>, TxError> {
         let account = self.admit(tx, true)?;
         let charged = Account {
             balance: account.balance.checked_sub(tx.fee()).ok_or(
-                TxError::InsufficientFeeBalance {
+                AdmissionError::InsufficientFeeBalance {
                     balance: account.balance,
                     fee: tx.fee(),
                 },
@@ -488,7 +492,7 @@ impl State {
             nonce: account
                 .nonce
                 .checked_add(1)
-                .ok_or(TxError::NonceExhausted)?,
+                .ok_or(AdmissionError::NonceExhausted)?,
         };
         // Bodies change the sender's account only through `working`, which
         // is stored once below (or dropped when the body fails); they check
@@ -507,7 +511,9 @@ impl State {
                 self.put_account(tx.sender(), &working)?;
                 Ok(Ok(events))
             }
-            Err(e @ (TxError::Internal { .. } | TxError::RefereeUnavailable { .. })) => Err(e),
+            Err(
+                e @ (ExecutionError::Internal { .. } | ExecutionError::RefereeUnavailable { .. }),
+            ) => Err(e.into()),
             Err(e) => {
                 self.put_account(tx.sender(), &charged)?;
                 Ok(Err(e))
@@ -523,7 +529,7 @@ impl State {
         tx_hash: TxHash,
         height: u64,
         referee: &dyn Referee,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         match body {
             TxBody::Transfer { to, amount } => self.transfer(sender, account, to, *amount),
             TxBody::RegisterExecutor {
@@ -602,25 +608,26 @@ impl State {
         account: &mut Account,
         to: &PublicKey,
         amount: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         if amount == 0 {
-            return Err(TxError::ZeroAmount { field: "amount" });
+            return Err(ExecutionError::ZeroAmount { field: "amount" });
         }
-        let balance = account
-            .balance
-            .checked_sub(amount)
-            .ok_or(TxError::InsufficientBalance {
-                field: "amount",
-                balance: account.balance,
-                needed: amount,
-            })?;
+        let balance =
+            account
+                .balance
+                .checked_sub(amount)
+                .ok_or(ExecutionError::InsufficientBalance {
+                    field: "amount",
+                    balance: account.balance,
+                    needed: amount,
+                })?;
         if to != sender {
             let mut recipient = self.load_account(to)?.unwrap_or_default();
             recipient.balance =
                 recipient
                     .balance
                     .checked_add(amount)
-                    .ok_or(TxError::BalanceOverflow {
+                    .ok_or(ExecutionError::BalanceOverflow {
                         account: to.to_string(),
                     })?;
             self.put_account(to, &recipient)?;
@@ -641,12 +648,12 @@ impl State {
         capacity: u32,
         endpoint: &str,
         height: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         check_capacity(capacity)?;
-        validate_endpoint(endpoint).map_err(|reason| TxError::InvalidEndpoint { reason })?;
+        validate_endpoint(endpoint).map_err(|reason| ExecutionError::InvalidEndpoint { reason })?;
         let min = self.params.min_executor_stake;
         if stake < min {
-            return Err(TxError::StakeBelowMinimum {
+            return Err(ExecutionError::StakeBelowMinimum {
                 field: "stake",
                 stake,
                 min,
@@ -654,7 +661,7 @@ impl State {
         }
         let (unbonding, active_jobs, disputes, served) = match self.executor(owner) {
             Some(e) if e.is_active() => {
-                return Err(TxError::AlreadyRegistered {
+                return Err(ExecutionError::AlreadyRegistered {
                     owner: owner.to_string(),
                 });
             }
@@ -665,7 +672,7 @@ impl State {
             account
                 .balance
                 .checked_sub(stake)
-                .ok_or(TxError::InsufficientBalance {
+                .ok_or(ExecutionError::InsufficientBalance {
                     field: "stake",
                     balance: account.balance,
                     needed: stake,
@@ -690,12 +697,12 @@ impl State {
     }
 
     /// The sender's active executor, cloned for modification.
-    fn active_executor(&self, owner: &PublicKey) -> Result<Executor, TxError> {
+    fn active_executor(&self, owner: &PublicKey) -> Result<Executor, ExecutionError> {
         match self.executor(owner) {
-            None => Err(TxError::NotAnExecutor {
+            None => Err(ExecutionError::NotAnExecutor {
                 owner: owner.to_string(),
             }),
-            Some(e) if !e.is_active() => Err(TxError::ExecutorInactive {
+            Some(e) if !e.is_active() => Err(ExecutionError::ExecutorInactive {
                 owner: owner.to_string(),
             }),
             Some(e) => Ok(e.clone()),
@@ -707,23 +714,27 @@ impl State {
         owner: &PublicKey,
         account: &mut Account,
         amount: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         if amount == 0 {
-            return Err(TxError::ZeroAmount { field: "amount" });
+            return Err(ExecutionError::ZeroAmount { field: "amount" });
         }
         let mut e = self.active_executor(owner)?;
-        let balance = account
-            .balance
-            .checked_sub(amount)
-            .ok_or(TxError::InsufficientBalance {
-                field: "amount",
-                balance: account.balance,
-                needed: amount,
+        let balance =
+            account
+                .balance
+                .checked_sub(amount)
+                .ok_or(ExecutionError::InsufficientBalance {
+                    field: "amount",
+                    balance: account.balance,
+                    needed: amount,
+                })?;
+        e.stake = e
+            .stake
+            .checked_add(amount)
+            .ok_or(ExecutionError::StakeOverflow {
+                owner: owner.to_string(),
+                field: "stake",
             })?;
-        e.stake = e.stake.checked_add(amount).ok_or(TxError::StakeOverflow {
-            owner: owner.to_string(),
-            field: "stake",
-        })?;
         let stake = e.stake;
         account.balance = balance;
         self.put_executor(e)?;
@@ -733,13 +744,13 @@ impl State {
         }])
     }
 
-    fn release_height(&self, height: u64) -> Result<u64, TxError> {
-        height
-            .checked_add(self.params.unbonding_blocks)
-            .ok_or(TxError::ReleaseHeightOverflow {
+    fn release_height(&self, height: u64) -> Result<u64, ExecutionError> {
+        height.checked_add(self.params.unbonding_blocks).ok_or(
+            ExecutionError::ReleaseHeightOverflow {
                 height,
                 blocks: self.params.unbonding_blocks,
-            })
+            },
+        )
     }
 
     fn unbond(
@@ -747,22 +758,22 @@ impl State {
         owner: &PublicKey,
         amount: u64,
         height: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         if amount == 0 {
-            return Err(TxError::ZeroAmount { field: "amount" });
+            return Err(ExecutionError::ZeroAmount { field: "amount" });
         }
         let mut e = self.active_executor(owner)?;
         check_unlocked(&e)?;
         let remaining = e
             .stake
             .checked_sub(amount)
-            .ok_or(TxError::InsufficientStake {
+            .ok_or(ExecutionError::InsufficientStake {
                 stake: e.stake,
                 amount,
             })?;
         let min = self.params.min_executor_stake;
         if remaining < min {
-            return Err(TxError::StakeBelowMinimum {
+            return Err(ExecutionError::StakeBelowMinimum {
                 field: "remaining stake (deregister to unbond all of it)",
                 stake: remaining,
                 min,
@@ -785,11 +796,11 @@ impl State {
         ])
     }
 
-    fn deregister(&mut self, owner: &PublicKey, height: u64) -> Result<Vec<Event>, TxError> {
+    fn deregister(&mut self, owner: &PublicKey, height: u64) -> Result<Vec<Event>, ExecutionError> {
         let mut e = self.active_executor(owner)?;
         check_unlocked(&e)?;
         if e.active_jobs > 0 {
-            return Err(TxError::ExecutorBusy {
+            return Err(ExecutionError::ExecutorBusy {
                 owner: owner.to_string(),
                 active_jobs: e.active_jobs,
             });
@@ -818,18 +829,18 @@ impl State {
         owner: &PublicKey,
         account: &mut Account,
         height: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         let mut e = self
             .executor(owner)
             .cloned()
-            .ok_or(TxError::NotAnExecutor {
+            .ok_or(ExecutionError::NotAnExecutor {
                 owner: owner.to_string(),
             })?;
         check_unlocked(&e)?;
         let (released, pending): (Vec<Unbonding>, Vec<Unbonding>) =
             e.unbonding.iter().partition(|u| u.release_height <= height);
         if released.is_empty() {
-            return Err(TxError::NothingToWithdraw {
+            return Err(ExecutionError::NothingToWithdraw {
                 height,
                 next_release: pending.first().map(|u| u.release_height),
             });
@@ -837,16 +848,17 @@ impl State {
         let amount = released
             .iter()
             .try_fold(0u64, |acc, u| acc.checked_add(u.amount))
-            .ok_or(TxError::StakeOverflow {
+            .ok_or(ExecutionError::StakeOverflow {
                 owner: owner.to_string(),
                 field: "unbonding",
             })?;
-        let balance = account
-            .balance
-            .checked_add(amount)
-            .ok_or(TxError::BalanceOverflow {
-                account: owner.to_string(),
-            })?;
+        let balance =
+            account
+                .balance
+                .checked_add(amount)
+                .ok_or(ExecutionError::BalanceOverflow {
+                    account: owner.to_string(),
+                })?;
         e.unbonding = pending;
         if e.stake == 0 && e.unbonding.is_empty() {
             self.remove_executor(owner);
@@ -865,10 +877,10 @@ impl State {
         owner: &PublicKey,
         capacity: u32,
         endpoint: &str,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         let mut e = self.active_executor(owner)?;
         check_capacity(capacity)?;
-        validate_endpoint(endpoint).map_err(|reason| TxError::InvalidEndpoint { reason })?;
+        validate_endpoint(endpoint).map_err(|reason| ExecutionError::InvalidEndpoint { reason })?;
         e.capacity = capacity;
         e.endpoint = endpoint.to_string();
         self.put_executor(e)?;
@@ -883,28 +895,28 @@ impl State {
         &mut self,
         manifest: &SignedManifest,
         height: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         let m = manifest.manifest();
         manifest
             .verify()
-            .map_err(|_| TxError::BadManifestSignature {
+            .map_err(|_| ExecutionError::BadManifestSignature {
                 publisher: m.publisher.to_string(),
             })?;
         if self.models.contains_key(&m.model_id) {
-            return Err(TxError::ModelExists {
+            return Err(ExecutionError::ModelExists {
                 model_id: m.model_id,
             });
         }
         let version = m.version.to_string();
         if let Some(entry) = self.names.get(&m.name) {
             if entry.owner != m.publisher {
-                return Err(TxError::NameTaken {
+                return Err(ExecutionError::NameTaken {
                     name: m.name.clone(),
                     owner: entry.owner.to_string(),
                 });
             }
             if entry.versions.contains_key(&version) {
-                return Err(TxError::VersionExists {
+                return Err(ExecutionError::VersionExists {
                     name: m.name.clone(),
                     version,
                 });
@@ -987,7 +999,7 @@ impl BlockBuilder<'_> {
         // Admission is read-only: a refused transaction changes nothing.
         let result = match self.state.apply_tx(tx, self.ctx.height, self.referee) {
             Ok(result) => result,
-            Err(TxError::RefereeUnavailable { job_id, what }) => {
+            Err(TxError::Execution(ExecutionError::RefereeUnavailable { job_id, what })) => {
                 // Nothing was written: the transaction can be skipped.
                 return Err(BlockError::RefereeUnavailable {
                     index,
@@ -996,7 +1008,10 @@ impl BlockBuilder<'_> {
                     what,
                 });
             }
-            Err(TxError::Internal { reason }) => {
+            Err(
+                TxError::Execution(ExecutionError::Internal { reason })
+                | TxError::Admission(AdmissionError::Internal { reason }),
+            ) => {
                 let e = BlockError::Internal {
                     reason: format!("transaction {index}: {reason}"),
                 };
@@ -1063,9 +1078,9 @@ impl BlockBuilder<'_> {
 }
 
 /// Refuses to move stake of an executor locked by disputes.
-fn check_unlocked(e: &Executor) -> Result<(), TxError> {
+fn check_unlocked(e: &Executor) -> Result<(), ExecutionError> {
     if e.disputes > 0 {
-        return Err(TxError::ExecutorLocked {
+        return Err(ExecutionError::ExecutorLocked {
             owner: e.owner.to_string(),
             disputes: e.disputes,
         });
@@ -1073,11 +1088,11 @@ fn check_unlocked(e: &Executor) -> Result<(), TxError> {
     Ok(())
 }
 
-fn check_capacity(capacity: u32) -> Result<(), TxError> {
+fn check_capacity(capacity: u32) -> Result<(), ExecutionError> {
     if capacity_ok(capacity) {
         Ok(())
     } else {
-        Err(TxError::InvalidCapacity {
+        Err(ExecutionError::InvalidCapacity {
             capacity,
             max: limits::MAX_CAPACITY,
         })
@@ -1086,24 +1101,27 @@ fn check_capacity(capacity: u32) -> Result<(), TxError> {
 
 /// Adds an unbonding entry, merging with an entry of the same release
 /// height and keeping the list sorted by release height.
-fn add_unbonding(e: &mut Executor, amount: u64, release_height: u64) -> Result<(), TxError> {
+fn add_unbonding(e: &mut Executor, amount: u64, release_height: u64) -> Result<(), ExecutionError> {
     match e
         .unbonding
         .binary_search_by_key(&release_height, |u| u.release_height)
     {
         Ok(i) => {
             let owner = e.owner.to_string();
-            let u = e.unbonding.get_mut(i).ok_or(TxError::Internal {
+            let u = e.unbonding.get_mut(i).ok_or(ExecutionError::Internal {
                 reason: "unbonding index out of range".into(),
             })?;
-            u.amount = u.amount.checked_add(amount).ok_or(TxError::StakeOverflow {
-                owner,
-                field: "unbonding",
-            })?;
+            u.amount = u
+                .amount
+                .checked_add(amount)
+                .ok_or(ExecutionError::StakeOverflow {
+                    owner,
+                    field: "unbonding",
+                })?;
         }
         Err(i) => {
             if e.unbonding.len() >= limits::MAX_UNBONDING_ENTRIES {
-                return Err(TxError::TooManyUnbonding {
+                return Err(ExecutionError::TooManyUnbonding {
                     max: limits::MAX_UNBONDING_ENTRIES,
                 });
             }

@@ -20,7 +20,7 @@ use crate::dispute::{
     Claim, Dispute, Game, JobExt, MAX_OPENINGS, MAX_TRACE_LEAVES, OutputSource, Referee,
     RefereeError, Side, Stage, Step, Target, Verdict, hash_leaf, hash_node, root_from_path, split,
 };
-use crate::error::TxError;
+use crate::error::ExecutionError;
 use crate::jobs::{Job, JobId, JobStatus, check_tensors, outputs_hash};
 use crate::records::Account;
 use crate::schedule::status_name;
@@ -41,17 +41,17 @@ pub struct RefereeWork {
     pub tensors: Vec<TensorHash>,
 }
 
-fn dispute_err(job_id: JobId, reason: impl Into<String>) -> TxError {
-    TxError::Dispute {
+fn dispute_err(job_id: JobId, reason: impl Into<String>) -> ExecutionError {
+    ExecutionError::Dispute {
         job_id,
         reason: reason.into(),
     }
 }
 
-fn deadline_after(height: u64, blocks: u64) -> Result<u64, TxError> {
+fn deadline_after(height: u64, blocks: u64) -> Result<u64, ExecutionError> {
     height
         .checked_add(blocks)
-        .ok_or(TxError::ReleaseHeightOverflow { height, blocks })
+        .ok_or(ExecutionError::ReleaseHeightOverflow { height, blocks })
 }
 
 /// `amount × bps / 10,000`, rounded down.
@@ -75,7 +75,7 @@ impl State {
         job: &Job,
         output_hash: &OutputHash,
         outputs: &[Vec<u8>],
-    ) -> Result<(), TxError> {
+    ) -> Result<(), ExecutionError> {
         let seen = job
             .slots
             .iter()
@@ -92,7 +92,11 @@ impl State {
     /// Opens the dispute of a job whose reveals disagree: one claim per
     /// distinct `(output hash, trace root)`, in slot order; the first two
     /// play first.
-    pub(crate) fn open_dispute(&mut self, job: &mut Job, height: u64) -> Result<(), TxError> {
+    pub(crate) fn open_dispute(
+        &mut self,
+        job: &mut Job,
+        height: u64,
+    ) -> Result<(), ExecutionError> {
         let mut ext = self.ext_or_default(&job.id);
         // `job.outputs` are the first revealed (in time, not slot order).
         let first_hash = (!job.outputs.is_empty()).then(|| outputs_hash(&hashes(&job.outputs)));
@@ -139,7 +143,7 @@ impl State {
     }
 
     /// The game between the first two claims still standing, if two are.
-    fn next_game(&self, d: &Dispute, height: u64) -> Result<Option<Game>, TxError> {
+    fn next_game(&self, d: &Dispute, height: u64) -> Result<Option<Game>, ExecutionError> {
         let mut alive = d.alive().map(|(i, _)| i);
         let (Some(a), Some(b)) = (alive.next(), alive.next()) else {
             return Ok(None);
@@ -175,10 +179,12 @@ impl State {
         trace_root: &TraceRoot,
         outputs: &[Vec<u8>],
         height: u64,
-    ) -> Result<(Job, JobExt), TxError> {
-        let job = self.job(id).ok_or(TxError::UnknownJob { job_id: *id })?;
+    ) -> Result<(Job, JobExt), ExecutionError> {
+        let job = self
+            .job(id)
+            .ok_or(ExecutionError::UnknownJob { job_id: *id })?;
         if job.status != JobStatus::Pending {
-            return Err(TxError::JobState {
+            return Err(ExecutionError::JobState {
                 job_id: *id,
                 status: status_name(job.status),
                 reason: "only a pending optimistic result can be challenged",
@@ -208,15 +214,17 @@ impl State {
         if &reveal.output_hash == output_hash && &reveal.trace_root == trace_root {
             return Err(dispute_err(*id, "the challenge claims the same result"));
         }
-        let model = self.model(&job.model_id).ok_or(TxError::UnknownModel {
-            model_id: job.model_id,
-        })?;
+        let model = self
+            .model(&job.model_id)
+            .ok_or(ExecutionError::UnknownModel {
+                model_id: job.model_id,
+            })?;
         let got = check_tensors("output", outputs, &model.manifest.manifest().outputs)?;
         if &outputs_hash(&got) != output_hash {
-            return Err(TxError::OutputHashMismatch);
+            return Err(ExecutionError::OutputHashMismatch);
         }
         if balance < self.params.challenge_bond {
-            return Err(TxError::InsufficientBalance {
+            return Err(ExecutionError::InsufficientBalance {
                 field: "challenge bond",
                 balance,
                 needed: self.params.challenge_bond,
@@ -235,7 +243,7 @@ impl State {
         trace_root: TraceRoot,
         outputs: &[Vec<u8>],
         height: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         let (mut job, mut ext) = self.check_challenge(
             sender,
             account.balance,
@@ -249,7 +257,7 @@ impl State {
         let escrowed = self
             .escrowed
             .checked_add(bond)
-            .ok_or(TxError::PriceOverflow)?;
+            .ok_or(ExecutionError::PriceOverflow)?;
         let slot = job
             .slots
             .first()
@@ -307,7 +315,7 @@ impl State {
         &mut self,
         owner: &PublicKey,
         f: impl FnOnce(&mut crate::records::Executor),
-    ) -> Result<(), TxError> {
+    ) -> Result<(), ExecutionError> {
         if let Some(e) = self.executor(owner) {
             let mut e = e.clone();
             f(&mut e);
@@ -326,10 +334,12 @@ impl State {
         id: &JobId,
         step: &Step,
         height: u64,
-    ) -> Result<(Job, JobExt), TxError> {
-        let job = self.job(id).ok_or(TxError::UnknownJob { job_id: *id })?;
+    ) -> Result<(Job, JobExt), ExecutionError> {
+        let job = self
+            .job(id)
+            .ok_or(ExecutionError::UnknownJob { job_id: *id })?;
         if job.status != JobStatus::Disputed {
-            return Err(TxError::JobState {
+            return Err(ExecutionError::JobState {
                 job_id: *id,
                 status: status_name(job.status),
                 reason: "only a disputed job takes dispute steps",
@@ -475,7 +485,7 @@ impl State {
     /// referee at once: a verdict ends the game, a missing operand waits
     /// for more openings, and a referee without the data fails the
     /// transaction's block on this replica before anything is written
-    /// ([`TxError::RefereeUnavailable`]).
+    /// ([`ExecutionError::RefereeUnavailable`]).
     pub(crate) fn dispute_step(
         &mut self,
         sender: &PublicKey,
@@ -484,13 +494,13 @@ impl State {
         step: &Step,
         height: u64,
         referee: &dyn Referee,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         let (mut job, mut ext) = self.check_step(sender, id, step, height)?;
         let verdict = match ext.dispute.as_ref().and_then(|d| d.game.as_ref()) {
             Some(game) => match adjudicate(game, &job, ext.dispute.as_ref(), referee) {
                 Ok(v) => v,
                 Err(RefereeError::Unavailable(what)) => {
-                    return Err(TxError::RefereeUnavailable { job_id: *id, what });
+                    return Err(ExecutionError::RefereeUnavailable { job_id: *id, what });
                 }
                 Err(RefereeError::Missing { .. }) => None,
                 Err(RefereeError::Failed(reason)) => Some((
@@ -567,7 +577,7 @@ impl State {
     /// end by timeout, pending results whose window closed become final,
     /// and the results that became pending in the last block are drawn for
     /// audits with this block's randomness.
-    pub(crate) fn run_disputes(&mut self, ctx: &BlockContext) -> Result<(), TxError> {
+    pub(crate) fn run_disputes(&mut self, ctx: &BlockContext) -> Result<(), ExecutionError> {
         let height = ctx.height;
         let late: Vec<JobId> = self
             .live_exts
@@ -608,7 +618,7 @@ impl State {
         Ok(())
     }
 
-    fn finalize_pending(&mut self, id: &JobId, height: u64) -> Result<(), TxError> {
+    fn finalize_pending(&mut self, id: &JobId, height: u64) -> Result<(), ExecutionError> {
         let mut ext = self.ext_or_default(id);
         ext.pending_until = None;
         self.put_ext(*id, ext)?;
@@ -631,7 +641,7 @@ impl State {
     /// Draws whether a pending result is audited (`audit_rate_bps` of
     /// them) and by whom (stake-weighted, capped, never its executor or
     /// requester).
-    fn draw_audit(&mut self, id: &JobId, randomness: &[u8; 32]) -> Result<(), TxError> {
+    fn draw_audit(&mut self, id: &JobId, randomness: &[u8; 32]) -> Result<(), ExecutionError> {
         let Some(job) = self.job(id) else {
             return Ok(());
         };
@@ -676,7 +686,7 @@ impl State {
         b_lost: bool,
         reason: String,
         height: u64,
-    ) -> Result<(), TxError> {
+    ) -> Result<(), ExecutionError> {
         let Some(mut dispute) = ext.dispute.take() else {
             return Ok(());
         };
@@ -740,7 +750,7 @@ impl State {
 
     /// Takes a losing claim's stakes (every member's stake and unbonding)
     /// or its bond; returns the amount.
-    fn forfeit(&mut self, claim: &Claim) -> Result<u64, TxError> {
+    fn forfeit(&mut self, claim: &Claim) -> Result<u64, ExecutionError> {
         if claim.bond > 0 {
             self.escrowed = self.escrowed.saturating_sub(claim.bond);
             return Ok(claim.bond);
@@ -758,7 +768,7 @@ impl State {
         Ok(total)
     }
 
-    fn credit(&mut self, owner: &PublicKey, amount: u64) -> Result<(), TxError> {
+    fn credit(&mut self, owner: &PublicKey, amount: u64) -> Result<(), ExecutionError> {
         if amount == 0 {
             return Ok(());
         }
@@ -766,13 +776,13 @@ impl State {
         a.balance = a
             .balance
             .checked_add(amount)
-            .ok_or(TxError::BalanceOverflow {
+            .ok_or(ExecutionError::BalanceOverflow {
                 account: owner.to_string(),
             })?;
         self.put_account(owner, &a)
     }
 
-    fn burn(&mut self, amount: u64) -> Result<(), TxError> {
+    fn burn(&mut self, amount: u64) -> Result<(), ExecutionError> {
         if amount == 0 {
             return Ok(());
         }
@@ -783,7 +793,7 @@ impl State {
 
     /// Pays each winner the job's price out of its escrow (at most the
     /// escrow), counts the job as served by them and refunds the rest.
-    fn pay_winners(&mut self, job: &mut Job, winners: &[PublicKey]) -> Result<(), TxError> {
+    fn pay_winners(&mut self, job: &mut Job, winners: &[PublicKey]) -> Result<(), ExecutionError> {
         let mut paid = 0u64;
         for w in winners {
             let pay = job.price_per_replica.min(job.escrow.saturating_sub(paid));
@@ -797,7 +807,12 @@ impl State {
     /// The dispute has one claim left (the job's result) or none (the job
     /// failed and is refunded); every party's lock is released and a
     /// winning challenger's bond returned.
-    fn decide(&mut self, job: &mut Job, d: &mut Dispute, height: u64) -> Result<(), TxError> {
+    fn decide(
+        &mut self,
+        job: &mut Job,
+        d: &mut Dispute,
+        height: u64,
+    ) -> Result<(), ExecutionError> {
         let winner = d.alive().map(|(i, _)| i).next();
         for c in &d.claims {
             for m in &c.members {

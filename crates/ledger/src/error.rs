@@ -11,15 +11,11 @@ use crate::tx::TxHash;
 
 pub use glassbox_primitives::DecodeError;
 
-/// Why a transaction was refused (admission) or failed (execution).
-///
-/// Admission errors ([`TxError::is_admission`]) make a block that contains
-/// the transaction invalid; execution errors are recorded in the
-/// transaction's [`TxOutcome`](crate::TxOutcome) and have no effect besides
-/// the fee and the nonce.
+/// Why a transaction cannot enter a block at all: size, fee, sender,
+/// nonce, fee balance or signature. A block containing one is invalid
+/// ([`BlockError::InvalidTx`]); the mempool refuses it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TxError {
-    // ---- admission -------------------------------------------------------
+pub enum AdmissionError {
     /// The encoded transaction is over the `max_tx_bytes` parameter.
     #[error("transaction is {size} bytes, over max_tx_bytes = {max}")]
     TxTooLarge {
@@ -90,8 +86,21 @@ pub enum TxError {
         /// The limit.
         max: usize,
     },
+    /// A record could not be read (a ledger bug, never input-dependent).
+    #[error("internal: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
+}
 
-    // ---- execution -------------------------------------------------------
+/// Why an admitted transaction's body failed in a block: recorded in its
+/// [`TxOutcome`](crate::TxOutcome), with no effect besides the fee and the
+/// nonce. Two variants are never recorded: [`ExecutionError::Internal`]
+/// (a ledger bug fails the block) and [`ExecutionError::RefereeUnavailable`]
+/// (this replica lacks referee data, [`BlockError::RefereeUnavailable`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutionError {
     /// An amount that must be positive is zero.
     #[error("{field} must be positive")]
     ZeroAmount {
@@ -369,6 +378,18 @@ pub enum TxError {
     },
 }
 
+/// Why a transaction was refused: at admission, or (for the checks the
+/// mempool runs on job bodies, [`crate::State::check_tx`]) by its body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Refused at admission.
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+    /// Its body fails.
+    #[error(transparent)]
+    Execution(#[from] ExecutionError),
+}
+
 fn next_release_text(next: &Option<u64>) -> String {
     match next {
         Some(h) => format!(" (next release at height {h})"),
@@ -376,87 +397,100 @@ fn next_release_text(next: &Option<u64>) -> String {
     }
 }
 
+impl AdmissionError {
+    /// A stable snake_case code for APIs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdmissionError::TxTooLarge { .. } => "tx_too_large",
+            AdmissionError::FeeTooLow { .. } => "fee_too_low",
+            AdmissionError::UnknownSender { .. } => "unknown_sender",
+            AdmissionError::NonceTooLow { .. } => "nonce_too_low",
+            AdmissionError::NonceMismatch { .. } => "nonce_mismatch",
+            AdmissionError::NonceExhausted => "nonce_exhausted",
+            AdmissionError::InsufficientFeeBalance { .. } => "insufficient_fee_balance",
+            AdmissionError::BadSignature { .. } => "bad_signature",
+            AdmissionError::FieldTooLong { .. } => "field_too_long",
+            AdmissionError::Internal { .. } => "internal",
+        }
+    }
+}
+
+impl ExecutionError {
+    /// A stable snake_case code for APIs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExecutionError::ZeroAmount { .. } => "zero_amount",
+            ExecutionError::InsufficientBalance { .. } => "insufficient_balance",
+            ExecutionError::BalanceOverflow { .. } => "balance_overflow",
+            ExecutionError::StakeOverflow { .. } => "stake_overflow",
+            ExecutionError::ReleaseHeightOverflow { .. } => "release_height_overflow",
+            ExecutionError::AlreadyRegistered { .. } => "already_registered",
+            ExecutionError::NotAnExecutor { .. } => "not_an_executor",
+            ExecutionError::ExecutorInactive { .. } => "executor_inactive",
+            ExecutionError::StakeBelowMinimum { .. } => "stake_below_minimum",
+            ExecutionError::InsufficientStake { .. } => "insufficient_stake",
+            ExecutionError::TooManyUnbonding { .. } => "too_many_unbonding",
+            ExecutionError::NothingToWithdraw { .. } => "nothing_to_withdraw",
+            ExecutionError::InvalidCapacity { .. } => "invalid_capacity",
+            ExecutionError::InvalidEndpoint { .. } => "invalid_endpoint",
+            ExecutionError::BadManifestSignature { .. } => "bad_manifest_signature",
+            ExecutionError::ModelExists { .. } => "model_exists",
+            ExecutionError::VersionExists { .. } => "version_exists",
+            ExecutionError::NameTaken { .. } => "name_taken",
+            ExecutionError::BadTensor { .. } => "bad_tensor",
+            ExecutionError::TensorCount { .. } => "tensor_count",
+            ExecutionError::JobIoTooLarge { .. } => "job_io_too_large",
+            ExecutionError::UnknownModel { .. } => "unknown_model",
+            ExecutionError::BadReplicas { .. } => "bad_replicas",
+            ExecutionError::PriceAboveMax { .. } => "price_above_max",
+            ExecutionError::PriceOverflow => "price_overflow",
+            ExecutionError::NotEnoughExecutors { .. } => "not_enough_executors",
+            ExecutionError::UnknownJob { .. } => "unknown_job",
+            ExecutionError::JobState { .. } => "job_state",
+            ExecutionError::NotAssigned { .. } => "not_assigned",
+            ExecutionError::CommitmentMismatch { .. } => "commitment_mismatch",
+            ExecutionError::OutputHashMismatch => "output_hash_mismatch",
+            ExecutionError::ExecutorBusy { .. } => "executor_busy",
+            ExecutionError::ExecutorLocked { .. } => "executor_locked",
+            ExecutionError::Dispute { .. } => "dispute",
+            ExecutionError::RefereeUnavailable { .. } => "referee_unavailable",
+            ExecutionError::Internal { .. } => "internal",
+        }
+    }
+}
+
 impl TxError {
     /// Whether this error makes a block containing the transaction invalid
-    /// (true) or is recorded as the transaction's failed outcome (false).
+    /// (an admission error) rather than failing its body.
     pub fn is_admission(&self) -> bool {
-        matches!(
-            self,
-            TxError::TxTooLarge { .. }
-                | TxError::FeeTooLow { .. }
-                | TxError::UnknownSender { .. }
-                | TxError::NonceTooLow { .. }
-                | TxError::NonceMismatch { .. }
-                | TxError::NonceExhausted
-                | TxError::InsufficientFeeBalance { .. }
-                | TxError::BadSignature { .. }
-                | TxError::FieldTooLong { .. }
-                | TxError::Internal { .. }
-        )
+        matches!(self, TxError::Admission(_))
     }
 
     /// A stable snake_case code for APIs.
     pub fn code(&self) -> &'static str {
         match self {
-            TxError::TxTooLarge { .. } => "tx_too_large",
-            TxError::FeeTooLow { .. } => "fee_too_low",
-            TxError::UnknownSender { .. } => "unknown_sender",
-            TxError::NonceTooLow { .. } => "nonce_too_low",
-            TxError::NonceMismatch { .. } => "nonce_mismatch",
-            TxError::NonceExhausted => "nonce_exhausted",
-            TxError::InsufficientFeeBalance { .. } => "insufficient_fee_balance",
-            TxError::BadSignature { .. } => "bad_signature",
-            TxError::FieldTooLong { .. } => "field_too_long",
-            TxError::ZeroAmount { .. } => "zero_amount",
-            TxError::InsufficientBalance { .. } => "insufficient_balance",
-            TxError::BalanceOverflow { .. } => "balance_overflow",
-            TxError::StakeOverflow { .. } => "stake_overflow",
-            TxError::ReleaseHeightOverflow { .. } => "release_height_overflow",
-            TxError::AlreadyRegistered { .. } => "already_registered",
-            TxError::NotAnExecutor { .. } => "not_an_executor",
-            TxError::ExecutorInactive { .. } => "executor_inactive",
-            TxError::StakeBelowMinimum { .. } => "stake_below_minimum",
-            TxError::InsufficientStake { .. } => "insufficient_stake",
-            TxError::TooManyUnbonding { .. } => "too_many_unbonding",
-            TxError::NothingToWithdraw { .. } => "nothing_to_withdraw",
-            TxError::InvalidCapacity { .. } => "invalid_capacity",
-            TxError::InvalidEndpoint { .. } => "invalid_endpoint",
-            TxError::BadManifestSignature { .. } => "bad_manifest_signature",
-            TxError::ModelExists { .. } => "model_exists",
-            TxError::VersionExists { .. } => "version_exists",
-            TxError::NameTaken { .. } => "name_taken",
-            TxError::BadTensor { .. } => "bad_tensor",
-            TxError::TensorCount { .. } => "tensor_count",
-            TxError::JobIoTooLarge { .. } => "job_io_too_large",
-            TxError::UnknownModel { .. } => "unknown_model",
-            TxError::BadReplicas { .. } => "bad_replicas",
-            TxError::PriceAboveMax { .. } => "price_above_max",
-            TxError::PriceOverflow => "price_overflow",
-            TxError::NotEnoughExecutors { .. } => "not_enough_executors",
-            TxError::UnknownJob { .. } => "unknown_job",
-            TxError::JobState { .. } => "job_state",
-            TxError::NotAssigned { .. } => "not_assigned",
-            TxError::CommitmentMismatch { .. } => "commitment_mismatch",
-            TxError::OutputHashMismatch => "output_hash_mismatch",
-            TxError::ExecutorBusy { .. } => "executor_busy",
-            TxError::ExecutorLocked { .. } => "executor_locked",
-            TxError::Dispute { .. } => "dispute",
-            TxError::RefereeUnavailable { .. } => "referee_unavailable",
-            TxError::Internal { .. } => "internal",
+            TxError::Admission(e) => e.code(),
+            TxError::Execution(e) => e.code(),
         }
     }
 }
 
-impl serde::Serialize for TxError {
-    /// `{"code": "...", "message": "..."}`.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("TxError", 2)?;
-        st.serialize_field("code", self.code())?;
-        st.serialize_field("message", &self.to_string())?;
-        st.end()
-    }
+/// `Serialize` as `{"code": "...", "message": "..."}`.
+macro_rules! code_and_message {
+    ($($ty:ty),*) => {
+        $(impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let mut st = s.serialize_struct("TxError", 2)?;
+                st.serialize_field("code", self.code())?;
+                st.serialize_field("message", &self.to_string())?;
+                st.end()
+            }
+        })*
+    };
 }
+
+code_and_message!(AdmissionError, ExecutionError, TxError);
 
 /// Why a block cannot be applied. A proposer must never produce one of
 /// these; a replica rejects the block.

@@ -19,7 +19,7 @@ use glassbox_primitives::codec::{Reader, Writer};
 use glassbox_primitives::tensor::{self, TensorHeader};
 use glassbox_primitives::{Commitment, OutputHash, Salt, TensorHash, TraceRoot, tags};
 
-use crate::error::{DecodeError, TxError};
+use crate::error::{DecodeError, ExecutionError};
 use crate::limits;
 use crate::records::RECORD_VERSION;
 use crate::serde_util;
@@ -141,14 +141,14 @@ pub(crate) fn check_tensors(
     what: &'static str,
     tensors: &[Vec<u8>],
     specs: &[TensorSpec],
-) -> Result<Vec<TensorHash>, TxError> {
-    let bad = |index: usize, reason: String| TxError::BadTensor {
+) -> Result<Vec<TensorHash>, ExecutionError> {
+    let bad = |index: usize, reason: String| ExecutionError::BadTensor {
         what,
         index,
         reason,
     };
     if tensors.len() != specs.len() {
-        return Err(TxError::TensorCount {
+        return Err(ExecutionError::TensorCount {
             what,
             got: tensors.len(),
             expected: specs.len(),

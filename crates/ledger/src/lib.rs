@@ -37,7 +37,9 @@ mod tx;
 pub use apply::{BlockBuilder, BlockContext, Event, TxOutcome};
 pub use arbitrate::{AUDIT_DOMAIN, RefereeWork};
 pub use dispute::{JobExt, NoReferee, Referee, RefereeError};
-pub use error::{BlockError, DecodeError, Error, GenesisError, TxError};
+pub use error::{
+    AdmissionError, BlockError, DecodeError, Error, ExecutionError, GenesisError, TxError,
+};
 pub use genesis::{GENESIS_VERSION, GenesisAccount, GenesisExecutor, GenesisState};
 pub use glassbox_primitives::tensor::TensorHeader;
 pub use jobs::{

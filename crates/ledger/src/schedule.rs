@@ -5,7 +5,7 @@ use glassbox_primitives::{Commitment, TensorHash};
 use glassbox_types::{ModelId, PublicKey};
 
 use crate::apply::{BlockContext, Event};
-use crate::error::TxError;
+use crate::error::ExecutionError;
 use crate::jobs::{
     Job, JobId, JobStatus, Reveal, SELECTION_DOMAIN, Slot, check_tensors, commitment, outputs_hash,
 };
@@ -277,21 +277,21 @@ impl State {
         inputs: &[Vec<u8>],
         replicas: u8,
         max_fee: u64,
-    ) -> Result<JobTerms, TxError> {
+    ) -> Result<JobTerms, ExecutionError> {
         let p = &self.params;
         if replicas == 0 || replicas > p.max_job_replicas {
-            return Err(TxError::BadReplicas {
+            return Err(ExecutionError::BadReplicas {
                 replicas,
                 max: p.max_job_replicas,
             });
         }
-        let model = self.model(model_id).ok_or(TxError::UnknownModel {
+        let model = self.model(model_id).ok_or(ExecutionError::UnknownModel {
             model_id: *model_id,
         })?;
         let manifest = model.manifest.manifest();
         let bytes = io_bytes(inputs);
         if bytes > u64::from(p.max_job_io_bytes) {
-            return Err(TxError::JobIoTooLarge {
+            return Err(ExecutionError::JobIoTooLarge {
                 what: "input",
                 bytes,
                 max: p.max_job_io_bytes,
@@ -300,12 +300,12 @@ impl State {
         let input_hashes = check_tensors("input", inputs, &manifest.inputs)?;
         let price_per_replica = p
             .job_price(manifest.cost.flops)
-            .ok_or(TxError::PriceOverflow)?;
+            .ok_or(ExecutionError::PriceOverflow)?;
         let escrow = price_per_replica
             .checked_mul(u64::from(replicas))
-            .ok_or(TxError::PriceOverflow)?;
+            .ok_or(ExecutionError::PriceOverflow)?;
         if escrow > max_fee {
-            return Err(TxError::PriceAboveMax {
+            return Err(ExecutionError::PriceAboveMax {
                 price: escrow,
                 replicas,
                 per_replica: price_per_replica,
@@ -313,7 +313,7 @@ impl State {
             });
         }
         if balance < escrow {
-            return Err(TxError::InsufficientBalance {
+            return Err(ExecutionError::InsufficientBalance {
                 field: "max_fee (job escrow)",
                 balance,
                 needed: escrow,
@@ -321,7 +321,7 @@ impl State {
         }
         let available = self.serving_count(requester);
         if available < usize::from(replicas) {
-            return Err(TxError::NotEnoughExecutors {
+            return Err(ExecutionError::NotEnoughExecutors {
                 needed: replicas,
                 available,
             });
@@ -344,7 +344,7 @@ impl State {
         replicas: u8,
         max_fee: u64,
         height: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         let terms = self.job_terms(
             requester,
             account.balance,
@@ -356,22 +356,20 @@ impl State {
         let manifest_id =
             self.model(model_id)
                 .map(|m| m.manifest_id)
-                .ok_or(TxError::UnknownModel {
+                .ok_or(ExecutionError::UnknownModel {
                     model_id: *model_id,
                 })?;
         let escrowed = self
             .escrowed
             .checked_add(terms.escrow)
-            .ok_or(TxError::PriceOverflow)?;
-        account.balance =
-            account
-                .balance
-                .checked_sub(terms.escrow)
-                .ok_or(TxError::InsufficientBalance {
-                    field: "max_fee (job escrow)",
-                    balance: account.balance,
-                    needed: terms.escrow,
-                })?;
+            .ok_or(ExecutionError::PriceOverflow)?;
+        account.balance = account.balance.checked_sub(terms.escrow).ok_or(
+            ExecutionError::InsufficientBalance {
+                field: "max_fee (job escrow)",
+                balance: account.balance,
+                needed: terms.escrow,
+            },
+        )?;
         self.put_job(Job {
             id,
             requester: *requester,
@@ -399,16 +397,18 @@ impl State {
     }
 
     /// The open job `id` and the sender's slot in it.
-    fn job_slot(&self, id: &JobId, executor: &PublicKey) -> Result<(Job, usize), TxError> {
-        let job = self.job(id).ok_or(TxError::UnknownJob { job_id: *id })?;
+    fn job_slot(&self, id: &JobId, executor: &PublicKey) -> Result<(Job, usize), ExecutionError> {
+        let job = self
+            .job(id)
+            .ok_or(ExecutionError::UnknownJob { job_id: *id })?;
         if job.status != JobStatus::Running {
-            return Err(TxError::JobState {
+            return Err(ExecutionError::JobState {
                 job_id: *id,
                 status: status_name(job.status),
                 reason: "only a running job takes commitments and reveals",
             });
         }
-        let (i, _) = job.slot_of(executor).ok_or(TxError::NotAssigned {
+        let (i, _) = job.slot_of(executor).ok_or(ExecutionError::NotAssigned {
             job_id: *id,
             executor: executor.to_string(),
         })?;
@@ -421,10 +421,10 @@ impl State {
         &self,
         sender: &PublicKey,
         id: &JobId,
-    ) -> Result<(Job, usize), TxError> {
+    ) -> Result<(Job, usize), ExecutionError> {
         let (job, i) = self.job_slot(id, sender)?;
         if job.slots.get(i).is_some_and(|s| s.commitment.is_some()) {
-            return Err(TxError::JobState {
+            return Err(ExecutionError::JobState {
                 job_id: *id,
                 status: "running",
                 reason: "this executor has already committed",
@@ -439,7 +439,7 @@ impl State {
         id: &JobId,
         c: Commitment,
         height: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         let (mut job, i) = self.check_commit(sender, id)?;
         if let Some(slot) = job.slots.get_mut(i) {
             slot.commitment = Some(c);
@@ -447,7 +447,7 @@ impl State {
         }
         if job.all_committed() {
             let deadline = height.checked_add(self.params.reveal_window_blocks).ok_or(
-                TxError::ReleaseHeightOverflow {
+                ExecutionError::ReleaseHeightOverflow {
                     height,
                     blocks: self.params.reveal_window_blocks,
                 },
@@ -471,20 +471,20 @@ impl State {
         id: &JobId,
         reveal: &Reveal,
         outputs: &[Vec<u8>],
-    ) -> Result<(Job, usize), TxError> {
+    ) -> Result<(Job, usize), ExecutionError> {
         let (job, i) = self.job_slot(id, sender)?;
         if !job.all_committed() {
-            return Err(TxError::JobState {
+            return Err(ExecutionError::JobState {
                 job_id: *id,
                 status: "running",
                 reason: "reveals open once every slot has committed",
             });
         }
-        let slot = job.slots.get(i).ok_or(TxError::Internal {
+        let slot = job.slots.get(i).ok_or(ExecutionError::Internal {
             reason: "slot index out of range".into(),
         })?;
         if slot.reveal.is_some() {
-            return Err(TxError::JobState {
+            return Err(ExecutionError::JobState {
                 job_id: *id,
                 status: "running",
                 reason: "this executor has already revealed",
@@ -498,25 +498,27 @@ impl State {
             &reveal.salt,
         );
         if slot.commitment != Some(expected) {
-            return Err(TxError::CommitmentMismatch {
+            return Err(ExecutionError::CommitmentMismatch {
                 job_id: *id,
                 executor: sender.to_string(),
             });
         }
         let bytes = io_bytes(outputs);
         if bytes > u64::from(self.params.max_job_io_bytes) {
-            return Err(TxError::JobIoTooLarge {
+            return Err(ExecutionError::JobIoTooLarge {
                 what: "output",
                 bytes,
                 max: self.params.max_job_io_bytes,
             });
         }
-        let model = self.model(&job.model_id).ok_or(TxError::UnknownModel {
-            model_id: job.model_id,
-        })?;
+        let model = self
+            .model(&job.model_id)
+            .ok_or(ExecutionError::UnknownModel {
+                model_id: job.model_id,
+            })?;
         let hashes = check_tensors("output", outputs, &model.manifest.manifest().outputs)?;
         if outputs_hash(&hashes) != reveal.output_hash {
-            return Err(TxError::OutputHashMismatch);
+            return Err(ExecutionError::OutputHashMismatch);
         }
         Ok((job, i))
     }
@@ -529,7 +531,7 @@ impl State {
         reveal: Reveal,
         outputs: &[Vec<u8>],
         height: u64,
-    ) -> Result<Vec<Event>, TxError> {
+    ) -> Result<Vec<Event>, ExecutionError> {
         let (mut job, i) = self.check_reveal(sender, id, &reveal, outputs)?;
         self.keep_outputs(&job, &reveal.output_hash, outputs)?;
         if let Some(slot) = job.slots.get_mut(i) {
@@ -564,14 +566,14 @@ impl State {
         height: u64,
         sender: &PublicKey,
         account: &mut Account,
-    ) -> Result<Event, TxError> {
+    ) -> Result<Event, ExecutionError> {
         let executors: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
         match job.agreed() {
             Some(agreed) if job.replicas == 1 => {
                 // The slot stays taken until the window closes.
                 let until = height
                     .checked_add(self.params.challenge_window_blocks)
-                    .ok_or(TxError::ReleaseHeightOverflow {
+                    .ok_or(ExecutionError::ReleaseHeightOverflow {
                         height,
                         blocks: self.params.challenge_window_blocks,
                     })?;
@@ -594,11 +596,11 @@ impl State {
                     self.release_slot(owner, false)?;
                     let credit = |a: &mut Account| {
                         a.balance = a.balance.checked_add(job.price_per_replica).ok_or(
-                            TxError::BalanceOverflow {
+                            ExecutionError::BalanceOverflow {
                                 account: owner.to_string(),
                             },
                         )?;
-                        Ok::<(), TxError>(())
+                        Ok::<(), ExecutionError>(())
                     };
                     if owner == sender {
                         credit(account)?;
@@ -636,14 +638,14 @@ impl State {
 
     /// Pays `paid` out of the job's escrow and returns the rest to the
     /// requester.
-    pub(crate) fn refund(&mut self, job: &mut Job, paid: u64) -> Result<(), TxError> {
+    pub(crate) fn refund(&mut self, job: &mut Job, paid: u64) -> Result<(), ExecutionError> {
         let rest = job.escrow.saturating_sub(paid);
         if rest > 0 {
             let mut a = self.load_account(&job.requester)?.unwrap_or_default();
             a.balance = a
                 .balance
                 .checked_add(rest)
-                .ok_or(TxError::BalanceOverflow {
+                .ok_or(ExecutionError::BalanceOverflow {
                     account: job.requester.to_string(),
                 })?;
             self.put_account(&job.requester, &a)?;
@@ -654,7 +656,7 @@ impl State {
     }
 
     /// One slot of `owner` is closed; with `dispute` its stake is locked.
-    fn release_slot(&mut self, owner: &PublicKey, dispute: bool) -> Result<(), TxError> {
+    fn release_slot(&mut self, owner: &PublicKey, dispute: bool) -> Result<(), ExecutionError> {
         if let Some(e) = self.executor(owner) {
             let mut e = e.clone();
             e.active_jobs = e.active_jobs.saturating_sub(1);
@@ -666,7 +668,7 @@ impl State {
         Ok(())
     }
 
-    fn take_slot(&mut self, owner: &PublicKey) -> Result<(), TxError> {
+    fn take_slot(&mut self, owner: &PublicKey) -> Result<(), ExecutionError> {
         if let Some(e) = self.executor(owner) {
             let mut e = e.clone();
             e.active_jobs = e.active_jobs.saturating_add(1);
@@ -677,7 +679,7 @@ impl State {
 
     /// Takes the miss penalty (at most the stake) from `owner` into the fee
     /// pool.
-    fn penalize(&mut self, owner: &PublicKey) -> Result<(), TxError> {
+    fn penalize(&mut self, owner: &PublicKey) -> Result<(), ExecutionError> {
         let Some(e) = self.executor(owner) else {
             return Ok(());
         };
@@ -689,14 +691,14 @@ impl State {
         let pool = self
             .fee_pool
             .checked_add(amount)
-            .ok_or(TxError::BalanceOverflow {
+            .ok_or(ExecutionError::BalanceOverflow {
                 account: "fee pool".into(),
             })?;
         self.put_fee_pool(pool).map_err(crate::state::internal)
     }
 
     /// The job cannot be served: release its executors and refund it.
-    fn fail(&mut self, job: &mut Job, height: u64) -> Result<(), TxError> {
+    fn fail(&mut self, job: &mut Job, height: u64) -> Result<(), ExecutionError> {
         for owner in job.slots.iter().map(|s| s.executor).collect::<Vec<_>>() {
             self.release_slot(&owner, false)?;
         }
@@ -717,10 +719,10 @@ impl State {
     /// deadline passed before `ctx.height` are penalized and reassigned,
     /// then every queued job gets its executors, all with
     /// `ctx.randomness`.
-    pub(crate) fn run_schedule(&mut self, ctx: &BlockContext) -> Result<(), TxError> {
+    pub(crate) fn run_schedule(&mut self, ctx: &BlockContext) -> Result<(), ExecutionError> {
         let height = ctx.height;
         let commit_deadline = height.checked_add(self.params.commit_window_blocks).ok_or(
-            TxError::ReleaseHeightOverflow {
+            ExecutionError::ReleaseHeightOverflow {
                 height,
                 blocks: self.params.commit_window_blocks,
             },

@@ -10,7 +10,7 @@ use glassbox_types::{ModelId, PublicKey};
 use imbl::{OrdMap, OrdSet};
 
 use crate::dispute::JobExt;
-use crate::error::TxError;
+use crate::error::ExecutionError;
 use crate::jobs::{Job, JobId};
 use crate::records::{
     Account, ChainInfo, Executor, FeePool, Head, ModelRecord, Params, StateKey,
@@ -77,8 +77,8 @@ impl fmt::Debug for State {
     }
 }
 
-pub(crate) fn internal(e: SmtError) -> TxError {
-    TxError::Internal {
+pub(crate) fn internal(e: SmtError) -> ExecutionError {
+    ExecutionError::Internal {
         reason: format!("storing a record: {e}"),
     }
 }
@@ -169,13 +169,16 @@ impl State {
         self.load_account(address).ok().flatten()
     }
 
-    pub(crate) fn load_account(&self, address: &PublicKey) -> Result<Option<Account>, TxError> {
+    pub(crate) fn load_account(
+        &self,
+        address: &PublicKey,
+    ) -> Result<Option<Account>, ExecutionError> {
         let path = key_path(&StateKey::Account(*address).to_bytes());
         self.smt
             .get_at(&path)
             .map(Account::decode)
             .transpose()
-            .map_err(|e| TxError::Internal {
+            .map_err(|e| ExecutionError::Internal {
                 reason: e.to_string(),
             })
     }
@@ -351,12 +354,12 @@ impl State {
         &mut self,
         address: &PublicKey,
         account: &Account,
-    ) -> Result<(), TxError> {
+    ) -> Result<(), ExecutionError> {
         self.put(&StateKey::Account(*address), &account.encode())
             .map_err(internal)
     }
 
-    pub(crate) fn put_executor(&mut self, e: Executor) -> Result<(), TxError> {
+    pub(crate) fn put_executor(&mut self, e: Executor) -> Result<(), ExecutionError> {
         self.put(&StateKey::Executor(e.owner), &e.encode())
             .map_err(internal)?;
         self.executors.insert(e.owner.to_bytes(), Arc::new(e));
@@ -371,7 +374,7 @@ impl State {
 
     /// Stores a model, its name@version index entry and (for a new name)
     /// the name's owner.
-    pub(crate) fn put_model(&mut self, record: ModelRecord) -> Result<(), TxError> {
+    pub(crate) fn put_model(&mut self, record: ModelRecord) -> Result<(), ExecutionError> {
         let m = record.manifest.manifest();
         let name = m.name.clone();
         let version = m.version.to_string();
@@ -409,7 +412,7 @@ impl State {
 
     /// Stores a job and keeps the side indexes (open set, queue,
     /// deadlines) in step with it.
-    pub(crate) fn put_job(&mut self, job: Job) -> Result<(), TxError> {
+    pub(crate) fn put_job(&mut self, job: Job) -> Result<(), ExecutionError> {
         self.put(&StateKey::Job(job.id), &job.encode())
             .map_err(internal)?;
         if let Some(old) = self.open_jobs.get(&job.id)
@@ -435,7 +438,7 @@ impl State {
 
     /// Stores a job's extension and keeps the live set, the pending index
     /// and nothing else in step with it.
-    pub(crate) fn put_ext(&mut self, id: JobId, ext: JobExt) -> Result<(), TxError> {
+    pub(crate) fn put_ext(&mut self, id: JobId, ext: JobExt) -> Result<(), ExecutionError> {
         self.put(&StateKey::JobExt(id), &ext.encode())
             .map_err(internal)?;
         if let Some(old) = self.live_exts.get(&id)

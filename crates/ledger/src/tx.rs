@@ -12,7 +12,7 @@ use glassbox_primitives::codec::{Reader, Writer};
 use glassbox_primitives::{ChainId, Commitment, OutputHash, Salt, TraceRoot, tags};
 
 use crate::dispute::{MAX_LEAF_OUTPUTS, MAX_OPENINGS_PER_TX, MAX_PATH, Step};
-use crate::error::{DecodeError, TxError};
+use crate::error::{AdmissionError, DecodeError};
 use crate::jobs::{JobId, read_tensors, write_tensors};
 use crate::limits;
 use crate::serde_util;
@@ -178,7 +178,7 @@ impl TxBody {
         }
     }
 
-    fn write(&self, w: &mut Writer) -> Result<(), TxError> {
+    fn write(&self, w: &mut Writer) -> Result<(), AdmissionError> {
         w.u8(self.kind());
         match self {
             TxBody::Transfer { to, amount } => {
@@ -205,7 +205,7 @@ impl TxBody {
             TxBody::PublishModel { manifest } => {
                 let m = manifest.encode();
                 if m.len() > limits::MAX_SIGNED_MANIFEST_BYTES {
-                    return Err(TxError::FieldTooLong {
+                    return Err(AdmissionError::FieldTooLong {
                         field: "manifest",
                         len: m.len(),
                         max: limits::MAX_SIGNED_MANIFEST_BYTES,
@@ -258,7 +258,7 @@ impl TxBody {
             TxBody::DisputeStep { job_id, step } => {
                 if let Step::Openings { items } = step {
                     let long = |field: &'static str, len: usize, max: usize| {
-                        (len > max).then_some(TxError::FieldTooLong { field, len, max })
+                        (len > max).then_some(AdmissionError::FieldTooLong { field, len, max })
                     };
                     let bad = long("openings", items.len(), MAX_OPENINGS_PER_TX).or_else(|| {
                         items.iter().find_map(|o| {
@@ -339,9 +339,9 @@ impl TxBody {
 }
 
 /// Tensors within the encoding's limits (count and total bytes).
-fn check_tensors_len(field: &'static str, tensors: &[Vec<u8>]) -> Result<(), TxError> {
+fn check_tensors_len(field: &'static str, tensors: &[Vec<u8>]) -> Result<(), AdmissionError> {
     if tensors.len() > limits::MAX_JOB_TENSORS {
-        return Err(TxError::FieldTooLong {
+        return Err(AdmissionError::FieldTooLong {
             field,
             len: tensors.len(),
             max: limits::MAX_JOB_TENSORS,
@@ -351,7 +351,7 @@ fn check_tensors_len(field: &'static str, tensors: &[Vec<u8>]) -> Result<(), TxE
         .iter()
         .fold(0usize, |a, t| a.saturating_add(t.len()));
     if total > limits::HARD_MAX_JOB_IO_BYTES {
-        return Err(TxError::FieldTooLong {
+        return Err(AdmissionError::FieldTooLong {
             field,
             len: total,
             max: limits::HARD_MAX_JOB_IO_BYTES,
@@ -360,9 +360,9 @@ fn check_tensors_len(field: &'static str, tensors: &[Vec<u8>]) -> Result<(), TxE
     Ok(())
 }
 
-fn check_endpoint_len(endpoint: &str) -> Result<(), TxError> {
+fn check_endpoint_len(endpoint: &str) -> Result<(), AdmissionError> {
     if endpoint.len() > limits::MAX_ENDPOINT_BYTES {
-        return Err(TxError::FieldTooLong {
+        return Err(AdmissionError::FieldTooLong {
             field: "endpoint",
             len: endpoint.len(),
             max: limits::MAX_ENDPOINT_BYTES,
@@ -482,7 +482,7 @@ fn encode_unsigned(
     nonce: u64,
     fee: u64,
     body: &TxBody,
-) -> Result<Vec<u8>, TxError> {
+) -> Result<Vec<u8>, AdmissionError> {
     let mut w = Writer::with_capacity(128);
     w.u8(TX_VERSION);
     sender.write_to(&mut w);
@@ -491,7 +491,7 @@ fn encode_unsigned(
     body.write(&mut w)?;
     let size = w.as_bytes().len().saturating_add(SIGNATURE_BYTES);
     if size > limits::HARD_MAX_TX_BYTES_USIZE {
-        return Err(TxError::TxTooLarge {
+        return Err(AdmissionError::TxTooLarge {
             size,
             max: u64::from(limits::HARD_MAX_TX_BYTES),
         });
@@ -516,7 +516,7 @@ impl SignedTx {
         nonce: u64,
         fee: u64,
         body: TxBody,
-    ) -> Result<SignedTx, TxError> {
+    ) -> Result<SignedTx, AdmissionError> {
         let sender = key.public();
         let unsigned = encode_unsigned(&sender, nonce, fee, &body)?;
         let signature = key.sign(&signing_message(chain_id, &unsigned));
@@ -533,7 +533,7 @@ impl SignedTx {
         fee: u64,
         body: TxBody,
         signature: Signature,
-    ) -> Result<SignedTx, TxError> {
+    ) -> Result<SignedTx, AdmissionError> {
         let unsigned = encode_unsigned(&sender, nonce, fee, &body)?;
         Ok(SignedTx::assemble(
             sender, nonce, fee, body, signature, unsigned,
@@ -660,13 +660,13 @@ impl SignedTx {
     /// Checks the signature for chain `chain_id` (strict ed25519). A
     /// success is remembered (for this value and its clones), so checking
     /// again for the same chain is free.
-    pub fn verify_signature(&self, chain_id: &ChainId) -> Result<(), TxError> {
+    pub fn verify_signature(&self, chain_id: &ChainId) -> Result<(), AdmissionError> {
         if self.verified_for.get() == Some(chain_id) {
             return Ok(());
         }
         self.sender
             .verify(&self.signing_message(chain_id), &self.signature)
-            .map_err(|_| TxError::BadSignature {
+            .map_err(|_| AdmissionError::BadSignature {
                 sender: self.sender.to_string(),
             })?;
         let _ = self.verified_for.set(*chain_id);
@@ -763,7 +763,7 @@ mod tests {
         assert_eq!(tx.verify_signature(&chain), Ok(()));
         assert!(matches!(
             tx.verify_signature(&ChainId::from_bytes([8; 32])),
-            Err(TxError::BadSignature { .. })
+            Err(AdmissionError::BadSignature { .. })
         ));
         let hex = glassbox_types::hex(tx.encoded());
         assert_eq!(SignedTx::from_hex(&hex).unwrap(), tx);
@@ -811,7 +811,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(
             e,
-            TxError::FieldTooLong {
+            AdmissionError::FieldTooLong {
                 field: "endpoint",
                 ..
             }

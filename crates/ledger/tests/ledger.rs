@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use common::*;
 use glassbox_ledger::{
-    Account, BlockContext, BlockError, Event, Executor, GenesisState, Head, ModelRecord, Params,
-    Proof, SignedTx, State, StateKey, TxBody, TxError, decode_model_version, decode_name_owner,
-    limits, verify_proof,
+    Account, AdmissionError, BlockContext, BlockError, Event, ExecutionError, Executor,
+    GenesisState, Head, ModelRecord, Params, Proof, SignedTx, State, StateKey, TxBody, TxError,
+    decode_model_version, decode_name_owner, limits, verify_proof,
 };
 use glassbox_primitives::StateRoot;
 use glassbox_types::{ModelId, SignedManifest};
@@ -255,14 +255,14 @@ fn admission_failures_invalidate_the_block() {
     )
     .unwrap();
     cases.push(("bad signature", bad_sig, |e| {
-        matches!(e, TxError::BadSignature { .. })
+        matches!(e, TxError::Admission(AdmissionError::BadSignature { .. }))
     }));
     let mut other_chain = chain.to_bytes();
     other_chain[0] ^= 1;
     let other_chain = glassbox_primitives::ChainId::from_bytes(other_chain);
     let wrong_chain = SignedTx::sign(&other_chain, &key(1), 0, FEE, transfer(2, 1)).unwrap();
     cases.push(("wrong chain", wrong_chain, |e| {
-        matches!(e, TxError::BadSignature { .. })
+        matches!(e, TxError::Admission(AdmissionError::BadSignature { .. }))
     }));
     // Another key's signature over the same fields.
     let stolen = SignedTx::from_parts(
@@ -276,24 +276,27 @@ fn admission_failures_invalidate_the_block() {
     )
     .unwrap();
     cases.push(("another key's signature", stolen, |e| {
-        matches!(e, TxError::BadSignature { .. })
+        matches!(e, TxError::Admission(AdmissionError::BadSignature { .. }))
     }));
     let low_fee = SignedTx::sign(&chain, &key(1), 0, 1_500, transfer(2, 1)).unwrap();
     cases.push(("fee below minimum", low_fee, |e| {
-        matches!(e, TxError::FeeTooLow { fee: 1_500, .. })
+        matches!(
+            e,
+            TxError::Admission(AdmissionError::FeeTooLow { fee: 1_500, .. })
+        )
     }));
     let unknown = SignedTx::sign(&chain, &key(50), 0, FEE, transfer(2, 1)).unwrap();
     cases.push(("unknown sender", unknown, |e| {
-        matches!(e, TxError::UnknownSender { .. })
+        matches!(e, TxError::Admission(AdmissionError::UnknownSender { .. }))
     }));
     let broke = SignedTx::sign(&chain, &key(1), 0, 2_000_000_000, transfer(2, 1)).unwrap();
     cases.push(("balance below fee", broke, |e| {
         matches!(
             e,
-            TxError::InsufficientFeeBalance {
+            TxError::Admission(AdmissionError::InsufficientFeeBalance {
                 fee: 2_000_000_000,
                 ..
-            }
+            })
         )
     }));
     let big_desc = "x".repeat(4000);
@@ -325,7 +328,10 @@ fn admission_failures_invalidate_the_block() {
     .unwrap();
     assert!(huge.len() > 16 << 10);
     cases.push(("too large", huge, |e| {
-        matches!(e, TxError::TxTooLarge { max: 16384, .. })
+        matches!(
+            e,
+            TxError::Admission(AdmissionError::TxTooLarge { max: 16384, .. })
+        )
     }));
 
     for (what, bad, check) in &cases {
@@ -360,10 +366,10 @@ fn admission_failures_invalidate_the_block() {
         s0.apply_block(ctx(&s0), std::slice::from_ref(&ahead)),
         Err(BlockError::InvalidTx {
             index: 0,
-            error: TxError::NonceMismatch {
+            error: TxError::Admission(AdmissionError::NonceMismatch {
                 expected: 0,
                 got: 1
-            },
+            }),
             ..
         })
     ));
@@ -371,15 +377,15 @@ fn admission_failures_invalidate_the_block() {
     let (s1, _) = apply_one(&s0, first.clone());
     assert_eq!(
         s1.check_tx(&first),
-        Err(TxError::NonceTooLow {
+        Err(TxError::Admission(AdmissionError::NonceTooLow {
             expected: 1,
             got: 0
-        })
+        }))
     );
     assert!(matches!(
         s1.apply_block(ctx(&s1), &[first]),
         Err(BlockError::InvalidTx {
-            error: TxError::NonceMismatch { .. },
+            error: TxError::Admission(AdmissionError::NonceMismatch { .. }),
             ..
         })
     ));
@@ -405,7 +411,7 @@ fn admission_failures_invalidate_the_block() {
         s.apply_block(ctx(&s), &[spend, again]),
         Err(BlockError::InvalidTx {
             index: 1,
-            error: TxError::InsufficientFeeBalance { balance: 0, .. },
+            error: TxError::Admission(AdmissionError::InsufficientFeeBalance { balance: 0, .. }),
             ..
         })
     ));
@@ -540,7 +546,10 @@ fn execution_failures_only_cost_the_fee() {
             .result
             .expect_err(&format!("{code}: expected an execution error"));
         assert_eq!(e.code(), code, "{e}");
-        assert!(!e.is_admission());
+        assert!(!matches!(
+            e,
+            ExecutionError::Internal { .. } | ExecutionError::RefereeUnavailable { .. }
+        ));
         assert!(!e.to_string().is_empty());
         assert_only_fee_and_nonce(&s, &after, sender, FEE);
     }
@@ -592,7 +601,7 @@ fn executor_lifecycle_and_unbonding_timing() {
     let (s3, o) = apply_one(&s2, tx(&s2, 9, TxBody::Withdraw));
     assert_eq!(
         o.result,
-        Err(TxError::NothingToWithdraw {
+        Err(ExecutionError::NothingToWithdraw {
             height: 3,
             next_release: Some(4)
         })
@@ -666,7 +675,7 @@ fn unbonding_entries_are_bounded() {
     let (_, o) = apply_one(&s, tx(&s, 9, TxBody::Unbond { amount: 1 }));
     assert_eq!(
         o.result,
-        Err(TxError::TooManyUnbonding {
+        Err(ExecutionError::TooManyUnbonding {
             max: limits::MAX_UNBONDING_ENTRIES
         })
     );
@@ -750,7 +759,7 @@ fn model_names_belong_to_their_first_publisher() {
     );
     assert_eq!(
         o.result.unwrap_err(),
-        TxError::NameTaken {
+        ExecutionError::NameTaken {
             name: "org/a".into(),
             owner: addr(2).to_string()
         }
@@ -897,7 +906,10 @@ fn fee_minimum_scales_with_size() {
     let exact = SignedTx::sign(&s.chain_id(), &key(1), 0, min, transfer(2, 1)).unwrap();
     assert_eq!(s.check_tx(&exact), Ok(()));
     let below = SignedTx::sign(&s.chain_id(), &key(1), 0, min - 1, transfer(2, 1)).unwrap();
-    assert!(matches!(s.check_tx(&below), Err(TxError::FeeTooLow { .. })));
+    assert!(matches!(
+        s.check_tx(&below),
+        Err(TxError::Admission(AdmissionError::FeeTooLow { .. }))
+    ));
 }
 
 #[test]
@@ -1017,7 +1029,15 @@ mod random_blocks {
                 prop_assert_eq!(outcomes.len(), txs.len());
                 for o in &outcomes {
                     if let Err(e) = &o.result {
-                        prop_assert!(!e.is_admission(), "{}", e);
+                        prop_assert!(
+                            !matches!(
+                                e,
+                                ExecutionError::Internal { .. }
+                                    | ExecutionError::RefereeUnavailable { .. }
+                            ),
+                            "{}",
+                            e
+                        );
                     }
                 }
                 // Deterministic on a clone, and the parent is untouched.

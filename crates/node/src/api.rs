@@ -100,8 +100,8 @@ use glassbox_api::wire::{
     TxStatus as TxStatusJson, TxSubmitted,
 };
 use glassbox_ledger::{
-    Executor, Job, JobId, JobStatus, ModelRecord, SignedTx, State, StateKey, TxBody, TxError,
-    TxHash, decode_model_version,
+    AdmissionError, ExecutionError, Executor, Job, JobId, JobStatus, ModelRecord, SignedTx, State,
+    StateKey, TxBody, TxError, TxHash, decode_model_version,
 };
 use glassbox_primitives::{BlockDigest, StateRoot, TensorHash};
 use glassbox_store::BlobStore;
@@ -386,9 +386,10 @@ impl IntoResponse for ApiError {
 /// Why a submitted transaction was refused, as an answer.
 fn mempool_error(e: MempoolError) -> ApiError {
     match e {
-        MempoolError::Invalid(TxError::Internal { reason }) => {
-            ApiError::internal(format!("checking the transaction: {reason}"))
-        }
+        MempoolError::Invalid(
+            TxError::Admission(AdmissionError::Internal { reason })
+            | TxError::Execution(ExecutionError::Internal { reason }),
+        ) => ApiError::internal(format!("checking the transaction: {reason}")),
         MempoolError::Invalid(e) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
         }

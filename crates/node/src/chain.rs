@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
 use glassbox_ledger::{
-    BlockContext, BlockError, JobId, Referee, SignedTx, State, TxHash, TxOutcome,
+    BlockContext, BlockError, JobId, Referee, SignedTx, State, TxError, TxHash, TxOutcome,
 };
 
 use tracing::{debug, warn};
@@ -473,7 +473,8 @@ impl Chain {
         // The signature check is the expensive part: outside the lock (the
         // result is remembered in `tx`).
         if !lock(&self.mempool).contains(&tx.hash()) {
-            tx.verify_signature(&state.chain_id())?;
+            tx.verify_signature(&state.chain_id())
+                .map_err(TxError::from)?;
         }
         lock(&self.mempool).insert(tx, &state)
     }
