@@ -8,46 +8,28 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
-use commonware_consensus::Heightable;
-use commonware_consensus::types::{Epoch, Height, Round, View};
-use commonware_cryptography::{Digestible, Signer, ed25519, sha256};
-use glassbox_ledger::{
-    BlockContext, GenesisAccount, GenesisState, Params, SignedTx, State, TxBody,
-};
+use glassbox_ledger::{GenesisAccount, GenesisState, Params, SignedTx, TxBody};
 use glassbox_node::api::{Api, Blobs, DEFAULT_MAX_BLOB_BYTES, router, router_with_blobs};
-use glassbox_node::block::{Block, randomness};
 use glassbox_node::chain::Chain;
-use glassbox_node::consensus::Context;
-use glassbox_node::mempool::MempoolLimits;
-use glassbox_types::{CostSpec, Manifest, ModelId, SecretKey, SignedManifest};
+use glassbox_types::{CostSpec, Manifest, ModelId, SignedManifest};
 use serde_json::Value;
 use tower::ServiceExt;
 
-const GENESIS_TIME: u64 = 1_700_000_000_000;
 const FEE: u64 = 1_000_000;
 
-fn key(n: u8) -> SecretKey {
-    SecretKey::from_seed(&[n; 32])
-}
+mod common;
+use common::{chain_of, key, next_block_with_outcomes};
 
 fn genesis() -> GenesisState {
     GenesisState {
         chain_name: "blobs-test".into(),
-        genesis_time_ms: GENESIS_TIME,
+        genesis_time_ms: common::GENESIS_TIME,
         params: Params::default(),
         accounts: vec![GenesisAccount {
             address: key(1).public(),
             balance: 1_000_000_000_000,
         }],
         executors: Vec::new(),
-    }
-}
-
-fn context(view: u64, parent: sha256::Digest) -> Context {
-    Context {
-        round: Round::new(Epoch::zero(), View::new(view)),
-        leader: ed25519::PrivateKey::from_seed(0).public_key(),
-        parent: (View::new(view.saturating_sub(1)), parent),
     }
 }
 
@@ -60,19 +42,7 @@ struct Node {
 
 impl Node {
     fn new(max_blob_bytes: u64, ready: bool) -> Node {
-        let state = State::genesis(&genesis()).expect("valid genesis");
-        let block = Block::new(
-            context(0, sha256::Digest::from([0u8; 32])),
-            sha256::Digest::from([0u8; 32]),
-            Height::zero(),
-            GENESIS_TIME,
-            Vec::new(),
-            state.root(),
-        );
-        let chain = Arc::new(Chain::new(block, state, MempoolLimits::default()));
-        if ready {
-            chain.set_ready();
-        }
+        let chain = chain_of(&genesis(), ready);
         let dir = tempfile::tempdir().expect("tempdir");
         let blobs = Blobs::open(dir.path().join("blobs"), max_blob_bytes).expect("blob store");
         let app = router_with_blobs(Api::new(chain.clone()), Some(blobs));
@@ -90,9 +60,8 @@ impl Node {
 
     /// Finalizes a block publishing `manifest` (its outcome must be ok).
     fn register(&mut self, manifest: SignedManifest) {
-        let f = self.chain.finalized();
         let tx = SignedTx::sign(
-            &f.state.chain_id(),
+            &self.chain.finalized().state.chain_id(),
             &key(1),
             self.nonce,
             FEE,
@@ -102,29 +71,8 @@ impl Node {
         )
         .expect("sign");
         self.nonce += 1;
-        let height = f.block.height().get() + 1;
-        let timestamp_ms = f.block.header().timestamp_ms + 1_000;
-        let (state, outcomes) = f
-            .state
-            .apply_block(
-                BlockContext {
-                    // Seedless blocks (finalized directly, never verified).
-                    randomness: randomness(None, &f.block.digest()),
-                    height,
-                    timestamp_ms,
-                },
-                std::slice::from_ref(&tx),
-            )
-            .expect("block applies");
+        let (block, outcomes) = next_block_with_outcomes(&self.chain, vec![tx]);
         assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
-        let block = Block::new(
-            context(height, f.block.digest()),
-            f.block.digest(),
-            Height::new(height),
-            timestamp_ms,
-            vec![tx],
-            state.root(),
-        );
         self.chain.finalize(&block).expect("finalizes");
     }
 }
@@ -385,18 +333,7 @@ async fn odd_requests() {
     );
 
     // A node without a blob store.
-    let state = State::genesis(&genesis()).expect("genesis");
-    let block = Block::new(
-        context(0, sha256::Digest::from([0u8; 32])),
-        sha256::Digest::from([0u8; 32]),
-        Height::zero(),
-        GENESIS_TIME,
-        Vec::new(),
-        state.root(),
-    );
-    let chain = Arc::new(Chain::new(block, state, MempoolLimits::default()));
-    chain.set_ready();
-    let app = router(Api::new(chain));
+    let app = router(Api::new(chain_of(&genesis(), true)));
     let (s, _, b) = get(&app, &format!("/v1/blobs/{}", ModelId::of(b"x"))).await;
     assert_eq!(
         (s, code(&json(&b))),

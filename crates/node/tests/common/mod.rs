@@ -13,6 +13,7 @@ use commonware_consensus::types::{Epoch, Height, Round, View};
 use commonware_cryptography::{Digestible, Signer, ed25519, sha256};
 use glassbox_ledger::{
     BlockContext, GenesisAccount, GenesisExecutor, GenesisState, Params, SignedTx, State, TxBody,
+    TxOutcome,
 };
 use glassbox_node::api::{Api, ApiLimits, router};
 use glassbox_node::block::{Block, randomness};
@@ -74,13 +75,15 @@ pub(crate) struct Node {
     pub(crate) app: Router,
 }
 
-pub(crate) fn node_with(limits: ApiLimits, ready: bool) -> Node {
-    let state = State::genesis(&genesis()).expect("valid genesis");
+/// A chain at the genesis block of `genesis` (ready when `ready`: its
+/// restart replay done).
+pub(crate) fn chain_of(genesis: &GenesisState, ready: bool) -> Arc<Chain> {
+    let state = State::genesis(genesis).expect("valid genesis");
     let block = Block::new(
         context(0, sha256::Digest::from([0u8; 32])),
         sha256::Digest::from([0u8; 32]),
         Height::zero(),
-        GENESIS_TIME,
+        genesis.genesis_time_ms,
         Vec::new(),
         state.root(),
     );
@@ -88,6 +91,11 @@ pub(crate) fn node_with(limits: ApiLimits, ready: bool) -> Node {
     if ready {
         chain.set_ready();
     }
+    chain
+}
+
+pub(crate) fn node_with(limits: ApiLimits, ready: bool) -> Node {
+    let chain = chain_of(&genesis(), ready);
     let app = router(Api {
         chain: chain.clone(),
         limits,
@@ -116,12 +124,15 @@ pub(crate) fn transfer(from: u8, nonce: u64, to: u8, amount: u64) -> SignedTx {
 }
 
 /// The next block on the finalized tip with `txs`, its state root computed
-/// by the ledger.
-pub(crate) fn next_block(chain: &Chain, txs: Vec<SignedTx>) -> Block {
+/// by the ledger, and the transactions' outcomes.
+pub(crate) fn next_block_with_outcomes(
+    chain: &Chain,
+    txs: Vec<SignedTx>,
+) -> (Block, Vec<TxOutcome>) {
     let f = chain.finalized();
     let height = f.block.height().get() + 1;
     let timestamp_ms = f.block.header().timestamp_ms + 1_000;
-    let (state, _) = f
+    let (state, outcomes) = f
         .state
         .apply_block(
             BlockContext {
@@ -133,14 +144,20 @@ pub(crate) fn next_block(chain: &Chain, txs: Vec<SignedTx>) -> Block {
             &txs,
         )
         .expect("block applies");
-    Block::new(
+    let block = Block::new(
         context(height, f.block.digest()),
         f.block.digest(),
         Height::new(height),
         timestamp_ms,
         txs,
         state.root(),
-    )
+    );
+    (block, outcomes)
+}
+
+/// The next block on the finalized tip with `txs`.
+pub(crate) fn next_block(chain: &Chain, txs: Vec<SignedTx>) -> Block {
+    next_block_with_outcomes(chain, txs).0
 }
 
 pub(crate) fn finalize(chain: &Chain, txs: Vec<SignedTx>) -> Block {
