@@ -442,32 +442,20 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
 
 // ---- parsing ----------------------------------------------------------------
 
-/// Decodes hex (either case, no prefix, no spaces), naming the offending
-/// character's position.
-fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
+/// Decodes non-empty hex of at most `max_bytes` bytes. Clients may send
+/// either case; the text is lower-cased (its length checked first) and
+/// decoded by the one hex decoder, `glassbox_primitives::unhex_vec`.
+fn decode_hex(s: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
     if s.is_empty() {
         return Err("empty hex string".into());
     }
-    if !s.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits ({})", s.len()));
+    if s.len() / 2 > max_bytes {
+        return Err(format!(
+            "{} bytes of hex, over the limit of {max_bytes}",
+            s.len() / 2
+        ));
     }
-    let digit = |i: usize, c: u8| match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        b'A'..=b'F' => Ok(c - b'A' + 10),
-        _ => Err(format!(
-            "character {i} (`{}`) is not a hex digit",
-            char::from(c).escape_default()
-        )),
-    };
-    s.as_bytes()
-        .chunks_exact(2)
-        .enumerate()
-        .map(|(i, pair)| match *pair {
-            [hi, lo] => Ok((digit(2 * i, hi)? << 4) | digit(2 * i + 1, lo)?),
-            _ => Err("odd number of hex digits".to_string()),
-        })
-        .collect()
+    glassbox_primitives::unhex_vec(&s.to_ascii_lowercase(), max_bytes)
 }
 
 /// `tx:<64 hex>` or 64 bare hex digits.
@@ -488,7 +476,7 @@ fn parse_tx_hash(s: &str) -> Result<TxHash, ApiError> {
             digits.len()
         )));
     }
-    let bytes = decode_hex(digits).map_err(bad)?;
+    let bytes = decode_hex(digits, 32).map_err(bad)?;
     let arr =
         <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| bad("expected 32 bytes".to_string()))?;
     Ok(TxHash(arr))
@@ -637,7 +625,7 @@ fn tx_from_body(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<Signed
             format!("the body is not {{\"tx\": \"<hex>\"}}: {e}"),
         )
     })?;
-    let bytes = decode_hex(&req.tx)
+    let bytes = decode_hex(&req.tx, glassbox_ledger::limits::HARD_MAX_TX_BYTES_USIZE)
         .map_err(|e| ApiError::bad_request("bad_hex", format!("field `tx`: {e}")))?;
     SignedTx::decode(&bytes)
         .map_err(|e| ApiError::bad_request("bad_tx", format!("field `tx`: {e}")))

@@ -14,7 +14,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Decodes lower-case hex of at most `max_bytes` bytes; the message says
-/// what is wrong (odd length, over the limit, a character that is not a
+/// what is wrong (odd length, over the limit, which character is not a
 /// lower-case hex digit).
 pub fn unhex_vec(s: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
     if !s.len().is_multiple_of(2) {
@@ -28,7 +28,8 @@ pub fn unhex_vec(s: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
     }
     s.as_bytes()
         .chunks_exact(2)
-        .map(|pair| Ok((digit(pair[0])? << 4) | digit(pair[1])?))
+        .enumerate()
+        .map(|(i, pair)| Ok((digit(2 * i, pair[0])? << 4) | digit(2 * i + 1, pair[1])?))
         .collect()
 }
 
@@ -42,18 +43,19 @@ pub fn unhex<const N: usize>(s: &str) -> Result<[u8; N], String> {
         ));
     }
     let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
+    for (i, (o, pair)) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)).enumerate() {
+        *o = (digit(2 * i, pair[0])? << 4) | digit(2 * i + 1, pair[1])?;
     }
     Ok(out)
 }
 
-fn digit(c: u8) -> Result<u8, String> {
+/// The value of byte `at` of the text, `c`.
+fn digit(at: usize, c: u8) -> Result<u8, String> {
     match c {
         b'0'..=b'9' => Ok(c - b'0'),
         b'a'..=b'f' => Ok(c - b'a' + 10),
         _ => Err(format!(
-            "`{}` is not a lower-case hex digit",
+            "character {at} (`{}`) is not a lower-case hex digit",
             char::from(c).escape_default()
         )),
     }
