@@ -109,13 +109,13 @@ mod tests {
             page(EXECUTORS, Some(2), Some("ed25519:ab")),
             "/v1/executors?limit=2&after=ed25519:ab"
         );
-        let id = JobId([1; 32]);
+        let id = JobId::from_bytes([1; 32]);
         assert_eq!(
             receipt(&id),
             format!("/v1/jobs/job:{}/receipt", "01".repeat(32))
         );
         assert_eq!(
-            tx(&TxHash([2; 32])),
+            tx(&TxHash::from_bytes([2; 32])),
             format!("/v1/tx/tx:{}", "02".repeat(32))
         );
     }

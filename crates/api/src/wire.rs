@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn an_outcome_is_events_or_an_error_never_both() {
-        let tx_hash = TxHash([3; 32]);
+        let tx_hash = TxHash::from_bytes([3; 32]);
         let ok = Outcome {
             tx_hash,
             result: Ok(Vec::new()),

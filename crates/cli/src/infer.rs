@@ -160,7 +160,7 @@ pub(crate) fn infer(args: &InferArgs, mut progress: impl FnMut(&str)) -> Result<
         max_fee,
     };
     let tx = net::sign(&client, &status, &key, body, None, "fund it first")?;
-    let job_id = JobId(tx.hash().0);
+    let job_id = JobId::of_tx(tx.hash());
     net::submit_tx(&client, &tx, deadline)?;
     progress(&format!(
         "submitted {job_id}: {}@{} on {} input(s), {} replicas, price {price}",

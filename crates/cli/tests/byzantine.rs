@@ -64,7 +64,7 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
                     max_fee: 1_000_000_000,
                 },
             );
-            let id = JobId(tx.hash().0);
+            let id = JobId::of_tx(tx.hash());
             let job = net.wait_job(&id, "assigned", |j| j.status != JobStatus::Assigning);
             if slot_index(&job, &me).is_some() {
                 return (id, job);

@@ -93,7 +93,7 @@ impl Liar {
                         max_fee: 1_000_000_000,
                     },
                 );
-                let id = JobId(tx.hash().0);
+                let id = JobId::of_tx(tx.hash());
                 let job = net.wait_job(&id, "assigned", |j| j.status != JobStatus::Assigning);
                 if job.slots.iter().any(|s| s.executor == self.me) {
                     Some((id, job))

@@ -553,7 +553,7 @@ impl State {
             } => self.submit_job(
                 sender,
                 account,
-                JobId(tx_hash.0),
+                JobId::of_tx(tx_hash),
                 model_id,
                 inputs,
                 *replicas,

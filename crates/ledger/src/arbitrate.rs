@@ -651,7 +651,7 @@ impl State {
         let mut h = blake3::Hasher::new();
         h.update(AUDIT_DOMAIN);
         h.update(randomness);
-        h.update(&id.0);
+        h.update(id.as_bytes());
         let digest = h.finalize();
         let mut b = [0u8; 8];
         b.copy_from_slice(&digest.as_bytes()[..8]);

@@ -9,12 +9,10 @@
 //! and disputed otherwise. A slot that misses its deadline is penalized and
 //! reassigned.
 
-use std::fmt;
-use std::str::FromStr;
-
 use glassbox_types::{DimSpec, ManifestId, ModelId, PublicKey, TensorSpec};
 use serde::{Deserialize, Serialize};
 
+pub use glassbox_primitives::JobId;
 use glassbox_primitives::codec::{Reader, Writer};
 use glassbox_primitives::tensor::{self, TensorHeader};
 use glassbox_primitives::{Commitment, OutputHash, Salt, TensorHash, TraceRoot, tags};
@@ -31,65 +29,6 @@ pub const OUTPUTS_DOMAIN: &[u8] = tags::OUTPUTS;
 /// Domain of the executor-selection draw.
 pub const SELECTION_DOMAIN: &[u8] = tags::SELECTION;
 
-/// A job's id: the hash of the transaction that submitted it. Text form
-/// `job:<64 lower-case hex>`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct JobId(pub [u8; 32]);
-
-impl JobId {
-    /// The text prefix.
-    pub const PREFIX: &'static str = "job:";
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, glassbox_types::hex(&self.0))
-    }
-}
-
-impl fmt::Debug for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JobId({self})")
-    }
-}
-
-impl FromStr for JobId {
-    type Err = DecodeError;
-    fn from_str(s: &str) -> Result<Self, DecodeError> {
-        let err = |reason: String| DecodeError {
-            what: "job id",
-            offset: 0,
-            reason,
-        };
-        let rest = s
-            .strip_prefix(Self::PREFIX)
-            .ok_or_else(|| err(format!("expected the prefix `{}`", Self::PREFIX)))?;
-        serde_util::unhex32(rest).map(JobId).map_err(err)
-    }
-}
-
-#[cfg(feature = "openapi")]
-glassbox_primitives::text_schema!(
-    JobId,
-    glassbox_primitives::schema::text(
-        "A job's id (its submit_job transaction's hash): `job:<64 lower-case hex digits>`.",
-        "^job:[0-9a-f]{64}$",
-    )
-);
-
-impl Serialize for JobId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for JobId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// The commitment an executor posts before revealing:
 /// `BLAKE3("GBCM1" || job id || executor || output hash || trace root ||
 /// salt)`. Binding the executor's key means a copied commitment cannot be
@@ -103,7 +42,7 @@ pub fn commitment(
 ) -> Commitment {
     let mut h = blake3::Hasher::new();
     h.update(COMMITMENT_DOMAIN);
-    h.update(&job.0);
+    h.update(job.as_bytes());
     h.update(&executor.to_bytes());
     h.update(output_hash.as_bytes());
     h.update(trace_root.as_bytes());
@@ -387,7 +326,7 @@ impl Job {
         let io: usize = self.inputs.iter().chain(&self.outputs).map(Vec::len).sum();
         let mut w = Writer::with_capacity(256 + io + 200 * self.slots.len());
         w.u8(RECORD_VERSION);
-        w.bytes(&self.id.0);
+        w.bytes(self.id.as_bytes());
         self.requester.write_to(&mut w);
         w.bytes(self.model_id.as_bytes());
         w.bytes(self.manifest_id.as_bytes());
@@ -431,7 +370,7 @@ impl Job {
     pub fn decode(bytes: &[u8]) -> Result<Job, DecodeError> {
         let mut r = Reader::new("job record", bytes);
         r.version(RECORD_VERSION)?;
-        let id = JobId(r.array()?);
+        let id = JobId::from_bytes(r.array()?);
         let requester = PublicKey::read_from(&mut r, "requester")?;
         let model_id = ModelId::from_bytes(r.array()?);
         let manifest_id = ManifestId::from_bytes(r.array()?);

@@ -101,8 +101,8 @@ impl StateKey {
                 k
             }
             StateKey::NameOwner(name) => tagged(tags::NAME_OWNER, name.as_bytes()),
-            StateKey::Job(id) => tagged(tags::JOB, &id.0),
-            StateKey::JobExt(id) => tagged(tags::JOB_EXT, &id.0),
+            StateKey::Job(id) => tagged(tags::JOB, id.as_bytes()),
+            StateKey::JobExt(id) => tagged(tags::JOB_EXT, id.as_bytes()),
         }
     }
 }

@@ -45,7 +45,7 @@ fn draw(randomness: &[u8; 32], job: &JobId, slot: usize, attempt: usize, total: 
     let mut h = blake3::Hasher::new();
     h.update(SELECTION_DOMAIN);
     h.update(randomness);
-    h.update(&job.0);
+    h.update(job.as_bytes());
     h.update(&u32::try_from(slot).unwrap_or(u32::MAX).to_le_bytes());
     h.update(&u32::try_from(attempt).unwrap_or(u32::MAX).to_le_bytes());
     let mut b = [0u8; 16];

@@ -2,12 +2,12 @@
 //! hashing (docs/ledger.md, "Transactions").
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
 use glassbox_types::{ModelId, PublicKey, SecretKey, Signature, SignedManifest};
 use serde::{Deserialize, Serialize};
 
+pub use glassbox_primitives::TxHash;
 use glassbox_primitives::codec::{Reader, Writer};
 use glassbox_primitives::{ChainId, Commitment, OutputHash, Salt, TraceRoot, tags};
 
@@ -226,7 +226,7 @@ impl TxBody {
                 w.u64(*max_fee);
             }
             TxBody::CommitResult { job_id, commitment } => {
-                w.bytes(&job_id.0);
+                w.bytes(job_id.as_bytes());
                 w.digest(commitment);
             }
             TxBody::RevealResult {
@@ -237,7 +237,7 @@ impl TxBody {
                 outputs,
             } => {
                 check_tensors_len("outputs", outputs)?;
-                w.bytes(&job_id.0);
+                w.bytes(job_id.as_bytes());
                 w.digest(output_hash);
                 w.digest(trace_root);
                 w.digest(salt);
@@ -250,7 +250,7 @@ impl TxBody {
                 outputs,
             } => {
                 check_tensors_len("outputs", outputs)?;
-                w.bytes(&job_id.0);
+                w.bytes(job_id.as_bytes());
                 w.digest(output_hash);
                 w.digest(trace_root);
                 write_tensors(w, outputs);
@@ -270,7 +270,7 @@ impl TxBody {
                         return Err(e);
                     }
                 }
-                w.bytes(&job_id.0);
+                w.bytes(job_id.as_bytes());
                 step.write(w);
             }
         }
@@ -313,24 +313,24 @@ impl TxBody {
                 max_fee: r.u64()?,
             },
             9 => TxBody::CommitResult {
-                job_id: JobId(r.array()?),
+                job_id: JobId::from_bytes(r.array()?),
                 commitment: r.digest()?,
             },
             10 => TxBody::RevealResult {
-                job_id: JobId(r.array()?),
+                job_id: JobId::from_bytes(r.array()?),
                 output_hash: r.digest()?,
                 trace_root: r.digest()?,
                 salt: r.digest()?,
                 outputs: read_tensors(r, "outputs")?,
             },
             11 => TxBody::Challenge {
-                job_id: JobId(r.array()?),
+                job_id: JobId::from_bytes(r.array()?),
                 output_hash: r.digest()?,
                 trace_root: r.digest()?,
                 outputs: read_tensors(r, "outputs")?,
             },
             12 => TxBody::DisputeStep {
-                job_id: JobId(r.array()?),
+                job_id: JobId::from_bytes(r.array()?),
                 step: Step::read(r)?,
             },
             k => return Err(r.err_at(at, format!("unknown transaction kind {k}"))),
@@ -369,70 +369,6 @@ fn check_endpoint_len(endpoint: &str) -> Result<(), AdmissionError> {
         });
     }
     Ok(())
-}
-
-/// A transaction's id: BLAKE3 of its canonical signed encoding. Text form
-/// `tx:<64 lower-case hex>`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TxHash(pub [u8; 32]);
-
-impl TxHash {
-    /// The text prefix.
-    pub const PREFIX: &'static str = "tx:";
-
-    /// The hash of `encoded`.
-    pub fn of(encoded: &[u8]) -> TxHash {
-        TxHash(*blake3::hash(encoded).as_bytes())
-    }
-}
-
-impl fmt::Display for TxHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, glassbox_types::hex(&self.0))
-    }
-}
-
-impl fmt::Debug for TxHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TxHash({self})")
-    }
-}
-
-impl FromStr for TxHash {
-    type Err = DecodeError;
-    fn from_str(s: &str) -> Result<Self, DecodeError> {
-        let err = |reason: String| DecodeError {
-            what: "transaction hash",
-            offset: 0,
-            reason,
-        };
-        let rest = s
-            .strip_prefix(Self::PREFIX)
-            .ok_or_else(|| err(format!("expected the prefix `{}`", Self::PREFIX)))?;
-        serde_util::unhex32(rest).map(TxHash).map_err(err)
-    }
-}
-
-#[cfg(feature = "openapi")]
-glassbox_primitives::text_schema!(
-    TxHash,
-    glassbox_primitives::schema::text(
-        "A transaction's hash: `tx:<64 lower-case hex digits>`.",
-        "^tx:[0-9a-f]{64}$",
-    )
-);
-
-impl Serialize for TxHash {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for TxHash {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 /// A signed transaction. Built only by [`SignedTx::sign`],
@@ -791,7 +727,7 @@ mod tests {
         assert!(j.contains("\"type\":\"register_executor\""), "{j}");
         let back: SignedTx = serde_json::from_str(&j).unwrap();
         assert_eq!(back, tx);
-        let other = TxHash([0; 32]).to_string();
+        let other = TxHash::from_bytes([0; 32]).to_string();
         let bad = j.replace(&tx.hash().to_string(), &other);
         assert!(serde_json::from_str::<SignedTx>(&bad).is_err());
     }

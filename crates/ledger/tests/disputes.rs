@@ -287,7 +287,7 @@ fn submitted_job(replicas: u8, randomness: u8) -> (State, JobId) {
             max_fee: 1_000_000,
         },
     );
-    let id = JobId(t.hash().0);
+    let id = JobId::of_tx(t.hash());
     let s = block(&s, 0, &[t]);
     (block(&s, randomness, &[]), id)
 }

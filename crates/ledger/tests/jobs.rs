@@ -129,7 +129,7 @@ fn number_of(pk: &PublicKey) -> u8 {
 fn submitted(replicas: u8, randomness: [u8; 32]) -> (State, Job) {
     let s = setup();
     let t = tx(&s, 1, submit(replicas, input()));
-    let id = JobId(t.hash().0);
+    let id = JobId::of_tx(t.hash());
     let (s, o) = apply_one(&s, t);
     assert!(o.result.is_ok(), "{:?}", o.result);
     assert_eq!(s.job(&id).unwrap().status, JobStatus::Assigning);
@@ -269,7 +269,7 @@ fn disagreeing_reveals_dispute_the_job_and_lock_stakes() {
     }
     // A locked executor is not assigned new jobs.
     let t = tx(&s, 2, submit(2, input()));
-    let id = JobId(t.hash().0);
+    let id = JobId::of_tx(t.hash());
     let (s, _) = apply_one(&s, t);
     let s = apply_with(&s, [9; 32], &[]);
     for slot in &s.job(&id).unwrap().slots {
@@ -444,7 +444,7 @@ fn a_job_waits_for_capacity_oldest_first_then_fails_refunded() {
     let txs: Vec<SignedTx> = (0..3)
         .map(|i| tx_ahead(&s, 1, i, submit(3, input())))
         .collect();
-    let ids: Vec<JobId> = txs.iter().map(|t| JobId(t.hash().0)).collect();
+    let ids: Vec<JobId> = txs.iter().map(|t| JobId::of_tx(t.hash())).collect();
     let s = apply_with(&s, [1; 32], &txs);
     let before = s.account(&addr(1)).unwrap().balance;
     let s = apply_with(&s, [2; 32], &[]);

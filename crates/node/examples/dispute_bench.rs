@@ -193,7 +193,7 @@ fn play(
             max_fee: u64::MAX >> 8,
         },
     )?;
-    let id = JobId(submit.hash().0);
+    let id = JobId::of_tx(submit.hash());
     let (s, _) = apply(state, &[submit], &data)?;
     let (mut s, _) = apply(&s, &[], &data)?;
     let job = s.job(&id).context("job")?;

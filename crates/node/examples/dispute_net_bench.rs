@@ -345,7 +345,7 @@ fn job_for(
         )?;
         submit(node, &tx, deadline)?;
         *dev_nonce += 1;
-        let id = JobId(tx.hash().0);
+        let id = JobId::of_tx(tx.hash());
         let v = wait_job(node, &id, "assigned", deadline, |v| {
             v.status != JobStatus::Assigning
         })?;

@@ -60,7 +60,7 @@ use anyhow::{Context, Result, bail};
 use commonware_codec::DecodeExt;
 use commonware_parallel::Sequential;
 use glassbox_api::wire::TxStatus;
-use glassbox_ledger::{Job, JobId, Params, SignedTx, TxBody, TxHash, outputs_hash};
+use glassbox_ledger::{Job, JobId, Params, SignedTx, TxBody, outputs_hash};
 use glassbox_node::consensus::{Finalization, Identity, NAMESPACE, Scheme};
 use glassbox_node::receipt::Receipt;
 use glassbox_primitives::ChainId;
@@ -311,7 +311,7 @@ fn poll_receipt(client: &Client, id: &JobId) -> Result<Poll> {
             None => Ok(Poll::Failed(e.to_string())),
         },
         Err(e) if e.status() == Some(404) => {
-            if let TxStatus::Finalized { outcome, .. } = client.tx_status(&TxHash(id.0))?
+            if let TxStatus::Finalized { outcome, .. } = client.tx_status(&id.tx())?
                 && let Err(e) = outcome.result
             {
                 return Ok(Poll::Failed(format!(
@@ -367,7 +367,7 @@ fn one_job(
     setup: &Setup,
     tx: &SignedTx,
 ) -> Result<(Done, Box<Receipt>)> {
-    let id = JobId(tx.hash().0);
+    let id = JobId::of_tx(tx.hash());
     let tip = watch.height.load(Ordering::Acquire);
     let posted = Instant::now();
     let deadline = posted + Duration::from_millis(JOB_TIMEOUT_MS);
@@ -904,7 +904,7 @@ fn throughput_run(net: &mut Net, opts: &Opts) -> Result<ThroughputRun> {
         let tx = net.next_job(r, opts.replicas)?;
         let lane = (i % VALIDATORS) * SUBMIT_LANES + (r / VALIDATORS) % SUBMIT_LANES;
         lanes[lane].push(Offer {
-            id: JobId(tx.hash().0),
+            id: JobId::of_tx(tx.hash()),
             tx,
             due: t0 + Duration::from_secs_f64(i as f64 / opts.rate as f64),
         });

@@ -479,7 +479,7 @@ fn parse_tx_hash(s: &str) -> Result<TxHash, ApiError> {
     let bytes = decode_hex(digits, 32).map_err(bad)?;
     let arr =
         <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| bad("expected 32 bytes".to_string()))?;
-    Ok(TxHash(arr))
+    Ok(TxHash::from_bytes(arr))
 }
 
 fn parse_address(s: &str) -> Result<PublicKey, ApiError> {
@@ -691,7 +691,7 @@ async fn submit_job(
         return Err(not_ready(&api.chain));
     }
     let tx_hash = api.chain.submit(tx).map_err(mempool_error)?;
-    let job_id = JobId(tx_hash.0);
+    let job_id = JobId::of_tx(tx_hash);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(JobSubmitted { job_id, tx_hash }),
@@ -1114,7 +1114,7 @@ fn parse_job_id(s: &str) -> Result<JobId, ApiError> {
     } else {
         format!("{}{s}", JobId::PREFIX)
     };
-    text.parse().map_err(|e: glassbox_ledger::DecodeError| {
+    text.parse().map_err(|e: glassbox_primitives::ParseError| {
         ApiError::bad_request(
             "bad_job_id",
             format!("`{}`: {}", clip(s, MAX_ECHO), e.reason),

@@ -215,7 +215,7 @@ pub fn txs_root(txs: &[SignedTx]) -> [u8; 32] {
     h.update(TXS_ROOT_DOMAIN);
     h.update(&(txs.len() as u64).to_le_bytes());
     for tx in txs {
-        h.update(&tx.hash().0);
+        h.update(tx.hash().as_bytes());
     }
     *h.finalize().as_bytes()
 }

@@ -35,7 +35,7 @@ impl JobIndex {
             return;
         }
         let (id, kind) = match tx.body() {
-            TxBody::SubmitJob { .. } => (JobId(tx.hash().0), 0),
+            TxBody::SubmitJob { .. } => (JobId::of_tx(tx.hash()), 0),
             TxBody::CommitResult { job_id, .. } => (*job_id, 1),
             TxBody::RevealResult { job_id, .. } => (*job_id, 2),
             _ => return,

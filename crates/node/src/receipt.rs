@@ -323,7 +323,7 @@ impl Receipt {
 
         // The request.
         let request = tx_field("request_tx", &self.request_tx)?;
-        if request.hash().0 != job.id.0 {
+        if request.hash() != job.id.tx() {
             return Err(fail("request_tx", "its hash is not the job id"));
         }
         if request.sender() != &job.requester {
@@ -412,7 +412,7 @@ impl Receipt {
     pub fn job_id(&self) -> Result<JobId, ReceiptError> {
         self.job_id
             .parse()
-            .map_err(|e: glassbox_ledger::DecodeError| fail("job_id", e.to_string()))
+            .map_err(|e: glassbox_primitives::ParseError| fail("job_id", e.to_string()))
     }
 
     /// The model id.

@@ -886,7 +886,7 @@ async fn typed_client_reads_what_the_server_writes() {
     assert_eq!(models.items[0].name, "org/vision");
     assert_eq!(c.concentration().await.expect("report").height, 1);
 
-    let no_job = JobId(tx.hash().0);
+    let no_job = JobId::of_tx(tx.hash());
     assert_eq!(c.job(&no_job).await.expect("job").record, None);
     let e = c
         .submit_job(&transfer(1, 1, 2, 1))

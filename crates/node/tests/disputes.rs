@@ -184,7 +184,7 @@ fn lying_job(c: &Case, node: usize, element: usize) -> (State, JobId, SecretKey,
             max_fee: u64::MAX >> 8,
         },
     );
-    let id = JobId(submit.hash().0);
+    let id = JobId::of_tx(submit.hash());
     let s = apply(s, &[submit], &data, 1);
     let mut s = apply(&s, &[], &data, (node * 31 + element) as u8);
     let job = s.job(&id).unwrap();
@@ -303,7 +303,7 @@ fn a_challenged_optimistic_liar_is_caught() {
             max_fee: u64::MAX >> 8,
         },
     );
-    let id = JobId(submit.hash().0);
+    let id = JobId::of_tx(submit.hash());
     let s = apply(s, &[submit], &data, 1);
     let mut s = apply(&s, &[], &data, 9);
     let exec = secret_of(&s.job(&id).unwrap().slots[0].executor);

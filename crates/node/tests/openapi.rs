@@ -112,7 +112,7 @@ async fn samples() -> Vec<Sample> {
     .expect("sign");
     let model = ModelId::of(b"model-a");
     let tensor = TensorHash::default();
-    let job = JobId(transfer_tx.hash().0);
+    let job = JobId::of_tx(transfer_tx.hash());
     let tx_uri = format!("/v1/tx/{}", transfer_tx.hash());
 
     let mut out = vec![

@@ -36,6 +36,52 @@ blake3_id!(
     "manifest id"
 );
 
+/// An id with the text form `$prefix<64 hex>` that names a hash.
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $prefix:literal) => {
+        hash32!($(#[$doc])* $name, $what, $prefix);
+
+        impl $name {
+            /// The text prefix.
+            pub const PREFIX: &'static str = $prefix;
+        }
+    };
+}
+
+prefixed_id!(
+    /// A transaction's hash: BLAKE3 of its canonical signed encoding
+    /// (`tx:<hex>`).
+    TxHash,
+    "transaction hash",
+    "tx:"
+);
+prefixed_id!(
+    /// A job's id: the hash of the `submit_job` transaction that submitted
+    /// it (`job:<hex>`).
+    JobId,
+    "job id",
+    "job:"
+);
+
+impl TxHash {
+    /// The hash of a transaction's canonical encoding.
+    pub fn of(encoded: &[u8]) -> TxHash {
+        TxHash::from(blake3::hash(encoded))
+    }
+}
+
+impl JobId {
+    /// The id of the job that the transaction `tx` submits.
+    pub const fn of_tx(tx: TxHash) -> JobId {
+        JobId::from_bytes(tx.to_bytes())
+    }
+
+    /// The hash of the transaction that submitted the job.
+    pub const fn tx(self) -> TxHash {
+        TxHash::from_bytes(self.to_bytes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +116,26 @@ mod tests {
                 .parse::<Hash>()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn transaction_hashes_and_job_ids_are_prefixed_and_related() {
+        let tx = TxHash::of(b"a signed transaction");
+        assert_eq!(
+            tx.to_string(),
+            format!("tx:{}", blake3::hash(b"a signed transaction").to_hex())
+        );
+        let job = JobId::of_tx(tx);
+        assert_eq!(job.to_string(), format!("job:{}", tx.to_hex()));
+        assert_eq!((job.tx(), job.as_bytes()), (tx, tx.as_bytes()));
+        assert_eq!(job.to_string().parse::<JobId>(), Ok(job));
+        assert_eq!(serde_json::to_string(&tx).unwrap(), format!("\"{tx}\""));
+        for bad in [
+            tx.to_string(),
+            tx.to_hex(),
+            format!("job:{}", &tx.to_hex()[1..]),
+        ] {
+            assert!(bad.parse::<JobId>().is_err(), "{bad}");
+        }
     }
 }

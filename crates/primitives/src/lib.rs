@@ -27,4 +27,4 @@ pub use digest::{
 };
 pub use error::{DecodeError, ParseError};
 pub use hex::{clip, hex, unhex, unhex_vec};
-pub use id::{Hash, ManifestId, ModelId};
+pub use id::{Hash, JobId, ManifestId, ModelId, TxHash};
