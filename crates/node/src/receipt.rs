@@ -17,7 +17,7 @@ use glassbox_ledger::{
     Job, JobExt, JobId, JobStatus, Proof, SignedTx, StateKey, TxBody, commitment, outputs_hash,
     verify_proof,
 };
-use glassbox_primitives::{ChainId, TensorHash};
+use glassbox_primitives::{ChainId, OutputHash, TensorHash, TraceRoot};
 use glassbox_types::{ModelId, PublicKey, hex};
 use serde::{Deserialize, Serialize};
 
@@ -195,8 +195,23 @@ impl Receipt {
             ));
         }
         expect_eq("chain_id", &self.chain_id, &chain_id.to_hex())?;
+        let header = self.certified_header(identity)?;
+        let job = self.proven_job(&header)?;
+        self.check_summary(&job)?;
+        let (output_hash, trace_root) = self.agreed_result(&job, &header)?;
+        self.check_outputs(&job, &output_hash, &trace_root)?;
+        self.check_request(&job, chain_id)?;
+        self.check_slots(&job, chain_id)?;
+        Ok(Verified {
+            requester: job.requester,
+            height: header.height.get(),
+            job,
+        })
+    }
 
-        // The header and its certificate.
+    /// `block_header`, checked to be the block `finalization` certifies
+    /// under the genesis validator set `identity`.
+    fn certified_header(&self, identity: &Identity) -> Result<Header, ReceiptError> {
         let header_bytes = unhex("block_header", &self.block_header)?;
         let header =
             Header::decode(header_bytes).map_err(|e| fail("block_header", e.to_string()))?;
@@ -235,7 +250,12 @@ impl Receipt {
             ));
         }
 
-        // The record under the state root.
+        Ok(header)
+    }
+
+    /// `job_record`, checked to be proven by `state_proof` under the
+    /// header's state root.
+    fn proven_job(&self, header: &Header) -> Result<Job, ReceiptError> {
         let record = unhex("job_record", &self.job_record)?;
         let job = Job::decode(&record).map_err(|e| fail("job_record", e.to_string()))?;
         let proof_bytes = unhex("state_proof", &self.state_proof)?;
@@ -248,7 +268,12 @@ impl Receipt {
             )
         })?;
 
-        // The record says what the summary fields say.
+        Ok(job)
+    }
+
+    /// The summary fields say what the record says; the job is final
+    /// with every slot filled.
+    fn check_summary(&self, job: &Job) -> Result<(), ReceiptError> {
         expect_eq("job_id", &self.job_id, &job.id.to_string())?;
         expect_eq("model_id", &self.model_id, &job.model_id.to_string())?;
         expect_eq(
@@ -269,51 +294,64 @@ impl Receipt {
         if job.slots.len() != usize::from(job.replicas) {
             return Err(fail("job_record", "fewer slots than replicas"));
         }
-        // The result: the agreed reveal, or the claim that won the job's
-        // dispute (its extension record proven under the same root).
-        let agreed = match job.agreed() {
-            Some(r) => (r.output_hash, r.trace_root),
-            None => {
-                let (Some(ext_hex), Some(proof_hex)) = (&self.job_ext, &self.ext_proof) else {
-                    return Err(fail(
-                        "job_ext",
-                        "the reveals do not all agree and no dispute record is given",
-                    ));
-                };
-                let ext_record = unhex("job_ext", ext_hex)?;
-                let ext_proof = Proof::decode(&unhex("ext_proof", proof_hex)?)
-                    .map_err(|e| fail("ext_proof", e.to_string()))?;
-                let key = StateKey::JobExt(job.id).to_bytes();
-                verify_proof(&header.state_root, &key, Some(&ext_record), &ext_proof).map_err(
-                    |e| {
-                        fail(
-                            "ext_proof",
-                            format!("does not prove job_ext under the header's state root: {e}"),
-                        )
-                    },
-                )?;
-                let ext =
-                    JobExt::decode(&ext_record).map_err(|e| fail("job_ext", e.to_string()))?;
-                let claim = winning_claim(&ext)
-                    .ok_or_else(|| fail("job_ext", "the dispute has no winning claim"))?;
-                if claim.outputs != job.outputs {
-                    return Err(fail(
-                        "job_ext",
-                        "the winning claim's outputs are not the job's",
-                    ));
-                }
-                (claim.output_hash, claim.trace_root)
-            }
+        Ok(())
+    }
+
+    /// The result: the agreed reveal, or the claim that won the job's
+    /// dispute (its extension record proven under the same root).
+    fn agreed_result(
+        &self,
+        job: &Job,
+        header: &Header,
+    ) -> Result<(OutputHash, TraceRoot), ReceiptError> {
+        if let Some(r) = job.agreed() {
+            return Ok((r.output_hash, r.trace_root));
+        }
+        let (Some(ext_hex), Some(proof_hex)) = (&self.job_ext, &self.ext_proof) else {
+            return Err(fail(
+                "job_ext",
+                "the reveals do not all agree and no dispute record is given",
+            ));
         };
-        expect_eq("output_hash", &self.output_hash, &agreed.0.to_hex())?;
-        expect_eq("trace_root", &self.trace_root, &agreed.1.to_hex())?;
+        let ext_record = unhex("job_ext", ext_hex)?;
+        let ext_proof = Proof::decode(&unhex("ext_proof", proof_hex)?)
+            .map_err(|e| fail("ext_proof", e.to_string()))?;
+        let key = StateKey::JobExt(job.id).to_bytes();
+        verify_proof(&header.state_root, &key, Some(&ext_record), &ext_proof).map_err(|e| {
+            fail(
+                "ext_proof",
+                format!("does not prove job_ext under the header's state root: {e}"),
+            )
+        })?;
+        let ext = JobExt::decode(&ext_record).map_err(|e| fail("job_ext", e.to_string()))?;
+        let claim = winning_claim(&ext)
+            .ok_or_else(|| fail("job_ext", "the dispute has no winning claim"))?;
+        if claim.outputs != job.outputs {
+            return Err(fail(
+                "job_ext",
+                "the winning claim's outputs are not the job's",
+            ));
+        }
+        Ok((claim.output_hash, claim.trace_root))
+    }
+
+    /// `output_hash`, `trace_root`, `outputs` and `executors` are the
+    /// result's and the record's; the outputs hash to `output_hash`.
+    fn check_outputs(
+        &self,
+        job: &Job,
+        output_hash: &OutputHash,
+        trace_root: &TraceRoot,
+    ) -> Result<(), ReceiptError> {
+        expect_eq("output_hash", &self.output_hash, &output_hash.to_hex())?;
+        expect_eq("trace_root", &self.trace_root, &trace_root.to_hex())?;
         let outputs: Vec<String> = job.outputs.iter().map(|o| hex(o)).collect();
         if self.outputs != outputs {
             return Err(fail("outputs", "differ from the record's"));
         }
         let output_hashes: Vec<TensorHash> =
             job.outputs.iter().map(|o| blake3::hash(o).into()).collect();
-        if outputs_hash(&output_hashes) != agreed.0 {
+        if outputs_hash(&output_hashes) != *output_hash {
             return Err(fail("outputs", "do not hash to output_hash"));
         }
         let executors: Vec<String> = job.slots.iter().map(|s| s.executor.to_string()).collect();
@@ -321,7 +359,11 @@ impl Receipt {
             return Err(fail("executors", "differ from the record's slots"));
         }
 
-        // The request.
+        Ok(())
+    }
+
+    /// `request_tx` is the signed request that created the job.
+    fn check_request(&self, job: &Job, chain_id: &ChainId) -> Result<(), ReceiptError> {
         let request = tx_field("request_tx", &self.request_tx)?;
         if request.hash() != job.id.tx() {
             return Err(fail("request_tx", "its hash is not the job id"));
@@ -344,7 +386,12 @@ impl Receipt {
             .verify_signature(chain_id)
             .map_err(|e| fail("request_tx", e.to_string()))?;
 
-        // Each executor's commitment and reveal.
+        Ok(())
+    }
+
+    /// Each executor's signed commitment and reveal are the recorded ones,
+    /// and each reveal opens its commitment.
+    fn check_slots(&self, job: &Job, chain_id: &ChainId) -> Result<(), ReceiptError> {
         if self.commit_txs.len() != job.slots.len() {
             return Err(fail("commit_txs", "one per slot expected"));
         }
@@ -401,11 +448,7 @@ impl Receipt {
                 return Err(fail(&field, "does not open the commitment"));
             }
         }
-        Ok(Verified {
-            requester: job.requester,
-            height: header.height.get(),
-            job,
-        })
+        Ok(())
     }
 
     /// The job id.
