@@ -346,7 +346,7 @@ pub(crate) fn run(args: InferArgs) -> Result<()> {
 
 /// The genesis the node serves (`GET /v1/genesis`), for checking a
 /// receipt when the user gave none.
-fn fetch_genesis(node: &str) -> Result<glassbox_node::genesis::NodeGenesis> {
+fn fetch_genesis(node: &str) -> Result<glassbox_node::consensus::genesis::NodeGenesis> {
     let client = net::client(node, Duration::from_secs(30))?;
     Ok(client.genesis()?)
 }

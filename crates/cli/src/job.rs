@@ -13,7 +13,7 @@ use glassbox_api::Verified;
 use glassbox_api::blocking::Client;
 use glassbox_ledger::dispute::Stage;
 use glassbox_ledger::{Job, JobExt, JobId, JobStatus, TxBody};
-use glassbox_node::party::Party;
+use glassbox_node::disputes::party::Party;
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
 use glassbox_types::ModelId;
 use serde_json::json;

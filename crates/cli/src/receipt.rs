@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use glassbox_ledger::outputs_hash;
-use glassbox_node::genesis::NodeGenesis;
+use glassbox_node::consensus::genesis::NodeGenesis;
 use glassbox_node::receipt::{MAX_RECEIPT_BYTES, Receipt, Verified};
 use glassbox_primitives::{OutputHash, TensorHash, TraceRoot};
 use glassbox_runtime::{Limits, Model, Options, Session, formats};

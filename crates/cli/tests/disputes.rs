@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use common::{DevNet, Net, Nodes, models};
 use glassbox_ledger::dispute::Target;
 use glassbox_ledger::{JobId, JobStatus, TxBody, commitment};
-use glassbox_node::party::Party;
+use glassbox_node::disputes::party::Party;
 use glassbox_runtime::{DType, Limits, Model, Options, Session, formats};
 use glassbox_types::{ModelId, PublicKey, SecretKey};
 use serde_json::Value;

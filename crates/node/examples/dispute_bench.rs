@@ -33,8 +33,8 @@ use glassbox_ledger::{
     BlockContext, GenesisAccount, GenesisExecutor, GenesisState, JobId, JobStatus, Params,
     SignedTx, State, TxBody, commitment,
 };
-use glassbox_node::party::Party;
-use glassbox_node::referee::{MemoryData, RuntimeReferee};
+use glassbox_node::disputes::party::Party;
+use glassbox_node::disputes::referee::{MemoryData, RuntimeReferee};
 use glassbox_runtime::{Limits, Model, Options, Session, Tensor, formats};
 use glassbox_types::{CostSpec, Manifest, ModelId, SecretKey, SignedManifest};
 

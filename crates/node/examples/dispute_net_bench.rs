@@ -58,7 +58,7 @@ use anyhow::{Context, Result, bail};
 use glassbox_ledger::dispute::{Step, Target};
 use glassbox_ledger::limits::HARD_MAX_TX_BYTES;
 use glassbox_ledger::{Job as LedgerJob, JobExt, JobId, JobStatus, SignedTx, TxBody, commitment};
-use glassbox_node::party::Party;
+use glassbox_node::disputes::party::Party;
 use glassbox_runtime::{Limits, Model, Options, Session, Tensor, formats};
 use glassbox_types::{PublicKey, SecretKey};
 
@@ -196,7 +196,7 @@ fn load(o: &Opts) -> Result<(Vec<u8>, Job)> {
 /// executor) to `dir/liar-0.key`.
 fn adjust(
     dir: &Path,
-    genesis: &mut glassbox_node::genesis::NodeGenesis,
+    genesis: &mut glassbox_node::consensus::genesis::NodeGenesis,
     io_bytes: usize,
     round_blocks: u64,
 ) -> Result<()> {
@@ -493,7 +493,7 @@ fn one_dispute(
                 lie = Some((at, p));
                 break;
             }
-            Err(glassbox_node::party::PartyError::NoLie { .. }) => continue,
+            Err(glassbox_node::disputes::party::PartyError::NoLie { .. }) => continue,
             Err(e) => bail!("the lying run: {e}"),
         }
     }

@@ -26,8 +26,8 @@ use common::percentile;
 use commonware_runtime::{Clock, Runner as _, Spawner, Supervisor as _, tokio as cw_tokio};
 use glassbox_ledger::{GenesisAccount, GenesisState, Params, SignedTx, TxBody, TxHash};
 use glassbox_node::chain::Chain;
-use glassbox_node::engine::Timing;
-use glassbox_node::genesis::deal_validators;
+use glassbox_node::consensus::engine::Timing;
+use glassbox_node::consensus::genesis::deal_validators;
 use glassbox_node::run::{ValidatorRun, start_validator};
 use glassbox_types::SecretKey;
 

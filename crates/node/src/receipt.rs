@@ -21,7 +21,7 @@ use glassbox_primitives::{ChainId, OutputHash, TensorHash, TraceRoot};
 use glassbox_types::{ModelId, PublicKey, hex};
 use serde::{Deserialize, Serialize};
 
-use crate::block::Header;
+use crate::consensus::block::Header;
 use crate::consensus::{EPOCH, Finalization, Identity, NAMESPACE, Scheme};
 
 /// The receipt format this build writes and reads.

@@ -24,10 +24,10 @@ use governor::Quota;
 use tracing::info;
 
 use crate::chain::Chain;
+use crate::chain::mempool::MempoolLimits;
 use crate::consensus::NAMESPACE;
-use crate::engine::{Config, Engine, Timing};
-use crate::genesis::{GenesisError, NodeGenesis, ValidatorKey};
-use crate::mempool::MempoolLimits;
+use crate::consensus::engine::{Config, Engine, Timing};
+use crate::consensus::genesis::{GenesisError, NodeGenesis, ValidatorKey};
 
 /// Channel ids on the p2p network.
 pub mod channels {
@@ -163,11 +163,11 @@ pub async fn start_validator(
     chain.enable_gossip();
     let gossip_out = context.child("gossip_out").spawn({
         let chain = chain.clone();
-        move |context| crate::gossip::send_loop(context, chain, tx_sender)
+        move |context| crate::chain::gossip::send_loop(context, chain, tx_sender)
     });
     let gossip_in = context.child("gossip_in").spawn({
         let chain = chain.clone();
-        move |_| crate::gossip::receive_loop(chain, tx_receiver)
+        move |_| crate::chain::gossip::receive_loop(chain, tx_receiver)
     });
 
     let engine = Engine::new(
@@ -400,11 +400,11 @@ async fn start_services<E: Spawner + Metrics>(
 ) -> Result<(), NodeError> {
     let blobs = open_blobs(&s.data_dir.join("blobs"))?;
     let own_endpoint = s.http.map(|a| format!("http://{a}"));
-    chain.set_offchain(Arc::new(crate::offchain::OffChain::new(
+    chain.set_offchain(Arc::new(crate::disputes::offchain::OffChain::new(
         Some(blobs.store().clone()),
         s.blob_peers.clone(),
         own_endpoint.clone(),
-        crate::offchain::OffChainLimits::default(),
+        crate::disputes::offchain::OffChainLimits::default(),
     )));
     if let Some(addr) = s.http {
         let listener = bind_api(addr).await?;
@@ -649,7 +649,8 @@ pub fn prepare_dev(
             executors,
         };
         let mut rng = rand::rng();
-        let (genesis, keys) = crate::genesis::deal_validators(&mut rng, ledger, &addresses)?;
+        let (genesis, keys) =
+            crate::consensus::genesis::deal_validators(&mut rng, ledger, &addresses)?;
         for (i, key) in keys.iter().enumerate() {
             let text =
                 serde_json::to_string_pretty(key).map_err(|e| NodeError::File(e.to_string()))?;

@@ -12,9 +12,9 @@ use glassbox_ledger::{
     BlockContext, GenesisAccount, GenesisExecutor, GenesisState, JobId, JobStatus, Params,
     SignedTx, State, TxBody, commitment,
 };
+use glassbox_node::disputes::party::Party;
+use glassbox_node::disputes::referee::{MemoryData, RuntimeReferee};
 use glassbox_node::manifest::tensor_spec;
-use glassbox_node::party::Party;
-use glassbox_node::referee::{MemoryData, RuntimeReferee};
 use glassbox_runtime::{DType, Limits, Model, Options, Session, formats};
 use glassbox_types::{CostSpec, Manifest, ModelId, SecretKey, SignedManifest};
 

@@ -20,11 +20,13 @@ use glassbox_ledger::{GenesisAccount, GenesisState, Params, State};
 use glassbox_node::api::{
     Api, BLOB_SIZE_HEADER, Blobs, DEFAULT_MAX_BLOB_BYTES, MAX_SLICE_BYTES, router_with_blobs,
 };
-use glassbox_node::block::Block;
 use glassbox_node::chain::Chain;
+use glassbox_node::chain::mempool::MempoolLimits;
 use glassbox_node::consensus::Context;
-use glassbox_node::fetch::{FetchError, FetchOptions, PeerError, PeerFailure, fetch_blob};
-use glassbox_node::mempool::MempoolLimits;
+use glassbox_node::consensus::block::Block;
+use glassbox_node::executor::fetch::{
+    FetchError, FetchOptions, PeerError, PeerFailure, fetch_blob,
+};
 use glassbox_store::stream::{CHUNK_GROUP_BYTES, max_encoded_len, verify_slice};
 use glassbox_store::{BlobStore, SliceRequest};
 use glassbox_types::{ModelId, SecretKey};

@@ -179,9 +179,12 @@ async fn samples() -> Vec<Sample> {
     }
     // A node given its genesis file serves it.
     let addr = "127.0.0.1:30300".parse().expect("address");
-    let (node_genesis, _) =
-        glassbox_node::genesis::deal_validators(&mut rand::rng(), genesis(), &[(addr, Some(addr))])
-            .expect("deal");
+    let (node_genesis, _) = glassbox_node::consensus::genesis::deal_validators(
+        &mut rand::rng(),
+        genesis(),
+        &[(addr, Some(addr))],
+    )
+    .expect("deal");
     let with_genesis = glassbox_node::api::router(
         glassbox_node::api::Api::new(n.chain.clone())
             .with_genesis(std::sync::Arc::new(node_genesis)),

@@ -16,14 +16,16 @@ use commonware_parallel::Sequential;
 use commonware_utils::non_empty;
 use futures::channel::mpsc;
 use glassbox_ledger::{GenesisState, Params, State};
-use glassbox_node::application::{
+use glassbox_node::chain::Chain;
+use glassbox_node::chain::mempool::MempoolLimits;
+use glassbox_node::consensus::application::{
     Application, HeaderError, PARENT_SEED_WAIT, SEED_CACHE_VIEWS, SeedCache,
 };
-use glassbox_node::block::{Block, Header, RANDOMNESS_DOMAIN, SeedError, check_seed, randomness};
-use glassbox_node::chain::Chain;
+use glassbox_node::consensus::block::{
+    Block, Header, RANDOMNESS_DOMAIN, SeedError, check_seed, randomness,
+};
+use glassbox_node::consensus::genesis::genesis_block;
 use glassbox_node::consensus::{Activity, Context, Digest, EPOCH, NAMESPACE, Scheme, Seed};
-use glassbox_node::genesis::genesis_block;
-use glassbox_node::mempool::MempoolLimits;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use glassbox_node::genesis::NodeGenesis;
+use glassbox_node::consensus::genesis::NodeGenesis;
 use glassbox_node::receipt::{RECEIPT_FORMAT, Receipt};
 use serde_json::Value;
 

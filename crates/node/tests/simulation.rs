@@ -26,12 +26,12 @@ use commonware_runtime::{
 use commonware_utils::ordered::Set;
 use commonware_utils::{NZUsize, Probability};
 use glassbox_ledger::{GenesisAccount, GenesisState, Params, SignedTx, State, TxBody};
-use glassbox_node::block::Block;
 use glassbox_node::chain::Chain;
+use glassbox_node::chain::mempool::MempoolLimits;
+use glassbox_node::consensus::block::Block;
+use glassbox_node::consensus::engine::{Config, Engine, Timing};
+use glassbox_node::consensus::genesis::genesis_block;
 use glassbox_node::consensus::{Digest, EPOCH, NAMESPACE, PublicKey, Scheme};
-use glassbox_node::engine::{Config, Engine, Timing};
-use glassbox_node::genesis::genesis_block;
-use glassbox_node::mempool::MempoolLimits;
 use glassbox_primitives::StateRoot;
 use glassbox_types::SecretKey;
 use governor::Quota;

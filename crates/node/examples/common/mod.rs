@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use glassbox_api::wire::{HealthStatus, TxStatus};
 use glassbox_ledger::{Params, SignedTx, TxBody, TxHash};
 use glassbox_node::consensus::Identity;
-use glassbox_node::genesis::NodeGenesis;
+use glassbox_node::consensus::genesis::NodeGenesis;
 use glassbox_node::manifest::ModelFacts;
 use glassbox_node::run::{self, DevOptions};
 use glassbox_primitives::ChainId;

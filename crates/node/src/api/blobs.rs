@@ -90,7 +90,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         })
 }
 
-/// One piece of an upload (or a download, [`crate::fetch`]), from the
+/// One piece of an upload (or a download, [`crate::executor::fetch`]), from the
 /// connection to the blob writer.
 pub(crate) enum Chunk {
     Data(Bytes),

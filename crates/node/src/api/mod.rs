@@ -70,7 +70,7 @@
 //! # Slices
 //!
 //! A downloader fetches a model from any node holding it in slices it
-//! checks one by one ([`crate::fetch`]): the slice route answers with
+//! checks one by one ([`crate::executor::fetch`]): the slice route answers with
 //! [`BlobStore::encode_slice`], the 16 KiB chunk groups covering the range
 //! plus the BLAKE3 tree hash pairs on their path to the root, and the
 //! downloader runs `glassbox_store::stream::verify_slice` with the model id
@@ -109,10 +109,10 @@ use glassbox_types::{Limits, ModelId, PublicKey, clip, hex};
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::block::Block;
+use crate::chain::mempool::MempoolError;
 use crate::chain::{Chain, MAX_INDEXED_TXS, MAX_RECENT_BLOCKS, TxStatus};
-use crate::genesis::NodeGenesis;
-use crate::mempool::MempoolError;
+use crate::consensus::block::Block;
+use crate::consensus::genesis::NodeGenesis;
 use crate::receipt::Receipt;
 
 mod blobs;

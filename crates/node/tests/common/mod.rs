@@ -16,10 +16,10 @@ use glassbox_ledger::{
     TxOutcome,
 };
 use glassbox_node::api::{Api, ApiLimits, router};
-use glassbox_node::block::{Block, randomness};
 use glassbox_node::chain::Chain;
+use glassbox_node::chain::mempool::MempoolLimits;
 use glassbox_node::consensus::Context;
-use glassbox_node::mempool::MempoolLimits;
+use glassbox_node::consensus::block::{Block, randomness};
 use glassbox_types::{Manifest, ModelId, PublicKey, SecretKey, SignedManifest};
 
 pub(crate) const GENESIS_TIME: u64 = 1_700_000_000_000;

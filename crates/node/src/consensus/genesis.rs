@@ -23,7 +23,7 @@ use glassbox_types::{hex, unhex_vec};
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
 
-use crate::block::Block;
+use crate::consensus::block::Block;
 use crate::consensus::{Context, Digest, EPOCH, Identity, PrivateKey, PublicKey};
 
 /// Most validators a genesis may list.

@@ -9,6 +9,11 @@
 //! reveal deadline, like any crashed executor: the ledger penalizes and
 //! replaces it.
 
+//!
+//! `fetch` downloads a model from peers in verified slices.
+
+pub mod fetch;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +28,8 @@ use glassbox_types::{ModelId, PublicKey, SecretKey};
 use tracing::{debug, info, warn};
 
 use crate::chain::Chain;
-use crate::fetch::{FetchOptions, fetch_blob};
-use crate::party::Party;
+use crate::disputes::party::Party;
+use crate::executor::fetch::{FetchOptions, fetch_blob};
 
 /// What an executor needs besides the chain.
 #[derive(Clone, Debug)]

@@ -7,6 +7,15 @@
 //! nothing is persisted by this module. On restart the finalizer replays
 //! the finalized blocks that marshal archived (docs/consensus.md).
 
+//!
+//! Its parts: the mempool (`mempool`), transaction gossip between
+//! validators (`gossip`) and the index of each job's transactions
+//! (`jobindex`).
+
+pub mod gossip;
+pub mod jobindex;
+pub mod mempool;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,12 +28,12 @@ use glassbox_ledger::{
 
 use tracing::{debug, warn};
 
-use crate::block::Block;
+use crate::chain::jobindex::{JobIndex, JobTxs};
+use crate::chain::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::consensus::block::Block;
 use crate::consensus::{Digest, Finalization};
-use crate::jobindex::{JobIndex, JobTxs};
-use crate::mempool::{Mempool, MempoolError, MempoolLimits};
-use crate::offchain::{OffChain, OffChainLimits};
-use crate::referee::RuntimeReferee;
+use crate::disputes::offchain::{OffChain, OffChainLimits};
+use crate::disputes::referee::RuntimeReferee;
 
 /// Most unfinalized block states kept; proposals beyond this many blocks
 /// ahead of finality are not built on.

@@ -14,8 +14,8 @@ use glassbox_store::BlobStore;
 use glassbox_types::ModelId;
 use tracing::debug;
 
-use crate::fetch::{FetchOptions, fetch_blob, fetch_tensor};
-use crate::referee::RefereeData;
+use crate::disputes::referee::RefereeData;
+use crate::executor::fetch::{FetchOptions, fetch_blob, fetch_tensor};
 
 /// Bounds of the off-chain data.
 #[derive(Clone, Debug)]

@@ -16,7 +16,7 @@ use glassbox_runtime::trace::{audit_path, merkle_root, node_leaf_from_hashes};
 use glassbox_runtime::{Data, Session, Tensor, formats};
 use glassbox_types::PublicKey;
 
-use crate::referee::producers;
+use crate::disputes::referee::producers;
 
 /// Why a party could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -37,9 +37,9 @@ use futures::future::try_join_all;
 use rand::CryptoRng;
 use tracing::{debug, error, info, warn};
 
-use crate::application::{Application, SeedCache};
-use crate::block::Block;
 use crate::chain::{Chain, ChainError};
+use crate::consensus::application::{Application, SeedCache};
+use crate::consensus::block::Block;
 use crate::consensus::{Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
 
 const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);

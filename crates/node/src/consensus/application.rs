@@ -23,10 +23,10 @@ use futures::channel::mpsc;
 use glassbox_ledger::{BlockContext, State};
 use tracing::{debug, warn};
 
-use crate::block::{Block, SeedError, check_seed, randomness};
 use crate::chain::{Applied, Chain, MAX_PENDING_STATES, apply};
+use crate::consensus::block::{Block, SeedError, check_seed, randomness};
 use crate::consensus::{Activity, Context, EPOCH, Scheme, Seed};
-use crate::referee::RuntimeReferee;
+use crate::disputes::referee::RuntimeReferee;
 
 /// How far ahead of a validator's clock a block's timestamp may be.
 pub const MAX_CLOCK_SKEW_MS: u64 = 500;
@@ -381,7 +381,7 @@ impl Application {
         rt: &E,
         parent: &State,
         block: &Block,
-    ) -> Arc<crate::offchain::OffChain> {
+    ) -> Arc<crate::disputes::offchain::OffChain> {
         let mut warned = false;
         loop {
             let off = self.chain.offchain();

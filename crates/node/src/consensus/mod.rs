@@ -3,6 +3,16 @@
 //! SHA-256 block digests. Everything engine-specific is named here so the
 //! rest of the node (and nothing in the ledger) depends on these aliases.
 
+//!
+//! Here too: the engine wiring (`engine`), the application that builds
+//! and verifies blocks on the ledger (`application`), the block format
+//! (`block`) and the genesis file (`genesis`).
+
+pub mod application;
+pub mod block;
+pub mod engine;
+pub mod genesis;
+
 use commonware_consensus::simplex::scheme::bls12381_threshold::vrf;
 use commonware_consensus::simplex::types::{
     Activity as CActivity, Context as CContext, Finalization as CFinalization,
