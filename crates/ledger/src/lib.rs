@@ -22,26 +22,25 @@
 //! bounded by a named limit ([`limits`]); no panics on any input.
 
 mod apply;
-mod arbitrate;
 pub mod dispute;
 mod error;
 mod genesis;
 mod jobs;
 mod records;
-mod schedule;
 mod serde_util;
 pub mod smt;
 mod state;
 mod tx;
 
 pub use apply::{BlockBuilder, BlockContext, Event, TxOutcome};
-pub use arbitrate::{AUDIT_DOMAIN, RefereeWork};
+pub use dispute::arbitrate::{AUDIT_DOMAIN, RefereeWork};
 pub use dispute::{JobExt, NoReferee, Referee, RefereeError};
 pub use error::{
     AdmissionError, BlockError, DecodeError, Error, ExecutionError, GenesisError, TxError,
 };
 pub use genesis::{GENESIS_VERSION, GenesisAccount, GenesisExecutor, GenesisState};
 pub use glassbox_primitives::tensor::TensorHeader;
+pub use jobs::schedule::{Concentration, Shares, capped_weights};
 pub use jobs::{
     COMMITMENT_DOMAIN, Job, JobId, JobStatus, OUTPUTS_DOMAIN, Reveal, SELECTION_DOMAIN, Slot,
     commitment, outputs_hash, parse_tensor,
@@ -51,7 +50,6 @@ pub use records::{
     Unbonding, decode_model_version, decode_name_owner, encode_model_version, encode_name_owner,
     tags, validate_endpoint,
 };
-pub use schedule::{Concentration, Shares, capped_weights};
 pub use smt::{Proof, ProofError, SmtError, Terminal};
 
 /// Checks that `proof` shows state key `key` holding `value` (`Some`) or

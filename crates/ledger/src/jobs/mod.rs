@@ -9,6 +9,13 @@
 //! and disputed otherwise. A slot that misses its deadline is penalized and
 //! reassigned.
 
+//!
+//! The records, ids and commitments are here; the rules that move a job
+//! through its lifecycle (submission, selection, deadlines, settlement) are
+//! in `schedule`.
+
+pub(crate) mod schedule;
+
 use glassbox_types::{DimSpec, ManifestId, ModelId, PublicKey, TensorSpec};
 use serde::{Deserialize, Serialize};
 

@@ -12,6 +12,12 @@
 //! the one definition the runtime also commits with, so the ledger checks
 //! openings without the runtime.
 
+//!
+//! The records are here; the rules of the game (steps, verdicts, slashing,
+//! challenges, audits) are in `arbitrate`.
+
+pub(crate) mod arbitrate;
+
 use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceLeaf, TraceRoot};
 use glassbox_types::{ModelId, PublicKey};
 use serde::Serialize;

@@ -21,9 +21,9 @@ use crate::dispute::{
     RefereeError, Side, Stage, Step, Target, Verdict, hash_leaf, hash_node, root_from_path, split,
 };
 use crate::error::ExecutionError;
+use crate::jobs::schedule::status_name;
 use crate::jobs::{Job, JobId, JobStatus, check_tensors, outputs_hash};
 use crate::records::Account;
-use crate::schedule::status_name;
 use crate::state::State;
 
 /// Domain of the audit draw.
