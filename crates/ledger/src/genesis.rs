@@ -8,10 +8,12 @@ use glassbox_primitives::ChainId;
 use glassbox_types::PublicKey;
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::Account;
 use crate::error::GenesisError;
 use crate::limits;
-use crate::records::{Account, ChainInfo, Executor, Params, capacity_ok, validate_endpoint};
+use crate::records::{ChainInfo, Params};
 use crate::serde_util;
+use crate::staking::{Executor, capacity_ok, validate_endpoint};
 use crate::state::State;
 use glassbox_primitives::codec::Writer;
 

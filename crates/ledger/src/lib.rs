@@ -21,17 +21,21 @@
 //! floating point; every arithmetic step checked; every length and count
 //! bounded by a named limit ([`limits`]); no panics on any input.
 
+mod accounts;
 mod apply;
 pub mod dispute;
 mod error;
 mod genesis;
 mod jobs;
 mod records;
+mod registry;
 mod serde_util;
 pub mod smt;
+mod staking;
 mod state;
 mod tx;
 
+pub use accounts::Account;
 pub use apply::{BlockBuilder, BlockContext, Event, TxOutcome};
 pub use dispute::arbitrate::{AUDIT_DOMAIN, RefereeWork};
 pub use dispute::{JobExt, NoReferee, Referee, RefereeError};
@@ -45,12 +49,12 @@ pub use jobs::{
     COMMITMENT_DOMAIN, Job, JobId, JobStatus, OUTPUTS_DOMAIN, Reveal, SELECTION_DOMAIN, Slot,
     commitment, outputs_hash, parse_tensor,
 };
-pub use records::{
-    Account, ChainInfo, Executor, FeePool, Head, ModelRecord, Params, RECORD_VERSION, StateKey,
-    Unbonding, decode_model_version, decode_name_owner, encode_model_version, encode_name_owner,
-    tags, validate_endpoint,
+pub use records::{ChainInfo, FeePool, Head, Params, RECORD_VERSION, StateKey, tags};
+pub use registry::{
+    ModelRecord, decode_model_version, decode_name_owner, encode_model_version, encode_name_owner,
 };
 pub use smt::{Proof, ProofError, SmtError, Terminal};
+pub use staking::{Executor, Unbonding, validate_endpoint};
 
 /// Checks that `proof` shows state key `key` holding `value` (`Some`) or
 /// being absent (`None`) under the state root `root`: the light client's

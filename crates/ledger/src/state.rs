@@ -9,14 +9,14 @@ use glassbox_primitives::{ChainId, StateRoot};
 use glassbox_types::{ModelId, PublicKey};
 use imbl::{OrdMap, OrdSet};
 
+use crate::accounts::Account;
 use crate::dispute::JobExt;
 use crate::error::ExecutionError;
 use crate::jobs::{Job, JobId};
-use crate::records::{
-    Account, ChainInfo, Executor, FeePool, Head, ModelRecord, Params, StateKey,
-    encode_model_version, encode_name_owner, tags,
-};
+use crate::records::{ChainInfo, FeePool, Head, Params, StateKey, tags};
+use crate::registry::{ModelRecord, encode_model_version, encode_name_owner};
 use crate::smt::{Proof, Smt, SmtError, key_path};
+use crate::staking::Executor;
 
 /// A model name's owner and published versions.
 #[derive(Debug, Clone)]

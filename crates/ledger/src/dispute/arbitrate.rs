@@ -15,6 +15,7 @@ use glassbox_types::PublicKey;
 use glassbox_primitives::trace;
 use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceRoot, tags};
 
+use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::dispute::{
     Claim, Dispute, Game, JobExt, MAX_OPENINGS, MAX_TRACE_LEAVES, OutputSource, Referee,
@@ -23,7 +24,6 @@ use crate::dispute::{
 use crate::error::ExecutionError;
 use crate::jobs::schedule::status_name;
 use crate::jobs::{Job, JobId, JobStatus, check_tensors, outputs_hash};
-use crate::records::Account;
 use crate::state::State;
 
 /// Domain of the audit draw.
@@ -314,7 +314,7 @@ impl State {
     fn adjust_executor(
         &mut self,
         owner: &PublicKey,
-        f: impl FnOnce(&mut crate::records::Executor),
+        f: impl FnOnce(&mut crate::staking::Executor),
     ) -> Result<(), ExecutionError> {
         if let Some(e) = self.executor(owner) {
             let mut e = e.clone();

@@ -4,13 +4,14 @@
 use glassbox_primitives::{Commitment, TensorHash};
 use glassbox_types::{ModelId, PublicKey};
 
+use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::error::ExecutionError;
 use crate::jobs::{
     Job, JobId, JobStatus, Reveal, SELECTION_DOMAIN, Slot, check_tensors, commitment, outputs_hash,
 };
 use crate::limits;
-use crate::records::{Account, Executor};
+use crate::staking::Executor;
 use crate::state::State;
 
 /// What a valid `SubmitJob` will escrow.
