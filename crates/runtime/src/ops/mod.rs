@@ -20,6 +20,7 @@ pub(crate) mod control;
 pub(crate) mod conv;
 pub(crate) mod conv_transpose;
 pub(crate) mod einsum;
+pub(crate) mod gather;
 pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod layernorm;
@@ -30,6 +31,8 @@ pub(crate) mod reorder;
 pub(crate) mod resize;
 pub(crate) mod rnn;
 pub(crate) mod shape;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod unary;
 pub(crate) mod util;
 
@@ -244,6 +247,7 @@ pub fn registry() -> &'static Registry {
         conv::register(&mut r);
         conv_transpose::register(&mut r);
         einsum::register(&mut r);
+        gather::register(&mut r);
         gemm::register(&mut r);
         index::register(&mut r);
         layernorm::register(&mut r);

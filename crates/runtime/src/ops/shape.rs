@@ -1,6 +1,7 @@
 //! Operators: shapes and data movement (Flatten, Reshape, Transpose, Concat,
-//! Squeeze, Unsqueeze, Pad, Gather, Shape, Size, Cast, CastLike, Identity,
-//! Dropout, Constant, ConstantOfShape).
+//! Squeeze, Unsqueeze, Pad, Shape, Size, Cast, CastLike, Identity, Dropout,
+//! Constant, ConstantOfShape). Indexed reads and writes (Gather, Scatter)
+//! are in `gather.rs`, slicing and tiling in `index.rs`.
 //!
 //! Data movement is exact and costs no flops. Cast follows
 //! docs/determinism.md, "Integers, comparisons and casts". Shapes that depend
@@ -13,7 +14,7 @@ use super::util::{
     by_dtype, cast_data, ensure_int_dtype, known_ints, normalize_axes, normalize_axis,
     normalize_axis_inclusive, shape_len, tensor_ints, to_dim, wrap,
 };
-use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
+use super::{Args, BuildCtx, Fact, Op, Registry, movement_cost};
 use crate::attrs::Attr;
 use crate::broadcast::for_each_offset;
 use crate::cost::Cost;
@@ -58,11 +59,6 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(Box::new(Unsqueeze { axes }))
     });
     r.add("Pad", build_pad);
-    r.add("Gather", |c| {
-        Ok(Box::new(Gather {
-            axis: c.attrs.int("axis", 0)?,
-        }))
-    });
     r.add("Shape", |c| {
         Ok(Box::new(ShapeOp {
             start: c.attrs.int("start", 0)?,
@@ -81,11 +77,6 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.add("Constant", build_constant);
     r.add("ConstantOfShape", build_constant_of_shape);
-}
-
-/// Cost of a data-movement op: no flops, bytes read and written.
-fn movement_cost(inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
-    default_cost(inputs, outputs, 0)
 }
 
 /// Copies elements of `v` viewed with strides `st` into a row-major
@@ -791,74 +782,6 @@ impl Op for Pad {
     }
 }
 
-// ---------------------------------------------------------------- Gather
-
-#[derive(Debug)]
-struct Gather {
-    axis: i64,
-}
-
-impl Gather {
-    fn shape(&self, data: &[usize], indices: &[usize]) -> OpResult<(usize, Vec<usize>)> {
-        ensure!(!data.is_empty(), "Gather data must have rank >= 1");
-        let axis = normalize_axis(self.axis, data.len())?;
-        let mut out = data[..axis].to_vec();
-        out.extend_from_slice(indices);
-        out.extend_from_slice(&data[axis + 1..]);
-        shape_len(&out)?;
-        Ok((axis, out))
-    }
-}
-
-fn gather_typed<T: Copy>(v: &[T], outer: usize, d: usize, inner: usize, idx: &[usize]) -> Vec<T> {
-    let mut out = Vec::with_capacity(outer * idx.len() * inner);
-    for o in 0..outer {
-        for &i in idx {
-            let start = (o * d + i) * inner;
-            out.extend_from_slice(&v[start..start + inner]);
-        }
-    }
-    out
-}
-
-impl Op for Gather {
-    fn infer(&self, inputs: Args<'_, Fact>) -> OpResult<Vec<Fact>> {
-        let x = inputs.get(0)?;
-        let i = inputs.get(1)?;
-        ensure_int_dtype(i.dtype, "indices")?;
-        let (_, out) = self.shape(&x.shape, &i.shape)?;
-        Ok(vec![Fact::new(x.dtype, out)])
-    }
-
-    fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
-        movement_cost(inputs, outputs)
-    }
-
-    fn run(&self, _ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>> {
-        let x = inputs.get(0)?;
-        let it = inputs.get(1)?;
-        ensure_int_dtype(it.dtype(), "indices")?;
-        let (axis, out) = self.shape(x.shape(), it.shape())?;
-        let d = x.shape()[axis];
-        let di = i64::try_from(d).map_err(|_| OpError("dimension too large".into()))?;
-        let idx = tensor_ints(it, "indices")?
-            .into_iter()
-            .map(|i| {
-                let j = if i < 0 { i + di } else { i };
-                ensure!(
-                    (0..di).contains(&j),
-                    "index {i} is out of range for axis {axis} of size {d}"
-                );
-                Ok(j as usize)
-            })
-            .collect::<OpResult<Vec<usize>>>()?;
-        let outer: usize = x.shape()[..axis].iter().product();
-        let inner: usize = x.shape()[axis + 1..].iter().product();
-        let data = with_data!(x.data(), v => wrap(gather_typed(v, outer, d, inner, &idx)));
-        Ok(vec![Tensor::new(out, data)?])
-    }
-}
-
 // ---------------------------------------------------------------- Shape / Size
 
 #[derive(Debug)]
@@ -1169,73 +1092,7 @@ impl Op for ConstantOfShape {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attrs::Attrs;
-    use crate::kernels::Isa;
-
-    fn attrs(items: Vec<(&str, Attr)>) -> Attrs {
-        Attrs::new(items.into_iter().map(|(n, a)| (n.to_string(), a)).collect())
-    }
-
-    fn build(op: &str, a: Vec<(&str, Attr)>, opset: i64, n_in: usize, n_out: usize) -> Box<dyn Op> {
-        let a = attrs(a);
-        let c = BuildCtx {
-            op_type: op,
-            attrs: &a,
-            opset,
-            n_inputs: n_in,
-            n_outputs: n_out,
-        };
-        super::super::build(&c).unwrap()
-    }
-
-    /// Runs infer (constant inputs known) then run, checking the shapes agree.
-    fn eval_with(op: &dyn Op, inputs: &[Option<(Tensor, bool)>]) -> OpResult<Vec<Tensor>> {
-        let facts: Vec<Option<Fact>> = inputs
-            .iter()
-            .map(|i| {
-                i.as_ref().map(|(t, known)| {
-                    if *known {
-                        Fact::known(Arc::new(t.clone()))
-                    } else {
-                        Fact::new(t.dtype(), t.shape().to_vec())
-                    }
-                })
-            })
-            .collect();
-        let frefs: Vec<Option<&Fact>> = facts.iter().map(Option::as_ref).collect();
-        let out_facts = op.infer(Args::new(&frefs))?;
-        let trefs: Vec<Option<&Tensor>> =
-            inputs.iter().map(|i| i.as_ref().map(|(t, _)| t)).collect();
-        let outs = op.run(&Ctx::single(Isa::Portable), Args::new(&trefs))?;
-        assert_eq!(outs.len(), out_facts.len());
-        for (f, t) in out_facts.iter().zip(&outs) {
-            assert_eq!((f.dtype, f.shape.as_slice()), (t.dtype(), t.shape()));
-            if let Some(v) = &f.value {
-                assert_eq!(**v, *t);
-            }
-        }
-        Ok(outs)
-    }
-
-    /// First input is data (unknown), the rest are known constants.
-    fn eval(op: &dyn Op, x: Tensor, consts: Vec<Option<Tensor>>) -> OpResult<Vec<Tensor>> {
-        let mut ins = vec![Some((x, false))];
-        ins.extend(consts.into_iter().map(|c| c.map(|t| (t, true))));
-        eval_with(op, &ins)
-    }
-
-    fn f32s(shape: &[usize]) -> Tensor {
-        let n = shape.iter().product::<usize>();
-        Tensor::from_vec(shape.to_vec(), (0..n).map(|i| i as f32).collect()).unwrap()
-    }
-
-    fn ints(v: &[i64]) -> Tensor {
-        Tensor::from_vec(vec![v.len()], v.to_vec()).unwrap()
-    }
-
-    fn vals(t: &Tensor) -> Vec<f32> {
-        t.f32s().unwrap().to_vec()
-    }
+    use crate::ops::testing::*;
 
     #[test]
     fn flatten_axes() {
@@ -1509,33 +1366,6 @@ mod tests {
             n_outputs: 1,
         };
         assert!(super::super::build(&c).is_err());
-    }
-
-    #[test]
-    fn gather_indices() {
-        let op = build("Gather", vec![("axis", Attr::Int(-1))], 13, 2, 1);
-        let idx = Tensor::from_vec(vec![2], vec![-1i32, 0]).unwrap();
-        let o = eval_with(&*op, &[Some((f32s(&[2, 3]), false)), Some((idx, false))]).unwrap();
-        assert_eq!(o[0].shape(), &[2, 2]);
-        assert_eq!(vals(&o[0]), [2., 0., 5., 3.]);
-        let op0 = build("Gather", vec![], 13, 2, 1);
-        let o = eval(&*op0, f32s(&[3, 2]), vec![Some(Tensor::scalar(1i64))]).unwrap();
-        assert_eq!(o[0].shape(), &[2]);
-        assert_eq!(vals(&o[0]), [2., 3.]);
-        let idx = Tensor::from_vec(vec![2, 2], vec![0i64, 2, 1, -3]).unwrap();
-        let o = eval(&*op0, f32s(&[3]), vec![Some(idx)]).unwrap();
-        assert_eq!(o[0].shape(), &[2, 2]);
-        assert_eq!(vals(&o[0]), [0., 2., 1., 0.]);
-        assert!(eval(&*op0, f32s(&[3]), vec![Some(ints(&[3]))]).is_err());
-        assert!(eval(&*op0, f32s(&[3]), vec![Some(ints(&[-4]))]).is_err());
-        assert!(eval(&*op0, f32s(&[3]), vec![Some(Tensor::scalar(0.0f32))]).is_err());
-        let bad = build("Gather", vec![("axis", Attr::Int(1))], 13, 2, 1);
-        assert!(eval(&*bad, f32s(&[3]), vec![Some(ints(&[0]))]).is_err());
-        let b = Tensor::from_vec(vec![2], vec![true, false]).unwrap();
-        assert_eq!(
-            eval(&*op0, b, vec![Some(ints(&[1]))]).unwrap()[0],
-            Tensor::from_vec(vec![1], vec![false]).unwrap()
-        );
     }
 
     #[test]

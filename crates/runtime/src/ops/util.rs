@@ -170,6 +170,42 @@ pub(crate) fn cast_data(d: &Data, to: DType) -> Data {
     with_data!(d, v => cast_slice(v, to))
 }
 
+/// Calls `f(index)` for every multi-index of `shape` in row-major order.
+pub(crate) fn for_each_index(
+    shape: &[usize],
+    mut f: impl FnMut(&[usize]) -> OpResult<()>,
+) -> OpResult<()> {
+    if shape.contains(&0) {
+        return Ok(());
+    }
+    let mut idx = vec![0usize; shape.len()];
+    loop {
+        f(&idx)?;
+        let mut d = shape.len();
+        loop {
+            if d == 0 {
+                return Ok(());
+            }
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+/// Resolves a possibly negative index into `0..dim`.
+pub(crate) fn resolve(i: i64, dim: usize, what: &str) -> OpResult<usize> {
+    let d = i64::try_from(dim).map_err(|_| OpError("dimension too large".into()))?;
+    let j = if i < 0 { i.checked_add(d) } else { Some(i) };
+    match j {
+        Some(j) if (0..d).contains(&j) => Ok(j as usize),
+        _ => bail!("{what} {i} is out of range for a dimension of size {dim}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
