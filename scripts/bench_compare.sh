@@ -16,7 +16,7 @@
 # ((i * 7919 + 13) % 2000) / 1000 - 1, integers (token ids, bytes, masks)
 # (i * 7919 + 13) % 2, valid for any vocabulary.
 #
-# glassbox is the runtime alone (crates/runtime/examples/bench_exec.rs, the
+# glassbox is the runtime alone (crates/runtime/benches/exec.rs, the
 # same Session as `glassbox exec`, trace hashing included); onnxruntime comes
 # from its PyPI wheel (in target/benchenv), tract from crates.io (bench/,
 # outside the workspace; it runs single-threaded). Peak memory is the max RSS
@@ -62,9 +62,9 @@ if [ ! -f target/bench/bert.onnx ] || [ scripts/make_bert.py -nt target/bench/be
   target/pyenv/bin/python scripts/make_bert.py target/bench/bert.onnx --seed 0 >/dev/null
 fi
 
-cargo build --release -q -p glassbox-runtime --example bench_exec
+GB="$(cargo bench --no-run -p glassbox-runtime --bench exec 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)"
+[ -x "$GB" ] || { echo "bench_compare: could not build the exec bench" >&2; exit 1; }
 cargo build --release -q --manifest-path bench/Cargo.toml
-GB=target/release/examples/bench_exec
 TRACT=bench/target/release/glassbox-bench-tract
 
 MODELS=("squeezenet=target/onnx-tests/random/squeezenet-seed0.onnx"

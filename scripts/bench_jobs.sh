@@ -30,4 +30,4 @@
 # GLASSBOX_LOG=info shows the nodes' logs (default warn).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec cargo run --release -q -p glassbox-node --example jobs_bench -- "$@"
+exec cargo bench -q -p glassbox-node --bench jobs -- "$@"

@@ -5,11 +5,12 @@
 # few offered loads. Usage: bash scripts/bench_ledger.sh [RATE ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p glassbox-node --example throughput
+BIN="$(cargo bench --no-run -p glassbox-node --bench throughput 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)"
+[ -x "$BIN" ] || { echo "bench_ledger: could not build the throughput bench" >&2; exit 1; }
 rates=("$@")
 [ ${#rates[@]} -eq 0 ] && rates=(1000 3000 5000)
 for rate in "${rates[@]}"; do
   echo
   echo "## offered ${rate} tx/s for 8 s"
-  ./target/release/examples/throughput $((rate * 8)) "$rate" 4
+  "$BIN" $((rate * 8)) "$rate" 4
 done

@@ -4,7 +4,7 @@
 //! are offered at a fixed rate; prints finalized transactions per second,
 //! block time and submit-to-finalized latency (p50/p99).
 //!
-//! `cargo run --release -p glassbox-node --example throughput -- [TXS] [RATE_PER_S] [VALIDATORS]`
+//! `cargo bench -p glassbox-node --bench throughput -- [TXS] [RATE_PER_S] [VALIDATORS]`
 //! (scripts/bench_ledger.sh runs it).
 //!
 //! Each transaction is submitted to one validator (round robin), as a

@@ -5,7 +5,7 @@
 //! a full inference (measured time and the planner's flop count).
 //!
 //! ```text
-//! cargo run --release -p glassbox-node --example dispute_bench -- \
+//! cargo bench -p glassbox-node --bench dispute -- \
 //!     [--model target/onnx-tests/random/resnet50-seed0.onnx] [--lies 8] [--seed 1] \
 //!     [--seq 128]
 //! ```
@@ -63,6 +63,8 @@ fn parse_args() -> Result<Opts> {
             "--lies" => o.lies = val("--lies")?.parse().context("--lies")?,
             "--seed" => o.seed = val("--seed")?.parse().context("--seed")?,
             "--seq" => o.seq = val("--seq")?.parse().context("--seq")?,
+            // `cargo bench` passes it to every bench target.
+            "--bench" => {}
             other => bail!("unknown argument {other}"),
         }
     }

@@ -1,5 +1,5 @@
 //! Throughput of block application with simple transfers:
-//! `cargo run --release -p glassbox-ledger --example apply_bench [ACCOUNTS] [BLOCK_TXS] [BLOCKS]`.
+//! `cargo bench -p glassbox-ledger --bench apply -- [ACCOUNTS] [BLOCK_TXS] [BLOCKS]`.
 //!
 //! Prints the time per transaction of decoding, of signature checks alone, of
 //! `apply_block` (admission including the signature, fee, nonce, body) and

@@ -6,7 +6,7 @@
 //! validator 3's registered executor is played by this benchmark as a
 //! liar, as `crates/cli/tests/disputes.rs` does: for each of N disputes it
 //! draws an operator and an element from `--seed` (xorshift, the same
-//! draws as `dispute_bench`), builds the lying run
+//! draws as the `dispute` bench), builds the lying run
 //! ([`Party::run_lying`]: that operator's output corrupted in one bit,
 //! everything downstream recomputed), submits k = 2 jobs until one is
 //! assigned to it, commits and reveals the lie, and plays its side of the
@@ -25,7 +25,7 @@
 //! includes the honest node re-running the whole model to build its side
 //! (it keeps no trace between the reveal and a dispute).
 //!
-//! The input is `dispute_bench`'s deterministic pattern. A job's inputs
+//! The input is the `dispute` bench's deterministic pattern. A job's inputs
 //! travel in its `SubmitJob` transaction and its outputs in each
 //! `RevealResult`, so when either exceeds the default `max_job_io_bytes`
 //! (32 KiB; resnet50's 1x3x224x224 f32 input is 588 KiB, the BERT-layout
@@ -36,7 +36,7 @@
 //! every node.
 //!
 //! ```text
-//! cargo run --release -p glassbox-node --example dispute_net_bench -- \
+//! cargo bench -p glassbox-node --bench dispute_net -- \
 //!     [--model target/bench/bert.onnx] [--seq 128] [--disputes 3] [--seed 1] \
 //!     [--threads 2] [--round-blocks 200] [--timeout 600] \
 //!     [--data-dir target/dispute-net-bench]
@@ -110,7 +110,7 @@ fn parse_args() -> Result<Opts> {
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             println!(
-                "dispute_net_bench [--model FILE] [--seq N] [--disputes N] [--seed S] \
+                "dispute_net [--model FILE] [--seq N] [--disputes N] [--seed S] \
                  [--threads T] [--round-blocks B] [--timeout SECONDS] [--data-dir DIR]"
             );
             std::process::exit(0);
@@ -132,6 +132,8 @@ fn parse_args() -> Result<Opts> {
             "--round-blocks" => o.round_blocks = num()?.clamp(5, 10_000),
             "--timeout" => o.timeout = Duration::from_secs(num()?.clamp(10, 86_400)),
             "--data-dir" => o.data_dir = PathBuf::from(&value),
+            // `cargo bench` passes it to every bench target.
+            "--bench" => {}
             _ => bail!("unknown option {flag} (see --help)"),
         }
     }

@@ -36,7 +36,7 @@
 //! validator.
 //!
 //! ```text
-//! cargo run --release -p glassbox-node --example jobs_bench -- \
+//! cargo bench -p glassbox-node --bench jobs -- \
 //!     [--jobs 50] [--rate 500] [--duration 10] [--requesters 64] \
 //!     [--replicas 3] [--threads 2] [--exec-runs 2000] [--verify-runs 200] \
 //!     [--model models/mlp.onnx] [--input models/mlp.input.json] \
@@ -139,7 +139,7 @@ fn parse_args() -> Result<Opts> {
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             println!(
-                "jobs_bench [--jobs J] [--rate R] [--duration S] [--requesters M] \
+                "jobs [--jobs J] [--rate R] [--duration S] [--requesters M] \
                  [--replicas K] [--threads T] [--exec-runs N] [--verify-runs N] \
                  [--model FILE] [--input FILE] [--data-dir DIR] [--verify-inline]"
             );
@@ -171,6 +171,8 @@ fn parse_args() -> Result<Opts> {
             "--model" => o.model = PathBuf::from(&value),
             "--input" => o.input = PathBuf::from(&value),
             "--data-dir" => o.data_dir = PathBuf::from(&value),
+            // `cargo bench` passes it to every bench target.
+            "--bench" => {}
             _ => bail!("unknown option {flag} (see --help)"),
         }
     }

@@ -1,10 +1,10 @@
-//! What the network benchmarks share (`jobs_bench`, `dispute_net_bench`,
-//! and the input pattern of `dispute_bench`): statistics, the typed API
+//! What the network benchmarks share (`jobs`, `dispute_net`,
+//! and the input pattern of `dispute`): statistics, the typed API
 //! client, a fresh in-process `glassbox dev` network on
 //! loopback, a watcher of finalized heights and block times, model
 //! manifests and publication, and transaction helpers.
 
-// Each example uses a part of it.
+// Each bench uses a part of it.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -407,7 +407,7 @@ pub(crate) fn publish_model(
     Ok((manifest, nonce + 1))
 }
 
-// ---- the input pattern of dispute_bench -------------------------------------------
+// ---- the input pattern of the dispute bench -------------------------------------------
 
 /// The concrete input shapes: symbolic dimensions whose name contains "seq"
 /// at `seq` (as in scripts/bench_compare.sh), others at 1.

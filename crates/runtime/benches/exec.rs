@@ -2,7 +2,7 @@
 //! then needs to build only this crate, not the CLI).
 //!
 //! ```text
-//! cargo run --release -p glassbox-runtime --example bench_exec -- \
+//! cargo bench -p glassbox-runtime --bench exec -- \
 //!     MODEL.onnx INPUT.npy REPEAT THREADS [--portable|--avx2] [--profile]
 //! ```
 //!
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bench_exec: {e}");
+            eprintln!("exec bench: {e}");
             ExitCode::FAILURE
         }
     }
@@ -37,7 +37,7 @@ fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let usage = "usage: bench_exec MODEL.onnx REPEAT THREADS INPUT.npy... [--portable|--avx2] [--profile] [--nodes]";
+    let usage = "usage: exec MODEL.onnx REPEAT THREADS INPUT.npy... [--portable|--avx2] [--profile] [--nodes]";
     let [model_path, repeat, threads, input_paths @ ..] = &pos[..] else {
         return Err(usage.into());
     };
