@@ -71,6 +71,9 @@ pub enum NodeError {
     /// A file or socket problem.
     #[error("{0}")]
     File(String),
+    /// The node's services were started twice on one chain.
+    #[error("the node's services are already running on this chain")]
+    AlreadyStarted,
 }
 
 /// One validator to run.
@@ -400,12 +403,14 @@ async fn start_services<E: Spawner + Metrics>(
 ) -> Result<(), NodeError> {
     let blobs = open_blobs(&s.data_dir.join("blobs"))?;
     let own_endpoint = s.http.map(|a| format!("http://{a}"));
-    chain.set_offchain(Arc::new(crate::disputes::offchain::OffChain::new(
-        Some(blobs.store().clone()),
-        s.blob_peers.clone(),
-        own_endpoint.clone(),
-        crate::disputes::offchain::OffChainLimits::default(),
-    )));
+    chain
+        .set_offchain(Arc::new(crate::disputes::offchain::OffChain::new(
+            Some(blobs.store().clone()),
+            s.blob_peers.clone(),
+            own_endpoint.clone(),
+            crate::disputes::offchain::OffChainLimits::default(),
+        )))
+        .map_err(|_| NodeError::AlreadyStarted)?;
     if let Some(addr) = s.http {
         let listener = bind_api(addr).await?;
         let chain = chain.clone();

@@ -1258,9 +1258,8 @@ async fn job_receipt(
         }
     }
     let closed = job.closed_height.unwrap_or(u64::MAX);
-    let certified = api
-        .chain
-        .certified()
+    let (certified, txs) = api.chain.certified_job(&id);
+    let certified = certified
         .filter(|c| c.block.height().get() >= closed)
         .ok_or_else(|| {
             conflict(
@@ -1271,7 +1270,7 @@ async fn job_receipt(
                 ),
             )
         })?;
-    let txs = api.chain.job_txs(&id).ok_or_else(|| {
+    let txs = txs.ok_or_else(|| {
         ApiError::not_found(
             "job_txs_unknown",
             format!("this node no longer indexes the transactions of job {id}"),

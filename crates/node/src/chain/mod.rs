@@ -18,7 +18,7 @@ pub mod mempool;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
@@ -152,8 +152,11 @@ pub struct Applied {
     pub outcomes: Arc<Vec<TxOutcome>>,
 }
 
+/// Everything the finalizer writes, behind one lock so that readers see
+/// one consistent finalized tip: its state, the outcomes and job index up
+/// to it, and its certificate.
 #[derive(Debug)]
-struct Inner {
+struct Finality {
     finalized: Finalized,
     /// State after each known unfinalized block, by digest.
     pending: HashMap<Digest, Applied>,
@@ -164,6 +167,18 @@ struct Inner {
     recent: VecDeque<Block>,
     /// Encoded transaction bytes in `recent`.
     recent_bytes: usize,
+    /// The transactions behind each job, for receipts.
+    jobs: JobIndex,
+    /// The latest finalized block whose certificate this node holds.
+    certified: Option<Certified>,
+}
+
+/// Transactions waiting: the mempool and, when gossip is on, the
+/// API-submitted ones still to be gossiped.
+#[derive(Debug)]
+struct Pool {
+    mempool: Mempool,
+    outbox: VecDeque<SignedTx>,
 }
 
 impl ChainError {
@@ -182,25 +197,25 @@ impl ChainError {
 }
 
 /// See the module docs.
+///
+/// Shared state is two locks, never held together: `finality` (written
+/// by the finalizer, read by the API and consensus) and `pool` (the
+/// mempool and gossip outbox). Neither is held across a ledger
+/// application or a signature check.
 #[derive(Debug)]
 pub struct Chain {
     genesis: Block,
-    inner: Mutex<Inner>,
-    mempool: Mutex<Mempool>,
-    /// Transactions admitted from the API, waiting to be gossiped (only
-    /// when gossip is on).
-    outbox: Mutex<VecDeque<SignedTx>>,
+    finality: Mutex<Finality>,
+    pool: Mutex<Pool>,
     gossip: AtomicBool,
     ready: AtomicBool,
-    /// The transactions behind each job, for receipts.
-    jobs: Mutex<JobIndex>,
-    /// The latest finalized block whose certificate this node holds.
-    certified: Mutex<Option<Certified>>,
     /// The finalized height, for tasks that react to finalization.
     height_tx: tokio::sync::watch::Sender<u64>,
-    /// Models and tensors the referee of disputes needs (none until the
-    /// node sets its blob store and peers).
-    offchain: std::sync::RwLock<Arc<OffChain>>,
+    /// Models and tensors the referee of disputes needs, set once when
+    /// the node's services start ([`Chain::set_offchain`]).
+    offchain: OnceLock<Arc<OffChain>>,
+    /// What the referee has before then: no blob store, no peers.
+    no_offchain: Arc<OffChain>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -250,7 +265,7 @@ impl Chain {
     pub fn new(genesis: Block, state: State, limits: MempoolLimits) -> Self {
         Chain {
             genesis: genesis.clone(),
-            inner: Mutex::new(Inner {
+            finality: Mutex::new(Finality {
                 finalized: Finalized {
                     block: Arc::new(genesis),
                     state,
@@ -260,31 +275,35 @@ impl Chain {
                 status_order: VecDeque::new(),
                 recent: VecDeque::new(),
                 recent_bytes: 0,
+                jobs: JobIndex::default(),
+                certified: None,
             }),
-            mempool: Mutex::new(Mempool::new(limits)),
-            outbox: Mutex::new(VecDeque::new()),
+            pool: Mutex::new(Pool {
+                mempool: Mempool::new(limits),
+                outbox: VecDeque::new(),
+            }),
             gossip: AtomicBool::new(false),
             ready: AtomicBool::new(false),
-            jobs: Mutex::new(JobIndex::default()),
-            certified: Mutex::new(None),
             height_tx: tokio::sync::watch::Sender::new(0),
-            offchain: std::sync::RwLock::new(Arc::new(OffChain::new(
+            offchain: OnceLock::new(),
+            no_offchain: Arc::new(OffChain::new(
                 None,
                 Vec::new(),
                 None,
                 OffChainLimits::default(),
-            ))),
+            )),
         }
     }
 
-    /// Sets where the referee finds models and tensors.
-    pub fn set_offchain(&self, offchain: Arc<OffChain>) {
-        *self.offchain.write().unwrap_or_else(|e| e.into_inner()) = offchain;
+    /// Sets where the referee finds models and tensors, once; a second
+    /// call is refused and gives its argument back.
+    pub fn set_offchain(&self, offchain: Arc<OffChain>) -> Result<(), Arc<OffChain>> {
+        self.offchain.set(offchain)
     }
 
     /// The referee's models and tensors.
     pub fn offchain(&self) -> Arc<OffChain> {
-        Arc::clone(&self.offchain.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(self.offchain.get().unwrap_or(&self.no_offchain))
     }
 
     /// The genesis block.
@@ -294,12 +313,12 @@ impl Chain {
 
     /// The latest finalized block and state.
     pub fn finalized(&self) -> Finalized {
-        lock(&self.inner).finalized.clone()
+        lock(&self.finality).finalized.clone()
     }
 
     /// The latest finalized state (an O(1) clone).
     pub fn finalized_state(&self) -> State {
-        lock(&self.inner).finalized.state.clone()
+        lock(&self.finality).finalized.state.clone()
     }
 
     /// Whether the finalized blocks archived before a restart have been
@@ -315,7 +334,7 @@ impl Chain {
 
     /// The state after `digest`, if known (finalized tip or unfinalized).
     pub fn state_after(&self, digest: &Digest) -> Option<State> {
-        let inner = lock(&self.inner);
+        let inner = lock(&self.finality);
         if inner.finalized.block.digest() == *digest {
             return Some(inner.finalized.state.clone());
         }
@@ -330,7 +349,7 @@ impl Chain {
         &self,
         digests: impl IntoIterator<Item = Digest>,
     ) -> Result<(usize, State), u64> {
-        let inner = lock(&self.inner);
+        let inner = lock(&self.finality);
         let tip = inner.finalized.block.digest();
         for (i, digest) in digests.into_iter().enumerate() {
             if digest == tip {
@@ -345,12 +364,12 @@ impl Chain {
 
     /// The finalized height.
     pub fn finalized_height(&self) -> u64 {
-        lock(&self.inner).finalized.block.height().get()
+        lock(&self.finality).finalized.block.height().get()
     }
 
     /// Remembers the state after an unfinalized block.
     pub fn remember(&self, block: &Block, applied: Applied) {
-        let mut inner = lock(&self.inner);
+        let mut inner = lock(&self.finality);
         let height = applied.height;
         if height <= inner.finalized.block.height().get() {
             return;
@@ -371,7 +390,7 @@ impl Chain {
     pub fn finalize(&self, block: &Block) -> Result<(), ChainError> {
         let height = block.height().get();
         let (tip, known) = {
-            let inner = lock(&self.inner);
+            let inner = lock(&self.finality);
             let tip = inner.finalized.block.height().get();
             if height <= tip {
                 return Ok(());
@@ -393,7 +412,7 @@ impl Chain {
             }
         };
         {
-            let mut inner = lock(&self.inner);
+            let mut inner = lock(&self.finality);
             inner.pending.retain(|_, a| a.height > height);
             for (index, outcome) in outcomes.iter().cloned().enumerate() {
                 let hash = outcome.tx_hash;
@@ -417,15 +436,12 @@ impl Chain {
                 state: state.clone(),
             };
             inner.push_recent(block);
-        }
-        {
-            let mut jobs = lock(&self.jobs);
             for (tx, outcome) in block.txs().iter().zip(outcomes.iter()) {
-                jobs.record(tx, outcome);
+                inner.jobs.record(tx, outcome);
             }
         }
         let senders: Vec<_> = block.txs().iter().map(|tx| *tx.sender()).collect();
-        lock(&self.mempool).prune(&senders, &state);
+        lock(&self.pool).mempool.prune(&senders, &state);
         self.height_tx.send_replace(height);
         Ok(())
     }
@@ -434,13 +450,14 @@ impl Chain {
     /// finalizer passes each finalized block's certificate, when marshal
     /// holds one).
     pub fn certify(&self, finalization: Finalization) {
-        let f = self.finalized();
+        let mut inner = lock(&self.finality);
+        let f = &inner.finalized;
         if finalization.proposal.payload != f.block.digest() {
             return;
         }
-        *lock(&self.certified) = Some(Certified {
-            block: f.block,
-            state: f.state,
+        inner.certified = Some(Certified {
+            block: Arc::clone(&f.block),
+            state: f.state.clone(),
             finalization,
         });
     }
@@ -453,39 +470,46 @@ impl Chain {
 
     /// The latest certified finalized block, if any.
     pub fn certified(&self) -> Option<Certified> {
-        lock(&self.certified).clone()
+        lock(&self.finality).certified.clone()
     }
 
-    /// The finalized transactions of job `id`, if still indexed.
-    pub fn job_txs(&self, id: &JobId) -> Option<JobTxs> {
-        lock(&self.jobs).get(id)
+    /// The latest certified finalized block and, read under the same
+    /// lock, the finalized transactions of job `id` if still indexed.
+    pub fn certified_job(&self, id: &JobId) -> (Option<Certified>, Option<JobTxs>) {
+        let inner = lock(&self.finality);
+        (inner.certified.clone(), inner.jobs.get(id))
     }
 
     /// Admits a transaction to the mempool, checked against the latest
     /// finalized state.
     pub fn submit(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
-        let hash = self.admit_gossiped(tx.clone())?;
-        if self.gossip.load(Ordering::Relaxed) {
-            let mut outbox = lock(&self.outbox);
-            if outbox.len() >= MAX_OUTBOX {
-                outbox.pop_front();
-            }
-            outbox.push_back(tx);
-        }
-        Ok(hash)
+        let gossip = self.gossip.load(Ordering::Relaxed);
+        self.admit(tx, gossip)
     }
 
     /// Admits a transaction received from a peer: like [`Chain::submit`],
     /// but it is not gossiped again.
     pub fn admit_gossiped(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
+        self.admit(tx, false)
+    }
+
+    fn admit(&self, tx: SignedTx, gossip: bool) -> Result<TxHash, MempoolError> {
         let state = self.finalized_state();
         // The signature check is the expensive part: outside the lock (the
         // result is remembered in `tx`).
-        if !lock(&self.mempool).contains(&tx.hash()) {
+        if !lock(&self.pool).mempool.contains(&tx.hash()) {
             tx.verify_signature(&state.chain_id())
                 .map_err(TxError::from)?;
         }
-        lock(&self.mempool).insert(tx, &state)
+        let mut pool = lock(&self.pool);
+        let hash = pool.mempool.insert(tx.clone(), &state)?;
+        if gossip {
+            if pool.outbox.len() >= MAX_OUTBOX {
+                pool.outbox.pop_front();
+            }
+            pool.outbox.push_back(tx);
+        }
+        Ok(hash)
     }
 
     /// Turns on gossip of API-submitted transactions (the p2p runner does).
@@ -496,7 +520,7 @@ impl Chain {
     /// Up to `max_txs` transactions of at most `max_bytes` (encoded, plus
     /// 4 bytes each) from the gossip outbox.
     pub fn take_outbox(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
-        let mut outbox = lock(&self.outbox);
+        let outbox = &mut lock(&self.pool).outbox;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while let Some(tx) = outbox.front() {
@@ -513,10 +537,11 @@ impl Chain {
 
     /// What this node knows of `hash`.
     pub fn tx_status(&self, hash: &TxHash) -> Option<TxStatus> {
-        if let Some(s) = lock(&self.inner).statuses.get(hash) {
+        if let Some(s) = lock(&self.finality).statuses.get(hash) {
             return Some(s.clone());
         }
-        lock(&self.mempool)
+        lock(&self.pool)
+            .mempool
             .contains(hash)
             .then_some(TxStatus::Pending)
     }
@@ -524,9 +549,9 @@ impl Chain {
     /// Marks the signatures of `block`'s transactions that this node
     /// already checked at mempool admission as checked.
     pub fn adopt_checked(&self, block: &Block) {
-        let pool = lock(&self.mempool);
+        let pool = lock(&self.pool);
         for tx in block.txs() {
-            if let Some(known) = pool.get(&tx.hash()) {
+            if let Some(known) = pool.mempool.get(&tx.hash()) {
                 tx.adopt_verification(known);
             }
         }
@@ -535,12 +560,12 @@ impl Chain {
     /// Pending dispute steps (at most 64), whose referee data a proposer
     /// fetches ahead.
     pub fn pending_dispute_steps(&self) -> Vec<SignedTx> {
-        lock(&self.mempool).dispute_steps(64)
+        lock(&self.pool).mempool.dispute_steps(64)
     }
 
     /// Transactions in the mempool.
     pub fn mempool_len(&self) -> usize {
-        lock(&self.mempool).len()
+        lock(&self.pool).mempool.len()
     }
 
     /// Transactions for a block on top of `parent`, within the ledger's
@@ -552,7 +577,7 @@ impl Chain {
         ctx: BlockContext,
     ) -> Result<(Vec<SignedTx>, Applied), ChainError> {
         let params = parent.params();
-        let candidates = lock(&self.mempool).select(
+        let candidates = lock(&self.pool).mempool.select(
             parent,
             (params.max_block_txs as usize).min(MAX_PROPOSAL_TXS),
             params.max_block_bytes as usize,
@@ -595,9 +620,9 @@ impl Chain {
             }
         }
         if !dropped.is_empty() {
-            let mut pool = lock(&self.mempool);
+            let mut pool = lock(&self.pool);
             for tx in &dropped {
-                pool.remove(&tx.hash());
+                pool.mempool.remove(&tx.hash());
             }
         }
         let (state, outcomes) = builder.finish().map_err(invalid)?;
@@ -618,7 +643,7 @@ impl Chain {
         if height == self.genesis.height().get() {
             return Some(self.genesis.clone());
         }
-        let inner = lock(&self.inner);
+        let inner = lock(&self.finality);
         let first = inner.recent.front()?.height().get();
         let i = usize::try_from(height.checked_sub(first)?).ok()?;
         inner
@@ -629,7 +654,7 @@ impl Chain {
     }
 }
 
-impl Inner {
+impl Finality {
     /// Keeps `block` (just finalized) among the recent blocks, dropping the
     /// oldest beyond [`MAX_RECENT_BLOCKS`] and [`MAX_RECENT_BLOCK_BYTES`].
     fn push_recent(&mut self, block: &Block) {
