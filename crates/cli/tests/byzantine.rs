@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{DevNet, Net, models};
 
 use glassbox_api::wire::TxStatus;
-use glassbox_ledger::{Job, JobId, JobStatus, TxBody, commitment, outputs_hash};
+use glassbox_ledger::{Job, JobId, JobStatus, TxBody, VerdictReason, commitment, outputs_hash};
 use glassbox_primitives::{Salt, TraceRoot};
 use glassbox_runtime::{Tensor, formats};
 use glassbox_types::{ModelId, PublicKey};
@@ -174,7 +174,7 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
     assert_eq!(job3.status, JobStatus::Final, "{job3:?}");
     assert_ne!(job3.outputs, wrong_outputs());
     let d = net.job_ext(&id).and_then(|e| e.dispute).expect("dispute");
-    assert_eq!(d.verdicts[0].reason, "timeout in open", "{d:?}");
+    assert_eq!(d.verdicts[0].reason, VerdictReason::TimeoutOpen, "{d:?}");
     assert_eq!(net.executor(&me).stake, 0, "the liar is slashed");
     for slot in &job.slots {
         let owner = slot.executor;

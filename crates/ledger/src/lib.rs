@@ -38,7 +38,7 @@ mod tx;
 pub use accounts::Account;
 pub use apply::{BlockBuilder, BlockContext, Event, TxOutcome};
 pub use dispute::arbitrate::{AUDIT_DOMAIN, RefereeWork};
-pub use dispute::{JobExt, NoReferee, Referee, RefereeError};
+pub use dispute::{JobExt, NoReferee, Referee, RefereeError, VerdictReason};
 pub use error::{
     AdmissionError, BlockError, DecodeError, Error, ExecutionError, GenesisError, TxError,
 };

@@ -9,8 +9,8 @@ use common::*;
 use glassbox_ledger::dispute::{LeafOpening, OutputSource, Stage, Step, Target, split};
 use glassbox_ledger::{
     BlockContext, BlockError, GenesisAccount, GenesisExecutor, GenesisState, Job, JobExt, JobId,
-    JobStatus, NoReferee, Referee, RefereeError, Shares, SignedTx, State, TxBody, capped_weights,
-    commitment, outputs_hash,
+    JobStatus, NoReferee, Referee, RefereeError, Shares, SignedTx, State, TxBody, VerdictReason,
+    capped_weights, commitment, outputs_hash,
 };
 use glassbox_primitives::trace::{self, audit_path, merkle_root};
 use glassbox_primitives::{MerkleNode, OutputHash, Salt, TensorHash, TraceLeaf, TraceRoot};
@@ -483,7 +483,7 @@ fn a_silent_side_loses_by_timeout() {
     let s = play(s, job.id, &parties, &[slots[1]]);
     let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
     assert_eq!(d.verdicts.len(), 1);
-    assert_eq!(d.verdicts[0].reason, "timeout in open");
+    assert_eq!(d.verdicts[0].reason, VerdictReason::TimeoutOpen);
     assert!(d.verdicts[0].b_lost && !d.verdicts[0].a_lost);
     assert_eq!(d.closed_height, Some(opened + 4 + 1));
     assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Final);
@@ -519,6 +519,80 @@ fn a_wrong_leaf_count_is_settled_by_the_model() {
     assert_eq!(d.verdicts[0].target, Some(Target::LeafCount));
     assert_eq!(d.verdicts[0].rounds, 1);
     assert_eq!(d.winner, Some(0));
+}
+
+/// [`SyntheticReferee`] whose operator re-run fails with `message` (as a
+/// runtime error naming an arbitrarily long node would).
+struct FailingReferee(String);
+
+impl Referee for FailingReferee {
+    fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
+        SyntheticReferee.leaf_count(model)
+    }
+
+    fn output_source(&self, model: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
+        SyntheticReferee.output_source(model, index)
+    }
+
+    fn run_node(
+        &self,
+        _: &ModelId,
+        _: u64,
+        _: &[Vec<u8>],
+        _: &dyn Fn(u64, u32) -> Option<TensorHash>,
+    ) -> Result<TraceLeaf, RefereeError> {
+        Err(RefereeError::Failed(self.0.clone()))
+    }
+}
+
+/// Finding "a verdict reason is a runtime error string" (issue #25, P6):
+/// the runtime's message reached the job's record, so a long one (model
+/// node names are unbounded) made the record undecodable, and a reworded
+/// one gave another state root. Verdicts are codes now.
+#[test]
+fn runtime_error_text_never_enters_consensus_state() {
+    let runs = vec![Run::new(None, 1), Run::new(Some(0), 1)];
+    // One operator: the opening round goes straight to the referee.
+    let (s, job) = run_job(&runs, &[0, 1]);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let ext = s.job_ext(&job.id).unwrap();
+    let step = |s: &State, i: usize| {
+        signed(
+            s,
+            &slots[i],
+            TxBody::DisputeStep {
+                job_id: job.id,
+                step: runs[i].step(&ext, i).unwrap(),
+            },
+        )
+    };
+    let s = block(&s, 3, &[step(&s, 0)]);
+    let second = step(&s, 1);
+    let mut roots = Vec::new();
+    for message in [
+        "short".to_string(),
+        "operator `".to_string() + &"n".repeat(4096) + "` failed",
+    ] {
+        let (next, outcomes) = s
+            .apply_block_with(
+                ctx(&s),
+                std::slice::from_ref(&second),
+                &FailingReferee(message),
+            )
+            .unwrap();
+        assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0].result);
+        let ext = next.job_ext(&job.id).unwrap();
+        assert_eq!(
+            JobExt::decode(&ext.encode()).as_ref(),
+            Ok(&ext),
+            "the record decodes"
+        );
+        let d = ext.dispute.unwrap();
+        assert_eq!(d.verdicts[0].reason, VerdictReason::OperatorFails);
+        assert!(d.verdicts[0].a_lost && d.verdicts[0].b_lost);
+        roots.push(next.root());
+    }
+    assert_eq!(roots[0], roots[1], "the message changed the state root");
 }
 
 #[test]

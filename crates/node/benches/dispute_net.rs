@@ -582,7 +582,7 @@ fn one_dispute(
         op,
         target,
         caught,
-        reason: v.reason.clone(),
+        reason: v.reason.to_string(),
         rounds,
         steps,
         ledger_bytes,

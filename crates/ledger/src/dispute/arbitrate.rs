@@ -19,7 +19,8 @@ use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::dispute::{
     Claim, Dispute, Game, JobExt, MAX_OPENINGS, MAX_TRACE_LEAVES, OutputSource, Referee,
-    RefereeError, Side, Stage, Step, Target, Verdict, hash_leaf, hash_node, root_from_path, split,
+    RefereeError, Side, Stage, Step, Target, Verdict, VerdictReason, hash_leaf, hash_node,
+    root_from_path, split,
 };
 use crate::error::ExecutionError;
 use crate::jobs::schedule::status_name;
@@ -503,11 +504,9 @@ impl State {
                     return Err(ExecutionError::RefereeUnavailable { job_id: *id, what });
                 }
                 Err(RefereeError::Missing { .. }) => None,
-                Err(RefereeError::Failed(reason)) => Some((
-                    true,
-                    true,
-                    format!("the operator fails on the opened operands: {reason}"),
-                )),
+                // The runtime's message is not consensus state: it may be
+                // unbounded (node names) and differ between versions.
+                Err(RefereeError::Failed(_)) => Some((true, true, VerdictReason::OperatorFails)),
             },
             None => None,
         };
@@ -684,7 +683,7 @@ impl State {
         ext: &mut JobExt,
         a_lost: bool,
         b_lost: bool,
-        reason: String,
+        reason: VerdictReason,
         height: u64,
     ) -> Result<(), ExecutionError> {
         let Some(mut dispute) = ext.dispute.take() else {
@@ -924,19 +923,11 @@ fn enter_range(game: &mut Game, lo: u64, hi: u64, ha: MerkleNode, hb: MerkleNode
 
 /// The game's deadline passed: sides that did not move lose; at the
 /// referee stage, nobody gave it what it needs, so both lose.
-fn timeout(game: &Game) -> (bool, bool, String) {
-    let stage = match game.stage {
-        Stage::Open => "open",
-        Stage::Bisect { .. } => "split",
-        Stage::Referee { .. } => "openings",
-    };
+fn timeout(game: &Game) -> (bool, bool, VerdictReason) {
     match game.stage {
-        Stage::Referee { .. } => (
-            true,
-            true,
-            "timeout: the operands were never all opened".into(),
-        ),
-        _ => (!game.a.moved, !game.b.moved, format!("timeout in {stage}")),
+        Stage::Referee { .. } => (true, true, VerdictReason::TimeoutOpenings),
+        Stage::Open => (!game.a.moved, !game.b.moved, VerdictReason::TimeoutOpen),
+        Stage::Bisect { .. } => (!game.a.moved, !game.b.moved, VerdictReason::TimeoutSplit),
     }
 }
 
@@ -947,7 +938,7 @@ fn adjudicate(
     job: &Job,
     dispute: Option<&Dispute>,
     referee: &dyn Referee,
-) -> Result<Option<(bool, bool, String)>, RefereeError> {
+) -> Result<Option<(bool, bool, VerdictReason)>, RefereeError> {
     let Stage::Referee { target } = game.stage else {
         return Ok(None);
     };
@@ -963,7 +954,7 @@ fn adjudicate(
             Ok(Some((
                 game.a.leaves != Some(n),
                 game.b.leaves != Some(n),
-                format!("the model has {n} trace leaves"),
+                VerdictReason::LeafCount,
             )))
         }
         Target::Node(i) => {
@@ -972,7 +963,7 @@ fn adjudicate(
             Ok(Some((
                 game.a.hash != Some(right),
                 game.b.hash != Some(right),
-                format!("re-ran operator {i}"),
+                VerdictReason::Operator,
             )))
         }
         Target::Output(o) => {
@@ -995,7 +986,7 @@ fn adjudicate(
             Ok(Some((
                 claim_out(game.a.claim) != Some(truth),
                 claim_out(game.b.claim) != Some(truth),
-                format!("graph output {o} checked against the trace"),
+                VerdictReason::Output,
             )))
         }
     }

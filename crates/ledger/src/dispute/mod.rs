@@ -407,12 +407,75 @@ pub struct Verdict {
     pub a_lost: bool,
     /// Whether the second claim lost.
     pub b_lost: bool,
-    /// Why, in words (`wrong leaf`, `timeout in split`, ...).
-    pub reason: String,
+    /// Why, as a code: consensus state holds no text the protocol or the
+    /// runtime produces, so no message can overflow a record or fork the
+    /// chain by being reworded (docs/disputes.md, "Verdicts").
+    pub reason: VerdictReason,
     /// Rounds played.
     pub rounds: u32,
     /// The height it was decided at.
     pub height: u64,
+}
+
+/// Why a game ended. Encoded as one byte, in the order below.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictReason {
+    /// The referee counted the model's trace leaves; a side that claimed
+    /// another count lost.
+    LeafCount,
+    /// The referee re-ran the operator at the point of difference; a side
+    /// whose leaf differs from the re-run lost.
+    Operator,
+    /// A graph output was checked against the trace; a side whose output
+    /// differs lost.
+    Output,
+    /// The operator fails deterministically on the opened operands, so
+    /// neither side's leaf can be right: both lost.
+    OperatorFails,
+    /// A side did not open its claim in time (the one that did not lost).
+    TimeoutOpen,
+    /// A side did not split in time (the one that did not lost).
+    TimeoutSplit,
+    /// The operands the referee needs were never all opened: both lost.
+    TimeoutOpenings,
+}
+
+impl VerdictReason {
+    const ALL: [VerdictReason; 7] = [
+        VerdictReason::LeafCount,
+        VerdictReason::Operator,
+        VerdictReason::Output,
+        VerdictReason::OperatorFails,
+        VerdictReason::TimeoutOpen,
+        VerdictReason::TimeoutSplit,
+        VerdictReason::TimeoutOpenings,
+    ];
+
+    /// The byte that encodes it.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The reason a byte encodes, if any.
+    pub fn from_code(code: u8) -> Option<VerdictReason> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+}
+
+impl std::fmt::Display for VerdictReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerdictReason::LeafCount => "the referee counted the trace leaves",
+            VerdictReason::Operator => "the referee re-ran the operator",
+            VerdictReason::Output => "a graph output checked against the trace",
+            VerdictReason::OperatorFails => "the operator fails on the opened operands",
+            VerdictReason::TimeoutOpen => "timeout in open",
+            VerdictReason::TimeoutSplit => "timeout in split",
+            VerdictReason::TimeoutOpenings => "timeout: the operands were never all opened",
+        })
+    }
 }
 
 /// A dispute over a job's result: the claims, the game in progress and
@@ -603,7 +666,7 @@ fn write_dispute(w: &mut Writer, d: &Dispute) {
         w.option(v.target.as_ref(), write_target);
         w.flag(v.a_lost);
         w.flag(v.b_lost);
-        w.str(&v.reason);
+        w.u8(v.reason.code());
         w.u32(v.rounds);
         w.u64(v.height);
     }
@@ -613,7 +676,6 @@ fn write_dispute(w: &mut Writer, d: &Dispute) {
 
 /// The most claims a dispute holds (one per replica plus a challenger).
 pub const MAX_CLAIMS: usize = limits::HARD_MAX_JOB_REPLICAS + 1;
-const MAX_REASON_BYTES: usize = 128;
 
 fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
     let opened_height = r.u64()?;
@@ -673,13 +735,22 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
     let k = r.len("verdicts", MAX_CLAIMS)?;
     let mut verdicts = Vec::with_capacity(k);
     for _ in 0..k {
+        let a = r.u8()?;
+        let b = r.u8()?;
+        let target = r.option("target", read_target)?;
+        let a_lost = r.flag("lost")?;
+        let b_lost = r.flag("lost")?;
+        let at = r.pos();
+        let code = r.u8()?;
+        let reason = VerdictReason::from_code(code)
+            .ok_or_else(|| r.err_at(at, format!("unknown verdict reason {code}")))?;
         verdicts.push(Verdict {
-            a: r.u8()?,
-            b: r.u8()?,
-            target: r.option("target", read_target)?,
-            a_lost: r.flag("lost")?,
-            b_lost: r.flag("lost")?,
-            reason: r.str("verdict reason", MAX_REASON_BYTES)?,
+            a,
+            b,
+            target,
+            a_lost,
+            b_lost,
+            reason,
             rounds: r.u32()?,
             height: r.u64()?,
         });
@@ -762,7 +833,7 @@ mod tests {
                     target: Some(Target::Output(0)),
                     a_lost: false,
                     b_lost: true,
-                    reason: "wrong output".into(),
+                    reason: VerdictReason::Output,
                     rounds: 2,
                     height: 8,
                 }],
