@@ -345,6 +345,17 @@ fn mempool_error(e: MempoolError) -> ApiError {
             "mempool_full",
             e.to_string(),
         ),
+        // Retry later: room opens as the sender's earlier nonces finalize.
+        e @ MempoolError::NonceAhead { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nonce_ahead",
+            e.to_string(),
+        ),
+        e @ MempoolError::FeesOverBalance { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fees_over_balance",
+            e.to_string(),
+        ),
     }
 }
 
