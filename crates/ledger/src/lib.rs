@@ -44,7 +44,7 @@ pub use error::{
 };
 pub use genesis::{GENESIS_VERSION, GenesisAccount, GenesisExecutor, GenesisState};
 pub use glassbox_primitives::tensor::TensorHeader;
-pub use jobs::schedule::{Concentration, Shares, capped_weights};
+pub use jobs::schedule::{Concentration, Shares};
 pub use jobs::{
     COMMITMENT_DOMAIN, Job, JobId, JobStatus, OUTPUTS_DOMAIN, Reveal, SELECTION_DOMAIN, Slot,
     commitment, outputs_hash, parse_tensor,

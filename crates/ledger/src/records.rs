@@ -171,8 +171,10 @@ pub struct Params {
     /// in basis points.
     #[serde(default = "defaults::audit_rate_bps")]
     pub audit_rate_bps: u32,
-    /// Cap on one executor's share of the total selection weight, in basis
-    /// points (10,000 = no cap).
+    /// Ignored since issue #25: it capped one identity's share of the
+    /// selection weight, which splitting stake evades and which then
+    /// raised the splitter's share (docs/disputes.md, "Selection"). Kept,
+    /// 1-10,000, so existing genesis files and their chain ids stay valid.
     #[serde(default = "defaults::max_selection_share_bps")]
     pub max_selection_share_bps: u32,
 }

@@ -10,7 +10,7 @@ use glassbox_ledger::dispute::{LeafOpening, OutputSource, Stage, Step, Target, s
 use glassbox_ledger::{
     BlockContext, BlockError, GenesisAccount, GenesisExecutor, GenesisState, Job, JobExt, JobId,
     JobStatus, NoReferee, Referee, RefereeError, Shares, SignedTx, State, TxBody, VerdictReason,
-    capped_weights, commitment, outputs_hash,
+    commitment, outputs_hash,
 };
 use glassbox_primitives::trace::{self, audit_path, merkle_root};
 use glassbox_primitives::{MerkleNode, OutputHash, Salt, TensorHash, TraceLeaf, TraceRoot};
@@ -920,34 +920,6 @@ fn audits_are_drawn_at_about_their_rate_and_never_from_the_parties() {
     }
     // 10 % of 120: 12 expected.
     assert!((3..=30).contains(&audited), "{audited} audits");
-}
-
-#[test]
-fn capped_weights_hold_every_share_under_the_cap() {
-    assert_eq!(capped_weights(&[5, 5], 10_000), vec![5, 5]);
-    // Fewer executors than 1/share: equal weights.
-    assert_eq!(capped_weights(&[100, 1, 1], 2_000), vec![1, 1, 1]);
-    let mut seed = 1u64;
-    for n in [5usize, 6, 9, 20, 100] {
-        for _ in 0..50 {
-            let stakes: Vec<u64> = (0..n)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    1 + (seed >> 33) % 1_000_000 * if seed.is_multiple_of(7) { 1000 } else { 1 }
-                })
-                .collect();
-            let w = capped_weights(&stakes, 2_000);
-            let total: u128 = w.iter().sum();
-            for (wi, si) in w.iter().zip(&stakes) {
-                assert!(*wi <= u128::from(*si));
-                // No more than 20 % (+1 unit of rounding).
-                assert!(wi * 10_000 <= total * 2_000 + 10_000, "{stakes:?} → {w:?}");
-            }
-            assert_eq!(w, capped_weights(&stakes, 2_000), "deterministic");
-        }
-    }
 }
 
 #[test]

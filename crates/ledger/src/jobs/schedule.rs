@@ -65,43 +65,6 @@ fn pick(pool: &[&Executor], weights: &[u128], mut r: u128) -> Option<PublicKey> 
     None
 }
 
-/// Selection weights: each stake capped at `c`, the largest value with
-/// `c <= share × Σ min(stake, c)` (share = `share_bps` / 10,000), so no
-/// executor holds more than `share` of the total weight. When the cap
-/// cannot hold (fewer than 1/share executors) every weight is the same.
-/// Integer arithmetic only; the same on every machine.
-pub fn capped_weights(stakes: &[u64], share_bps: u32) -> Vec<u128> {
-    let plain = || stakes.iter().map(|s| u128::from(*s)).collect::<Vec<_>>();
-    if share_bps >= 10_000 || stakes.is_empty() {
-        return plain();
-    }
-    let share = u128::from(share_bps);
-    let mut sorted: Vec<u128> = plain();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    // With the m largest capped at c: c × (10,000 − m × share) = share × rest.
-    let mut rest: u128 = sorted.iter().sum();
-    for m in 0..sorted.len() {
-        let denom = 10_000u128.saturating_sub(share * m as u128);
-        if denom == 0 {
-            break;
-        }
-        let c = share * rest / denom;
-        let largest = sorted.get(m).copied().unwrap_or(0);
-        if largest <= c {
-            if m == 0 {
-                return plain();
-            }
-            if c == 0 {
-                break;
-            }
-            return stakes.iter().map(|s| u128::from(*s).min(c)).collect();
-        }
-        rest -= largest;
-    }
-    // Infeasible: equal weights.
-    stakes.iter().map(|s| u128::from(*s > 0)).collect()
-}
-
 /// Shares of a quantity held by the largest holders.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -161,19 +124,24 @@ pub struct Concentration {
     pub active: usize,
     /// Paid jobs served, by executor.
     pub jobs: Shares,
-    /// Capped selection weight of the active executors.
+    /// Stake of the active executors: their selection weight.
     pub weight: Shares,
-    /// The cap in force.
-    pub max_selection_share_bps: u32,
 }
 
 impl State {
-    /// Whether `e` may be given a new slot of `job`: active, no dispute,
-    /// spare capacity, not the requester, not already on the job and never
-    /// a misser of it.
-    fn eligible(e: &Executor, job_requester: &PublicKey, taken: &[PublicKey]) -> bool {
-        e.is_active()
-            && e.disputes == 0
+    /// Whether `e` may be drawn at all: at least `min_executor_stake`
+    /// bonded (a penalty can leave an active executor below it; until it
+    /// adds stake it is not drawn, so what it can lose stays at least the
+    /// minimum) and no open dispute.
+    fn drawable(&self, e: &Executor) -> bool {
+        e.is_active() && e.stake >= self.params.min_executor_stake && e.disputes == 0
+    }
+
+    /// Whether `e` may be given a new slot of `job`: drawable, spare
+    /// capacity, not the requester, not already on the job and never a
+    /// misser of it.
+    fn eligible(&self, e: &Executor, job_requester: &PublicKey, taken: &[PublicKey]) -> bool {
+        self.drawable(e)
             && e.active_jobs < e.capacity
             && &e.owner != job_requester
             && !taken.contains(&e.owner)
@@ -183,22 +151,23 @@ impl State {
     /// capacity included).
     pub(crate) fn eligible_count(&self, requester: &PublicKey) -> usize {
         self.executors()
-            .filter(|e| Self::eligible(e, requester, &[]))
+            .filter(|e| self.eligible(e, requester, &[]))
             .count()
     }
 
-    /// How many executors could ever serve a job of `requester`: active,
-    /// not locked by a dispute, not the requester (busy ones count: a job
-    /// waits in the queue for capacity).
+    /// How many executors could ever serve a job of `requester`:
+    /// drawable, not the requester (busy ones count: a job waits in the
+    /// queue for capacity).
     pub(crate) fn serving_count(&self, requester: &PublicKey) -> usize {
         self.executors()
-            .filter(|e| e.is_active() && e.disputes == 0 && &e.owner != requester)
+            .filter(|e| self.drawable(e) && &e.owner != requester)
             .count()
     }
 
     /// Stake-weighted choice among the eligible executors (in owner-key
-    /// order), each weight capped at `max_selection_share_bps` of the
-    /// total ([`capped_weights`]), or `None` when there is none.
+    /// order), or `None` when there is none. The weight is the stake, with
+    /// no cap per identity: a cap can be evaded by splitting stake and then
+    /// raises the splitter's share (docs/disputes.md, "Selection").
     fn select(
         &self,
         job: &Job,
@@ -208,10 +177,9 @@ impl State {
     ) -> Option<PublicKey> {
         let pool: Vec<&Executor> = self
             .executors()
-            .filter(|e| Self::eligible(e, &job.requester, taken))
+            .filter(|e| self.eligible(e, &job.requester, taken))
             .collect();
-        let stakes: Vec<u64> = pool.iter().map(|e| e.stake).collect();
-        let weights = capped_weights(&stakes, self.params.max_selection_share_bps);
+        let weights: Vec<u128> = pool.iter().map(|e| u128::from(e.stake)).collect();
         let total: u128 = weights.iter().sum();
         if total == 0 {
             return None;
@@ -220,9 +188,8 @@ impl State {
         pick(&pool, &weights, r)
     }
 
-    /// The auditor of a pending result: an active executor without an open
-    /// dispute, outside `exclude`, stake-weighted with the same cap, drawn
-    /// from `seed`.
+    /// The auditor of a pending result: a drawable executor outside
+    /// `exclude`, stake-weighted, drawn from `seed`.
     pub(crate) fn select_auditor(
         &self,
         seed: &[u8; 32],
@@ -230,10 +197,9 @@ impl State {
     ) -> Option<PublicKey> {
         let pool: Vec<&Executor> = self
             .executors()
-            .filter(|e| e.is_active() && e.disputes == 0 && !exclude.contains(&e.owner))
+            .filter(|e| self.drawable(e) && !exclude.contains(&e.owner))
             .collect();
-        let stakes: Vec<u64> = pool.iter().map(|e| e.stake).collect();
-        let weights = capped_weights(&stakes, self.params.max_selection_share_bps);
+        let weights: Vec<u128> = pool.iter().map(|e| u128::from(e.stake)).collect();
         let total: u128 = weights.iter().sum();
         if total == 0 {
             return None;
@@ -245,7 +211,7 @@ impl State {
 
     /// How concentrated the network is (docs/disputes.md, "Against
     /// consolidation"): shares of the paid jobs served by the top 1, 3 and
-    /// 10 executors, and of the capped selection weight, with the Nakamoto
+    /// 10 executors, and of the stake (the selection weight), with the Nakamoto
     /// coefficients (the fewest executors holding more than half).
     pub fn concentration(&self) -> Concentration {
         let served: Vec<u64> = self.executors().map(|e| e.served).collect();
@@ -254,16 +220,11 @@ impl State {
             .filter(|e| e.is_active())
             .map(|e| e.stake)
             .collect();
-        let weights: Vec<u64> = capped_weights(&stakes, self.params.max_selection_share_bps)
-            .into_iter()
-            .map(|w| u64::try_from(w).unwrap_or(u64::MAX))
-            .collect();
         Concentration {
             executors: self.executor_count(),
             active: stakes.len(),
             jobs: Shares::of(&served),
-            weight: Shares::of(&weights),
-            max_selection_share_bps: self.params.max_selection_share_bps,
+            weight: Shares::of(&stakes),
         }
     }
 

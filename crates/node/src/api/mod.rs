@@ -1118,7 +1118,7 @@ async fn job_ext(
     ))
 }
 
-/// How concentrated the network is: shares of paid jobs and of capped
+/// How concentrated the network is: shares of paid jobs and of
 /// selection weight held by the top executors, Nakamoto coefficients.
 #[utoipa::path(
     get,
