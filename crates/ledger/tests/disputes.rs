@@ -875,6 +875,130 @@ fn a_lying_challenger_loses_its_bond_and_an_honest_one_wins_the_stake() {
     assert_eq!(s.executor(&judge).unwrap().served, 1);
 }
 
+/// Finding "audit pre-emption" (issue #25, P1): a cheating executor's
+/// second identity challenged its own wrong pending result (with any
+/// claim, the true one included) and never moved; nobody else could
+/// challenge a disputed job, the colluder lost by timeout and the wrong
+/// result became final. Now, while the window is open, an honest executor
+/// joins the standing claim it agrees with, or adds its own, and plays it.
+#[test]
+fn a_colluding_challenger_cannot_pre_empt_an_honest_one() {
+    let honest = Run::new(None, LEAVES);
+    let liar = Run::new(Some(4), LEAVES);
+    for colluder_claims_the_truth in [true, false] {
+        let (s, job) = optimistic(&liar);
+        let supply = s.total_supply().unwrap();
+        let exec = job.slots[0].executor;
+        let others: Vec<PublicKey> = EXECUTORS
+            .iter()
+            .map(|&n| addr(n))
+            .filter(|k| *k != exec)
+            .collect();
+        let (colluder, judge) = (others[0], others[1]);
+        let colluder_run = if colluder_claims_the_truth {
+            honest.clone()
+        } else {
+            Run::new(Some(2), LEAVES)
+        };
+        let s = block(&s, 5, &[challenge(&s, &colluder, job.id, &colluder_run)]);
+        assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Disputed);
+        let judge_before = s.account(&judge).unwrap().balance;
+        let s = block(&s, 5, &[challenge(&s, &judge, job.id, &honest)]);
+        let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+        if colluder_claims_the_truth {
+            assert_eq!(d.claims.len(), 2);
+            assert_eq!(d.claims[1].members, vec![colluder, judge], "joined");
+            assert_eq!(d.claims[1].bond, 4_000_000);
+        } else {
+            assert_eq!(d.claims.len(), 3, "added");
+        }
+        // Joining twice, or after the window, is refused.
+        let again = challenge(&s, &judge, job.id, &honest);
+        assert!(s.check_tx(&again).is_err());
+        let s = play(
+            s,
+            job.id,
+            &[
+                (exec, liar.clone()),
+                (colluder, colluder_run),
+                (judge, honest.clone()),
+            ],
+            &[colluder],
+        );
+        let job = s.job(&job.id).unwrap();
+        assert_eq!(job.status, JobStatus::Final, "{colluder_claims_the_truth}");
+        assert_eq!(job.outputs, vec![honest_output()]);
+        assert_eq!(
+            s.executor(&exec).unwrap().stake,
+            0,
+            "the cheater is slashed"
+        );
+        let moves = s.account(&judge).unwrap().nonce - 1;
+        assert!(
+            s.account(&judge).unwrap().balance + moves * FEE > judge_before + 2_000_000,
+            "the honest challenger gets its bond back and more"
+        );
+        assert_eq!(s.escrowed(), 0);
+        assert_eq!(s.total_supply(), Some(supply));
+    }
+}
+
+/// The other half of "audit pre-emption": a challenge landing in the
+/// reveal's own block, before the audit draw, made the job `Disputed` and
+/// the draw skipped it. The audit is drawn for challenged results too,
+/// never from the dispute's parties.
+#[test]
+fn a_challenge_in_the_reveal_block_does_not_skip_the_audit() {
+    let mut audited = 0;
+    let honest = Run::new(None, LEAVES);
+    let liar = Run::new(Some(4), LEAVES);
+    for r in 0..120u8 {
+        let (mut s, id) = submitted_job(1, r);
+        let job = s.job(&id).unwrap();
+        let exec = job.slots[0].executor;
+        let colluder = EXECUTORS
+            .iter()
+            .map(|&n| addr(n))
+            .find(|k| *k != exec)
+            .unwrap();
+        let (oh, tr) = (liar.output_hash(), liar.trace_root(&input()));
+        let c = commitment(&id, &exec, &oh, &tr, &Salt::from_bytes([0; 32]));
+        s = block(
+            &s,
+            1,
+            &[signed(
+                &s,
+                &exec,
+                TxBody::CommitResult {
+                    job_id: id,
+                    commitment: c,
+                },
+            )],
+        );
+        let reveal = signed(
+            &s,
+            &exec,
+            TxBody::RevealResult {
+                job_id: id,
+                output_hash: oh,
+                trace_root: tr,
+                salt: Salt::from_bytes([0; 32]),
+                outputs: liar.outputs.clone(),
+            },
+        );
+        let pre_empt = challenge(&s, &colluder, id, &honest);
+        s = block(&s, 2, &[reveal, pre_empt]);
+        assert_eq!(s.job(&id).unwrap().status, JobStatus::Disputed);
+        s = block(&s, r.wrapping_mul(31), &[]);
+        if let Some(a) = s.job_ext(&id).unwrap().auditor {
+            audited += 1;
+            assert!(a != exec && a != addr(1) && a != colluder);
+        }
+    }
+    // 10 % of 120: 12 expected (0 before the fix).
+    assert!((3..=30).contains(&audited), "{audited} audits");
+}
+
 #[test]
 fn audits_are_drawn_at_about_their_rate_and_never_from_the_parties() {
     let mut audited = 0;

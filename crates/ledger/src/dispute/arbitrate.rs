@@ -18,9 +18,9 @@ use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceRoot, tags};
 use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::dispute::{
-    Claim, Dispute, Game, JobExt, MAX_OPENINGS, MAX_TRACE_LEAVES, OutputSource, Referee,
-    RefereeError, Side, Stage, Step, Target, Verdict, VerdictReason, hash_leaf, hash_node,
-    root_from_path, split,
+    Claim, Dispute, Game, JobExt, MAX_CLAIM_MEMBERS, MAX_CLAIMS, MAX_OPENINGS, MAX_TRACE_LEAVES,
+    OutputSource, Referee, RefereeError, Side, Stage, Step, Target, Verdict, VerdictReason,
+    hash_leaf, hash_node, root_from_path, split,
 };
 use crate::error::ExecutionError;
 use crate::jobs::schedule::status_name;
@@ -40,6 +40,17 @@ pub struct RefereeWork {
     pub model_id: glassbox_types::ModelId,
     /// Hashes of every opened operand tensor (sorted, distinct).
     pub tensors: Vec<TensorHash>,
+}
+
+/// Where a challenge's claim goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimPlace {
+    /// It opens the dispute of a pending result.
+    Open,
+    /// It joins standing claim `i`, equal to it.
+    Join(usize),
+    /// It is a new claim of an open dispute.
+    Add,
 }
 
 fn dispute_err(job_id: JobId, reason: impl Into<String>) -> ExecutionError {
@@ -166,10 +177,16 @@ impl State {
 
     // ---- challenges --------------------------------------------------------
 
-    /// The checks of a `Challenge`, without changing anything: the job is
-    /// pending and its window open, the sender an active executor other
-    /// than the job's, the claim well-formed and different, the bond
-    /// affordable. Returns the job and its extension.
+    /// The checks of a `Challenge`, without changing anything
+    /// (docs/disputes.md, "Challenges"): the job has one replica, its
+    /// result is pending or disputed by earlier challenges, and the window
+    /// counted from its reveal is open; the sender is an active executor
+    /// other than the job's and not yet in the dispute; the claim is
+    /// well-formed, differs from a pending result, and, in a dispute,
+    /// joins the standing claim it equals or adds a new one, within the
+    /// bounds (the last place of each kept for the drawn auditor); the bond
+    /// is affordable. Returns the job, its extension and where the claim
+    /// goes.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_challenge(
         &self,
@@ -180,41 +197,99 @@ impl State {
         trace_root: &TraceRoot,
         outputs: &[Vec<u8>],
         height: u64,
-    ) -> Result<(Job, JobExt), ExecutionError> {
+    ) -> Result<(Job, JobExt, ClaimPlace), ExecutionError> {
         let job = self
             .job(id)
             .ok_or(ExecutionError::UnknownJob { job_id: *id })?;
-        if job.status != JobStatus::Pending {
+        let ext = self.ext_or_default(id);
+        let open_dispute = ext.dispute.as_ref().filter(|d| d.closed_height.is_none());
+        let challengeable = job.replicas == 1
+            && match job.status {
+                JobStatus::Pending => true,
+                JobStatus::Disputed => open_dispute.is_some(),
+                _ => false,
+            };
+        if !challengeable {
             return Err(ExecutionError::JobState {
                 job_id: *id,
                 status: status_name(job.status),
-                reason: "only a pending optimistic result can be challenged",
+                reason: "only an optimistic result, pending or under challenge, can be challenged",
             });
         }
-        let ext = self.ext_or_default(id);
-        if ext.pending_until.is_none_or(|until| height > until) {
+        let slot = job
+            .slots
+            .first()
+            .ok_or_else(|| dispute_err(*id, "the job has no executor"))?;
+        let reveal = slot
+            .reveal
+            .ok_or_else(|| dispute_err(*id, "the job has no revealed result"))?;
+        let until = reveal
+            .height
+            .saturating_add(self.params.challenge_window_blocks);
+        if height > until {
             return Err(dispute_err(*id, "the challenge window has closed"));
         }
         let executor = self
             .executor(sender)
             .filter(|e| e.is_active())
             .ok_or_else(|| dispute_err(*id, "only an active (staked) executor may challenge"))?;
-        let slot = job
-            .slots
-            .first()
-            .ok_or_else(|| dispute_err(*id, "the job has no executor"))?;
         if slot.executor == executor.owner {
             return Err(dispute_err(
                 *id,
                 "an executor cannot challenge its own result",
             ));
         }
-        let reveal = slot
-            .reveal
-            .ok_or_else(|| dispute_err(*id, "the job has no revealed result"))?;
-        if &reveal.output_hash == output_hash && &reveal.trace_root == trace_root {
-            return Err(dispute_err(*id, "the challenge claims the same result"));
-        }
+        let auditor = ext.auditor == Some(*sender);
+        let place = match open_dispute {
+            None => {
+                if &reveal.output_hash == output_hash && &reveal.trace_root == trace_root {
+                    return Err(dispute_err(*id, "the challenge claims the same result"));
+                }
+                ClaimPlace::Open
+            }
+            Some(d) => {
+                if d.claim_of(sender).is_some() {
+                    return Err(dispute_err(*id, "the sender is already in the dispute"));
+                }
+                let same = d
+                    .claims
+                    .iter()
+                    .position(|c| &c.output_hash == output_hash && &c.trace_root == trace_root);
+                match same {
+                    Some(i) => {
+                        let c = d
+                            .claims
+                            .get(i)
+                            .ok_or_else(|| dispute_err(*id, "no claim"))?;
+                        if c.lost {
+                            return Err(dispute_err(*id, "that claim has already lost"));
+                        }
+                        let room = if auditor {
+                            MAX_CLAIM_MEMBERS
+                        } else {
+                            MAX_CLAIM_MEMBERS - 1
+                        };
+                        if c.members.len() >= room {
+                            return Err(dispute_err(
+                                *id,
+                                "the claim has no room for another member",
+                            ));
+                        }
+                        ClaimPlace::Join(i)
+                    }
+                    None => {
+                        let room = if auditor { MAX_CLAIMS } else { MAX_CLAIMS - 1 };
+                        if d.claims.len() >= room {
+                            return Err(dispute_err(
+                                *id,
+                                "the dispute has no room for another claim",
+                            ));
+                        }
+                        ClaimPlace::Add
+                    }
+                }
+            }
+        };
         let model = self
             .model(&job.model_id)
             .ok_or(ExecutionError::UnknownModel {
@@ -231,7 +306,7 @@ impl State {
                 needed: self.params.challenge_bond,
             });
         }
-        Ok((job, ext))
+        Ok((job, ext, place))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -245,7 +320,7 @@ impl State {
         outputs: &[Vec<u8>],
         height: u64,
     ) -> Result<Vec<Event>, ExecutionError> {
-        let (mut job, mut ext) = self.check_challenge(
+        let (mut job, mut ext, place) = self.check_challenge(
             sender,
             account.balance,
             id,
@@ -259,49 +334,73 @@ impl State {
             .escrowed
             .checked_add(bond)
             .ok_or(ExecutionError::PriceOverflow)?;
-        let slot = job
-            .slots
-            .first()
-            .ok_or_else(|| dispute_err(*id, "the job has no executor"))?;
-        let reveal = slot
-            .reveal
-            .ok_or_else(|| dispute_err(*id, "the job has no revealed result"))?;
-        let executor = slot.executor;
+        let challenger_claim = || Claim {
+            output_hash,
+            trace_root,
+            outputs: outputs.to_vec(),
+            members: vec![*sender],
+            bond,
+            lost: false,
+        };
+        match place {
+            ClaimPlace::Open => {
+                let slot = job
+                    .slots
+                    .first()
+                    .ok_or_else(|| dispute_err(*id, "the job has no executor"))?;
+                let reveal = slot
+                    .reveal
+                    .ok_or_else(|| dispute_err(*id, "the job has no revealed result"))?;
+                let executor = slot.executor;
+                let mut dispute = Dispute {
+                    opened_height: height,
+                    claims: vec![
+                        Claim {
+                            output_hash: reveal.output_hash,
+                            trace_root: reveal.trace_root,
+                            outputs: std::mem::take(&mut job.outputs),
+                            members: vec![executor],
+                            bond: 0,
+                            lost: false,
+                        },
+                        challenger_claim(),
+                    ],
+                    game: None,
+                    verdicts: Vec::new(),
+                    winner: None,
+                    closed_height: None,
+                };
+                dispute.game = self.next_game(&dispute, height)?;
+                ext.pending_until = None;
+                ext.dispute = Some(dispute);
+                job.status = JobStatus::Disputed;
+                self.adjust_executor(&executor, |e| {
+                    e.active_jobs = e.active_jobs.saturating_sub(1);
+                    e.disputes = e.disputes.saturating_add(1);
+                })?;
+            }
+            ClaimPlace::Join(i) => {
+                let c = ext
+                    .dispute
+                    .as_mut()
+                    .and_then(|d| d.claims.get_mut(i))
+                    .ok_or_else(|| dispute_err(*id, "no such claim"))?;
+                c.members.push(*sender);
+                c.bond = c
+                    .bond
+                    .checked_add(bond)
+                    .ok_or(ExecutionError::PriceOverflow)?;
+            }
+            ClaimPlace::Add => {
+                let d = ext
+                    .dispute
+                    .as_mut()
+                    .ok_or_else(|| dispute_err(*id, "no dispute"))?;
+                d.claims.push(challenger_claim());
+            }
+        }
         account.balance -= bond;
         self.escrowed = escrowed;
-        let mut dispute = Dispute {
-            opened_height: height,
-            claims: vec![
-                Claim {
-                    output_hash: reveal.output_hash,
-                    trace_root: reveal.trace_root,
-                    outputs: std::mem::take(&mut job.outputs),
-                    members: vec![executor],
-                    bond: 0,
-                    lost: false,
-                },
-                Claim {
-                    output_hash,
-                    trace_root,
-                    outputs: outputs.to_vec(),
-                    members: vec![*sender],
-                    bond,
-                    lost: false,
-                },
-            ],
-            game: None,
-            verdicts: Vec::new(),
-            winner: None,
-            closed_height: None,
-        };
-        dispute.game = self.next_game(&dispute, height)?;
-        ext.pending_until = None;
-        ext.dispute = Some(dispute);
-        job.status = JobStatus::Disputed;
-        self.adjust_executor(&executor, |e| {
-            e.active_jobs = e.active_jobs.saturating_sub(1);
-            e.disputes = e.disputes.saturating_add(1);
-        })?;
         self.adjust_executor(sender, |e| e.disputes = e.disputes.saturating_add(1))?;
         self.put_ext(*id, ext)?;
         self.put_job(job)?;
@@ -638,15 +737,23 @@ impl State {
     }
 
     /// Draws whether a pending result is audited (`audit_rate_bps` of
-    /// them) and by whom (stake-weighted, capped, never its executor or
-    /// requester).
+    /// them) and by whom (stake-weighted, never its executor, requester or
+    /// a party of its dispute). A result challenged before the draw is
+    /// drawn for all the same: a challenge cannot pre-empt the audit.
     fn draw_audit(&mut self, id: &JobId, randomness: &[u8; 32]) -> Result<(), ExecutionError> {
         let Some(job) = self.job(id) else {
             return Ok(());
         };
-        if job.status != JobStatus::Pending {
-            return Ok(());
-        }
+        let ext = self.ext_or_default(id);
+        let parties: Vec<PublicKey> = match (&job.status, &ext.dispute) {
+            (JobStatus::Pending, _) => Vec::new(),
+            (JobStatus::Disputed, Some(d)) if d.closed_height.is_none() => d
+                .claims
+                .iter()
+                .flat_map(|c| c.members.iter().copied())
+                .collect(),
+            _ => return Ok(()),
+        };
         let mut h = blake3::Hasher::new();
         h.update(AUDIT_DOMAIN);
         h.update(randomness);
@@ -662,11 +769,12 @@ impl State {
             .iter()
             .map(|s| s.executor)
             .chain(std::iter::once(job.requester))
+            .chain(parties)
             .collect();
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&digest.as_bytes()[..32]);
         if let Some(auditor) = self.select_auditor(&seed, &exclude) {
-            let mut ext = self.ext_or_default(id);
+            let mut ext = ext;
             ext.auditor = Some(auditor);
             self.put_ext(*id, ext)?;
         }
@@ -697,6 +805,7 @@ impl State {
             Stage::Referee { target, .. } => Some(target),
             _ => None,
         };
+        let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
         let mut forfeited = 0u64;
         for (claim, lost) in [(game.a.claim, a_lost), (game.b.claim, b_lost)] {
             if !lost {
@@ -704,7 +813,7 @@ impl State {
             }
             if let Some(c) = dispute.claims.get_mut(usize::from(claim)) {
                 c.lost = true;
-                forfeited = forfeited.saturating_add(self.forfeit(c)?);
+                forfeited = forfeited.saturating_add(self.forfeit(c, &slots)?);
             }
         }
         let winner = match (a_lost, b_lost) {
@@ -747,15 +856,13 @@ impl State {
         Ok(())
     }
 
-    /// Takes a losing claim's stakes (every member's stake and unbonding)
-    /// or its bond; returns the amount.
-    fn forfeit(&mut self, claim: &Claim) -> Result<u64, ExecutionError> {
-        if claim.bond > 0 {
-            self.escrowed = self.escrowed.saturating_sub(claim.bond);
-            return Ok(claim.bond);
-        }
-        let mut total = 0u64;
-        for m in &claim.members {
+    /// Takes a losing claim's challenge bonds and the stakes (bonded and
+    /// unbonding) of its members who hold a slot of the job; returns the
+    /// amount.
+    fn forfeit(&mut self, claim: &Claim, slots: &[PublicKey]) -> Result<u64, ExecutionError> {
+        self.escrowed = self.escrowed.saturating_sub(claim.bond);
+        let mut total = claim.bond;
+        for m in claim.members.iter().filter(|m| slots.contains(m)) {
             let mut taken = 0u64;
             self.adjust_executor(m, |e| {
                 taken = e.stake.saturating_add(e.unbonding_total());
@@ -820,10 +927,22 @@ impl State {
         }
         match winner.and_then(|w| d.claims.get(w).map(|c| (w, c.clone()))) {
             Some((w, claim)) => {
-                if claim.bond > 0 {
-                    self.escrowed = self.escrowed.saturating_sub(claim.bond);
-                    for m in &claim.members {
-                        self.credit(m, claim.bond)?;
+                // Each challenger in the claim gets its bond back: the
+                // members who hold no slot, `challenge_bond` each.
+                let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+                let challengers: Vec<PublicKey> = claim
+                    .members
+                    .iter()
+                    .filter(|m| !slots.contains(m))
+                    .copied()
+                    .collect();
+                if let Ok(n) = u64::try_from(challengers.len())
+                    && n > 0
+                {
+                    let each = claim.bond / n;
+                    self.escrowed = self.escrowed.saturating_sub(each * n);
+                    for m in &challengers {
+                        self.credit(m, each)?;
                     }
                 }
                 self.pay_winners(job, &claim.members)?;

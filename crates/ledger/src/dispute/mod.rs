@@ -320,10 +320,12 @@ pub struct Claim {
     #[serde(with = "serde_util::hex_vec")]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub outputs: Vec<Vec<u8>>,
-    /// The executors behind it (slot holders, or the challenger).
+    /// The executors behind it: slot holders, and challengers who posted
+    /// or joined it (docs/disputes.md, "Challenges").
     #[serde(with = "serde_util::public_key_vec")]
     pub members: Vec<PublicKey>,
-    /// The bond its challenger posted (0 for slot holders).
+    /// The bonds its challengers posted, `challenge_bond` each (0 for a
+    /// claim of slot holders alone).
     pub bond: u64,
     /// Whether it lost a game (its members were slashed).
     pub lost: bool,
@@ -677,6 +679,10 @@ fn write_dispute(w: &mut Writer, d: &Dispute) {
 /// The most claims a dispute holds (one per replica plus a challenger).
 pub const MAX_CLAIMS: usize = limits::HARD_MAX_JOB_REPLICAS + 1;
 
+/// The most members a claim holds: one per replica, or as many
+/// challengers, plus one place only the job's drawn auditor may take.
+pub const MAX_CLAIM_MEMBERS: usize = limits::HARD_MAX_JOB_REPLICAS + 1;
+
 fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
     let opened_height = r.u64()?;
     let n = r.len("claims", MAX_CLAIMS)?;
@@ -685,7 +691,7 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
         let output_hash = r.digest()?;
         let trace_root = r.digest()?;
         let outputs = read_tensors(r, "claim outputs")?;
-        let m = r.len("claim members", limits::HARD_MAX_JOB_REPLICAS)?;
+        let m = r.len("claim members", MAX_CLAIM_MEMBERS)?;
         let mut members = Vec::with_capacity(m);
         for _ in 0..m {
             members.push(PublicKey::read_from(r, "claim member")?);

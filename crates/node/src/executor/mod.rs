@@ -297,7 +297,14 @@ impl Executor {
                 .filter(|d| d.game.is_some())
                 .and_then(|d| d.claim_of(&self.me))
                 .is_some();
-            let auditing = job.status == JobStatus::Pending
+            // A drawn auditor re-runs a pending result, or one already
+            // under challenge (a challenge must not pre-empt the audit).
+            let challenged = job.status == JobStatus::Disputed
+                && ext
+                    .dispute
+                    .as_ref()
+                    .is_some_and(|d| d.closed_height.is_none() && d.claim_of(&self.me).is_none());
+            let auditing = (job.status == JobStatus::Pending || challenged)
                 && ext.auditor == Some(self.me)
                 && !self.audited.contains_key(&id);
             if !in_game && !auditing {
@@ -315,13 +322,21 @@ impl Executor {
                 let Some(reveal) = job.slots.first().and_then(|s| s.reveal) else {
                     continue;
                 };
-                if reveal.output_hash == party.output_hash()
-                    && reveal.trace_root == party.trace_root()
-                {
+                let agrees = reveal.output_hash == party.output_hash()
+                    && reveal.trace_root == party.trace_root();
+                if agrees && !challenged {
                     debug!(job = %id, "audit agrees");
                     continue;
                 }
-                warn!(job = %id, "audit disagrees: challenging the result");
+                // Under challenge the auditor enters with its own result
+                // either way: it joins the claim it agrees with (defending
+                // it even if that claim's other members stop moving) or
+                // adds its own.
+                if challenged {
+                    warn!(job = %id, agrees, "auditing a challenged result: entering the dispute");
+                } else {
+                    warn!(job = %id, "audit disagrees: challenging the result");
+                }
                 let body = TxBody::Challenge {
                     job_id: id,
                     output_hash: party.output_hash(),
