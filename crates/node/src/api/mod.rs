@@ -1177,9 +1177,11 @@ async fn put_tensor(
             format!("the body does not hash to {hash}"),
         ));
     }
+    // Unauthenticated: kept among the uploads, which never evict the
+    // tensors a dispute on the chain needs.
     api.chain
         .offchain()
-        .put_tensor(body.to_vec())
+        .upload_tensor(body.to_vec())
         .map_err(|e| ApiError::bad_request("bad_tensor", e))?;
     Ok(axum::Json(TensorStored { hash: want }))
 }

@@ -1,8 +1,15 @@
 //! The data a validator needs off the ledger to referee disputes
 //! (docs/disputes.md, "Data off-ledger, by hash"): loaded models (from the
 //! blob store, fetched from peers when missing) and the operand tensors
-//! parties open, held in a bounded in-memory store keyed by canonical hash
-//! (`PUT/GET /v1/tensors/{hash}`), fetched from peers when missing.
+//! parties open, held in bounded in-memory stores keyed by canonical hash
+//! (`GET /v1/tensors/{hash}` serves both), fetched from peers when missing.
+//!
+//! Two stores with their own budgets, so that nobody can evict the data a
+//! dispute needs by uploading (issue #25): tensors this node's own party
+//! opens and tensors fetched because a dispute step on the chain needs
+//! them are *held*; tensors anyone uploads (`PUT /v1/tensors`,
+//! unauthenticated) are *uploads*, evicted oldest first among themselves
+//! only, and promoted to held when a step needs them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,8 +27,12 @@ use crate::executor::fetch::{FetchOptions, fetch_blob, fetch_tensor};
 /// Bounds of the off-chain data.
 #[derive(Clone, Debug)]
 pub struct OffChainLimits {
-    /// Most bytes of tensors held (oldest evicted first).
+    /// Most bytes of held tensors: this node's own openings and those a
+    /// step on the chain needs (oldest evicted first).
     pub max_tensor_store_bytes: usize,
+    /// Most bytes of uploaded tensors (oldest evicted first, never a held
+    /// one).
+    pub max_upload_bytes: usize,
     /// Largest single tensor accepted, in bytes of its canonical encoding.
     pub max_tensor_bytes: usize,
     /// Most loaded models kept.
@@ -34,6 +45,7 @@ impl Default for OffChainLimits {
     fn default() -> Self {
         OffChainLimits {
             max_tensor_store_bytes: 1 << 30,
+            max_upload_bytes: 256 << 20,
             max_tensor_bytes: 64 << 20,
             max_sessions: 4,
             fetch_timeout_ms: 2_000,
@@ -41,11 +53,45 @@ impl Default for OffChainLimits {
     }
 }
 
+/// Tensors by hash, evicted oldest first beyond a byte budget.
 #[derive(Default)]
 struct TensorStore {
     bytes: usize,
     order: VecDeque<TensorHash>,
     by_hash: HashMap<TensorHash, Arc<Vec<u8>>>,
+}
+
+impl TensorStore {
+    fn insert(&mut self, hash: TensorHash, bytes: Arc<Vec<u8>>, max_bytes: usize) {
+        if self.by_hash.contains_key(&hash) {
+            return;
+        }
+        self.bytes = self.bytes.saturating_add(bytes.len());
+        self.order.push_back(hash);
+        self.by_hash.insert(hash, bytes);
+        while self.bytes > max_bytes && self.order.len() > 1 {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.by_hash.remove(&old) {
+                self.bytes = self.bytes.saturating_sub(b.len());
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: &TensorHash) -> Option<Arc<Vec<u8>>> {
+        let b = self.by_hash.remove(hash)?;
+        self.bytes = self.bytes.saturating_sub(b.len());
+        self.order.retain(|h| h != hash);
+        Some(b)
+    }
+}
+
+/// The held and the uploaded tensors.
+#[derive(Default)]
+struct Tensors {
+    held: TensorStore,
+    uploads: TensorStore,
 }
 
 /// Models and tensors for the referee, shared by the node's tasks.
@@ -54,14 +100,15 @@ pub struct OffChain {
     peers: Vec<String>,
     own: Option<String>,
     limits: OffChainLimits,
-    tensors: Mutex<TensorStore>,
+    tensors: Mutex<Tensors>,
     sessions: Mutex<VecDeque<(ModelId, Arc<Session>)>>,
 }
 
 impl std::fmt::Debug for OffChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OffChain")
-            .field("tensors", &lock(&self.tensors).by_hash.len())
+            .field("held", &lock(&self.tensors).held.by_hash.len())
+            .field("uploads", &lock(&self.tensors).uploads.by_hash.len())
             .field("sessions", &lock(&self.sessions).len())
             .finish()
     }
@@ -87,15 +134,14 @@ impl OffChain {
             peers,
             own,
             limits,
-            tensors: Mutex::new(TensorStore::default()),
+            tensors: Mutex::new(Tensors::default()),
             sessions: Mutex::new(VecDeque::new()),
         }
     }
 
-    /// Holds a tensor given as its canonical encoding; returns its hash.
-    /// Refuses anything that is not a canonical tensor within the size
-    /// limit.
-    pub fn put_tensor(&self, bytes: Vec<u8>) -> Result<TensorHash, String> {
+    /// Checks a tensor given as its canonical encoding: a canonical tensor
+    /// within the size limit. Returns its hash.
+    fn check_tensor(&self, bytes: &[u8]) -> Result<TensorHash, String> {
         if bytes.len() > self.limits.max_tensor_bytes {
             return Err(format!(
                 "{} bytes, over the limit of {}",
@@ -103,29 +149,57 @@ impl OffChain {
                 self.limits.max_tensor_bytes
             ));
         }
-        glassbox_ledger::parse_tensor(&bytes)?;
-        let hash = TensorHash::from(blake3::hash(&bytes));
-        let mut s = lock(&self.tensors);
-        if s.by_hash.contains_key(&hash) {
-            return Ok(hash);
-        }
-        s.bytes = s.bytes.saturating_add(bytes.len());
-        s.order.push_back(hash);
-        s.by_hash.insert(hash, Arc::new(bytes));
-        while s.bytes > self.limits.max_tensor_store_bytes && s.order.len() > 1 {
-            let Some(old) = s.order.pop_front() else {
-                break;
-            };
-            if let Some(b) = s.by_hash.remove(&old) {
-                s.bytes = s.bytes.saturating_sub(b.len());
-            }
+        glassbox_ledger::parse_tensor(bytes)?;
+        Ok(TensorHash::from(blake3::hash(bytes)))
+    }
+
+    /// Holds a tensor this node needs: one its own party opens, or one a
+    /// dispute step on the chain needs. Uploads never evict it.
+    pub fn put_tensor(&self, bytes: Vec<u8>) -> Result<TensorHash, String> {
+        let hash = self.check_tensor(&bytes)?;
+        let mut t = lock(&self.tensors);
+        t.uploads.remove(&hash);
+        t.held
+            .insert(hash, Arc::new(bytes), self.limits.max_tensor_store_bytes);
+        Ok(hash)
+    }
+
+    /// Keeps a tensor anyone uploaded (`PUT /v1/tensors`), among the
+    /// uploads only; a step that needs it promotes it to held.
+    pub fn upload_tensor(&self, bytes: Vec<u8>) -> Result<TensorHash, String> {
+        let hash = self.check_tensor(&bytes)?;
+        let mut t = lock(&self.tensors);
+        if !t.held.by_hash.contains_key(&hash) {
+            t.uploads
+                .insert(hash, Arc::new(bytes), self.limits.max_upload_bytes);
         }
         Ok(hash)
     }
 
-    /// The canonical encoding of a held tensor.
+    /// The canonical encoding of a tensor this node has, held or uploaded.
     pub fn tensor_bytes(&self, hash: &TensorHash) -> Option<Arc<Vec<u8>>> {
-        lock(&self.tensors).by_hash.get(hash).cloned()
+        let t = lock(&self.tensors);
+        t.held
+            .by_hash
+            .get(hash)
+            .or_else(|| t.uploads.by_hash.get(hash))
+            .cloned()
+    }
+
+    /// Moves an uploaded tensor a step needs to the held ones; whether this
+    /// node now holds it.
+    fn promote(&self, hash: &TensorHash) -> bool {
+        let mut t = lock(&self.tensors);
+        if t.held.by_hash.contains_key(hash) {
+            return true;
+        }
+        match t.uploads.remove(hash) {
+            Some(b) => {
+                t.held.insert(*hash, b, self.limits.max_tensor_store_bytes);
+                true
+            }
+            None => false,
+        }
     }
 
     fn peers(&self, state: &State) -> Vec<String> {
@@ -157,7 +231,7 @@ impl OffChain {
                 .map_err(|e| format!("model {}: {e}", work.model_id))?;
         }
         for hash in &work.tensors {
-            if self.tensor_bytes(hash).is_some() {
+            if self.promote(hash) {
                 continue;
             }
             let bytes = fetch_tensor(
@@ -203,5 +277,52 @@ impl RefereeData for OffChain {
     fn tensor(&self, hash: &TensorHash) -> Option<Tensor> {
         let bytes = self.tensor_bytes(hash)?;
         formats::canonical_decode(&bytes, usize::MAX).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(fill: f32, n: usize) -> Vec<u8> {
+        formats::canonical_encode(&Tensor::from_vec(vec![n], vec![fill; n]).unwrap())
+    }
+
+    /// Finding "`PUT /v1/tensors` is unauthenticated and the store is an
+    /// in-memory FIFO: anyone evicts the operands a dispute needs" (issue
+    /// #25): uploads now evict only uploads.
+    #[test]
+    fn uploads_never_evict_what_a_dispute_needs() {
+        let off = OffChain::new(
+            None,
+            Vec::new(),
+            None,
+            OffChainLimits {
+                max_tensor_store_bytes: 64 << 10,
+                max_upload_bytes: 16 << 10,
+                ..OffChainLimits::default()
+            },
+        );
+        let needed = off.put_tensor(tensor(1.0, 1_000)).unwrap();
+        let first = off.upload_tensor(tensor(2.0, 1_000)).unwrap();
+        assert!(off.tensor_bytes(&first).is_some(), "uploads are served");
+        // A flood of uploads, 40 times the held budget.
+        for i in 0..640 {
+            off.upload_tensor(tensor(3.0 + i as f32, 1_000)).unwrap();
+        }
+        assert!(
+            off.tensor_bytes(&needed).is_some(),
+            "the needed tensor stays"
+        );
+        assert!(off.tensor_bytes(&first).is_none(), "old uploads go");
+        // An upload a step needs is promoted and then survives the flood.
+        let late = off.upload_tensor(tensor(-1.0, 1_000)).unwrap();
+        assert!(off.promote(&late));
+        for i in 0..640 {
+            off.upload_tensor(tensor(-3.0 - i as f32, 1_000)).unwrap();
+        }
+        assert!(off.tensor_bytes(&late).is_some());
+        // Bad uploads are refused.
+        assert!(off.upload_tensor(b"not a tensor".to_vec()).is_err());
     }
 }
