@@ -119,6 +119,18 @@ fn winning_claim(ext: &JobExt) -> Option<&glassbox_ledger::dispute::Claim> {
     d.claims.get(usize::from(d.winner?))
 }
 
+/// A final job's result (output hash, trace root): the claim that won its
+/// dispute when `ext` holds a decided one, else the reveal every slot
+/// agrees on. A one-replica job won by its challenger has a single reveal,
+/// the executor's, which lost: only the dispute says what the result is.
+/// `None` when neither gives the record's outputs.
+pub fn result_of(job: &Job, ext: Option<&JobExt>) -> Option<(OutputHash, TraceRoot)> {
+    if let Some(claim) = ext.and_then(winning_claim) {
+        return (claim.outputs == job.outputs).then_some((claim.output_hash, claim.trace_root));
+    }
+    job.agreed().map(|r| (r.output_hash, r.trace_root))
+}
+
 /// What a verified receipt establishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -147,13 +159,8 @@ impl Receipt {
         reveals: &[SignedTx],
         ext: Option<(&[u8], &Proof)>,
     ) -> Receipt {
-        let agreed = job
-            .agreed()
-            .map(|r| (r.output_hash, r.trace_root))
-            .or_else(|| {
-                let ext = JobExt::decode(ext?.0).ok()?;
-                winning_claim(&ext).map(|c| (c.output_hash, c.trace_root))
-            });
+        let ext_record = ext.and_then(|(record, _)| JobExt::decode(record).ok());
+        let agreed = result_of(job, ext_record.as_ref());
         Receipt {
             format: RECEIPT_FORMAT.into(),
             chain_id: chain_id.to_hex(),
@@ -297,21 +304,24 @@ impl Receipt {
         Ok(())
     }
 
-    /// The result: the agreed reveal, or the claim that won the job's
-    /// dispute (its extension record proven under the same root).
+    /// The result ([`result_of`]): the claim that won the job's dispute
+    /// (its extension record proven under the same root), or the agreed
+    /// reveal when no dispute record is given.
     fn agreed_result(
         &self,
         job: &Job,
         header: &Header,
     ) -> Result<(OutputHash, TraceRoot), ReceiptError> {
-        if let Some(r) = job.agreed() {
-            return Ok((r.output_hash, r.trace_root));
-        }
         let (Some(ext_hex), Some(proof_hex)) = (&self.job_ext, &self.ext_proof) else {
-            return Err(fail(
-                "job_ext",
-                "the reveals do not all agree and no dispute record is given",
-            ));
+            return job
+                .agreed()
+                .map(|r| (r.output_hash, r.trace_root))
+                .ok_or_else(|| {
+                    fail(
+                        "job_ext",
+                        "the reveals do not all agree and no dispute record is given",
+                    )
+                });
         };
         let ext_record = unhex("job_ext", ext_hex)?;
         let ext_proof = Proof::decode(&unhex("ext_proof", proof_hex)?)
@@ -324,6 +334,12 @@ impl Receipt {
             )
         })?;
         let ext = JobExt::decode(&ext_record).map_err(|e| fail("job_ext", e.to_string()))?;
+        if ext.dispute.is_none() {
+            return job
+                .agreed()
+                .map(|r| (r.output_hash, r.trace_root))
+                .ok_or_else(|| fail("job_ext", "the reveals do not all agree and no dispute"));
+        }
         let claim = winning_claim(&ext)
             .ok_or_else(|| fail("job_ext", "the dispute has no winning claim"))?;
         if claim.outputs != job.outputs {

@@ -15,6 +15,7 @@ use glassbox_ledger::{
 use glassbox_node::disputes::party::Party;
 use glassbox_node::disputes::referee::{MemoryData, RuntimeReferee};
 use glassbox_node::manifest::tensor_spec;
+use glassbox_node::receipt::result_of;
 use glassbox_runtime::{DType, Limits, Model, Options, Session, formats};
 use glassbox_types::{CostSpec, Manifest, ModelId, SecretKey, SignedManifest};
 
@@ -380,4 +381,17 @@ fn a_challenged_optimistic_liar_is_caught() {
     assert_eq!(d.verdicts[0].target, Some(Target::Node(2)));
     assert_eq!(s.executor(&exec.public()).unwrap().stake, 0);
     assert_eq!(s.executor(&judge.public()).unwrap().served, 1);
+    // Finding "a receipt of a single-replica job won by its challenger can
+    // never verify" (issue #25): its one reveal is the liar's; the result a
+    // receipt states is the winning claim's.
+    let ext = s.job_ext(&id).unwrap();
+    assert_eq!(
+        result_of(&job, Some(&ext)),
+        Some((honest.output_hash(), honest.trace_root()))
+    );
+    assert_eq!(
+        job.agreed().map(|r| r.output_hash),
+        Some(liar.output_hash()),
+        "the lone reveal is the liar's"
+    );
 }

@@ -100,8 +100,8 @@ use glassbox_api::wire::{
     TxStatus as TxStatusJson, TxSubmitted,
 };
 use glassbox_ledger::{
-    AdmissionError, ExecutionError, Executor, Job, JobId, JobStatus, ModelRecord, SignedTx, State,
-    StateKey, TxBody, TxError, TxHash, decode_model_version,
+    AdmissionError, ExecutionError, Executor, Job, JobExt, JobId, JobStatus, ModelRecord, SignedTx,
+    State, StateKey, TxBody, TxError, TxHash, decode_model_version,
 };
 use glassbox_primitives::{BlockDigest, StateRoot, TensorHash};
 use glassbox_store::BlobStore;
@@ -1102,14 +1102,14 @@ async fn job(
     summary = "A job's optimistic window, auditor and dispute, with its proof",
     params(("job_id" = String, Path, description = "`job:<64 hex>` or 64 bare hex digits")),
     responses(
-        (status = 200, description = "The record, or a proof of its absence", body = Proven<glassbox_ledger::JobExt>),
+        (status = 200, description = "The record, or a proof of its absence", body = Proven<JobExt>),
         (status = 400, description = "Malformed path parameter", body = ErrorEnvelope)
     )
 )]
 async fn job_ext(
     AxState(api): AxState<Api>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<axum::Json<Proven<glassbox_ledger::JobExt>>, ApiError> {
+) -> Result<axum::Json<Proven<JobExt>>, ApiError> {
     let Path(id) = id.map_err(|e| path_error("job id", e))?;
     let id = parse_job_id(&id)?;
     let snap = Snapshot::take(&api.chain)?;
@@ -1320,9 +1320,15 @@ async fn job_receipt(
     let record = record.ok_or_else(|| {
         ApiError::internal(format!("job {id} is missing from the certified state"))
     })?;
-    // A job decided by a dispute carries its dispute record.
-    let ext = if job.agreed().is_none() {
-        let (ext_record, ext_proof) = certified.state.prove_job_ext(&id);
+    // A job decided by a dispute carries its dispute record (a
+    // one-replica job won by its challenger has an agreed reveal, the
+    // executor's, that lost).
+    let (ext_record, ext_proof) = certified.state.prove_job_ext(&id);
+    let disputed = ext_record
+        .as_deref()
+        .and_then(|r| JobExt::decode(r).ok())
+        .is_some_and(|e| e.dispute.is_some());
+    let ext = if disputed {
         ext_record.map(|r| (r, ext_proof))
     } else {
         None
