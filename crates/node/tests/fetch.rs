@@ -25,7 +25,8 @@ use glassbox_node::chain::mempool::MempoolLimits;
 use glassbox_node::consensus::Context;
 use glassbox_node::consensus::block::Block;
 use glassbox_node::executor::fetch::{
-    FetchError, FetchOptions, PeerError, PeerFailure, fetch_blob,
+    FetchError, FetchOptions, PeerError, PeerFailure, TENSOR_FETCH_CONCURRENCY, fetch_blob,
+    fetch_tensor,
 };
 use glassbox_store::stream::{CHUNK_GROUP_BYTES, max_encoded_len, verify_slice};
 use glassbox_store::{BlobStore, SliceRequest};
@@ -429,6 +430,46 @@ async fn all_peers_failing_names_each_and_stores_nothing() {
     assert!(matches!(e, FetchError::AllPeersFailed { .. }), "{e}");
     assert!(e.to_string().contains(&good), "{e}");
     assert_eq!(files(&dir.path().join("blobs")), Vec::<PathBuf>::new());
+}
+
+/// Finding "fetches try tarpit peers one after another past the
+/// verifier's deadline" (issue #25): executors register their own
+/// endpoints, so a dozen that accept and never answer cost a dozen
+/// timeouts before the one peer that serves. Peers are asked at once now.
+#[tokio::test]
+async fn tarpit_peers_cost_one_timeout_not_one_each() {
+    let c = chain();
+    let t = glassbox_runtime::formats::canonical_encode(
+        &glassbox_runtime::Tensor::from_vec(vec![4], vec![1.5f32; 4]).unwrap(),
+    );
+    let hash = c.offchain().put_tensor(t.clone()).unwrap();
+    let good = serve(router_with_blobs(Api::new(c), None)).await;
+    let mut peers = Vec::new();
+    for _ in 0..12 {
+        peers.push(hanging_peer().await);
+    }
+    peers.push(good);
+    assert!(peers.len() <= TENSOR_FETCH_CONCURRENCY);
+    let timeout_ms = 1_000;
+    let start = Instant::now();
+    let got = fetch_tensor(&peers, &hash, 1 << 20, timeout_ms)
+        .await
+        .unwrap();
+    assert_eq!(got, t);
+    // One after another it took 12 timeouts (12 s).
+    assert!(
+        start.elapsed() < Duration::from_millis(3 * timeout_ms),
+        "{:?}",
+        start.elapsed()
+    );
+    // Nobody serving: every peer named, within one timeout per batch.
+    let absent = glassbox_primitives::TensorHash::from_bytes([7; 32]);
+    let start = Instant::now();
+    let err = fetch_tensor(&peers, &absent, 1 << 20, timeout_ms)
+        .await
+        .unwrap_err();
+    assert_eq!(err.matches("no answer within").count(), 12, "{err}");
+    assert!(start.elapsed() < Duration::from_millis(3 * timeout_ms));
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use glassbox_primitives::TensorHash;
 use glassbox_store::stream::{CHUNK_GROUP_BYTES, max_encoded_len, verify_slice};
 use glassbox_store::{BlobStore, SliceError, SliceRequest};
@@ -528,10 +529,16 @@ impl Download<'_> {
     }
 }
 
+/// Peers asked for a tensor at once.
+pub const TENSOR_FETCH_CONCURRENCY: usize = 16;
+
 /// Fetches the off-ledger tensor `hash` (its canonical encoding,
-/// `GET {peer}/v1/tensors/{hex}`) from the first of `peers` that serves
-/// bytes hashing to it, each asked for at most `timeout_ms` and
-/// `max_bytes`. Returns the bytes, or every peer's failure.
+/// `GET {peer}/v1/tensors/{hex}`) from the first of `peers` to serve bytes
+/// hashing to it, asking [`TENSOR_FETCH_CONCURRENCY`] peers at once, each
+/// for at most `timeout_ms` and `max_bytes`: peers that hang cost one
+/// timeout per that many of them, not one each (issue #25: executors
+/// register their own endpoints, so a tarpit is cheap). Returns the bytes,
+/// or every peer's failure.
 pub async fn fetch_tensor(
     peers: &[String],
     hash: &TensorHash,
@@ -546,20 +553,18 @@ pub async fn fetch_tensor(
         .build()
         .map_err(|e| format!("building the HTTP client: {}", error_chain(&e)))?;
     let hex = hash.to_hex();
+    let mut pending = peers.iter();
+    let mut answers = futures::stream::FuturesUnordered::new();
     let mut failures = Vec::new();
-    for peer in peers {
-        if !peer.starts_with("http://") {
-            failures.push(format!("{peer}: not an http:// base URL"));
-            continue;
+    loop {
+        while answers.len() < TENSOR_FETCH_CONCURRENCY {
+            let Some(peer) = pending.next() else { break };
+            answers.push(ask_for_tensor(&client, peer, hash, max_bytes, timeout_ms));
         }
-        let url = format!("{}/v1/tensors/{hex}", peer.trim_end_matches('/'));
-        let got =
-            tokio::time::timeout(timeout, get_bounded(&client, &url, max_bytes, timeout_ms)).await;
-        match got {
-            Ok(Ok(bytes)) if TensorHash::from(blake3::hash(&bytes)) == *hash => return Ok(bytes),
-            Ok(Ok(_)) => failures.push(format!("{peer}: the bytes do not hash to {hex}")),
-            Ok(Err(e)) => failures.push(format!("{peer}: {e}")),
-            Err(_) => failures.push(format!("{peer}: no answer within {timeout_ms} ms")),
+        match answers.next().await {
+            Some(Ok(bytes)) => return Ok(bytes),
+            Some(Err(e)) => failures.push(e),
+            None => break,
         }
     }
     Err(format!(
@@ -570,6 +575,28 @@ pub async fn fetch_tensor(
             failures.join("; ")
         }
     ))
+}
+
+/// Asks `peer` for tensor `hash`: its bytes, or why not.
+async fn ask_for_tensor(
+    client: &reqwest::Client,
+    peer: &str,
+    hash: &TensorHash,
+    max_bytes: u64,
+    timeout_ms: u64,
+) -> Result<Vec<u8>, String> {
+    if !peer.starts_with("http://") {
+        return Err(format!("{peer}: not an http:// base URL"));
+    }
+    let hex = hash.to_hex();
+    let url = format!("{}/v1/tensors/{hex}", peer.trim_end_matches('/'));
+    let timeout = Duration::from_millis(timeout_ms.clamp(1, MAX_TIMEOUT_MS));
+    match tokio::time::timeout(timeout, get_bounded(client, &url, max_bytes, timeout_ms)).await {
+        Ok(Ok(bytes)) if TensorHash::from(blake3::hash(&bytes)) == *hash => Ok(bytes),
+        Ok(Ok(_)) => Err(format!("{peer}: the bytes do not hash to {hex}")),
+        Ok(Err(e)) => Err(format!("{peer}: {e}")),
+        Err(_) => Err(format!("{peer}: no answer within {timeout_ms} ms")),
+    }
 }
 
 /// GETs `url`, reading a successful answer's body up to `bound` bytes
