@@ -403,13 +403,27 @@ async fn start_services<E: Spawner + Metrics>(
 ) -> Result<(), NodeError> {
     let blobs = open_blobs(&s.data_dir.join("blobs"))?;
     let own_endpoint = s.http.map(|a| format!("http://{a}"));
+    let tensors_dir = s.data_dir.join("tensors");
+    let tensors = glassbox_store::BlobStore::open(
+        &tensors_dir,
+        crate::disputes::offchain::OffChainLimits::default().max_tensor_bytes as u64,
+    )
+    .map_err(|e| {
+        NodeError::File(format!(
+            "opening the referee tensor store {}: {e}",
+            tensors_dir.display()
+        ))
+    })?;
     chain
-        .set_offchain(Arc::new(crate::disputes::offchain::OffChain::new(
-            Some(blobs.store().clone()),
-            s.blob_peers.clone(),
-            own_endpoint.clone(),
-            crate::disputes::offchain::OffChainLimits::default(),
-        )))
+        .set_offchain(Arc::new(
+            crate::disputes::offchain::OffChain::new(
+                Some(blobs.store().clone()),
+                s.blob_peers.clone(),
+                own_endpoint.clone(),
+                crate::disputes::offchain::OffChainLimits::default(),
+            )
+            .with_durable_tensors(tensors),
+        ))
         .map_err(|_| NodeError::AlreadyStarted)?;
     if let Some(addr) = s.http {
         let listener = bind_api(addr).await?;

@@ -9,7 +9,11 @@
 //! opens and tensors fetched because a dispute step on the chain needs
 //! them are *held*; tensors anyone uploads (`PUT /v1/tensors`,
 //! unauthenticated) are *uploads*, evicted oldest first among themselves
-//! only, and promoted to held when a step needs them.
+//! only, and promoted to held when a step needs them. Held tensors are
+//! also written to a durable content-addressed store in the node's data
+//! directory (when it has one): replaying finalized dispute steps after a
+//! restart needs them, and after a restart of every validator nobody else
+//! would still have them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -97,6 +101,8 @@ struct Tensors {
 /// Models and tensors for the referee, shared by the node's tasks.
 pub struct OffChain {
     blobs: Option<BlobStore>,
+    /// Held tensors on disk, by hash (a blob's id is its BLAKE3 hash).
+    durable: Option<BlobStore>,
     peers: Vec<String>,
     own: Option<String>,
     limits: OffChainLimits,
@@ -131,12 +137,38 @@ impl OffChain {
     ) -> Self {
         OffChain {
             blobs,
+            durable: None,
             peers,
             own,
             limits,
             tensors: Mutex::new(Tensors::default()),
             sessions: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Also keeps held tensors in `store` (durable across restarts).
+    pub fn with_durable_tensors(mut self, store: BlobStore) -> Self {
+        self.durable = Some(store);
+        self
+    }
+
+    /// Writes a held tensor to the durable store, if any.
+    fn persist(&self, hash: &TensorHash, bytes: &[u8]) -> Result<(), String> {
+        match &self.durable {
+            Some(store) if !store.contains(&ModelId::from_bytes(hash.to_bytes())) => store
+                .put_bytes(bytes)
+                .map(|_| ())
+                .map_err(|e| format!("storing tensor {hash}: {e}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// A held tensor from the durable store, if any.
+    fn durable_bytes(&self, hash: &TensorHash) -> Option<Vec<u8>> {
+        self.durable
+            .as_ref()?
+            .get(&ModelId::from_bytes(hash.to_bytes()))
+            .ok()
     }
 
     /// Checks a tensor given as its canonical encoding: a canonical tensor
@@ -157,6 +189,7 @@ impl OffChain {
     /// dispute step on the chain needs. Uploads never evict it.
     pub fn put_tensor(&self, bytes: Vec<u8>) -> Result<TensorHash, String> {
         let hash = self.check_tensor(&bytes)?;
+        self.persist(&hash, &bytes)?;
         let mut t = lock(&self.tensors);
         t.uploads.remove(&hash);
         t.held
@@ -176,29 +209,49 @@ impl OffChain {
         Ok(hash)
     }
 
-    /// The canonical encoding of a tensor this node has, held or uploaded.
+    /// The canonical encoding of a tensor this node has, held (in memory
+    /// or on disk) or uploaded.
     pub fn tensor_bytes(&self, hash: &TensorHash) -> Option<Arc<Vec<u8>>> {
-        let t = lock(&self.tensors);
-        t.held
-            .by_hash
-            .get(hash)
-            .or_else(|| t.uploads.by_hash.get(hash))
-            .cloned()
+        {
+            let t = lock(&self.tensors);
+            if let Some(b) = t
+                .held
+                .by_hash
+                .get(hash)
+                .or_else(|| t.uploads.by_hash.get(hash))
+            {
+                return Some(Arc::clone(b));
+            }
+        }
+        self.durable_bytes(hash).map(Arc::new)
     }
 
     /// Moves an uploaded tensor a step needs to the held ones; whether this
     /// node now holds it.
     fn promote(&self, hash: &TensorHash) -> bool {
-        let mut t = lock(&self.tensors);
-        if t.held.by_hash.contains_key(hash) {
-            return true;
-        }
-        match t.uploads.remove(hash) {
+        let upload = {
+            let mut t = lock(&self.tensors);
+            if t.held.by_hash.contains_key(hash) {
+                return true;
+            }
+            t.uploads.remove(hash)
+        };
+        match upload {
             Some(b) => {
-                t.held.insert(*hash, b, self.limits.max_tensor_store_bytes);
+                if self.persist(hash, &b).is_err() {
+                    // Keep serving it from memory; the disk error shows
+                    // again when the held tensor is written next.
+                    debug!(%hash, "could not persist a promoted tensor");
+                }
+                lock(&self.tensors)
+                    .held
+                    .insert(*hash, b, self.limits.max_tensor_store_bytes);
                 true
             }
-            None => false,
+            None => self
+                .durable
+                .as_ref()
+                .is_some_and(|s| s.contains(&ModelId::from_bytes(hash.to_bytes()))),
         }
     }
 
@@ -324,5 +377,29 @@ mod tests {
         assert!(off.tensor_bytes(&late).is_some());
         // Bad uploads are refused.
         assert!(off.upload_tensor(b"not a tensor".to_vec()).is_err());
+    }
+
+    /// Finding "after a restart replay loops forever on missing referee
+    /// data" (issue #25): the held tensors lived only in memory, so once
+    /// every validator restarted nobody could serve a finalized dispute
+    /// step's operands again. Held tensors survive a restart now.
+    #[test]
+    fn held_tensors_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            OffChain::new(None, Vec::new(), None, OffChainLimits::default())
+                .with_durable_tensors(BlobStore::open(dir.path(), 1 << 30).unwrap())
+        };
+        let off = open();
+        let held = off.put_tensor(tensor(1.0, 100)).unwrap();
+        let upload = off.upload_tensor(tensor(2.0, 100)).unwrap();
+        let promoted = off.upload_tensor(tensor(3.0, 100)).unwrap();
+        assert!(off.promote(&promoted));
+        drop(off);
+        let off = open();
+        assert_eq!(off.tensor_bytes(&held).as_deref(), Some(&tensor(1.0, 100)));
+        assert!(off.tensor_bytes(&promoted).is_some());
+        assert!(off.promote(&held), "a step needing it finds it held");
+        assert!(off.tensor_bytes(&upload).is_none(), "uploads are not kept");
     }
 }
