@@ -595,6 +595,117 @@ fn runtime_error_text_never_enters_consensus_state() {
     assert_eq!(roots[0], roots[1], "the message changed the state root");
 }
 
+/// [`SyntheticReferee`] for a synthetic model of `.0` operators.
+struct WideReferee(u64);
+
+impl Referee for WideReferee {
+    fn leaf_count(&self, _: &ModelId) -> Result<u64, RefereeError> {
+        Ok(self.0)
+    }
+
+    fn output_source(&self, _: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
+        match index {
+            0 => Ok(OutputSource::Node {
+                node: self.0 - 1,
+                slot: 0,
+            }),
+            _ => Err(RefereeError::Failed(format!("no graph output {index}"))),
+        }
+    }
+
+    fn run_node(
+        &self,
+        _: &ModelId,
+        node: u64,
+        _: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+    ) -> Result<TraceLeaf, RefereeError> {
+        if node >= self.0 {
+            return Err(RefereeError::Failed(format!("no operator {node}")));
+        }
+        if node > 0 {
+            let operand = opened(node - 1, 0).ok_or(RefereeError::Missing {
+                node: node - 1,
+                slot: 0,
+            })?;
+            assert_eq!(operand, truth(node - 1));
+        }
+        Ok(trace::leaf(node, [truth(node)].into_iter()))
+    }
+}
+
+/// Finding "blocking the honest side's openings" (issue #25, P1): the
+/// referee stage's 256 openings were shared by both sides, so a liar
+/// opening 256 of its (true) early leaves left no room for the operand
+/// the referee needs; the round timed out and both sides lost. Each side
+/// now has its own 128.
+#[test]
+fn one_side_cannot_use_up_the_openings_the_other_needs() {
+    const WIDE: u64 = 300;
+    let referee = WideReferee(WIDE);
+    let runs = [Run::new(None, WIDE), Run::new(Some(290), WIDE)];
+    let (mut s, job) = run_job(&runs, &[0, 1]);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let step_tx = |s: &State, i: usize, step: Step| {
+        signed(
+            s,
+            &slots[i],
+            TxBody::DisputeStep {
+                job_id: job.id,
+                step,
+            },
+        )
+    };
+    // Both sides play to the referee stage.
+    for _ in 0..40 {
+        let ext = s.job_ext(&job.id).unwrap();
+        let game = ext.dispute.as_ref().unwrap().game.clone().unwrap();
+        if matches!(game.stage, Stage::Referee { .. }) {
+            break;
+        }
+        let txs: Vec<SignedTx> = (0..2)
+            .filter_map(|i| runs[i].step(&ext, i).map(|st| step_tx(&s, i, st)))
+            .collect();
+        s = s.apply_block_with(ctx(&s), &txs, &referee).unwrap().0;
+    }
+    let game = s.job_ext(&job.id).unwrap().dispute.unwrap().game.unwrap();
+    assert_eq!(
+        game.stage,
+        Stage::Referee {
+            target: Target::Node(290)
+        }
+    );
+    // The liar opens 256 of its early leaves, 16 per transaction, in one
+    // block (within the round).
+    let floods: Vec<SignedTx> = (0..16u64)
+        .map(|k| {
+            let items = (k * 16..k * 16 + 16).map(|n| runs[1].opening(n)).collect();
+            tx_ahead(
+                &s,
+                number_of(&slots[1]),
+                k,
+                TxBody::DisputeStep {
+                    job_id: job.id,
+                    step: Step::Openings { items },
+                },
+            )
+        })
+        .collect();
+    let (next, outcomes) = s.apply_block_with(ctx(&s), &floods, &referee).unwrap();
+    let refused = outcomes.iter().filter(|o| o.result.is_err()).count();
+    s = next;
+    assert_eq!(refused, 8, "a side's budget is 128 openings");
+    // The honest side still opens the operand, and the referee decides.
+    let ext = s.job_ext(&job.id).unwrap();
+    let t = step_tx(&s, 0, runs[0].step(&ext, 0).unwrap());
+    let (s, outcomes) = s.apply_block_with(ctx(&s), &[t], &referee).unwrap();
+    assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0].result);
+    let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts[0].reason, VerdictReason::Operator);
+    assert_eq!(d.winner, Some(0));
+    assert_eq!(s.job(&job.id).unwrap().outputs, vec![honest_output()]);
+}
+
 #[test]
 fn bad_moves_are_refused_with_the_reason() {
     let runs = vec![Run::new(None, LEAVES), Run::new(Some(4), LEAVES)];

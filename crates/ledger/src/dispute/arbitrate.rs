@@ -18,9 +18,9 @@ use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceRoot, tags};
 use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::dispute::{
-    Claim, Dispute, Game, JobExt, MAX_CLAIM_MEMBERS, MAX_CLAIMS, MAX_OPENINGS, MAX_TRACE_LEAVES,
-    OutputSource, Referee, RefereeError, Side, Stage, Step, Target, Verdict, VerdictReason,
-    hash_leaf, hash_node, root_from_path, split,
+    Claim, Dispute, Game, JobExt, MAX_CLAIM_MEMBERS, MAX_CLAIMS, MAX_OPENINGS_PER_SIDE,
+    MAX_TRACE_LEAVES, OutputSource, Referee, RefereeError, Side, Stage, Step, Target, Verdict,
+    VerdictReason, hash_leaf, hash_node, root_from_path, split,
 };
 use crate::error::ExecutionError;
 use crate::jobs::schedule::status_name;
@@ -543,12 +543,18 @@ impl State {
                 }
                 for o in items {
                     if !game.opened.iter().any(|k| k.node == o.node) {
-                        if game.opened.len() >= MAX_OPENINGS {
+                        // Each side spends its own budget (the total stays
+                        // within MAX_OPENINGS).
+                        if side.openings as usize >= MAX_OPENINGS_PER_SIDE {
                             return Err(dispute_err(
                                 *id,
-                                format!("over {MAX_OPENINGS} openings in one dispute game"),
+                                format!(
+                                    "over {MAX_OPENINGS_PER_SIDE} openings by one side in one \
+                                     dispute game"
+                                ),
                             ));
                         }
+                        side.openings += 1;
                         game.opened.push(o.clone());
                     }
                 }

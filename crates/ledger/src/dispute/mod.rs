@@ -40,7 +40,11 @@ pub const MAX_PATH: usize = 24;
 /// The most leaf openings one transaction may carry.
 pub const MAX_OPENINGS_PER_TX: usize = 64;
 /// The most leaf openings a dispute keeps at one point.
-pub const MAX_OPENINGS: usize = 256;
+pub const MAX_OPENINGS: usize = 2 * MAX_OPENINGS_PER_SIDE;
+/// The most new leaf openings one side may add in a game: each side has
+/// its own budget, so one side's openings can never use up the room the
+/// other needs for the operands (issue #25).
+pub const MAX_OPENINGS_PER_SIDE: usize = 128;
 /// The most outputs one opened leaf may list.
 pub const MAX_LEAF_OUTPUTS: usize = 64;
 
@@ -348,6 +352,9 @@ pub struct Side {
     /// Its split of the current range, once posted.
     #[serde(skip)]
     pub split: Option<(MerkleNode, MerkleNode)>,
+    /// New leaf openings it added in this game (at most
+    /// [`MAX_OPENINGS_PER_SIDE`]).
+    pub openings: u32,
 }
 
 /// Where the current game is.
@@ -611,6 +618,7 @@ fn write_side(w: &mut Writer, s: &Side) {
         w.digest(l);
         w.digest(r);
     });
+    w.u32(s.openings);
 }
 
 fn read_side(r: &mut Reader<'_>) -> Result<Side, DecodeError> {
@@ -621,6 +629,14 @@ fn read_side(r: &mut Reader<'_>) -> Result<Side, DecodeError> {
         hash: r.option("hash", |r| r.digest())?,
         moved: r.flag("moved")?,
         split: r.option("split", |r| Ok((r.digest()?, r.digest()?)))?,
+        openings: {
+            let at = r.pos();
+            let n = r.u32()?;
+            if usize::try_from(n).map_or(true, |n| n > MAX_OPENINGS_PER_SIDE) {
+                return Err(r.err_at(at, format!("{n} openings, over {MAX_OPENINGS_PER_SIDE}")));
+            }
+            n
+        },
     })
 }
 
@@ -819,6 +835,7 @@ mod tests {
                         hash: None,
                         moved: true,
                         split: Some((h(4), h(5))),
+                        openings: 2,
                     },
                     b: Side::default(),
                     stage: Stage::Referee {
