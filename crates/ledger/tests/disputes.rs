@@ -160,20 +160,21 @@ impl Run {
     }
 }
 
-/// Knows the synthetic model: operator `i` needs operator `i − 1`'s output
-/// (operator 0 only the job's input) and outputs [`truth`]`(i)`.
-struct SyntheticReferee;
+/// Knows a synthetic model of `.0` operators (the tests' model has
+/// [`LEAVES`]): operator `i` needs operator `i − 1`'s output (operator 0
+/// only the job's input) and outputs [`truth`]`(i)`.
+struct SyntheticReferee(u64);
 
 impl Referee for SyntheticReferee {
     fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
         assert_eq!(model, &model_id());
-        Ok(LEAVES)
+        Ok(self.0)
     }
 
     fn output_source(&self, _: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
         match index {
             0 => Ok(OutputSource::Node {
-                node: LEAVES - 1,
+                node: self.0 - 1,
                 slot: 0,
             }),
             _ => Err(RefereeError::Failed(format!("no graph output {index}"))),
@@ -188,7 +189,7 @@ impl Referee for SyntheticReferee {
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
     ) -> Result<TraceLeaf, RefereeError> {
         assert_eq!(inputs.len(), 1);
-        if node >= LEAVES {
+        if node >= self.0 {
             return Err(RefereeError::Failed(format!("no operator {node}")));
         }
         if node > 0 {
@@ -263,7 +264,9 @@ fn block(s: &State, randomness: u8, txs: &[SignedTx]) -> State {
         randomness: [randomness; 32],
         ..ctx(s)
     };
-    let (next, outcomes) = s.apply_block_with(ctx, txs, &SyntheticReferee).unwrap();
+    let (next, outcomes) = s
+        .apply_block_with(ctx, txs, &SyntheticReferee(LEAVES))
+        .unwrap();
     for o in outcomes {
         assert!(o.result.is_ok(), "{:?}", o.result);
     }
@@ -387,7 +390,7 @@ fn play(mut s: State, id: JobId, parties: &[(PublicKey, Run)], silent: &[PublicK
         // Both sides may open the operands in one block: the first decides
         // the game and the second fails harmlessly (fee only).
         let (next, outcomes) = s
-            .apply_block_with(ctx(&s), &txs, &SyntheticReferee)
+            .apply_block_with(ctx(&s), &txs, &SyntheticReferee(LEAVES))
             .unwrap();
         for o in outcomes {
             if let Err(e) = o.result {
@@ -527,11 +530,11 @@ struct FailingReferee(String);
 
 impl Referee for FailingReferee {
     fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
-        SyntheticReferee.leaf_count(model)
+        SyntheticReferee(LEAVES).leaf_count(model)
     }
 
     fn output_source(&self, model: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
-        SyntheticReferee.output_source(model, index)
+        SyntheticReferee(LEAVES).output_source(model, index)
     }
 
     fn run_node(
@@ -595,45 +598,6 @@ fn runtime_error_text_never_enters_consensus_state() {
     assert_eq!(roots[0], roots[1], "the message changed the state root");
 }
 
-/// [`SyntheticReferee`] for a synthetic model of `.0` operators.
-struct WideReferee(u64);
-
-impl Referee for WideReferee {
-    fn leaf_count(&self, _: &ModelId) -> Result<u64, RefereeError> {
-        Ok(self.0)
-    }
-
-    fn output_source(&self, _: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
-        match index {
-            0 => Ok(OutputSource::Node {
-                node: self.0 - 1,
-                slot: 0,
-            }),
-            _ => Err(RefereeError::Failed(format!("no graph output {index}"))),
-        }
-    }
-
-    fn run_node(
-        &self,
-        _: &ModelId,
-        node: u64,
-        _: &[Vec<u8>],
-        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<TraceLeaf, RefereeError> {
-        if node >= self.0 {
-            return Err(RefereeError::Failed(format!("no operator {node}")));
-        }
-        if node > 0 {
-            let operand = opened(node - 1, 0).ok_or(RefereeError::Missing {
-                node: node - 1,
-                slot: 0,
-            })?;
-            assert_eq!(operand, truth(node - 1));
-        }
-        Ok(trace::leaf(node, [truth(node)].into_iter()))
-    }
-}
-
 /// Finding "blocking the honest side's openings" (issue #25, P1): the
 /// referee stage's 256 openings were shared by both sides, so a liar
 /// opening 256 of its (true) early leaves left no room for the operand
@@ -642,7 +606,7 @@ impl Referee for WideReferee {
 #[test]
 fn one_side_cannot_use_up_the_openings_the_other_needs() {
     const WIDE: u64 = 300;
-    let referee = WideReferee(WIDE);
+    let referee = SyntheticReferee(WIDE);
     let runs = [Run::new(None, WIDE), Run::new(Some(290), WIDE)];
     let (mut s, job) = run_job(&runs, &[0, 1]);
     let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
@@ -1334,7 +1298,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
             };
             let t = challenge_by(&s, colluder, &run);
             let (next, _) = s
-                .apply_block_with(ctx(&s), &[t], &SyntheticReferee)
+                .apply_block_with(ctx(&s), &[t], &SyntheticReferee(LEAVES))
                 .unwrap();
             s = next;
             players.push(Player {
@@ -1355,7 +1319,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
                 let before = s.account(watcher).unwrap().balance;
                 let t = challenge_by(&s, watcher, &honest_run);
                 let (next, outcomes) = s
-                    .apply_block_with(ctx(&s), &[t], &SyntheticReferee)
+                    .apply_block_with(ctx(&s), &[t], &SyntheticReferee(LEAVES))
                     .unwrap();
                 if outcomes[0].result.is_ok() {
                     challengers.push((*watcher, before));
@@ -1414,7 +1378,10 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
             randomness: [rng.below(256) as u8; 32],
             ..ctx(&s)
         };
-        s = s.apply_block_with(c, &txs, &SyntheticReferee).unwrap().0;
+        s = s
+            .apply_block_with(c, &txs, &SyntheticReferee(LEAVES))
+            .unwrap()
+            .0;
     }
     let job = s.job(&id).unwrap();
     let ext = s.job_ext(&id);
