@@ -11,12 +11,15 @@
 // The harness reports its results on the console.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
+use common::onnx_tests;
 use glassbox_runtime::proto::onnx::TensorProto;
 use glassbox_runtime::proto::tensor_from_proto;
 use glassbox_runtime::{Data, Limits, Model, Options, Session, Tensor};
@@ -33,10 +36,7 @@ fn env_flag(name: &str) -> bool {
 }
 
 fn data_dir() -> PathBuf {
-    let dir = match std::env::var_os("GLASSBOX_ONNX_TESTS") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/onnx-tests"),
-    };
+    let dir = onnx_tests();
     assert!(
         dir.join(".stamp").is_file() && dir.join("node").is_dir() && dir.join("light").is_dir(),
         "ONNX conformance data not found in {} (set GLASSBOX_ONNX_TESTS or {GEN_HINT})",

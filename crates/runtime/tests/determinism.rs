@@ -4,16 +4,15 @@
 // Tests report what they checked on the console.
 #![allow(clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
+use common::{onnx_tests, workspace};
 use glassbox_runtime::{
     Cost, DType, Isa, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor, formats,
 };
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Kernel choices and thread counts every run is compared across: the
 /// portable reference first, then every SIMD path this CPU has on one
@@ -108,9 +107,7 @@ fn repo_models_are_bit_identical_across_kernels_and_threads() {
 /// kernels and threads: the per-op determinism test.
 #[test]
 fn conformance_node_cases_are_bit_identical() {
-    let root = std::env::var_os("GLASSBOX_ONNX_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/onnx-tests"));
+    let root = onnx_tests();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/node-pass.txt");
     let names = std::fs::read_to_string(&manifest).expect("node-pass manifest");
     let mut checked = 0;
@@ -150,9 +147,7 @@ fn conformance_node_cases_are_bit_identical() {
 /// test data that scripts/test.sh writes.
 #[test]
 fn random_weight_squeezenet_is_bit_identical_across_kernels_and_threads() {
-    let root = std::env::var_os("GLASSBOX_ONNX_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/onnx-tests"));
+    let root = onnx_tests();
     let path = root.join("random/squeezenet-seed0.onnx");
     assert!(
         path.exists(),

@@ -8,30 +8,14 @@
 // Tests report what they checked on the console.
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::{onnx_tests, read, workspace};
 use glassbox_runtime::{Cost, DType, Limits, Model, Options, Session, Tensor, formats};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn onnx_tests() -> PathBuf {
-    std::env::var_os("GLASSBOX_ONNX_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/onnx-tests"))
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run scripts/test.sh, which generates the test data)",
-            path.display()
-        )
-    })
-}
 
 /// A deterministic, input-independent test pattern in [-1, 1).
 fn pattern(shape: &[usize]) -> Tensor {

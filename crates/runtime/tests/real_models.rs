@@ -21,11 +21,14 @@
 // Tests report what they checked on the console.
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use common::{onnx_tests, read};
 use glassbox_runtime::{
     Cost, Data, Error, Isa, KernelChoice, Limits, Model, Options, RunOutput, Session, Tensor,
     formats,
@@ -66,18 +69,11 @@ fn configs() -> Vec<(KernelChoice, usize)> {
 static GOLDEN_LOCK: Mutex<()> = Mutex::new(());
 
 fn real_dir() -> PathBuf {
-    std::env::var_os("GLASSBOX_ONNX_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/onnx-tests"))
-        .join("real")
+    onnx_tests().join("real")
 }
 
 fn golden_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/real_models.txt")
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e} ({GEN_HINT})", path.display()))
 }
 
 /// The `prefix_N.pb` tensors of a data set, N = 0, 1, ... until one is missing.
