@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use glassbox_ledger::dispute::{LeafOpening, OutputSource, Stage, Step, Target, split};
+use glassbox_ledger::dispute::{Game, LeafOpening, OutputSource, Stage, Step, Target, split};
 use glassbox_ledger::{
     BlockContext, BlockError, GenesisAccount, GenesisExecutor, GenesisState, Job, JobExt, JobId,
     JobStatus, NoReferee, Referee, RefereeError, Shares, SignedTx, State, TxBody, VerdictReason,
@@ -121,6 +121,13 @@ impl Run {
         }
     }
 
+    /// Opens `node` unless the game already holds it.
+    fn open_missing(&self, game: &Game, node: u64) -> Option<Step> {
+        (!game.opened.iter().any(|o| o.node == node)).then(|| Step::Openings {
+            items: vec![self.opening(node)],
+        })
+    }
+
     /// The move of the side defending this run, if it is its turn.
     fn step(&self, ext: &JobExt, claim: usize) -> Option<Step> {
         let game = ext.dispute.as_ref()?.game.as_ref()?;
@@ -145,16 +152,15 @@ impl Run {
                     right: merkle_root(&leaves[mid..hi]),
                 })
             }
+            // At the referee stage an honest side opens the operand the
+            // referee still lacks, whatever it (or another member of its
+            // claim) posted before, as the node's `Party` does.
             Stage::Referee {
                 target: Target::Node(i),
-            } if i > 0 && !side.moved => Some(Step::Openings {
-                items: vec![self.opening(i - 1)],
-            }),
+            } if i > 0 => self.open_missing(game, i - 1),
             Stage::Referee {
                 target: Target::Output(_),
-            } if !side.moved => Some(Step::Openings {
-                items: vec![self.opening(LEAVES - 1)],
-            }),
+            } => self.open_missing(game, self.outs.len() as u64 - 1),
             _ => None,
         }
     }
