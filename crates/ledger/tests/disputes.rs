@@ -1445,8 +1445,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 /// naming the seed that reproduces it.
 #[test]
 fn adversary_campaign() {
-    let jobs = env_u64("GLASSBOX_ADV_JOBS", 1_000).max(1);
-    let seeds = env_u64("GLASSBOX_ADV_SEEDS", 20).clamp(1, jobs);
+    let jobs = env_u64("GLASSBOX_ADV_JOBS", 5_000).max(1);
+    let seeds = env_u64("GLASSBOX_ADV_SEEDS", 50).clamp(1, jobs);
     let first = env_u64("GLASSBOX_ADV_SEED", 1);
     let start = std::time::Instant::now();
     let (mut games, mut done) = (0usize, 0u64);
