@@ -1024,6 +1024,85 @@ fn a_colluding_challenger_cannot_pre_empt_an_honest_one() {
     }
 }
 
+/// Review finding on the pre-emption fix: a colluder could still end the
+/// dispute before anyone honest entered, by losing at once (a claim with
+/// the wrong leaf count, settled in the block both sides open) or by
+/// claiming the truth and staying silent; the lone standing claim, the
+/// wrong result, was then decided final inside the window, and a result
+/// equal to a lost claim could never come back. A challenged result is
+/// now decided no earlier than its window's end, and a lost claim's
+/// result may be claimed again.
+#[test]
+fn a_dispute_lost_at_once_stays_open_for_the_window() {
+    let honest = Run::new(None, LEAVES);
+    let liar = Run::new(Some(4), LEAVES);
+    for fast in [true, false] {
+        let (s, job) = optimistic(&liar);
+        let until = pending_until(&s, &job.id);
+        let exec = job.slots[0].executor;
+        let others: Vec<PublicKey> = EXECUTORS
+            .iter()
+            .map(|&n| addr(n))
+            .filter(|k| *k != exec)
+            .collect();
+        let (colluder, judge) = (others[0], others[1]);
+        let colluder_run = if fast {
+            Run::new(Some(12), LEAVES + 1)
+        } else {
+            honest.clone()
+        };
+        let mut s = block(&s, 5, &[challenge(&s, &colluder, job.id, &colluder_run)]);
+        // The cheater opens; the colluder opens its wrong count at once
+        // (settled by the referee in that block) or never moves.
+        let ext = s.job_ext(&job.id).unwrap();
+        let step_of = |who: &PublicKey, run: &Run, claim: usize| {
+            signed(
+                &s,
+                who,
+                TxBody::DisputeStep {
+                    job_id: job.id,
+                    step: run.step(&ext, claim).unwrap(),
+                },
+            )
+        };
+        let mut txs = vec![step_of(&exec, &liar, 0)];
+        if fast {
+            txs.push(step_of(&colluder, &colluder_run, 1));
+        }
+        s = block(&s, 5, &txs);
+        if fast {
+            // Settled in that block: the colluder lost, the wrong result
+            // stands alone, the window is still open.
+            let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+            assert_eq!(d.verdicts[0].reason, VerdictReason::LeafCount);
+            assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Disputed);
+            s = block(&s, 5, &[challenge(&s, &judge, job.id, &honest)]);
+        } else {
+            // The silent colluder loses by timeout at the start of the
+            // window's last block; the honest executor claims the same
+            // (true) result in that block, as a new claim.
+            while s.height() + 1 < until {
+                s = block(&s, 5, &[]);
+            }
+            s = block(&s, 5, &[challenge(&s, &judge, job.id, &honest)]);
+            let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+            assert_eq!(d.verdicts[0].reason, VerdictReason::TimeoutOpen);
+            assert_eq!(d.claims.len(), 3, "the true result is claimed again");
+        }
+        assert!(s.height() <= until);
+        let s = play(
+            s,
+            job.id,
+            &[(exec, liar.clone()), (judge, honest.clone())],
+            &[colluder],
+        );
+        let job = s.job(&job.id).unwrap();
+        assert_eq!(job.status, JobStatus::Final, "fast {fast}");
+        assert_eq!(job.outputs, vec![honest_output()], "fast {fast}");
+        assert_eq!(s.executor(&exec).unwrap().stake, 0);
+    }
+}
+
 /// The other half of "audit pre-emption": a challenge landing in the
 /// reveal's own block, before the audit draw, made the job `Disputed` and
 /// the draw skipped it. The audit is drawn for challenged results too,

@@ -251,19 +251,17 @@ impl State {
                 if d.claim_of(sender).is_some() {
                     return Err(dispute_err(*id, "the sender is already in the dispute"));
                 }
-                let same = d
-                    .claims
-                    .iter()
-                    .position(|c| &c.output_hash == output_hash && &c.trace_root == trace_root);
+                // A result equal to a claim that lost comes back as a new
+                // claim: whoever lost it may not have defended it.
+                let same = d.claims.iter().position(|c| {
+                    !c.lost && &c.output_hash == output_hash && &c.trace_root == trace_root
+                });
                 match same {
                     Some(i) => {
                         let c = d
                             .claims
                             .get(i)
                             .ok_or_else(|| dispute_err(*id, "no claim"))?;
-                        if c.lost {
-                            return Err(dispute_err(*id, "that claim has already lost"));
-                        }
                         let room = if auditor {
                             MAX_CLAIM_MEMBERS
                         } else {
@@ -371,7 +369,8 @@ impl State {
                     closed_height: None,
                 };
                 dispute.game = self.next_game(&dispute, height)?;
-                ext.pending_until = None;
+                // The window stays: challenges keep coming until it
+                // closes, and the dispute is decided no earlier.
                 ext.dispute = Some(dispute);
                 job.status = JobStatus::Disputed;
                 self.adjust_executor(&executor, |e| {
@@ -397,6 +396,9 @@ impl State {
                     .as_mut()
                     .ok_or_else(|| dispute_err(*id, "no dispute"))?;
                 d.claims.push(challenger_claim());
+                if d.game.is_none() {
+                    d.game = self.next_game(d, height)?;
+                }
             }
         }
         account.balance -= bond;
@@ -454,10 +456,12 @@ impl State {
             .claim_of(sender)
             .ok_or_else(|| dispute_err(*id, "the sender stands behind no claim"))?;
         let claims = dispute.claims.clone();
-        let game = dispute
-            .game
-            .as_mut()
-            .ok_or_else(|| dispute_err(*id, "the dispute is decided"))?;
+        let game = dispute.game.as_mut().ok_or_else(|| {
+            dispute_err(
+                *id,
+                "no game is in play (the claim is not in the current game)",
+            )
+        })?;
         if height > game.deadline {
             return Err(dispute_err(*id, "the round's deadline has passed"));
         }
@@ -725,10 +729,22 @@ impl State {
     fn finalize_pending(&mut self, id: &JobId, height: u64) -> Result<(), ExecutionError> {
         let mut ext = self.ext_or_default(id);
         ext.pending_until = None;
-        self.put_ext(*id, ext)?;
         let Some(mut job) = self.job(id) else {
-            return Ok(());
+            return self.put_ext(*id, ext);
         };
+        // A challenged result whose games are over: decided now that its
+        // window has closed (a game still in play decides at its end).
+        if job.status == JobStatus::Disputed
+            && let Some(mut dispute) = ext.dispute.take()
+        {
+            if dispute.game.is_none() && dispute.closed_height.is_none() {
+                self.decide(&mut job, &mut dispute, height)?;
+                self.put_job(job)?;
+            }
+            ext.dispute = Some(dispute);
+            return self.put_ext(*id, ext);
+        }
+        self.put_ext(*id, ext)?;
         if job.status != JobStatus::Pending {
             return Ok(());
         }
@@ -855,7 +871,12 @@ impl State {
             height,
         });
         dispute.game = self.next_game(&dispute, height)?;
-        if dispute.game.is_none() {
+        // A challenged one-replica result is decided no earlier than its
+        // window's end: a claim that loses at once (or stays silent) must
+        // not end the dispute before an honest challenger or the audit
+        // can enter (docs/disputes.md, "Challenges").
+        let window_open = ext.pending_until.is_some_and(|until| height <= until);
+        if dispute.game.is_none() && !window_open {
             self.decide(job, &mut dispute, height)?;
         }
         ext.dispute = Some(dispute);
