@@ -310,6 +310,22 @@ fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Jo
     let (s, id) = submitted_job(runs.len() as u8, 7);
     let job = s.job(&id).unwrap();
     assert_eq!(job.status, JobStatus::Running);
+    let s = commit_and_reveal(&s, &job, runs, root_of, reverse);
+    let job = s.job(&id).unwrap();
+    (s, job)
+}
+
+/// Has slot `i` of the assigned `job` commit and then reveal `runs[i]`
+/// (claiming the trace root of `runs[root_of[i]]`), the reveals in
+/// reverse slot order when `reverse`.
+fn commit_and_reveal(
+    s: &State,
+    job: &Job,
+    runs: &[Run],
+    root_of: &[usize],
+    reverse: bool,
+) -> State {
+    let id = job.id;
     let claim = |i: usize| {
         let r = &runs[i];
         (r.output_hash(), runs[root_of[i]].trace_root(&input()))
@@ -328,7 +344,7 @@ fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Jo
                 &Salt::from_bytes([i as u8; 32]),
             );
             signed(
-                &s,
+                s,
                 &slot.executor,
                 TxBody::CommitResult {
                     job_id: id,
@@ -337,7 +353,7 @@ fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Jo
             )
         })
         .collect();
-    let s = block(&s, 1, &commits);
+    let s = block(s, 1, &commits);
     let reveals: Vec<SignedTx> = job
         .slots
         .iter()
@@ -362,9 +378,7 @@ fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Jo
     } else {
         reveals
     };
-    let s = block(&s, 2, &reveals);
-    let job = s.job(&id).unwrap();
-    (s, job)
+    block(&s, 2, &reveals)
 }
 
 /// Plays the dispute of `id` with each party (key, claim run) moving when
@@ -1317,50 +1331,8 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         .map(|&n| (addr(n), s.executor(&addr(n)).unwrap().stake))
         .collect();
     let runs: Vec<Run> = players.iter().map(|p| p.run.clone()).collect();
-    let commits: Vec<SignedTx> = job
-        .slots
-        .iter()
-        .zip(&runs)
-        .enumerate()
-        .map(|(i, (slot, r))| {
-            let c = commitment(
-                &id,
-                &slot.executor,
-                &r.output_hash(),
-                &r.trace_root(&input()),
-                &Salt::from_bytes([i as u8; 32]),
-            );
-            signed(
-                &s,
-                &slot.executor,
-                TxBody::CommitResult {
-                    job_id: id,
-                    commitment: c,
-                },
-            )
-        })
-        .collect();
-    s = block(&s, 1, &commits);
-    let reveals: Vec<SignedTx> = job
-        .slots
-        .iter()
-        .zip(&runs)
-        .enumerate()
-        .map(|(i, (slot, r))| {
-            signed(
-                &s,
-                &slot.executor,
-                TxBody::RevealResult {
-                    job_id: id,
-                    output_hash: r.output_hash(),
-                    trace_root: r.trace_root(&input()),
-                    salt: Salt::from_bytes([i as u8; 32]),
-                    outputs: r.outputs.clone(),
-                },
-            )
-        })
-        .collect();
-    s = block(&s, 2, &reveals);
+    let identity: Vec<usize> = (0..runs.len()).collect();
+    s = commit_and_reveal(&s, &job, &runs, &identity, false);
     let others: Vec<PublicKey> = EXECUTORS
         .iter()
         .map(|&n| addr(n))
