@@ -141,14 +141,7 @@ impl State {
             });
         }
         ext.extra_outputs.clear();
-        let mut dispute = Dispute {
-            opened_height: height,
-            claims,
-            game: None,
-            verdicts: Vec::new(),
-            winner: None,
-            closed_height: None,
-        };
+        let mut dispute = Dispute::open(height, claims);
         dispute.game = self.next_game(&dispute, height)?;
         ext.dispute = Some(dispute);
         self.put_ext(job.id, ext)
@@ -350,9 +343,9 @@ impl State {
                     .reveal
                     .ok_or_else(|| dispute_err(*id, "the job has no revealed result"))?;
                 let executor = slot.executor;
-                let mut dispute = Dispute {
-                    opened_height: height,
-                    claims: vec![
+                let mut dispute = Dispute::open(
+                    height,
+                    vec![
                         Claim {
                             output_hash: reveal.output_hash,
                             trace_root: reveal.trace_root,
@@ -363,11 +356,7 @@ impl State {
                         },
                         challenger_claim(),
                     ],
-                    game: None,
-                    verdicts: Vec::new(),
-                    winner: None,
-                    closed_height: None,
-                };
+                );
                 dispute.game = self.next_game(&dispute, height)?;
                 // The window stays: challenges keep coming until it
                 // closes, and the dispute is decided no earlier.

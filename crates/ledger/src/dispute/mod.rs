@@ -507,6 +507,19 @@ pub struct Dispute {
 }
 
 impl Dispute {
+    /// A dispute opened at `height` over `claims`: no game, verdict or
+    /// winner yet.
+    pub(crate) fn open(height: u64, claims: Vec<Claim>) -> Dispute {
+        Dispute {
+            opened_height: height,
+            claims,
+            game: None,
+            verdicts: Vec::new(),
+            winner: None,
+            closed_height: None,
+        }
+    }
+
     /// The claims that have not lost, in order.
     pub fn alive(&self) -> impl Iterator<Item = (usize, &Claim)> {
         self.claims.iter().enumerate().filter(|(_, c)| !c.lost)

@@ -1323,12 +1323,12 @@ async fn job_receipt(
     // A job decided by a dispute carries its dispute record (a
     // one-replica job won by its challenger has an agreed reveal, the
     // executor's, that lost).
-    let (ext_record, ext_proof) = certified.state.prove_job_ext(&id);
-    let disputed = ext_record
-        .as_deref()
-        .and_then(|r| JobExt::decode(r).ok())
+    let disputed = certified
+        .state
+        .job_ext(&id)
         .is_some_and(|e| e.dispute.is_some());
     let ext = if disputed {
+        let (ext_record, ext_proof) = certified.state.prove_job_ext(&id);
         ext_record.map(|r| (r, ext_proof))
     } else {
         None
