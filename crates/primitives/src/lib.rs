@@ -10,6 +10,7 @@
 //! fixtures in `tests/golden.rs` make any such change a failing test.
 //! Pure: no I/O, no allocation beyond what a caller's input bounds.
 
+pub mod chunks;
 pub mod codec;
 mod digest;
 mod error;

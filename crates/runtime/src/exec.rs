@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::cost::Cost;
 use crate::error::{Error, Result};
 use crate::kernels::{Ctx, Isa, KernelChoice};
-use crate::model::{Dim, Model};
+use crate::model::{Dim, Model, Node};
 use crate::ops::{Args, Fact};
 use crate::tensor::{DType, Tensor};
 use crate::trace::{TensorHash, Trace, TraceLeaf, node_leaf, node_leaf_from_hashes};
@@ -338,12 +338,118 @@ impl Session {
 
     /// Re-executes node `index` alone from the given input tensors (one per
     /// input slot of the node; `None` for omitted ones) and returns its bound
-    /// outputs and its trace leaf. This is what a referee runs in a dispute.
+    /// outputs and its trace leaf.
     pub fn run_node(
         &self,
         index: usize,
         inputs: &[Option<Tensor>],
     ) -> Result<(Vec<Tensor>, TraceLeaf)> {
+        let (node, _) = self.check_node(index, inputs)?;
+        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
+        let outs = node
+            .op
+            .run(&self.ctx(), Args::new(&refs))
+            .map_err(|e| node_error(index, node, e.0))?;
+        let bound: Vec<Tensor> = node
+            .outputs
+            .iter()
+            .zip(outs)
+            .filter_map(|(vid, t)| vid.map(|_| t))
+            .collect();
+        let leaf = node_leaf(index, bound.iter());
+        Ok((bound, leaf))
+    }
+
+    /// Bytes `range` of the canonical encoding of bound output `output` of
+    /// node `index` run alone on `inputs` (as [`Session::run_node`]), and
+    /// the encoding's whole length. Only the elements the range covers are
+    /// computed where the operator can ([`crate::ops::Op::region`]: MatMul,
+    /// Gemm, Conv), bit for bit as a full run computes them; other
+    /// operators run whole. This is what a dispute's referee runs for one
+    /// chunk of an output (docs/disputes.md, "Chunks"). The range is cut to
+    /// the encoding; an empty one computes nothing but the length.
+    pub fn run_node_bytes(
+        &self,
+        index: usize,
+        inputs: &[Option<Tensor>],
+        output: usize,
+        range: std::ops::Range<u64>,
+    ) -> Result<(u64, Vec<u8>)> {
+        let (node, facts) = self.check_node(index, inputs)?;
+        let err = |reason: String| node_error(index, node, reason);
+        let slot = node
+            .outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_some())
+            .nth(output)
+            .map(|(i, _)| i)
+            .ok_or_else(|| err(format!("the node has no bound output {output}")))?;
+        let fact = facts
+            .get(slot)
+            .ok_or_else(|| err(format!("output {slot} has no shape")))?;
+        let header = canonical_header(fact.dtype, &fact.shape);
+        let (h, es) = (header.len() as u64, fact.dtype.size_bytes() as u64);
+        let total = (fact.len() as u64)
+            .checked_mul(es)
+            .and_then(|b| b.checked_add(h))
+            .ok_or_else(|| err("the output's encoding overflows".into()))?;
+        let (start, end) = (
+            range.start.min(total),
+            range.end.clamp(range.start.min(total), total),
+        );
+        let mut bytes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        if start < h {
+            bytes.extend_from_slice(&header[start as usize..end.min(h) as usize]);
+        }
+        if end <= h || es == 0 {
+            return Ok((total, bytes));
+        }
+        let from = start.max(h) - h;
+        let (e0, e1) = ((from / es) as usize, ((end - h).div_ceil(es)) as usize);
+        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
+        let ctx = self.ctx();
+        let (first, elements) = match node.op.region(&ctx, Args::new(&refs), slot, e0..e1) {
+            Some(r) => {
+                let r = r.map_err(|e| err(e.0))?;
+                (r.first, r.elements)
+            }
+            None => {
+                let mut outs = node.op.run(&ctx, Args::new(&refs)).map_err(|e| err(e.0))?;
+                if slot >= outs.len() {
+                    return Err(err(format!("the operator gave no output {slot}")));
+                }
+                let t = outs.swap_remove(slot);
+                if t.shape() != fact.shape.as_slice() {
+                    return Err(err(format!(
+                        "output {slot} has shape {:?}, inferred {:?}",
+                        t.shape(),
+                        fact.shape
+                    )));
+                }
+                (0, t)
+            }
+        };
+        if elements.dtype() != fact.dtype || first > e0 || first + elements.len() < e1 {
+            return Err(err(format!(
+                "the region computed does not hold elements {e0}..{e1}"
+            )));
+        }
+        let part = Tensor::new(
+            vec![e1 - e0],
+            elements.data().gather(e0 - first..e1 - first),
+        )
+        .map_err(|e| err(e.0))?
+        .to_le_bytes();
+        let skip = (from - e0 as u64 * es) as usize;
+        let take = (end - start.max(h)) as usize;
+        bytes.extend_from_slice(&part[skip..skip + take]);
+        Ok((total, bytes))
+    }
+
+    /// Checks node `index`'s inputs as [`Session::run_node`] takes them and
+    /// infers its outputs' facts.
+    fn check_node(&self, index: usize, inputs: &[Option<Tensor>]) -> Result<(&Node, Vec<Fact>)> {
         let m = &*self.model;
         let node = m.nodes.get(index).ok_or_else(|| {
             Error::Trace(format!(
@@ -351,12 +457,7 @@ impl Session {
                 m.nodes.len()
             ))
         })?;
-        let node_err = |reason: String| Error::Node {
-            index,
-            name: node.name.clone(),
-            op: node.op_type.clone(),
-            reason,
-        };
+        let node_err = |reason: String| node_error(index, node, reason);
         if inputs.len() != node.inputs.len() {
             return Err(node_err(format!(
                 "given {} inputs, the node has {} input slots",
@@ -387,20 +488,30 @@ impl Session {
         for f in &out_facts {
             check_elements(m, f.len()).map_err(|e| node_err(e.to_string()))?;
         }
-        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
-        let outs = node
-            .op
-            .run(&self.ctx(), Args::new(&refs))
-            .map_err(|e| node_err(e.0))?;
-        let bound: Vec<Tensor> = node
-            .outputs
-            .iter()
-            .zip(outs)
-            .filter_map(|(vid, t)| vid.map(|_| t))
-            .collect();
-        let leaf = node_leaf(index, bound.iter());
-        Ok((bound, leaf))
+        Ok((node, out_facts))
     }
+}
+
+fn node_error(index: usize, node: &Node, reason: String) -> Error {
+    Error::Node {
+        index,
+        name: node.name.clone(),
+        op: node.op_type.clone(),
+        reason,
+    }
+}
+
+/// The header of the canonical encoding of a `dtype` tensor of `shape`
+/// (everything before the elements; docs/determinism.md, "Tensor hashing").
+fn canonical_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + 8 * shape.len());
+    out.extend_from_slice(glassbox_primitives::tags::TENSOR);
+    out.push(dtype.onnx_code() as u8);
+    out.extend_from_slice(&(shape.len() as u32).to_le_bytes());
+    for &d in shape {
+        out.extend_from_slice(&(d as u64).to_le_bytes());
+    }
+    out
 }
 
 /// Bytes of node outputs that may wait to be hashed at once while a run goes

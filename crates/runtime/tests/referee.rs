@@ -23,6 +23,83 @@ fn load_case(name: &str) -> (Arc<Model>, Tensor) {
     )
 }
 
+/// Every value of a run of the case, by value id.
+fn run_values(
+    session: &Session,
+    model: &Model,
+    input: Tensor,
+) -> (HashMap<usize, Tensor>, glassbox_runtime::RunOutput) {
+    let mut values: HashMap<usize, Tensor> = HashMap::new();
+    values.insert(model.input_ids()[0], input.clone());
+    let out = session
+        .run_observed(vec![input], &mut |i, outs| {
+            let ids = model.nodes()[i].outputs.iter().flatten();
+            for (vid, t) in ids.zip(outs) {
+                values.insert(*vid, (*t).clone());
+            }
+        })
+        .expect("run");
+    (values, out)
+}
+
+/// The inputs of node `i` in a run.
+fn node_inputs(model: &Model, values: &HashMap<usize, Tensor>, i: usize) -> Vec<Option<Tensor>> {
+    model.nodes()[i]
+        .inputs
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                model
+                    .constant(v)
+                    .cloned()
+                    .or_else(|| values.get(&v).cloned())
+                    .expect("value")
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_chunk_of_every_output_re_executes_alone() {
+    for name in ["mnist-cnn", "mlp"] {
+        let (model, input) = load_case(name);
+        let session = Session::new(Arc::clone(&model), Options::default()).expect("session");
+        let (values, _) = run_values(&session, &model, input);
+        for (i, node) in model.nodes().iter().enumerate() {
+            let inputs = node_inputs(&model, &values, i);
+            for (o, vid) in node.outputs.iter().flatten().enumerate() {
+                let bytes = formats::canonical_encode(&values[vid]);
+                let len = bytes.len() as u64;
+                for start in (0..len).step_by(1024) {
+                    let end = (start + 1024).min(len);
+                    let (total, got) = session
+                        .run_node_bytes(i, &inputs, o, start..end)
+                        .expect("run_node_bytes");
+                    assert_eq!(total, len, "{name}: node #{i} output {o}");
+                    assert!(
+                        got == bytes[start as usize..end as usize],
+                        "{name}: node #{i} ({}) output {o} bytes {start}..{end}",
+                        node.op_type
+                    );
+                }
+                // Odd ranges, and ranges cut to the encoding.
+                let (_, got) = session
+                    .run_node_bytes(i, &inputs, o, 3..len + 99)
+                    .expect("bytes");
+                assert!(
+                    got == bytes[3..],
+                    "{name}: node #{i} output {o} from byte 3"
+                );
+                let (_, got) = session
+                    .run_node_bytes(i, &inputs, o, len..len)
+                    .expect("bytes");
+                assert!(got.is_empty());
+            }
+            assert!(session.run_node_bytes(i, &inputs, 64, 0..1).is_err());
+        }
+    }
+}
+
 #[test]
 fn every_node_re_executes_alone_to_its_leaf_and_proves_into_the_root() {
     for name in ["mnist-cnn", "mlp"] {

@@ -6,9 +6,10 @@
 //! padded positions take part as `+0.0`, then the bias is added. That is an
 //! im2col matrix times the weights on [`crate::kernels::gemm::sgemm`].
 
+use std::ops::Range;
 use std::sync::{Mutex, OnceLock};
 
-use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
+use super::{Args, BuildCtx, Fact, Op, Region, Registry, default_cost};
 use crate::attrs::Attrs;
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
@@ -437,6 +438,79 @@ impl Op for Conv {
             }
         }
         Ok(vec![Tensor::from_vec(d.out, y)?])
+    }
+
+    fn region(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        output: usize,
+        elements: Range<usize>,
+    ) -> Option<OpResult<Region>> {
+        (output == 0).then(|| self.planes(ctx, inputs, elements))
+    }
+}
+
+impl Conv {
+    /// The output planes (one image, one feature map) that hold
+    /// `elements`: each run of planes of one image and one group is a Conv
+    /// of those feature maps' weights over that group's channels, every
+    /// element the same chain (and bias) as in a full run.
+    fn planes(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        elements: Range<usize>,
+    ) -> OpResult<Region> {
+        let (x, w) = (inputs.get(0)?, inputs.get(1)?);
+        let b = inputs.opt(2);
+        let d = self.dims(x.shape(), w.shape(), b.map(Tensor::shape))?;
+        let (xv, wv) = (x.f32s()?, w.f32s()?);
+        let bv = b.map(Tensor::f32s).transpose()?;
+        let g = self.group;
+        let (cg, mg) = (d.c / g, d.m / g);
+        let plane: usize = d.geo.out.iter().product();
+        let ni: usize = d.geo.input.iter().product();
+        let kl = d.k_len(g);
+        let planes = d.n * d.m;
+        let p0 = (elements.start / plane.max(1)).min(planes);
+        let p1 = elements.end.div_ceil(plane.max(1)).clamp(p0, planes);
+        let mut y = Vec::with_capacity((p1 - p0) * plane);
+        let sub = Conv {
+            window: self.window.clone(),
+            group: 1,
+            packed: OnceLock::new(),
+        };
+        let single = Ctx::single(ctx.isa);
+        let mut p = p0;
+        while p < p1 {
+            let (img, ch) = (p / d.m, p % d.m);
+            let grp = ch / mg;
+            let count = ((grp + 1) * mg - ch).min(p1 - p);
+            let mut xs_shape = vec![1, cg];
+            xs_shape.extend_from_slice(&d.geo.input);
+            let xs = Tensor::from_vec(
+                xs_shape,
+                xv[(img * d.c + grp * cg) * ni..][..cg * ni].to_vec(),
+            )?;
+            let mut ws_shape = vec![count, cg];
+            ws_shape.extend_from_slice(&w.shape()[2..]);
+            let ws = Tensor::from_vec(ws_shape, wv[ch * kl..][..count * kl].to_vec())?;
+            let bs = bv
+                .map(|bv| Tensor::from_vec(vec![count], bv[ch..ch + count].to_vec()))
+                .transpose()?;
+            let items = [Some(&xs), Some(&ws), bs.as_ref()];
+            let out = sub.run(&single, Args::new(&items))?;
+            let t = out
+                .first()
+                .ok_or_else(|| OpError("Conv gave no output".into()))?;
+            y.extend_from_slice(t.f32s()?);
+            p += count;
+        }
+        Ok(Region {
+            first: p0 * plane,
+            elements: Tensor::from_vec(vec![y.len()], y)?,
+        })
     }
 }
 
@@ -1045,5 +1119,50 @@ mod tests {
             &[Fact::new(DType::F32, vec![1, 1, 2, 2])],
         );
         assert_eq!(cost.flops, 2 * 4 * 9);
+    }
+
+    #[test]
+    fn conv_regions_are_the_full_runs_elements() {
+        let mut rng = Rng::new(21);
+        let t = |shape: &[usize], rng: &mut Rng| {
+            let n = shape.iter().product();
+            Tensor::from_vec(shape.to_vec(), rng.vec(n)).unwrap()
+        };
+        for (x, w, group, bias, attrs) in [
+            (
+                vec![2, 3, 9, 8],
+                vec![40, 3, 3, 3],
+                1,
+                true,
+                vec![("pads", ints(&[1, 1, 1, 1]))],
+            ),
+            (
+                vec![1, 8, 7, 7],
+                vec![8, 2, 3, 3],
+                4,
+                false,
+                vec![("strides", ints(&[2, 2]))],
+            ),
+            (vec![1, 6, 5, 5], vec![6, 1, 1, 1], 6, true, vec![]),
+            (
+                vec![2, 4, 11],
+                vec![6, 2, 3],
+                2,
+                true,
+                vec![("dilations", ints(&[2]))],
+            ),
+            (vec![1, 16, 6, 6], vec![32, 16, 1, 1], 1, true, vec![]),
+        ] {
+            let mut attrs = attrs;
+            attrs.push(("group", Attr::Int(group)));
+            let op = build(attrs).unwrap();
+            let (tx, tw) = (t(&x, &mut rng), t(&w, &mut rng));
+            let tb = bias.then(|| t(&[w[0]], &mut rng));
+            crate::ops::testing::check_regions(
+                &*op,
+                &[Some(&tx), Some(&tw), tb.as_ref()],
+                &[1, 20, 256],
+            );
+        }
     }
 }

@@ -5,9 +5,10 @@
 //! on [`crate::kernels::gemm::sgemm`]; float64 uses the same sequential chain
 //! with `f64::mul_add`; integers wrap.
 
+use std::ops::Range;
 use std::sync::{Mutex, OnceLock};
 
-use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
+use super::{Args, BuildCtx, Fact, Op, Region, Registry, default_cost};
 use crate::broadcast::{broadcast_shapes, offsets};
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
@@ -198,6 +199,98 @@ impl Op for MatMul {
         };
         Ok(vec![Tensor::new(d.out, data)?])
     }
+
+    fn region(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        output: usize,
+        elements: Range<usize>,
+    ) -> Option<OpResult<Region>> {
+        (output == 0).then(|| matmul_rows(ctx, inputs, elements))
+    }
+}
+
+/// The output rows of a MatMul that hold `elements`, each row computed as
+/// in a full run (one product per run of rows of one output matrix).
+fn matmul_rows(
+    ctx: &Ctx<'_>,
+    inputs: Args<'_, Tensor>,
+    elements: Range<usize>,
+) -> OpResult<Region> {
+    let (a, b) = (inputs.get(0)?, inputs.get(1)?);
+    ensure!(a.dtype() == b.dtype(), "MatMul inputs differ in dtype");
+    let d = matmul_dims(a.shape(), b.shape())?;
+    let (n, k) = (d.n, d.k);
+    let total_rows = checked_len(&d.out).unwrap_or(0).checked_div(n).unwrap_or(0);
+    let r0 = (elements.start / n.max(1)).min(total_rows);
+    let r1 = elements.end.div_ceil(n.max(1)).clamp(r0, total_rows);
+    let single = Ctx::single(ctx.isa);
+    let data = match (a.data(), b.data()) {
+        (Data::F32(x), Data::F32(y)) => Data::F32(rows_of(&d, r0..r1, x, y, |rows, ar, br, c| {
+            sgemm(
+                &single,
+                rows,
+                n,
+                k,
+                MatRef::row_major(ar, k),
+                MatRef::row_major(br, n),
+                c,
+            )
+        })?),
+        (Data::F64(x), Data::F64(y)) => Data::F64(rows_of(&d, r0..r1, x, y, |rows, ar, br, c| {
+            naive(rows, n, k, ar, (k, 1), br, (n, 1), c);
+            Ok(())
+        })?),
+        (Data::I32(x), Data::I32(y)) => Data::I32(rows_of(&d, r0..r1, x, y, |rows, ar, br, c| {
+            naive(rows, n, k, ar, (k, 1), br, (n, 1), c);
+            Ok(())
+        })?),
+        (Data::I64(x), Data::I64(y)) => Data::I64(rows_of(&d, r0..r1, x, y, |rows, ar, br, c| {
+            naive(rows, n, k, ar, (k, 1), br, (n, 1), c);
+            Ok(())
+        })?),
+        _ => bail!("MatMul does not support {}", a.dtype()),
+    };
+    Ok(Region {
+        first: r0 * n,
+        elements: Tensor::new(vec![(r1 - r0) * n], data)?,
+    })
+}
+
+/// Output rows `rows` of a batched product (rows of every output matrix
+/// one after another), `product(rows, a rows, b matrix, out)` computing
+/// consecutive rows of one matrix.
+fn rows_of<T: Default + Clone>(
+    d: &MatMulDims,
+    rows: Range<usize>,
+    a: &[T],
+    b: &[T],
+    product: impl Fn(usize, &[T], &[T], &mut [T]) -> OpResult<()>,
+) -> OpResult<Vec<T>> {
+    let (m, n, k) = (d.m, d.n, d.k);
+    let mut out = vec![T::default(); rows.len() * n];
+    if n == 0 || m == 0 {
+        return Ok(out);
+    }
+    let pairs = batch_pairs(d);
+    let mut r = rows.start;
+    while r < rows.end {
+        let (batch, i) = (r / m, r % m);
+        let count = (m - i).min(rows.end - r);
+        let &(ia, ib) = pairs
+            .get(batch)
+            .ok_or_else(|| OpError(format!("MatMul row {r} is out of range")))?;
+        let ar = a
+            .get((ia * m + i) * k..(ia * m + i + count) * k)
+            .ok_or_else(|| OpError("MatMul input A is too short".into()))?;
+        let br = b
+            .get(ib * k * n..(ib + 1) * k * n)
+            .ok_or_else(|| OpError("MatMul input B is too short".into()))?;
+        product(count, ar, br, &mut out[(r - rows.start) * n..][..count * n])?;
+        r += count;
+    }
+    Ok(out)
 }
 
 /// Per output matrix: the matrix index of `A` and of `B` (broadcast batches).
@@ -472,6 +565,65 @@ impl Op for Gemm {
         };
         Ok(vec![Tensor::new(out_shape, data)?])
     }
+
+    fn region(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        output: usize,
+        elements: Range<usize>,
+    ) -> Option<OpResult<Region>> {
+        (output == 0).then(|| self.rows(ctx, inputs, elements))
+    }
+}
+
+impl Gemm {
+    /// The output rows that hold `elements`: a Gemm of those rows of `A'`
+    /// (and of `C` where it has rows), each element the same chain and
+    /// epilogue as in a full run.
+    fn rows(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        elements: Range<usize>,
+    ) -> OpResult<Region> {
+        let (a, b) = (inputs.get(0)?, inputs.get(1)?);
+        let c = inputs.opt(2);
+        let (m, n, k) = self.dims(a.shape(), b.shape(), c.map(Tensor::shape))?;
+        let r0 = (elements.start / n.max(1)).min(m);
+        let r1 = elements.end.div_ceil(n.max(1)).clamp(r0, m);
+        let rows = r1 - r0;
+        let a_rows = if self.trans_a {
+            a.data()
+                .gather((r0..r1).flat_map(|r| (0..k).map(move |kk| kk * m + r)))
+        } else {
+            a.data().gather(r0 * k..r1 * k)
+        };
+        let a_rows = Tensor::new(vec![rows, k], a_rows)?;
+        let c_rows = match c {
+            Some(t) if t.rank() == 2 && t.shape()[0] == m && m != 1 => {
+                let w = t.shape()[1];
+                Some(Tensor::new(vec![rows, w], t.data().gather(r0 * w..r1 * w))?)
+            }
+            other => other.cloned(),
+        };
+        let sub = Gemm {
+            trans_a: false,
+            trans_b: self.trans_b,
+            alpha: self.alpha,
+            beta: self.beta,
+            packed: OnceLock::new(),
+        };
+        let items = [Some(&a_rows), Some(b), c_rows.as_ref()];
+        let mut out = sub.run(&Ctx::single(ctx.isa), Args::new(&items))?;
+        let y = out
+            .pop()
+            .ok_or_else(|| OpError("Gemm gave no output".into()))?;
+        Ok(Region {
+            first: r0 * n,
+            elements: y.reshaped(vec![rows * n])?,
+        })
+    }
 }
 
 /// The Gemm epilogue: `y = alpha * y` if `alpha != 1`, then `y = y + c'` with
@@ -744,5 +896,66 @@ mod tests {
             n_outputs: 1,
         };
         assert!(crate::ops::build(&bctx).is_err());
+    }
+
+    #[test]
+    fn matmul_regions_are_the_full_runs_elements() {
+        // A fresh op per case: a constant B is packed once per op.
+        let op = || build("MatMul", vec![]);
+        let mut rng = Rng::new(11);
+        for (a, b) in [
+            (vec![3], vec![3, 4]),
+            (vec![2, 3], vec![3]),
+            (vec![40, 70], vec![70, 33]),
+            (vec![5, 7, 9], vec![9, 300]),
+            (vec![2, 1, 6, 5], vec![3, 5, 17]),
+            (vec![0, 3], vec![3, 4]),
+        ] {
+            let (ta, tb) = (t(&a, &mut rng), t(&b, &mut rng));
+            crate::ops::testing::check_regions(&*op(), &[Some(&ta), Some(&tb)], &[1, 7, 256]);
+        }
+        let i = |shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            Tensor::from_vec(shape.to_vec(), (0..n as i64).map(|x| x % 7 - 3).collect()).unwrap()
+        };
+        crate::ops::testing::check_regions(&*op(), &[Some(&i(&[4, 6])), Some(&i(&[6, 5]))], &[3]);
+    }
+
+    #[test]
+    fn gemm_regions_are_the_full_runs_elements() {
+        let mut rng = Rng::new(12);
+        for (ta, tb, alpha, beta, c) in [
+            (0, 0, 1.0, 1.0, Some(vec![37, 29])),
+            (1, 0, 0.5, 1.0, Some(vec![37, 1])),
+            (0, 1, 1.0, 2.0, Some(vec![29])),
+            (1, 1, 1.5, 0.25, Some(vec![])),
+            (0, 0, 1.0, 1.0, None),
+        ] {
+            let op = build(
+                "Gemm",
+                vec![
+                    ("transA", Attr::Int(ta)),
+                    ("transB", Attr::Int(tb)),
+                    ("alpha", Attr::Float(alpha)),
+                    ("beta", Attr::Float(beta)),
+                ],
+            );
+            let a = if ta == 1 {
+                t(&[50, 37], &mut rng)
+            } else {
+                t(&[37, 50], &mut rng)
+            };
+            let b = if tb == 1 {
+                t(&[29, 50], &mut rng)
+            } else {
+                t(&[50, 29], &mut rng)
+            };
+            let c = c.map(|s| t(&s, &mut rng));
+            crate::ops::testing::check_regions(
+                &*op,
+                &[Some(&a), Some(&b), c.as_ref()],
+                &[1, 30, 256],
+            );
+        }
     }
 }

@@ -183,6 +183,31 @@ pub trait Op: Send + Sync + Debug {
 
     /// Computes the outputs. The executor checks them against `infer`.
     fn run(&self, ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>>;
+
+    /// Computes at least elements `elements` (row-major) of output
+    /// `output` with less work than [`Op::run`], bit for bit as a full run
+    /// computes them: what a dispute's referee needs for one chunk of a
+    /// large output (docs/disputes.md, "Chunks"). `None` when the op has no
+    /// cheaper way; the caller then runs it whole.
+    fn region(
+        &self,
+        _ctx: &Ctx<'_>,
+        _inputs: Args<'_, Tensor>,
+        _output: usize,
+        _elements: std::ops::Range<usize>,
+    ) -> Option<OpResult<Region>> {
+        None
+    }
+}
+
+/// Some consecutive elements of one output, computed alone
+/// ([`Op::region`]).
+#[derive(Debug)]
+pub struct Region {
+    /// The row-major index of the first element in the output.
+    pub first: usize,
+    /// The elements, as a 1-D tensor.
+    pub elements: Tensor,
 }
 
 /// Cost of `flops_per_element` operations per output element, plus all bytes

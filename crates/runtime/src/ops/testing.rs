@@ -125,3 +125,46 @@ pub(crate) fn ints(v: &[i64]) -> Tensor {
 pub(crate) fn vals(t: &Tensor) -> Vec<f32> {
     t.f32s().unwrap().to_vec()
 }
+
+/// Checks [`Op::region`] against a full run on the best ISA with threads
+/// (every input but the first a model constant, as weights are):
+/// for windows of every size in `windows` at every offset step, the
+/// region holds the requested elements, bit for bit as the full run's.
+pub(crate) fn check_regions(op: &dyn Op, inputs: &[Option<&Tensor>], windows: &[usize]) {
+    let isa = Isa::detect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let full = op
+        .run(
+            &Ctx::with_pool(isa, &pool),
+            Args::with_constants(inputs, u64::MAX << 1),
+        )
+        .unwrap()
+        .remove(0);
+    let bits = full.to_le_bytes();
+    let es = full.dtype().size_bytes();
+    for &w in windows {
+        let mut start = 0;
+        while start < full.len() {
+            let end = (start + w).min(full.len());
+            for ctx in [Ctx::single(Isa::Portable), Ctx::single(isa)] {
+                let r = op
+                    .region(&ctx, Args::new(inputs), 0, start..end)
+                    .expect("the op has a region")
+                    .unwrap();
+                assert!(r.first <= start && r.first + r.elements.len() >= end);
+                let got = r.elements.to_le_bytes();
+                let at = (start - r.first) * es;
+                assert_eq!(
+                    got[at..at + (end - start) * es],
+                    bits[start * es..end * es],
+                    "elements {start}..{end} of {:?}",
+                    full.shape()
+                );
+            }
+            start += w.div_ceil(2).max(1);
+        }
+    }
+}
