@@ -205,6 +205,16 @@ fn show(a: ShowArgs) -> Result<()> {
     if let Some(g) = &d.game {
         let at = match &g.stage {
             Stage::Bisect { lo, hi } => format!("bisecting leaves [{lo}, {hi})"),
+            Stage::Leaf { node } => format!("stating the outputs of leaf {node}"),
+            Stage::Chunks {
+                node,
+                output,
+                lo,
+                hi,
+                chunks,
+            } => format!(
+                "bisecting chunks [{lo}, {hi}) of {chunks} of output {output} of leaf {node}"
+            ),
             Stage::Referee { target } => format!("referee decides {}", json_text(target)),
             Stage::Open => "open".to_string(),
         };

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{DevNet, Net, Nodes, models};
-use glassbox_ledger::dispute::Target;
 use glassbox_ledger::{JobId, JobStatus, TxBody, commitment};
 use glassbox_node::disputes::party::Party;
 use glassbox_runtime::{DType, Limits, Model, Options, Session, formats};
@@ -197,8 +196,8 @@ impl Liar {
         assert_eq!(job.outputs, truth.outputs());
         let d = net.job_ext(id).unwrap().dispute.unwrap();
         assert_eq!(
-            d.verdicts[0].target,
-            Some(Target::Node(self.lie_at as u64)),
+            d.verdicts[0].target.and_then(|t| t.node()),
+            Some(self.lie_at as u64),
             "{d:?}"
         );
         assert_eq!(net.executor(&self.me).stake, 0, "the liar is slashed");

@@ -6,14 +6,16 @@
 mod common;
 
 use common::*;
-use glassbox_ledger::dispute::{Game, LeafOpening, OutputSource, Stage, Step, Target, split};
+use glassbox_ledger::dispute::{
+    Game, LeafOpening, LeafOutput, OutputSource, Stage, Step, Target, split,
+};
 use glassbox_ledger::{
     BlockContext, BlockError, GenesisAccount, GenesisExecutor, GenesisState, Job, JobExt, JobId,
     JobStatus, NoReferee, Referee, RefereeError, Shares, SignedTx, State, TxBody, VerdictReason,
     commitment, outputs_hash,
 };
 use glassbox_primitives::trace::{self, audit_path, merkle_root};
-use glassbox_primitives::{MerkleNode, OutputHash, Salt, TensorHash, TraceLeaf, TraceRoot};
+use glassbox_primitives::{MerkleNode, OutputHash, Salt, TensorHash, TraceLeaf, TraceRoot, chunks};
 use glassbox_types::{DimSpec, ModelId, PublicKey, SignedManifest, TensorSpec};
 
 const MODEL: &[u8] = b"a synthetic 13-operator model";
@@ -43,49 +45,77 @@ fn wrong_output() -> Vec<u8> {
     f32_tensor(&[2.0, 2.0])
 }
 
-fn h(tag: &str, i: u64) -> TensorHash {
-    let mut x = blake3::Hasher::new();
-    x.update(tag.as_bytes());
-    x.update(&i.to_le_bytes());
-    x.finalize().into()
-}
+/// Elements of an inner operator's output: 700 float32s, a 2,817-byte
+/// encoding of three chunks, so games bisect chunks too.
+const INNER_ELEMENTS: usize = 700;
 
-/// The true output hash of operator `i` (the last one is the graph output).
-fn truth(i: u64) -> TensorHash {
+/// The true output of operator `i` (operator `LEAVES - 1`, the tests'
+/// model's last, is its graph output; models of other sizes share it).
+fn true_bytes(i: u64) -> Vec<u8> {
     if i == LEAVES - 1 {
-        blake3::hash(&honest_output()).into()
-    } else {
-        h("true", i)
+        return honest_output();
     }
+    let v: Vec<f32> = (0..INNER_ELEMENTS)
+        .map(|k| (i * 1_000 + k as u64) as f32)
+        .collect();
+    f32_tensor(&v)
 }
 
-/// A party's run: its operator output hashes, wrong from `lie_at` on.
+/// A lie about operator `i`'s output: one element off (in a chunk that
+/// depends on `i`), the graph output entirely.
+fn lie_bytes(i: u64) -> Vec<u8> {
+    if i == LEAVES - 1 {
+        return wrong_output();
+    }
+    let v: Vec<f32> = (0..INNER_ELEMENTS)
+        .map(|k| (i * 1_000 + k as u64) as f32)
+        .enumerate()
+        .map(|(k, x)| {
+            if k == (i as usize * 97) % INNER_ELEMENTS {
+                x + 0.5
+            } else {
+                x
+            }
+        })
+        .collect();
+    f32_tensor(&v)
+}
+
+/// A party's run: its operators' outputs, wrong from `lie_at` on.
 #[derive(Clone)]
 struct Run {
     outs: Vec<TensorHash>,
+    bytes: Vec<Vec<u8>>,
     outputs: Vec<Vec<u8>>,
 }
 
 impl Run {
     fn new(lie_at: Option<u64>, leaves: u64) -> Run {
-        let outs: Vec<TensorHash> = (0..leaves)
+        let bytes: Vec<Vec<u8>> = (0..leaves)
             .map(|i| match lie_at {
-                Some(j) if i >= j => {
-                    if i == leaves - 1 {
-                        blake3::hash(&wrong_output()).into()
-                    } else {
-                        h("lie", i)
-                    }
-                }
-                _ => truth(i),
+                Some(j) if i >= j => lie_bytes(i),
+                _ => true_bytes(i),
             })
             .collect();
+        let outs = bytes.iter().map(|b| blake3::hash(b).into()).collect();
         let outputs = vec![if lie_at.is_some() {
             wrong_output()
         } else {
             honest_output()
         }];
-        Run { outs, outputs }
+        Run {
+            outs,
+            bytes,
+            outputs,
+        }
+    }
+
+    /// The hash of chunks `[lo, hi)` of operator `node`'s output.
+    fn chunk_hash(&self, node: u64, lo: u64, hi: u64, whole: bool) -> MerkleNode {
+        let b = &self.bytes[node as usize];
+        let end = (hi * chunks::CHUNK_BYTES).min(b.len() as u64) as usize;
+        chunks::subtree_hash(&b[(lo * chunks::CHUNK_BYTES) as usize..end], lo, whole)
+            .expect("a subtree of the output")
     }
 
     fn leaves(&self) -> Vec<TraceLeaf> {
@@ -132,9 +162,9 @@ impl Run {
     fn step(&self, ext: &JobExt, claim: usize) -> Option<Step> {
         let game = ext.dispute.as_ref()?.game.as_ref()?;
         let side = if usize::from(game.a.claim) == claim {
-            game.a
+            &game.a
         } else if usize::from(game.b.claim) == claim {
-            game.b
+            &game.b
         } else {
             return None;
         };
@@ -152,15 +182,40 @@ impl Run {
                     right: merkle_root(&leaves[mid..hi]),
                 })
             }
-            // At the referee stage an honest side opens the operand the
-            // referee still lacks, whatever it (or another member of its
-            // claim) posted before, as the node's `Party` does.
-            Stage::Referee {
-                target: Target::Node(i),
-            } if i > 0 => self.open_missing(game, i - 1),
+            Stage::Leaf { node } if !side.moved => Some(Step::Leaf {
+                outputs: vec![LeafOutput {
+                    hash: self.outs[node as usize],
+                    len: self.bytes[node as usize].len() as u64,
+                }],
+            }),
+            Stage::Chunks {
+                node,
+                lo,
+                hi,
+                chunks,
+                ..
+            } if !side.moved => {
+                let k = split(hi - lo);
+                let _ = chunks;
+                Some(Step::Split {
+                    left: self.chunk_hash(node, lo, lo + k, false),
+                    right: self.chunk_hash(node, lo + k, hi, false),
+                })
+            }
+            // From the leaf where the traces part on, an honest side opens
+            // the operand the referee still lacks, whatever it (or another
+            // member of its claim) posted before, as the node's `Party`
+            // does.
             Stage::Referee {
                 target: Target::Output(_),
             } => self.open_missing(game, self.outs.len() as u64 - 1),
+            Stage::Leaf { node } | Stage::Chunks { node, .. } if node > 0 => {
+                self.open_missing(game, node - 1)
+            }
+            Stage::Referee { target } => match target.node() {
+                Some(i) if i > 0 => self.open_missing(game, i - 1),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -187,25 +242,51 @@ impl Referee for SyntheticReferee {
         }
     }
 
-    fn run_node(
+    fn operands(&self, _: &ModelId, node: u64) -> Result<Vec<u64>, RefereeError> {
+        match node {
+            n if n >= self.0 => Err(RefereeError::Failed(format!("no operator {node}"))),
+            0 => Ok(Vec::new()),
+            n => Ok(vec![n - 1]),
+        }
+    }
+
+    fn output_count(&self, _: &ModelId, node: u64) -> Result<u32, RefereeError> {
+        if node >= self.0 {
+            return Err(RefereeError::Failed(format!("no operator {node}")));
+        }
+        Ok(1)
+    }
+
+    fn output_bytes(
         &self,
         _: &ModelId,
         node: u64,
+        output: u32,
+        (start, end): (u64, u64),
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<TraceLeaf, RefereeError> {
+    ) -> Result<(u64, Vec<u8>), RefereeError> {
         assert_eq!(inputs.len(), 1);
-        if node >= self.0 {
-            return Err(RefereeError::Failed(format!("no operator {node}")));
+        if node >= self.0 || output != 0 {
+            return Err(RefereeError::Failed(format!(
+                "no output {output} of {node}"
+            )));
         }
         if node > 0 {
             let operand = opened(node - 1, 0).ok_or(RefereeError::Missing {
                 node: node - 1,
                 slot: 0,
             })?;
-            assert_eq!(operand, truth(node - 1), "openings before the split agree");
+            let want: TensorHash = blake3::hash(&true_bytes(node - 1)).into();
+            assert_eq!(operand, want, "openings before the split agree");
         }
-        Ok(trace::leaf(node, [truth(node)].into_iter()))
+        let b = true_bytes(node);
+        let len = b.len() as u64;
+        let (s, e) = (
+            start.min(len) as usize,
+            end.min(len).max(start.min(len)) as usize,
+        );
+        Ok((len, b[s..e].to_vec()))
     }
 }
 
@@ -431,6 +512,28 @@ fn ceil_log2(n: u64) -> u32 {
     64 - (n - 1).leading_zeros()
 }
 
+/// The most rounds a game over the tests' model takes: the opening, the
+/// leaf splits, the leaf, the chunk splits (an inner output has three
+/// chunks) and the referee.
+fn max_rounds(leaves: u64) -> u32 {
+    ceil_log2(leaves) + 1 + ceil_log2(3) + 2
+}
+
+/// The trace node a verdict decided at, if it reached one.
+fn node_of(v: &glassbox_ledger::dispute::Verdict) -> Option<u64> {
+    v.target.and_then(|t| t.node())
+}
+
+/// The trace node a game is about once its traces' point of difference
+/// is known.
+fn stage_node(stage: &Stage) -> Option<u64> {
+    match stage {
+        Stage::Leaf { node } | Stage::Chunks { node, .. } => Some(*node),
+        Stage::Referee { target } => target.node(),
+        Stage::Open | Stage::Bisect { .. } => None,
+    }
+}
+
 #[test]
 fn three_claims_play_until_the_honest_one_stands() {
     let runs = vec![
@@ -456,12 +559,12 @@ fn three_claims_play_until_the_honest_one_stands() {
     assert_eq!(d.winner, Some(0));
     assert_eq!(d.verdicts.len(), 2);
     // Claims 0 and 1 part at operator 5, then 0 and 2 at operator 2.
-    assert_eq!(d.verdicts[0].target, Some(Target::Node(5)));
+    assert_eq!(node_of(&d.verdicts[0]), Some(5));
     assert!(!d.verdicts[0].a_lost && d.verdicts[0].b_lost);
-    assert_eq!(d.verdicts[1].target, Some(Target::Node(2)));
+    assert_eq!(node_of(&d.verdicts[1]), Some(2));
     assert!(!d.verdicts[1].a_lost && d.verdicts[1].b_lost);
     for v in &d.verdicts {
-        assert!(v.rounds <= ceil_log2(LEAVES) + 2, "{} rounds", v.rounds);
+        assert!(v.rounds <= max_rounds(LEAVES), "{} rounds", v.rounds);
     }
     for liar in &slots[1..] {
         let e = s.executor(liar).unwrap();
@@ -544,6 +647,35 @@ fn a_wrong_leaf_count_is_settled_by_the_model() {
     assert_eq!(d.winner, Some(0));
 }
 
+/// Plays a two-claim game up to the referee: both sides move each round
+/// until the round whose end asks the referee, where only the first
+/// moves; returns the state and the second side's move, the one that
+/// asks the referee.
+fn to_the_referee(mut s: State, job: &Job, runs: &[Run]) -> (State, SignedTx) {
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let step = |s: &State, i: usize| {
+        let ext = s.job_ext(&job.id).unwrap();
+        signed(
+            s,
+            &slots[i],
+            TxBody::DisputeStep {
+                job_id: job.id,
+                step: runs[i].step(&ext, i).unwrap(),
+            },
+        )
+    };
+    loop {
+        let both = block(&s, 3, &[step(&s, 0), step(&s, 1)]);
+        let game = both.job_ext(&job.id).unwrap().dispute.unwrap().game;
+        if game.is_none_or(|g| matches!(g.stage, Stage::Referee { .. })) {
+            let s = block(&s, 3, &[step(&s, 0)]);
+            let second = step(&s, 1);
+            return (s, second);
+        }
+        s = both;
+    }
+}
+
 /// [`SyntheticReferee`] whose operator re-run fails with `message` (as a
 /// runtime error naming an arbitrarily long node would).
 struct FailingReferee(String);
@@ -557,13 +689,23 @@ impl Referee for FailingReferee {
         SyntheticReferee(LEAVES).output_source(model, index)
     }
 
-    fn run_node(
+    fn operands(&self, model: &ModelId, node: u64) -> Result<Vec<u64>, RefereeError> {
+        SyntheticReferee(LEAVES).operands(model, node)
+    }
+
+    fn output_count(&self, model: &ModelId, node: u64) -> Result<u32, RefereeError> {
+        SyntheticReferee(LEAVES).output_count(model, node)
+    }
+
+    fn output_bytes(
         &self,
         _: &ModelId,
         _: u64,
+        _: u32,
+        _: (u64, u64),
         _: &[Vec<u8>],
         _: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<TraceLeaf, RefereeError> {
+    ) -> Result<(u64, Vec<u8>), RefereeError> {
         Err(RefereeError::Failed(self.0.clone()))
     }
 }
@@ -575,22 +717,8 @@ impl Referee for FailingReferee {
 #[test]
 fn runtime_error_text_never_enters_consensus_state() {
     let runs = vec![Run::new(None, 1), Run::new(Some(0), 1)];
-    // One operator: the opening round goes straight to the referee.
     let (s, job) = run_job(&runs, &[0, 1]);
-    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
-    let ext = s.job_ext(&job.id).unwrap();
-    let step = |s: &State, i: usize| {
-        signed(
-            s,
-            &slots[i],
-            TxBody::DisputeStep {
-                job_id: job.id,
-                step: runs[i].step(&ext, i).unwrap(),
-            },
-        )
-    };
-    let s = block(&s, 3, &[step(&s, 0)]);
-    let second = step(&s, 1);
+    let (s, second) = to_the_referee(s, &job, &runs);
     let mut roots = Vec::new();
     for message in [
         "short".to_string(),
@@ -621,8 +749,10 @@ fn runtime_error_text_never_enters_consensus_state() {
 /// Finding "blocking the honest side's openings" (issue #25, P1): the
 /// referee stage's 256 openings were shared by both sides, so a liar
 /// opening 256 of its (true) early leaves left no room for the operand
-/// the referee needs; the round timed out and both sides lost. Each side
-/// now has its own 128.
+/// the referee needs; the round timed out and both sides lost. A budget
+/// per side was not enough: a liar's identity joining the true claim
+/// spent that claim's budget (issue #25, P1 gap). Openings are now only
+/// of the operator's operands, so nobody can spend them on anything else.
 #[test]
 fn one_side_cannot_use_up_the_openings_the_other_needs() {
     const WIDE: u64 = 300;
@@ -653,11 +783,10 @@ fn one_side_cannot_use_up_the_openings_the_other_needs() {
         s = s.apply_block_with(ctx(&s), &txs, &referee).unwrap().0;
     }
     let game = s.job_ext(&job.id).unwrap().dispute.unwrap().game.unwrap();
-    assert_eq!(
-        game.stage,
-        Stage::Referee {
-            target: Target::Node(290)
-        }
+    assert!(
+        matches!(game.stage, Stage::Referee { target } if target.node() == Some(290)),
+        "{:?}",
+        game.stage
     );
     // The liar opens 256 of its early leaves, 16 per transaction, in one
     // block (within the round).
@@ -676,9 +805,11 @@ fn one_side_cannot_use_up_the_openings_the_other_needs() {
         })
         .collect();
     let (next, outcomes) = s.apply_block_with(ctx(&s), &floods, &referee).unwrap();
-    let refused = outcomes.iter().filter(|o| o.result.is_err()).count();
+    for o in &outcomes {
+        let e = o.result.as_ref().unwrap_err().to_string();
+        assert!(e.contains("not an operand the referee needs"), "{e}");
+    }
     s = next;
-    assert_eq!(refused, 8, "a side's budget is 128 openings");
     // The honest side still opens the operand, and the referee decides.
     let ext = s.job_ext(&job.id).unwrap();
     let t = step_tx(&s, 0, runs[0].step(&ext, 0).unwrap());
@@ -752,28 +883,8 @@ fn bad_moves_are_refused_with_the_reason() {
 #[test]
 fn a_referee_without_the_data_fails_the_block_not_the_transaction() {
     let runs = vec![Run::new(None, 1), Run::new(Some(0), 1)];
-    // One operator: the opening round goes straight to the referee.
     let (s, job) = run_job(&runs, &[0, 1]);
-    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
-    let ext = s.job_ext(&job.id).unwrap();
-    let step = |i: usize| runs[i].step(&ext, i).unwrap();
-    let first = signed(
-        &s,
-        &slots[0],
-        TxBody::DisputeStep {
-            job_id: job.id,
-            step: step(0),
-        },
-    );
-    let s = block(&s, 3, &[first]);
-    let second = signed(
-        &s,
-        &slots[1],
-        TxBody::DisputeStep {
-            job_id: job.id,
-            step: step(1),
-        },
-    );
+    let (s, second) = to_the_referee(s, &job, &runs);
     let needs = s.referee_needs(&second).unwrap();
     assert_eq!(needs.model_id, model_id());
     match s.apply_block(ctx(&s), std::slice::from_ref(&second)) {
@@ -787,8 +898,8 @@ fn a_referee_without_the_data_fails_the_block_not_the_transaction() {
     // With the data, the referee decides in that transaction.
     let s = block(&s, 3, &[second]);
     let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
-    assert_eq!(d.verdicts[0].target, Some(Target::Node(0)));
-    assert_eq!(d.winner, Some(0));
+    assert_eq!(node_of(&d.verdicts[0]), Some(0), "{:?}", d.verdicts);
+    assert_eq!(d.winner, Some(0), "{:?}", d.verdicts);
 }
 
 #[test]
@@ -931,7 +1042,7 @@ fn a_lying_challenger_loses_its_bond_and_an_honest_one_wins_the_stake() {
     assert_eq!(job2.status, JobStatus::Final);
     assert_eq!(job2.outputs, vec![honest_output()]);
     let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
-    assert_eq!(d.verdicts[0].target, Some(Target::Node(6)));
+    assert_eq!(node_of(&d.verdicts[0]), Some(6));
     let moves = s.account(&liar_key).unwrap().nonce;
     assert_eq!(
         s.account(&liar_key).unwrap().balance + moves * FEE,
@@ -1299,6 +1410,19 @@ struct JobReport {
 /// and at the end P1 (an honest party took part → the honest result is
 /// final) and P2 (no honest executor lost stake, every honest challenger
 /// got its bond back).
+/// What `keys` hold together: balances, stakes and unbonding stake.
+fn wealth(s: &State, keys: &[PublicKey]) -> u64 {
+    keys.iter()
+        .map(|k| {
+            let balance = s.account(k).map_or(0, |a| a.balance);
+            let staked = s.executor(k).map_or(0, |e| {
+                e.stake + e.unbonding.iter().map(|u| u.amount).sum::<u64>()
+            });
+            balance + staked
+        })
+        .sum()
+}
+
 fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
     let mut report = JobReport::default();
     let replicas = 1 + rng.below(3) as u8;
@@ -1330,6 +1454,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         .iter()
         .map(|&n| (addr(n), s.executor(&addr(n)).unwrap().stake))
         .collect();
+    let adversary_before = wealth(&s, adversaries);
     let runs: Vec<Run> = players.iter().map(|p| p.run.clone()).collect();
     let identity: Vec<usize> = (0..runs.len()).collect();
     s = commit_and_reveal(&s, &job, &runs, &identity, false);
@@ -1401,24 +1526,25 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         if let Some(ext) = s.job_ext(&id)
             && let Some(d) = ext.dispute.as_ref()
         {
-            let mut moved: Vec<usize> = Vec::new();
-            for p in &players {
+            // The adversary's moves come first in the block; an honest
+            // member posts its own move whatever others of its claim
+            // posted (a duplicate is refused, fee only), as a node does.
+            let mut order: Vec<&Player> = players.iter().filter(|p| !p.honest).collect();
+            order.extend(players.iter().filter(|p| p.honest));
+            for p in order {
                 let Some(claim) = d.claim_of(&p.key) else {
                     continue;
                 };
-                if moved.contains(&claim) {
-                    continue;
-                }
                 let step = if p.honest {
                     p.run.step(&ext, claim)
                 } else {
                     match rng.below(3) {
                         0 => None,
                         1 => p.run.step(&ext, claim),
-                        _ => match d.game.as_ref().map(|g| g.stage.clone()) {
-                            Some(Stage::Referee {
-                                target: Target::Node(i),
-                            }) if i > 1 => Some(Step::Openings {
+                        // Openings of nodes the referee does not need
+                        // (refused).
+                        _ => match d.game.as_ref().and_then(|g| stage_node(&g.stage)) {
+                            Some(i) if i > 1 => Some(Step::Openings {
                                 items: (0..(i - 1).min(16)).map(|n| p.run.opening(n)).collect(),
                             }),
                             _ => None,
@@ -1426,7 +1552,6 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
                     }
                 };
                 if let Some(step) = step {
-                    moved.push(claim);
                     txs.push(signed(&s, &p.key, TxBody::DisputeStep { job_id: id, step }));
                 }
             }
@@ -1475,6 +1600,29 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         let fees = FEE * (s.account(k).unwrap().nonce);
         if s.account(k).unwrap().balance + fees < *before {
             violation(format!("P2: honest challenger {k} lost its bond"));
+        }
+    }
+    // P4: a detected cheater (an adversarial slot holder slashed) loses
+    // at least the burned part of its stake, `(1 − dispute_reward_bps)`
+    // of it, whatever its other identities did: they may take back the
+    // winners' reward and at most the job's price, never more.
+    let slashed: u64 = stakes_before
+        .iter()
+        .filter(|(k, before)| {
+            is_adv(k) && *before > 0 && s.executor(k).is_some_and(|e| e.stake == 0)
+        })
+        .map(|(_, before)| *before)
+        .sum();
+    if slashed > 0 {
+        let kept = 10_000 - u64::from(s.params().dispute_reward_bps);
+        let loss_floor = slashed / 10_000 * kept;
+        let price = job.price_per_replica * u64::from(job.replicas);
+        let after = wealth(&s, adversaries);
+        if after + loss_floor > adversary_before + price {
+            violation(format!(
+                "P4: the adversary lost {} after {slashed} was slashed (floor {loss_floor})",
+                adversary_before.saturating_sub(after)
+            ));
         }
     }
     if s.total_supply() != Some(supply) {

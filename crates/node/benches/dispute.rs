@@ -1,8 +1,10 @@
-//! Dispute benchmark (issue #8): for a model, a k = 2 job where one
+//! Dispute benchmark (issues #8, #25): for a model, a k = 2 job where one
 //! executor lies at a random operator; the two sides play the dispute game
 //! on the ledger with the runtime referee, block by block, as executors do.
-//! Reports rounds, ledger bytes, and the referee's compute as a fraction of
-//! a full inference (measured time and the planner's flop count).
+//! Reports rounds, ledger bytes, and the referee's compute (one chunk of
+//! the operator's output) as a fraction of a full inference. Then every
+//! operator's referee work: one chunk of each operator's largest output,
+//! timed, its worst case against the full inference (the goal is 1 %).
 //!
 //! ```text
 //! cargo bench -p glassbox-node --bench dispute -- \
@@ -35,6 +37,7 @@ use glassbox_ledger::{
 };
 use glassbox_node::disputes::party::Party;
 use glassbox_node::disputes::referee::{MemoryData, RuntimeReferee};
+use glassbox_primitives::chunks;
 use glassbox_runtime::{Limits, Model, Options, Session, Tensor, formats};
 use glassbox_types::{CostSpec, Manifest, ModelId, SecretKey, SignedManifest};
 
@@ -285,7 +288,12 @@ fn play(
                 .job_ext(&id)
                 .and_then(|e| e.dispute)
                 .and_then(|d| d.verdicts.first().and_then(|v| v.target));
-            if let Some(Target::Node(i)) = target {
+            if let Some(Target::Chunk {
+                node,
+                output,
+                chunk,
+            }) = target
+            {
                 let lookup = |node: u64, slot: u32| {
                     opened
                         .iter()
@@ -293,9 +301,14 @@ fn play(
                         .and_then(|o| o.outputs.get(slot as usize).copied())
                 };
                 let model_id = s.job(&id).context("job")?.model_id;
+                let referee = RuntimeReferee { data: &data };
+                let (len, _) = referee
+                    .output_bytes(&model_id, node, output, (0, 0), inputs, &lookup)
+                    .map_err(|e| anyhow::anyhow!("referee: {e}"))?;
+                let range = chunks::chunk_range(len, chunk).context("chunk")?;
                 let t = Instant::now();
-                RuntimeReferee { data: &data }
-                    .run_node(&model_id, i, inputs, &lookup)
+                referee
+                    .output_bytes(&model_id, node, output, range, inputs, &lookup)
                     .map_err(|e| anyhow::anyhow!("referee: {e}"))?;
                 operator = t.elapsed();
             }
@@ -371,8 +384,7 @@ fn main() -> Result<()> {
         full.as_secs_f64() * 1e3
     );
     println!(
-        "| lie at | decided at | liar lost | rounds (≤ {}) | steps | ledger bytes | deciding block ms | operator alone ms | operator / full (time) | operator flops / total |",
-        (leaves as f64).log2().ceil() as u32 + 2
+        "| lie at | decided at | liar lost | rounds | steps | ledger bytes | deciding block ms | chunk alone ms | chunk / full (time) | operator flops / total |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut next = common::xorshift(o.seed);
@@ -402,10 +414,10 @@ fn main() -> Result<()> {
     let n = all.len().max(1) as f64;
     let caught = all
         .iter()
-        .filter(|(o, _, _)| o.liar_lost && o.target == Some(Target::Node(o.lie_at as u64)))
+        .filter(|(o, _, _)| o.liar_lost && o.target.and_then(|t| t.node()) == Some(o.lie_at as u64))
         .count();
     println!(
-        "\ncaught at exactly the corrupted operator: {caught}/{}; mean rounds {:.1}; mean ledger bytes {:.0}; mean operator/full {:.2} % (time), {:.3} % (flops); max {:.2} % (time)",
+        "\ncaught at exactly the corrupted operator: {caught}/{}; mean rounds {:.1}; mean ledger bytes {:.0}; mean chunk/full {:.2} % (time), operator flops/total {:.3} %; max chunk/full {:.2} % (time)",
         all.len(),
         all.iter().map(|(o, _, _)| f64::from(o.rounds)).sum::<f64>() / n,
         all.iter()
@@ -416,5 +428,79 @@ fn main() -> Result<()> {
         all.iter().map(|(_, _, f)| f * 100.0).sum::<f64>() / n,
         all.iter().map(|(_, t, _)| t * 100.0).fold(0.0, f64::max),
     );
+    every_operator(&session, &inputs, full)
+}
+
+/// The referee's work for every operator of the model: one chunk (the
+/// middle one) of its largest output, computed from the run's values as a
+/// referee would, median of 3; prints the five costliest and the worst as a
+/// share of the full inference.
+fn every_operator(session: &Arc<Session>, inputs: &[Tensor], full: Duration) -> Result<()> {
+    let model = session.model();
+    let mut values: std::collections::HashMap<usize, Tensor> = model
+        .input_ids()
+        .iter()
+        .copied()
+        .zip(inputs.iter().cloned())
+        .collect();
+    session.run_observed(inputs.to_vec(), &mut |i, outs| {
+        for (vid, t) in model.nodes()[i].outputs.iter().flatten().zip(outs) {
+            values.insert(*vid, (*t).clone());
+        }
+    })?;
+    let mut costs: Vec<(Duration, usize, u64)> = Vec::new();
+    for (i, node) in model.nodes().iter().enumerate() {
+        let args: Vec<Option<Arc<Tensor>>> = node
+            .inputs
+            .iter()
+            .map(|v| {
+                v.and_then(|v| {
+                    model
+                        .constant_arc(v)
+                        .cloned()
+                        .or_else(|| values.get(&v).cloned().map(Arc::new))
+                })
+            })
+            .collect();
+        let Some((o, len)) = node
+            .outputs
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(o, v)| values.get(v).map(|t| (o, formats::canonical_len(t))))
+            .max_by_key(|&(_, len)| len)
+        else {
+            continue;
+        };
+        let range = chunks::chunk_range(len, chunks::chunk_count(len) / 2).context("chunk")?;
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            session.run_node_bytes(i, &args, o, range.0..range.1)?;
+            times.push(t.elapsed());
+        }
+        times.sort();
+        costs.push((times[1], i, len));
+    }
+    costs.sort_by_key(|c| std::cmp::Reverse(c.0));
+    println!("\nreferee work per operator (one chunk of its largest output), costliest first:");
+    println!("| operator | output bytes | chunk ms | chunk / full inference |");
+    println!("|---|---|---|---|");
+    for (t, i, len) in costs.iter().take(5) {
+        println!(
+            "| {i} ({}) | {len} | {:.3} | {:.3} % |",
+            model.nodes()[*i].op_type,
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() / full.as_secs_f64() * 100.0
+        );
+    }
+    if let Some((t, i, _)) = costs.first() {
+        println!(
+            "\nworst operator: {i} ({}), {:.3} % of a full inference ({} operators)",
+            model.nodes()[*i].op_type,
+            t.as_secs_f64() / full.as_secs_f64() * 100.0,
+            costs.len()
+        );
+    }
     Ok(())
 }

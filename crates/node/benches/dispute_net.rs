@@ -555,7 +555,7 @@ fn one_dispute(
     let stake = node.executor(&liar.me)?.record.map(|e| e.stake);
     let target = v.target;
     let caught = liar_lost
-        && target == Some(Target::Node(lie_at as u64))
+        && target.and_then(|t| t.node()) == Some(lie_at as u64)
         && status == Some(JobStatus::Final)
         && stake == Some(0);
     if !caught {
@@ -703,7 +703,7 @@ fn report(
             r.lie_at,
             r.op,
             match r.target {
-                Some(Target::Node(i)) => format!("node {i}"),
+                Some(Target::Chunk { node, chunk, .. }) => format!("node {node} chunk {chunk}"),
                 Some(t) => format!("{t:?}"),
                 None => "-".into(),
             },

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use glassbox_ledger::dispute::Target;
+use glassbox_ledger::dispute::{Target, VerdictReason};
 use glassbox_ledger::{
     BlockContext, GenesisAccount, GenesisExecutor, GenesisState, JobId, JobStatus, Params,
     SignedTx, State, TxBody, commitment,
@@ -264,9 +264,16 @@ fn a_lie_at_any_operator_is_caught_exactly_there() {
             assert_eq!(job.outputs, honest.outputs(), "{name} node {node}");
             let d = s.job_ext(&id).unwrap().dispute.unwrap();
             let v = &d.verdicts[0];
-            assert_eq!(v.target, Some(Target::Node(node as u64)), "{name}: {v:?}");
+            // Caught at that operator, by one chunk of its output.
             assert!(
-                v.rounds <= ceil_log2(leaves.max(2)) + 2,
+                matches!(v.target, Some(Target::Chunk { node: n, .. }) if n == node as u64),
+                "{name}: {v:?}"
+            );
+            assert_eq!(v.reason, VerdictReason::Operator, "{name}: {v:?}");
+            // The opening, the leaf splits, the leaf, at most 17 chunk
+            // splits (these models' outputs are under 128 MiB), the referee.
+            assert!(
+                v.rounds <= ceil_log2(leaves.max(2)) + 1 + 17 + 2,
                 "{} rounds",
                 v.rounds
             );
@@ -378,7 +385,7 @@ fn a_challenged_optimistic_liar_is_caught() {
     assert_eq!(job.status, JobStatus::Final);
     assert_eq!(job.outputs, honest.outputs());
     let d = s.job_ext(&id).unwrap().dispute.unwrap();
-    assert_eq!(d.verdicts[0].target, Some(Target::Node(2)));
+    assert_eq!(d.verdicts[0].target.and_then(|t| t.node()), Some(2));
     assert_eq!(s.executor(&exec.public()).unwrap().stake, 0);
     assert_eq!(s.executor(&judge.public()).unwrap().served, 1);
     // Finding "a receipt of a single-replica job won by its challenger can

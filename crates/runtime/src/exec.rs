@@ -344,8 +344,13 @@ impl Session {
         index: usize,
         inputs: &[Option<Tensor>],
     ) -> Result<(Vec<Tensor>, TraceLeaf)> {
-        let (node, _) = self.check_node(index, inputs)?;
+        // Every input is given, so every value is known to `infer`.
+        let facts: Vec<Option<Fact>> = inputs
+            .iter()
+            .map(|t| t.as_ref().map(|t| Fact::known(Arc::new(t.clone()))))
+            .collect();
         let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
+        let (node, _) = self.check_node(index, &refs, facts)?;
         let outs = node
             .op
             .run(&self.ctx(), Args::new(&refs))
@@ -371,11 +376,16 @@ impl Session {
     pub fn run_node_bytes(
         &self,
         index: usize,
-        inputs: &[Option<Tensor>],
+        inputs: &[Option<Arc<Tensor>>],
         output: usize,
         range: std::ops::Range<u64>,
     ) -> Result<(u64, Vec<u8>)> {
-        let (node, facts) = self.check_node(index, inputs)?;
+        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_deref).collect();
+        let facts = inputs
+            .iter()
+            .map(|t| t.as_ref().map(|t| Fact::known(Arc::clone(t))))
+            .collect();
+        let (node, facts) = self.check_node(index, &refs, facts)?;
         let err = |reason: String| node_error(index, node, reason);
         let slot = node
             .outputs
@@ -407,7 +417,6 @@ impl Session {
         }
         let from = start.max(h) - h;
         let (e0, e1) = ((from / es) as usize, ((end - h).div_ceil(es)) as usize);
-        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
         let ctx = self.ctx();
         let (first, elements) = match node.op.region(&ctx, Args::new(&refs), slot, e0..e1) {
             Some(r) => {
@@ -448,8 +457,13 @@ impl Session {
     }
 
     /// Checks node `index`'s inputs as [`Session::run_node`] takes them and
-    /// infers its outputs' facts.
-    fn check_node(&self, index: usize, inputs: &[Option<Tensor>]) -> Result<(&Node, Vec<Fact>)> {
+    /// infers its outputs' facts from theirs (`facts`, every value known).
+    fn check_node(
+        &self,
+        index: usize,
+        inputs: &[Option<&Tensor>],
+        facts: Vec<Option<Fact>>,
+    ) -> Result<(&Node, Vec<Fact>)> {
         let m = &*self.model;
         let node = m.nodes.get(index).ok_or_else(|| {
             Error::Trace(format!(
@@ -475,11 +489,6 @@ impl Session {
                 check_elements(m, t.len()).map_err(|e| node_err(e.to_string()))?;
             }
         }
-        // Every input is given, so every value is known to `infer`.
-        let facts: Vec<Option<Fact>> = inputs
-            .iter()
-            .map(|t| t.as_ref().map(|t| Fact::known(Arc::new(t.clone()))))
-            .collect();
         let fact_refs: Vec<Option<&Fact>> = facts.iter().map(Option::as_ref).collect();
         let out_facts = node
             .op

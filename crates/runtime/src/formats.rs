@@ -334,6 +334,12 @@ pub fn canonical_encode(t: &Tensor) -> Vec<u8> {
     out
 }
 
+/// The length of [`canonical_encode`]'s form of `t`, without encoding it.
+pub fn canonical_len(t: &Tensor) -> u64 {
+    (9 + 8 * t.rank() as u64)
+        .saturating_add((t.len() as u64).saturating_mul(t.dtype().size_bytes() as u64))
+}
+
 /// Decodes [`canonical_encode`]'s form, checked by
 /// `glassbox_primitives::tensor::parse` (a known dtype, rank at most 32,
 /// exactly as many element bytes as the shape needs, booleans 0 or 1), of

@@ -180,6 +180,12 @@ impl Model {
         self.constants.get(vid).and_then(|c| c.as_deref())
     }
 
+    /// [`Model::constant`], shared: what a referee passes to
+    /// [`crate::Session::run_node_bytes`] without copying the weights.
+    pub fn constant_arc(&self, vid: usize) -> Option<&Arc<Tensor>> {
+        self.constants.get(vid).and_then(Option::as_ref)
+    }
+
     /// Name of a value id.
     pub fn value_name(&self, vid: usize) -> &str {
         &self.values[vid].name

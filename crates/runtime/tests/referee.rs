@@ -66,7 +66,10 @@ fn every_chunk_of_every_output_re_executes_alone() {
         let session = Session::new(Arc::clone(&model), Options::default()).expect("session");
         let (values, _) = run_values(&session, &model, input);
         for (i, node) in model.nodes().iter().enumerate() {
-            let inputs = node_inputs(&model, &values, i);
+            let inputs: Vec<Option<Arc<Tensor>>> = node_inputs(&model, &values, i)
+                .into_iter()
+                .map(|t| t.map(Arc::new))
+                .collect();
             for (o, vid) in node.outputs.iter().flatten().enumerate() {
                 let bytes = formats::canonical_encode(&values[vid]);
                 let len = bytes.len() as u64;

@@ -4,23 +4,25 @@
 //! Disagreeing reveals (or a challenge of an optimistic result) open a
 //! [`Dispute`] whose claims play games two at a time: both sides open
 //! their trace roots, bisect the leaf range one split per round down to
-//! the first leaf where they differ, open the operands of that operator,
-//! and the [`Referee`] re-runs it at the start of the next block. A side
+//! the first leaf where they differ, state that leaf's outputs, bisect the
+//! chunk tree of the first output where they differ down to one chunk,
+//! open the operands of that operator, and the [`Referee`] computes that
+//! chunk. A side
 //! with a wrong leaf, or that misses a deadline, loses: its members' stake
 //! (or its bond) is slashed, part to the winners and the rest burned. The
 //! last claim standing is the job's result.
 
 use glassbox_types::PublicKey;
 
-use glassbox_primitives::trace;
 use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceRoot, tags};
+use glassbox_primitives::{chunks, trace};
 
 use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::dispute::{
-    Claim, Dispute, Game, JobExt, MAX_CLAIM_MEMBERS, MAX_CLAIMS, MAX_OPENINGS_PER_SIDE,
-    MAX_TRACE_LEAVES, OutputSource, Referee, RefereeError, Side, Stage, Step, Target, Verdict,
-    VerdictReason, hash_leaf, hash_node, root_from_path, split,
+    Claim, Dispute, Game, JobExt, LeafOutput, MAX_CLAIM_MEMBERS, MAX_CLAIMS, MAX_OPENINGS_PER_SIDE,
+    MAX_OUTPUT_BYTES, MAX_TRACE_LEAVES, OutputSource, Referee, RefereeError, Side, Stage, Step,
+    Target, Verdict, VerdictReason, hash_leaf, hash_node, root_from_path, split,
 };
 use crate::error::ExecutionError;
 use crate::jobs::schedule::status_name;
@@ -462,7 +464,7 @@ impl State {
             ));
         }
         let leaves = game.leaves;
-        let mut side = if is_a { game.a } else { game.b };
+        let mut side = if is_a { game.a.clone() } else { game.b.clone() };
         let complete = match (&game.stage, step) {
             (
                 Stage::Open,
@@ -507,13 +509,60 @@ impl State {
                 side.split = Some((*left, *right));
                 true
             }
-            (Stage::Referee { target, .. }, Step::Openings { items }) => {
-                let below = match target {
-                    Target::LeafCount => {
-                        return Err(dispute_err(*id, "the leaf count needs no openings"));
+            (Stage::Leaf { node }, Step::Leaf { outputs }) => {
+                if side.moved {
+                    return Err(dispute_err(*id, "this side has already stated its leaf"));
+                }
+                if let Some(o) = outputs.iter().find(|o| o.len > MAX_OUTPUT_BYTES) {
+                    return Err(dispute_err(
+                        *id,
+                        format!(
+                            "an output of {} bytes is over the limit of {MAX_OUTPUT_BYTES}",
+                            o.len
+                        ),
+                    ));
+                }
+                let leaf = trace::leaf(*node, outputs.iter().map(|o| o.hash));
+                if side.hash != Some(hash_leaf(&leaf)) {
+                    return Err(dispute_err(
+                        *id,
+                        "the outputs do not hash to this side's leaf",
+                    ));
+                }
+                side.outputs = outputs.clone();
+                true
+            }
+            (Stage::Chunks { lo, hi, chunks, .. }, Step::Split { left, right }) => {
+                if side.moved {
+                    return Err(dispute_err(*id, "this side has already split this range"));
+                }
+                let whole = *lo == 0 && hi == chunks;
+                if side.hash != Some(chunks::parent(left, right, whole)) {
+                    return Err(dispute_err(
+                        *id,
+                        "the halves do not hash to this side's hash of the chunks",
+                    ));
+                }
+                side.split = Some((*left, *right));
+                true
+            }
+            (stage, Step::Openings { items }) => {
+                // Openings are taken from the leaf where the traces part
+                // on, beside the round's moves.
+                let below = match stage {
+                    Stage::Leaf { node } | Stage::Chunks { node, .. } => *node,
+                    Stage::Referee {
+                        target: Target::Output(_),
+                    } => leaves,
+                    Stage::Referee { target } => target
+                        .node()
+                        .ok_or_else(|| dispute_err(*id, "the leaf count needs no openings"))?,
+                    Stage::Open | Stage::Bisect { .. } => {
+                        return Err(dispute_err(
+                            *id,
+                            "openings come once the traces' point of difference is found",
+                        ));
                     }
-                    Target::Node(i) => *i,
-                    Target::Output(_) => leaves,
                 };
                 let root = side.root.unwrap_or_default();
                 for o in items {
@@ -552,12 +601,18 @@ impl State {
                     }
                 }
                 game.opened.sort_by_key(|o| o.node);
-                false
+                if is_a {
+                    game.a = side;
+                } else {
+                    game.b = side;
+                }
+                return Ok((job, ext));
             }
             (stage, step) => {
                 let expected = match stage {
                     Stage::Open => "open",
-                    Stage::Bisect { .. } => "split",
+                    Stage::Bisect { .. } | Stage::Chunks { .. } => "split",
+                    Stage::Leaf { .. } => "leaf",
                     Stage::Referee { .. } => "openings",
                 };
                 return Err(dispute_err(
@@ -595,6 +650,9 @@ impl State {
         referee: &dyn Referee,
     ) -> Result<Vec<Event>, ExecutionError> {
         let (mut job, mut ext) = self.check_step(sender, id, step, height)?;
+        if let Step::Openings { items } = step {
+            check_operands(&job, &ext, items, referee)?;
+        }
         let verdict = match ext.dispute.as_ref().and_then(|d| d.game.as_ref()) {
             Some(game) => match adjudicate(game, &job, ext.dispute.as_ref(), referee) {
                 Ok(v) => v,
@@ -1029,6 +1087,25 @@ fn advance(
                 enter_range(game, lo + k, hi, ra, rb);
             }
         }
+        Stage::Leaf { node } => part_outputs(game, node),
+        Stage::Chunks {
+            node,
+            output,
+            lo,
+            hi,
+            chunks,
+        } => {
+            let (Some((la, ra)), Some((lb, rb))) = (game.a.split, game.b.split) else {
+                return Err("a split is missing".into());
+            };
+            let k = split(hi - lo);
+            let (lo, hi, ha, hb) = if la != lb {
+                (lo, lo + k, la, lb)
+            } else {
+                (lo + k, hi, ra, rb)
+            };
+            enter_chunks(game, node, output, lo, hi, chunks, ha, hb);
+        }
         Stage::Referee { .. } => return Err("the referee stage has no rounds".into()),
     }
     game.rounds = game.rounds.saturating_add(1);
@@ -1043,27 +1120,169 @@ fn advance(
 }
 
 /// Bisection continues on `[lo, hi)` where the sides hash to `ha`, `hb`;
-/// a one-leaf range goes to the referee.
+/// a one-leaf range goes to the leaf stage.
 fn enter_range(game: &mut Game, lo: u64, hi: u64, ha: MerkleNode, hb: MerkleNode) {
     game.a.hash = Some(ha);
     game.b.hash = Some(hb);
     game.stage = if hi - lo <= 1 {
-        Stage::Referee {
-            target: Target::Node(lo),
-        }
+        Stage::Leaf { node: lo }
     } else {
         Stage::Bisect { lo, hi }
     };
 }
 
+/// Both sides stated the outputs of `node`, the leaf where their traces
+/// part: a different count goes to the referee; else the first output
+/// where they differ is bisected by chunks (its length first, when they
+/// state different ones).
+fn part_outputs(game: &mut Game, node: u64) {
+    let (oa, ob) = (&game.a.outputs, &game.b.outputs);
+    if oa.len() != ob.len() {
+        game.stage = Stage::Referee {
+            target: Target::Outputs { node },
+        };
+        return;
+    }
+    // The leaves differ, so some output hash does; `0` only if neither
+    // side is honest about its leaf (unreachable: each list hashes to its
+    // side's leaf, and those differ).
+    let o = oa
+        .iter()
+        .zip(ob.iter())
+        .position(|(x, y)| x.hash != y.hash)
+        .unwrap_or(0);
+    let output = u32::try_from(o).unwrap_or(u32::MAX);
+    let pick = |v: &[LeafOutput]| {
+        v.get(o).copied().unwrap_or(LeafOutput {
+            hash: TensorHash::default(),
+            len: 0,
+        })
+    };
+    let (a, b) = (pick(oa), pick(ob));
+    if a.len != b.len {
+        game.stage = Stage::Referee {
+            target: Target::Length { node, output },
+        };
+        return;
+    }
+    let n = chunks::chunk_count(a.len);
+    enter_chunks(
+        game,
+        node,
+        output,
+        0,
+        n,
+        n,
+        MerkleNode::from_bytes(*a.hash.as_bytes()),
+        MerkleNode::from_bytes(*b.hash.as_bytes()),
+    );
+}
+
+/// Chunk bisection continues on `[lo, hi)` where the sides hash to `ha`,
+/// `hb`; a one-chunk range goes to the referee.
+#[allow(clippy::too_many_arguments)]
+fn enter_chunks(
+    game: &mut Game,
+    node: u64,
+    output: u32,
+    lo: u64,
+    hi: u64,
+    chunks: u64,
+    ha: MerkleNode,
+    hb: MerkleNode,
+) {
+    game.a.hash = Some(ha);
+    game.b.hash = Some(hb);
+    game.stage = if hi - lo <= 1 {
+        Stage::Referee {
+            target: Target::Chunk {
+                node,
+                output,
+                chunk: lo,
+            },
+        }
+    } else {
+        Stage::Chunks {
+            node,
+            output,
+            lo,
+            hi,
+            chunks,
+        }
+    };
+}
+
+/// Openings must be of the operands of the operator the game is about
+/// (or of a disputed graph output's source), so nobody, a member of the
+/// other claim or of one's own, can spend a side's openings on nodes the
+/// referee does not need (issue #25).
+fn check_operands(
+    job: &Job,
+    ext: &JobExt,
+    items: &[crate::dispute::LeafOpening],
+    referee: &dyn Referee,
+) -> Result<(), ExecutionError> {
+    let Some(game) = ext.dispute.as_ref().and_then(|d| d.game.as_ref()) else {
+        return Ok(());
+    };
+    let node = match &game.stage {
+        Stage::Leaf { node } | Stage::Chunks { node, .. } => Some(*node),
+        Stage::Referee { target } => target.node(),
+        Stage::Open | Stage::Bisect { .. } => None,
+    };
+    let allowed = match (node, &game.stage) {
+        (Some(node), _) => referee.operands(&job.model_id, node),
+        (
+            None,
+            Stage::Referee {
+                target: Target::Output(o),
+            },
+        ) => referee.output_source(&job.model_id, *o).map(|s| match s {
+            OutputSource::Node { node, .. } => vec![node],
+            OutputSource::Input(_) | OutputSource::Constant(_) => Vec::new(),
+        }),
+        _ => Ok(Vec::new()),
+    };
+    let allowed = match allowed {
+        Ok(a) => a,
+        Err(RefereeError::Unavailable(what)) => {
+            return Err(ExecutionError::RefereeUnavailable {
+                job_id: job.id,
+                what,
+            });
+        }
+        Err(_) => Vec::new(),
+    };
+    match items
+        .iter()
+        .find(|o| allowed.binary_search(&o.node).is_err())
+    {
+        Some(o) => Err(dispute_err(
+            job.id,
+            format!("node {} is not an operand the referee needs", o.node),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The game's deadline passed: sides that did not move lose; at the
 /// referee stage, nobody gave it what it needs, so both lose.
 fn timeout(game: &Game) -> (bool, bool, VerdictReason) {
+    let (a, b) = (!game.a.moved, !game.b.moved);
     match game.stage {
         Stage::Referee { .. } => (true, true, VerdictReason::TimeoutOpenings),
-        Stage::Open => (!game.a.moved, !game.b.moved, VerdictReason::TimeoutOpen),
-        Stage::Bisect { .. } => (!game.a.moved, !game.b.moved, VerdictReason::TimeoutSplit),
+        Stage::Open => (a, b, VerdictReason::TimeoutOpen),
+        Stage::Bisect { .. } | Stage::Chunks { .. } => (a, b, VerdictReason::TimeoutSplit),
+        Stage::Leaf { .. } => (a, b, VerdictReason::TimeoutLeaf),
     }
+}
+
+/// The length a side stated for `output` of the leaf where the traces
+/// part.
+fn stated_len(side: &Side, output: u32) -> Option<u64> {
+    side.outputs
+        .get(usize::try_from(output).ok()?)
+        .map(|o| o.len)
 }
 
 /// Asks the referee about a game at the referee stage (`Ok(None)` at any
@@ -1092,9 +1311,48 @@ fn adjudicate(
                 VerdictReason::LeafCount,
             )))
         }
-        Target::Node(i) => {
-            let leaf = referee.run_node(&job.model_id, i, &job.inputs, &opened)?;
-            let right = hash_leaf(&leaf);
+        Target::Outputs { node } => {
+            let n = referee.output_count(&job.model_id, node)?;
+            let wrong = |s: &Side| u32::try_from(s.outputs.len()).ok() != Some(n);
+            Ok(Some((
+                wrong(&game.a),
+                wrong(&game.b),
+                VerdictReason::OutputCount,
+            )))
+        }
+        Target::Length { node, output } => {
+            let (len, _) =
+                referee.output_bytes(&job.model_id, node, output, (0, 0), &job.inputs, &opened)?;
+            let wrong = |s: &Side| stated_len(s, output) != Some(len);
+            Ok(Some((
+                wrong(&game.a),
+                wrong(&game.b),
+                VerdictReason::Length,
+            )))
+        }
+        Target::Chunk {
+            node,
+            output,
+            chunk,
+        } => {
+            // Both sides stated this length (else the game would have
+            // gone to `Length`).
+            let Some(len) = stated_len(&game.a, output) else {
+                return Ok(Some((true, true, VerdictReason::Length)));
+            };
+            let Some(range) = chunks::chunk_range(len, chunk) else {
+                return Ok(Some((true, true, VerdictReason::Length)));
+            };
+            let (true_len, bytes) =
+                referee.output_bytes(&job.model_id, node, output, range, &job.inputs, &opened)?;
+            if true_len != len {
+                // Two sides that agree on a wrong length are both wrong.
+                return Ok(Some((true, true, VerdictReason::Length)));
+            }
+            let whole = chunks::chunk_count(len) == 1;
+            let Some(right) = chunks::subtree_hash(&bytes, chunk, whole) else {
+                return Ok(Some((true, true, VerdictReason::Length)));
+            };
             Ok(Some((
                 game.a.hash != Some(right),
                 game.b.hash != Some(right),

@@ -5,9 +5,10 @@
 //! itself does not: the end of an optimistic result's challenge window,
 //! the auditor drawn for it, and the [`Dispute`] once reveals disagree or
 //! a challenger contests a result. The game bisects two parties' execution
-//! traces down to the first trace leaf where they differ; a [`Referee`]
-//! (the validators, re-running that single operator with the runtime)
-//! decides which leaf is right. The Merkle arithmetic is
+//! traces down to the first trace leaf where they differ, then the BLAKE3
+//! tree of the first output where that leaf differs down to one 1 KiB
+//! chunk; a [`Referee`] (the validators, computing that chunk of that one
+//! operator with the runtime) decides which side is right. The Merkle arithmetic is
 //! `glassbox_primitives::trace` (docs/determinism.md, "Trace commitment"),
 //! the one definition the runtime also commits with, so the ledger checks
 //! openings without the runtime.
@@ -18,7 +19,7 @@
 
 pub(crate) mod arbitrate;
 
-use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceLeaf, TraceRoot};
+use glassbox_primitives::{MerkleNode, OutputHash, TensorHash, TraceRoot};
 use glassbox_types::{ModelId, PublicKey};
 use serde::Serialize;
 
@@ -39,14 +40,20 @@ pub const MAX_TRACE_LEAVES: u64 = 1 << 24;
 pub const MAX_PATH: usize = 24;
 /// The most leaf openings one transaction may carry.
 pub const MAX_OPENINGS_PER_TX: usize = 64;
-/// The most leaf openings a dispute keeps at one point.
-pub const MAX_OPENINGS: usize = 2 * MAX_OPENINGS_PER_SIDE;
-/// The most new leaf openings one side may add in a game: each side has
-/// its own budget, so one side's openings can never use up the room the
-/// other needs for the operands (issue #25).
-pub const MAX_OPENINGS_PER_SIDE: usize = 128;
+/// The most leaf openings a game keeps: the operands of one operator
+/// (distinct earlier nodes), so an operator reading more than 256 earlier
+/// nodes cannot be refereed.
+pub const MAX_OPENINGS: usize = 256;
+/// The most new leaf openings one side may add in a game. Openings are
+/// only of the operands the referee needs, so nobody (the other side, or a
+/// member of one's own claim) can spend them on anything else (issue #25),
+/// and one side alone may open every operand.
+pub const MAX_OPENINGS_PER_SIDE: usize = MAX_OPENINGS;
 /// The most outputs one opened leaf may list.
 pub const MAX_LEAF_OUTPUTS: usize = 64;
+/// The longest canonical encoding of one output a side may claim (1 TiB,
+/// so chunk bisection takes at most 30 rounds).
+pub const MAX_OUTPUT_BYTES: u64 = 1 << 40;
 
 // ---- the referee --------------------------------------------------------
 
@@ -102,18 +109,30 @@ pub trait Referee {
     /// Where graph output `index` comes from.
     fn output_source(&self, model: &ModelId, index: u32) -> Result<OutputSource, RefereeError>;
 
-    /// Re-runs trace node `node` alone and returns its leaf. Its operands
-    /// are the job's `inputs` (canonical encodings), the model's constants
-    /// and outputs of earlier nodes, whose hashes `opened(node, slot)`
-    /// gives when opened (the tensors themselves travel off-ledger and are
+    /// The earlier trace nodes whose outputs trace node `node` reads
+    /// (sorted, distinct): the only openings a game about it accepts.
+    fn operands(&self, model: &ModelId, node: u64) -> Result<Vec<u64>, RefereeError>;
+
+    /// How many bound outputs trace node `node` has (its leaf's count).
+    fn output_count(&self, model: &ModelId, node: u64) -> Result<u32, RefereeError>;
+
+    /// Runs trace node `node` alone and returns the bytes `start..end` of
+    /// the canonical encoding of its bound output `output` (cut to the
+    /// encoding) and the encoding's whole length, computing no more of
+    /// the operator than those bytes need where it can. Its operands are
+    /// the job's `inputs` (canonical encodings), the model's constants and
+    /// outputs of earlier nodes, whose hashes `opened(node, slot)` gives
+    /// when opened (the tensors themselves travel off-ledger and are
     /// looked up by hash).
-    fn run_node(
+    fn output_bytes(
         &self,
         model: &ModelId,
         node: u64,
+        output: u32,
+        range: (u64, u64),
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<TraceLeaf, RefereeError>;
+    ) -> Result<(u64, Vec<u8>), RefereeError>;
 }
 
 /// A referee that holds nothing: every question is
@@ -131,15 +150,38 @@ impl Referee for NoReferee {
         Err(RefereeError::Unavailable(format!("no referee for {model}")))
     }
 
-    fn run_node(
+    fn operands(&self, model: &ModelId, _: u64) -> Result<Vec<u64>, RefereeError> {
+        Err(RefereeError::Unavailable(format!("no referee for {model}")))
+    }
+
+    fn output_count(&self, model: &ModelId, _: u64) -> Result<u32, RefereeError> {
+        Err(RefereeError::Unavailable(format!("no referee for {model}")))
+    }
+
+    fn output_bytes(
         &self,
         model: &ModelId,
         _: u64,
+        _: u32,
+        _: (u64, u64),
         _: &[Vec<u8>],
         _: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<TraceLeaf, RefereeError> {
+    ) -> Result<(u64, Vec<u8>), RefereeError> {
         Err(RefereeError::Unavailable(format!("no referee for {model}")))
     }
+}
+
+/// One output of an opened leaf, as a side states it at the leaf where
+/// the traces part: its canonical hash and the length of its canonical
+/// encoding (the shape of its chunk tree).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeafOutput {
+    /// The output's canonical hash.
+    pub hash: TensorHash,
+    /// The length of its canonical encoding, in bytes.
+    pub len: u64,
 }
 
 // ---- records -------------------------------------------------------------
@@ -182,6 +224,13 @@ pub enum Step {
         /// The openings.
         items: Vec<LeafOpening>,
     },
+    /// The outputs of the leaf where the traces part (their hashes hash to
+    /// this side's leaf).
+    Leaf {
+        /// The outputs, in order.
+        #[serde(deserialize_with = "serde_util::max_64::deserialize")]
+        outputs: Vec<LeafOutput>,
+    },
 }
 
 impl Step {
@@ -207,6 +256,10 @@ impl Step {
                     write_opening(w, o);
                 }
             }
+            Step::Leaf { outputs } => {
+                w.u8(3);
+                write_leaf_outputs(w, outputs);
+            }
         }
     }
 
@@ -229,6 +282,9 @@ impl Step {
                 }
                 Step::Openings { items }
             }
+            3 => Step::Leaf {
+                outputs: read_leaf_outputs(r)?,
+            },
             t => return Err(r.err_at(at, format!("unknown dispute step {t}"))),
         })
     }
@@ -239,6 +295,7 @@ impl Step {
             StepKind::Open => "open",
             StepKind::Split => "split",
             StepKind::Openings => "openings",
+            StepKind::Leaf => "leaf",
         }
     }
 
@@ -248,12 +305,13 @@ impl Step {
             Step::Open { .. } => StepKind::Open,
             Step::Split { .. } => StepKind::Split,
             Step::Openings { .. } => StepKind::Openings,
+            Step::Leaf { .. } => StepKind::Leaf,
         }
     }
 }
 
 /// The kind of a dispute [`Step`], as events name it (`open`, `split`,
-/// `openings`).
+/// `openings`, `leaf`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -264,6 +322,28 @@ pub enum StepKind {
     Split,
     /// [`Step::Openings`].
     Openings,
+    /// [`Step::Leaf`].
+    Leaf,
+}
+
+fn write_leaf_outputs(w: &mut Writer, outputs: &[LeafOutput]) {
+    w.len(outputs.len());
+    for o in outputs {
+        w.digest(&o.hash);
+        w.u64(o.len);
+    }
+}
+
+fn read_leaf_outputs(r: &mut Reader<'_>) -> Result<Vec<LeafOutput>, DecodeError> {
+    let n = r.len("leaf outputs", MAX_LEAF_OUTPUTS)?;
+    let mut outputs = Vec::with_capacity(n);
+    for _ in 0..n {
+        outputs.push(LeafOutput {
+            hash: r.digest()?,
+            len: r.u64()?,
+        });
+    }
+    Ok(outputs)
 }
 
 fn write_opening(w: &mut Writer, o: &LeafOpening) {
@@ -304,11 +384,46 @@ fn read_opening(r: &mut Reader<'_>) -> Result<LeafOpening, DecodeError> {
 pub enum Target {
     /// The two sides opened different leaf counts: the model decides.
     LeafCount,
-    /// The first trace leaf where the sides differ: the referee re-runs
-    /// that operator.
-    Node(u64),
     /// The traces agree but graph output `o` differs: the trace decides.
     Output(u32),
+    /// At the first leaf where the traces part, the sides list different
+    /// numbers of outputs: the model decides.
+    Outputs {
+        /// The trace node.
+        node: u64,
+    },
+    /// The first output where the leaf differs has different lengths: the
+    /// referee infers its shape from the operands.
+    Length {
+        /// The trace node.
+        node: u64,
+        /// The output.
+        output: u32,
+    },
+    /// The first chunk where that output differs: the referee computes
+    /// that chunk of that operator.
+    Chunk {
+        /// The trace node.
+        node: u64,
+        /// The output.
+        output: u32,
+        /// The chunk (1,024 bytes of its canonical encoding).
+        chunk: u64,
+    },
+}
+
+impl Target {
+    /// The trace node whose operands the referee needs, if any (the
+    /// source of a graph output for [`Target::Output`] is the referee's to
+    /// name, see [`Referee::output_source`]).
+    pub fn node(&self) -> Option<u64> {
+        match *self {
+            Target::LeafCount | Target::Output(_) => None,
+            Target::Outputs { node } | Target::Length { node, .. } | Target::Chunk { node, .. } => {
+                Some(node)
+            }
+        }
+    }
 }
 
 /// A result claimed in a dispute: one distinct `(output hash, trace
@@ -337,7 +452,7 @@ pub struct Claim {
 
 /// One side's position in the current game.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Side {
     /// The claim it defends (index into [`Dispute::claims`]).
     pub claim: u8,
@@ -355,6 +470,8 @@ pub struct Side {
     /// New leaf openings it added in this game (at most
     /// [`MAX_OPENINGS_PER_SIDE`]).
     pub openings: u32,
+    /// The outputs it stated at the leaf where the traces part.
+    pub outputs: Vec<LeafOutput>,
 }
 
 /// Where the current game is.
@@ -370,6 +487,26 @@ pub enum Stage {
         lo: u64,
         /// One past its last leaf.
         hi: u64,
+    },
+    /// The traces part at leaf `node`: each side states its outputs.
+    Leaf {
+        /// The trace node.
+        node: u64,
+    },
+    /// Bisection of the chunk range `[lo, hi)` of output `output` of
+    /// `node`, whose encoding has `chunks` chunks (docs/disputes.md,
+    /// "Chunks"); each side posts its split.
+    Chunks {
+        /// The trace node.
+        node: u64,
+        /// The output.
+        output: u32,
+        /// First chunk of the range.
+        lo: u64,
+        /// One past its last chunk.
+        hi: u64,
+        /// The output's chunk count.
+        chunks: u64,
     },
     /// The point of difference is known; the referee decides as soon as
     /// the operands it needs are opened (by either side).
@@ -434,8 +571,8 @@ pub enum VerdictReason {
     /// The referee counted the model's trace leaves; a side that claimed
     /// another count lost.
     LeafCount,
-    /// The referee re-ran the operator at the point of difference; a side
-    /// whose leaf differs from the re-run lost.
+    /// The referee computed the chunk where the sides' outputs part; a
+    /// side whose chunk differs lost.
     Operator,
     /// A graph output was checked against the trace; a side whose output
     /// differs lost.
@@ -449,10 +586,19 @@ pub enum VerdictReason {
     TimeoutSplit,
     /// The operands the referee needs were never all opened: both lost.
     TimeoutOpenings,
+    /// The referee counted the outputs of the operator where the traces
+    /// part; a side that stated another count lost.
+    OutputCount,
+    /// The referee inferred the length of the disputed output; a side that
+    /// stated another length lost (both, when they agreed on a wrong one).
+    Length,
+    /// A side did not state its leaf's outputs in time (the one that did
+    /// not lost).
+    TimeoutLeaf,
 }
 
 impl VerdictReason {
-    const ALL: [VerdictReason; 7] = [
+    const ALL: [VerdictReason; 10] = [
         VerdictReason::LeafCount,
         VerdictReason::Operator,
         VerdictReason::Output,
@@ -460,6 +606,9 @@ impl VerdictReason {
         VerdictReason::TimeoutOpen,
         VerdictReason::TimeoutSplit,
         VerdictReason::TimeoutOpenings,
+        VerdictReason::OutputCount,
+        VerdictReason::Length,
+        VerdictReason::TimeoutLeaf,
     ];
 
     /// The byte that encodes it.
@@ -477,12 +626,15 @@ impl std::fmt::Display for VerdictReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             VerdictReason::LeafCount => "the referee counted the trace leaves",
-            VerdictReason::Operator => "the referee re-ran the operator",
+            VerdictReason::Operator => "the referee computed the operator's chunk",
             VerdictReason::Output => "a graph output checked against the trace",
             VerdictReason::OperatorFails => "the operator fails on the opened operands",
             VerdictReason::TimeoutOpen => "timeout in open",
             VerdictReason::TimeoutSplit => "timeout in split",
             VerdictReason::TimeoutOpenings => "timeout: the operands were never all opened",
+            VerdictReason::OutputCount => "the referee counted the operator's outputs",
+            VerdictReason::Length => "the referee inferred the output's length",
+            VerdictReason::TimeoutLeaf => "timeout in leaf",
         })
     }
 }
@@ -598,15 +750,30 @@ impl JobExt {
 }
 
 fn write_target(w: &mut Writer, t: &Target) {
-    match t {
+    match *t {
         Target::LeafCount => w.u8(0),
-        Target::Node(n) => {
-            w.u8(1);
-            w.u64(*n);
-        }
         Target::Output(o) => {
             w.u8(2);
-            w.u32(*o);
+            w.u32(o);
+        }
+        Target::Outputs { node } => {
+            w.u8(3);
+            w.u64(node);
+        }
+        Target::Length { node, output } => {
+            w.u8(4);
+            w.u64(node);
+            w.u32(output);
+        }
+        Target::Chunk {
+            node,
+            output,
+            chunk,
+        } => {
+            w.u8(5);
+            w.u64(node);
+            w.u32(output);
+            w.u64(chunk);
         }
     }
 }
@@ -615,8 +782,18 @@ fn read_target(r: &mut Reader<'_>) -> Result<Target, DecodeError> {
     let at = r.pos();
     Ok(match r.u8()? {
         0 => Target::LeafCount,
-        1 => Target::Node(r.u64()?),
+        // 1 was a whole operator, before chunk bisection.
         2 => Target::Output(r.u32()?),
+        3 => Target::Outputs { node: r.u64()? },
+        4 => Target::Length {
+            node: r.u64()?,
+            output: r.u32()?,
+        },
+        5 => Target::Chunk {
+            node: r.u64()?,
+            output: r.u32()?,
+            chunk: r.u64()?,
+        },
         t => return Err(r.err_at(at, format!("unknown referee target {t}"))),
     })
 }
@@ -632,6 +809,7 @@ fn write_side(w: &mut Writer, s: &Side) {
         w.digest(r);
     });
     w.u32(s.openings);
+    write_leaf_outputs(w, &s.outputs);
 }
 
 fn read_side(r: &mut Reader<'_>) -> Result<Side, DecodeError> {
@@ -650,6 +828,7 @@ fn read_side(r: &mut Reader<'_>) -> Result<Side, DecodeError> {
             }
             n
         },
+        outputs: read_leaf_outputs(r)?,
     })
 }
 
@@ -680,6 +859,24 @@ fn write_dispute(w: &mut Writer, d: &Dispute) {
             Stage::Referee { target } => {
                 w.u8(2);
                 write_target(w, target);
+            }
+            Stage::Leaf { node } => {
+                w.u8(3);
+                w.u64(*node);
+            }
+            Stage::Chunks {
+                node,
+                output,
+                lo,
+                hi,
+                chunks,
+            } => {
+                w.u8(4);
+                w.u64(*node);
+                w.u32(*output);
+                w.u64(*lo);
+                w.u64(*hi);
+                w.u64(*chunks);
             }
         }
         w.u32(g.rounds);
@@ -746,6 +943,14 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
             },
             2 => Stage::Referee {
                 target: read_target(r)?,
+            },
+            3 => Stage::Leaf { node: r.u64()? },
+            4 => Stage::Chunks {
+                node: r.u64()?,
+                output: r.u32()?,
+                lo: r.u64()?,
+                hi: r.u64()?,
+                chunks: r.u64()?,
             },
             t => return Err(r.err_at(at, format!("unknown game stage {t}"))),
         };
@@ -849,10 +1054,18 @@ mod tests {
                         moved: true,
                         split: Some((h(4), h(5))),
                         openings: 2,
+                        outputs: vec![LeafOutput {
+                            hash: h(9),
+                            len: 1_000,
+                        }],
                     },
                     b: Side::default(),
                     stage: Stage::Referee {
-                        target: Target::Node(3),
+                        target: Target::Chunk {
+                            node: 3,
+                            output: 0,
+                            chunk: 7,
+                        },
                     },
                     rounds: 4,
                     deadline: 30,

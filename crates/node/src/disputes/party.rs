@@ -1,7 +1,9 @@
 //! An executor's side of a dispute (docs/disputes.md, "The game"): its run
 //! of a job, kept whole (every operator's outputs), and the move it owes at
-//! each stage: opening its trace root, splitting the range in question,
-//! opening the operands the referee needs.
+//! each stage: opening its trace root, splitting the leaf range in
+//! question, stating the outputs of the leaf where the traces part,
+//! splitting that output's chunk range, opening the operands the referee
+//! needs.
 //!
 //! A party keeps every intermediate tensor of the run, so its memory is
 //! that of the model's activations; the node builds one only for a job in
@@ -9,9 +11,11 @@
 
 use std::sync::Arc;
 
-use glassbox_ledger::dispute::{LeafOpening, MAX_OPENINGS_PER_TX, Stage, Step, Target};
+use glassbox_ledger::dispute::{LeafOpening, LeafOutput, MAX_OPENINGS_PER_TX, Stage, Step, Target};
 use glassbox_ledger::{JobExt, outputs_hash};
-use glassbox_primitives::{OutputHash, TensorHash, TraceLeaf, TraceRoot, trace};
+use glassbox_primitives::{
+    MerkleNode, OutputHash, TensorHash, TraceLeaf, TraceRoot, chunks, trace,
+};
 use glassbox_runtime::trace::{audit_path, merkle_root, node_leaf_from_hashes};
 use glassbox_runtime::{Data, Session, Tensor, formats};
 use glassbox_types::PublicKey;
@@ -231,14 +235,18 @@ impl Party {
         })
     }
 
-    /// The earlier nodes whose outputs the referee needs for `target`, in
-    /// order.
-    fn operand_nodes(&self, target: Target) -> Vec<usize> {
+    /// The earlier nodes whose outputs the referee needs once the game's
+    /// point of difference is known, in order (none before).
+    fn operand_nodes(&self, stage: &Stage) -> Vec<usize> {
         let m = self.session.model();
         let producers = producers(m);
-        let mut nodes: Vec<usize> = match target {
-            Target::LeafCount => Vec::new(),
-            Target::Node(i) => usize::try_from(i)
+        let node = match stage {
+            Stage::Leaf { node } | Stage::Chunks { node, .. } => Some(*node),
+            Stage::Referee { target } => target.node(),
+            Stage::Open | Stage::Bisect { .. } => None,
+        };
+        let mut nodes: Vec<usize> = match (node, stage) {
+            (Some(i), _) => usize::try_from(i)
                 .ok()
                 .and_then(|i| m.nodes().get(i).map(|n| (i, n)))
                 .map(|(i, n)| {
@@ -251,59 +259,108 @@ impl Party {
                         .collect()
                 })
                 .unwrap_or_default(),
-            Target::Output(o) => usize::try_from(o)
+            (
+                None,
+                Stage::Referee {
+                    target: Target::Output(o),
+                },
+            ) => usize::try_from(*o)
                 .ok()
                 .and_then(|o| m.output_ids().get(o))
                 .and_then(|v| producers.get(v).map(|p| vec![p.0]))
                 .unwrap_or_default(),
+            _ => Vec::new(),
         };
         nodes.sort_unstable();
         nodes.dedup();
         nodes
     }
 
+    /// The hash of chunks `[lo, hi)` of output `output` of `node`'s
+    /// canonical encoding (docs/disputes.md, "Chunks").
+    fn chunk_hash(&self, node: u64, output: u32, lo: u64, hi: u64) -> Option<MerkleNode> {
+        let t = self
+            .values
+            .get(usize::try_from(node).ok()?)?
+            .get(usize::try_from(output).ok()?)?;
+        let bytes = formats::canonical_encode(t);
+        let len = bytes.len() as u64;
+        let start = usize::try_from(lo.checked_mul(chunks::CHUNK_BYTES)?).ok()?;
+        let end = usize::try_from(hi.checked_mul(chunks::CHUNK_BYTES)?.min(len)).ok()?;
+        chunks::subtree_hash(bytes.get(start..end)?, lo, false)
+    }
+
     /// The move `me` owes now in the job's dispute: `None` when it is not
-    /// in the current game, has already moved this round, or nothing is
-    /// needed from it.
+    /// in the current game, has already made the round's move and the
+    /// referee lacks no operand it holds, or nothing is needed from it.
     pub fn next_step(&self, ext: &JobExt, me: &PublicKey) -> Option<Step> {
         let d = ext.dispute.as_ref()?;
         let game = d.game.as_ref()?;
         let claim = d.claim_of(me)?;
         let side = if usize::from(game.a.claim) == claim {
-            game.a
+            &game.a
         } else if usize::from(game.b.claim) == claim {
-            game.b
+            &game.b
         } else {
             return None;
         };
         match game.stage {
-            Stage::Open if !side.moved => Some(Step::Open {
-                leaves: self.leaves.len() as u64,
-                leaves_root: merkle_root(&self.leaves),
-            }),
+            Stage::Open if !side.moved => {
+                return Some(Step::Open {
+                    leaves: self.leaves.len() as u64,
+                    leaves_root: merkle_root(&self.leaves),
+                });
+            }
             Stage::Bisect { lo, hi } if !side.moved => {
                 let (lo, hi) = (usize::try_from(lo).ok()?, usize::try_from(hi).ok()?);
                 if hi > self.leaves.len() || hi < lo + 2 {
                     return None;
                 }
                 let k = glassbox_ledger::dispute::split((hi - lo) as u64) as usize;
-                Some(Step::Split {
+                return Some(Step::Split {
                     left: merkle_root(&self.leaves[lo..lo + k]),
                     right: merkle_root(&self.leaves[lo + k..hi]),
-                })
+                });
             }
-            Stage::Referee { target } => {
-                let items: Vec<LeafOpening> = self
-                    .operand_nodes(target)
-                    .into_iter()
-                    .filter(|j| !game.opened.iter().any(|o| o.node == *j as u64))
-                    .take(MAX_OPENINGS_PER_TX)
-                    .filter_map(|j| self.opening(j))
-                    .collect();
-                (!items.is_empty()).then_some(Step::Openings { items })
+            Stage::Leaf { node } if !side.moved => {
+                let outs = self.values.get(usize::try_from(node).ok()?)?;
+                return Some(Step::Leaf {
+                    outputs: outs
+                        .iter()
+                        .map(|t| LeafOutput {
+                            hash: t.hash(),
+                            len: formats::canonical_len(t),
+                        })
+                        .collect(),
+                });
             }
-            _ => None,
+            Stage::Chunks {
+                node,
+                output,
+                lo,
+                hi,
+                ..
+            } if !side.moved => {
+                if hi < lo + 2 {
+                    return None;
+                }
+                let k = glassbox_ledger::dispute::split(hi - lo);
+                return Some(Step::Split {
+                    left: self.chunk_hash(node, output, lo, lo + k)?,
+                    right: self.chunk_hash(node, output, lo + k, hi)?,
+                });
+            }
+            _ => {}
         }
+        // The round's move is made: open what the referee still lacks.
+        let items: Vec<LeafOpening> = self
+            .operand_nodes(&game.stage)
+            .into_iter()
+            .filter(|j| !game.opened.iter().any(|o| o.node == *j as u64))
+            .take(MAX_OPENINGS_PER_TX)
+            .filter_map(|j| self.opening(j))
+            .collect();
+        (!items.is_empty()).then_some(Step::Openings { items })
     }
 
     /// The tensors behind the openings of `step` (to upload off-ledger

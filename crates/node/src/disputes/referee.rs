@@ -1,7 +1,9 @@
-//! The validators' referee in a dispute (docs/disputes.md, "Referee"): re-runs
-//! one operator of a model with the deterministic runtime, from the job's
-//! inputs, the model's constants and the opened outputs of earlier operators
-//! (tensors held off-ledger, looked up by hash), and returns its trace leaf.
+//! The validators' referee in a dispute (docs/disputes.md, "Referee"):
+//! computes one chunk of one operator's output with the deterministic
+//! runtime (only the rows or planes that chunk covers, where the operator
+//! allows), from the job's inputs, the model's constants and the opened
+//! outputs of earlier operators (tensors held off-ledger, looked up by
+//! hash).
 //!
 //! Every answer is a pure function of the model, the job and the opened
 //! hashes; only the *availability* of the model and tensors depends on this
@@ -12,7 +14,7 @@ use std::sync::Arc;
 
 use glassbox_ledger::Referee;
 use glassbox_ledger::dispute::{OutputSource, RefereeError};
-use glassbox_primitives::{TensorHash, TraceLeaf};
+use glassbox_primitives::TensorHash;
 use glassbox_runtime::{Model, Session, Tensor, formats};
 use glassbox_types::ModelId;
 
@@ -90,13 +92,7 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
         }
     }
 
-    fn run_node(
-        &self,
-        model: &ModelId,
-        node: u64,
-        inputs: &[Vec<u8>],
-        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<TraceLeaf, RefereeError> {
+    fn operands(&self, model: &ModelId, node: u64) -> Result<Vec<u64>, RefereeError> {
         let s = self.session(model)?;
         let m = s.model();
         let index = position(node)?;
@@ -107,26 +103,85 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
             ))
         })?;
         let producers = producers(m);
+        let mut nodes: Vec<u64> = n
+            .inputs
+            .iter()
+            .flatten()
+            .filter_map(|v| producers.get(v).map(|p| p.0 as u64))
+            .filter(|&j| j < node)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        Ok(nodes)
+    }
+
+    fn output_count(&self, model: &ModelId, node: u64) -> Result<u32, RefereeError> {
+        let s = self.session(model)?;
+        let n = s
+            .model()
+            .nodes()
+            .get(position(node)?)
+            .ok_or_else(|| RefereeError::Failed(format!("node {node} is out of range")))?;
+        Ok(u32::try_from(n.outputs.iter().flatten().count()).unwrap_or(u32::MAX))
+    }
+
+    fn output_bytes(
+        &self,
+        model: &ModelId,
+        node: u64,
+        output: u32,
+        (start, end): (u64, u64),
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+    ) -> Result<(u64, Vec<u8>), RefereeError> {
+        let s = self.session(model)?;
+        let index = position(node)?;
+        let args = self.operand_tensors(&s, index, inputs, opened)?;
+        let output = usize::try_from(output)
+            .map_err(|_| RefereeError::Failed(format!("output {output} is out of range")))?;
+        s.run_node_bytes(index, &args, output, start..end)
+            .map_err(|e| RefereeError::Failed(e.to_string()))
+    }
+}
+
+impl<D: RefereeData + ?Sized> RuntimeReferee<'_, D> {
+    /// The operands of node `index`: the job's inputs, the model's
+    /// constants, and the opened outputs of earlier nodes (held tensors).
+    fn operand_tensors(
+        &self,
+        s: &Session,
+        index: usize,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+    ) -> Result<Vec<Option<Arc<Tensor>>>, RefereeError> {
+        let m = s.model();
+        let n = m.nodes().get(index).ok_or_else(|| {
+            RefereeError::Failed(format!(
+                "node {index} is out of range (the model has {})",
+                m.nodes().len()
+            ))
+        })?;
+        let producers = producers(m);
         let max_elements = m.limits().max_tensor_elements;
-        let mut args: Vec<Option<Tensor>> = Vec::with_capacity(n.inputs.len());
+        let mut args: Vec<Option<Arc<Tensor>>> = Vec::with_capacity(n.inputs.len());
         for vid in &n.inputs {
             let Some(vid) = *vid else {
                 args.push(None);
                 continue;
             };
-            if let Some(t) = m.constant(vid) {
-                args.push(Some(t.clone()));
+            if let Some(t) = m.constant_arc(vid) {
+                args.push(Some(Arc::clone(t)));
             } else if let Some(k) = m.input_ids().iter().position(|&i| i == vid) {
                 let bytes = inputs
                     .get(k)
                     .ok_or_else(|| RefereeError::Failed(format!("the job has no input {k}")))?;
                 let t = formats::canonical_decode(bytes, max_elements)
                     .map_err(|e| RefereeError::Failed(format!("job input {k}: {e}")))?;
-                args.push(Some(t));
+                args.push(Some(Arc::new(t)));
             } else if let Some(&(j, slot)) = producers.get(&vid) {
                 if j >= index {
                     return Err(RefereeError::Failed(format!(
-                        "node {node} reads a value of node {j}, not an earlier one"
+                        "node {index} reads a value of node {j}, not an earlier one"
                     )));
                 }
                 let (j, slot) = (j as u64, u32::try_from(slot).unwrap_or(u32::MAX));
@@ -139,18 +194,15 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
                         "the held tensor for {hash} has another hash"
                     )));
                 }
-                args.push(Some(t));
+                args.push(Some(Arc::new(t)));
             } else {
                 return Err(RefereeError::Failed(format!(
-                    "input `{}` of node {node} has no source",
+                    "input `{}` of node {index} has no source",
                     m.value_name(vid)
                 )));
             }
         }
-        let (_, leaf) = s
-            .run_node(index, &args)
-            .map_err(|e| RefereeError::Failed(e.to_string()))?;
-        Ok(leaf)
+        Ok(args)
     }
 }
 

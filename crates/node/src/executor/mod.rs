@@ -114,8 +114,9 @@ pub struct Executor {
 const MAX_PARTIES: usize = 8;
 
 /// Where a game stands when a move is sent: (verdicts so far, rounds,
-/// openings): a new position asks for a new move.
-type MovePos = (usize, u32, usize);
+/// openings, whether this side has moved this round): a new position asks
+/// for a new move.
+type MovePos = (usize, u32, usize, bool);
 
 /// Why a job could not be computed (logged; the slot then misses its
 /// deadline).
@@ -352,7 +353,14 @@ impl Executor {
             let Some(game) = d.game.as_ref() else {
                 continue;
             };
-            let pos: MovePos = (d.verdicts.len(), game.rounds, game.opened.len());
+            // Whether this executor's side has made the round's move: once
+            // it lands, the openings are owed at once.
+            let moved = d.claim_of(&self.me).is_some_and(|c| {
+                [&game.a, &game.b]
+                    .iter()
+                    .any(|s| usize::from(s.claim) == c && s.moved)
+            });
+            let pos: MovePos = (d.verdicts.len(), game.rounds, game.opened.len(), moved);
             if let Some((sent, at)) = self.moves.get(&id)
                 && *sent == pos
                 && height < at.saturating_add(self.cfg.resend_after_blocks)

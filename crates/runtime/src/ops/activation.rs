@@ -8,7 +8,7 @@
 //! transcendentals use [`crate::canon`], float64 ones the `libm` float64
 //! functions (docs/determinism.md, "Transcendental functions").
 
-use super::{Args, Fact, Op, Registry, default_cost};
+use super::{Args, Fact, Op, Region, Registry, default_cost};
 use crate::broadcast::broadcast_shapes;
 use crate::canon;
 use crate::cost::Cost;
@@ -411,6 +411,16 @@ impl Op for Activation {
             }, bool => bail!("{} does not support bool inputs", k.name())),
         };
         Ok(vec![Tensor::new(x.shape().to_vec(), data)?])
+    }
+
+    fn region(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        output: usize,
+        elements: std::ops::Range<usize>,
+    ) -> Option<OpResult<Region>> {
+        (output == 0).then(|| super::elementwise_region(self, ctx, inputs, elements))
     }
 }
 

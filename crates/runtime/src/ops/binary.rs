@@ -11,7 +11,7 @@
 //! functions").
 
 use super::util::by_dtype;
-use super::{Args, Fact, Op, Registry};
+use super::{Args, Fact, Op, Region, Registry};
 use crate::broadcast::broadcast_shapes;
 use crate::error::OpResult;
 use crate::kernels::Ctx;
@@ -315,6 +315,16 @@ impl Op for Binary {
             }
         };
         Ok(vec![Tensor::new(shape, data)?])
+    }
+
+    fn region(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        output: usize,
+        elements: std::ops::Range<usize>,
+    ) -> Option<OpResult<Region>> {
+        (output == 0).then(|| super::elementwise_region(self, ctx, inputs, elements))
     }
 }
 
@@ -630,5 +640,33 @@ mod tests {
         let s = run_on(&single, "Mean", &[&a, &b, &c]).unwrap();
         let m = run_on(&multi, "Mean", &[&a, &b, &c]).unwrap();
         assert_eq!(s.hash(), m.hash());
+    }
+
+    #[test]
+    fn element_wise_regions_are_the_full_runs_elements() {
+        use crate::ops::testing::{build, check_regions};
+        let f = |shape: &[usize], seed: u64| {
+            let n: usize = shape.iter().product();
+            let v = (0..n)
+                .map(|i| ((i as u64 * 7919 + seed * 13) % 2000) as f32 / 1000.0 - 1.0)
+                .collect();
+            Tensor::from_vec(shape.to_vec(), v).unwrap()
+        };
+        let (a, b, c) = (f(&[3, 1, 70], 1), f(&[4, 1], 2), f(&[70], 3));
+        for name in ["Add", "Sub", "Mul", "Div", "Pow", "Less", "Max"] {
+            let op = build(name, vec![], 17, 2, 1);
+            check_regions(&*op, &[Some(&a), Some(&b)], &[1, 33, 256]);
+        }
+        let op = build("Sum", vec![], 17, 3, 1);
+        check_regions(&*op, &[Some(&a), Some(&b), Some(&c)], &[5, 256]);
+        for name in [
+            "Neg", "Sqrt", "Exp", "Erf", "Sigmoid", "Tanh", "Relu", "Softsign", "IsNaN",
+        ] {
+            if let Ok(op) = crate::ops::testing::try_build(name, vec![], 17, 1, 1) {
+                check_regions(&*op, &[Some(&a)], &[1, 64, 256]);
+            }
+        }
+        let bools = Tensor::from_vec(vec![300], (0..300).map(|i| i % 3 == 0).collect()).unwrap();
+        check_regions(&*build("Not", vec![], 17, 1, 1), &[Some(&bools)], &[7, 256]);
     }
 }

@@ -475,6 +475,22 @@ impl Conv {
         let planes = d.n * d.m;
         let p0 = (elements.start / plane.max(1)).min(planes);
         let p1 = elements.end.div_ceil(plane.max(1)).clamp(p0, planes);
+        // A chunk within one or two planes: only the rows it covers.
+        if p1 <= p0 + 2 && p1 > p0 && !d.geo.out.is_empty() {
+            let mut first = None;
+            let mut y: Vec<f32> = Vec::new();
+            for p in p0..p1 {
+                let part = elements.start.max(p * plane)..elements.end.min((p + 1) * plane);
+                let r = self.rows(ctx, &d, x, w, b, p, part)?;
+                first.get_or_insert(r.first);
+                y.extend_from_slice(r.elements.f32s()?);
+            }
+            let n = y.len();
+            return Ok(Region {
+                first: first.unwrap_or(elements.start),
+                elements: Tensor::from_vec(vec![n], y)?,
+            });
+        }
         let mut y = Vec::with_capacity((p1 - p0) * plane);
         let sub = Conv {
             window: self.window.clone(),
@@ -510,6 +526,99 @@ impl Conv {
         Ok(Region {
             first: p0 * plane,
             elements: Tensor::from_vec(vec![y.len()], y)?,
+        })
+    }
+
+    /// The output rows (along the first spatial axis) of one plane that
+    /// hold `elements`: a Conv of that feature map's weights over the
+    /// input rows those output rows read, with the padding they see made
+    /// explicit, so every element is the same chain (padding positions
+    /// included as `+0.0`, then the bias) as in a full run.
+    #[allow(clippy::too_many_arguments)]
+    fn rows(
+        &self,
+        ctx: &Ctx<'_>,
+        d: &ConvDims,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        plane_index: usize,
+        elements: Range<usize>,
+    ) -> OpResult<Region> {
+        let geo = &d.geo;
+        let (xv, wv) = (x.f32s()?, w.f32s()?);
+        let g = self.group;
+        let (cg, mg) = (d.c / g, d.m / g);
+        let plane: usize = geo.out.iter().product();
+        let row: usize = geo.out[1..].iter().product();
+        let (img, ch) = (plane_index / d.m, plane_index % d.m);
+        let grp = ch / mg;
+        let base = plane_index * plane;
+        let oy0 = (elements.start.saturating_sub(base) / row.max(1)).min(geo.out[0]);
+        let oy1 = (elements.end.saturating_sub(base))
+            .div_ceil(row.max(1))
+            .clamp(oy0, geo.out[0]);
+        // Padded input rows [p0, p1) feed output rows [oy0, oy1).
+        let (h, s0, d0, pb) = (
+            geo.input[0],
+            geo.strides[0],
+            geo.dilations[0],
+            geo.pad_begin[0],
+        );
+        let p0 = (oy0 * s0) as i64 - pb as i64;
+        let p1 = ((oy1.max(oy0 + 1) - 1) * s0 + (geo.kernel[0] - 1) * d0 + 1) as i64 - pb as i64;
+        let start = p0.clamp(0, h as i64) as usize;
+        let end = (p1.clamp(0, h as i64) as usize).max(start);
+        let mut pads = geo.pad_begin.clone();
+        pads[0] = (start as i64 - p0) as usize;
+        let mut pad_end = geo.pad_end.clone();
+        pad_end[0] = (p1 - end as i64).max(0) as usize;
+        pads.extend(pad_end);
+        let sub = Conv {
+            window: WindowAttrs {
+                kernel: self.window.kernel.clone(),
+                strides: Some(geo.strides.clone()),
+                dilations: Some(geo.dilations.clone()),
+                pads: Some(pads),
+                auto_pad: AutoPad::NotSet,
+                ceil_mode: false,
+            },
+            group: 1,
+            packed: OnceLock::new(),
+        };
+        // The input rows of the group's channels of this image.
+        let rest: usize = geo.input[1..].iter().product();
+        let ni = h * rest;
+        let mut xs = Vec::with_capacity(cg * (end - start) * rest);
+        for c in 0..cg {
+            let at = (img * d.c + grp * cg + c) * ni;
+            xs.extend_from_slice(&xv[at + start * rest..at + end * rest]);
+        }
+        let mut xs_shape = vec![1, cg, end - start];
+        xs_shape.extend_from_slice(&geo.input[1..]);
+        let xs = Tensor::from_vec(xs_shape, xs)?;
+        let kl = d.k_len(g);
+        let mut ws_shape = vec![1, cg];
+        ws_shape.extend_from_slice(&w.shape()[2..]);
+        let ws = Tensor::from_vec(ws_shape, wv[ch * kl..][..kl].to_vec())?;
+        let bs = b
+            .map(|b| -> OpResult<Tensor> { Tensor::from_vec(vec![1], vec![b.f32s()?[ch]]) })
+            .transpose()?;
+        let items = [Some(&xs), Some(&ws), bs.as_ref()];
+        let out = sub.run(&Ctx::single(ctx.isa), Args::new(&items))?;
+        let t = out
+            .into_iter()
+            .next()
+            .ok_or_else(|| OpError("Conv gave no output".into()))?;
+        ensure!(
+            t.len() == (oy1 - oy0) * row,
+            "Conv rows {oy0}..{oy1} gave {} elements",
+            t.len()
+        );
+        let n = t.len();
+        Ok(Region {
+            first: base + oy0 * row,
+            elements: t.reshaped(vec![n])?,
         })
     }
 }
@@ -1152,6 +1261,34 @@ mod tests {
                 vec![("dilations", ints(&[2]))],
             ),
             (vec![1, 16, 6, 6], vec![32, 16, 1, 1], 1, true, vec![]),
+            (
+                vec![1, 3, 17, 13],
+                vec![5, 3, 5, 3],
+                1,
+                true,
+                vec![
+                    ("auto_pad", Attr::String(b"SAME_UPPER".to_vec())),
+                    ("strides", ints(&[2, 3])),
+                ],
+            ),
+            (
+                vec![1, 2, 12, 12],
+                vec![4, 2, 3, 3],
+                1,
+                false,
+                vec![
+                    ("pads", ints(&[2, 0, 1, 3])),
+                    ("dilations", ints(&[2, 1])),
+                    ("strides", ints(&[3, 1])),
+                ],
+            ),
+            (
+                vec![1, 2, 6, 5, 4],
+                vec![3, 2, 2, 3, 2],
+                1,
+                true,
+                vec![("pads", ints(&[1, 1, 0, 1, 0, 1]))],
+            ),
         ] {
             let mut attrs = attrs;
             attrs.push(("group", Attr::Int(group)));

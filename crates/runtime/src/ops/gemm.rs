@@ -226,6 +226,10 @@ fn matmul_rows(
     let r0 = (elements.start / n.max(1)).min(total_rows);
     let r1 = elements.end.div_ceil(n.max(1)).clamp(r0, total_rows);
     let single = Ctx::single(ctx.isa);
+    if r1 == r0 + 1 && n > 0 {
+        let cols = elements.start.saturating_sub(r0 * n)..(elements.end - r0 * n).min(n);
+        return matmul_cols(&single, &d, a, b, r0, cols);
+    }
     let data = match (a.data(), b.data()) {
         (Data::F32(x), Data::F32(y)) => Data::F32(rows_of(&d, r0..r1, x, y, |rows, ar, br, c| {
             sgemm(
@@ -255,6 +259,76 @@ fn matmul_rows(
     Ok(Region {
         first: r0 * n,
         elements: Tensor::new(vec![(r1 - r0) * n], data)?,
+    })
+}
+
+/// Columns `cols` of output row `row` of a MatMul (rows of every output
+/// matrix one after another): a chunk within one row computes only its
+/// elements, each the same chain as in a full run.
+fn matmul_cols(
+    single: &Ctx<'_>,
+    d: &MatMulDims,
+    a: &Tensor,
+    b: &Tensor,
+    row: usize,
+    cols: Range<usize>,
+) -> OpResult<Region> {
+    let (m, n, k) = (d.m, d.n, d.k);
+    let (batch, i) = (row / m, row % m);
+    let &(ia, ib) = batch_pairs(d)
+        .get(batch)
+        .ok_or_else(|| OpError(format!("MatMul row {row} is out of range")))?;
+    let (ao, bo, w) = ((ia * m + i) * k, ib * k * n + cols.start, cols.len());
+    fn one<T: Dot>(k: usize, w: usize, n: usize, a: &[T], b: &[T]) -> OpResult<Vec<T>> {
+        let short = || OpError("MatMul inputs are too short".into());
+        let (a, b) = (
+            a.get(..k).ok_or_else(short)?,
+            b.get(..(k.max(1) - 1) * n + w).ok_or_else(short)?,
+        );
+        let mut c = vec![T::default(); w];
+        naive(1, w, k, a, (k, 1), b, (n, 1), &mut c);
+        Ok(c)
+    }
+    let data = match (a.data(), b.data()) {
+        (Data::F32(x), Data::F32(y)) => {
+            let mut c = vec![0.0f32; w];
+            let bm = MatRef {
+                data: y.get(bo..).unwrap_or_default(),
+                rs: n,
+                cs: 1,
+            };
+            bm.check(k, w, "MatMul input B")?;
+            let am = MatRef::row_major(x.get(ao..ao + k).unwrap_or_default(), k);
+            am.check(1, k, "MatMul input A")?;
+            sgemm(single, 1, w, k, am, bm, &mut c)?;
+            Data::F32(c)
+        }
+        (Data::F64(x), Data::F64(y)) => Data::F64(one(
+            k,
+            w,
+            n,
+            x.get(ao..).unwrap_or_default(),
+            y.get(bo..).unwrap_or_default(),
+        )?),
+        (Data::I32(x), Data::I32(y)) => Data::I32(one(
+            k,
+            w,
+            n,
+            x.get(ao..).unwrap_or_default(),
+            y.get(bo..).unwrap_or_default(),
+        )?),
+        (Data::I64(x), Data::I64(y)) => Data::I64(one(
+            k,
+            w,
+            n,
+            x.get(ao..).unwrap_or_default(),
+            y.get(bo..).unwrap_or_default(),
+        )?),
+        _ => bail!("MatMul does not support {}", a.dtype()),
+    };
+    Ok(Region {
+        first: row * n + cols.start,
+        elements: Tensor::new(vec![w], data)?,
     })
 }
 
@@ -592,7 +666,13 @@ impl Gemm {
         let (m, n, k) = self.dims(a.shape(), b.shape(), c.map(Tensor::shape))?;
         let r0 = (elements.start / n.max(1)).min(m);
         let r1 = elements.end.div_ceil(n.max(1)).clamp(r0, m);
-        let rows = r1 - r0;
+        // Within one row, only the chunk's columns.
+        let (c0, c1) = if r1 == r0 + 1 {
+            (elements.start - r0 * n, (elements.end - r0 * n).min(n))
+        } else {
+            (0, n)
+        };
+        let (rows, cols) = (r1 - r0, c1.saturating_sub(c0));
         let a_rows = if self.trans_a {
             a.data()
                 .gather((r0..r1).flat_map(|r| (0..k).map(move |kk| kk * m + r)))
@@ -600,12 +680,23 @@ impl Gemm {
             a.data().gather(r0 * k..r1 * k)
         };
         let a_rows = Tensor::new(vec![rows, k], a_rows)?;
-        let c_rows = match c {
-            Some(t) if t.rank() == 2 && t.shape()[0] == m && m != 1 => {
-                let w = t.shape()[1];
-                Some(Tensor::new(vec![rows, w], t.data().gather(r0 * w..r1 * w))?)
-            }
-            other => other.cloned(),
+        // Columns c0..c1 of op(B), row-major.
+        let b_cols = if (c0, c1) == (0, n) {
+            None
+        } else if self.trans_b {
+            // Rows c0..c1 of B: contiguous, still transposed.
+            Some(Tensor::new(vec![cols, k], b.data().gather(c0 * k..c1 * k))?)
+        } else {
+            let data = b
+                .data()
+                .gather((0..k).flat_map(|kk| (c0..c1).map(move |j| kk * n + j)));
+            Some(Tensor::new(vec![k, cols], data)?)
+        };
+        // C's rows r0..r1 where it has rows, columns c0..c1 where it has
+        // columns; broadcast as before.
+        let c_part = match c {
+            Some(t) => Some(gemm_c_part(t, m, n, r0..r1, c0..c1)?),
+            None => None,
         };
         let sub = Gemm {
             trans_a: false,
@@ -614,16 +705,50 @@ impl Gemm {
             beta: self.beta,
             packed: OnceLock::new(),
         };
-        let items = [Some(&a_rows), Some(b), c_rows.as_ref()];
+        let items = [
+            Some(&a_rows),
+            Some(b_cols.as_ref().unwrap_or(b)),
+            c_part.as_ref(),
+        ];
         let mut out = sub.run(&Ctx::single(ctx.isa), Args::new(&items))?;
         let y = out
             .pop()
             .ok_or_else(|| OpError("Gemm gave no output".into()))?;
         Ok(Region {
-            first: r0 * n,
-            elements: y.reshaped(vec![rows * n])?,
+            first: r0 * n + c0,
+            elements: y.reshaped(vec![rows * cols])?,
         })
     }
+}
+
+/// The part of Gemm's `C` (of shape `[]`, `[1]`, `[N]`, `[1, N]`, `[M, 1]`
+/// or `[M, N]`) that output rows `rows` and columns `cols` read, in a
+/// shape that broadcasts to them as `C` does to the whole output.
+fn gemm_c_part(
+    t: &Tensor,
+    m: usize,
+    n: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> OpResult<Tensor> {
+    let sh = t.shape();
+    let (cr, cc) = match sh {
+        [r, c] => (*r, *c),
+        [c] => (1, *c),
+        _ => return Ok(t.clone()),
+    };
+    let rows = if cr == m && m != 1 { rows } else { 0..cr };
+    let cols = if cc == n && n != 1 { cols } else { 0..cc };
+    let data = t.data().gather(
+        rows.clone()
+            .flat_map(|r| cols.clone().map(move |j| r * cc + j)),
+    );
+    let shape = if sh.len() == 2 {
+        vec![rows.len(), cols.len()]
+    } else {
+        vec![cols.len()]
+    };
+    Tensor::new(shape, data)
 }
 
 /// The Gemm epilogue: `y = alpha * y` if `alpha != 1`, then `y = y + c'` with

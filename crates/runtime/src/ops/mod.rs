@@ -200,6 +200,51 @@ pub trait Op: Send + Sync + Debug {
     }
 }
 
+/// [`Op::region`] of an element-wise op, whose every output element is a
+/// function of the elements its (broadcast) inputs hold at its index
+/// alone: the op run on one-dimensional tensors of exactly those elements.
+/// The same values at any position give the same bits on every path
+/// (docs/determinism.md, "Threads and SIMD paths"), so these are the full
+/// run's elements.
+pub(crate) fn elementwise_region(
+    op: &dyn Op,
+    ctx: &Ctx<'_>,
+    inputs: Args<'_, Tensor>,
+    elements: std::ops::Range<usize>,
+) -> OpResult<Region> {
+    let xs: Vec<&Tensor> = inputs.present().collect();
+    let shapes: Vec<&[usize]> = xs.iter().map(|t| t.shape()).collect();
+    let out = crate::broadcast::broadcast_shapes(&shapes)?;
+    let total = crate::tensor::checked_len(&out).unwrap_or(0);
+    let elements = elements.start.min(total)..elements.end.clamp(elements.start.min(total), total);
+    let out_strides = crate::tensor::strides(&out);
+    let parts: Vec<Tensor> = xs
+        .iter()
+        .map(|t| {
+            let st = crate::broadcast::broadcast_strides(t.shape(), &out);
+            let at = |e: usize| {
+                out_strides
+                    .iter()
+                    .zip(&out)
+                    .zip(&st)
+                    .map(|((&os, &d), &is)| (e / os.max(1)) % d.max(1) * is)
+                    .sum::<usize>()
+            };
+            Tensor::new(
+                vec![elements.len()],
+                t.data().gather(elements.clone().map(at)),
+            )
+        })
+        .collect::<OpResult<_>>()?;
+    let refs: Vec<Option<&Tensor>> = parts.iter().map(Some).collect();
+    let mut y = op.run(&Ctx::single(ctx.isa), Args::new(&refs))?;
+    crate::ensure!(!y.is_empty(), "the op gave no output");
+    Ok(Region {
+        first: elements.start,
+        elements: y.swap_remove(0),
+    })
+}
+
 /// Some consecutive elements of one output, computed alone
 /// ([`Op::region`]).
 #[derive(Debug)]

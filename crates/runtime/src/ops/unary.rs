@@ -5,7 +5,7 @@
 //! float64 functions (docs/determinism.md, "Transcendental functions"); the
 //! exact ops follow "Integers, comparisons and casts".
 
-use super::{Args, BuildCtx, Fact, Op, Registry};
+use super::{Args, BuildCtx, Fact, Op, Region, Registry};
 use crate::error::OpResult;
 use crate::kernels::Ctx;
 use crate::kernels::elementwise::{Float, Num, by_num, map};
@@ -172,6 +172,16 @@ impl Op for Unary {
             Data::Bool(v) => Data::Bool(map(ctx, v, |b: bool| !b)),
         };
         Ok(vec![Tensor::new(x.shape().to_vec(), data)?])
+    }
+
+    fn region(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        output: usize,
+        elements: std::ops::Range<usize>,
+    ) -> Option<OpResult<Region>> {
+        (output == 0).then(|| super::elementwise_region(self, ctx, inputs, elements))
     }
 }
 
