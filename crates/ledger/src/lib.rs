@@ -33,6 +33,7 @@ mod serde_util;
 pub mod smt;
 mod staking;
 mod state;
+pub mod switches;
 mod tx;
 
 pub use accounts::Account;

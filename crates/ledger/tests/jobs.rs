@@ -317,6 +317,99 @@ fn a_missed_commit_is_penalized_and_reassigned() {
     assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Final);
 }
 
+/// Finding "withholding" (issue #25, P4): a committed cheater that saw
+/// an honest reveal disagree with its own never revealed and paid only
+/// the miss penalty instead of the stake a lost dispute takes. A
+/// committed slot that misses its reveal after another slot revealed now
+/// forfeits its whole stake (burned); one whose job had no reveal yet (it
+/// saw nothing) pays the miss penalty as before.
+#[test]
+fn a_withheld_reveal_after_another_reveal_forfeits_the_stake() {
+    for other_reveals in [true, false] {
+        let (mut s, job) = submitted(2, [4; 32]);
+        let supply = s.total_supply().unwrap();
+        let (withholder, other) = (job.slots[0].executor, job.slots[1].executor);
+        let stake = s.executor(&withholder).unwrap().stake;
+        let burned = s.burned();
+        let commits = [
+            commit_tx(&s, &job, &withholder, 2.0, 1),
+            commit_tx(&s, &job, &other, 1.0, 1),
+        ];
+        s = apply_with(&s, [0; 32], &commits);
+        let job = s.job(&job.id).unwrap();
+        if other_reveals {
+            s = apply_with(&s, [0; 32], &[reveal_tx(&s, &job, &other, 1.0, 1)]);
+        }
+        let deadline = s.job(&job.id).unwrap().slots[0].deadline.unwrap();
+        while s.height() <= deadline {
+            s = apply_with(&s, [5; 32], &[]);
+        }
+        let job = s.job(&job.id).unwrap();
+        assert_eq!(job.missed[0], withholder);
+        let e = s.executor(&withholder).unwrap();
+        if other_reveals {
+            assert_eq!((e.stake, e.unbonding_total()), (0, 0), "forfeited");
+            assert_eq!(s.burned(), burned + stake, "and burned");
+        } else {
+            assert_eq!(e.stake, stake - 100_000, "the miss penalty only");
+        }
+        assert_eq!(e.active_jobs, 0);
+        assert_eq!(s.total_supply(), Some(supply));
+    }
+}
+
+/// Finding "honest executors filtered out" (issue #25, P2), first part: a
+/// job whose declared outputs cannot fit a reveal (over
+/// `max_job_io_bytes`) was accepted, and every honest executor drawn for
+/// it missed its reveal and was penalized. Admission bounds the outputs
+/// from the manifest, with the sizes the inputs bind symbolic dimensions
+/// to, and refuses such a job.
+#[test]
+fn a_job_whose_declared_outputs_cannot_be_revealed_is_refused() {
+    let s = setup();
+    let sym = |name: &str| DimSpec::Symbol(name.into());
+    for (out_dims, input_len, refused) in [
+        (vec![DimSpec::Fixed(4_096)], 2, true),
+        (vec![DimSpec::Fixed(1_000)], 2, false),
+        (vec![sym("n"), DimSpec::Fixed(1_024)], 8, true),
+        (vec![sym("n"), DimSpec::Fixed(1_024)], 1, false),
+        (vec![sym("unbound"), DimSpec::Fixed(1_024)], 8, false),
+    ] {
+        let model = format!("outputs {out_dims:?} {input_len}");
+        let mut m = manifest(model.as_bytes(), "wide", "1.0.0", &key(1));
+        m.inputs = vec![TensorSpec {
+            name: "x".into(),
+            dtype: Some("float32".into()),
+            shape: Some(vec![sym("n")]),
+        }];
+        m.outputs = vec![TensorSpec {
+            name: "y".into(),
+            dtype: Some("float32".into()),
+            shape: Some(out_dims.clone()),
+        }];
+        m.cost.flops = 1_000;
+        let body = TxBody::PublishModel {
+            manifest: Box::new(SignedManifest::sign(m, &key(1)).unwrap()),
+        };
+        let (s, o) = apply_one(&s, tx(&s, 1, body));
+        assert!(o.result.is_ok(), "{:?}", o.result);
+        let job = TxBody::SubmitJob {
+            model_id: glassbox_types::ModelId::of(model.as_bytes()),
+            inputs: vec![f32_tensor(&[input_len], &vec![1.0; input_len as usize])],
+            replicas: 1,
+            max_fee: 1_000_000,
+        };
+        let r = s.check_tx(&tx(&s, 2, job));
+        if refused {
+            let e = r.unwrap_err();
+            assert_eq!(e.code(), "job_io_too_large", "{out_dims:?}: {e}");
+            assert!(e.to_string().contains("declared output"), "{e}");
+        } else {
+            assert!(r.is_ok(), "{out_dims:?}: {r:?}");
+        }
+    }
+}
+
 #[test]
 fn a_job_with_no_executor_left_fails_and_is_refunded() {
     // 4 executors, replicas 4: after one miss there is nobody to take over.

@@ -41,6 +41,14 @@ pub fn dtype_name(code: u8) -> Option<&'static str> {
     })
 }
 
+/// The ONNX dtype code of numpy-style `name` ([`dtype_name`]'s inverse);
+/// `None` for a dtype the protocol does not carry.
+pub fn dtype_code(name: &str) -> Option<u8> {
+    [1u8, 2, 3, 6, 7, 9, 11]
+        .into_iter()
+        .find(|&c| dtype_name(c) == Some(name))
+}
+
 /// Bytes per element of ONNX dtype `code`; `None` for an unknown code.
 pub fn dtype_size(code: u8) -> Option<u64> {
     dtype_name(code)?;

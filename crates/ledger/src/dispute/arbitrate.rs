@@ -28,6 +28,7 @@ use crate::error::ExecutionError;
 use crate::jobs::schedule::status_name;
 use crate::jobs::{Job, JobId, JobStatus, check_tensors, outputs_hash};
 use crate::state::State;
+use crate::switches;
 
 /// Domain of the audit draw.
 pub const AUDIT_DOMAIN: &[u8] = tags::AUDIT;
@@ -201,7 +202,9 @@ impl State {
         let challengeable = job.replicas == 1
             && match job.status {
                 JobStatus::Pending => true,
-                JobStatus::Disputed => open_dispute.is_some(),
+                JobStatus::Disputed => {
+                    open_dispute.is_some() && !switches::is_off(switches::Fix::Preemption)
+                }
                 _ => false,
             };
         if !challengeable {
@@ -962,7 +965,7 @@ impl State {
         self.put_account(owner, &a)
     }
 
-    fn burn(&mut self, amount: u64) -> Result<(), ExecutionError> {
+    pub(crate) fn burn(&mut self, amount: u64) -> Result<(), ExecutionError> {
         if amount == 0 {
             return Ok(());
         }

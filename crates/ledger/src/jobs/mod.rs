@@ -163,6 +163,59 @@ pub(crate) fn check_tensors(
     Ok(hashes)
 }
 
+/// A lower bound of the bytes of the canonical encodings of a job's
+/// outputs, from the manifest's declared output specs and the sizes the
+/// (checked) inputs bind its symbolic dimensions to: exact for an output
+/// whose dtype and every dimension are known, its header alone otherwise.
+/// Admission refuses a job whose outputs cannot fit a reveal, so no honest
+/// executor is drawn for a job it cannot answer (issue #25, P2).
+pub(crate) fn declared_output_bytes(
+    inputs: &[Vec<u8>],
+    in_specs: &[TensorSpec],
+    out_specs: &[TensorSpec],
+) -> u64 {
+    let mut symbols: Vec<(&str, u64)> = Vec::new();
+    for (bytes, spec) in inputs.iter().zip(in_specs) {
+        let (Ok(h), Some(dims)) = (parse_tensor(bytes), &spec.shape) else {
+            continue;
+        };
+        for (d, got) in dims.iter().zip(&h.shape) {
+            if let DimSpec::Symbol(s) = d
+                && !s.is_empty()
+                && !symbols.iter().any(|(n, _)| n == s)
+            {
+                symbols.push((s, *got));
+            }
+        }
+    }
+    out_specs.iter().fold(0u64, |total, spec| {
+        let rank = spec.shape.as_ref().map_or(0, Vec::len) as u64;
+        let header = 9 + 8 * rank;
+        let elements = spec.shape.as_ref().and_then(|dims| {
+            dims.iter().try_fold(1u64, |acc, d| {
+                let n = match d {
+                    DimSpec::Fixed(n) => Some(*n),
+                    DimSpec::Symbol(s) => symbols
+                        .iter()
+                        .find(|(name, _)| !s.is_empty() && name == s)
+                        .map(|(_, n)| *n),
+                }?;
+                Some(acc.saturating_mul(n))
+            })
+        });
+        let size = spec
+            .dtype
+            .as_deref()
+            .and_then(tensor::dtype_code)
+            .and_then(tensor::dtype_size);
+        let bytes = match (elements, size) {
+            (Some(e), Some(z)) => header.saturating_add(e.saturating_mul(z)),
+            _ => header,
+        };
+        total.saturating_add(bytes)
+    })
+}
+
 /// Where a job is in its life.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

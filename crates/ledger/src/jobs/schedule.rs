@@ -8,11 +8,13 @@ use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::error::ExecutionError;
 use crate::jobs::{
-    Job, JobId, JobStatus, Reveal, SELECTION_DOMAIN, Slot, check_tensors, commitment, outputs_hash,
+    Job, JobId, JobStatus, Reveal, SELECTION_DOMAIN, Slot, check_tensors, commitment,
+    declared_output_bytes, outputs_hash,
 };
 use crate::limits;
 use crate::staking::Executor;
 use crate::state::State;
+use crate::switches;
 
 /// What a valid `SubmitJob` will escrow.
 pub(crate) struct JobTerms {
@@ -260,6 +262,14 @@ impl State {
             });
         }
         let input_hashes = check_tensors("input", inputs, &manifest.inputs)?;
+        let outputs = declared_output_bytes(inputs, &manifest.inputs, &manifest.outputs);
+        if outputs > u64::from(p.max_job_io_bytes) {
+            return Err(ExecutionError::JobIoTooLarge {
+                what: "declared output",
+                bytes: outputs,
+                max: p.max_job_io_bytes,
+            });
+        }
         let price_per_replica = p
             .job_price(manifest.cost.flops)
             .ok_or(ExecutionError::PriceOverflow)?;
@@ -659,6 +669,23 @@ impl State {
         self.put_fee_pool(pool).map_err(crate::state::internal)
     }
 
+    /// Takes the whole stake (bonded and unbonding) of `owner`, who
+    /// withheld a committed reveal after another slot revealed, and burns
+    /// it: a withheld reveal costs what a lost dispute would, and more than
+    /// its burned part (docs/jobs.md, "Deadlines").
+    fn slash_withheld(&mut self, owner: &PublicKey) -> Result<(), ExecutionError> {
+        let Some(e) = self.executor(owner) else {
+            return Ok(());
+        };
+        let mut e = e.clone();
+        let taken = e.stake.saturating_add(e.unbonding_total());
+        e.stake = 0;
+        e.unbonding.clear();
+        e.active_jobs = e.active_jobs.saturating_sub(1);
+        self.put_executor(e)?;
+        self.burn(taken)
+    }
+
     /// The job cannot be served: release its executors and refund it.
     fn fail(&mut self, job: &mut Job, height: u64) -> Result<(), ExecutionError> {
         for owner in job.slots.iter().map(|s| s.executor).collect::<Vec<_>>() {
@@ -705,11 +732,24 @@ impl State {
                 .filter(|(_, s)| s.deadline.is_some_and(|d| d < height))
                 .map(|(i, _)| i)
                 .collect();
+            // A committed slot that did not reveal although another slot
+            // did saw that reveal: withholding its own is how a cheater
+            // would dodge the dispute it would lose, so it costs what
+            // losing would (issue #25, P4). Read before any slot changes.
+            let revealed = job.slots.iter().any(|s| s.reveal.is_some());
             for i in late {
-                let Some(owner) = job.slots.get(i).map(|s| s.executor) else {
+                let Some((owner, committed)) = job
+                    .slots
+                    .get(i)
+                    .map(|s| (s.executor, s.commitment.is_some()))
+                else {
                     continue;
                 };
-                self.penalize(&owner)?;
+                if committed && revealed && !switches::is_off(switches::Fix::Withholding) {
+                    self.slash_withheld(&owner)?;
+                } else {
+                    self.penalize(&owner)?;
+                }
                 if job.missed.len() >= limits::MAX_JOB_MISSES {
                     job.slots.remove(i);
                     self.fail(&mut job, height)?;

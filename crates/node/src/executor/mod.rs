@@ -4,10 +4,13 @@
 //! runs it on the deterministic runtime, and answers with commit–reveal
 //! transactions through its own mempool (and so through gossip).
 //!
-//! A result is kept in memory from the commit to the reveal. A node that
-//! restarts between the two cannot reveal (its salt is gone) and misses the
-//! reveal deadline, like any crashed executor: the ledger penalizes and
-//! replaces it.
+//! A result is kept in memory from the commit to the reveal, and nothing
+//! of it needs to be on disk: the run is deterministic and the salt is
+//! derived from the executor's key and the job ([`salt_for`]), so a node
+//! that restarts between the two runs the job again and reveals what it
+//! committed. That matters: a committed slot that never reveals while
+//! another slot of the job did forfeits its whole stake (docs/jobs.md,
+//! "Deadlines": a withheld reveal is how a cheater would dodge a dispute).
 
 //!
 //! `fetch` downloads a model from peers in verified slices.
@@ -72,6 +75,24 @@ impl Default for ExecutorConfig {
             fee: 0,
         }
     }
+}
+
+/// Domain of [`salt_for`].
+const SALT_DOMAIN: &[u8] = b"glassbox.executor.salt.v1";
+
+/// The salt of this executor's commitment to `job`: BLAKE3 of its ed25519
+/// signature over the domain and the job id. Ed25519 signatures are
+/// deterministic (RFC 8032), so the same key gives the same salt after a
+/// restart; without the key nobody can compute it, so the commitment still
+/// hides the result until the reveal.
+fn salt_for(key: &SecretKey, job: &JobId) -> Salt {
+    let mut message = SALT_DOMAIN.to_vec();
+    message.extend_from_slice(job.as_bytes());
+    let signature = key.sign(&message);
+    let mut h = blake3::Hasher::new();
+    h.update(SALT_DOMAIN);
+    h.update(signature.as_bytes());
+    Salt::from_bytes(*h.finalize().as_bytes())
 }
 
 /// A computed result, kept from the commit to the reveal.
@@ -258,8 +279,34 @@ impl Executor {
                 {
                     continue;
                 }
+                if !self.results.contains_key(&job.id) {
+                    // Committed before a restart: the same run and salt
+                    // give the same commitment.
+                    match self.compute(state, &job).await {
+                        Ok(p)
+                            if slot.commitment
+                                == Some(commitment(
+                                    &job.id,
+                                    &self.me,
+                                    &p.output_hash,
+                                    &p.trace_root,
+                                    &p.salt,
+                                )) =>
+                        {
+                            info!(job = %job.id, "recomputed a committed result after a restart");
+                            self.results.insert(job.id, p);
+                        }
+                        Ok(_) => {
+                            warn!(job = %job.id, "the recomputed result does not open the commitment; cannot reveal");
+                            continue;
+                        }
+                        Err(e) => {
+                            warn!(job = %job.id, error = %e, "cannot recompute a committed result");
+                            continue;
+                        }
+                    }
+                }
                 let Some(p) = self.results.get(&job.id).cloned() else {
-                    warn!(job = %job.id, "committed but the result is gone (restart?); cannot reveal");
                     continue;
                 };
                 let body = TxBody::RevealResult {
@@ -464,13 +511,11 @@ impl Executor {
             .map(|(_, t)| formats::canonical_encode(t))
             .collect();
         let hashes: Vec<TensorHash> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
-        let mut salt = [0u8; 32];
-        rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
         Ok(Prepared {
             outputs,
             output_hash: outputs_hash(&hashes),
             trace_root: run.trace.root(),
-            salt: Salt::from_bytes(salt),
+            salt: salt_for(&self.key, &job.id),
         })
     }
 
@@ -531,5 +576,31 @@ impl Executor {
             peers.retain(|p| p != own);
         }
         peers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The salt survives a restart (the same key and job give the same
+    /// salt, so a recomputed result opens the commitment) and hides the
+    /// result (another key, or another job, gives another salt).
+    #[test]
+    fn the_commitment_salt_is_a_function_of_the_key_and_the_job() {
+        let key = SecretKey::from_seed(&[7; 32]);
+        let (a, b) = (
+            JobId::of_tx(glassbox_primitives::TxHash::of(b"a")),
+            JobId::of_tx(glassbox_primitives::TxHash::of(b"b")),
+        );
+        assert_eq!(
+            salt_for(&key, &a),
+            salt_for(&SecretKey::from_seed(&[7; 32]), &a)
+        );
+        assert_ne!(salt_for(&key, &a), salt_for(&key, &b));
+        assert_ne!(
+            salt_for(&key, &a),
+            salt_for(&SecretKey::from_seed(&[8; 32]), &a)
+        );
     }
 }
