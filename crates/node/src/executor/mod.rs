@@ -77,6 +77,17 @@ impl Default for ExecutorConfig {
     }
 }
 
+/// How an audit was left ([`Executor::disputes`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Audit {
+    /// The pending, unchallenged result agreed with this run: audited again
+    /// only if it comes under challenge.
+    Agreed,
+    /// A challenge (or an entry into the dispute) was sent at this height:
+    /// sent again after `resend_after_blocks` while it has not landed.
+    Entered { at_height: u64 },
+}
+
 /// Domain of [`salt_for`].
 const SALT_DOMAIN: &[u8] = b"glassbox.executor.salt.v1";
 
@@ -127,8 +138,8 @@ pub struct Executor {
     parties: HashMap<JobId, Arc<Party>>,
     /// The last dispute move sent per job: (the move's position, height).
     moves: HashMap<JobId, (MovePos, u64)>,
-    /// Pending results this executor audited (challenged or agreed).
-    audited: HashMap<JobId, u64>,
+    /// Results this executor audited: when, and how it left it.
+    audited: HashMap<JobId, Audit>,
 }
 
 /// Most job runs kept for disputes and audits.
@@ -352,9 +363,19 @@ impl Executor {
                     .dispute
                     .as_ref()
                     .is_some_and(|d| d.closed_height.is_none() && d.claim_of(&self.me).is_none());
+            // Audited again when a result it agreed with comes under
+            // challenge, or when its challenge has not landed after
+            // `resend_after_blocks` (refused, dropped, or out-bid).
+            let again = match self.audited.get(&id) {
+                None => true,
+                Some(Audit::Agreed) => challenged,
+                Some(Audit::Entered { at_height }) => {
+                    height >= at_height.saturating_add(self.cfg.resend_after_blocks)
+                }
+            };
             let auditing = (job.status == JobStatus::Pending || challenged)
                 && ext.auditor == Some(self.me)
-                && !self.audited.contains_key(&id);
+                && again;
             if !in_game && !auditing {
                 continue;
             }
@@ -366,7 +387,6 @@ impl Executor {
                 }
             };
             if auditing {
-                self.audited.insert(id, height);
                 let Some(reveal) = job.slots.first().and_then(|s| s.reveal) else {
                     continue;
                 };
@@ -374,6 +394,7 @@ impl Executor {
                     && reveal.trace_root == party.trace_root();
                 if agrees && !challenged {
                     debug!(job = %id, "audit agrees");
+                    self.audited.insert(id, Audit::Agreed);
                     continue;
                 }
                 // Under challenge the auditor enters with its own result
@@ -392,6 +413,8 @@ impl Executor {
                     outputs: party.outputs(),
                 };
                 self.send(state, body);
+                self.audited
+                    .insert(id, Audit::Entered { at_height: height });
                 continue;
             }
             let Some(d) = ext.dispute.as_ref() else {
