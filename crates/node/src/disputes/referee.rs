@@ -163,6 +163,19 @@ impl<D: RefereeData + ?Sized> RuntimeReferee<'_, D> {
         })?;
         let producers = producers(m);
         let max_elements = m.limits().max_tensor_elements;
+        // Every operand opened before any is read: a step that opens them
+        // one by one costs no decoding or hashing until the last.
+        for vid in n.inputs.iter().flatten() {
+            if m.constant(*vid).is_none()
+                && let Some(&(j, slot)) = producers.get(vid)
+                && j < index
+            {
+                let (j, slot) = (j as u64, u32::try_from(slot).unwrap_or(u32::MAX));
+                if opened(j, slot).is_none() {
+                    return Err(RefereeError::Missing { node: j, slot });
+                }
+            }
+        }
         let mut args: Vec<Option<Arc<Tensor>>> = Vec::with_capacity(n.inputs.len());
         for vid in &n.inputs {
             let Some(vid) = *vid else {
