@@ -1,7 +1,8 @@
 //! A Byzantine executor on a real local network (docs/jobs.md). The test
 //! itself plays validator 3's registered executor (its node runs none):
-//! first it commits and then withholds its reveal — it is penalized and
-//! replaced, and the job ends final with the honest result; then it reveals
+//! first it commits and then withholds its reveal after the honest ones —
+//! it forfeits its stake and is replaced, and the job ends final with the
+//! honest result; bonded again, it reveals
 //! a wrong output under a trace root it cannot open — the job is disputed,
 //! no receipt is served and the stakes are locked while the honest
 //! executors' nodes play the dispute game; the liar never moves, loses by
@@ -104,8 +105,43 @@ fn a_byzantine_executor_never_gets_a_wrong_result_finalized() {
     let job = net.wait_job(&id, "final", |j| j.status == JobStatus::Final);
     assert_eq!(job.missed, vec![me]);
     assert!(slot_index(&job, &me).is_none(), "replaced");
-    let stake1 = net.executor(&me).stake;
-    assert_eq!(stake1, stake0 - net.params.miss_penalty, "penalized");
+    // It saw the honest reveals before withholding its own: that costs
+    // its whole stake, as the dispute it dodged would have (issue #25).
+    let e = net.executor(&me);
+    assert_eq!((e.stake, e.unbonding_total()), (0, 0), "forfeited");
+    // Bonded again (funded by the dev key, fees included), to be drawn for
+    // the next job.
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    net.send(
+        &dev,
+        TxBody::Transfer {
+            to: me,
+            amount: stake0 + 1_000_000_000,
+        },
+    );
+    until("funded", &|| {
+        net.api
+            .account(&me)
+            .ok()
+            .and_then(|a| a.record)
+            .is_some_and(|a| a.balance >= stake0)
+    });
+    // Slashed to nothing, it is no longer active: it registers again.
+    net.send(
+        &byz,
+        TxBody::RegisterExecutor {
+            stake: stake0,
+            capacity: e.capacity,
+            endpoint: e.endpoint.clone(),
+        },
+    );
+    until("registered again", &|| net.executor(&me).stake == stake0);
     if let Err(e) = net.api.receipt::<Value>(&id) {
         assert_eq!(e.status(), Some(409), "{e}");
     }

@@ -10,7 +10,7 @@ use std::ops::{Add, Div, Mul, Range, Sub};
 use std::sync::Mutex;
 
 use super::util::{normalize_axis, normalize_axis_inclusive, shape_len};
-use super::{Args, BuildCtx, Fact, Op, Registry, default_cost};
+use super::{Args, BuildCtx, Fact, Op, Region, Registry, default_cost};
 use crate::canon;
 use crate::cost::Cost;
 use crate::error::{OpError, OpResult};
@@ -385,6 +385,40 @@ impl Op for Softmax {
             d => bail!("input must be float32 or float64, got {d}"),
         };
         Ok(vec![t])
+    }
+
+    /// The rows that hold `elements`, when the axis is the innermost (each
+    /// row is computed alone, as in a full run); other layouts run whole.
+    fn region(
+        &self,
+        ctx: &Ctx<'_>,
+        inputs: Args<'_, Tensor>,
+        output: usize,
+        elements: Range<usize>,
+    ) -> Option<OpResult<Region>> {
+        let x = inputs.get(0).ok()?;
+        let (outer, n, inner) = self.split(x.shape()).ok()?;
+        if output != 0 || inner != 1 || n == 0 {
+            return None;
+        }
+        let r0 = (elements.start / n).min(outer);
+        let r1 = elements.end.div_ceil(n).clamp(r0, outer);
+        let single = Ctx::single(ctx.isa);
+        let t = match x.dtype() {
+            DType::F32 => x.f32s().and_then(|v| {
+                let part = &v[r0 * n..r1 * n];
+                Tensor::from_vec(vec![part.len()], self.compute(&single, part, r1 - r0, n, 1))
+            }),
+            DType::F64 => x.as_slice::<f64>().and_then(|v| {
+                let part = &v[r0 * n..r1 * n];
+                Tensor::from_vec(vec![part.len()], self.compute(&single, part, r1 - r0, n, 1))
+            }),
+            _ => return None,
+        };
+        Some(t.map(|elements| Region {
+            first: r0 * n,
+            elements,
+        }))
     }
 }
 
@@ -1122,5 +1156,21 @@ mod tests {
         let op = build("LRN", 13, vec![("size", Attr::Int(5))], 1, 1).unwrap();
         let outs = op.infer(Args::new(&[Some(&f)])).unwrap();
         assert_eq!(op.cost(Args::new(&[Some(&f)]), &outs).flops, 8 * 24);
+    }
+
+    #[test]
+    fn softmax_regions_are_the_full_runs_rows() {
+        for name in ["Softmax", "LogSoftmax"] {
+            let op = build(name, 13, vec![], 1, 1).unwrap();
+            let n: usize = 37 * 9 * 20;
+            let x = Tensor::from_vec(
+                vec![37, 9, 20],
+                (0..n)
+                    .map(|i| ((i * 7919 % 2000) as f32) / 100.0 - 10.0)
+                    .collect(),
+            )
+            .unwrap();
+            crate::ops::testing::check_regions(&*op, &[Some(&x)], &[1, 30, 256]);
+        }
     }
 }
