@@ -20,9 +20,9 @@ use glassbox_primitives::{chunks, trace};
 use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::dispute::{
-    Claim, Dispute, Game, JobExt, LeafOutput, MAX_CLAIM_MEMBERS, MAX_CLAIMS, MAX_OPENINGS_PER_SIDE,
-    MAX_OUTPUT_BYTES, MAX_TRACE_LEAVES, OutputSource, Referee, RefereeError, Side, Stage, Step,
-    Target, Verdict, VerdictReason, hash_leaf, hash_node, root_from_path, split,
+    Claim, Dispute, Game, JobExt, LeafOutput, MAX_CLAIM_MEMBERS, MAX_CLAIMS, MAX_OPENINGS,
+    MAX_OPENINGS_PER_SIDE, MAX_OUTPUT_BYTES, MAX_TRACE_LEAVES, OutputSource, Referee, RefereeError,
+    Side, Stage, Step, Target, Verdict, VerdictReason, hash_leaf, hash_node, root_from_path, split,
 };
 use crate::error::ExecutionError;
 use crate::jobs::schedule::status_name;
@@ -588,6 +588,13 @@ impl State {
                 }
                 for o in items {
                     if !game.opened.iter().any(|k| k.node == o.node) {
+                        // The record keeps at most MAX_OPENINGS in all.
+                        if game.opened.len() >= MAX_OPENINGS {
+                            return Err(dispute_err(
+                                *id,
+                                format!("over {MAX_OPENINGS} openings in one dispute game"),
+                            ));
+                        }
                         // Each side spends its own budget (the total stays
                         // within MAX_OPENINGS).
                         if side.openings as usize >= MAX_OPENINGS_PER_SIDE {

@@ -1,7 +1,7 @@
 //! Job execution in the ledger: submission and escrow, executor
 //! selection, deadlines, commit–reveal and settlement (docs/jobs.md).
 
-use glassbox_primitives::{Commitment, TensorHash};
+use glassbox_primitives::{Commitment, OutputHash, TensorHash};
 use glassbox_types::{ModelId, PublicKey};
 
 use crate::accounts::Account;
@@ -475,6 +475,22 @@ impl State {
                 executor: sender.to_string(),
             });
         }
+        if self.check_outputs(&job, outputs)? != reveal.output_hash {
+            return Err(ExecutionError::OutputHashMismatch);
+        }
+        Ok((job, i))
+    }
+
+    /// The checks a reveal's outputs pass, whoever sends them: at most
+    /// `max_job_io_bytes`, and the model's declared outputs. Returns their
+    /// [`outputs_hash`]. An executor checks its result with it before it
+    /// commits: a result it could not reveal must not be committed (a
+    /// committed slot that withholds its reveal forfeits its stake).
+    pub fn check_outputs(
+        &self,
+        job: &Job,
+        outputs: &[Vec<u8>],
+    ) -> Result<OutputHash, ExecutionError> {
         let bytes = io_bytes(outputs);
         if bytes > u64::from(self.params.max_job_io_bytes) {
             return Err(ExecutionError::JobIoTooLarge {
@@ -489,10 +505,7 @@ impl State {
                 model_id: job.model_id,
             })?;
         let hashes = check_tensors("output", outputs, &model.manifest.manifest().outputs)?;
-        if outputs_hash(&hashes) != reveal.output_hash {
-            return Err(ExecutionError::OutputHashMismatch);
-        }
-        Ok((job, i))
+        Ok(outputs_hash(&hashes))
     }
 
     pub(crate) fn reveal_result(

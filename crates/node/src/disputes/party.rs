@@ -206,6 +206,11 @@ impl Party {
             .collect()
     }
 
+    /// The session the run used.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
     /// [`outputs_hash`] of the run's outputs.
     pub fn output_hash(&self) -> OutputHash {
         let hashes: Vec<TensorHash> = self.outputs.iter().map(Tensor::hash).collect();

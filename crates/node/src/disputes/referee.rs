@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use glassbox_ledger::Referee;
-use glassbox_ledger::dispute::{OutputSource, RefereeError};
+use glassbox_ledger::dispute::{MAX_LEAF_OUTPUTS, MAX_OPENINGS, OutputSource, RefereeError};
 use glassbox_primitives::TensorHash;
 use glassbox_runtime::{Model, Session, Tensor, formats};
 use glassbox_types::ModelId;
@@ -36,6 +36,44 @@ pub fn producers(model: &Model) -> HashMap<usize, (usize, usize)> {
         }
     }
     map
+}
+
+/// Whether every operator of `model` can be refereed: at most
+/// [`MAX_LEAF_OUTPUTS`] bound outputs (a side states them all in one
+/// step) and operands from at most [`MAX_OPENINGS`] earlier operators (a
+/// game keeps that many openings). An executor neither answers nor audits
+/// a job of a model that fails this: it could not defend its result, and
+/// declining costs it the miss penalty, not its stake (docs/disputes.md,
+/// P1 and P2).
+pub fn refereeable(model: &Model) -> Result<(), String> {
+    let producers = producers(model);
+    for (i, n) in model.nodes().iter().enumerate() {
+        let outputs = n.outputs.iter().flatten().count();
+        if outputs > MAX_LEAF_OUTPUTS {
+            return Err(format!(
+                "node {i} ({}) has {outputs} outputs, over the {MAX_LEAF_OUTPUTS} a dispute can state",
+                n.op_type
+            ));
+        }
+        let mut operands: Vec<usize> = n
+            .inputs
+            .iter()
+            .flatten()
+            .filter(|v| model.constant(**v).is_none())
+            .filter_map(|v| producers.get(v).map(|p| p.0))
+            .filter(|&j| j < i)
+            .collect();
+        operands.sort_unstable();
+        operands.dedup();
+        if operands.len() > MAX_OPENINGS {
+            return Err(format!(
+                "node {i} ({}) reads {} earlier nodes, over the {MAX_OPENINGS} a dispute can open",
+                n.op_type,
+                operands.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The referee over the runtime and a [`RefereeData`].

@@ -83,6 +83,8 @@ enum Audit {
     /// The pending, unchallenged result agreed with this run: audited again
     /// only if it comes under challenge.
     Agreed,
+    /// Declined: a dispute could not referee the model.
+    Declined,
     /// A challenge (or an entry into the dispute) was sent at this height:
     /// sent again after `resend_after_blocks` while it has not landed.
     Entered { at_height: u64 },
@@ -369,6 +371,7 @@ impl Executor {
             let again = match self.audited.get(&id) {
                 None => true,
                 Some(Audit::Agreed) => challenged,
+                Some(Audit::Declined) => false,
                 Some(Audit::Entered { at_height }) => {
                     height >= at_height.saturating_add(self.cfg.resend_after_blocks)
                 }
@@ -387,6 +390,11 @@ impl Executor {
                 }
             };
             if auditing {
+                if let Err(e) = crate::disputes::referee::refereeable(party.session().model()) {
+                    warn!(job = %id, error = %e, "not auditing: a dispute could not referee the model");
+                    self.audited.insert(id, Audit::Declined);
+                    continue;
+                }
                 let Some(reveal) = job.slots.first().and_then(|s| s.reveal) else {
                     continue;
                 };
@@ -515,6 +523,9 @@ impl Executor {
     /// Runs `job` (fetching its model first if needed).
     async fn compute(&mut self, state: &State, job: &Job) -> Result<Prepared, ExecError> {
         let session = self.session(state, &job.model_id).await?;
+        crate::disputes::referee::refereeable(session.model()).map_err(|e| {
+            ExecError::Runtime(format!("a dispute could not referee the model: {e}"))
+        })?;
         let inputs = job.inputs.clone();
         let run = tokio::task::spawn_blocking(move || -> Result<_, ExecError> {
             let tensors = inputs
@@ -534,12 +545,34 @@ impl Executor {
             .map(|(_, t)| formats::canonical_encode(t))
             .collect();
         let hashes: Vec<TensorHash> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
-        Ok(Prepared {
+        let p = Prepared {
             outputs,
             output_hash: outputs_hash(&hashes),
             trace_root: run.trace.root(),
             salt: salt_for(&self.key, &job.id),
-        })
+        };
+        // Never commit what could not be revealed: a committed slot that
+        // withholds its reveal forfeits its stake.
+        state
+            .check_outputs(job, &p.outputs)
+            .map_err(|e| ExecError::Runtime(format!("the result could not be revealed: {e}")))?;
+        let reveal = TxBody::RevealResult {
+            job_id: job.id,
+            output_hash: p.output_hash,
+            trace_root: p.trace_root,
+            salt: p.salt,
+            outputs: p.outputs.clone(),
+        };
+        let len = SignedTx::sign(&state.chain_id(), &self.key, 0, u64::MAX, reveal)
+            .map_err(|e| ExecError::Runtime(e.to_string()))?
+            .len();
+        if len > state.params().max_tx_bytes as usize {
+            return Err(ExecError::Runtime(format!(
+                "the reveal would be {len} bytes, over max_tx_bytes {}",
+                state.params().max_tx_bytes
+            )));
+        }
+        Ok(p)
     }
 
     /// The loaded model `id`, fetched from peers when the store lacks it.

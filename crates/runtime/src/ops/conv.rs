@@ -465,13 +465,7 @@ impl Conv {
         let (x, w) = (inputs.get(0)?, inputs.get(1)?);
         let b = inputs.opt(2);
         let d = self.dims(x.shape(), w.shape(), b.map(Tensor::shape))?;
-        let (xv, wv) = (x.f32s()?, w.f32s()?);
-        let bv = b.map(Tensor::f32s).transpose()?;
-        let g = self.group;
-        let (cg, mg) = (d.c / g, d.m / g);
         let plane: usize = d.geo.out.iter().product();
-        let ni: usize = d.geo.input.iter().product();
-        let kl = d.k_len(g);
         let planes = d.n * d.m;
         let p0 = (elements.start / plane.max(1)).min(planes);
         let p1 = elements.end.div_ceil(plane.max(1)).clamp(p0, planes);
@@ -491,6 +485,30 @@ impl Conv {
                 elements: Tensor::from_vec(vec![n], y)?,
             });
         }
+        self.planes_run(ctx, &d, x, w, b, p0..p1)
+    }
+
+    /// Whole output planes `planes` (one image, one feature map each):
+    /// each run of planes of one image and one group is a Conv of those
+    /// feature maps' weights over that group's channels.
+    #[allow(clippy::too_many_arguments)]
+    fn planes_run(
+        &self,
+        ctx: &Ctx<'_>,
+        d: &ConvDims,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        planes: Range<usize>,
+    ) -> OpResult<Region> {
+        let (xv, wv) = (x.f32s()?, w.f32s()?);
+        let bv = b.map(Tensor::f32s).transpose()?;
+        let g = self.group;
+        let (cg, mg) = (d.c / g, d.m / g);
+        let plane: usize = d.geo.out.iter().product();
+        let ni: usize = d.geo.input.iter().product();
+        let kl = d.k_len(g);
+        let (p0, p1) = (planes.start, planes.end);
         let mut y = Vec::with_capacity((p1 - p0) * plane);
         let sub = Conv {
             window: self.window.clone(),
@@ -569,6 +587,11 @@ impl Conv {
         let p1 = ((oy1.max(oy0 + 1) - 1) * s0 + (geo.kernel[0] - 1) * d0 + 1) as i64 - pb as i64;
         let start = p0.clamp(0, h as i64) as usize;
         let end = (p1.clamp(0, h as i64) as usize).max(start);
+        if start >= end {
+            // These rows read only padding: the whole plane, as the
+            // planes path computes it.
+            return self.planes_run(ctx, d, x, w, b, plane_index..plane_index + 1);
+        }
         let mut pads = geo.pad_begin.clone();
         pads[0] = (start as i64 - p0) as usize;
         let mut pad_end = geo.pad_end.clone();
@@ -1288,6 +1311,21 @@ mod tests {
                 1,
                 true,
                 vec![("pads", ints(&[1, 1, 0, 1, 0, 1]))],
+            ),
+            // Output rows that read only padding, at the top and the bottom.
+            (
+                vec![1, 1, 4, 256],
+                vec![1, 1, 1, 1],
+                1,
+                true,
+                vec![("pads", ints(&[8, 0, 0, 0]))],
+            ),
+            (
+                vec![1, 2, 4, 64],
+                vec![2, 2, 3, 1],
+                1,
+                false,
+                vec![("pads", ints(&[1, 0, 9, 0]))],
             ),
         ] {
             let mut attrs = attrs;

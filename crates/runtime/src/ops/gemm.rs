@@ -280,10 +280,13 @@ fn matmul_cols(
         .ok_or_else(|| OpError(format!("MatMul row {row} is out of range")))?;
     let (ao, bo, w) = ((ia * m + i) * k, ib * k * n + cols.start, cols.len());
     fn one<T: Dot>(k: usize, w: usize, n: usize, a: &[T], b: &[T]) -> OpResult<Vec<T>> {
+        if k == 0 {
+            return Ok(vec![T::default(); w]);
+        }
         let short = || OpError("MatMul inputs are too short".into());
         let (a, b) = (
             a.get(..k).ok_or_else(short)?,
-            b.get(..(k.max(1) - 1) * n + w).ok_or_else(short)?,
+            b.get(..(k - 1) * n + w).ok_or_else(short)?,
         );
         let mut c = vec![T::default(); w];
         naive(1, w, k, a, (k, 1), b, (n, 1), &mut c);
@@ -1044,6 +1047,14 @@ mod tests {
             Tensor::from_vec(shape.to_vec(), (0..n as i64).map(|x| x % 7 - 3).collect()).unwrap()
         };
         crate::ops::testing::check_regions(&*op(), &[Some(&i(&[4, 6])), Some(&i(&[6, 5]))], &[3]);
+        // K = 0: every element is the empty sum, integers and floats.
+        crate::ops::testing::check_regions(
+            &*op(),
+            &[Some(&i(&[1, 0])), Some(&i(&[0, 512]))],
+            &[256],
+        );
+        let (ta, tb) = (t(&[2, 0], &mut rng), t(&[0, 300], &mut rng));
+        crate::ops::testing::check_regions(&*op(), &[Some(&ta), Some(&tb)], &[1, 256]);
     }
 
     #[test]
