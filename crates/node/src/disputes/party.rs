@@ -49,6 +49,26 @@ pub enum PartyError {
     MissingOutput(usize),
 }
 
+/// The step bytes [`Party::next_step`] allows its openings.
+pub const DEFAULT_STEP_BYTES: usize = 16 << 10;
+
+/// What a `DisputeStep` transaction adds around its step, at most
+/// (signature, key, nonce, fee, job id, tags and counts).
+pub fn step_overhead() -> usize {
+    512
+}
+
+/// The encoded bytes of one leaf opening with `outputs` outputs and a
+/// path of `path` levels.
+pub fn opening_bytes(outputs: usize, path: usize) -> usize {
+    8 + 4 + 32 * outputs + 4 + 32 * path
+}
+
+/// The encoded bytes of a leaf statement of `outputs` outputs.
+pub fn leaf_step_bytes(outputs: usize) -> usize {
+    1 + 4 + 40 * outputs
+}
+
 /// One executor's run of a job.
 pub struct Party {
     session: Arc<Session>,
@@ -299,6 +319,13 @@ impl Party {
     /// in the current game, has already made the round's move and the
     /// referee lacks no operand it holds, or nothing is needed from it.
     pub fn next_step(&self, ext: &JobExt, me: &PublicKey) -> Option<Step> {
+        self.next_step_within(ext, me, DEFAULT_STEP_BYTES)
+    }
+
+    /// [`Party::next_step`] whose openings encode in at most `max_bytes`
+    /// (one opening always fits for a model that passes
+    /// [`crate::disputes::referee::refereeable`]).
+    pub fn next_step_within(&self, ext: &JobExt, me: &PublicKey, max_bytes: usize) -> Option<Step> {
         let d = ext.dispute.as_ref()?;
         let game = d.game.as_ref()?;
         let claim = d.claim_of(me)?;
@@ -358,12 +385,17 @@ impl Party {
             _ => {}
         }
         // The round's move is made: open what the referee still lacks.
+        let mut used = 5usize;
         let items: Vec<LeafOpening> = self
             .operand_nodes(&game.stage)
             .into_iter()
             .filter(|j| !game.opened.iter().any(|o| o.node == *j as u64))
             .take(MAX_OPENINGS_PER_TX)
             .filter_map(|j| self.opening(j))
+            .take_while(|o| {
+                used += opening_bytes(o.outputs.len(), o.path.len());
+                used <= max_bytes
+            })
             .collect();
         (!items.is_empty()).then_some(Step::Openings { items })
     }

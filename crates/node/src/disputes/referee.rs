@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use glassbox_ledger::Referee;
-use glassbox_ledger::dispute::{MAX_LEAF_OUTPUTS, MAX_OPENINGS, OutputSource, RefereeError};
+use glassbox_ledger::dispute::{
+    MAX_LEAF_OUTPUTS, MAX_OPENINGS, MAX_PATH, OutputSource, RefereeError,
+};
 use glassbox_primitives::TensorHash;
 use glassbox_runtime::{Model, Session, Tensor, formats};
 use glassbox_types::ModelId;
@@ -38,20 +40,34 @@ pub fn producers(model: &Model) -> HashMap<usize, (usize, usize)> {
     map
 }
 
-/// Whether every operator of `model` can be refereed: at most
-/// [`MAX_LEAF_OUTPUTS`] bound outputs (a side states them all in one
-/// step) and operands from at most [`MAX_OPENINGS`] earlier operators (a
-/// game keeps that many openings). An executor neither answers nor audits
+/// Whether every operator of `model` can be refereed on a chain whose
+/// transactions hold at most `max_tx_bytes`: at most [`MAX_LEAF_OUTPUTS`]
+/// bound outputs, stated in one transaction, operands from at most
+/// [`MAX_OPENINGS`] earlier operators (a game keeps that many openings),
+/// each operand's opening (with the longest audit path) in one
+/// transaction. An executor neither answers nor audits
 /// a job of a model that fails this: it could not defend its result, and
 /// declining costs it the miss penalty, not its stake (docs/disputes.md,
 /// P1 and P2).
-pub fn refereeable(model: &Model) -> Result<(), String> {
+pub fn refereeable(model: &Model, max_tx_bytes: u32) -> Result<(), String> {
+    use crate::disputes::party::{leaf_step_bytes, opening_bytes, step_overhead};
     let producers = producers(model);
+    let room = usize::try_from(max_tx_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(step_overhead());
     for (i, n) in model.nodes().iter().enumerate() {
         let outputs = n.outputs.iter().flatten().count();
-        if outputs > MAX_LEAF_OUTPUTS {
+        if outputs > MAX_LEAF_OUTPUTS || leaf_step_bytes(outputs) > room {
             return Err(format!(
-                "node {i} ({}) has {outputs} outputs, over the {MAX_LEAF_OUTPUTS} a dispute can state",
+                "node {i} ({}) has {outputs} outputs: a dispute cannot state them in one \
+                 transaction of {max_tx_bytes} bytes (or over {MAX_LEAF_OUTPUTS})",
+                n.op_type
+            ));
+        }
+        if opening_bytes(outputs, MAX_PATH) + 5 > room {
+            return Err(format!(
+                "node {i} ({}): opening its {outputs} outputs does not fit a transaction of \
+                 {max_tx_bytes} bytes",
                 n.op_type
             ));
         }

@@ -132,6 +132,9 @@ pub struct Executor {
     blobs: BlobStore,
     cfg: ExecutorConfig,
     results: HashMap<JobId, Prepared>,
+    /// Jobs this executor cannot answer (its run failed, or its result
+    /// could not be revealed): not run again while they stay open.
+    declined: std::collections::HashSet<JobId>,
     sent: HashMap<JobId, Sent>,
     sessions: Vec<(ModelId, Arc<Session>)>,
     next_nonce: u64,
@@ -195,6 +198,7 @@ impl Executor {
             blobs,
             cfg,
             results: HashMap::new(),
+            declined: std::collections::HashSet::new(),
             sent: HashMap::new(),
             sessions: Vec::new(),
             next_nonce: 0,
@@ -247,6 +251,7 @@ impl Executor {
         self.results
             .retain(|id, _| mine.iter().any(|j| &j.id == id));
         self.sent.retain(|id, _| mine.iter().any(|j| &j.id == id));
+        self.declined.retain(|id| mine.iter().any(|j| &j.id == id));
         for job in mine {
             let Some((_, slot)) = job.slot_of(&self.me) else {
                 continue;
@@ -260,6 +265,9 @@ impl Executor {
                     continue;
                 }
                 if !self.results.contains_key(&job.id) {
+                    if self.declined.contains(&job.id) {
+                        continue;
+                    }
                     if self.results.len() >= self.cfg.max_pending_results {
                         warn!(job = %job.id, "too many pending results; skipping");
                         continue;
@@ -267,6 +275,13 @@ impl Executor {
                     match self.compute(state, &job).await {
                         Ok(p) => {
                             self.results.insert(job.id, p);
+                        }
+                        // A run or a result that fails fails again (it is
+                        // deterministic): declined; a fetch is retried.
+                        Err(e @ ExecError::Runtime(_)) => {
+                            warn!(job = %job.id, error = %e, "cannot answer the job; declining it");
+                            self.declined.insert(job.id);
+                            continue;
                         }
                         Err(e) => {
                             warn!(job = %job.id, error = %e, "cannot run the job");
@@ -390,7 +405,10 @@ impl Executor {
                 }
             };
             if auditing {
-                if let Err(e) = crate::disputes::referee::refereeable(party.session().model()) {
+                if let Err(e) = crate::disputes::referee::refereeable(
+                    party.session().model(),
+                    state.params().max_tx_bytes,
+                ) {
                     warn!(job = %id, error = %e, "not auditing: a dispute could not referee the model");
                     self.audited.insert(id, Audit::Declined);
                     continue;
@@ -445,7 +463,10 @@ impl Executor {
             {
                 continue;
             }
-            let Some(step) = party.next_step(&ext, &self.me) else {
+            let room = usize::try_from(state.params().max_tx_bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(crate::disputes::party::step_overhead());
+            let Some(step) = party.next_step_within(&ext, &self.me, room) else {
                 continue;
             };
             // The operands travel off-ledger: hold them here (peers and
@@ -523,9 +544,10 @@ impl Executor {
     /// Runs `job` (fetching its model first if needed).
     async fn compute(&mut self, state: &State, job: &Job) -> Result<Prepared, ExecError> {
         let session = self.session(state, &job.model_id).await?;
-        crate::disputes::referee::refereeable(session.model()).map_err(|e| {
-            ExecError::Runtime(format!("a dispute could not referee the model: {e}"))
-        })?;
+        crate::disputes::referee::refereeable(session.model(), state.params().max_tx_bytes)
+            .map_err(|e| {
+                ExecError::Runtime(format!("a dispute could not referee the model: {e}"))
+            })?;
         let inputs = job.inputs.clone();
         let run = tokio::task::spawn_blocking(move || -> Result<_, ExecError> {
             let tensors = inputs
@@ -570,6 +592,22 @@ impl Executor {
             return Err(ExecError::Runtime(format!(
                 "the reveal would be {len} bytes, over max_tx_bytes {}",
                 state.params().max_tx_bytes
+            )));
+        }
+        // And pay for it: the commit's and the reveal's fees, at least the
+        // minimum for each (`send` pays the minimum when `fee` is 0).
+        let min = state.params().min_fee_for(len).unwrap_or(u64::MAX);
+        if self.cfg.fee != 0 && self.cfg.fee < min {
+            return Err(ExecError::Runtime(format!(
+                "the configured fee {} is below the reveal's minimum {min}",
+                self.cfg.fee
+            )));
+        }
+        let fees = self.cfg.fee.max(min).saturating_mul(2);
+        let balance = state.account(&self.me).map_or(0, |a| a.balance);
+        if balance < fees {
+            return Err(ExecError::Runtime(format!(
+                "balance {balance} cannot pay the commit and reveal fees ({fees})"
             )));
         }
         Ok(p)
