@@ -176,10 +176,24 @@ impl Liar {
                         .put_tensor(formats::canonical_encode(&t))
                         .expect("PUT tensor");
                 }
-                net.send(&self.key, TxBody::DisputeStep { job_id: *id, step });
-                sent = Some(pos);
-                steps += 1;
-                after_step(steps);
+                let tx = net.sign(&self.key, TxBody::DisputeStep { job_id: *id, step });
+                match net.api.submit_tx(&tx) {
+                    Ok(_) => {
+                        sent = Some(pos);
+                        steps += 1;
+                        after_step(steps);
+                    }
+                    // The honest side's move may have decided the game
+                    // since the status was read.
+                    Err(e) => {
+                        let e = e.to_string();
+                        assert!(
+                            e.contains("only a disputed job")
+                                || e.contains("not in the current game"),
+                            "{e}"
+                        );
+                    }
+                }
             }
             std::thread::sleep(Duration::from_millis(30));
         }
