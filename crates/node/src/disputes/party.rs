@@ -20,7 +20,7 @@ use glassbox_runtime::trace::{audit_path, merkle_root, node_leaf_from_hashes};
 use glassbox_runtime::{Data, Session, Tensor, formats};
 use glassbox_types::PublicKey;
 
-use crate::disputes::referee::producers;
+use crate::disputes::referee::{operand_nodes, producers};
 
 /// Why a party could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -272,17 +272,7 @@ impl Party {
         };
         let mut nodes: Vec<usize> = match (node, stage) {
             (Some(i), _) => usize::try_from(i)
-                .ok()
-                .and_then(|i| m.nodes().get(i).map(|n| (i, n)))
-                .map(|(i, n)| {
-                    n.inputs
-                        .iter()
-                        .flatten()
-                        .filter(|v| m.constant(**v).is_none())
-                        .filter_map(|v| producers.get(v).map(|p| p.0))
-                        .filter(|&j| j < i)
-                        .collect()
-                })
+                .map(|i| operand_nodes(m, &producers, i))
                 .unwrap_or_default(),
             (
                 None,

@@ -40,6 +40,30 @@ pub fn producers(model: &Model) -> HashMap<usize, (usize, usize)> {
     map
 }
 
+/// The earlier nodes whose outputs node `index` of `model` reads (sorted,
+/// distinct; constants and graph inputs have no producer): the openings a
+/// game about it takes (`Referee::operands`), the ones a party opens and
+/// the ones [`refereeable`] counts. `producers` is [`producers`]`(model)`.
+pub fn operand_nodes(
+    model: &Model,
+    producers: &HashMap<usize, (usize, usize)>,
+    index: usize,
+) -> Vec<usize> {
+    let Some(n) = model.nodes().get(index) else {
+        return Vec::new();
+    };
+    let mut nodes: Vec<usize> = n
+        .inputs
+        .iter()
+        .flatten()
+        .filter_map(|v| producers.get(v).map(|p| p.0))
+        .filter(|&j| j < index)
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+}
+
 /// Whether every operator of `model` can be refereed on a chain whose
 /// transactions hold at most `max_tx_bytes`: at most [`MAX_LEAF_OUTPUTS`]
 /// bound outputs, stated in one transaction, operands from at most
@@ -71,16 +95,7 @@ pub fn refereeable(model: &Model, max_tx_bytes: u32) -> Result<(), String> {
                 n.op_type
             ));
         }
-        let mut operands: Vec<usize> = n
-            .inputs
-            .iter()
-            .flatten()
-            .filter(|v| model.constant(**v).is_none())
-            .filter_map(|v| producers.get(v).map(|p| p.0))
-            .filter(|&j| j < i)
-            .collect();
-        operands.sort_unstable();
-        operands.dedup();
+        let operands = operand_nodes(model, &producers, i);
         if operands.len() > MAX_OPENINGS {
             return Err(format!(
                 "node {i} ({}) reads {} earlier nodes, over the {MAX_OPENINGS} a dispute can open",
@@ -150,23 +165,16 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
         let s = self.session(model)?;
         let m = s.model();
         let index = position(node)?;
-        let n = m.nodes().get(index).ok_or_else(|| {
-            RefereeError::Failed(format!(
+        if index >= m.nodes().len() {
+            return Err(RefereeError::Failed(format!(
                 "node {node} is out of range (the model has {})",
                 m.nodes().len()
-            ))
-        })?;
-        let producers = producers(m);
-        let mut nodes: Vec<u64> = n
-            .inputs
-            .iter()
-            .flatten()
-            .filter_map(|v| producers.get(v).map(|p| p.0 as u64))
-            .filter(|&j| j < node)
-            .collect();
-        nodes.sort_unstable();
-        nodes.dedup();
-        Ok(nodes)
+            )));
+        }
+        Ok(operand_nodes(m, &producers(m), index)
+            .into_iter()
+            .map(|j| j as u64)
+            .collect())
     }
 
     fn output_count(&self, model: &ModelId, node: u64) -> Result<u32, RefereeError> {
