@@ -1087,15 +1087,8 @@ fn advance(
             }
         }
         Stage::Bisect { lo, hi } => {
-            let (Some((la, ra)), Some((lb, rb))) = (game.a.split, game.b.split) else {
-                return Err("a split is missing".into());
-            };
-            let k = split(hi - lo);
-            if la != lb {
-                enter_range(game, lo, lo + k, la, lb);
-            } else {
-                enter_range(game, lo + k, hi, ra, rb);
-            }
+            let (lo, hi, ha, hb) = half_that_differs(game, lo, hi)?;
+            enter_range(game, lo, hi, ha, hb);
         }
         Stage::Leaf { node } => part_outputs(game, node),
         Stage::Chunks {
@@ -1105,15 +1098,7 @@ fn advance(
             hi,
             chunks,
         } => {
-            let (Some((la, ra)), Some((lb, rb))) = (game.a.split, game.b.split) else {
-                return Err("a split is missing".into());
-            };
-            let k = split(hi - lo);
-            let (lo, hi, ha, hb) = if la != lb {
-                (lo, lo + k, la, lb)
-            } else {
-                (lo + k, hi, ra, rb)
-            };
+            let (lo, hi, ha, hb) = half_that_differs(game, lo, hi)?;
             enter_chunks(game, node, output, lo, hi, chunks, ha, hb);
         }
         Stage::Referee { .. } => return Err("the referee stage has no rounds".into()),
@@ -1127,6 +1112,24 @@ fn advance(
         s.split = None;
     }
     Ok(())
+}
+
+/// Both sides split `[lo, hi)` (leaves or chunks, the same tree shape):
+/// the half where they first differ, and each side's hash of it.
+fn half_that_differs(
+    game: &Game,
+    lo: u64,
+    hi: u64,
+) -> Result<(u64, u64, MerkleNode, MerkleNode), String> {
+    let (Some((la, ra)), Some((lb, rb))) = (game.a.split, game.b.split) else {
+        return Err("a split is missing".into());
+    };
+    let k = split(hi - lo);
+    Ok(if la != lb {
+        (lo, lo + k, la, lb)
+    } else {
+        (lo + k, hi, ra, rb)
+    })
 }
 
 /// Bisection continues on `[lo, hi)` where the sides hash to `ha`, `hb`;
