@@ -108,34 +108,12 @@ fn every_node_re_executes_alone_to_its_leaf_and_proves_into_the_root() {
     for name in ["mnist-cnn", "mlp"] {
         let (model, input) = load_case(name);
         let session = Session::new(Arc::clone(&model), Options::default()).expect("session");
-        // Record every value of the run by value id.
-        let mut values: HashMap<usize, Tensor> = HashMap::new();
-        values.insert(model.input_ids()[0], input.clone());
-        let out = session
-            .run_observed(vec![input], &mut |i, outs| {
-                let ids = model.nodes()[i].outputs.iter().flatten();
-                for (vid, t) in ids.zip(outs) {
-                    values.insert(*vid, (*t).clone());
-                }
-            })
-            .expect("run");
+        let (values, out) = run_values(&session, &model, input);
         let trace = &out.trace;
         assert_eq!(trace.leaves.len(), model.nodes().len());
         let root = trace.leaves_root();
         for (i, node) in model.nodes().iter().enumerate() {
-            let inputs: Vec<Option<Tensor>> = node
-                .inputs
-                .iter()
-                .map(|v| {
-                    v.map(|v| {
-                        model
-                            .constant(v)
-                            .cloned()
-                            .or_else(|| values.get(&v).cloned())
-                            .expect("value")
-                    })
-                })
-                .collect();
+            let inputs = node_inputs(&model, &values, i);
             let (outs, leaf) = session.run_node(i, &inputs).expect("run_node");
             assert_eq!(
                 leaf, trace.leaves[i],
