@@ -2,7 +2,6 @@
 //! as a child process; the manifest lands on the ledger, the bytes in the
 //! node's blob store.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -31,9 +30,11 @@ fn glassbox() -> Command {
     Command::new(env!("CARGO_BIN_EXE_glassbox"))
 }
 
+/// A free HTTP port whose successor (the validator's p2p port) is free
+/// too, drawn below the ephemeral range so no outgoing connection takes
+/// either before the network binds them.
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+    glassbox_node::run::free_port_block(2).expect("two free ports")
 }
 
 /// The typed client of the network's API.
