@@ -457,8 +457,13 @@ impl State {
         state.run_schedule(&ctx).map_err(|e| BlockError::Internal {
             reason: format!("job schedule: {e}"),
         })?;
-        state.run_disputes(&ctx).map_err(|e| BlockError::Internal {
-            reason: format!("disputes: {e}"),
+        state.run_disputes(&ctx, referee).map_err(|e| match e {
+            ExecutionError::RefereeUnavailable { job_id, what } => {
+                BlockError::QueuedRefereeUnavailable { job_id, what }
+            }
+            e => BlockError::Internal {
+                reason: format!("disputes: {e}"),
+            },
         })?;
         Ok(BlockBuilder {
             state,

@@ -513,6 +513,17 @@ pub enum BlockError {
         /// What is missing.
         what: String,
     },
+    /// The block's start decides games queued for the referee
+    /// ([`crate::State::queued_referee_needs`]) and this replica lacks
+    /// their data: as [`BlockError::RefereeUnavailable`], not a verdict on
+    /// the block.
+    #[error("the block's start needs the referee for job {job_id}, which lacks {what}")]
+    QueuedRefereeUnavailable {
+        /// The disputed job.
+        job_id: JobId,
+        /// What is missing.
+        what: String,
+    },
     /// The block's height is not the state's height + 1.
     #[error("block height {got} is not the next height {expected}")]
     WrongHeight {

@@ -50,7 +50,10 @@ pub use jobs::{
     COMMITMENT_DOMAIN, Job, JobId, JobStatus, OUTPUTS_DOMAIN, Reveal, SELECTION_DOMAIN, Slot,
     commitment, outputs_hash, parse_tensor,
 };
-pub use records::{ChainInfo, FeePool, Head, Params, RECORD_VERSION, StateKey, tags};
+pub use records::{
+    ChainInfo, DEFAULT_REFEREE_WORK, FeePool, Head, MIN_REFEREE_WORK, Params, RECORD_VERSION,
+    StateKey, tags,
+};
 pub use registry::{
     ModelRecord, decode_model_version, decode_name_owner, encode_model_version, encode_name_owner,
 };

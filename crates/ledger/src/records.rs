@@ -177,6 +177,12 @@ pub struct Params {
     /// 1-10,000, so existing genesis files and their chain ids stay valid.
     #[serde(default = "defaults::max_selection_share_bps")]
     pub max_selection_share_bps: u32,
+    /// Referee work a block may spend on dispute chunks, in work units
+    /// (one per operation or byte the runtime's cost model counts); a
+    /// chunk over it cannot be refereed, one over what the block has left
+    /// waits for the next block (docs/disputes.md, "Referee budget").
+    #[serde(default = "defaults::max_referee_work_per_block")]
+    pub max_referee_work_per_block: u64,
 }
 
 /// Serde defaults of the job parameters (the values of
@@ -221,7 +227,19 @@ mod defaults {
     pub(super) fn max_selection_share_bps() -> u32 {
         2_000
     }
+    pub(super) fn max_referee_work_per_block() -> u64 {
+        super::DEFAULT_REFEREE_WORK
+    }
 }
+
+/// [`Params::max_referee_work_per_block`]'s default: 2^28 units, under
+/// 100 ms of referee work on the reference machine for the slowest work
+/// we could construct (docs/disputes.md, "Referee budget").
+pub const DEFAULT_REFEREE_WORK: u64 = 1 << 28;
+
+/// The least [`Params::max_referee_work_per_block`]: a 1 KiB chunk of a
+/// small operator must always be refereeable.
+pub const MIN_REFEREE_WORK: u64 = 1 << 20;
 
 impl Default for Params {
     /// Development defaults: fees of a few thousand units, a stake of
@@ -231,7 +249,8 @@ impl Default for Params {
     /// inputs, 100-block commit and reveal windows, a 10^7 miss penalty;
     /// 20-block dispute rounds with half of a slashed stake to the winners,
     /// a 50-block challenge window with a 10^8 bond, 10 % of optimistic
-    /// jobs audited, no executor above 20 % of the selection weight.
+    /// jobs audited, no executor above 20 % of the selection weight, 2^28
+    /// units of referee work per block.
     fn default() -> Self {
         Params {
             min_fee: 1_000,
@@ -254,6 +273,7 @@ impl Default for Params {
             challenge_bond: defaults::challenge_bond(),
             audit_rate_bps: defaults::audit_rate_bps(),
             max_selection_share_bps: defaults::max_selection_share_bps(),
+            max_referee_work_per_block: defaults::max_referee_work_per_block(),
         }
     }
 }
@@ -373,6 +393,15 @@ impl Params {
                 ));
             }
         }
+        if self.max_referee_work_per_block < MIN_REFEREE_WORK {
+            return Err(err(
+                "max_referee_work_per_block",
+                format!(
+                    "{} is below the least, {MIN_REFEREE_WORK}",
+                    self.max_referee_work_per_block
+                ),
+            ));
+        }
         let max_tx = usize::try_from(self.max_tx_bytes).unwrap_or(usize::MAX);
         if self.min_fee_for(max_tx).is_none() {
             return Err(err(
@@ -390,9 +419,9 @@ impl Params {
     /// commit_window_blocks, reveal_window_blocks, miss_penalty,
     /// dispute_round_blocks, `u32` dispute_reward_bps, `u64`
     /// challenge_window_blocks, challenge_bond, `u32` audit_rate_bps,
-    /// max_selection_share_bps.
+    /// max_selection_share_bps, `u64` max_referee_work_per_block.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(142);
+        let mut w = Writer::with_capacity(150);
         self.write(&mut w);
         w.into_bytes()
     }
@@ -423,6 +452,7 @@ impl Params {
         w.u64(self.challenge_bond);
         w.u32(self.audit_rate_bps);
         w.u32(self.max_selection_share_bps);
+        w.u64(self.max_referee_work_per_block);
     }
 
     /// The parameters as the genesis encoding (hashed into the chain id)
@@ -432,14 +462,14 @@ impl Params {
     /// its chain id, and the encoding stays unambiguous: the account count
     /// that follows is at most 10^6, never the bytes `"GBD1"`.
     pub(crate) fn write_genesis(&self, w: &mut Writer) {
-        let mut full = Writer::with_capacity(142);
+        let mut full = Writer::with_capacity(150);
         self.write(&mut full);
-        let mut tail = Writer::with_capacity(40);
+        let mut tail = Writer::with_capacity(48);
         self.write_disputes(&mut tail);
         let base = full.as_bytes().len().saturating_sub(tail.as_bytes().len());
         w.bytes(&full.as_bytes()[..base]);
         let defaults = Params::default();
-        let mut default_tail = Writer::with_capacity(40);
+        let mut default_tail = Writer::with_capacity(48);
         defaults.write_disputes(&mut default_tail);
         if tail.as_bytes() != default_tail.as_bytes() {
             w.bytes(glassbox_primitives::tags::GENESIS_DISPUTES);
@@ -479,6 +509,7 @@ impl Params {
             challenge_bond: r.u64()?,
             audit_rate_bps: r.u32()?,
             max_selection_share_bps: r.u32()?,
+            max_referee_work_per_block: r.u64()?,
         };
         p.validate().map_err(|e| r.err_at(at, e.to_string()))?;
         Ok(p)

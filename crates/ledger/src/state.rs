@@ -60,6 +60,9 @@ pub struct State {
     /// Optimistic jobs that became pending in the last block, to be drawn
     /// for an audit with the next block's randomness.
     pub(crate) audit_queue: OrdSet<JobId>,
+    /// Referee work the block being applied may still spend
+    /// (docs/disputes.md, "Referee budget"); reset at each block start.
+    pub(crate) referee_work_left: u64,
 }
 
 impl fmt::Debug for State {
@@ -108,6 +111,7 @@ impl State {
             live_exts: OrdMap::new(),
             pending: OrdSet::new(),
             audit_queue: OrdSet::new(),
+            referee_work_left: 0,
         };
         s.put(&StateKey::Chain, &s.chain.encode())?;
         s.put(&StateKey::Params, &params.encode())?;

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use glassbox_ledger::dispute::{
-    Game, LeafOpening, LeafOutput, OutputSource, Stage, Step, Target, split,
+    ChunkBytes, Game, LeafOpening, LeafOutput, OutputSource, Stage, Step, Target, split,
 };
 use glassbox_ledger::switches::{self, Fix};
 use glassbox_ledger::{
@@ -224,8 +224,21 @@ impl Run {
 
 /// Knows a synthetic model of `.0` operators (the tests' model has
 /// [`LEAVES`]): operator `i` needs operator `i − 1`'s output (operator 0
-/// only the job's input) and outputs [`truth`]`(i)`.
-struct SyntheticReferee(u64);
+/// only the job's input) and outputs [`truth`]`(i)`; a chunk of it costs
+/// `(i + 1) × 2^16` units of referee work, or, for operator `.1`, more
+/// than any block allows.
+struct SyntheticReferee(u64, Option<u64>);
+
+impl SyntheticReferee {
+    /// The referee work of a chunk of operator `node`.
+    fn chunk_work(&self, node: u64) -> u64 {
+        if self.1 == Some(node) {
+            u64::MAX
+        } else {
+            (node + 1) << 16
+        }
+    }
+}
 
 impl Referee for SyntheticReferee {
     fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
@@ -266,7 +279,8 @@ impl Referee for SyntheticReferee {
         (start, end): (u64, u64),
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<(u64, Vec<u8>), RefereeError> {
+        max_work: u64,
+    ) -> Result<ChunkBytes, RefereeError> {
         assert_eq!(inputs.len(), 1);
         if node >= self.0 || output != 0 {
             return Err(RefereeError::Failed(format!(
@@ -281,13 +295,21 @@ impl Referee for SyntheticReferee {
             let want: TensorHash = blake3::hash(&true_bytes(node - 1)).into();
             assert_eq!(operand, want, "openings before the split agree");
         }
+        let work = self.chunk_work(node);
+        if work > max_work {
+            return Err(RefereeError::OverBudget { work, max_work });
+        }
         let b = true_bytes(node);
         let len = b.len() as u64;
         let (s, e) = (
             start.min(len) as usize,
             end.min(len).max(start.min(len)) as usize,
         );
-        Ok((len, b[s..e].to_vec()))
+        Ok(ChunkBytes {
+            len,
+            bytes: b[s..e].to_vec(),
+            work,
+        })
     }
 }
 
@@ -353,7 +375,7 @@ fn block(s: &State, randomness: u8, txs: &[SignedTx]) -> State {
         ..ctx(s)
     };
     let (next, outcomes) = s
-        .apply_block_with(ctx, txs, &SyntheticReferee(LEAVES))
+        .apply_block_with(ctx, txs, &SyntheticReferee(LEAVES, None))
         .unwrap();
     for o in outcomes {
         assert!(o.result.is_ok(), "{:?}", o.result);
@@ -492,7 +514,7 @@ fn play(mut s: State, id: JobId, parties: &[(PublicKey, Run)], silent: &[PublicK
         // Both sides may open the operands in one block: the first decides
         // the game and the second fails harmlessly (fee only).
         let (next, outcomes) = s
-            .apply_block_with(ctx(&s), &txs, &SyntheticReferee(LEAVES))
+            .apply_block_with(ctx(&s), &txs, &SyntheticReferee(LEAVES, None))
             .unwrap();
         for o in outcomes {
             if let Err(e) = o.result {
@@ -683,19 +705,19 @@ struct FailingReferee(String);
 
 impl Referee for FailingReferee {
     fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
-        SyntheticReferee(LEAVES).leaf_count(model)
+        SyntheticReferee(LEAVES, None).leaf_count(model)
     }
 
     fn output_source(&self, model: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
-        SyntheticReferee(LEAVES).output_source(model, index)
+        SyntheticReferee(LEAVES, None).output_source(model, index)
     }
 
     fn operands(&self, model: &ModelId, node: u64) -> Result<Vec<u64>, RefereeError> {
-        SyntheticReferee(LEAVES).operands(model, node)
+        SyntheticReferee(LEAVES, None).operands(model, node)
     }
 
     fn output_count(&self, model: &ModelId, node: u64) -> Result<u32, RefereeError> {
-        SyntheticReferee(LEAVES).output_count(model, node)
+        SyntheticReferee(LEAVES, None).output_count(model, node)
     }
 
     fn output_bytes(
@@ -706,7 +728,8 @@ impl Referee for FailingReferee {
         _: (u64, u64),
         _: &[Vec<u8>],
         _: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<(u64, Vec<u8>), RefereeError> {
+        _: u64,
+    ) -> Result<ChunkBytes, RefereeError> {
         Err(RefereeError::Failed(self.0.clone()))
     }
 }
@@ -757,7 +780,7 @@ fn runtime_error_text_never_enters_consensus_state() {
 #[test]
 fn one_side_cannot_use_up_the_openings_the_other_needs() {
     const WIDE: u64 = 300;
-    let referee = SyntheticReferee(WIDE);
+    let referee = SyntheticReferee(WIDE, None);
     let runs = [Run::new(None, WIDE), Run::new(Some(290), WIDE)];
     let (mut s, job) = run_job(&runs, &[0, 1]);
     let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
@@ -1545,7 +1568,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
             };
             let t = challenge_by(&s, colluder, &run);
             let (next, _) = s
-                .apply_block_with(ctx(&s), &[t], &SyntheticReferee(LEAVES))
+                .apply_block_with(ctx(&s), &[t], &SyntheticReferee(LEAVES, None))
                 .unwrap();
             s = next;
             players.push(Player {
@@ -1566,7 +1589,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
                 let before = s.account(watcher).unwrap().balance;
                 let t = challenge_by(&s, watcher, &honest_run);
                 let (next, outcomes) = s
-                    .apply_block_with(ctx(&s), &[t], &SyntheticReferee(LEAVES))
+                    .apply_block_with(ctx(&s), &[t], &SyntheticReferee(LEAVES, None))
                     .unwrap();
                 if outcomes[0].result.is_ok() {
                     challengers.push((*watcher, before));
@@ -1660,7 +1683,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
             ..ctx(&s)
         };
         s = s
-            .apply_block_with(c, &txs, &SyntheticReferee(LEAVES))
+            .apply_block_with(c, &txs, &SyntheticReferee(LEAVES, None))
             .unwrap()
             .0;
     }

@@ -302,13 +302,14 @@ fn play(
                 };
                 let model_id = s.job(&id).context("job")?.model_id;
                 let referee = RuntimeReferee { data: &data };
-                let (len, _) = referee
-                    .output_bytes(&model_id, node, output, (0, 0), inputs, &lookup)
-                    .map_err(|e| anyhow::anyhow!("referee: {e}"))?;
+                let len = referee
+                    .output_bytes(&model_id, node, output, (0, 0), inputs, &lookup, u64::MAX)
+                    .map_err(|e| anyhow::anyhow!("referee: {e}"))?
+                    .len;
                 let range = chunks::chunk_range(len, chunk).context("chunk")?;
                 let t = Instant::now();
                 referee
-                    .output_bytes(&model_id, node, output, range, inputs, &lookup)
+                    .output_bytes(&model_id, node, output, range, inputs, &lookup, u64::MAX)
                     .map_err(|e| anyhow::anyhow!("referee: {e}"))?;
                 operator = t.elapsed();
             }
@@ -434,7 +435,9 @@ fn main() -> Result<()> {
 /// The referee's work for every operator of the model: one chunk (the
 /// middle one) of its largest output, computed from the run's values as a
 /// referee would, median of 3; prints the five costliest and the worst as a
-/// share of the full inference.
+/// share of the full inference, and the chunk's price in referee work
+/// units (operand bytes decoded plus `Session::chunk_cost`) with the
+/// slowest time per unit, which sizes `max_referee_work_per_block`.
 fn every_operator(session: &Arc<Session>, inputs: &[Tensor], full: Duration) -> Result<()> {
     let model = session.model();
     let mut values: std::collections::HashMap<usize, Tensor> = model
@@ -448,7 +451,7 @@ fn every_operator(session: &Arc<Session>, inputs: &[Tensor], full: Duration) -> 
             values.insert(*vid, (*t).clone());
         }
     })?;
-    let mut costs: Vec<(Duration, usize, u64)> = Vec::new();
+    let mut costs: Vec<(Duration, usize, u64, u64)> = Vec::new();
     for (i, node) in model.nodes().iter().enumerate() {
         let args: Vec<Option<Arc<Tensor>>> = node
             .inputs
@@ -473,6 +476,15 @@ fn every_operator(session: &Arc<Session>, inputs: &[Tensor], full: Duration) -> 
             continue;
         };
         let range = chunks::chunk_range(len, chunks::chunk_count(len) / 2).context("chunk")?;
+        let price = session.chunk_cost(i, &args, o, range.0..range.1)?;
+        let decoded: u64 = node
+            .inputs
+            .iter()
+            .flatten()
+            .filter(|v| model.constant_arc(**v).is_none())
+            .filter_map(|v| values.get(v).map(formats::canonical_len))
+            .sum();
+        let work = decoded + price.flops + price.bytes;
         let mut times = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
@@ -480,21 +492,38 @@ fn every_operator(session: &Arc<Session>, inputs: &[Tensor], full: Duration) -> 
             times.push(t.elapsed());
         }
         times.sort();
-        costs.push((times[1], i, len));
+        costs.push((times[1], i, len, work));
     }
     costs.sort_by_key(|c| std::cmp::Reverse(c.0));
     println!("\nreferee work per operator (one chunk of its largest output), costliest first:");
-    println!("| operator | output bytes | chunk ms | chunk / full inference |");
-    println!("|---|---|---|---|");
-    for (t, i, len) in costs.iter().take(5) {
+    println!("| operator | output bytes | chunk ms | chunk / full inference | work units |");
+    println!("|---|---|---|---|---|");
+    for (t, i, len, work) in costs.iter().take(5) {
         println!(
-            "| {i} ({}) | {len} | {:.3} | {:.3} % |",
+            "| {i} ({}) | {len} | {:.3} | {:.3} % | {work} |",
             model.nodes()[*i].op_type,
             t.as_secs_f64() * 1e3,
             t.as_secs_f64() / full.as_secs_f64() * 100.0
         );
     }
-    if let Some((t, i, _)) = costs.first() {
+    // Units priced against time taken, over chunks long enough to time.
+    if let Some((t, i, _, work)) = costs
+        .iter()
+        .filter(|c| c.0 >= Duration::from_micros(50))
+        .max_by(|a, b| {
+            (a.0.as_secs_f64() / a.3.max(1) as f64)
+                .total_cmp(&(b.0.as_secs_f64() / b.3.max(1) as f64))
+        })
+    {
+        let ns = t.as_secs_f64() * 1e9 / (*work).max(1) as f64;
+        println!(
+            "\nslowest work unit: {ns:.3} ns at operator {i} ({}): the default budget of {} units is {:.1} ms at that rate",
+            model.nodes()[*i].op_type,
+            glassbox_ledger::DEFAULT_REFEREE_WORK,
+            ns * glassbox_ledger::DEFAULT_REFEREE_WORK as f64 / 1e6
+        );
+    }
+    if let Some((t, i, _, _)) = costs.first() {
         println!(
             "\nworst operator: {i} ({}), {:.3} % of a full inference ({} operators)",
             model.nodes()[*i].op_type,

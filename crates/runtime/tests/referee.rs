@@ -73,8 +73,29 @@ fn every_chunk_of_every_output_re_executes_alone() {
             for (o, vid) in node.outputs.iter().flatten().enumerate() {
                 let bytes = formats::canonical_encode(&values[vid]);
                 let len = bytes.len() as u64;
+                let whole = session
+                    .chunk_cost(i, &inputs, o, 0..len)
+                    .expect("whole cost");
                 for start in (0..len).step_by(1024) {
                     let end = (start + 1024).min(len);
+                    // A chunk is priced at most at the whole node, and
+                    // below it where the operator computes a region of
+                    // several chunks' output.
+                    let cost = session
+                        .chunk_cost(i, &inputs, o, start..end)
+                        .expect("chunk_cost");
+                    assert!(cost.flops <= whole.flops && cost.bytes <= whole.bytes);
+                    if matches!(
+                        node.op_type.as_str(),
+                        "MatMul" | "Gemm" | "Conv" | "Relu" | "Add"
+                    ) && len > 4096
+                    {
+                        assert!(
+                            cost.flops < whole.flops,
+                            "{name}: node #{i} ({}) chunk {start} priced whole",
+                            node.op_type
+                        );
+                    }
                     let (total, got) = session
                         .run_node_bytes(i, &inputs, o, start..end)
                         .expect("run_node_bytes");
@@ -97,6 +118,8 @@ fn every_chunk_of_every_output_re_executes_alone() {
                     .run_node_bytes(i, &inputs, o, len..len)
                     .expect("bytes");
                 assert!(got.is_empty());
+                let empty = session.chunk_cost(i, &inputs, o, len..len).expect("cost");
+                assert_eq!(empty.flops + empty.bytes, 0, "the length alone is free");
             }
             assert!(session.run_node_bytes(i, &inputs, 64, 0..1).is_err());
         }

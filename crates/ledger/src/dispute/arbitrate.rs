@@ -168,6 +168,7 @@ impl State {
             deadline: deadline_after(height, self.params.dispute_round_blocks)?,
             leaves: 0,
             opened: Vec::new(),
+            queued: None,
         }))
     }
 
@@ -456,6 +457,12 @@ impl State {
                 "no game is in play (the claim is not in the current game)",
             )
         })?;
+        if game.queued.is_some() {
+            return Err(dispute_err(
+                *id,
+                "every operand is opened: the game waits for the referee",
+            ));
+        }
         if height > game.deadline {
             return Err(dispute_err(*id, "the round's deadline has passed"));
         }
@@ -663,18 +670,9 @@ impl State {
         if let Step::Openings { items } = step {
             check_operands(&job, &ext, items, referee)?;
         }
-        let verdict = match ext.dispute.as_ref().and_then(|d| d.game.as_ref()) {
-            Some(game) => match adjudicate(game, &job, ext.dispute.as_ref(), referee) {
-                Ok(v) => v,
-                Err(RefereeError::Unavailable(what)) => {
-                    return Err(ExecutionError::RefereeUnavailable { job_id: *id, what });
-                }
-                Err(RefereeError::Missing { .. }) => None,
-                // The runtime's message is not consensus state: it may be
-                // unbounded (node names) and differ between versions.
-                Err(RefereeError::Failed(_)) => Some((true, true, VerdictReason::OperatorFails)),
-            },
-            None => None,
+        let verdict = match self.referee_verdict(&job, &mut ext, height, referee)? {
+            Adjudication::Decided(a, b, reason) => Some((a, b, reason)),
+            Adjudication::Missing | Adjudication::Queued => None,
         };
         let mut events = vec![Event::DisputeStep {
             job_id: *id,
@@ -699,6 +697,92 @@ impl State {
         }
         self.put_ext(*id, ext)?;
         Ok(events)
+    }
+
+    /// Asks the referee about the game of `ext` if it is at the referee
+    /// stage, within what is left of the block's referee budget
+    /// (docs/disputes.md, "Referee budget"): a chunk over the whole
+    /// per-block budget is unrefereeable, one over what is left queues the
+    /// game (`Game::queued`) for a later block.
+    fn referee_verdict(
+        &mut self,
+        job: &Job,
+        ext: &mut JobExt,
+        height: u64,
+        referee: &dyn Referee,
+    ) -> Result<Adjudication, ExecutionError> {
+        let Some(game) = ext.dispute.as_ref().and_then(|d| d.game.as_ref()) else {
+            return Ok(Adjudication::Missing);
+        };
+        let left = self.referee_work_left;
+        let answer = match adjudicate(game, job, ext.dispute.as_ref(), referee, left) {
+            Ok(Some((a, b, reason, work))) => {
+                self.referee_work_left = left.saturating_sub(work);
+                Adjudication::Decided(a, b, reason)
+            }
+            Ok(None) => Adjudication::Missing,
+            Err(RefereeError::Unavailable(what)) => {
+                return Err(ExecutionError::RefereeUnavailable {
+                    job_id: job.id,
+                    what,
+                });
+            }
+            Err(RefereeError::Missing { .. }) => Adjudication::Missing,
+            // The runtime's message is not consensus state: it may be
+            // unbounded (node names) and differ between versions.
+            Err(RefereeError::Failed(_)) => {
+                Adjudication::Decided(true, true, VerdictReason::OperatorFails)
+            }
+            Err(RefereeError::OverBudget { work, .. })
+                if work > self.params.max_referee_work_per_block =>
+            {
+                Adjudication::Decided(false, false, VerdictReason::Unrefereeable)
+            }
+            Err(RefereeError::OverBudget { .. }) => Adjudication::Queued,
+        };
+        if let Adjudication::Queued = answer
+            && let Some(game) = ext.dispute.as_mut().and_then(|d| d.game.as_mut())
+        {
+            game.queued.get_or_insert(height);
+        }
+        Ok(answer)
+    }
+
+    /// Block start: games queued for the referee, oldest first (then by
+    /// job), while the block's budget lasts. A queued chunk is never over
+    /// the whole budget, so the first one always fits.
+    fn run_queued_games(
+        &mut self,
+        height: u64,
+        referee: &dyn Referee,
+    ) -> Result<(), ExecutionError> {
+        let mut queued: Vec<(u64, JobId)> = self
+            .live_exts
+            .iter()
+            .filter_map(|(id, e)| Some((e.dispute.as_ref()?.game.as_ref()?.queued?, *id)))
+            .collect();
+        queued.sort_unstable();
+        for (_, id) in queued {
+            let (Some(mut job), Some(mut ext)) = (self.job(&id), self.job_ext(&id)) else {
+                continue;
+            };
+            match self.referee_verdict(&job, &mut ext, height, referee)? {
+                Adjudication::Decided(a_lost, b_lost, reason) => {
+                    self.finish_game(&mut job, &mut ext, a_lost, b_lost, reason, height)?;
+                    self.put_ext(id, ext)?;
+                    self.put_job(job)?;
+                }
+                // What is left of the budget is too little for this one;
+                // a smaller one later in the queue may still fit.
+                Adjudication::Queued => {}
+                Adjudication::Missing => {
+                    return Err(ExecutionError::Internal {
+                        reason: format!("queued game of job {id} misses an operand"),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     // ---- block start -------------------------------------------------------
@@ -737,13 +821,45 @@ impl State {
         })
     }
 
+    /// What the referee may need at the next block's start: the model and
+    /// opened tensors of every game queued for the referee's budget
+    /// (docs/disputes.md, "Referee budget"). A replica holds them already
+    /// (it applied the steps that opened them) unless it lost them.
+    pub fn queued_referee_needs(&self) -> Vec<RefereeWork> {
+        self.live_exts
+            .iter()
+            .filter_map(|(id, e)| {
+                let game = e.dispute.as_ref()?.game.as_ref()?;
+                game.queued?;
+                let mut tensors: Vec<TensorHash> = game
+                    .opened
+                    .iter()
+                    .flat_map(|o| o.outputs.iter().copied())
+                    .collect();
+                tensors.sort_unstable();
+                tensors.dedup();
+                Some(RefereeWork {
+                    job_id: *id,
+                    model_id: self.job(id)?.model_id,
+                    tensors,
+                })
+            })
+            .collect()
+    }
+
     /// Block-start work of disputes and optimistic jobs (docs/disputes.md,
     /// "Block schedule"), after the job schedule: games past their deadline
     /// end by timeout, pending results whose window closed become final,
     /// and the results that became pending in the last block are drawn for
     /// audits with this block's randomness.
-    pub(crate) fn run_disputes(&mut self, ctx: &BlockContext) -> Result<(), ExecutionError> {
+    pub(crate) fn run_disputes(
+        &mut self,
+        ctx: &BlockContext,
+        referee: &dyn Referee,
+    ) -> Result<(), ExecutionError> {
         let height = ctx.height;
+        self.referee_work_left = self.params.max_referee_work_per_block;
+        self.run_queued_games(height, referee)?;
         let late: Vec<JobId> = self
             .live_exts
             .iter()
@@ -751,7 +867,7 @@ impl State {
                 e.dispute
                     .as_ref()
                     .and_then(|d| d.game.as_ref())
-                    .is_some_and(|g| g.deadline < height)
+                    .is_some_and(|g| g.deadline < height && g.queued.is_none())
             })
             .map(|(id, _)| *id)
             .collect();
@@ -884,6 +1000,21 @@ impl State {
             Stage::Referee { target, .. } => Some(target),
             _ => None,
         };
+        if reason == VerdictReason::Unrefereeable {
+            dispute.verdicts.push(Verdict {
+                a: game.a.claim,
+                b: game.b.claim,
+                target,
+                a_lost: false,
+                b_lost: false,
+                reason,
+                rounds: game.rounds,
+                height,
+            });
+            self.abandon(job, &mut dispute, height)?;
+            ext.dispute = Some(dispute);
+            return Ok(());
+        }
         let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
         let mut forfeited = 0u64;
         for (claim, lost) in [(game.a.claim, a_lost), (game.b.claim, b_lost)] {
@@ -1043,6 +1174,55 @@ impl State {
         job.closed_height = Some(height);
         Ok(())
     }
+
+    /// The referee cannot decide the dispute (a chunk over its budget):
+    /// nobody is slashed, every challenger's bond and every lock is
+    /// released, the job fails and its escrow goes back to the requester.
+    fn abandon(
+        &mut self,
+        job: &mut Job,
+        d: &mut Dispute,
+        height: u64,
+    ) -> Result<(), ExecutionError> {
+        let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+        for c in &d.claims {
+            for m in &c.members {
+                self.adjust_executor(m, |e| e.disputes = e.disputes.saturating_sub(1))?;
+            }
+            let challengers: Vec<PublicKey> = c
+                .members
+                .iter()
+                .filter(|m| !slots.contains(m))
+                .copied()
+                .collect();
+            if let Ok(n) = u64::try_from(challengers.len())
+                && n > 0
+                && !c.lost
+            {
+                let each = c.bond / n;
+                self.escrowed = self.escrowed.saturating_sub(each * n);
+                for m in &challengers {
+                    self.credit(m, each)?;
+                }
+            }
+        }
+        d.game = None;
+        self.refund(job, 0)?;
+        job.status = JobStatus::Failed;
+        d.closed_height = Some(height);
+        job.closed_height = Some(height);
+        Ok(())
+    }
+}
+
+/// What the referee said about a game at its stage.
+enum Adjudication {
+    /// Which sides lost, and why.
+    Decided(bool, bool, VerdictReason),
+    /// Not at the referee stage, or an operand is not opened yet.
+    Missing,
+    /// Every operand is opened but the block's budget is spent.
+    Queued,
 }
 
 /// The output hashes of canonical tensors.
@@ -1299,13 +1479,15 @@ fn stated_len(side: &Side, output: u32) -> Option<u64> {
 }
 
 /// Asks the referee about a game at the referee stage (`Ok(None)` at any
-/// other stage): which sides lost, and why.
+/// other stage): which sides lost, why, and the referee work it cost (at
+/// most `max_work`, else [`RefereeError::OverBudget`]).
 fn adjudicate(
     game: &Game,
     job: &Job,
     dispute: Option<&Dispute>,
     referee: &dyn Referee,
-) -> Result<Option<(bool, bool, VerdictReason)>, RefereeError> {
+    max_work: u64,
+) -> Result<Option<(bool, bool, VerdictReason, u64)>, RefereeError> {
     let Stage::Referee { target } = game.stage else {
         return Ok(None);
     };
@@ -1322,6 +1504,7 @@ fn adjudicate(
                 game.a.leaves != Some(n),
                 game.b.leaves != Some(n),
                 VerdictReason::LeafCount,
+                0,
             )))
         }
         Target::Outputs { node } => {
@@ -1331,16 +1514,25 @@ fn adjudicate(
                 wrong(&game.a),
                 wrong(&game.b),
                 VerdictReason::OutputCount,
+                0,
             )))
         }
         Target::Length { node, output } => {
-            let (len, _) =
-                referee.output_bytes(&job.model_id, node, output, (0, 0), &job.inputs, &opened)?;
-            let wrong = |s: &Side| stated_len(s, output) != Some(len);
+            let c = referee.output_bytes(
+                &job.model_id,
+                node,
+                output,
+                (0, 0),
+                &job.inputs,
+                &opened,
+                max_work,
+            )?;
+            let wrong = |s: &Side| stated_len(s, output) != Some(c.len);
             Ok(Some((
                 wrong(&game.a),
                 wrong(&game.b),
                 VerdictReason::Length,
+                c.work,
             )))
         }
         Target::Chunk {
@@ -1351,25 +1543,33 @@ fn adjudicate(
             // Both sides stated this length (else the game would have
             // gone to `Length`).
             let Some(len) = stated_len(&game.a, output) else {
-                return Ok(Some((true, true, VerdictReason::Length)));
+                return Ok(Some((true, true, VerdictReason::Length, 0)));
             };
             let Some(range) = chunks::chunk_range(len, chunk) else {
-                return Ok(Some((true, true, VerdictReason::Length)));
+                return Ok(Some((true, true, VerdictReason::Length, 0)));
             };
-            let (true_len, bytes) =
-                referee.output_bytes(&job.model_id, node, output, range, &job.inputs, &opened)?;
-            if true_len != len {
+            let c = referee.output_bytes(
+                &job.model_id,
+                node,
+                output,
+                range,
+                &job.inputs,
+                &opened,
+                max_work,
+            )?;
+            if c.len != len {
                 // Two sides that agree on a wrong length are both wrong.
-                return Ok(Some((true, true, VerdictReason::Length)));
+                return Ok(Some((true, true, VerdictReason::Length, c.work)));
             }
             let whole = chunks::chunk_count(len) == 1;
-            let Some(right) = chunks::subtree_hash(&bytes, chunk, whole) else {
-                return Ok(Some((true, true, VerdictReason::Length)));
+            let Some(right) = chunks::subtree_hash(&c.bytes, chunk, whole) else {
+                return Ok(Some((true, true, VerdictReason::Length, c.work)));
             };
             Ok(Some((
                 game.a.hash != Some(right),
                 game.b.hash != Some(right),
                 VerdictReason::Operator,
+                c.work,
             )))
         }
         Target::Output(o) => {
@@ -1393,6 +1593,7 @@ fn adjudicate(
                 claim_out(game.a.claim) != Some(truth),
                 claim_out(game.b.claim) != Some(truth),
                 VerdictReason::Output,
+                0,
             )))
         }
     }

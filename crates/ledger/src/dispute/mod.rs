@@ -94,6 +94,29 @@ pub enum RefereeError {
     /// malformed for this model): no claimed leaf can be right.
     #[error("{0}")]
     Failed(String),
+    /// Computing the chunk costs `work` units, over the `max_work` the
+    /// ledger allowed (nothing was computed). `work` counts what is known
+    /// before the computation would exceed the allowance, so it may be
+    /// less than the whole chunk's; like every answer, a pure function of
+    /// the model, the job and the opened hashes.
+    #[error("the chunk costs {work} units of referee work, over the {max_work} allowed")]
+    OverBudget {
+        /// The work counted.
+        work: u64,
+        /// The allowance.
+        max_work: u64,
+    },
+}
+
+/// One computed chunk ([`Referee::output_bytes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkBytes {
+    /// The whole length of the output's canonical encoding.
+    pub len: u64,
+    /// The bytes asked for, cut to the encoding.
+    pub bytes: Vec<u8>,
+    /// The referee work it cost (docs/disputes.md, "Referee budget").
+    pub work: u64,
 }
 
 /// The validators' re-execution of single operators (docs/disputes.md,
@@ -118,12 +141,15 @@ pub trait Referee {
 
     /// Runs trace node `node` alone and returns the bytes `start..end` of
     /// the canonical encoding of its bound output `output` (cut to the
-    /// encoding) and the encoding's whole length, computing no more of
-    /// the operator than those bytes need where it can. Its operands are
-    /// the job's `inputs` (canonical encodings), the model's constants and
-    /// outputs of earlier nodes, whose hashes `opened(node, slot)` gives
-    /// when opened (the tensors themselves travel off-ledger and are
-    /// looked up by hash).
+    /// encoding), the encoding's whole length and the work it cost,
+    /// computing no more of the operator than those bytes need where it
+    /// can. Its operands are the job's `inputs` (canonical encodings), the
+    /// model's constants and outputs of earlier nodes, whose hashes
+    /// `opened(node, slot)` gives when opened (the tensors themselves
+    /// travel off-ledger and are looked up by hash). Work over `max_work`
+    /// is [`RefereeError::OverBudget`], found before computing (or
+    /// decoding) what it counts (docs/disputes.md, "Referee budget").
+    #[allow(clippy::too_many_arguments)]
     fn output_bytes(
         &self,
         model: &ModelId,
@@ -132,7 +158,8 @@ pub trait Referee {
         range: (u64, u64),
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<(u64, Vec<u8>), RefereeError>;
+        max_work: u64,
+    ) -> Result<ChunkBytes, RefereeError>;
 }
 
 /// A referee that holds nothing: every question is
@@ -166,7 +193,8 @@ impl Referee for NoReferee {
         _: (u64, u64),
         _: &[Vec<u8>],
         _: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<(u64, Vec<u8>), RefereeError> {
+        _: u64,
+    ) -> Result<ChunkBytes, RefereeError> {
         Err(RefereeError::Unavailable(format!("no referee for {model}")))
     }
 }
@@ -536,6 +564,11 @@ pub struct Game {
     /// to the point of difference).
     #[serde(skip)]
     pub opened: Vec<LeafOpening>,
+    /// At the referee stage with every operand opened, the height from
+    /// which the game waits for the referee's per-block budget (it no
+    /// longer takes moves or times out; docs/disputes.md, "Referee
+    /// budget").
+    pub queued: Option<u64>,
 }
 
 /// How a finished game ended.
@@ -595,10 +628,14 @@ pub enum VerdictReason {
     /// A side did not state its leaf's outputs in time (the one that did
     /// not lost).
     TimeoutLeaf,
+    /// The chunk where the sides part costs more referee work than a
+    /// block allows: neither side can be shown wrong, the job fails and
+    /// nobody is slashed (docs/disputes.md, "Referee budget").
+    Unrefereeable,
 }
 
 impl VerdictReason {
-    const ALL: [VerdictReason; 10] = [
+    const ALL: [VerdictReason; 11] = [
         VerdictReason::LeafCount,
         VerdictReason::Operator,
         VerdictReason::Output,
@@ -609,6 +646,7 @@ impl VerdictReason {
         VerdictReason::OutputCount,
         VerdictReason::Length,
         VerdictReason::TimeoutLeaf,
+        VerdictReason::Unrefereeable,
     ];
 
     /// The byte that encodes it.
@@ -635,6 +673,7 @@ impl std::fmt::Display for VerdictReason {
             VerdictReason::OutputCount => "the referee counted the operator's outputs",
             VerdictReason::Length => "the referee inferred the output's length",
             VerdictReason::TimeoutLeaf => "timeout in leaf",
+            VerdictReason::Unrefereeable => "the chunk is over the referee's budget",
         })
     }
 }
@@ -886,6 +925,7 @@ fn write_dispute(w: &mut Writer, d: &Dispute) {
         for o in &g.opened {
             write_opening(w, o);
         }
+        w.option(g.queued.as_ref(), |w, h| w.u64(*h));
     });
     w.len(d.verdicts.len());
     for v in &d.verdicts {
@@ -962,6 +1002,7 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
         for _ in 0..k {
             opened.push(read_opening(r)?);
         }
+        let queued = r.option("queued", |r| r.u64())?;
         Ok(Game {
             a,
             b,
@@ -970,6 +1011,7 @@ fn read_dispute(r: &mut Reader<'_>) -> Result<Dispute, DecodeError> {
             deadline,
             leaves,
             opened,
+            queued,
         })
     })?;
     let k = r.len("verdicts", MAX_CLAIMS)?;
@@ -1075,6 +1117,7 @@ mod tests {
                         outputs: vec![h(6)],
                         path: vec![h(7), h(8)],
                     }],
+                    queued: Some(29),
                 }),
                 verdicts: vec![Verdict {
                     a: 0,

@@ -189,7 +189,8 @@ impl ChainError {
         matches!(
             self,
             ChainError::Invalid {
-                error: BlockError::RefereeUnavailable { .. },
+                error: BlockError::RefereeUnavailable { .. }
+                    | BlockError::QueuedRefereeUnavailable { .. },
                 ..
             }
         )

@@ -465,10 +465,11 @@ where
             height: height.get(),
             timestamp_ms,
         };
-        // Fetch, in the background, what pending dispute steps need; a step
-        // whose data is missing now waits for a later block.
+        // Fetch, in the background, what pending dispute steps and games
+        // queued for the referee need; a step whose data is missing now
+        // waits for a later block.
         let steps = self.chain.pending_dispute_steps();
-        if !steps.is_empty() {
+        if !steps.is_empty() || !parent_state.queued_referee_needs().is_empty() {
             let off = self.chain.offchain();
             let state = parent_state.clone();
             tokio::spawn(async move {

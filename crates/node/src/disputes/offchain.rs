@@ -299,8 +299,13 @@ impl OffChain {
         Ok(())
     }
 
-    /// [`OffChain::ensure`] for every dispute step of a block on `parent`.
+    /// [`OffChain::ensure`] for the games queued for the referee on
+    /// `parent` and every dispute step of a block on it.
     pub async fn ensure_block(&self, parent: &State, txs: &[SignedTx]) -> Result<(), String> {
+        for work in parent.queued_referee_needs() {
+            debug!(job = %work.job_id, tensors = work.tensors.len(), "fetching queued referee data");
+            self.ensure(parent, &work).await?;
+        }
         for tx in txs {
             if let Some(work) = parent.referee_needs(tx) {
                 debug!(job = %work.job_id, tensors = work.tensors.len(), "fetching referee data");
@@ -330,6 +335,10 @@ impl RefereeData for OffChain {
     fn tensor(&self, hash: &TensorHash) -> Option<Tensor> {
         let bytes = self.tensor_bytes(hash)?;
         formats::canonical_decode(&bytes, usize::MAX).ok()
+    }
+
+    fn tensor_len(&self, hash: &TensorHash) -> Option<u64> {
+        self.tensor_bytes(hash).map(|b| b.len() as u64)
     }
 }
 

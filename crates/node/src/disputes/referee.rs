@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use glassbox_ledger::Referee;
 use glassbox_ledger::dispute::{
-    MAX_LEAF_OUTPUTS, MAX_OPENINGS, MAX_PATH, OutputSource, RefereeError,
+    ChunkBytes, MAX_LEAF_OUTPUTS, MAX_OPENINGS, MAX_PATH, OutputSource, RefereeError,
 };
 use glassbox_primitives::TensorHash;
 use glassbox_runtime::{Model, Session, Tensor, formats};
@@ -26,6 +26,9 @@ pub trait RefereeData: Send + Sync {
     fn session(&self, model: &ModelId) -> Option<Arc<Session>>;
     /// A tensor by canonical hash, if held.
     fn tensor(&self, hash: &TensorHash) -> Option<Tensor>;
+    /// The length of a held tensor's canonical encoding, without decoding
+    /// it.
+    fn tensor_len(&self, hash: &TensorHash) -> Option<u64>;
 }
 
 /// What produces each value of a model: `(node, position among the node's
@@ -195,89 +198,147 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
         (start, end): (u64, u64),
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
-    ) -> Result<(u64, Vec<u8>), RefereeError> {
+        max_work: u64,
+    ) -> Result<ChunkBytes, RefereeError> {
         let s = self.session(model)?;
         let index = position(node)?;
-        let args = self.operand_tensors(&s, index, inputs, opened)?;
+        let sources = operand_sources(&s, index, opened)?;
+        // Decoding and hashing the operands is work too: priced from their
+        // lengths before any is read.
+        let mut decode = 0u64;
+        for src in &sources {
+            decode = decode.saturating_add(match src {
+                Source::Input(k) => inputs.get(*k).map_or(0, |b| b.len() as u64),
+                Source::Opened { hash, .. } => self
+                    .data
+                    .tensor_len(hash)
+                    .ok_or_else(|| RefereeError::Unavailable(format!("tensor {hash}")))?,
+                Source::Absent | Source::Constant(_) => 0,
+            });
+        }
+        if decode > max_work {
+            return Err(RefereeError::OverBudget {
+                work: decode,
+                max_work,
+            });
+        }
+        let args = self.operand_tensors(&s, sources, inputs)?;
         let output = usize::try_from(output)
             .map_err(|_| RefereeError::Failed(format!("output {output} is out of range")))?;
-        s.run_node_bytes(index, &args, output, start..end)
-            .map_err(|e| RefereeError::Failed(e.to_string()))
+        let cost = s
+            .chunk_cost(index, &args, output, start..end)
+            .map_err(|e| RefereeError::Failed(e.to_string()))?;
+        let work = decode.saturating_add(cost.flops).saturating_add(cost.bytes);
+        if work > max_work {
+            return Err(RefereeError::OverBudget { work, max_work });
+        }
+        let (len, bytes) = s
+            .run_node_bytes(index, &args, output, start..end)
+            .map_err(|e| RefereeError::Failed(e.to_string()))?;
+        Ok(ChunkBytes { len, bytes, work })
     }
 }
 
+/// Where an operand of a node comes from.
+enum Source {
+    /// An omitted optional input.
+    Absent,
+    /// A constant of the model.
+    Constant(Arc<Tensor>),
+    /// Graph input `k` (the job's input).
+    Input(usize),
+    /// Output `slot` of earlier node `node`, opened with hash `hash`.
+    Opened {
+        hash: TensorHash,
+        node: u64,
+        slot: u32,
+    },
+}
+
+/// The sources of node `index`'s operands: the job's inputs, the model's
+/// constants, and opened outputs of earlier nodes. Every operand must be
+/// opened before any is read: a step that opens them one by one costs no
+/// decoding or hashing until the last.
+fn operand_sources(
+    s: &Session,
+    index: usize,
+    opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+) -> Result<Vec<Source>, RefereeError> {
+    let m = s.model();
+    let n = m.nodes().get(index).ok_or_else(|| {
+        RefereeError::Failed(format!(
+            "node {index} is out of range (the model has {})",
+            m.nodes().len()
+        ))
+    })?;
+    let producers = producers(m);
+    let mut sources = Vec::with_capacity(n.inputs.len());
+    for vid in &n.inputs {
+        let Some(vid) = *vid else {
+            sources.push(Source::Absent);
+            continue;
+        };
+        if let Some(t) = m.constant_arc(vid) {
+            sources.push(Source::Constant(Arc::clone(t)));
+        } else if let Some(k) = m.input_ids().iter().position(|&i| i == vid) {
+            sources.push(Source::Input(k));
+        } else if let Some(&(j, slot)) = producers.get(&vid) {
+            if j >= index {
+                return Err(RefereeError::Failed(format!(
+                    "node {index} reads a value of node {j}, not an earlier one"
+                )));
+            }
+            let (node, slot) = (j as u64, u32::try_from(slot).unwrap_or(u32::MAX));
+            let hash = opened(node, slot).ok_or(RefereeError::Missing { node, slot })?;
+            sources.push(Source::Opened { hash, node, slot });
+        } else {
+            return Err(RefereeError::Failed(format!(
+                "input `{}` of node {index} has no source",
+                m.value_name(vid)
+            )));
+        }
+    }
+    Ok(sources)
+}
+
 impl<D: RefereeData + ?Sized> RuntimeReferee<'_, D> {
-    /// The operands of node `index`: the job's inputs, the model's
-    /// constants, and the opened outputs of earlier nodes (held tensors).
+    /// The operand tensors from their sources: job inputs decoded, held
+    /// tensors looked up and checked against their hash.
     fn operand_tensors(
         &self,
         s: &Session,
-        index: usize,
+        sources: Vec<Source>,
         inputs: &[Vec<u8>],
-        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
     ) -> Result<Vec<Option<Arc<Tensor>>>, RefereeError> {
-        let m = s.model();
-        let n = m.nodes().get(index).ok_or_else(|| {
-            RefereeError::Failed(format!(
-                "node {index} is out of range (the model has {})",
-                m.nodes().len()
-            ))
-        })?;
-        let producers = producers(m);
-        let max_elements = m.limits().max_tensor_elements;
-        // Every operand opened before any is read: a step that opens them
-        // one by one costs no decoding or hashing until the last.
-        for vid in n.inputs.iter().flatten() {
-            if m.constant(*vid).is_none()
-                && let Some(&(j, slot)) = producers.get(vid)
-                && j < index
-            {
-                let (j, slot) = (j as u64, u32::try_from(slot).unwrap_or(u32::MAX));
-                if opened(j, slot).is_none() {
-                    return Err(RefereeError::Missing { node: j, slot });
+        let max_elements = s.model().limits().max_tensor_elements;
+        sources
+            .into_iter()
+            .map(|src| match src {
+                Source::Absent => Ok(None),
+                Source::Constant(t) => Ok(Some(t)),
+                Source::Input(k) => {
+                    let bytes = inputs
+                        .get(k)
+                        .ok_or_else(|| RefereeError::Failed(format!("the job has no input {k}")))?;
+                    let t = formats::canonical_decode(bytes, max_elements)
+                        .map_err(|e| RefereeError::Failed(format!("job input {k}: {e}")))?;
+                    Ok(Some(Arc::new(t)))
                 }
-            }
-        }
-        let mut args: Vec<Option<Arc<Tensor>>> = Vec::with_capacity(n.inputs.len());
-        for vid in &n.inputs {
-            let Some(vid) = *vid else {
-                args.push(None);
-                continue;
-            };
-            if let Some(t) = m.constant_arc(vid) {
-                args.push(Some(Arc::clone(t)));
-            } else if let Some(k) = m.input_ids().iter().position(|&i| i == vid) {
-                let bytes = inputs
-                    .get(k)
-                    .ok_or_else(|| RefereeError::Failed(format!("the job has no input {k}")))?;
-                let t = formats::canonical_decode(bytes, max_elements)
-                    .map_err(|e| RefereeError::Failed(format!("job input {k}: {e}")))?;
-                args.push(Some(Arc::new(t)));
-            } else if let Some(&(j, slot)) = producers.get(&vid) {
-                if j >= index {
-                    return Err(RefereeError::Failed(format!(
-                        "node {index} reads a value of node {j}, not an earlier one"
-                    )));
+                Source::Opened { hash, node, slot } => {
+                    let t = self.data.tensor(&hash).ok_or_else(|| {
+                        RefereeError::Unavailable(format!(
+                            "tensor {hash} (output {slot} of node {node})"
+                        ))
+                    })?;
+                    if t.hash() != hash {
+                        return Err(RefereeError::Unavailable(format!(
+                            "the held tensor for {hash} has another hash"
+                        )));
+                    }
+                    Ok(Some(Arc::new(t)))
                 }
-                let (j, slot) = (j as u64, u32::try_from(slot).unwrap_or(u32::MAX));
-                let hash = opened(j, slot).ok_or(RefereeError::Missing { node: j, slot })?;
-                let t = self.data.tensor(&hash).ok_or_else(|| {
-                    RefereeError::Unavailable(format!("tensor {hash} (output {slot} of node {j})"))
-                })?;
-                if t.hash() != hash {
-                    return Err(RefereeError::Unavailable(format!(
-                        "the held tensor for {hash} has another hash"
-                    )));
-                }
-                args.push(Some(Arc::new(t)));
-            } else {
-                return Err(RefereeError::Failed(format!(
-                    "input `{}` of node {index} has no source",
-                    m.value_name(vid)
-                )));
-            }
-        }
-        Ok(args)
+            })
+            .collect()
     }
 }
 
@@ -318,5 +379,9 @@ impl RefereeData for MemoryData {
 
     fn tensor(&self, hash: &TensorHash) -> Option<Tensor> {
         self.tensors.get(hash).cloned()
+    }
+
+    fn tensor_len(&self, hash: &TensorHash) -> Option<u64> {
+        self.tensors.get(hash).map(formats::canonical_len)
     }
 }

@@ -422,6 +422,16 @@ impl Op for Activation {
     ) -> Option<OpResult<Region>> {
         (output == 0).then(|| super::elementwise_region(self, ctx, inputs, elements))
     }
+
+    fn region_len(
+        &self,
+        _inputs: Args<'_, Fact>,
+        _outputs: &[Fact],
+        output: usize,
+        elements: std::ops::Range<usize>,
+    ) -> Option<usize> {
+        (output == 0).then_some(elements.len())
+    }
 }
 
 /// Checks the inputs of a two-input op and gives the output shape.

@@ -326,6 +326,16 @@ impl Op for Binary {
     ) -> Option<OpResult<Region>> {
         (output == 0).then(|| super::elementwise_region(self, ctx, inputs, elements))
     }
+
+    fn region_len(
+        &self,
+        _inputs: Args<'_, Fact>,
+        _outputs: &[Fact],
+        output: usize,
+        elements: std::ops::Range<usize>,
+    ) -> Option<usize> {
+        (output == 0).then_some(elements.len())
+    }
 }
 
 /// Where: `y = cond ? x : y` with three-way broadcasting.

@@ -449,6 +449,23 @@ impl Op for Conv {
     ) -> Option<OpResult<Region>> {
         (output == 0).then(|| self.planes(ctx, inputs, elements))
     }
+
+    /// The planes that hold `elements`, whole: rows within them are
+    /// cheaper, but a row that reads only padding computes its planes.
+    fn region_len(
+        &self,
+        inputs: Args<'_, Fact>,
+        _outputs: &[Fact],
+        output: usize,
+        elements: Range<usize>,
+    ) -> Option<usize> {
+        let (x, w) = (inputs.get(0).ok()?, inputs.get(1).ok()?);
+        let b = inputs.opt(2).map(|f| f.shape.as_slice());
+        let d = self.dims(&x.shape, &w.shape, b).ok()?;
+        let plane: usize = d.geo.out.iter().product();
+        let planes = d.n.saturating_mul(d.m);
+        (output == 0).then(|| super::rows_len(elements, plane, planes.saturating_mul(plane), false))
+    }
 }
 
 impl Conv {

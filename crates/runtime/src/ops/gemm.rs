@@ -209,6 +209,19 @@ impl Op for MatMul {
     ) -> Option<OpResult<Region>> {
         (output == 0).then(|| matmul_rows(ctx, inputs, elements))
     }
+
+    fn region_len(
+        &self,
+        inputs: Args<'_, Fact>,
+        _outputs: &[Fact],
+        output: usize,
+        elements: Range<usize>,
+    ) -> Option<usize> {
+        let (a, b) = (inputs.get(0).ok()?, inputs.get(1).ok()?);
+        let d = matmul_dims(&a.shape, &b.shape).ok()?;
+        let total = checked_len(&d.out).unwrap_or(0);
+        (output == 0).then(|| super::rows_len(elements, d.n, total, d.n > 0))
+    }
 }
 
 /// The output rows of a MatMul that hold `elements`, each row computed as
@@ -651,6 +664,19 @@ impl Op for Gemm {
         elements: Range<usize>,
     ) -> Option<OpResult<Region>> {
         (output == 0).then(|| self.rows(ctx, inputs, elements))
+    }
+
+    fn region_len(
+        &self,
+        inputs: Args<'_, Fact>,
+        _outputs: &[Fact],
+        output: usize,
+        elements: Range<usize>,
+    ) -> Option<usize> {
+        let (a, b) = (inputs.get(0).ok()?, inputs.get(1).ok()?);
+        let c = inputs.opt(2).map(|f| f.shape.as_slice());
+        let (m, n, _) = self.dims(&a.shape, &b.shape, c).ok()?;
+        (output == 0).then(|| super::rows_len(elements, n, m.saturating_mul(n), true))
     }
 }
 

@@ -198,6 +198,39 @@ pub trait Op: Send + Sync + Debug {
     ) -> Option<OpResult<Region>> {
         None
     }
+
+    /// How many output elements [`Op::region`] computes for `elements` of
+    /// output `output`, from facts alone: the referee prices a chunk
+    /// before reading its operands ([`crate::Session::chunk_cost`]).
+    /// `None` exactly when `region` is `None` (the op runs whole).
+    fn region_len(
+        &self,
+        _inputs: Args<'_, Fact>,
+        _outputs: &[Fact],
+        _output: usize,
+        _elements: std::ops::Range<usize>,
+    ) -> Option<usize> {
+        None
+    }
+}
+
+/// The elements a region of whole rows of `n` elements computes for
+/// `elements` of an output of `total` elements: the rows that hold them,
+/// or only `elements` where `partial_row` and they lie in one row.
+pub(crate) fn rows_len(
+    elements: std::ops::Range<usize>,
+    n: usize,
+    total: usize,
+    partial_row: bool,
+) -> usize {
+    let rows = total.checked_div(n).unwrap_or(0);
+    let r0 = (elements.start / n.max(1)).min(rows);
+    let r1 = elements.end.div_ceil(n.max(1)).clamp(r0, rows);
+    if partial_row && r1 == r0 + 1 {
+        elements.len().min(n)
+    } else {
+        (r1 - r0).saturating_mul(n)
+    }
 }
 
 /// [`Op::region`] of an element-wise op, whose every output element is a

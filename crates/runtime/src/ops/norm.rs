@@ -420,6 +420,21 @@ impl Op for Softmax {
             elements,
         }))
     }
+
+    fn region_len(
+        &self,
+        inputs: Args<'_, Fact>,
+        _outputs: &[Fact],
+        output: usize,
+        elements: Range<usize>,
+    ) -> Option<usize> {
+        let x = inputs.get(0).ok()?;
+        let (outer, n, inner) = self.split(&x.shape).ok()?;
+        if output != 0 || inner != 1 || n == 0 || !matches!(x.dtype, DType::F32 | DType::F64) {
+            return None;
+        }
+        Some(super::rows_len(elements, n, outer.saturating_mul(n), false))
+    }
 }
 
 // ---------------------------------------------------- BatchNormalization

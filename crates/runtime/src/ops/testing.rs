@@ -145,6 +145,12 @@ pub(crate) fn check_regions(op: &dyn Op, inputs: &[Option<&Tensor>], windows: &[
         .remove(0);
     let bits = full.to_le_bytes();
     let es = full.dtype().size_bytes();
+    let known: Vec<Option<Fact>> = inputs
+        .iter()
+        .map(|t| t.map(|t| Fact::known(Arc::new(t.clone()))))
+        .collect();
+    let facts: Vec<Option<&Fact>> = known.iter().map(Option::as_ref).collect();
+    let out_facts = op.infer(Args::new(&facts)).unwrap();
     for &w in windows {
         let mut start = 0;
         while start < full.len() {
@@ -155,6 +161,15 @@ pub(crate) fn check_regions(op: &dyn Op, inputs: &[Option<&Tensor>], windows: &[
                     .expect("the op has a region")
                     .unwrap();
                 assert!(r.first <= start && r.first + r.elements.len() >= end);
+                // The price the referee puts on the region covers it.
+                let covered = op
+                    .region_len(Args::new(&facts), &out_facts, 0, start..end)
+                    .expect("region_len is Some where region is");
+                assert!(
+                    covered >= r.elements.len(),
+                    "region_len {covered} < {} computed for {start}..{end}",
+                    r.elements.len()
+                );
                 let got = r.elements.to_le_bytes();
                 let at = (start - r.first) * es;
                 assert_eq!(
