@@ -12,8 +12,8 @@ use glassbox_ledger::dispute::{
 use glassbox_ledger::switches::{self, Fix};
 use glassbox_ledger::{
     BlockContext, BlockError, GenesisAccount, GenesisExecutor, GenesisState, Job, JobExt, JobId,
-    JobStatus, NoReferee, Referee, RefereeError, Shares, SignedTx, State, TxBody, VerdictReason,
-    commitment, outputs_hash,
+    JobStatus, NoReferee, Params, Referee, RefereeError, Shares, SignedTx, State, TxBody,
+    VerdictReason, commitment, outputs_hash,
 };
 use glassbox_primitives::trace::{self, audit_path, merkle_root};
 use glassbox_primitives::{MerkleNode, OutputHash, Salt, TensorHash, TraceLeaf, TraceRoot, chunks};
@@ -314,11 +314,17 @@ impl Referee for SyntheticReferee {
 }
 
 fn setup() -> State {
+    setup_with(|_| {})
+}
+
+/// [`setup`] with its parameters changed by `f`.
+fn setup_with(f: impl FnOnce(&mut Params)) -> State {
     let mut params = test_params();
     params.dispute_round_blocks = 4;
     params.challenge_window_blocks = 6;
     params.challenge_bond = 2_000_000;
     params.max_selection_share_bps = 10_000;
+    f(&mut params);
     let g = GenesisState {
         params,
         executors: EXECUTORS
@@ -732,6 +738,189 @@ impl Referee for FailingReferee {
     ) -> Result<ChunkBytes, RefereeError> {
         Err(RefereeError::Failed(self.0.clone()))
     }
+}
+
+/// [`SyntheticReferee`] whose every chunk costs `.0` units of referee
+/// work.
+struct PricedReferee(u64);
+
+impl Referee for PricedReferee {
+    fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
+        SyntheticReferee(LEAVES, None).leaf_count(model)
+    }
+
+    fn output_source(&self, model: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
+        SyntheticReferee(LEAVES, None).output_source(model, index)
+    }
+
+    fn operands(&self, model: &ModelId, node: u64) -> Result<Vec<u64>, RefereeError> {
+        SyntheticReferee(LEAVES, None).operands(model, node)
+    }
+
+    fn output_count(&self, model: &ModelId, node: u64) -> Result<u32, RefereeError> {
+        SyntheticReferee(LEAVES, None).output_count(model, node)
+    }
+
+    fn output_bytes(
+        &self,
+        model: &ModelId,
+        node: u64,
+        output: u32,
+        range: (u64, u64),
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<ChunkBytes, RefereeError> {
+        if self.0 > max_work {
+            return Err(RefereeError::OverBudget {
+                work: self.0,
+                max_work,
+            });
+        }
+        let c = SyntheticReferee(LEAVES, None).output_bytes(
+            model,
+            node,
+            output,
+            range,
+            inputs,
+            opened,
+            u64::MAX,
+        )?;
+        Ok(ChunkBytes { work: self.0, ..c })
+    }
+}
+
+/// Finding "referee work has no bound" (issue #25, P3): the referee ran
+/// whatever operator a game reached inside block building and
+/// verification (a Loop or an Einsum of any size), so two colluding sides
+/// could stall every validator past the consensus timeouts. A chunk over
+/// the per-block budget is now unrefereeable: the job fails, and nobody
+/// loses stake or bond.
+#[test]
+fn a_chunk_over_the_referee_budget_fails_the_job_and_slashes_nobody() {
+    let runs = vec![Run::new(None, 1), Run::new(Some(0), 1)];
+    let (s, job) = run_job(&runs, &[0, 1]);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let (s, second) = to_the_referee(s, &job, &runs);
+    let before = wealth(&s, &slots);
+    let supply = s.total_supply();
+    let requester = s.account(&job.requester).unwrap().balance;
+    let (next, outcomes) = s
+        .apply_block_with(
+            ctx(&s),
+            std::slice::from_ref(&second),
+            &SyntheticReferee(1, Some(0)),
+        )
+        .unwrap();
+    assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0].result);
+    let d = next.job_ext(&job.id).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts[0].reason, VerdictReason::Unrefereeable);
+    assert!(!d.verdicts[0].a_lost && !d.verdicts[0].b_lost);
+    assert!(d.game.is_none() && d.closed_height.is_some() && d.winner.is_none());
+    let done = next.job(&job.id).unwrap();
+    assert_eq!(done.status, JobStatus::Failed);
+    // Nobody slashed; the requester has its escrow back (less nothing:
+    // the step's fee is the sender's).
+    assert_eq!(wealth(&next, &slots), before - FEE);
+    assert_eq!(
+        next.account(&job.requester).unwrap().balance,
+        requester + job.escrow
+    );
+    assert_eq!(next.total_supply(), supply);
+    for k in &slots {
+        assert_eq!(next.executor(k).unwrap().disputes, 0, "lock released");
+    }
+}
+
+/// Finding "referee work has no bound" (issue #25, P3), per block: two
+/// games reaching the referee in one block whose chunks together exceed
+/// the block's budget. The first is decided; the second waits, queued,
+/// takes no moves, and is decided at the next block's start.
+#[test]
+fn referee_work_over_a_blocks_budget_waits_for_the_next_block() {
+    const PRICE: u64 = 700_000;
+    let runs = vec![Run::new(None, 1), Run::new(Some(0), 1)];
+    let s = setup_with(|p| {
+        p.max_referee_work_per_block = 1 << 20;
+        p.dispute_round_blocks = 40;
+    });
+    let submit = |k: u64| {
+        tx_ahead(
+            &s,
+            1,
+            k,
+            TxBody::SubmitJob {
+                model_id: model_id(),
+                inputs: vec![input()],
+                replicas: 2,
+                max_fee: 1_000_000,
+            },
+        )
+    };
+    let txs = [submit(0), submit(1)];
+    let ids = txs.clone().map(|t| JobId::of_tx(t.hash()));
+    let s = block(&s, 0, &txs);
+    let mut s = block(&s, 7, &[]);
+    for id in &ids {
+        let job = s.job(id).unwrap();
+        s = commit_and_reveal(&s, &job, &runs, &[0, 1], false);
+    }
+    let mut finals = Vec::new();
+    for id in &ids {
+        let job = s.job(id).unwrap();
+        let (next, second) = to_the_referee(s, &job, &runs);
+        s = next;
+        finals.push(second);
+    }
+    // Signed again on this state: the sides may have moved in both games.
+    let a = signed(&s, finals[0].sender(), finals[0].body().clone());
+    let b = tx_ahead(
+        &s,
+        number_of(finals[1].sender()),
+        u64::from(finals[1].sender() == finals[0].sender()),
+        finals[1].body().clone(),
+    );
+    // The same move again, in the same block: a queued game takes none.
+    let again = tx_ahead(
+        &s,
+        number_of(finals[1].sender()),
+        1 + u64::from(finals[1].sender() == finals[0].sender()),
+        finals[1].body().clone(),
+    );
+    let (s, outcomes) = s
+        .apply_block_with(ctx(&s), &[a, b, again], &PricedReferee(PRICE))
+        .unwrap();
+    assert!(
+        outcomes[..2].iter().all(|o| o.result.is_ok()),
+        "{outcomes:?}"
+    );
+    let e = outcomes[2].result.as_ref().unwrap_err().to_string();
+    assert!(e.contains("waits for the referee"), "{e}");
+    let first = s.job_ext(&ids[0]).unwrap().dispute.unwrap();
+    assert_eq!(first.verdicts[0].reason, VerdictReason::Operator);
+    let queued = s.job_ext(&ids[1]).unwrap().dispute.unwrap();
+    let game = queued.game.expect("the second game waits");
+    assert_eq!(game.queued, Some(s.height()));
+    assert!(queued.verdicts.is_empty());
+    let referee_needs = s.queued_referee_needs();
+    assert_eq!(referee_needs.len(), 1);
+    assert_eq!(referee_needs[0].job_id, ids[1]);
+    // A replica without its data cannot apply the next block's start: it
+    // waits for the data rather than judging the block.
+    let err = s.apply_block_with(ctx(&s), &[], &NoReferee).unwrap_err();
+    assert!(
+        matches!(&err, BlockError::QueuedRefereeUnavailable { job_id, .. } if *job_id == ids[1]),
+        "{err}"
+    );
+    // The next block's start decides it, within that block's budget.
+    let (s, _) = s
+        .apply_block_with(ctx(&s), &[], &PricedReferee(PRICE))
+        .unwrap();
+    let d = s.job_ext(&ids[1]).unwrap().dispute.unwrap();
+    assert_eq!(d.verdicts[0].reason, VerdictReason::Operator);
+    assert_eq!(d.winner, Some(0));
+    assert_eq!(s.job(&ids[1]).unwrap().outputs, vec![honest_output()]);
+    assert!(s.queued_referee_needs().is_empty());
 }
 
 /// Finding "a verdict reason is a runtime error string" (issue #25, P6):

@@ -402,3 +402,48 @@ fn a_challenged_optimistic_liar_is_caught() {
         "the lone reveal is the liar's"
     );
 }
+
+/// Finding "referee work has no bound" (issue #25, P3), at the node's
+/// referee: a chunk is priced (operand bytes, then the cost model of the
+/// region it computes) before anything is decoded or computed, and a
+/// price over the allowance is `OverBudget`, the same on every call.
+#[test]
+fn the_runtime_referee_prices_a_chunk_before_computing_it() {
+    use glassbox_ledger::dispute::RefereeError;
+    use glassbox_ledger::{Referee, dispute::ChunkBytes};
+    let c = case("mnist-cnn");
+    let mut data = MemoryData::default();
+    data.insert_session(Arc::clone(&c.session));
+    let referee = RuntimeReferee { data: &data };
+    let model = c.session.model().id();
+    let none = |_: u64, _: u32| None;
+    // Node 0 reads only the job's input and constants.
+    let ask = |range: (u64, u64), max_work: u64| {
+        referee.output_bytes(&model, 0, 0, range, &c.inputs, &none, max_work)
+    };
+    let ChunkBytes { len, work, .. } = ask((0, 1024), u64::MAX).unwrap();
+    let whole = ask((0, len), u64::MAX).unwrap().work;
+    let input_bytes = c.inputs[0].len() as u64;
+    assert!(work > input_bytes, "the chunk's computation is priced");
+    assert!(work < whole, "one chunk is priced below the whole output");
+    assert_eq!(
+        ask((0, 1024), u64::MAX).unwrap().work,
+        work,
+        "deterministic"
+    );
+    assert_eq!(
+        ask((0, 1024), work - 1),
+        Err(RefereeError::OverBudget {
+            work,
+            max_work: work - 1
+        })
+    );
+    // Over the allowance on the operands' bytes alone: nothing decoded.
+    assert_eq!(
+        ask((0, 1024), input_bytes - 1),
+        Err(RefereeError::OverBudget {
+            work: input_bytes,
+            max_work: input_bytes - 1
+        })
+    );
+}
