@@ -509,7 +509,7 @@ fn every_operator(session: &Arc<Session>, inputs: &[Tensor], full: Duration) -> 
     // Units priced against time taken, over chunks long enough to time.
     if let Some((t, i, _, work)) = costs
         .iter()
-        .filter(|c| c.0 >= Duration::from_micros(50))
+        .filter(|c| c.0 >= Duration::from_micros(10))
         .max_by(|a, b| {
             (a.0.as_secs_f64() / a.3.max(1) as f64)
                 .total_cmp(&(b.0.as_secs_f64() / b.3.max(1) as f64))
