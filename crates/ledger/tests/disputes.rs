@@ -1650,6 +1650,8 @@ fn campaign_reveal(s: &State, id: JobId, who: &PublicKey, run: &Run) -> SignedTx
 #[derive(Default)]
 struct JobReport {
     games: usize,
+    /// Whether a game reached a chunk over the referee's budget.
+    unrefereeable: bool,
     violations: Vec<String>,
 }
 
@@ -1677,6 +1679,62 @@ fn wealth(s: &State, keys: &[PublicKey]) -> u64 {
         .sum()
 }
 
+/// A referee that counts the work it is asked to spend, so the campaign
+/// checks each block's referee work against the budget (P3).
+struct Metered {
+    inner: SyntheticReferee,
+    spent: std::cell::Cell<u64>,
+}
+
+impl Metered {
+    fn new(inner: SyntheticReferee) -> Metered {
+        Metered {
+            inner,
+            spent: std::cell::Cell::new(0),
+        }
+    }
+
+    /// The work spent since the last call.
+    fn take(&self) -> u64 {
+        self.spent.replace(0)
+    }
+}
+
+impl Referee for Metered {
+    fn leaf_count(&self, model: &ModelId) -> Result<u64, RefereeError> {
+        self.inner.leaf_count(model)
+    }
+
+    fn output_source(&self, model: &ModelId, index: u32) -> Result<OutputSource, RefereeError> {
+        self.inner.output_source(model, index)
+    }
+
+    fn operands(&self, model: &ModelId, node: u64) -> Result<Vec<u64>, RefereeError> {
+        self.inner.operands(model, node)
+    }
+
+    fn output_count(&self, model: &ModelId, node: u64) -> Result<u32, RefereeError> {
+        self.inner.output_count(model, node)
+    }
+
+    fn output_bytes(
+        &self,
+        model: &ModelId,
+        node: u64,
+        output: u32,
+        range: (u64, u64),
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<ChunkBytes, RefereeError> {
+        let c = self
+            .inner
+            .output_bytes(model, node, output, range, inputs, opened, max_work)?;
+        self.spent.set(self.spent.get() + c.work);
+        Ok(c)
+    }
+}
+
 fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
     let mut report = JobReport::default();
     let replicas = 1 + rng.below(3) as u8;
@@ -1685,6 +1743,16 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
     let job = s.job(&id).unwrap();
     let lie_at = rng.below(LEAVES);
     let lie = Run::new(Some(lie_at), LEAVES);
+    // Some models hold an operator whose chunk is over the referee's
+    // budget, at the lie or elsewhere.
+    let costly = rng.chance(20).then(|| {
+        if rng.chance(50) {
+            lie_at
+        } else {
+            rng.below(LEAVES)
+        }
+    });
+    let referee = Metered::new(SyntheticReferee(LEAVES, costly));
     let honest_run = Run::new(None, LEAVES);
     let is_adv = |k: &PublicKey| adversaries.contains(k);
     let mut players: Vec<Player> = job
@@ -1756,9 +1824,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
                 Run::new(Some(rng.below(LEAVES)), LEAVES)
             };
             let t = challenge_by(&s, colluder, &run);
-            let (next, _) = s
-                .apply_block_with(ctx(&s), &[t], &SyntheticReferee(LEAVES, None))
-                .unwrap();
+            let (next, _) = s.apply_block_with(ctx(&s), &[t], &referee).unwrap();
             s = next;
             players.push(Player {
                 key: *colluder,
@@ -1777,9 +1843,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
                 honest_tried = true;
                 let before = s.account(watcher).unwrap().balance;
                 let t = challenge_by(&s, watcher, &honest_run);
-                let (next, outcomes) = s
-                    .apply_block_with(ctx(&s), &[t], &SyntheticReferee(LEAVES, None))
-                    .unwrap();
+                let (next, outcomes) = s.apply_block_with(ctx(&s), &[t], &referee).unwrap();
                 if outcomes[0].result.is_ok() {
                     challengers.push((*watcher, before));
                     players.push(Player {
@@ -1871,10 +1935,13 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
             randomness: [rng.below(256) as u8; 32],
             ..ctx(&s)
         };
-        s = s
-            .apply_block_with(c, &txs, &SyntheticReferee(LEAVES, None))
-            .unwrap()
-            .0;
+        s = s.apply_block_with(c, &txs, &referee).unwrap().0;
+        let spent = referee.take();
+        if spent > s.params().max_referee_work_per_block {
+            report
+                .violations
+                .push(format!("P3: a block spent {spent} units of referee work"));
+        }
     }
     let job = s.job(&id).unwrap();
     let ext = s.job_ext(&id);
@@ -1883,6 +1950,16 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         .and_then(|e| e.dispute.as_ref())
         .map_or(0, |d| d.verdicts.len());
     let honest_took_part = honest_tried || players.iter().any(|p| p.honest);
+    // A chunk over the referee's budget fails the job, slashing nobody.
+    let unrefereeable = ext
+        .as_ref()
+        .and_then(|e| e.dispute.as_ref())
+        .is_some_and(|d| {
+            d.verdicts
+                .iter()
+                .any(|v| v.reason == VerdictReason::Unrefereeable)
+        });
+    report.unrefereeable = unrefereeable;
     let mut violation = |what: String| report.violations.push(what);
     if matches!(
         job.status,
@@ -1890,8 +1967,9 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
     ) {
         violation(format!("job not decided: {:?}", job.status));
     }
-    if honest_took_part && (job.status != JobStatus::Final || job.outputs != vec![honest_output()])
-    {
+    let honest_final = job.status == JobStatus::Final && job.outputs == vec![honest_output()];
+    let failed_unrefereeable = job.status == JobStatus::Failed && unrefereeable;
+    if honest_took_part && !honest_final && !failed_unrefereeable {
         violation(format!(
             "P1: an honest party took part, the job is {:?} with {} the honest output",
             job.status,
@@ -1926,7 +2004,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         .filter(|(k, _)| liars.contains(k))
         .map(|(_, before)| *before)
         .sum();
-    if slashed > 0 && honest_took_part {
+    if slashed > 0 && honest_took_part && !unrefereeable {
         let kept = 10_000 - u64::from(s.params().dispute_reward_bps);
         let loss_floor = slashed / 10_000 * kept;
         let price = job.price_per_replica * u64::from(job.replicas);
@@ -1958,8 +2036,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 /// `jobs` campaign jobs spread over `seeds` seeds from `first`: the jobs
 /// run, the games played and the violations found, each naming its seed
 /// and job.
-fn campaign(jobs: u64, seeds: u64, first: u64) -> (u64, usize, Vec<String>) {
-    let (mut games, mut done) = (0usize, 0u64);
+fn campaign(jobs: u64, seeds: u64, first: u64) -> (u64, usize, u64, Vec<String>) {
+    let (mut games, mut done, mut unrefereeable) = (0usize, 0u64, 0u64);
     let mut violations: Vec<String> = Vec::new();
     for seed in first..first + seeds {
         let mut rng = Rng(seed);
@@ -1976,12 +2054,13 @@ fn campaign(jobs: u64, seeds: u64, first: u64) -> (u64, usize, Vec<String>) {
             let r = campaign_job(&mut rng, &adversaries);
             games += r.games;
             done += 1;
+            unrefereeable += u64::from(r.unrefereeable);
             for v in r.violations {
                 violations.push(format!("seed {seed} job {j}: {v}"));
             }
         }
     }
-    (done, games, violations)
+    (done, games, unrefereeable, violations)
 }
 
 /// The campaign can fail (issue #25, item 3): with any one finding's fix
@@ -1991,7 +2070,7 @@ fn campaign(jobs: u64, seeds: u64, first: u64) -> (u64, usize, Vec<String>) {
 fn the_campaign_finds_each_finding_with_its_fix_off() {
     for fix in Fix::ALL {
         switches::set_off(fix, true);
-        let (_, _, violations) = campaign(1_000, 20, 1);
+        let (_, _, _, violations) = campaign(1_000, 20, 1);
         switches::set_off(fix, false);
         assert!(
             violations.first().is_some_and(|v| v.starts_with("seed ")),
@@ -2006,7 +2085,7 @@ fn adversary_campaign() {
     let seeds = env_u64("GLASSBOX_ADV_SEEDS", 50).clamp(1, jobs);
     let first = env_u64("GLASSBOX_ADV_SEED", 1);
     let start = std::time::Instant::now();
-    let (done, games, violations) = campaign(jobs, seeds, first);
+    let (done, games, unrefereeable, violations) = campaign(jobs, seeds, first);
     let secs = start.elapsed().as_secs_f64();
     #[allow(clippy::print_stdout)]
     {
@@ -2015,6 +2094,7 @@ fn adversary_campaign() {
             serde_json::json!({
                 "jobs": done,
                 "games": games,
+                "unrefereeable": unrefereeable,
                 "seeds": seeds,
                 "first_seed": first,
                 "violations": violations.len(),

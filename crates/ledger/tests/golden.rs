@@ -10,8 +10,8 @@ use glassbox_ledger::{State, TxBody};
 
 const GOLDEN_CHAIN_ID: &str = "637edf8ceb2bbc59334eb2bd2af8fbcedd220fe8561e4694f8a6eb95a401ef27";
 const GOLDEN_GENESIS_ROOT: &str =
-    "00564075c17ad72b555e624e6525116595ed0ee95f38f4942bf71e8973914844";
-const GOLDEN_FINAL_ROOT: &str = "4a059fca3249ec9681498ad82d34227952b6a569eb843de47069e6de549c7a57";
+    "27acc65518bdb23d58b558172bec34bd658471de5772f146a34f60ccb140ab0f";
+const GOLDEN_FINAL_ROOT: &str = "f16862d40a6f087055db83dd22a9dbbfb4b2b541b0ba6bfe924a4fe207feec3e";
 
 fn transfer(to: u8, amount: u64) -> TxBody {
     TxBody::Transfer {

@@ -15,7 +15,7 @@ use glassbox_types::{DimSpec, PublicKey, SecretKey, SignedManifest, TensorSpec};
 const MODEL: &[u8] = b"a model's bytes";
 /// Executors' keys.
 const EXECUTORS: [u8; 4] = [5, 6, 7, 8];
-const GOLDEN_JOBS_ROOT: &str = "91078f9f71e24478e62bdeef7f62aac707fada01af3af32d2d40730eabb3f238";
+const GOLDEN_JOBS_ROOT: &str = "cdb5a6ee98e401873f659d55d3b38816577e92f8310aaf47fc9e48b8c8a8bf8b";
 
 /// The canonical encoding of a float32 tensor.
 fn f32_tensor(shape: &[u64], values: &[f32]) -> Vec<u8> {
