@@ -439,7 +439,8 @@ impl Session {
     /// the cost model: the node's whole [`Cost`], or for an operator that
     /// computes a region ([`crate::ops::Op::region_len`]) its operations
     /// scaled to the elements the region covers (bytes stay the whole
-    /// node's: an upper bound). Nothing is computed but output shapes; a
+    /// node's: an upper bound); operations weighted by the operator's
+    /// [`crate::ops::Op::time_weight`]. Nothing is computed but output shapes; a
     /// range that covers no element costs nothing. A dispute's referee
     /// prices a chunk with this before computing it (docs/disputes.md,
     /// "Referee budget").
@@ -459,7 +460,8 @@ impl Session {
         };
         let fact_refs: Vec<Option<&Fact>> = facts.iter().map(Option::as_ref).collect();
         let args = Args::new(&fact_refs);
-        let whole = node.op.cost(args, &out_facts);
+        let mut whole = node.op.cost(args, &out_facts);
+        whole.flops = whole.flops.saturating_mul(node.op.time_weight().max(1));
         let Some(covered) = node.op.region_len(args, &out_facts, span.slot, elements) else {
             return Ok(whole);
         };

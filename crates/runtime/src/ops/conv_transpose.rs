@@ -261,6 +261,12 @@ impl Op for ConvTranspose {
         Ok(vec![Fact::new(DType::F32, shape)])
     }
 
+    /// It scatters in plain loops, not the GEMM kernels (measured by
+    /// benches/referee_price.rs).
+    fn time_weight(&self) -> u64 {
+        16
+    }
+
     fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
         // Every input element meets every kernel element of its group once.
         let bytes = inputs

@@ -402,6 +402,12 @@ impl Op for Einsum {
         Ok(vec![Fact::new(dtype, self.plan(&shapes)?.out_shape)])
     }
 
+    /// Its contractions run in plain loops, not the GEMM kernels
+    /// (measured by benches/referee_price.rs).
+    fn time_weight(&self) -> u64 {
+        16
+    }
+
     fn cost(&self, inputs: Args<'_, Fact>, outputs: &[Fact]) -> Cost {
         let shapes: Vec<&[usize]> = inputs.present().map(|f| f.shape.as_slice()).collect();
         let bytes = inputs

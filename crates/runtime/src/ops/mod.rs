@@ -199,6 +199,16 @@ pub trait Op: Send + Sync + Debug {
         None
     }
 
+    /// How many times the cost model's operations understate this
+    /// operator's time against the fastest kernels (at least 1). A
+    /// dispute's referee prices a chunk's operations at this multiple
+    /// ([`crate::Session::chunk_cost`]) so that its price tracks its time;
+    /// `benches/referee_price.rs` measures the rates. Consensus-critical
+    /// like the cost model: a block's referee budget is spent by it.
+    fn time_weight(&self) -> u64 {
+        1
+    }
+
     /// How many output elements [`Op::region`] computes for `elements` of
     /// output `output`, from facts alone: the referee prices a chunk
     /// before reading its operands ([`crate::Session::chunk_cost`]).

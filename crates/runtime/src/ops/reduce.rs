@@ -495,6 +495,16 @@ impl Op for Reduce {
         c
     }
 
+    /// An exponential or logarithm per element is several operations'
+    /// time (measured by benches/referee_price.rs).
+    fn time_weight(&self) -> u64 {
+        match self.kind {
+            Kind::LogSumExp => 24,
+            Kind::LogSum => 8,
+            _ => 1,
+        }
+    }
+
     fn run(&self, ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>> {
         let x = inputs.get(0)?;
         self.check_dtype(x.dtype())?;
@@ -682,6 +692,12 @@ impl Op for CumSum {
         );
         ensure!(!x.shape.is_empty(), "CumSum input must have rank >= 1");
         Ok(vec![Fact::new(x.dtype, x.shape.clone())])
+    }
+
+    /// A serial chain along the axis (measured by
+    /// benches/referee_price.rs).
+    fn time_weight(&self) -> u64 {
+        2
     }
 
     fn run(&self, ctx: &Ctx<'_>, inputs: Args<'_, Tensor>) -> OpResult<Vec<Tensor>> {
