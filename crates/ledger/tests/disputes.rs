@@ -1288,10 +1288,10 @@ fn a_lying_challenger_loses_its_bond_and_an_honest_one_wins_the_stake() {
     let moves = s.account(&judge).unwrap().nonce;
     assert_eq!(
         s.account(&judge).unwrap().balance + moves * FEE,
-        before + 10_100 + 5_000_000,
-        "price, bond back and half the liar's stake"
+        before + 5_000_000,
+        "bond back and half the liar's stake; the price is refunded"
     );
-    assert_eq!(s.executor(&judge).unwrap().served, 1);
+    assert_eq!(s.executor(&judge).unwrap().served, 0);
 }
 
 /// Finding "audit pre-emption" (issue #25, P1): a cheating executor's
@@ -1360,6 +1360,55 @@ fn a_colluding_challenger_cannot_pre_empt_an_honest_one() {
         assert_eq!(s.escrowed(), 0);
         assert_eq!(s.total_supply(), Some(supply));
     }
+}
+
+/// Finding "`pay_winners` pays the first member; every member's `served`
+/// counts" (issue #25, P4 gap): a cheater's sybil that challenged its own
+/// lie with the true result, ahead of an honest challenger, took the job's
+/// price (the escrow holds one) and a service count, and the honest
+/// challenger none. The price now pays only slot holders of the winning
+/// claim; challengers get their bonds back and the reward.
+#[test]
+fn a_sybil_on_the_true_claim_takes_no_price_and_no_service() {
+    let honest = Run::new(None, LEAVES);
+    let liar = Run::new(Some(4), LEAVES);
+    let (s, job) = optimistic(&liar);
+    let exec = job.slots[0].executor;
+    let others: Vec<PublicKey> = EXECUTORS
+        .iter()
+        .map(|&n| addr(n))
+        .filter(|k| *k != exec)
+        .collect();
+    let (sybil, judge) = (others[0], others[1]);
+    let requester = s.account(&job.requester).unwrap().balance;
+    let s = block(&s, 5, &[challenge(&s, &sybil, job.id, &honest)]);
+    let s = block(&s, 5, &[challenge(&s, &judge, job.id, &honest)]);
+    let s = play(
+        s,
+        job.id,
+        &[
+            (exec, liar.clone()),
+            (sybil, honest.clone()),
+            (judge, honest),
+        ],
+        &[],
+    );
+    let done = s.job(&job.id).unwrap();
+    assert_eq!(done.status, JobStatus::Final);
+    assert_eq!(done.outputs, vec![honest_output()]);
+    for k in [sybil, judge] {
+        assert_eq!(
+            s.executor(&k).unwrap().served,
+            0,
+            "a challenger served nobody"
+        );
+    }
+    assert_eq!(
+        s.account(&job.requester).unwrap().balance,
+        requester + job.escrow,
+        "the price of a wrong result is refunded"
+    );
+    assert_eq!(s.escrowed(), 0);
 }
 
 /// Review finding on the pre-emption fix: a colluder could still end the

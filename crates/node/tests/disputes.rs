@@ -387,7 +387,11 @@ fn a_challenged_optimistic_liar_is_caught() {
     let d = s.job_ext(&id).unwrap().dispute.unwrap();
     assert_eq!(d.verdicts[0].target.and_then(|t| t.node()), Some(2));
     assert_eq!(s.executor(&exec.public()).unwrap().stake, 0);
-    assert_eq!(s.executor(&judge.public()).unwrap().served, 1);
+    assert_eq!(
+        s.executor(&judge.public()).unwrap().served,
+        0,
+        "a challenger is paid by the reward, not the price"
+    );
     // Finding "a receipt of a single-replica job won by its challenger can
     // never verify" (issue #25): its one reveal is the liar's; the result a
     // receipt states is the winning claim's.

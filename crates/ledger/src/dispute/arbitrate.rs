@@ -1160,7 +1160,17 @@ impl State {
                         self.credit(m, each)?;
                     }
                 }
-                self.pay_winners(job, &claim.members)?;
+                // The price pays the work: the claim's slot holders, never
+                // a challenger (paid by its bond back and the reward), so
+                // a sybil that joined the true claim first takes no price
+                // and counts no service (issue #25, P4).
+                let holders: Vec<PublicKey> = claim
+                    .members
+                    .iter()
+                    .filter(|m| slots.contains(m))
+                    .copied()
+                    .collect();
+                self.pay_winners(job, &holders)?;
                 job.outputs = claim.outputs.clone();
                 job.status = JobStatus::Final;
                 d.winner = u8::try_from(w).ok();
