@@ -315,6 +315,9 @@ pub(crate) fn run(args: InferArgs) -> Result<()> {
             "final_height": inferred.final_height,
             "latency_ms": inferred.elapsed.as_millis() as u64,
             "outputs": inferred.receipt.outputs,
+            // No outputs: the model fails on these inputs, and the
+            // network agreed on where (docs/disputes.md, "Runs that fail").
+            "run_failed": inferred.receipt.outputs.is_empty(),
             "output_hash": inferred.receipt.output_hash,
             "trace_root": inferred.receipt.trace_root,
             "receipt": args.receipt,
@@ -329,6 +332,13 @@ pub(crate) fn run(args: InferArgs) -> Result<()> {
         )?;
         for line in outputs {
             writeln!(w, "  {line}")?;
+        }
+        if inferred.receipt.outputs.is_empty() {
+            writeln!(
+                w,
+                "  no outputs: the model fails on these inputs (the trace root names the \
+                 operator; `glassbox exec` shows the error)"
+            )?;
         }
         writeln!(w, "  output hash {}", inferred.receipt.output_hash)?;
         writeln!(w, "  trace root  {}", inferred.receipt.trace_root)?;

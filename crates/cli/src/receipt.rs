@@ -8,11 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use glassbox_ledger::outputs_hash;
 use glassbox_node::consensus::genesis::NodeGenesis;
 use glassbox_node::receipt::{MAX_RECEIPT_BYTES, Receipt, Verified};
-use glassbox_primitives::{OutputHash, TensorHash, TraceRoot};
-use glassbox_runtime::{Limits, Model, Options, Session, formats};
+use glassbox_primitives::{OutputHash, TraceRoot};
+use glassbox_runtime::{Limits, Model, Options, Session};
 use glassbox_types::ModelId;
 use serde_json::json;
 
@@ -102,16 +101,11 @@ pub(crate) fn reexecute(verified: &Verified, model_path: &Path) -> Result<Reexec
     let model = Model::load(&bytes, Limits::default())
         .with_context(|| format!("loading {}", model_path.display()))?;
     let session = Session::new(Arc::new(model), Options::default())?;
-    let inputs = job
-        .inputs
-        .iter()
-        .map(|b| formats::canonical_decode(b, usize::MAX))
-        .collect::<Result<Vec<_>, _>>()
-        .context("the receipt's inputs")?;
-    let out = session.run(inputs)?;
-    let hashes: Vec<TensorHash> = out.outputs.iter().map(|(_, t)| t.hash()).collect();
-    let output_hash = outputs_hash(&hashes);
-    let trace_root = out.trace.root();
+    // A run that fails at an operator is a result too (docs/disputes.md,
+    // "Runs that fail").
+    let r = glassbox_node::disputes::party::job_result(Arc::new(session), &job.inputs)
+        .context("re-executing the receipt's job")?;
+    let (output_hash, trace_root) = (r.output_hash, r.trace_root);
     let agreed = job
         .agreed()
         .context("the receipt's job has no agreed result")?;

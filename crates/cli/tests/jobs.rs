@@ -1,7 +1,8 @@
 //! Verified inference through the CLI on real local networks
 //! (docs/jobs.md): the README's demo end to end, offline receipt checks
 //! (and a tampered copy failing), bad requests refused without a fee, and
-//! a crashed executor replaced by the ledger.
+//! a crashed executor replaced by the ledger, and a job whose run fails
+//! settled as a result.
 
 mod common;
 
@@ -185,5 +186,136 @@ fn a_crashed_executor_is_replaced_and_bad_requests_cost_nothing() {
     assert!(
         ex.stake < 10_000_000_000,
         "the missing executor lost stake: {ex:?}"
+    );
+}
+
+/// `x` (16 floats) through Relu, then Gather at the int64 index `i`, then
+/// Relu: an index out of range makes operator 1 fail.
+fn gather_model() -> Vec<u8> {
+    use glassbox_runtime::DType;
+    use glassbox_runtime::proto::onnx::{
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+        ValueInfoProto, tensor_shape_proto, type_proto,
+    };
+    use prost::Message;
+    let vi = |name: &str, dtype: DType, dims: &[i64]| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(dtype.onnx_code()),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&v| tensor_shape_proto::Dimension {
+                            value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
+        op_type: Some(op.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(GraphProto {
+            node: vec![
+                node("Relu", &["x"], "a"),
+                node("Gather", &["a", "i"], "b"),
+                node("Relu", &["b"], "y"),
+            ],
+            input: vec![vi("x", DType::F32, &[16]), vi("i", DType::I64, &[1])],
+            output: vec![vi("y", DType::F32, &[1])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Finding "honest executors filtered out" (issue #25, P2), end to end:
+/// on inputs that make an operator fail (a Gather index out of range),
+/// every executor reveals the failure instead of missing its deadline;
+/// the job ends final with no outputs, nobody is penalized, and the
+/// receipt verifies and re-executes offline.
+#[test]
+fn a_job_whose_run_fails_ends_final_and_costs_no_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = DevNet::start(dir.path(), 15, &[]);
+    let (node, key) = (net.node.clone(), net.dev_key());
+    let model = dir.path().join("gather.onnx");
+    std::fs::write(&model, gather_model()).unwrap();
+    run_ok(
+        glassbox()
+            .args(["model", "publish"])
+            .arg(&model)
+            .args(["--name", "test/gather", "--version", "1.0.0", "--key"])
+            .arg(&key)
+            .args(["--node", &node]),
+    );
+    let x = dir.path().join("x.json");
+    std::fs::write(
+        &x,
+        serde_json::to_string(&(0..16).collect::<Vec<i32>>()).unwrap(),
+    )
+    .unwrap();
+    let i = dir.path().join("i.json");
+    std::fs::write(&i, "[99]").unwrap();
+    let receipt = dir.path().join("receipt.json");
+    let out = run_ok(
+        glassbox()
+            .args([
+                "infer",
+                "test/gather@1.0.0",
+                "--replicas",
+                "3",
+                "--json",
+                "--input",
+            ])
+            .arg(format!("x={}", x.display()))
+            .arg(format!("i={}", i.display()))
+            .args(["--node", &node, "--key"])
+            .arg(&key)
+            .arg("--receipt")
+            .arg(&receipt),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "final");
+    assert_eq!(v["run_failed"], true, "{v}");
+    assert_eq!(v["outputs"], Value::Array(Vec::new()));
+    let id: glassbox_ledger::JobId = v["job_id"].as_str().unwrap().parse().unwrap();
+    let api = common::api(&node);
+    let job = api.job(&id).unwrap().record.expect("the job");
+    assert!(job.missed.is_empty(), "nobody missed: {:?}", job.missed);
+    for slot in &job.slots {
+        let e = api.executor(&slot.executor).unwrap().record.unwrap();
+        assert_eq!(e.stake, 10_000_000_000, "{e:?}");
+    }
+    let out = run_ok(
+        glassbox()
+            .args(["receipt", "verify"])
+            .arg(&receipt)
+            .arg("--genesis")
+            .arg(dir.path().join("net/genesis.json"))
+            .arg("--reexecute")
+            .arg("--model")
+            .arg(&model)
+            .arg("--json"),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["verified"].as_bool(), v["reexecuted"].as_bool()),
+        (Some(true), Some(true))
     );
 }

@@ -82,12 +82,24 @@ fn lie_bytes(i: u64) -> Vec<u8> {
     f32_tensor(&v)
 }
 
-/// A party's run: its operators' outputs, wrong from `lie_at` on.
+/// The job input on which operator [`FAILS_AT`] fails.
+fn failing_input() -> Vec<u8> {
+    f32_tensor(&[-1.0, -1.0])
+}
+
+/// The operator that fails on [`failing_input`].
+const FAILS_AT: u64 = 7;
+
+/// A party's run: its operators' outputs, wrong from `lie_at` on, or a
+/// claim that operator `failed` fails (no outputs from it on); the job
+/// input it claims them for.
 #[derive(Clone)]
 struct Run {
     outs: Vec<TensorHash>,
     bytes: Vec<Vec<u8>>,
     outputs: Vec<Vec<u8>>,
+    failed: Option<u64>,
+    input: Vec<u8>,
 }
 
 impl Run {
@@ -108,7 +120,30 @@ impl Run {
             outs,
             bytes,
             outputs,
+            failed: None,
+            input: input(),
         }
+    }
+
+    /// A claim that operator `at` fails (docs/disputes.md, "Runs that
+    /// fail"): true outputs before it, failed leaves from it on, no graph
+    /// outputs; honest on [`failing_input`] for `at` = [`FAILS_AT`].
+    fn fails_at(at: u64, leaves: u64) -> Run {
+        Run {
+            outputs: Vec::new(),
+            failed: Some(at),
+            input: failing_input(),
+            ..Run::new(None, leaves)
+        }
+    }
+
+    /// The same claims, for a job on `input`.
+    fn on(self, input: Vec<u8>) -> Run {
+        Run { input, ..self }
+    }
+
+    fn has_failed(&self, node: u64) -> bool {
+        self.failed.is_some_and(|f| node >= f)
     }
 
     /// The hash of chunks `[lo, hi)` of operator `node`'s output.
@@ -121,8 +156,17 @@ impl Run {
 
     fn leaves(&self) -> Vec<TraceLeaf> {
         (0..self.outs.len() as u64)
-            .map(|i| trace::leaf(i, [self.outs[i as usize]].into_iter()))
+            .map(|i| trace::leaf(i, self.outputs_of(i).into_iter()))
             .collect()
+    }
+
+    /// The output hashes of operator `node` (none once it failed).
+    fn outputs_of(&self, node: u64) -> Vec<TensorHash> {
+        if self.has_failed(node) {
+            Vec::new()
+        } else {
+            vec![self.outs[node as usize]]
+        }
     }
 
     fn trace_root(&self, input: &[u8]) -> TraceRoot {
@@ -147,7 +191,7 @@ impl Run {
     fn opening(&self, node: u64) -> LeafOpening {
         LeafOpening {
             node,
-            outputs: vec![self.outs[node as usize]],
+            outputs: self.outputs_of(node),
             path: audit_path(&self.leaves(), node as usize).expect("a leaf of the trace"),
         }
     }
@@ -184,10 +228,14 @@ impl Run {
                 })
             }
             Stage::Leaf { node } if !side.moved => Some(Step::Leaf {
-                outputs: vec![LeafOutput {
-                    hash: self.outs[node as usize],
-                    len: self.bytes[node as usize].len() as u64,
-                }],
+                outputs: self
+                    .outputs_of(node)
+                    .into_iter()
+                    .map(|hash| LeafOutput {
+                        hash,
+                        len: self.bytes[node as usize].len() as u64,
+                    })
+                    .collect(),
             }),
             Stage::Chunks {
                 node,
@@ -210,6 +258,10 @@ impl Run {
             Stage::Referee {
                 target: Target::Output(_),
             } => self.open_missing(game, self.outs.len() as u64 - 1),
+            // A failing side shows its failed leaf.
+            Stage::Referee {
+                target: Target::Failure,
+            } => self.failed.and_then(|f| self.open_missing(game, f)),
             Stage::Leaf { node } | Stage::Chunks { node, .. } if node > 0 => {
                 self.open_missing(game, node - 1)
             }
@@ -224,12 +276,40 @@ impl Run {
 
 /// Knows a synthetic model of `.0` operators (the tests' model has
 /// [`LEAVES`]): operator `i` needs operator `i − 1`'s output (operator 0
-/// only the job's input) and outputs [`truth`]`(i)`; a chunk of it costs
-/// `(i + 1) × 2^16` units of referee work, or, for operator `.1`, more
-/// than any block allows.
+/// only the job's input) and outputs [`truth`]`(i)`, except that on
+/// [`failing_input`] operator [`FAILS_AT`] fails (and nothing after it
+/// has operands); a chunk of it costs `(i + 1) × 2^16` units of referee
+/// work, or, for operator `.1`, more than any block allows.
 struct SyntheticReferee(u64, Option<u64>);
 
 impl SyntheticReferee {
+    /// Checks operator `node`'s operand and prices it: its work, or why
+    /// it does not run (over budget, or failing on this input).
+    fn check_operands(
+        &self,
+        node: u64,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<u64, RefereeError> {
+        if node > 0 {
+            let operand = opened(node - 1, 0).ok_or(RefereeError::Missing {
+                node: node - 1,
+                slot: 0,
+            })?;
+            let want: TensorHash = blake3::hash(&true_bytes(node - 1)).into();
+            assert_eq!(operand, want, "openings before the split agree");
+        }
+        let work = self.chunk_work(node);
+        if work > max_work {
+            return Err(RefereeError::OverBudget { work, max_work });
+        }
+        if inputs == [failing_input()] && node >= FAILS_AT {
+            return Err(RefereeError::Failed(format!("operator {node} fails")));
+        }
+        Ok(work)
+    }
+
     /// The referee work of a chunk of operator `node`.
     fn chunk_work(&self, node: u64) -> u64 {
         if self.1 == Some(node) {
@@ -287,18 +367,7 @@ impl Referee for SyntheticReferee {
                 "no output {output} of {node}"
             )));
         }
-        if node > 0 {
-            let operand = opened(node - 1, 0).ok_or(RefereeError::Missing {
-                node: node - 1,
-                slot: 0,
-            })?;
-            let want: TensorHash = blake3::hash(&true_bytes(node - 1)).into();
-            assert_eq!(operand, want, "openings before the split agree");
-        }
-        let work = self.chunk_work(node);
-        if work > max_work {
-            return Err(RefereeError::OverBudget { work, max_work });
-        }
+        let work = self.check_operands(node, inputs, opened, max_work)?;
         let b = true_bytes(node);
         let len = b.len() as u64;
         let (s, e) = (
@@ -310,6 +379,20 @@ impl Referee for SyntheticReferee {
             bytes: b[s..e].to_vec(),
             work,
         })
+    }
+
+    fn run_whole(
+        &self,
+        _: &ModelId,
+        node: u64,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<u64, RefereeError> {
+        if node >= self.0 {
+            return Err(RefereeError::Failed(format!("no operator {node}")));
+        }
+        self.check_operands(node, inputs, opened, max_work)
     }
 }
 
@@ -395,13 +478,18 @@ fn block(s: &State, randomness: u8, txs: &[SignedTx]) -> State {
 /// A job of `replicas` slots submitted at genesis, its executors drawn
 /// in the next block with randomness byte `randomness`.
 fn submitted_job(replicas: u8, randomness: u8) -> (State, JobId) {
+    submitted_job_on(input(), replicas, randomness)
+}
+
+/// [`submitted_job`] on the job input `input`.
+fn submitted_job_on(input: Vec<u8>, replicas: u8, randomness: u8) -> (State, JobId) {
     let s = setup();
     let t = tx(
         &s,
         1,
         TxBody::SubmitJob {
             model_id: model_id(),
-            inputs: vec![input()],
+            inputs: vec![input],
             replicas,
             max_fee: 1_000_000,
         },
@@ -417,7 +505,7 @@ fn run_job(runs: &[Run], root_of: &[usize]) -> (State, Job) {
 
 /// [`run_job`], with the reveals in reverse slot order when `reverse`.
 fn run_job_ordered(runs: &[Run], root_of: &[usize], reverse: bool) -> (State, Job) {
-    let (s, id) = submitted_job(runs.len() as u8, 7);
+    let (s, id) = submitted_job_on(runs[0].input.clone(), runs.len() as u8, 7);
     let job = s.job(&id).unwrap();
     assert_eq!(job.status, JobStatus::Running);
     let s = commit_and_reveal(&s, &job, runs, root_of, reverse);
@@ -438,7 +526,7 @@ fn commit_and_reveal(
     let id = job.id;
     let claim = |i: usize| {
         let r = &runs[i];
-        (r.output_hash(), runs[root_of[i]].trace_root(&input()))
+        (r.output_hash(), runs[root_of[i]].trace_root(&job.inputs[0]))
     };
     let commits: Vec<SignedTx> = job
         .slots
@@ -738,6 +826,17 @@ impl Referee for FailingReferee {
     ) -> Result<ChunkBytes, RefereeError> {
         Err(RefereeError::Failed(self.0.clone()))
     }
+
+    fn run_whole(
+        &self,
+        _: &ModelId,
+        _: u64,
+        _: &[Vec<u8>],
+        _: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        _: u64,
+    ) -> Result<u64, RefereeError> {
+        Err(RefereeError::Failed(self.0.clone()))
+    }
 }
 
 /// [`SyntheticReferee`] whose every chunk costs `.0` units of referee
@@ -787,6 +886,24 @@ impl Referee for PricedReferee {
             u64::MAX,
         )?;
         Ok(ChunkBytes { work: self.0, ..c })
+    }
+
+    fn run_whole(
+        &self,
+        model: &ModelId,
+        node: u64,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<u64, RefereeError> {
+        if self.0 > max_work {
+            return Err(RefereeError::OverBudget {
+                work: self.0,
+                max_work,
+            });
+        }
+        SyntheticReferee(LEAVES, None).run_whole(model, node, inputs, opened, u64::MAX)?;
+        Ok(self.0)
     }
 }
 
@@ -1181,7 +1298,7 @@ fn challenge(s: &State, who: &PublicKey, id: JobId, run: &Run) -> SignedTx {
         TxBody::Challenge {
             job_id: id,
             output_hash: run.output_hash(),
-            trace_root: run.trace_root(&input()),
+            trace_root: run.trace_root(&run.input),
             outputs: run.outputs.clone(),
         },
     )
@@ -1409,6 +1526,146 @@ fn a_sybil_on_the_true_claim_takes_no_price_and_no_service() {
         "the price of a wrong result is refunded"
     );
     assert_eq!(s.escrowed(), 0);
+}
+
+/// Finding "honest executors filtered out" (issue #25, P2): inputs on
+/// which the model fails (an out-of-range Gather index) left every honest
+/// executor drawn unable to reveal, penalized for each job. A run that
+/// fails is now a result like any other (docs/disputes.md, "Runs that
+/// fail"): no outputs, a trace whose leaves from the failing operator on
+/// are failed leaves. Agreed, the job is final with no outputs and every
+/// executor is paid.
+#[test]
+fn a_run_that_fails_is_a_result_nobody_is_penalized_for() {
+    let honest = Run::fails_at(FAILS_AT, LEAVES);
+    let runs = vec![honest.clone(), honest.clone(), honest];
+    let (s0, id) = submitted_job_on(failing_input(), 3, 7);
+    let job = s0.job(&id).unwrap();
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let before: Vec<u64> = slots
+        .iter()
+        .map(|k| s0.account(k).unwrap().balance)
+        .collect();
+    let s = commit_and_reveal(&s0, &job, &runs, &[0, 1, 2], false);
+    let job = s.job(&id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert!(job.outputs.is_empty(), "a failure has no outputs");
+    for (k, b) in slots.iter().zip(before) {
+        let e = s.executor(k).unwrap();
+        assert_eq!((e.stake, e.served, e.active_jobs), (10_000_000, 1, 0));
+        assert_eq!(s.account(k).unwrap().balance + 2 * FEE, b + 10_100);
+    }
+    assert_eq!(s.escrowed(), 0);
+}
+
+/// The failure answer is disputable like any result, so a liar cannot use
+/// it to skip work: on an input where the model runs, a claim that
+/// operator 7 fails parts from the true trace there, the referee runs the
+/// operator, and it runs.
+#[test]
+fn a_claim_that_a_working_operator_fails_loses() {
+    let runs = vec![
+        Run::new(None, LEAVES),
+        Run::fails_at(FAILS_AT, LEAVES).on(input()),
+    ];
+    let (s, job) = run_job(&runs, &[0, 1]);
+    assert_eq!(job.status, JobStatus::Disputed);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let parties: Vec<(PublicKey, Run)> = slots.iter().copied().zip(runs).collect();
+    let s = play(s, job.id, &parties, &[]);
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.outputs, vec![honest_output()]);
+    let d = s.job_ext(&job.id).unwrap().dispute.unwrap();
+    let v = &d.verdicts[0];
+    assert_eq!(v.target, Some(Target::Fails { node: FAILS_AT }));
+    assert_eq!(
+        (v.a_lost, v.b_lost, v.reason),
+        (false, true, VerdictReason::Fails)
+    );
+    assert_eq!(s.executor(&slots[1]).unwrap().stake, 0);
+    assert_eq!(s.executor(&slots[0]).unwrap().stake, 10_000_000);
+}
+
+/// On an input where operator 7 fails, a liar that reveals outputs (the
+/// cheap way out the finding described) loses at operator 7, and so does
+/// one that claims an earlier operator fails.
+#[test]
+fn a_failing_run_wins_against_outputs_and_an_earlier_failure() {
+    // Each liar, and the operator where it parts from the failing run.
+    for (liar, parts) in [
+        (Run::new(None, LEAVES).on(failing_input()), FAILS_AT),
+        (Run::new(Some(4), LEAVES).on(failing_input()), 4),
+        (Run::fails_at(3, LEAVES), 3),
+    ] {
+        let honest = Run::fails_at(FAILS_AT, LEAVES);
+        let runs = vec![liar, honest];
+        let (s, job) = run_job(&runs, &[0, 1]);
+        assert_eq!(job.status, JobStatus::Disputed);
+        let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+        let parties: Vec<(PublicKey, Run)> = slots.iter().copied().zip(runs).collect();
+        let s = play(s, job.id, &parties, &[]);
+        let job = s.job(&job.id).unwrap();
+        assert_eq!(job.status, JobStatus::Final);
+        assert!(job.outputs.is_empty(), "the failure stands");
+        let v = &s.job_ext(&job.id).unwrap().dispute.unwrap().verdicts[0];
+        assert!(v.a_lost && !v.b_lost, "{v:?}");
+        assert_eq!(node_of(v), Some(parts), "{v:?}");
+        assert_eq!(s.executor(&slots[0]).unwrap().stake, 0);
+        assert_eq!(s.executor(&slots[1]).unwrap().stake, 10_000_000);
+    }
+}
+
+/// A claim may take the other side's trace root with other outputs: one
+/// trace cannot back both a failure and outputs. Against a failing
+/// trace, outputs lose once the failing side opens a failed leaf;
+/// against a working trace, a failure loses alone, since it cannot open
+/// one (the honest side is not slashed for the round nobody could play).
+#[test]
+fn one_trace_cannot_back_both_a_failure_and_outputs() {
+    // A failing result, challenged with outputs on its own trace root.
+    let honest = Run::fails_at(FAILS_AT, LEAVES);
+    let (s, job) = optimistic(&honest);
+    assert_eq!(job.status, JobStatus::Pending);
+    let exec = job.slots[0].executor;
+    let judge = addr(EXECUTORS.into_iter().find(|&n| addr(n) != exec).unwrap());
+    let liar = Run {
+        outputs: vec![honest_output()],
+        ..honest.clone()
+    };
+    let s = block(&s, 5, &[challenge(&s, &judge, job.id, &liar)]);
+    let s = play(s, job.id, &[(exec, honest), (judge, liar)], &[]);
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert!(job.outputs.is_empty());
+    let v = &s.job_ext(&job.id).unwrap().dispute.unwrap().verdicts[0];
+    assert_eq!(v.target, Some(Target::Failure));
+    assert_eq!(
+        (v.a_lost, v.b_lost, v.reason),
+        (false, true, VerdictReason::FailedLeaf)
+    );
+
+    // A working result, challenged with a failure on its trace root.
+    let honest = Run::new(None, LEAVES);
+    let (s, job) = optimistic(&honest);
+    let exec = job.slots[0].executor;
+    let judge = addr(EXECUTORS.into_iter().find(|&n| addr(n) != exec).unwrap());
+    let liar = Run {
+        outputs: Vec::new(),
+        ..honest.clone()
+    };
+    let s = block(&s, 5, &[challenge(&s, &judge, job.id, &liar)]);
+    let s = play(s, job.id, &[(exec, honest), (judge, liar)], &[]);
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.outputs, vec![honest_output()]);
+    let v = &s.job_ext(&job.id).unwrap().dispute.unwrap().verdicts[0];
+    assert_eq!(v.target, Some(Target::Failure));
+    assert_eq!(
+        (v.a_lost, v.b_lost, v.reason),
+        (false, true, VerdictReason::TimeoutOpenings)
+    );
+    assert_eq!(s.executor(&exec).unwrap().stake, 10_000_000);
 }
 
 /// Review finding on the pre-emption fix: a colluder could still end the
@@ -1781,6 +2038,21 @@ impl Referee for Metered {
             .output_bytes(model, node, output, range, inputs, opened, max_work)?;
         self.spent.set(self.spent.get() + c.work);
         Ok(c)
+    }
+
+    fn run_whole(
+        &self,
+        model: &ModelId,
+        node: u64,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<u64, RefereeError> {
+        let work = self
+            .inner
+            .run_whole(model, node, inputs, opened, max_work)?;
+        self.spent.set(self.spent.get() + work);
+        Ok(work)
     }
 }
 

@@ -36,11 +36,17 @@ struct Case {
 fn case(name: &str) -> Case {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
     let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap();
-    let model = Arc::new(Model::load(&bytes, Limits::default()).unwrap());
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.input.json"))).unwrap())
             .unwrap();
     let input = formats::json_decode(&json, DType::F32, 1 << 20).unwrap();
+    case_of(name, bytes, vec![input])
+}
+
+/// [`case`] for the model `bytes`, published as `name`, and its job
+/// `inputs`.
+fn case_of(name: &str, bytes: Vec<u8>, inputs: Vec<glassbox_runtime::Tensor>) -> Case {
+    let model = Arc::new(Model::load(&bytes, Limits::default()).unwrap());
     let session = Arc::new(Session::new(Arc::clone(&model), Options::default()).unwrap());
     let params = Params {
         max_selection_share_bps: 10_000,
@@ -98,7 +104,7 @@ fn case(name: &str) -> Case {
     let (state, _) = state.apply_block(ctx(&state, 0), &[publish]).unwrap();
     Case {
         session,
-        inputs: vec![formats::canonical_encode(&input)],
+        inputs: inputs.iter().map(formats::canonical_encode).collect(),
         state,
     }
 }
@@ -171,6 +177,19 @@ fn play(mut s: State, id: JobId, parties: &[(SecretKey, &Party)], data: &mut Mem
 fn lying_job(c: &Case, node: usize, element: usize) -> (State, JobId, SecretKey, SecretKey) {
     let honest = Party::run(Arc::clone(&c.session), &c.inputs).unwrap();
     let liar = Party::run_lying(Arc::clone(&c.session), &c.inputs, node, element).unwrap();
+    disputed_job(c, &honest, &liar, (node * 31 + element) as u8)
+}
+
+/// A k = 2 job on `c`'s inputs whose first assigned executor claims
+/// `honest` and the second `liar` (executors drawn with `randomness`),
+/// played to the end; returns the final state, the job id and the two
+/// keys.
+fn disputed_job(
+    c: &Case,
+    honest: &Party,
+    liar: &Party,
+    randomness: u8,
+) -> (State, JobId, SecretKey, SecretKey) {
     assert_ne!(honest.trace_root(), liar.trace_root());
     let mut data = MemoryData::default();
     data.insert_session(Arc::clone(&c.session));
@@ -187,10 +206,10 @@ fn lying_job(c: &Case, node: usize, element: usize) -> (State, JobId, SecretKey,
     );
     let id = JobId::of_tx(submit.hash());
     let s = apply(s, &[submit], &data, 1);
-    let mut s = apply(&s, &[], &data, (node * 31 + element) as u8);
+    let mut s = apply(&s, &[], &data, randomness);
     let job = s.job(&id).unwrap();
     let keys: Vec<SecretKey> = job.slots.iter().map(|x| secret_of(&x.executor)).collect();
-    let parties = [(keys[0].clone(), &honest), (keys[1].clone(), &liar)];
+    let parties = [(keys[0].clone(), honest), (keys[1].clone(), liar)];
     let txs: Vec<SignedTx> = parties
         .iter()
         .enumerate()
@@ -450,4 +469,115 @@ fn the_runtime_referee_prices_a_chunk_before_computing_it() {
             max_work: input_bytes - 1
         })
     );
+}
+
+/// `x` (16 floats) through Relu, then Gather at the int64 index `i`, then
+/// Relu: an index out of range makes operator 1 fail on the job's input.
+fn gather_model() -> Vec<u8> {
+    use glassbox_runtime::proto::onnx::{
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+        ValueInfoProto, tensor_shape_proto, type_proto,
+    };
+    use prost::Message;
+    let vi = |name: &str, dtype: DType, dims: &[i64]| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(dtype.onnx_code()),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&v| tensor_shape_proto::Dimension {
+                            value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
+        op_type: Some(op.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(GraphProto {
+            node: vec![
+                node("Relu", &["x"], "a"),
+                node("Gather", &["a", "i"], "b"),
+                node("Relu", &["b"], "y"),
+            ],
+            input: vec![vi("x", DType::F32, &[16]), vi("i", DType::I64, &[1])],
+            output: vec![vi("y", DType::F32, &[1])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// The gather model's case on index `index`.
+fn gather_case(index: i64) -> Case {
+    let x: Vec<f32> = (0..16).map(|k| k as f32 - 4.0).collect();
+    case_of(
+        "gather",
+        gather_model(),
+        vec![
+            glassbox_runtime::Tensor::from_vec(vec![16], x).unwrap(),
+            glassbox_runtime::Tensor::from_vec(vec![1], vec![index]).unwrap(),
+        ],
+    )
+}
+
+/// Finding "honest executors filtered out" (issue #25, P2) on the real
+/// runtime: an input on which an operator fails (a Gather index out of
+/// range) is a result, the failure of that operator; the referee runs the
+/// operator whole to settle it against a claim of outputs, either way.
+#[test]
+fn a_run_that_fails_at_an_operator_is_a_result_the_referee_settles() {
+    let failing = gather_case(99);
+    let honest = Party::run(Arc::clone(&failing.session), &failing.inputs).unwrap();
+    assert_eq!(honest.failed(), Some(1), "the Gather fails");
+    assert!(honest.outputs().is_empty());
+    // A liar that ran an index in range and claims its outputs for the
+    // failing input.
+    let working = gather_case(2);
+    let ran = Party::run(Arc::clone(&working.session), &working.inputs).unwrap();
+    assert_eq!(ran.failed(), None);
+    let liar = Party::run(Arc::clone(&working.session), &working.inputs)
+        .unwrap()
+        .claimed_for(&failing.inputs);
+    let (s, id, good, bad) = disputed_job(&failing, &honest, &liar, 5);
+    let job = s.job(&id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert!(job.outputs.is_empty(), "the failure stands");
+    let v = &s.job_ext(&id).unwrap().dispute.unwrap().verdicts[0];
+    assert_eq!(v.target, Some(Target::Fails { node: 1 }), "{v:?}");
+    assert_eq!(v.reason, VerdictReason::Fails);
+    assert_eq!(s.executor(&bad.public()).unwrap().stake, 0);
+    let e = s.executor(&good.public()).unwrap();
+    assert_eq!((e.stake, e.served), (10_000_000_000, 1));
+
+    // And the other way: a liar that claims the failure of another input
+    // for an input on which the Gather runs.
+    let liar = Party::run(Arc::clone(&failing.session), &failing.inputs)
+        .unwrap()
+        .claimed_for(&working.inputs);
+    let (s, id, good, bad) = disputed_job(&working, &ran, &liar, 6);
+    let job = s.job(&id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.outputs, ran.outputs());
+    let v = &s.job_ext(&id).unwrap().dispute.unwrap().verdicts[0];
+    assert_eq!(v.target, Some(Target::Fails { node: 1 }), "{v:?}");
+    assert_eq!(s.executor(&bad.public()).unwrap().stake, 0);
+    assert_eq!(s.executor(&good.public()).unwrap().stake, 10_000_000_000);
 }

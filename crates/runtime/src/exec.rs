@@ -460,8 +460,7 @@ impl Session {
         };
         let fact_refs: Vec<Option<&Fact>> = facts.iter().map(Option::as_ref).collect();
         let args = Args::new(&fact_refs);
-        let mut whole = node.op.cost(args, &out_facts);
-        whole.flops = whole.flops.saturating_mul(node.op.time_weight().max(1));
+        let whole = weighted_cost(node, args, &out_facts);
         let Some(covered) = node.op.region_len(args, &out_facts, span.slot, elements) else {
             return Ok(whole);
         };
@@ -471,6 +470,19 @@ impl Session {
             flops: u64::try_from(flops).unwrap_or(u64::MAX),
             bytes: whole.bytes,
         })
+    }
+
+    /// What [`Session::run_node`] computes for the same arguments, by the
+    /// cost model: the node's whole [`Cost`], its operations weighted by
+    /// the operator's [`crate::ops::Op::time_weight`]. Nothing is computed
+    /// but output shapes. A dispute's referee prices running an operator
+    /// whole with this (docs/disputes.md, "Runs that fail").
+    pub fn node_cost(&self, index: usize, inputs: &[Option<Arc<Tensor>>]) -> Result<Cost> {
+        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_deref).collect();
+        let facts = known_facts(inputs);
+        let (node, out_facts) = self.check_node(index, &refs, &facts)?;
+        let fact_refs: Vec<Option<&Fact>> = facts.iter().map(Option::as_ref).collect();
+        Ok(weighted_cost(node, Args::new(&fact_refs), &out_facts))
     }
 
     /// Checks node `index`'s inputs as [`Session::run_node`] takes them and
@@ -516,6 +528,14 @@ impl Session {
         }
         Ok((node, out_facts))
     }
+}
+
+/// A node's whole cost, its operations weighted by its operator's time
+/// weight.
+fn weighted_cost(node: &Node, args: Args<'_, Fact>, out_facts: &[Fact]) -> Cost {
+    let mut whole = node.op.cost(args, out_facts);
+    whole.flops = whole.flops.saturating_mul(node.op.time_weight().max(1));
+    whole
 }
 
 /// Facts of operands all given: every value known.

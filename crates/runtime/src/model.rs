@@ -337,6 +337,12 @@ impl Loader {
                 .iter()
                 .rposition(|s| !s.is_empty())
                 .map_or(0, |i| i + 1);
+            // A failed operator's trace leaf is the leaf with no outputs
+            // (docs/disputes.md, "Runs that fail"): no operator that runs
+            // may have that leaf.
+            if n_outputs == 0 {
+                return Err(node_err("the node has no outputs".into()));
+            }
             let mut node_outputs = Vec::with_capacity(n_outputs + 1);
             for s in &n.output[..n_outputs] {
                 if s.is_empty() {

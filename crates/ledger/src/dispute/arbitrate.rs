@@ -26,7 +26,7 @@ use crate::dispute::{
 };
 use crate::error::ExecutionError;
 use crate::jobs::schedule::status_name;
-use crate::jobs::{Job, JobId, JobStatus, check_tensors, outputs_hash};
+use crate::jobs::{Job, JobId, JobStatus, check_result_outputs, outputs_hash};
 use crate::state::State;
 use crate::switches;
 
@@ -292,7 +292,7 @@ impl State {
             .ok_or(ExecutionError::UnknownModel {
                 model_id: job.model_id,
             })?;
-        let got = check_tensors("output", outputs, &model.manifest.manifest().outputs)?;
+        let got = check_result_outputs(outputs, &model.manifest.manifest().outputs)?;
         if &outputs_hash(&got) != output_hash {
             return Err(ExecutionError::OutputHashMismatch);
         }
@@ -562,7 +562,7 @@ impl State {
                 let below = match stage {
                     Stage::Leaf { node } | Stage::Chunks { node, .. } => *node,
                     Stage::Referee {
-                        target: Target::Output(_),
+                        target: Target::Output(_) | Target::Failure,
                     } => leaves,
                     Stage::Referee { target } => target
                         .node()
@@ -730,7 +730,10 @@ impl State {
             Err(RefereeError::Missing { .. }) => Adjudication::Missing,
             // The runtime's message is not consensus state: it may be
             // unbounded (node names) and differ between versions.
+            // A failing run's work is not known: it is charged what the
+            // block had left, which its price fitted within.
             Err(RefereeError::Failed(_)) => {
+                self.referee_work_left = 0;
                 Adjudication::Decided(true, true, VerdictReason::OperatorFails)
             }
             Err(RefereeError::OverBudget { work, .. })
@@ -878,7 +881,8 @@ impl State {
             let Some(game) = ext.dispute.as_ref().and_then(|d| d.game.clone()) else {
                 continue;
             };
-            let (a_lost, b_lost, reason) = timeout(&game);
+            let claims = ext.dispute.as_ref().map(|d| d.claims.as_slice());
+            let (a_lost, b_lost, reason) = timeout(&game, claims.unwrap_or_default());
             self.finish_game(&mut job, &mut ext, a_lost, b_lost, reason, height)?;
             self.put_ext(id, ext)?;
             self.put_job(job)?;
@@ -1236,6 +1240,14 @@ enum Adjudication {
 }
 
 /// The output hashes of canonical tensors.
+/// Whether claim `i` is a failure: no outputs (docs/disputes.md, "Runs
+/// that fail").
+fn claims_failure(claims: &[Claim], i: u8) -> bool {
+    claims
+        .get(usize::from(i))
+        .is_some_and(|c| c.outputs.is_empty())
+}
+
 fn hashes(tensors: &[Vec<u8>]) -> Vec<TensorHash> {
     tensors.iter().map(|t| blake3::hash(t).into()).collect()
 }
@@ -1261,6 +1273,13 @@ fn advance(
             } else if ra != rb {
                 game.leaves = la;
                 enter_range(game, 0, la, ra, rb);
+            } else if claims_failure(claims, game.a.claim) != claims_failure(claims, game.b.claim) {
+                // One trace, one claim failing: only a trace with a failed
+                // leaf can back a failure, and none can back outputs.
+                game.leaves = la;
+                game.stage = Stage::Referee {
+                    target: Target::Failure,
+                };
             } else {
                 game.leaves = la;
                 let outs = |i: u8| {
@@ -1340,6 +1359,14 @@ fn enter_range(game: &mut Game, lo: u64, hi: u64, ha: MerkleNode, hb: MerkleNode
 /// state different ones).
 fn part_outputs(game: &mut Game, node: u64) {
     let (oa, ob) = (&game.a.outputs, &game.b.outputs);
+    if oa.is_empty() != ob.is_empty() {
+        // A side states that the operator fails (an operator has at least
+        // one output): the referee runs it.
+        game.stage = Stage::Referee {
+            target: Target::Fails { node },
+        };
+        return;
+    }
     if oa.len() != ob.len() {
         game.stage = Stage::Referee {
             target: Target::Outputs { node },
@@ -1428,6 +1455,22 @@ fn check_operands(
     let Some(game) = ext.dispute.as_ref().and_then(|d| d.game.as_ref()) else {
         return Ok(());
     };
+    if let Stage::Referee {
+        target: Target::Failure,
+    } = game.stage
+    {
+        // The failing side shows a failed leaf of the trace: any node's.
+        return match items.iter().find(|o| !o.outputs.is_empty()) {
+            Some(o) => Err(dispute_err(
+                job.id,
+                format!(
+                    "node {}: at a failure question only a failed leaf (no outputs) is opened",
+                    o.node
+                ),
+            )),
+            None => Ok(()),
+        };
+    }
     let node = match &game.stage {
         Stage::Leaf { node } | Stage::Chunks { node, .. } => Some(*node),
         Stage::Referee { target } => target.node(),
@@ -1469,10 +1512,19 @@ fn check_operands(
 }
 
 /// The game's deadline passed: sides that did not move lose; at the
-/// referee stage, nobody gave it what it needs, so both lose.
-fn timeout(game: &Game) -> (bool, bool, VerdictReason) {
+/// referee stage, nobody gave it what it needs, so both lose, except at a
+/// failure question, where only the failing side could open a failed
+/// leaf, and it loses alone.
+fn timeout(game: &Game, claims: &[Claim]) -> (bool, bool, VerdictReason) {
     let (a, b) = (!game.a.moved, !game.b.moved);
     match game.stage {
+        Stage::Referee {
+            target: Target::Failure,
+        } => (
+            claims_failure(claims, game.a.claim),
+            claims_failure(claims, game.b.claim),
+            VerdictReason::TimeoutOpenings,
+        ),
         Stage::Referee { .. } => (true, true, VerdictReason::TimeoutOpenings),
         Stage::Open => (a, b, VerdictReason::TimeoutOpen),
         Stage::Bisect { .. } | Stage::Chunks { .. } => (a, b, VerdictReason::TimeoutSplit),
@@ -1507,7 +1559,35 @@ fn adjudicate(
             .find(|o| o.node == node)
             .and_then(|o| o.outputs.get(usize::try_from(slot).ok()?).copied())
     };
+    let failure = |i: u8| dispute.is_some_and(|d| claims_failure(&d.claims, i));
     match target {
+        Target::Failure => {
+            // A failed leaf opened (into the one root both sides opened)
+            // shows the trace is a failed run's: no outputs can be its.
+            if game.opened.iter().any(|o| o.outputs.is_empty()) {
+                return Ok(Some((
+                    !failure(game.a.claim),
+                    !failure(game.b.claim),
+                    VerdictReason::FailedLeaf,
+                    0,
+                )));
+            }
+            Ok(None)
+        }
+        Target::Fails { node } => {
+            // Exactly one side stated no outputs (else the game would
+            // have gone to `Outputs` or chunks).
+            let (a_fails, b_fails) = (game.a.outputs.is_empty(), game.b.outputs.is_empty());
+            match referee.run_whole(&job.model_id, node, &job.inputs, &opened, max_work) {
+                Ok(work) => Ok(Some((a_fails, b_fails, VerdictReason::Fails, work))),
+                // A failing run's work is not known: it is charged the
+                // whole allowance it was priced within.
+                Err(RefereeError::Failed(_)) => {
+                    Ok(Some((!a_fails, !b_fails, VerdictReason::Fails, max_work)))
+                }
+                Err(e) => Err(e),
+            }
+        }
         Target::LeafCount => {
             let n = referee.leaf_count(&job.model_id)?;
             Ok(Some((

@@ -160,6 +160,21 @@ pub trait Referee {
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
         max_work: u64,
     ) -> Result<ChunkBytes, RefereeError>;
+
+    /// Runs trace node `node` alone and whole (every output), from the
+    /// same operands as [`Referee::output_bytes`], to see whether it
+    /// fails: the work it cost when it runs, [`RefereeError::Failed`]
+    /// when the operator fails on them (docs/disputes.md, "Runs that
+    /// fail"). Priced like a chunk, for the whole operator; work over
+    /// `max_work` is [`RefereeError::OverBudget`], found before computing.
+    fn run_whole(
+        &self,
+        model: &ModelId,
+        node: u64,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<u64, RefereeError>;
 }
 
 /// A referee that holds nothing: every question is
@@ -195,6 +210,17 @@ impl Referee for NoReferee {
         _: &dyn Fn(u64, u32) -> Option<TensorHash>,
         _: u64,
     ) -> Result<ChunkBytes, RefereeError> {
+        Err(RefereeError::Unavailable(format!("no referee for {model}")))
+    }
+
+    fn run_whole(
+        &self,
+        model: &ModelId,
+        _: u64,
+        _: &[Vec<u8>],
+        _: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        _: u64,
+    ) -> Result<u64, RefereeError> {
         Err(RefereeError::Unavailable(format!("no referee for {model}")))
     }
 }
@@ -438,6 +464,18 @@ pub enum Target {
         /// The chunk (1,024 bytes of its canonical encoding).
         chunk: u64,
     },
+    /// At the first leaf where the traces part, one side states that the
+    /// operator fails (no outputs) and the other states outputs: the
+    /// referee runs the operator whole (docs/disputes.md, "Runs that
+    /// fail").
+    Fails {
+        /// The trace node.
+        node: u64,
+    },
+    /// The traces are the same but one claim is a failure (no outputs)
+    /// and the other has outputs: the trace decides, and only a trace
+    /// holding a failed leaf can show one (the failing side opens it).
+    Failure,
 }
 
 impl Target {
@@ -446,10 +484,11 @@ impl Target {
     /// name, see [`Referee::output_source`]).
     pub fn node(&self) -> Option<u64> {
         match *self {
-            Target::LeafCount | Target::Output(_) => None,
-            Target::Outputs { node } | Target::Length { node, .. } | Target::Chunk { node, .. } => {
-                Some(node)
-            }
+            Target::LeafCount | Target::Output(_) | Target::Failure => None,
+            Target::Outputs { node }
+            | Target::Length { node, .. }
+            | Target::Chunk { node, .. }
+            | Target::Fails { node } => Some(node),
         }
     }
 }
@@ -617,7 +656,9 @@ pub enum VerdictReason {
     TimeoutOpen,
     /// A side did not split in time (the one that did not lost).
     TimeoutSplit,
-    /// The operands the referee needs were never all opened: both lost.
+    /// The operands the referee needs were never all opened: both lost
+    /// (at [`Target::Failure`], only the failing side, which alone can
+    /// open a failed leaf).
     TimeoutOpenings,
     /// The referee counted the outputs of the operator where the traces
     /// part; a side that stated another count lost.
@@ -632,10 +673,17 @@ pub enum VerdictReason {
     /// block allows: neither side can be shown wrong, the job fails and
     /// nobody is slashed (docs/disputes.md, "Referee budget").
     Unrefereeable,
+    /// The referee ran the operator where the traces part whole: a side
+    /// that stated it fails lost if it runs, a side that stated outputs
+    /// lost if it fails (docs/disputes.md, "Runs that fail").
+    Fails,
+    /// The trace both sides opened holds a failed leaf (opened by the
+    /// failing side): the side claiming outputs lost.
+    FailedLeaf,
 }
 
 impl VerdictReason {
-    const ALL: [VerdictReason; 11] = [
+    const ALL: [VerdictReason; 13] = [
         VerdictReason::LeafCount,
         VerdictReason::Operator,
         VerdictReason::Output,
@@ -647,6 +695,8 @@ impl VerdictReason {
         VerdictReason::Length,
         VerdictReason::TimeoutLeaf,
         VerdictReason::Unrefereeable,
+        VerdictReason::Fails,
+        VerdictReason::FailedLeaf,
     ];
 
     /// The byte that encodes it.
@@ -674,6 +724,8 @@ impl std::fmt::Display for VerdictReason {
             VerdictReason::Length => "the referee inferred the output's length",
             VerdictReason::TimeoutLeaf => "timeout in leaf",
             VerdictReason::Unrefereeable => "the chunk is over the referee's budget",
+            VerdictReason::Fails => "the referee ran the operator to see whether it fails",
+            VerdictReason::FailedLeaf => "the trace holds a failed leaf",
         })
     }
 }
@@ -814,6 +866,11 @@ fn write_target(w: &mut Writer, t: &Target) {
             w.u32(output);
             w.u64(chunk);
         }
+        Target::Fails { node } => {
+            w.u8(6);
+            w.u64(node);
+        }
+        Target::Failure => w.u8(7),
     }
 }
 
@@ -833,6 +890,8 @@ fn read_target(r: &mut Reader<'_>) -> Result<Target, DecodeError> {
             output: r.u32()?,
             chunk: r.u64()?,
         },
+        6 => Target::Fails { node: r.u64()? },
+        7 => Target::Failure,
         t => return Err(r.err_at(at, format!("unknown referee target {t}"))),
     })
 }

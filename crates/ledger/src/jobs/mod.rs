@@ -79,6 +79,20 @@ pub fn parse_tensor(bytes: &[u8]) -> Result<TensorHeader, String> {
     tensor::parse(bytes).map(|(header, _)| header)
 }
 
+/// Checks a claimed result's outputs against the manifest's output specs
+/// ([`check_tensors`]), except that no outputs at all is a claim that the
+/// run fails (a model has at least one output; docs/disputes.md, "Runs
+/// that fail"). Returns their hashes (none for a failure).
+pub(crate) fn check_result_outputs(
+    tensors: &[Vec<u8>],
+    specs: &[TensorSpec],
+) -> Result<Vec<TensorHash>, ExecutionError> {
+    if tensors.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_tensors("output", tensors, specs)
+}
+
 /// Checks tensors against a manifest's declared specs: the count, each
 /// dtype and each fixed dimension (a symbolic dimension takes any size,
 /// the same size wherever the same symbol appears). `what` is `input` or

@@ -8,8 +8,8 @@ use crate::accounts::Account;
 use crate::apply::{BlockContext, Event};
 use crate::error::ExecutionError;
 use crate::jobs::{
-    Job, JobId, JobStatus, Reveal, SELECTION_DOMAIN, Slot, check_tensors, commitment,
-    declared_output_bytes, outputs_hash,
+    Job, JobId, JobStatus, Reveal, SELECTION_DOMAIN, Slot, check_result_outputs, check_tensors,
+    commitment, declared_output_bytes, outputs_hash,
 };
 use crate::limits;
 use crate::staking::Executor;
@@ -482,7 +482,9 @@ impl State {
     }
 
     /// The checks a reveal's outputs pass, whoever sends them: at most
-    /// `max_job_io_bytes`, and the model's declared outputs. Returns their
+    /// `max_job_io_bytes`, and the model's declared outputs (or none, a
+    /// claim that the run fails: docs/disputes.md, "Runs that fail").
+    /// Returns their
     /// [`outputs_hash`]. An executor checks its result with it before it
     /// commits: a result it could not reveal must not be committed (a
     /// committed slot that withholds its reveal forfeits its stake).
@@ -504,7 +506,7 @@ impl State {
             .ok_or(ExecutionError::UnknownModel {
                 model_id: job.model_id,
             })?;
-        let hashes = check_tensors("output", outputs, &model.manifest.manifest().outputs)?;
+        let hashes = check_result_outputs(outputs, &model.manifest.manifest().outputs)?;
         Ok(outputs_hash(&hashes))
     }
 

@@ -8,6 +8,11 @@
 //! A party keeps every intermediate tensor of the run, so its memory is
 //! that of the model's activations; the node builds one only for a job in
 //! dispute.
+//!
+//! A run that fails is a result too (docs/disputes.md, "Runs that fail"):
+//! when the whole run fails, the party runs the model operator by
+//! operator, as the referee runs each one, and claims the first operator
+//! that fails (no outputs; failed leaves from it on).
 
 use std::sync::Arc;
 
@@ -69,6 +74,54 @@ pub fn leaf_step_bytes(outputs: usize) -> usize {
     1 + 4 + 40 * outputs
 }
 
+/// A job's result as an executor claims it ([`job_result`]).
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// The outputs' canonical encodings (none for a failure).
+    pub outputs: Vec<Vec<u8>>,
+    /// Their [`outputs_hash`].
+    pub output_hash: OutputHash,
+    /// The trace root.
+    pub trace_root: TraceRoot,
+    /// The operator that fails, for a failure.
+    pub failed: Option<usize>,
+}
+
+/// Runs a job (`inputs`: its canonical encodings) for its result: the
+/// run's outputs and trace root, or, when the run fails at an operator
+/// (that operator fails run alone on the outputs of the earlier ones, as
+/// the referee runs it), the failure (docs/disputes.md, "Runs that
+/// fail"). A run that fails otherwise (a limit of the whole run) is the
+/// run's error, and no result. Keeps no intermediate tensor unless the
+/// run fails.
+pub fn job_result(session: Arc<Session>, inputs: &[Vec<u8>]) -> Result<JobResult, PartyError> {
+    let tensors = decode_inputs(&session, inputs)?;
+    match session.run(tensors.clone()) {
+        Ok(run) => {
+            let hashes: Vec<TensorHash> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
+            Ok(JobResult {
+                outputs: run
+                    .outputs
+                    .iter()
+                    .map(|(_, t)| formats::canonical_encode(t))
+                    .collect(),
+                output_hash: outputs_hash(&hashes),
+                trace_root: run.trace.root(),
+                failed: None,
+            })
+        }
+        Err(e) => {
+            let p = Party::run_failing(session, tensors).ok_or(PartyError::Run(e))?;
+            Ok(JobResult {
+                outputs: Vec::new(),
+                output_hash: p.output_hash(),
+                trace_root: p.trace_root,
+                failed: p.failed,
+            })
+        }
+    }
+}
+
 /// One executor's run of a job.
 pub struct Party {
     session: Arc<Session>,
@@ -78,6 +131,8 @@ pub struct Party {
     leaves: Vec<TraceLeaf>,
     trace_root: TraceRoot,
     outputs: Vec<Tensor>,
+    /// The operator that fails, for a failed run.
+    failed: Option<usize>,
 }
 
 fn decode_inputs(session: &Session, inputs: &[Vec<u8>]) -> Result<Vec<Tensor>, PartyError> {
@@ -124,16 +179,22 @@ impl std::fmt::Debug for Party {
 }
 
 impl Party {
-    /// Runs the job (`inputs`: its canonical encodings) honestly.
+    /// Runs the job (`inputs`: its canonical encodings) honestly. When
+    /// the run fails, the result is the failure of the first operator
+    /// that fails run alone ([`Party::failed`]); if none does (the whole
+    /// run failed for another reason, such as a limit), the run's error.
     pub fn run(session: Arc<Session>, inputs: &[Vec<u8>]) -> Result<Party, PartyError> {
         let tensors = decode_inputs(&session, inputs)?;
         let n = session.model().nodes().len();
         let mut values: Vec<Vec<Tensor>> = vec![Vec::new(); n];
-        let out = session.run_observed(tensors.clone(), &mut |i, outs| {
+        let out = match session.run_observed(tensors.clone(), &mut |i, outs| {
             if let Some(v) = values.get_mut(i) {
                 *v = outs.iter().map(|t| (*t).clone()).collect();
             }
-        })?;
+        }) {
+            Ok(out) => out,
+            Err(e) => return Party::run_failing(session, tensors).ok_or(PartyError::Run(e)),
+        };
         Ok(Party {
             leaves: out.trace.leaves.clone(),
             trace_root: out.trace.root(),
@@ -141,7 +202,57 @@ impl Party {
             session,
             inputs: tensors,
             values,
+            failed: None,
         })
+    }
+
+    /// The run operator by operator, each on the outputs of the earlier
+    /// ones as the referee runs it (`Session::run_node`): the failure of
+    /// the first operator that fails, with the true leaves before it and
+    /// failed leaves (no outputs) from it on; `None` if every operator
+    /// runs.
+    fn run_failing(session: Arc<Session>, inputs: Vec<Tensor>) -> Option<Party> {
+        let model = Arc::clone(session.model());
+        let producers = producers(&model);
+        let n = model.nodes().len();
+        let mut p = Party {
+            session,
+            inputs,
+            values: vec![Vec::new(); n],
+            leaves: Vec::with_capacity(n),
+            trace_root: TraceRoot::default(),
+            outputs: Vec::new(),
+            failed: None,
+        };
+        for i in 0..n {
+            let args = p.node_inputs(i, &producers);
+            match p.session.run_node(i, &args) {
+                Ok((outs, leaf)) => {
+                    p.values[i] = outs;
+                    p.leaves.push(leaf);
+                }
+                Err(_) => {
+                    p.failed = Some(i);
+                    break;
+                }
+            }
+        }
+        let failed = p.failed?;
+        p.leaves
+            .extend((failed..n).map(|k| trace::leaf(k as u64, std::iter::empty())));
+        p.trace_root = trace::root(
+            &model.id(),
+            &p.inputs.iter().map(Tensor::hash).collect::<Vec<_>>(),
+            n as u64,
+            &merkle_root(&p.leaves),
+        );
+        Some(p)
+    }
+
+    /// The operator that fails, when the result is a failure (no outputs;
+    /// docs/disputes.md, "Runs that fail").
+    pub fn failed(&self) -> Option<usize> {
+        self.failed
     }
 
     /// Fault injection for tests and benchmarks (the node never lies): the
@@ -195,6 +306,21 @@ impl Party {
         }
         p.outputs = outputs;
         Ok(p)
+    }
+
+    /// Fault injection for tests (the node never lies): this run's trace
+    /// and outputs claimed for a job on `inputs` (the trace root
+    /// recomputed over their hashes), as a liar that ran other inputs
+    /// would claim them.
+    pub fn claimed_for(mut self, inputs: &[Vec<u8>]) -> Party {
+        let hashes: Vec<TensorHash> = inputs.iter().map(|b| blake3::hash(b).into()).collect();
+        self.trace_root = trace::root(
+            &self.session.model().id(),
+            &hashes,
+            self.leaves.len() as u64,
+            &merkle_root(&self.leaves),
+        );
+        self
     }
 
     /// The tensor of value `vid` in this run.
@@ -274,6 +400,13 @@ impl Party {
             (Some(i), _) => usize::try_from(i)
                 .map(|i| operand_nodes(m, &producers, i))
                 .unwrap_or_default(),
+            // A failing side shows its failed leaf.
+            (
+                None,
+                Stage::Referee {
+                    target: Target::Failure,
+                },
+            ) => self.failed.into_iter().collect(),
             (
                 None,
                 Stage::Referee {

@@ -202,9 +202,65 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
     ) -> Result<ChunkBytes, RefereeError> {
         let s = self.session(model)?;
         let index = position(node)?;
-        let sources = operand_sources(&s, index, opened)?;
-        // Decoding and hashing the operands is work too: priced from their
-        // lengths before any is read.
+        let (args, decode) = self.priced_operands(&s, index, inputs, opened, max_work)?;
+        let output = usize::try_from(output)
+            .map_err(|_| RefereeError::Failed(format!("output {output} is out of range")))?;
+        let cost = s
+            .chunk_cost(index, &args, output, start..end)
+            .map_err(|e| RefereeError::Failed(e.to_string()))?;
+        let work = decode.saturating_add(cost.flops).saturating_add(cost.bytes);
+        if work > max_work {
+            return Err(RefereeError::OverBudget { work, max_work });
+        }
+        let (len, bytes) = s
+            .run_node_bytes(index, &args, output, start..end)
+            .map_err(|e| RefereeError::Failed(e.to_string()))?;
+        Ok(ChunkBytes { len, bytes, work })
+    }
+
+    fn run_whole(
+        &self,
+        model: &ModelId,
+        node: u64,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<u64, RefereeError> {
+        let s = self.session(model)?;
+        let index = position(node)?;
+        let (args, decode) = self.priced_operands(&s, index, inputs, opened, max_work)?;
+        let cost = s
+            .node_cost(index, &args)
+            .map_err(|e| RefereeError::Failed(e.to_string()))?;
+        let work = decode.saturating_add(cost.flops).saturating_add(cost.bytes);
+        if work > max_work {
+            return Err(RefereeError::OverBudget { work, max_work });
+        }
+        // The same call an executor's run operator by operator makes
+        // (`Party::run`), so both find the same failure.
+        let owned: Vec<Option<Tensor>> = args.iter().map(|a| a.as_deref().cloned()).collect();
+        s.run_node(index, &owned)
+            .map_err(|e| RefereeError::Failed(e.to_string()))?;
+        Ok(work)
+    }
+}
+
+/// A node's operands, `None` for omitted ones.
+type Operands = Vec<Option<Arc<Tensor>>>;
+
+impl<D: RefereeData + ?Sized> RuntimeReferee<'_, D> {
+    /// The operands of node `index`, decoded once their decoding and
+    /// hashing is priced (from their lengths, before any is read), and
+    /// that price.
+    fn priced_operands(
+        &self,
+        s: &Session,
+        index: usize,
+        inputs: &[Vec<u8>],
+        opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
+        max_work: u64,
+    ) -> Result<(Operands, u64), RefereeError> {
+        let sources = operand_sources(s, index, opened)?;
         let mut decode = 0u64;
         for src in &sources {
             decode = decode.saturating_add(match src {
@@ -222,20 +278,7 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
                 max_work,
             });
         }
-        let args = self.operand_tensors(&s, sources, inputs)?;
-        let output = usize::try_from(output)
-            .map_err(|_| RefereeError::Failed(format!("output {output} is out of range")))?;
-        let cost = s
-            .chunk_cost(index, &args, output, start..end)
-            .map_err(|e| RefereeError::Failed(e.to_string()))?;
-        let work = decode.saturating_add(cost.flops).saturating_add(cost.bytes);
-        if work > max_work {
-            return Err(RefereeError::OverBudget { work, max_work });
-        }
-        let (len, bytes) = s
-            .run_node_bytes(index, &args, output, start..end)
-            .map_err(|e| RefereeError::Failed(e.to_string()))?;
-        Ok(ChunkBytes { len, bytes, work })
+        Ok((self.operand_tensors(s, sources, inputs)?, decode))
     }
 }
 

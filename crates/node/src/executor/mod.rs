@@ -21,17 +21,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glassbox_ledger::{
-    Job, JobExt, JobId, JobStatus, SignedTx, State, TxBody, commitment, outputs_hash,
-};
-use glassbox_primitives::{OutputHash, Salt, TensorHash, TraceRoot};
+use glassbox_ledger::{Job, JobExt, JobId, JobStatus, SignedTx, State, TxBody, commitment};
+use glassbox_primitives::{OutputHash, Salt, TraceRoot};
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
 use glassbox_store::BlobStore;
 use glassbox_types::{ModelId, PublicKey, SecretKey};
 use tracing::{debug, info, warn};
 
 use crate::chain::Chain;
-use crate::disputes::party::Party;
+use crate::disputes::party::{Party, job_result};
 use crate::executor::fetch::{FetchOptions, fetch_blob};
 
 /// What an executor needs besides the chain.
@@ -549,28 +547,20 @@ impl Executor {
                 ExecError::Runtime(format!("a dispute could not referee the model: {e}"))
             })?;
         let inputs = job.inputs.clone();
-        let run = tokio::task::spawn_blocking(move || -> Result<_, ExecError> {
-            let tensors = inputs
-                .iter()
-                .map(|b| formats::canonical_decode(b, usize::MAX))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ExecError::Runtime(e.to_string()))?;
-            session
-                .run(tensors)
-                .map_err(|e| ExecError::Runtime(e.to_string()))
-        })
-        .await
-        .map_err(|e| ExecError::Runtime(format!("the run panicked: {e}")))??;
-        let outputs: Vec<Vec<u8>> = run
-            .outputs
-            .iter()
-            .map(|(_, t)| formats::canonical_encode(t))
-            .collect();
-        let hashes: Vec<TensorHash> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
+        // A run that fails at an operator is a result too (docs/disputes.md,
+        // "Runs that fail"); any other failure declines the job.
+        let r = tokio::task::spawn_blocking(move || job_result(session, &inputs))
+            .await
+            .map_err(|e| ExecError::Runtime(format!("the run panicked: {e}")))?
+            .map_err(|e| ExecError::Runtime(e.to_string()))?;
+        if let Some(node) = r.failed {
+            info!(job = %job.id, node, "the run fails at an operator: revealing the failure");
+        }
+        let (outputs, output_hash, trace_root) = (r.outputs, r.output_hash, r.trace_root);
         let p = Prepared {
             outputs,
-            output_hash: outputs_hash(&hashes),
-            trace_root: run.trace.root(),
+            output_hash,
+            trace_root,
             salt: salt_for(&self.key, &job.id),
         };
         // Never commit what could not be revealed: a committed slot that
