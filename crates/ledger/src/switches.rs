@@ -16,11 +16,14 @@ pub enum Fix {
     Preemption,
     /// A withheld reveal after another slot revealed forfeits the stake.
     Withholding,
+    /// A run that fails at an operator is a result (no outputs), so
+    /// honest executors of a failing job reveal instead of missing.
+    FailureClaims,
 }
 
 impl Fix {
     /// Every fix a switch covers.
-    pub const ALL: [Fix; 2] = [Fix::Preemption, Fix::Withholding];
+    pub const ALL: [Fix; 3] = [Fix::Preemption, Fix::Withholding, Fix::FailureClaims];
 
     fn bit(self) -> u32 {
         1 << (self as u32)

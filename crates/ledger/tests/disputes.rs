@@ -142,6 +142,11 @@ impl Run {
         Run { input, ..self }
     }
 
+    /// The result it claims: its output hash and trace root.
+    fn claim(&self) -> (OutputHash, TraceRoot) {
+        (self.output_hash(), self.trace_root(&self.input))
+    }
+
     fn has_failed(&self, node: u64) -> bool {
         self.failed.is_some_and(|f| node >= f)
     }
@@ -1924,7 +1929,7 @@ fn campaign_commit(s: &State, id: JobId, who: &PublicKey, run: &Run) -> SignedTx
         &id,
         who,
         &run.output_hash(),
-        &run.trace_root(&input()),
+        &run.trace_root(&run.input),
         &campaign_salt(who),
     );
     signed(
@@ -1945,7 +1950,7 @@ fn campaign_reveal(s: &State, id: JobId, who: &PublicKey, run: &Run) -> SignedTx
         TxBody::RevealResult {
             job_id: id,
             output_hash: run.output_hash(),
-            trace_root: run.trace_root(&input()),
+            trace_root: run.trace_root(&run.input),
             salt: campaign_salt(who),
             outputs: run.outputs.clone(),
         },
@@ -2059,11 +2064,25 @@ impl Referee for Metered {
 fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
     let mut report = JobReport::default();
     let replicas = 1 + rng.below(3) as u8;
-    let (mut s, id) = submitted_job(replicas, rng.below(256) as u8);
+    // One job in five is on an input where operator 7 fails: the honest
+    // result is that failure (Runs that fail).
+    let fails = rng.chance(20);
+    let (job_input, honest_run) = if fails {
+        (failing_input(), Run::fails_at(FAILS_AT, LEAVES))
+    } else {
+        (input(), Run::new(None, LEAVES))
+    };
+    let (mut s, id) = submitted_job_on(job_input.clone(), replicas, rng.below(256) as u8);
     let supply = s.total_supply().unwrap();
     let job = s.job(&id).unwrap();
     let lie_at = rng.below(LEAVES);
-    let lie = Run::new(Some(lie_at), LEAVES);
+    // A lie: wrong outputs from an operator on, or a failure claimed at
+    // an operator where the run does not fail.
+    let lie = if rng.chance(25) && lie_at != FAILS_AT {
+        Run::fails_at(lie_at, LEAVES).on(job_input.clone())
+    } else {
+        Run::new(Some(lie_at), LEAVES).on(job_input.clone())
+    };
     // Some models hold an operator whose chunk is over the referee's
     // budget, at the lie or elsewhere.
     let costly = rng.chance(20).then(|| {
@@ -2074,7 +2093,6 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         }
     });
     let referee = Metered::new(SyntheticReferee(LEAVES, costly));
-    let honest_run = Run::new(None, LEAVES);
     let is_adv = |k: &PublicKey| adversaries.contains(k);
     let mut players: Vec<Player> = job
         .slots
@@ -2109,7 +2127,9 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
     let someone_honest = players.iter().any(|p| p.honest);
     let withheld: Vec<PublicKey> = players
         .iter()
-        .filter(|p| !p.honest && someone_honest && p.run.outs != honest_run.outs && rng.chance(40))
+        .filter(|p| {
+            !p.honest && someone_honest && p.run.claim() != honest_run.claim() && rng.chance(40)
+        })
         .map(|p| p.key)
         .collect();
     let reveals: Vec<SignedTx> = players
@@ -2117,11 +2137,12 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         .filter(|p| !withheld.contains(&p.key))
         .map(|p| campaign_reveal(&s, id, &p.key, &p.run))
         .collect();
-    s = block(&s, 2, &reveals);
+    // A reveal the ledger refuses is a miss (as the node's would be).
+    s = s.apply_block_with(ctx(&s), &reveals, &referee).unwrap().0;
     // The slot holders who committed a lie (P4 below).
     let mut liars: Vec<PublicKey> = players
         .iter()
-        .filter(|p| !p.honest && p.run.outs != honest_run.outs)
+        .filter(|p| !p.honest && p.run.claim() != honest_run.claim())
         .map(|p| p.key)
         .collect();
     let others: Vec<PublicKey> = EXECUTORS
@@ -2142,7 +2163,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
             let run = if rng.chance(50) {
                 honest_run.clone()
             } else {
-                Run::new(Some(rng.below(LEAVES)), LEAVES)
+                Run::new(Some(rng.below(LEAVES)), LEAVES).on(job_input.clone())
             };
             let t = challenge_by(&s, colluder, &run);
             let (next, _) = s.apply_block_with(ctx(&s), &[t], &referee).unwrap();
@@ -2159,7 +2180,8 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
             && rng.chance(70)
         {
             let job = s.job(&id).unwrap();
-            let wrong = job.outputs != vec![honest_output()];
+            let wrong =
+                job.agreed().map(|r| (r.output_hash, r.trace_root)) != Some(honest_run.claim());
             if wrong || job.status == JobStatus::Disputed {
                 honest_tried = true;
                 let before = s.account(watcher).unwrap().balance;
@@ -2200,7 +2222,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
                     } else {
                         honest_run.clone()
                     };
-                    if adv && run.outs != honest_run.outs {
+                    if adv && run.claim() != honest_run.claim() {
                         liars.push(k);
                     }
                     players.push(Player {
@@ -2288,17 +2310,25 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
     ) {
         violation(format!("job not decided: {:?}", job.status));
     }
-    let honest_final = job.status == JobStatus::Final && job.outputs == vec![honest_output()];
+    let result = ext.as_ref().and_then(|e| e.dispute.as_ref()).map_or_else(
+        || job.agreed().map(|r| (r.output_hash, r.trace_root)),
+        |d| {
+            let w = d.claims.get(usize::from(d.winner?))?;
+            Some((w.output_hash, w.trace_root))
+        },
+    );
+    let honest_final = job.status == JobStatus::Final && result == Some(honest_run.claim());
     let failed_unrefereeable = job.status == JobStatus::Failed && unrefereeable;
     if honest_took_part && !honest_final && !failed_unrefereeable {
         violation(format!(
-            "P1: an honest party took part, the job is {:?} with {} the honest output",
+            "P1: an honest party took part, the job is {:?} with {} the honest result{}",
             job.status,
-            if job.outputs == vec![honest_output()] {
+            if result == Some(honest_run.claim()) {
                 "exactly"
             } else {
                 "not"
-            }
+            },
+            if fails { " (a failing run)" } else { "" }
         ));
     }
     for (k, before) in &stakes_before {

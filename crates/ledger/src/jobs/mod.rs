@@ -87,7 +87,7 @@ pub(crate) fn check_result_outputs(
     tensors: &[Vec<u8>],
     specs: &[TensorSpec],
 ) -> Result<Vec<TensorHash>, ExecutionError> {
-    if tensors.is_empty() {
+    if tensors.is_empty() && !crate::switches::is_off(crate::switches::Fix::FailureClaims) {
         return Ok(Vec::new());
     }
     check_tensors("output", tensors, specs)
