@@ -294,7 +294,10 @@ pub(crate) fn challenge(a: ChallengeArgs) -> Result<()> {
     let inputs = j.inputs.clone();
     let model = Model::load(&bytes, Limits::default())?;
     let session = Arc::new(Session::new(Arc::new(model), Options::default())?);
-    let party = Party::run(session, &inputs)?;
+    // A failure the referee cannot run within a block's budget would lose.
+    let genesis: glassbox_node::consensus::genesis::NodeGenesis = client.genesis()?;
+    let budget = genesis.ledger.params.max_referee_work_per_block;
+    let party = Party::run_within(session, &inputs, budget)?;
     let revealed = j.slots.first().and_then(|s| s.reveal);
     if revealed
         .is_some_and(|r| r.output_hash == party.output_hash() && r.trace_root == party.trace_root())

@@ -103,7 +103,8 @@ pub(crate) fn reexecute(verified: &Verified, model_path: &Path) -> Result<Reexec
     let session = Session::new(Arc::new(model), Options::default())?;
     // A run that fails at an operator is a result too (docs/disputes.md,
     // "Runs that fail").
-    let r = glassbox_node::disputes::party::job_result(Arc::new(session), &job.inputs)
+    // No referee budget: this checks the result, it defends nothing.
+    let r = glassbox_node::disputes::party::job_result(Arc::new(session), &job.inputs, u64::MAX)
         .context("re-executing the receipt's job")?;
     let (output_hash, trace_root) = (r.output_hash, r.trace_root);
     let agreed = job

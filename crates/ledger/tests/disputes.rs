@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use glassbox_ledger::dispute::{
-    ChunkBytes, Game, LeafOpening, LeafOutput, OutputSource, Stage, Step, Target, split,
+    ChunkBytes, Game, LeafOpening, LeafOutput, OutputSource, Stage, Step, Target, WholeRun, split,
 };
 use glassbox_ledger::switches::{self, Fix};
 use glassbox_ledger::{
@@ -99,6 +99,9 @@ struct Run {
     bytes: Vec<Vec<u8>>,
     outputs: Vec<Vec<u8>>,
     failed: Option<u64>,
+    /// A lie about a failed run: this one leaf after the failure shows
+    /// outputs.
+    revived: Option<u64>,
     input: Vec<u8>,
 }
 
@@ -121,6 +124,7 @@ impl Run {
             bytes,
             outputs,
             failed: None,
+            revived: None,
             input: input(),
         }
     }
@@ -148,7 +152,7 @@ impl Run {
     }
 
     fn has_failed(&self, node: u64) -> bool {
-        self.failed.is_some_and(|f| node >= f)
+        self.failed.is_some_and(|f| node >= f) && self.revived != Some(node)
     }
 
     /// The hash of chunks `[lo, hi)` of operator `node`'s output.
@@ -267,6 +271,20 @@ impl Run {
             Stage::Referee {
                 target: Target::Failure,
             } => self.failed.and_then(|f| self.open_missing(game, f)),
+            // A run that failed below the leaf where the traces part
+            // shows its failed leaf.
+            Stage::Leaf { node } | Stage::Chunks { node, .. }
+                if self.failed.is_some_and(|f| f < node) =>
+            {
+                self.failed.and_then(|f| self.open_missing(game, f))
+            }
+            Stage::Referee { target }
+                if target
+                    .node()
+                    .is_some_and(|i| self.failed.is_some_and(|f| f < i)) =>
+            {
+                self.failed.and_then(|f| self.open_missing(game, f))
+            }
             Stage::Leaf { node } | Stage::Chunks { node, .. } if node > 0 => {
                 self.open_missing(game, node - 1)
             }
@@ -393,11 +411,18 @@ impl Referee for SyntheticReferee {
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
         max_work: u64,
-    ) -> Result<u64, RefereeError> {
+    ) -> Result<WholeRun, RefereeError> {
         if node >= self.0 {
             return Err(RefereeError::Failed(format!("no operator {node}")));
         }
-        self.check_operands(node, inputs, opened, max_work)
+        match self.check_operands(node, inputs, opened, max_work) {
+            Ok(work) => Ok(WholeRun { work, fails: false }),
+            Err(RefereeError::Failed(_)) => Ok(WholeRun {
+                work: self.chunk_work(node),
+                fails: true,
+            }),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -839,8 +864,11 @@ impl Referee for FailingReferee {
         _: &[Vec<u8>],
         _: &dyn Fn(u64, u32) -> Option<TensorHash>,
         _: u64,
-    ) -> Result<u64, RefereeError> {
-        Err(RefereeError::Failed(self.0.clone()))
+    ) -> Result<WholeRun, RefereeError> {
+        Ok(WholeRun {
+            work: 0,
+            fails: true,
+        })
     }
 }
 
@@ -900,15 +928,19 @@ impl Referee for PricedReferee {
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
         max_work: u64,
-    ) -> Result<u64, RefereeError> {
+    ) -> Result<WholeRun, RefereeError> {
         if self.0 > max_work {
             return Err(RefereeError::OverBudget {
                 work: self.0,
                 max_work,
             });
         }
-        SyntheticReferee(LEAVES, None).run_whole(model, node, inputs, opened, u64::MAX)?;
-        Ok(self.0)
+        let run =
+            SyntheticReferee(LEAVES, None).run_whole(model, node, inputs, opened, u64::MAX)?;
+        Ok(WholeRun {
+            work: self.0,
+            ..run
+        })
     }
 }
 
@@ -1621,6 +1653,91 @@ fn a_failing_run_wins_against_outputs_and_an_earlier_failure() {
     }
 }
 
+/// Review finding on failure claims: the ledger did not check that a
+/// failed trace stays failed, so a liar claiming outputs with the honest
+/// failure's trace but one later leaf showing outputs parted from it
+/// after the failure, where the referee ran an operator whose operand
+/// had failed: the game waited for an opening that could not exist and
+/// both sides lost (or, for an operator reading only earlier values, the
+/// failing side lost). A failed leaf below the leaf where the traces
+/// part is now always openable, and decides against outputs.
+#[test]
+fn a_failed_trace_revived_after_its_failure_loses() {
+    for revived in [FAILS_AT + 1, LEAVES - 1] {
+        let honest = Run::fails_at(FAILS_AT, LEAVES);
+        let liar = Run {
+            outputs: vec![honest_output()],
+            revived: Some(revived),
+            ..honest.clone()
+        };
+        let runs = vec![honest, liar];
+        let (s, job) = run_job(&runs, &[0, 1]);
+        assert_eq!(job.status, JobStatus::Disputed);
+        let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+        let parties: Vec<(PublicKey, Run)> = slots.iter().copied().zip(runs).collect();
+        let s = play(s, job.id, &parties, &[]);
+        let job = s.job(&job.id).unwrap();
+        assert_eq!(job.status, JobStatus::Final);
+        assert!(job.outputs.is_empty(), "the failure stands");
+        let v = &s.job_ext(&job.id).unwrap().dispute.unwrap().verdicts[0];
+        assert_eq!(v.target, Some(Target::Fails { node: revived }), "{v:?}");
+        assert_eq!(
+            (v.a_lost, v.b_lost, v.reason),
+            (false, true, VerdictReason::FailedLeaf)
+        );
+        assert_eq!(s.executor(&slots[0]).unwrap().stake, 10_000_000);
+        assert_eq!(s.executor(&slots[1]).unwrap().stake, 0);
+    }
+}
+
+/// A failure claimed at an operator too costly to run whole within a
+/// block's referee budget cannot be checked: the failing side loses (an
+/// honest executor declines such a job instead), so a liar cannot fail a
+/// job, unslashed, by claiming its largest operator fails.
+#[test]
+fn a_failure_the_referee_cannot_check_loses() {
+    let runs = vec![
+        Run::new(None, LEAVES),
+        Run::fails_at(FAILS_AT, LEAVES).on(input()),
+    ];
+    let (s, job) = run_job(&runs, &[0, 1]);
+    let slots: Vec<PublicKey> = job.slots.iter().map(|s| s.executor).collect();
+    let referee = SyntheticReferee(LEAVES, Some(FAILS_AT));
+    let mut s = s;
+    for _ in 0..100 {
+        if s.job(&job.id).unwrap().status != JobStatus::Disputed {
+            break;
+        }
+        let ext = s.job_ext(&job.id).unwrap();
+        let d = ext.dispute.as_ref().unwrap();
+        let txs: Vec<SignedTx> = slots
+            .iter()
+            .zip(&runs)
+            .filter_map(|(k, r)| {
+                let step = r.step(&ext, d.claim_of(k)?)?;
+                Some(signed(
+                    &s,
+                    k,
+                    TxBody::DisputeStep {
+                        job_id: job.id,
+                        step,
+                    },
+                ))
+            })
+            .collect();
+        s = s.apply_block_with(ctx(&s), &txs, &referee).unwrap().0;
+    }
+    let job = s.job(&job.id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert_eq!(job.outputs, vec![honest_output()]);
+    let v = &s.job_ext(&job.id).unwrap().dispute.unwrap().verdicts[0];
+    assert_eq!(
+        (v.a_lost, v.b_lost, v.reason),
+        (false, true, VerdictReason::FailureOverBudget)
+    );
+    assert_eq!(s.executor(&slots[1]).unwrap().stake, 0);
+}
+
 /// A claim may take the other side's trace root with other outputs: one
 /// trace cannot back both a failure and outputs. Against a failing
 /// trace, outputs lose once the failing side opens a failed leaf;
@@ -2052,12 +2169,12 @@ impl Referee for Metered {
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
         max_work: u64,
-    ) -> Result<u64, RefereeError> {
-        let work = self
+    ) -> Result<WholeRun, RefereeError> {
+        let run = self
             .inner
             .run_whole(model, node, inputs, opened, max_work)?;
-        self.spent.set(self.spent.get() + work);
-        Ok(work)
+        self.spent.set(self.spent.get() + run.work);
+        Ok(run)
     }
 }
 
@@ -2078,20 +2195,32 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
     let lie_at = rng.below(LEAVES);
     // A lie: wrong outputs from an operator on, or a failure claimed at
     // an operator where the run does not fail.
-    let lie = if rng.chance(25) && lie_at != FAILS_AT {
+    let lie = if fails && rng.chance(30) {
+        // The failure's trace with one leaf after it showing outputs.
+        Run {
+            outputs: vec![honest_output()],
+            revived: Some(FAILS_AT + 1 + rng.below(LEAVES - FAILS_AT - 1)),
+            ..honest_run.clone()
+        }
+    } else if rng.chance(25) && lie_at != FAILS_AT {
         Run::fails_at(lie_at, LEAVES).on(job_input.clone())
     } else {
         Run::new(Some(lie_at), LEAVES).on(job_input.clone())
     };
     // Some models hold an operator whose chunk is over the referee's
     // budget, at the lie or elsewhere.
-    let costly = rng.chance(20).then(|| {
-        if rng.chance(50) {
-            lie_at
-        } else {
-            rng.below(LEAVES)
-        }
-    });
+    let costly = rng
+        .chance(20)
+        .then(|| {
+            if rng.chance(50) {
+                lie_at
+            } else {
+                rng.below(LEAVES)
+            }
+        })
+        // An honest executor never claims a failure the referee could not
+        // check (it declines the job: the gap P2 names).
+        .filter(|&c| !(fails && c == FAILS_AT));
     let referee = Metered::new(SyntheticReferee(LEAVES, costly));
     let is_adv = |k: &PublicKey| adversaries.contains(k);
     let mut players: Vec<Player> = job

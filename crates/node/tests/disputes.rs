@@ -12,7 +12,7 @@ use glassbox_ledger::{
     BlockContext, GenesisAccount, GenesisExecutor, GenesisState, JobId, JobStatus, Params,
     SignedTx, State, TxBody, commitment,
 };
-use glassbox_node::disputes::party::Party;
+use glassbox_node::disputes::party::{Party, PartyError};
 use glassbox_node::disputes::referee::{MemoryData, RuntimeReferee};
 use glassbox_node::manifest::tensor_spec;
 use glassbox_node::receipt::result_of;
@@ -548,6 +548,13 @@ fn a_run_that_fails_at_an_operator_is_a_result_the_referee_settles() {
     let honest = Party::run(Arc::clone(&failing.session), &failing.inputs).unwrap();
     assert_eq!(honest.failed(), Some(1), "the Gather fails");
     assert!(honest.outputs().is_empty());
+    // A failure the referee could not run within a block's budget is
+    // never claimed (it would lose): the executor declines instead.
+    let over = Party::run_within(Arc::clone(&failing.session), &failing.inputs, 8).unwrap_err();
+    assert!(
+        matches!(over, PartyError::FailureOverBudget { node: 1, .. }),
+        "{over}"
+    );
     // A liar that ran an index in range and claims its outputs for the
     // failing input.
     let working = gather_case(2);

@@ -342,25 +342,52 @@ impl Session {
     pub fn run_node(
         &self,
         index: usize,
-        inputs: &[Option<Tensor>],
+        inputs: &[Option<Arc<Tensor>>],
     ) -> Result<(Vec<Tensor>, TraceLeaf)> {
         // Every input is given, so every value is known to `infer`.
-        let facts: Vec<Option<Fact>> = inputs
-            .iter()
-            .map(|t| t.as_ref().map(|t| Fact::known(Arc::new(t.clone()))))
-            .collect();
-        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
-        let (node, _) = self.check_node(index, &refs, &facts)?;
+        let facts = known_facts(inputs);
+        let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_deref).collect();
+        let (node, out_facts) = self.check_node(index, &refs, &facts)?;
         let outs = node
             .op
             .run(&self.ctx(), Args::new(&refs))
             .map_err(|e| node_error(index, node, e.0))?;
-        let bound: Vec<Tensor> = node
-            .outputs
-            .iter()
-            .zip(outs)
-            .filter_map(|(vid, t)| vid.map(|_| t))
-            .collect();
+        if outs.len() < node.outputs.len() {
+            return Err(node_error(
+                index,
+                node,
+                format!(
+                    "produced {} outputs, the node binds {}",
+                    outs.len(),
+                    node.outputs.len()
+                ),
+            ));
+        }
+        // Checked against the inferred facts as a full run checks its plan
+        // (and `run_node_bytes` its chunk), so a node fails alone exactly
+        // when it fails in a run (docs/disputes.md, "Runs that fail").
+        let mut bound = Vec::with_capacity(node.outputs.len());
+        for (slot, (vid, t)) in node.outputs.iter().zip(outs).enumerate() {
+            if vid.is_none() {
+                continue;
+            }
+            if let Some(f) = out_facts.get(slot)
+                && (f.dtype != t.dtype() || f.shape != t.shape())
+            {
+                return Err(node_error(
+                    index,
+                    node,
+                    format!(
+                        "output {slot} is {} {:?}, inferred {} {:?}",
+                        t.dtype(),
+                        t.shape(),
+                        f.dtype,
+                        f.shape
+                    ),
+                ));
+            }
+            bound.push(t);
+        }
         let leaf = node_leaf(index, bound.iter());
         Ok((bound, leaf))
     }

@@ -182,16 +182,16 @@ fn the_referee_re_runs_a_control_flow_node_to_its_leaf() {
     let out = run(&m, 1, vec![Tensor::scalar(false), x.clone()]);
     let s = Session::new(Arc::clone(&m), Options::default()).unwrap();
     let node = &m.nodes()[0];
-    let inputs: Vec<Option<Tensor>> = node
+    let inputs: Vec<Option<Arc<Tensor>>> = node
         .inputs
         .iter()
         .map(|v| {
             let v = v.unwrap();
-            Some(match m.value_name(v) {
+            Some(Arc::new(match m.value_name(v) {
                 "cond" => Tensor::scalar(false),
                 "x" => x.clone(),
                 _ => m.constant(v).unwrap().clone(),
-            })
+            }))
         })
         .collect();
     let (_, leaf) = s.run_node(0, &inputs).unwrap();

@@ -137,7 +137,9 @@ fn every_node_re_executes_alone_to_its_leaf_and_proves_into_the_root() {
         let root = trace.leaves_root();
         for (i, node) in model.nodes().iter().enumerate() {
             let inputs = node_inputs(&model, &values, i);
-            let (outs, leaf) = session.run_node(i, &inputs).expect("run_node");
+            let shared: Vec<Option<Arc<Tensor>>> =
+                inputs.iter().cloned().map(|t| t.map(Arc::new)).collect();
+            let (outs, leaf) = session.run_node(i, &shared).expect("run_node");
             assert_eq!(
                 leaf, trace.leaves[i],
                 "{name}: node #{i} ({})",

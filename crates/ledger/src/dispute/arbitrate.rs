@@ -739,7 +739,14 @@ impl State {
             Err(RefereeError::OverBudget { work, .. })
                 if work > self.params.max_referee_work_per_block =>
             {
-                Adjudication::Decided(false, false, VerdictReason::Unrefereeable)
+                match failing_sides(game) {
+                    // The failing side carries the burden of a failure it
+                    // claims: one the referee cannot check loses.
+                    Some((a_fails, b_fails)) => {
+                        Adjudication::Decided(a_fails, b_fails, VerdictReason::FailureOverBudget)
+                    }
+                    None => Adjudication::Decided(false, false, VerdictReason::Unrefereeable),
+                }
             }
             Err(RefereeError::OverBudget { .. }) => Adjudication::Queued,
         };
@@ -1240,6 +1247,16 @@ enum Adjudication {
 }
 
 /// The output hashes of canonical tensors.
+/// At a [`Target::Fails`] question, which side states the failure.
+fn failing_sides(game: &Game) -> Option<(bool, bool)> {
+    match game.stage {
+        Stage::Referee {
+            target: Target::Fails { .. },
+        } => Some((game.a.outputs.is_empty(), game.b.outputs.is_empty())),
+        _ => None,
+    }
+}
+
 /// Whether claim `i` is a failure: no outputs (docs/disputes.md, "Runs
 /// that fail").
 fn claims_failure(claims: &[Claim], i: u8) -> bool {
@@ -1499,9 +1516,11 @@ fn check_operands(
         }
         Err(_) => Vec::new(),
     };
+    // A failed leaf (no outputs) below the leaf where the traces part is
+    // always taken: it shows the run failed earlier (Runs that fail).
     match items
         .iter()
-        .find(|o| allowed.binary_search(&o.node).is_err())
+        .find(|o| !o.outputs.is_empty() && allowed.binary_search(&o.node).is_err())
     {
         Some(o) => Err(dispute_err(
             job.id,
@@ -1578,15 +1597,22 @@ fn adjudicate(
             // Exactly one side stated no outputs (else the game would
             // have gone to `Outputs` or chunks).
             let (a_fails, b_fails) = (game.a.outputs.is_empty(), game.b.outputs.is_empty());
-            match referee.run_whole(&job.model_id, node, &job.inputs, &opened, max_work) {
-                Ok(work) => Ok(Some((a_fails, b_fails, VerdictReason::Fails, work))),
-                // A failing run's work is not known: it is charged the
-                // whole allowance it was priced within.
-                Err(RefereeError::Failed(_)) => {
-                    Ok(Some((!a_fails, !b_fails, VerdictReason::Fails, max_work)))
-                }
-                Err(e) => Err(e),
+            // The leaves below `node` are both sides': a failed one there
+            // (opened by the failing side) means the run failed before,
+            // whatever `node` does on its operands (issue #25 review).
+            if game
+                .opened
+                .iter()
+                .any(|o| o.node < node && o.outputs.is_empty())
+            {
+                return Ok(Some((!a_fails, !b_fails, VerdictReason::FailedLeaf, 0)));
             }
+            let run = referee.run_whole(&job.model_id, node, &job.inputs, &opened, max_work)?;
+            Ok(Some(if run.fails {
+                (!a_fails, !b_fails, VerdictReason::Fails, run.work)
+            } else {
+                (a_fails, b_fails, VerdictReason::Fails, run.work)
+            }))
         }
         Target::LeafCount => {
             let n = referee.leaf_count(&job.model_id)?;

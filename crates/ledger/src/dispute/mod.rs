@@ -119,6 +119,15 @@ pub struct ChunkBytes {
     pub work: u64,
 }
 
+/// What running one operator whole found ([`Referee::run_whole`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeRun {
+    /// The referee work it cost (its price, known before running).
+    pub work: u64,
+    /// Whether the operator fails on the operands.
+    pub fails: bool,
+}
+
 /// The validators' re-execution of single operators (docs/disputes.md,
 /// "Referee"). The ledger calls it only while applying a dispute step that
 /// reaches the referee stage; [`crate::State::referee_needs`] lists what
@@ -163,10 +172,9 @@ pub trait Referee {
 
     /// Runs trace node `node` alone and whole (every output), from the
     /// same operands as [`Referee::output_bytes`], to see whether it
-    /// fails: the work it cost when it runs, [`RefereeError::Failed`]
-    /// when the operator fails on them (docs/disputes.md, "Runs that
-    /// fail"). Priced like a chunk, for the whole operator; work over
-    /// `max_work` is [`RefereeError::OverBudget`], found before computing.
+    /// fails on them (docs/disputes.md, "Runs that fail"). Priced like a
+    /// chunk, for the whole operator; work over `max_work` is
+    /// [`RefereeError::OverBudget`], found before computing.
     fn run_whole(
         &self,
         model: &ModelId,
@@ -174,7 +182,7 @@ pub trait Referee {
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
         max_work: u64,
-    ) -> Result<u64, RefereeError>;
+    ) -> Result<WholeRun, RefereeError>;
 }
 
 /// A referee that holds nothing: every question is
@@ -220,7 +228,7 @@ impl Referee for NoReferee {
         _: &[Vec<u8>],
         _: &dyn Fn(u64, u32) -> Option<TensorHash>,
         _: u64,
-    ) -> Result<u64, RefereeError> {
+    ) -> Result<WholeRun, RefereeError> {
         Err(RefereeError::Unavailable(format!("no referee for {model}")))
     }
 }
@@ -677,13 +685,18 @@ pub enum VerdictReason {
     /// that stated it fails lost if it runs, a side that stated outputs
     /// lost if it fails (docs/disputes.md, "Runs that fail").
     Fails,
-    /// The trace both sides opened holds a failed leaf (opened by the
-    /// failing side): the side claiming outputs lost.
+    /// The trace holds a failed leaf (opened by the failing side) where
+    /// a side claims outputs (on the trace both sides opened, or below
+    /// the leaf where they part): that side lost.
     FailedLeaf,
+    /// A failure was claimed at an operator whose whole run costs more
+    /// referee work than a block allows: the failing side lost (an honest
+    /// executor does not claim a failure the referee cannot check).
+    FailureOverBudget,
 }
 
 impl VerdictReason {
-    const ALL: [VerdictReason; 13] = [
+    const ALL: [VerdictReason; 14] = [
         VerdictReason::LeafCount,
         VerdictReason::Operator,
         VerdictReason::Output,
@@ -697,6 +710,7 @@ impl VerdictReason {
         VerdictReason::Unrefereeable,
         VerdictReason::Fails,
         VerdictReason::FailedLeaf,
+        VerdictReason::FailureOverBudget,
     ];
 
     /// The byte that encodes it.
@@ -726,6 +740,9 @@ impl std::fmt::Display for VerdictReason {
             VerdictReason::Unrefereeable => "the chunk is over the referee's budget",
             VerdictReason::Fails => "the referee ran the operator to see whether it fails",
             VerdictReason::FailedLeaf => "the trace holds a failed leaf",
+            VerdictReason::FailureOverBudget => {
+                "a failure claimed at an operator over the referee's budget"
+            }
         })
     }
 }

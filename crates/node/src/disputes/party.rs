@@ -16,8 +16,9 @@
 
 use std::sync::Arc;
 
+use glassbox_ledger::dispute::RefereeError;
 use glassbox_ledger::dispute::{LeafOpening, LeafOutput, MAX_OPENINGS_PER_TX, Stage, Step, Target};
-use glassbox_ledger::{JobExt, outputs_hash};
+use glassbox_ledger::{JobExt, Referee, outputs_hash};
 use glassbox_primitives::{
     MerkleNode, OutputHash, TensorHash, TraceLeaf, TraceRoot, chunks, trace,
 };
@@ -25,7 +26,7 @@ use glassbox_runtime::trace::{audit_path, merkle_root, node_leaf_from_hashes};
 use glassbox_runtime::{Data, Session, Tensor, formats};
 use glassbox_types::PublicKey;
 
-use crate::disputes::referee::{operand_nodes, producers};
+use crate::disputes::referee::{MemoryData, RuntimeReferee, operand_nodes, producers};
 
 /// Why a party could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,20 @@ pub enum PartyError {
     /// A graph output has no source in the run.
     #[error("graph output {0} was not computed")]
     MissingOutput(usize),
+    /// The run fails at an operator the referee cannot run whole within
+    /// a block's budget, so the failure could not be defended.
+    #[error(
+        "the run fails at node {node}, but running it whole costs {work} units of referee \
+         work, over the {max_work} a block allows"
+    )]
+    FailureOverBudget {
+        /// The failing node.
+        node: usize,
+        /// Its price.
+        work: u64,
+        /// The budget.
+        max_work: u64,
+    },
 }
 
 /// The step bytes [`Party::next_step`] allows its openings.
@@ -92,9 +107,15 @@ pub struct JobResult {
 /// (that operator fails run alone on the outputs of the earlier ones, as
 /// the referee runs it), the failure (docs/disputes.md, "Runs that
 /// fail"). A run that fails otherwise (a limit of the whole run) is the
-/// run's error, and no result. Keeps no intermediate tensor unless the
-/// run fails.
-pub fn job_result(session: Arc<Session>, inputs: &[Vec<u8>]) -> Result<JobResult, PartyError> {
+/// run's error, and no result; so is a failure whose operator costs more
+/// than `max_referee_work` to run whole (the chain's
+/// `max_referee_work_per_block`: a failure the referee cannot check
+/// loses). Keeps no intermediate tensor unless the run fails.
+pub fn job_result(
+    session: Arc<Session>,
+    inputs: &[Vec<u8>],
+    max_referee_work: u64,
+) -> Result<JobResult, PartyError> {
     let tensors = decode_inputs(&session, inputs)?;
     match session.run(tensors.clone()) {
         Ok(run) => {
@@ -110,8 +131,8 @@ pub fn job_result(session: Arc<Session>, inputs: &[Vec<u8>]) -> Result<JobResult
                 failed: None,
             })
         }
-        Err(e) => {
-            let p = Party::run_failing(session, tensors).ok_or(PartyError::Run(e))?;
+        Err(e @ glassbox_runtime::Error::Node { .. }) => {
+            let p = Party::run_failing(session, tensors, inputs, max_referee_work, e)?;
             Ok(JobResult {
                 outputs: Vec::new(),
                 output_hash: p.output_hash(),
@@ -119,6 +140,7 @@ pub fn job_result(session: Arc<Session>, inputs: &[Vec<u8>]) -> Result<JobResult
                 failed: p.failed,
             })
         }
+        Err(e) => Err(PartyError::Run(e)),
     }
 }
 
@@ -184,6 +206,18 @@ impl Party {
     /// that fails run alone ([`Party::failed`]); if none does (the whole
     /// run failed for another reason, such as a limit), the run's error.
     pub fn run(session: Arc<Session>, inputs: &[Vec<u8>]) -> Result<Party, PartyError> {
+        Party::run_within(session, inputs, u64::MAX)
+    }
+
+    /// [`Party::run`] on a chain whose blocks spend at most
+    /// `max_referee_work` on the referee: a failure whose operator costs
+    /// more to run whole is [`PartyError::FailureOverBudget`], never
+    /// claimed ([`job_result`]).
+    pub fn run_within(
+        session: Arc<Session>,
+        inputs: &[Vec<u8>],
+        max_referee_work: u64,
+    ) -> Result<Party, PartyError> {
         let tensors = decode_inputs(&session, inputs)?;
         let n = session.model().nodes().len();
         let mut values: Vec<Vec<Tensor>> = vec![Vec::new(); n];
@@ -193,7 +227,10 @@ impl Party {
             }
         }) {
             Ok(out) => out,
-            Err(e) => return Party::run_failing(session, tensors).ok_or(PartyError::Run(e)),
+            Err(e @ glassbox_runtime::Error::Node { .. }) => {
+                return Party::run_failing(session, tensors, inputs, max_referee_work, e);
+            }
+            Err(e) => return Err(PartyError::Run(e)),
         };
         Ok(Party {
             leaves: out.trace.leaves.clone(),
@@ -207,14 +244,25 @@ impl Party {
     }
 
     /// The run operator by operator, each on the outputs of the earlier
-    /// ones as the referee runs it (`Session::run_node`): the failure of
-    /// the first operator that fails, with the true leaves before it and
-    /// failed leaves (no outputs) from it on; `None` if every operator
-    /// runs.
-    fn run_failing(session: Arc<Session>, inputs: Vec<Tensor>) -> Option<Party> {
+    /// ones as the referee runs it (`Session::run_node`), after the whole
+    /// run failed at an operator with `err`: the failure of the first
+    /// operator that fails, with the true leaves before it and failed
+    /// leaves (no outputs) from it on. `err` if every operator runs or
+    /// the operators' costs add up past the runtime's `max_total_flops`
+    /// (so a run over its limit costs no more here than it did whole);
+    /// [`PartyError::FailureOverBudget`] if the referee could not run the
+    /// failing operator within `max_referee_work`.
+    fn run_failing(
+        session: Arc<Session>,
+        inputs: Vec<Tensor>,
+        encoded: &[Vec<u8>],
+        max_referee_work: u64,
+        err: glassbox_runtime::Error,
+    ) -> Result<Party, PartyError> {
         let model = Arc::clone(session.model());
         let producers = producers(&model);
         let n = model.nodes().len();
+        let limit = model.limits().max_total_flops;
         let mut p = Party {
             session,
             inputs,
@@ -224,8 +272,19 @@ impl Party {
             outputs: Vec::new(),
             failed: None,
         };
+        let mut flops = 0u64;
         for i in 0..n {
             let args = p.node_inputs(i, &producers);
+            // An operator whose outputs cannot be inferred fails, as the
+            // referee finds (`Referee::run_whole`).
+            let Ok(cost) = p.session.node_cost(i, &args) else {
+                p.failed = Some(i);
+                break;
+            };
+            flops = flops.saturating_add(cost.flops);
+            if flops > limit {
+                return Err(PartyError::Run(err));
+            }
             match p.session.run_node(i, &args) {
                 Ok((outs, leaf)) => {
                     p.values[i] = outs;
@@ -237,7 +296,42 @@ impl Party {
                 }
             }
         }
-        let failed = p.failed?;
+        let Some(failed) = p.failed else {
+            return Err(PartyError::Run(err));
+        };
+        // The referee's own answer, on this run's operands: a failure it
+        // finds within the budget, or nothing claimed.
+        let mut data = MemoryData::default();
+        data.insert_session(Arc::clone(&p.session));
+        for j in operand_nodes(&model, &producers, failed) {
+            for t in &p.values[j] {
+                data.insert_tensor(t.clone());
+            }
+        }
+        let opened = |node: u64, slot: u32| {
+            p.values
+                .get(usize::try_from(node).ok()?)?
+                .get(usize::try_from(slot).ok()?)
+                .map(Tensor::hash)
+        };
+        let referee = RuntimeReferee { data: &data };
+        match referee.run_whole(
+            &model.id(),
+            failed as u64,
+            encoded,
+            &opened,
+            max_referee_work,
+        ) {
+            Ok(run) if run.fails => {}
+            Err(RefereeError::OverBudget { work, max_work }) => {
+                return Err(PartyError::FailureOverBudget {
+                    node: failed,
+                    work,
+                    max_work,
+                });
+            }
+            _ => return Err(PartyError::Run(err)),
+        }
         p.leaves
             .extend((failed..n).map(|k| trace::leaf(k as u64, std::iter::empty())));
         p.trace_root = trace::root(
@@ -246,7 +340,7 @@ impl Party {
             n as u64,
             &merkle_root(&p.leaves),
         );
-        Some(p)
+        Ok(p)
     }
 
     /// The operator that fails, when the result is a failure (no outputs;
@@ -344,11 +438,11 @@ impl Party {
         &self,
         i: usize,
         producers: &std::collections::HashMap<usize, (usize, usize)>,
-    ) -> Vec<Option<Tensor>> {
+    ) -> Vec<Option<Arc<Tensor>>> {
         self.session.model().nodes()[i]
             .inputs
             .iter()
-            .map(|v| v.and_then(|v| self.value(v, producers)))
+            .map(|v| v.and_then(|v| self.value(v, producers)).map(Arc::new))
             .collect()
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use glassbox_ledger::Referee;
 use glassbox_ledger::dispute::{
-    ChunkBytes, MAX_LEAF_OUTPUTS, MAX_OPENINGS, MAX_PATH, OutputSource, RefereeError,
+    ChunkBytes, MAX_LEAF_OUTPUTS, MAX_OPENINGS, MAX_PATH, OutputSource, RefereeError, WholeRun,
 };
 use glassbox_primitives::TensorHash;
 use glassbox_runtime::{Model, Session, Tensor, formats};
@@ -225,23 +225,28 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
         inputs: &[Vec<u8>],
         opened: &dyn Fn(u64, u32) -> Option<TensorHash>,
         max_work: u64,
-    ) -> Result<u64, RefereeError> {
+    ) -> Result<WholeRun, RefereeError> {
         let s = self.session(model)?;
         let index = position(node)?;
         let (args, decode) = self.priced_operands(&s, index, inputs, opened, max_work)?;
-        let cost = s
-            .node_cost(index, &args)
-            .map_err(|e| RefereeError::Failed(e.to_string()))?;
+        // An operator whose outputs cannot even be inferred from its
+        // operands fails (as `run_node` would, checking the same first).
+        let Ok(cost) = s.node_cost(index, &args) else {
+            return Ok(WholeRun {
+                work: decode,
+                fails: true,
+            });
+        };
         let work = decode.saturating_add(cost.flops).saturating_add(cost.bytes);
         if work > max_work {
             return Err(RefereeError::OverBudget { work, max_work });
         }
         // The same call an executor's run operator by operator makes
         // (`Party::run`), so both find the same failure.
-        let owned: Vec<Option<Tensor>> = args.iter().map(|a| a.as_deref().cloned()).collect();
-        s.run_node(index, &owned)
-            .map_err(|e| RefereeError::Failed(e.to_string()))?;
-        Ok(work)
+        Ok(WholeRun {
+            work,
+            fails: s.run_node(index, &args).is_err(),
+        })
     }
 }
 

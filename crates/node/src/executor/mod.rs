@@ -490,10 +490,12 @@ impl Executor {
         }
         let session = self.session(state, &job.model_id).await?;
         let inputs = job.inputs.clone();
-        let party = tokio::task::spawn_blocking(move || Party::run(session, &inputs))
-            .await
-            .map_err(|e| ExecError::Runtime(format!("the run panicked: {e}")))?
-            .map_err(|e| ExecError::Runtime(e.to_string()))?;
+        let budget = state.params().max_referee_work_per_block;
+        let party =
+            tokio::task::spawn_blocking(move || Party::run_within(session, &inputs, budget))
+                .await
+                .map_err(|e| ExecError::Runtime(format!("the run panicked: {e}")))?
+                .map_err(|e| ExecError::Runtime(e.to_string()))?;
         let party = Arc::new(party);
         if self.parties.len() >= MAX_PARTIES
             && let Some(old) = self.parties.keys().next().copied()
@@ -549,7 +551,8 @@ impl Executor {
         let inputs = job.inputs.clone();
         // A run that fails at an operator is a result too (docs/disputes.md,
         // "Runs that fail"); any other failure declines the job.
-        let r = tokio::task::spawn_blocking(move || job_result(session, &inputs))
+        let budget = state.params().max_referee_work_per_block;
+        let r = tokio::task::spawn_blocking(move || job_result(session, &inputs, budget))
             .await
             .map_err(|e| ExecError::Runtime(format!("the run panicked: {e}")))?
             .map_err(|e| ExecError::Runtime(e.to_string()))?;
