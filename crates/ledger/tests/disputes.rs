@@ -236,6 +236,16 @@ impl Run {
                     right: merkle_root(&leaves[mid..hi]),
                 })
             }
+            // A failed run shows its first failed leaf before stating a
+            // later one, as the node's `Party` does.
+            Stage::Leaf { node }
+                if !side.moved
+                    && self
+                        .failed
+                        .is_some_and(|f| f < node && !game.opened.iter().any(|o| o.node == f)) =>
+            {
+                self.failed.and_then(|f| self.open_missing(game, f))
+            }
             Stage::Leaf { node } if !side.moved => Some(Step::Leaf {
                 outputs: self
                     .outputs_of(node)

@@ -472,7 +472,9 @@ fn the_runtime_referee_prices_a_chunk_before_computing_it() {
 }
 
 /// `x` (16 floats) through Relu, then Gather at the int64 index `i`, then
-/// Relu: an index out of range makes operator 1 fail on the job's input.
+/// Relu (output `y`), and beside them Neg of `x` (output `c`): an index
+/// out of range makes operator 1 fail on the job's input, while operator
+/// 2 reads only the input.
 fn gather_model() -> Vec<u8> {
     use glassbox_runtime::proto::onnx::{
         GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
@@ -514,10 +516,11 @@ fn gather_model() -> Vec<u8> {
             node: vec![
                 node("Relu", &["x"], "a"),
                 node("Gather", &["a", "i"], "b"),
+                node("Neg", &["x"], "c"),
                 node("Relu", &["b"], "y"),
             ],
             input: vec![vi("x", DType::F32, &[16]), vi("i", DType::I64, &[1])],
-            output: vec![vi("y", DType::F32, &[1])],
+            output: vec![vi("y", DType::F32, &[1]), vi("c", DType::F32, &[16])],
             ..Default::default()
         }),
         ..Default::default()
@@ -587,4 +590,161 @@ fn a_run_that_fails_at_an_operator_is_a_result_the_referee_settles() {
     assert_eq!(v.target, Some(Target::Fails { node: 1 }), "{v:?}");
     assert_eq!(s.executor(&bad.public()).unwrap().stake, 0);
     assert_eq!(s.executor(&good.public()).unwrap().stake, 10_000_000_000);
+}
+
+/// Review finding on failure claims (issue #25): a liar copying the honest
+/// failure's trace with a later leaf revived, at an operator that reads
+/// only values from before the failure (here Neg of the input), reached
+/// the referee about that operator before the failing side had opened a
+/// failed leaf; the operator ran, and the honest failure lost its stake
+/// to made-up outputs. The failing side now shows its first failed leaf
+/// before it states a later one, so the game decides against the outputs.
+#[test]
+fn a_revived_leaf_reading_only_early_values_loses_to_the_failure() {
+    use glassbox_ledger::dispute::{LeafOutput, Stage, Step};
+    use glassbox_primitives::trace;
+    use glassbox_runtime::trace::merkle_root;
+    let c = gather_case(99);
+    let budget = c.state.params().max_referee_work_per_block;
+    let honest = Party::run_within(Arc::clone(&c.session), &c.inputs, budget).unwrap();
+    assert_eq!(honest.failed(), Some(1));
+    // The liar: the honest leaves with leaf 2 revived (the true Neg), and
+    // made-up outputs.
+    let x: Vec<f32> = (0..16).map(|k| k as f32 - 4.0).collect();
+    let neg = glassbox_runtime::Tensor::from_vec(vec![16], x.iter().map(|v| -v).collect()).unwrap();
+    let neg_out = LeafOutput {
+        hash: neg.hash(),
+        len: formats::canonical_len(&neg),
+    };
+    let mut leaves = honest.leaves().to_vec();
+    leaves[2] = trace::leaf(2, std::iter::once(neg.hash()));
+    let y = glassbox_runtime::Tensor::from_vec(vec![1], vec![7.0f32]).unwrap();
+    let outputs = vec![
+        formats::canonical_encode(&y),
+        formats::canonical_encode(&neg),
+    ];
+    let output_hash = glassbox_ledger::outputs_hash(&[y.hash(), neg.hash()]);
+
+    let mut data = MemoryData::default();
+    data.insert_session(Arc::clone(&c.session));
+    let s = &c.state;
+    let submit = sign(
+        s,
+        &key(1),
+        TxBody::SubmitJob {
+            model_id: s.models().next().unwrap().model_id,
+            inputs: c.inputs.clone(),
+            replicas: 2,
+            max_fee: u64::MAX >> 8,
+        },
+    );
+    let id = JobId::of_tx(submit.hash());
+    let s = apply(s, &[submit], &data, 1);
+    let mut s = apply(&s, &[], &data, 5);
+    let job = s.job(&id).unwrap();
+    let root = trace::root(
+        &job.model_id,
+        &job.input_hashes,
+        leaves.len() as u64,
+        &merkle_root(&leaves),
+    );
+    let keys: Vec<SecretKey> = job.slots.iter().map(|x| secret_of(&x.executor)).collect();
+    let (hk, lk) = (keys[0].clone(), keys[1].clone());
+    let claims = [
+        (honest.output_hash(), honest.trace_root(), honest.outputs()),
+        (output_hash, root, outputs),
+    ];
+    let salt = |i: usize| glassbox_primitives::Salt::from_bytes([i as u8; 32]);
+    let txs: Vec<SignedTx> = [&hk, &lk]
+        .iter()
+        .zip(&claims)
+        .enumerate()
+        .map(|(i, (k, cl))| {
+            let commitment = commitment(&id, &k.public(), &cl.0, &cl.1, &salt(i));
+            sign(
+                &s,
+                k,
+                TxBody::CommitResult {
+                    job_id: id,
+                    commitment,
+                },
+            )
+        })
+        .collect();
+    s = apply(&s, &txs, &data, 2);
+    let txs: Vec<SignedTx> = [&hk, &lk]
+        .iter()
+        .zip(&claims)
+        .enumerate()
+        .map(|(i, (k, cl))| {
+            sign(
+                &s,
+                k,
+                TxBody::RevealResult {
+                    job_id: id,
+                    output_hash: cl.0,
+                    trace_root: cl.1,
+                    salt: salt(i),
+                    outputs: cl.2.clone(),
+                },
+            )
+        })
+        .collect();
+    s = apply(&s, &txs, &data, 2);
+    assert_eq!(s.job(&id).unwrap().status, JobStatus::Disputed);
+    for _ in 0..100 {
+        if s.job(&id).unwrap().status != JobStatus::Disputed {
+            break;
+        }
+        let ext = s.job_ext(&id).unwrap();
+        let mut txs = Vec::new();
+        if let Some(step) = honest.next_step(&ext, &hk.public()) {
+            for t in honest.opened_tensors(&step) {
+                data.insert_tensor(t);
+            }
+            txs.push(sign(&s, &hk, TxBody::DisputeStep { job_id: id, step }));
+        }
+        // The liar moves after the honest side, in the same block.
+        let d = ext.dispute.as_ref().unwrap();
+        let g = d.game.as_ref().unwrap();
+        let mine = d.claim_of(&lk.public()).unwrap();
+        let side = if usize::from(g.a.claim) == mine {
+            &g.a
+        } else {
+            &g.b
+        };
+        let step = match g.stage {
+            Stage::Open if !side.moved => Some(Step::Open {
+                leaves: leaves.len() as u64,
+                leaves_root: merkle_root(&leaves),
+            }),
+            Stage::Bisect { lo, hi } if !side.moved => {
+                let k = glassbox_ledger::dispute::split(hi - lo);
+                let (lo, mid, hi) = (lo as usize, (lo + k) as usize, hi as usize);
+                Some(Step::Split {
+                    left: merkle_root(&leaves[lo..mid]),
+                    right: merkle_root(&leaves[mid..hi]),
+                })
+            }
+            Stage::Leaf { node } if !side.moved => {
+                assert_eq!(node, 2);
+                Some(Step::Leaf {
+                    outputs: vec![neg_out],
+                })
+            }
+            _ => None,
+        };
+        if let Some(step) = step {
+            txs.push(sign(&s, &lk, TxBody::DisputeStep { job_id: id, step }));
+        }
+        s = apply(&s, &txs, &data, 3);
+    }
+    let job = s.job(&id).unwrap();
+    assert_eq!(job.status, JobStatus::Final);
+    assert!(job.outputs.is_empty(), "the failure stands");
+    let v = &s.job_ext(&id).unwrap().dispute.unwrap().verdicts[0];
+    assert_eq!(v.target, Some(Target::Fails { node: 2 }), "{v:?}");
+    assert_eq!(v.reason, VerdictReason::FailedLeaf);
+    assert_eq!(s.executor(&hk.public()).unwrap().stake, 10_000_000_000);
+    assert_eq!(s.executor(&lk.public()).unwrap().stake, 0);
 }

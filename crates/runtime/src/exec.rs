@@ -500,16 +500,36 @@ impl Session {
     }
 
     /// What [`Session::run_node`] computes for the same arguments, by the
-    /// cost model: the node's whole [`Cost`], its operations weighted by
-    /// the operator's [`crate::ops::Op::time_weight`]. Nothing is computed
-    /// but output shapes. A dispute's referee prices running an operator
-    /// whole with this (docs/disputes.md, "Runs that fail").
+    /// cost model: the node's whole [`Cost`], as a plan counts it against
+    /// [`crate::Limits::max_total_flops`]. Nothing is computed but output
+    /// shapes.
     pub fn node_cost(&self, index: usize, inputs: &[Option<Arc<Tensor>>]) -> Result<Cost> {
+        Ok(self.node_cost_and_weight(index, inputs)?.0)
+    }
+
+    /// [`Session::node_cost`] with its operations weighted by the
+    /// operator's [`crate::ops::Op::time_weight`]: a dispute's referee
+    /// prices running an operator whole with this (docs/disputes.md,
+    /// "Runs that fail").
+    pub fn node_price(&self, index: usize, inputs: &[Option<Arc<Tensor>>]) -> Result<Cost> {
+        let (mut cost, weight) = self.node_cost_and_weight(index, inputs)?;
+        cost.flops = cost.flops.saturating_mul(weight);
+        Ok(cost)
+    }
+
+    fn node_cost_and_weight(
+        &self,
+        index: usize,
+        inputs: &[Option<Arc<Tensor>>],
+    ) -> Result<(Cost, u64)> {
         let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_deref).collect();
         let facts = known_facts(inputs);
         let (node, out_facts) = self.check_node(index, &refs, &facts)?;
         let fact_refs: Vec<Option<&Fact>> = facts.iter().map(Option::as_ref).collect();
-        Ok(weighted_cost(node, Args::new(&fact_refs), &out_facts))
+        Ok((
+            node.op.cost(Args::new(&fact_refs), &out_facts),
+            node.op.time_weight().max(1),
+        ))
     }
 
     /// Checks node `index`'s inputs as [`Session::run_node`] takes them and

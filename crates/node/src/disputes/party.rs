@@ -513,6 +513,13 @@ impl Party {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
+        // Below the operator in question, a failed run's first failed
+        // leaf decides against outputs (docs/disputes.md, "Runs that fail").
+        if let (Some(f), Some(i)) = (self.failed, node)
+            && (f as u64) < i
+        {
+            nodes.push(f);
+        }
         nodes.sort_unstable();
         nodes.dedup();
         nodes
@@ -572,6 +579,18 @@ impl Party {
                 });
             }
             Stage::Leaf { node } if !side.moved => {
+                // A failed run shows its first failed leaf before stating
+                // a later one, so the game can never reach the referee
+                // about a later operator without it (issue #25 review: an
+                // operator after the failure that reads only earlier
+                // values would run, and the failure lose).
+                if let Some(f) = self.failed.filter(|&f| (f as u64) < node)
+                    && !game.opened.iter().any(|o| o.node == f as u64)
+                {
+                    return Some(Step::Openings {
+                        items: vec![self.opening(f)?],
+                    });
+                }
                 let outs = self.values.get(usize::try_from(node).ok()?)?;
                 return Some(Step::Leaf {
                     outputs: outs

@@ -231,7 +231,7 @@ impl<D: RefereeData + ?Sized> Referee for RuntimeReferee<'_, D> {
         let (args, decode) = self.priced_operands(&s, index, inputs, opened, max_work)?;
         // An operator whose outputs cannot even be inferred from its
         // operands fails (as `run_node` would, checking the same first).
-        let Ok(cost) = s.node_cost(index, &args) else {
+        let Ok(cost) = s.node_price(index, &args) else {
             return Ok(WholeRun {
                 work: decode,
                 fails: true,
