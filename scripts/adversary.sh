@@ -2,9 +2,11 @@
 # The adversary campaign (issue #25; docs/disputes.md, "Threat model and
 # properties"): seeded adversarial jobs through real signed transactions,
 # admission and apply_block on the ledger with a synthetic model's referee.
-# Adversaries hold 1 to 4 of 5 executors, lie with a shared wrong trace,
-# pre-empt pending results with silent challenges, stay silent or flood
-# openings in games; honest parties always play. After every block the
+# Adversaries hold 1 to 4 of 5 executors, lie with a shared wrong trace
+# (wrong outputs, a failure claimed where the run works, or on the one
+# input in five where an operator fails, outputs or a revived failed
+# trace), pre-empt pending results with silent challenges, stay silent or
+# flood openings in games; honest parties always play. After every block the
 # supply must be conserved; at the end of each job P1 (an honest party
 # took part: the honest result is final) and P2 (no honest executor lost
 # stake, every honest challenger got its bond back). Prints one JSON line

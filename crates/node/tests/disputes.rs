@@ -598,9 +598,19 @@ fn a_run_that_fails_at_an_operator_is_a_result_the_referee_settles() {
 /// the referee about that operator before the failing side had opened a
 /// failed leaf; the operator ran, and the honest failure lost its stake
 /// to made-up outputs. The failing side now shows its first failed leaf
-/// before it states a later one, so the game decides against the outputs.
+/// before it states a later one, so the game decides against the outputs;
+/// and since a third review found that a colluding member of the failure
+/// claim could state that leaf for it first (the liar moving next, in the
+/// same block), the referee also waits for the leaf before the operator,
+/// which the honest member opens.
 #[test]
 fn a_revived_leaf_reading_only_early_values_loses_to_the_failure() {
+    for colluder in [false, true] {
+        revived_leaf_game(colluder);
+    }
+}
+
+fn revived_leaf_game(colluder: bool) {
     use glassbox_ledger::dispute::{LeafOutput, Stage, Step};
     use glassbox_primitives::trace;
     use glassbox_runtime::trace::merkle_root;
@@ -634,7 +644,7 @@ fn a_revived_leaf_reading_only_early_values_loses_to_the_failure() {
         TxBody::SubmitJob {
             model_id: s.models().next().unwrap().model_id,
             inputs: c.inputs.clone(),
-            replicas: 2,
+            replicas: if colluder { 3 } else { 2 },
             max_fee: u64::MAX >> 8,
         },
     );
@@ -650,12 +660,16 @@ fn a_revived_leaf_reading_only_early_values_loses_to_the_failure() {
     );
     let keys: Vec<SecretKey> = job.slots.iter().map(|x| secret_of(&x.executor)).collect();
     let (hk, lk) = (keys[0].clone(), keys[1].clone());
-    let claims = [
+    let mut claims = vec![
         (honest.output_hash(), honest.trace_root(), honest.outputs()),
         (output_hash, root, outputs),
     ];
+    if colluder {
+        // The third slot reveals the failure too, and plays for the liar.
+        claims.push(claims[0].clone());
+    }
     let salt = |i: usize| glassbox_primitives::Salt::from_bytes([i as u8; 32]);
-    let txs: Vec<SignedTx> = [&hk, &lk]
+    let txs: Vec<SignedTx> = keys
         .iter()
         .zip(&claims)
         .enumerate()
@@ -672,7 +686,7 @@ fn a_revived_leaf_reading_only_early_values_loses_to_the_failure() {
         })
         .collect();
     s = apply(&s, &txs, &data, 2);
-    let txs: Vec<SignedTx> = [&hk, &lk]
+    let txs: Vec<SignedTx> = keys
         .iter()
         .zip(&claims)
         .enumerate()
@@ -698,21 +712,38 @@ fn a_revived_leaf_reading_only_early_values_loses_to_the_failure() {
         }
         let ext = s.job_ext(&id).unwrap();
         let mut txs = Vec::new();
-        if let Some(step) = honest.next_step(&ext, &hk.public()) {
+        let d = ext.dispute.as_ref().unwrap();
+        let g = d.game.as_ref().unwrap();
+        let side_of = |k: &SecretKey| {
+            let mine = d.claim_of(&k.public()).unwrap();
+            if usize::from(g.a.claim) == mine {
+                &g.a
+            } else {
+                &g.b
+            }
+        };
+        // The colluder states the failure's leaf first, with no opening.
+        if colluder
+            && let Stage::Leaf { node } = g.stage
+            && !side_of(&keys[2]).moved
+        {
+            let step = Step::Leaf {
+                outputs: Vec::new(),
+            };
+            assert_eq!(node, 2);
+            txs.push(sign(&s, &keys[2], TxBody::DisputeStep { job_id: id, step }));
+        }
+        let honest_step = honest.next_step(&ext, &hk.public()).map(|step| {
             for t in honest.opened_tensors(&step) {
                 data.insert_tensor(t);
             }
-            txs.push(sign(&s, &hk, TxBody::DisputeStep { job_id: id, step }));
+            sign(&s, &hk, TxBody::DisputeStep { job_id: id, step })
+        });
+        // Without a colluder the honest side moves first; with one, last.
+        if !colluder {
+            txs.extend(honest_step.clone());
         }
-        // The liar moves after the honest side, in the same block.
-        let d = ext.dispute.as_ref().unwrap();
-        let g = d.game.as_ref().unwrap();
-        let mine = d.claim_of(&lk.public()).unwrap();
-        let side = if usize::from(g.a.claim) == mine {
-            &g.a
-        } else {
-            &g.b
-        };
+        let side = side_of(&lk);
         let step = match g.stage {
             Stage::Open if !side.moved => Some(Step::Open {
                 leaves: leaves.len() as u64,
@@ -736,6 +767,9 @@ fn a_revived_leaf_reading_only_early_values_loses_to_the_failure() {
         };
         if let Some(step) = step {
             txs.push(sign(&s, &lk, TxBody::DisputeStep { job_id: id, step }));
+        }
+        if colluder {
+            txs.extend(honest_step);
         }
         s = apply(&s, &txs, &data, 3);
     }

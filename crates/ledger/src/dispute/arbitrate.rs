@@ -1507,7 +1507,16 @@ fn check_operands(
         _ => Ok(Vec::new()),
     };
     let allowed = match allowed {
-        Ok(a) => a,
+        // The leaf before the one where the traces part is always taken:
+        // a `fails` question needs it (Runs that fail).
+        Ok(mut a) => {
+            if let Some(prev) = node.and_then(|n| n.checked_sub(1)) {
+                a.push(prev);
+                a.sort_unstable();
+                a.dedup();
+            }
+            a
+        }
         Err(RefereeError::Unavailable(what)) => {
             return Err(ExecutionError::RefereeUnavailable {
                 job_id: job.id,
@@ -1606,6 +1615,14 @@ fn adjudicate(
                 .any(|o| o.node < node && o.outputs.is_empty())
             {
                 return Ok(Some((!a_fails, !b_fails, VerdictReason::FailedLeaf, 0)));
+            }
+            // Leaf `node − 1` says which: failed, the run failed before
+            // (above); true, the failure is claimed at `node` itself. It
+            // must be opened first, by either side, so no order of moves
+            // (a member of the failing claim stating its leaf before the
+            // honest one opens anything) reaches the referee without it.
+            if node > 0 && !game.opened.iter().any(|o| o.node == node - 1) {
+                return Ok(None);
             }
             let run = referee.run_whole(&job.model_id, node, &job.inputs, &opened, max_work)?;
             Ok(Some(if run.fails {

@@ -514,11 +514,19 @@ impl Party {
             _ => Vec::new(),
         };
         // Below the operator in question, a failed run's first failed
-        // leaf decides against outputs (docs/disputes.md, "Runs that fail").
+        // leaf decides against outputs, and a `fails` question needs the
+        // leaf before its operator (docs/disputes.md, "Runs that fail").
         if let (Some(f), Some(i)) = (self.failed, node)
             && (f as u64) < i
         {
             nodes.push(f);
+        }
+        if let Stage::Referee {
+            target: Target::Fails { node },
+        } = stage
+            && let Some(prev) = node.checked_sub(1).and_then(|p| usize::try_from(p).ok())
+        {
+            nodes.push(prev);
         }
         nodes.sort_unstable();
         nodes.dedup();

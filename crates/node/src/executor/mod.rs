@@ -399,6 +399,12 @@ impl Executor {
                 Ok(p) => p,
                 Err(e) => {
                     warn!(job = %id, error = %e, "cannot run the disputed job");
+                    // An audit it cannot run (such as a failure the referee
+                    // could not check) is declined once, not retried every
+                    // block.
+                    if auditing {
+                        self.audited.insert(id, Audit::Declined);
+                    }
                     continue;
                 }
             };
