@@ -149,6 +149,10 @@ fn parse_args() -> Result<Opts> {
             o.verify_inline = true;
             continue;
         }
+        // `cargo bench` passes it, without a value, to every bench target.
+        if flag == "--bench" {
+            continue;
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value"))?;
@@ -171,8 +175,6 @@ fn parse_args() -> Result<Opts> {
             "--model" => o.model = PathBuf::from(&value),
             "--input" => o.input = PathBuf::from(&value),
             "--data-dir" => o.data_dir = PathBuf::from(&value),
-            // `cargo bench` passes it to every bench target.
-            "--bench" => {}
             _ => bail!("unknown option {flag} (see --help)"),
         }
     }
