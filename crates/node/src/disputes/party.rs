@@ -116,8 +116,7 @@ pub fn job_result(
     inputs: &[Vec<u8>],
     max_referee_work: u64,
 ) -> Result<JobResult, PartyError> {
-    let tensors = decode_inputs(&session, inputs)?;
-    match session.run(tensors.clone()) {
+    match session.run(decode_inputs(&session, inputs)?) {
         Ok(run) => {
             let hashes: Vec<TensorHash> = run.outputs.iter().map(|(_, t)| t.hash()).collect();
             Ok(JobResult {
@@ -131,7 +130,10 @@ pub fn job_result(
                 failed: None,
             })
         }
+        // Decoded again only on this rare path, so a working run (every
+        // job) copies no input.
         Err(e @ glassbox_runtime::Error::Node { .. }) => {
+            let tensors = decode_inputs(&session, inputs)?;
             let p = Party::run_failing(session, tensors, inputs, max_referee_work, e)?;
             Ok(JobResult {
                 outputs: Vec::new(),
