@@ -31,6 +31,7 @@ mod records;
 mod registry;
 mod serde_util;
 pub mod smt;
+mod snapshot;
 mod staking;
 mod state;
 pub mod switches;
@@ -58,6 +59,7 @@ pub use registry::{
     ModelRecord, decode_model_version, decode_name_owner, encode_model_version, encode_name_owner,
 };
 pub use smt::{Proof, ProofError, SmtError, Terminal};
+pub use snapshot::{SNAPSHOT_VERSION, SnapshotError};
 pub use staking::{Executor, Unbonding, validate_endpoint};
 
 /// Checks that `proof` shows state key `key` holding `value` (`Some`) or

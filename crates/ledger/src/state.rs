@@ -19,7 +19,7 @@ use crate::smt::{Proof, Smt, SmtError, key_path};
 use crate::staking::Executor;
 
 /// A model name's owner and published versions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NameEntry {
     pub(crate) owner: PublicKey,
     /// Version text → model id.
@@ -64,6 +64,33 @@ pub struct State {
     /// (docs/disputes.md, "Referee budget"); reset at each block start.
     pub(crate) referee_work_left: u64,
 }
+
+/// Two states are equal when they hold the same records (the same root)
+/// and the same derived indexes. The referee allowance left in the last
+/// block is not compared: every block starts by resetting it.
+impl PartialEq for State {
+    fn eq(&self, other: &State) -> bool {
+        self.smt.len() == other.smt.len()
+            && self.root() == other.root()
+            && self.chain == other.chain
+            && self.params == other.params
+            && self.head == other.head
+            && self.fee_pool == other.fee_pool
+            && self.executors == other.executors
+            && self.models == other.models
+            && self.names == other.names
+            && self.open_jobs == other.open_jobs
+            && self.queued == other.queued
+            && self.deadlines == other.deadlines
+            && self.escrowed == other.escrowed
+            && self.burned == other.burned
+            && self.live_exts == other.live_exts
+            && self.pending == other.pending
+            && self.audit_queue == other.audit_queue
+    }
+}
+
+impl Eq for State {}
 
 impl fmt::Debug for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -2278,6 +2278,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
         .collect();
     // A reveal the ledger refuses is a miss (as the node's would be).
     s = s.apply_block_with(ctx(&s), &reveals, &referee).unwrap().0;
+    assert_restores(&s);
     // The slot holders who committed a lie (P4 below).
     let mut liars: Vec<PublicKey> = players
         .iter()
@@ -2418,6 +2419,7 @@ fn campaign_job(rng: &mut Rng, adversaries: &[PublicKey]) -> JobReport {
             ..ctx(&s)
         };
         s = s.apply_block_with(c, &txs, &referee).unwrap().0;
+        assert_restores(&s);
         let spent = referee.take();
         if spent > s.params().max_referee_work_per_block {
             report

@@ -109,6 +109,7 @@ fn apply_with(state: &State, randomness: [u8; 32], txs: &[SignedTx]) -> State {
     for o in outcomes {
         assert!(o.result.is_ok(), "{:?}", o.result);
     }
+    assert_restores(&s);
     s
 }
 

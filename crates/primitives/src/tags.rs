@@ -51,6 +51,8 @@ pub const OUTPUTS: &[u8; 5] = b"GBOH1";
 pub const SELECTION: &[u8; 5] = b"GBSL1";
 /// The draw of an optimistic job's auditor.
 pub const AUDIT: &[u8; 5] = b"GBAU1";
+/// A state snapshot: every record of the authenticated map ("Snapshots").
+pub const SNAPSHOT: &[u8; 4] = b"GBSS";
 
 // ---- node (docs/consensus.md) ---------------------------------------------
 
@@ -58,6 +60,9 @@ pub const AUDIT: &[u8; 5] = b"GBAU1";
 pub const TXS_ROOT: &[u8; 5] = b"GBTR1";
 /// The randomness a block's seed yields for the ledger.
 pub const RANDOMNESS: &[u8; 5] = b"GBRN1";
+/// A node's snapshot blob: a finalized block and the state after it
+/// (docs/operations.md, "Snapshots").
+pub const NODE_SNAPSHOT: &[u8; 4] = b"GBNS";
 /// Commonware's namespace for consensus messages and signatures.
 pub const CONSENSUS_NAMESPACE: &[u8; 9] = b"_GLASSBOX";
 
@@ -80,8 +85,10 @@ pub const ALL: &[&[u8]] = &[
     OUTPUTS,
     SELECTION,
     AUDIT,
+    SNAPSHOT,
     TXS_ROOT,
     RANDOMNESS,
+    NODE_SNAPSHOT,
     CONSENSUS_NAMESPACE,
 ];
 

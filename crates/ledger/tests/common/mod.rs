@@ -82,11 +82,26 @@ pub(crate) fn ctx(state: &State) -> BlockContext {
     }
 }
 
-/// Applies `txs` as the next block; panics on a block error.
+/// Applies `txs` as the next block; panics on a block error. Every state
+/// it returns has been rebuilt from its snapshot and found equal.
 pub(crate) fn apply(state: &State, txs: &[SignedTx]) -> (State, Vec<TxOutcome>) {
-    state
+    let (next, outcomes) = state
         .apply_block(ctx(state), txs)
-        .unwrap_or_else(|e| panic!("block rejected: {e}"))
+        .unwrap_or_else(|e| panic!("block rejected: {e}"));
+    assert_restores(&next);
+    (next, outcomes)
+}
+
+/// Panics unless `state` rebuilt from its snapshot is `state` (every
+/// derived index included: docs/ledger.md, "Snapshots").
+pub(crate) fn assert_restores(state: &State) {
+    let restored = State::from_snapshot(&state.snapshot(), &state.root())
+        .unwrap_or_else(|e| panic!("snapshot at height {}: {e}", state.height()));
+    assert!(
+        restored == *state,
+        "snapshot at height {} restores another state:\n{restored:?}\n{state:?}",
+        state.height()
+    );
 }
 
 /// Applies one transaction as a block; returns the new state and its
