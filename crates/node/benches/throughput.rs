@@ -120,6 +120,7 @@ fn main() {
                 p2p_listen: genesis.validators[i].p2p_address,
                 partition_prefix: format!("validator-{i}"),
                 timing: Timing::default(),
+                snapshots: Default::default(),
             };
             let (started, _handles) = start_validator(
                 context.child("validator").with_attribute("index", i),

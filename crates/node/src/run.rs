@@ -28,6 +28,7 @@ use crate::chain::mempool::MempoolLimits;
 use crate::consensus::NAMESPACE;
 use crate::consensus::engine::{Config, Engine, Timing};
 use crate::consensus::genesis::{GenesisError, NodeGenesis, ValidatorKey};
+use crate::consensus::snapshots::SnapshotPolicy;
 
 /// Channel ids on the p2p network.
 pub mod channels {
@@ -88,6 +89,8 @@ pub struct ValidatorRun {
     pub partition_prefix: String,
     /// Consensus timing.
     pub timing: Timing,
+    /// When to snapshot the finalized state.
+    pub snapshots: SnapshotPolicy,
 }
 
 /// A started validator.
@@ -189,6 +192,7 @@ pub async fn start_validator(
             timing: run.timing.clone(),
             strategy: Sequential,
             chain: chain.clone(),
+            snapshots: run.snapshots.clone(),
         },
     )
     .await
@@ -230,10 +234,25 @@ pub struct NodeConfig {
     /// registered executors' endpoints.
     #[serde(default)]
     pub blob_peers: Vec<String>,
+    /// Finalized blocks between two state snapshots; 0 turns them off
+    /// (docs/operations.md, "Snapshots").
+    #[serde(default = "default_snapshot_every_blocks")]
+    pub snapshot_every_blocks: u64,
+    /// State snapshots kept.
+    #[serde(default = "default_snapshots_kept")]
+    pub snapshots_kept: usize,
 }
 
 fn default_threads() -> usize {
     2
+}
+
+fn default_snapshot_every_blocks() -> u64 {
+    SnapshotPolicy::default().every_blocks
+}
+
+fn default_snapshots_kept() -> usize {
+    SnapshotPolicy::default().keep
 }
 
 /// Most bytes of a genesis, key or config file.
@@ -474,6 +493,11 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
             p2p_listen: cfg.p2p_listen,
             partition_prefix: "validator".into(),
             timing: Timing::default(),
+            snapshots: SnapshotPolicy {
+                every_blocks: cfg.snapshot_every_blocks,
+                keep: cfg.snapshots_kept,
+                ..SnapshotPolicy::default()
+            },
         };
         let (started, handles) = start_validator(context.child("validator"), &genesis, run).await?;
         start_services(
@@ -697,6 +721,8 @@ pub fn prepare_dev(
                 worker_threads: default_threads(),
                 executor_key: Some(vdir.join(EXECUTOR_KEY_FILE)),
                 blob_peers: Vec::new(),
+                snapshot_every_blocks: default_snapshot_every_blocks(),
+                snapshots_kept: default_snapshots_kept(),
             };
             let text = toml::to_string(&cfg).map_err(|e| NodeError::File(e.to_string()))?;
             write_private(&vdir.join("node.toml"), &text)?;
@@ -765,6 +791,7 @@ pub fn run_dev(
                 p2p_listen: entry.p2p_address,
                 partition_prefix: format!("validator-{i}"),
                 timing: Timing::default(),
+                snapshots: SnapshotPolicy::default(),
             };
             let ctx = context.child("validator").with_attribute("index", i);
             let (started, hs) = start_validator(ctx.child("chain"), &genesis, run).await?;

@@ -21,7 +21,7 @@ use commonware_p2p::Manager;
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_parallel::Sequential;
 use commonware_runtime::{
-    Clock, Handle, Runner as _, Spawner, Storage as _, Supervisor as _, deterministic,
+    Blob as _, Clock, Handle, Runner as _, Spawner, Storage as _, Supervisor as _, deterministic,
 };
 use commonware_utils::ordered::Set;
 use commonware_utils::{NZUsize, Probability};
@@ -31,6 +31,7 @@ use glassbox_node::chain::mempool::MempoolLimits;
 use glassbox_node::consensus::block::Block;
 use glassbox_node::consensus::engine::{Config, Engine, Timing};
 use glassbox_node::consensus::genesis::genesis_block;
+use glassbox_node::consensus::snapshots::SnapshotPolicy;
 use glassbox_node::consensus::{Digest, EPOCH, NAMESPACE, PublicKey, Scheme};
 use glassbox_primitives::StateRoot;
 use glassbox_types::SecretKey;
@@ -99,6 +100,8 @@ struct Sim {
     observed: Arc<Mutex<Observed>>,
     /// Every validator's consensus timing.
     timing: Timing,
+    /// Every validator's snapshot policy (off unless a test turns it on).
+    snapshots: SnapshotPolicy,
 }
 
 impl Sim {
@@ -119,6 +122,10 @@ impl Sim {
                 fetch_timeout: Duration::from_secs(1),
                 view_retention: 20,
                 skip_timeout: Duration::from_secs(5),
+            },
+            snapshots: SnapshotPolicy {
+                every_blocks: 0,
+                ..SnapshotPolicy::default()
             },
         }
     }
@@ -164,6 +171,7 @@ impl Sim {
             timing: self.timing.clone(),
             strategy: Sequential,
             chain: chain.clone(),
+            snapshots: self.snapshots.clone(),
         };
         let handle = context
             .child("validator")
@@ -293,15 +301,18 @@ async fn network(context: &Ctx, keys: &[PublicKey]) -> Oracle<PublicKey, Ctx> {
 }
 
 /// A simulated network of [`VALIDATORS`] linked validators, all started;
-/// `view_retention` replaces the simulation's short default.
+/// `view_retention` replaces the simulation's short default, and each
+/// validator snapshots its state every `snapshot_every_blocks` (0: never).
 async fn launch(
     context: &mut Ctx,
     view_retention: Option<u64>,
+    snapshot_every_blocks: u64,
 ) -> (Sim, Oracle<PublicKey, Ctx>, Vec<PublicKey>) {
     let mut sim = Sim::new(context);
     if let Some(views) = view_retention {
         sim.timing.view_retention = views;
     }
+    sim.snapshots.every_blocks = snapshot_every_blocks;
     let keys = sim.fixture.participants.clone();
     let mut oracle = network(context, &keys).await;
     link_all(&mut oracle, &keys, None).await;
@@ -427,7 +438,7 @@ fn runner_for(seed: u64, limit: Duration) -> deterministic::Runner {
 /// All four honest; transfers finalize everywhere with equal roots.
 fn honest_run(seed: u64) -> (String, Seen, StateRoot) {
     runner(seed).start(|mut context| async move {
-        let (sim, _oracle, _keys) = launch(&mut context, None).await;
+        let (sim, _oracle, _keys) = launch(&mut context, None, 5).await;
         let txs = transfers(&sim.state, 5);
         submit(&sim, &txs, None);
         let all: Vec<usize> = (0..VALIDATORS).collect();
@@ -460,7 +471,7 @@ fn four_honest_validators_agree_and_replay_identically() {
 #[test]
 fn a_crashed_validator_restarts_from_storage_and_catches_up() {
     runner(11).start(|mut context| async move {
-        let (mut sim, mut oracle, _keys) = launch(&mut context, None).await;
+        let (mut sim, mut oracle, _keys) = launch(&mut context, None, 0).await;
         let first = transfers(&sim.state, 3);
         submit(&sim, &first, None);
         sim.run_until(&context, "height 5 everywhere", |s| {
@@ -506,9 +517,104 @@ fn a_crashed_validator_restarts_from_storage_and_catches_up() {
 }
 
 #[test]
+fn a_restarted_validator_starts_from_its_newest_snapshot_and_replays_only_the_tail() {
+    runner(12).start(|mut context| async move {
+        let every = 10;
+        let (mut sim, mut oracle, _keys) = launch(&mut context, None, every).await;
+        let first = transfers(&sim.state, 3);
+        submit(&sim, &first, None);
+        sim.run_until(&context, "height 35 everywhere", |s| {
+            (0..VALIDATORS).all(|i| s.height(i) >= 35)
+        })
+        .await;
+        // Let the background snapshot writes land, then crash.
+        context.sleep(Duration::from_millis(200)).await;
+        let crashed_at = sim.height(3);
+        sim.crash(3);
+        let partition = "validator_3-snapshots";
+        let mut stored: Vec<u64> = context
+            .scan(partition)
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| u64::from_be_bytes(n.as_slice().try_into().unwrap()))
+            .collect();
+        stored.sort_unstable();
+        // The two newest are kept; older ones were removed.
+        assert_eq!(stored.len(), 2, "snapshots kept: {stored:?}");
+        let newest = stored[1];
+        assert_eq!(newest % every, 0);
+        assert!(newest + 2 * every > crashed_at, "{newest} vs {crashed_at}");
+        let others = [0, 1, 2];
+        sim.run_until(&context, "progress without validator 3", |s| {
+            others.iter().all(|&i| s.height(i) >= crashed_at + 10)
+        })
+        .await;
+        sim.start(&context, &mut oracle, 3, 1).await;
+        let target = sim.height(0);
+        sim.run_until(&context, "validator 3 to catch up", |s| {
+            s.chain(3).is_ready() && s.height(3) >= target
+        })
+        .await;
+        assert_eq!(sim.chain(3).restored_from(), Some(newest));
+        // The blocks before the snapshot that the API keeps are back.
+        assert!(sim.chain(3).finalized_block(newest - 1).is_some());
+        let blocks = assert_safe(&sim);
+        let h = sim.height(3);
+        assert_eq!(
+            blocks.get(&h).map(|b| b.1),
+            Some(sim.chain(3).finalized().state.root()),
+            "restarted validator's state root differs at height {h}"
+        );
+        check_randomness(&sim, &[0, 1, 2, 3], h);
+
+        // A torn newest snapshot: the node falls back to the older one.
+        let crashed_at = sim.height(3);
+        sim.crash(3);
+        let mut stored: Vec<u64> = context
+            .scan(partition)
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| u64::from_be_bytes(n.as_slice().try_into().unwrap()))
+            .collect();
+        stored.sort_unstable();
+        let (older, newest) = (stored[0], stored[1]);
+        let (blob, len) = context
+            .open(partition, &newest.to_be_bytes())
+            .await
+            .unwrap();
+        blob.resize(len / 2).await.unwrap();
+        blob.sync().await.unwrap();
+        drop(blob);
+        sim.run_until(&context, "progress without validator 3", |s| {
+            others.iter().all(|&i| s.height(i) >= crashed_at + 5)
+        })
+        .await;
+        sim.start(&context, &mut oracle, 3, 2).await;
+        let target = sim.height(0);
+        sim.run_until(&context, "validator 3 to catch up again", |s| {
+            s.chain(3).is_ready() && s.height(3) >= target
+        })
+        .await;
+        assert_eq!(sim.chain(3).restored_from(), Some(older));
+        let more: Vec<SignedTx> = transfers(&sim.chain(0).finalized().state, 4)
+            .into_iter()
+            .skip(3 * USERS)
+            .collect();
+        submit(&sim, &more, None);
+        sim.run_until(&context, "later transfers", |s| {
+            all_finalized(s, &more, &[0, 1, 2, 3])
+        })
+        .await;
+        assert_safe(&sim);
+    });
+}
+
+#[test]
 fn a_partitioned_validator_rejoins_after_the_partition_heals() {
     runner(23).start(|mut context| async move {
-        let (sim, mut oracle, keys) = launch(&mut context, None).await;
+        let (sim, mut oracle, keys) = launch(&mut context, None, 0).await;
         sim.run_until(&context, "height 3", |s| {
             (0..VALIDATORS).all(|i| s.height(i) >= 3)
         })
@@ -660,7 +766,7 @@ fn long_run(seed: u64, views: u64) -> u64 {
     let limit = Duration::from_millis(views.saturating_mul(200)) + Duration::from_secs(600);
     runner_for(seed, limit).start(|mut context| async move {
         let retention = Timing::default().view_retention;
-        let (mut sim, mut oracle, keys) = launch(&mut context, Some(retention)).await;
+        let (mut sim, mut oracle, keys) = launch(&mut context, Some(retention), 100).await;
         let mut load = Load::new();
         let phases = 12u64;
         let mut incarnation = 1;
@@ -747,7 +853,7 @@ fn consensus_runs_through_many_views_under_load_and_faults_without_a_journal_pan
 #[test]
 fn a_restarted_validator_completes_a_quorum_at_once_under_load() {
     runner(47).start(|mut context| async move {
-        let (mut sim, mut oracle, keys) = launch(&mut context, None).await;
+        let (mut sim, mut oracle, keys) = launch(&mut context, None, 0).await;
         let mut load = Load::new();
         sim.run_until(&context, "views under load", |s| {
             load.tick(s);
@@ -791,7 +897,7 @@ fn a_restarted_validator_completes_a_quorum_at_once_under_load() {
 #[should_panic(expected = "unable to prune journal")]
 fn a_journal_section_removed_under_a_running_validator_panics_at_its_next_prune() {
     runner(43).start(|mut context| async move {
-        let (sim, _oracle, _keys) = launch(&mut context, None).await;
+        let (sim, _oracle, _keys) = launch(&mut context, None, 0).await;
         let retention = sim.timing.view_retention;
         sim.run_until(&context, "views past the retention", |s| {
             (0..VALIDATORS).all(|i| s.view(i) >= 2 * retention)

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use glassbox_ledger::{JobId, SignedTx, TxBody, TxOutcome};
+use glassbox_ledger::{JobId, SignedTx, State, TxBody, TxOutcome};
 
 /// Most jobs whose transactions are kept.
 pub const MAX_INDEXED_JOBS: usize = 100_000;
@@ -31,9 +31,12 @@ impl JobIndex {
     /// Indexes one finalized transaction and its outcome (failed ones are
     /// skipped: they changed no job).
     pub fn record(&mut self, tx: &SignedTx, outcome: &TxOutcome) {
-        if outcome.result.is_err() {
-            return;
+        if outcome.result.is_ok() {
+            self.insert(tx);
         }
+    }
+
+    fn insert(&mut self, tx: &SignedTx) {
         let (id, kind) = match tx.body() {
             TxBody::SubmitJob { .. } => (JobId::of_tx(tx.hash()), 0),
             TxBody::CommitResult { job_id, .. } => (*job_id, 1),
@@ -67,6 +70,33 @@ impl JobIndex {
         };
         if list.len() < 64 {
             list.push(tx.clone());
+        }
+    }
+
+    /// Indexes a transaction of a block finalized at or before `state`
+    /// whose outcome is not known (blocks re-read after a restart from a
+    /// snapshot): kept only if `state` shows it took effect, i.e. the
+    /// job exists (a request), or a slot of its sender holds its
+    /// commitment or its reveal's salt, which is what a receipt matches.
+    pub fn record_applied(&mut self, tx: &SignedTx, state: &State) {
+        let applied = match tx.body() {
+            TxBody::SubmitJob { .. } => state.job(&JobId::of_tx(tx.hash())).is_some(),
+            TxBody::CommitResult {
+                job_id, commitment, ..
+            } => state.job(job_id).is_some_and(|j| {
+                j.slots
+                    .iter()
+                    .any(|s| &s.executor == tx.sender() && s.commitment == Some(*commitment))
+            }),
+            TxBody::RevealResult { job_id, salt, .. } => state.job(job_id).is_some_and(|j| {
+                j.slots.iter().any(|s| {
+                    &s.executor == tx.sender() && s.reveal.is_some_and(|r| &r.salt == salt)
+                })
+            }),
+            _ => false,
+        };
+        if applied {
+            self.insert(tx);
         }
     }
 

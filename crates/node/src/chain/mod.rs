@@ -4,8 +4,10 @@
 //! finalizer task and the HTTP API.
 //!
 //! Every state here is derived from finalized blocks by the pure ledger;
-//! nothing is persisted by this module. On restart the finalizer replays
-//! the finalized blocks that marshal archived (docs/consensus.md).
+//! nothing is persisted by this module. On restart the finalizer starts
+//! from the newest state snapshot ([`Chain::restore`]) and replays the
+//! finalized blocks after it that marshal archived (docs/consensus.md,
+//! docs/operations.md "Snapshots").
 
 //!
 //! Its parts: the mempool (`mempool`), transaction gossip between
@@ -17,7 +19,7 @@ pub mod jobindex;
 pub mod mempool;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use commonware_consensus::Heightable;
@@ -210,6 +212,8 @@ pub struct Chain {
     pool: Mutex<Pool>,
     gossip: AtomicBool,
     ready: AtomicBool,
+    /// The height of the snapshot this node started from (0: genesis).
+    restored_from: AtomicU64,
     /// The finalized height, for tasks that react to finalization.
     height_tx: tokio::sync::watch::Sender<u64>,
     /// Models and tensors the referee of disputes needs, set once when
@@ -285,6 +289,7 @@ impl Chain {
             }),
             gossip: AtomicBool::new(false),
             ready: AtomicBool::new(false),
+            restored_from: AtomicU64::new(0),
             height_tx: tokio::sync::watch::Sender::new(0),
             offchain: OnceLock::new(),
             no_offchain: Arc::new(OffChain::new(
@@ -445,6 +450,50 @@ impl Chain {
         lock(&self.pool).mempool.prune(&senders, &state);
         self.height_tx.send_replace(height);
         Ok(())
+    }
+
+    /// Starts this chain from a snapshot: `block` was finalized and
+    /// `state` is the state after it (its root checked against the
+    /// header). Only before the finalizer has applied anything; returns
+    /// whether it was taken.
+    pub fn restore(&self, block: Block, state: State) -> bool {
+        let height = block.height().get();
+        {
+            let mut inner = lock(&self.finality);
+            if inner.finalized.block.height().get() != 0 || height == 0 {
+                return false;
+            }
+            inner.pending.clear();
+            inner.finalized = Finalized {
+                block: Arc::new(block),
+                state,
+            };
+        }
+        self.restored_from.store(height, Ordering::Release);
+        self.height_tx.send_replace(height);
+        true
+    }
+
+    /// The height of the state snapshot this node started from, if it
+    /// did not start from genesis.
+    pub fn restored_from(&self) -> Option<u64> {
+        Some(self.restored_from.load(Ordering::Acquire)).filter(|&h| h > 0)
+    }
+
+    /// Indexes finalized `block`, at or below the restored tip, for the
+    /// API and receipts: kept among the recent blocks, and its job
+    /// transactions that the finalized state shows took effect
+    /// ([`JobIndex::record_applied`]). Blocks are given oldest first.
+    pub fn reindex(&self, block: &Block) {
+        let mut inner = lock(&self.finality);
+        if block.height().get() > inner.finalized.block.height().get() {
+            return;
+        }
+        inner.push_recent(block);
+        let state = inner.finalized.state.clone();
+        for tx in block.txs() {
+            inner.jobs.record_applied(tx, &state);
+        }
     }
 
     /// Records `finalization` when it certifies the finalized tip (the

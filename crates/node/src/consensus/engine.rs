@@ -37,9 +37,10 @@ use futures::future::try_join_all;
 use rand::CryptoRng;
 use tracing::{debug, error, info, warn};
 
-use crate::chain::{Chain, ChainError};
+use crate::chain::{Chain, ChainError, MAX_RECENT_BLOCKS};
 use crate::consensus::application::{Application, SeedCache};
 use crate::consensus::block::Block;
+use crate::consensus::snapshots::{SnapshotPolicy, Snapshots};
 use crate::consensus::{Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
 
 const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);
@@ -128,6 +129,8 @@ where
     pub strategy: S,
     /// The node's ledger view.
     pub chain: Arc<Chain>,
+    /// When to snapshot the finalized state.
+    pub snapshots: SnapshotPolicy,
 }
 
 type Marshaled<E> = Deferred<E, Scheme, Application, Block, FixedEpocher>;
@@ -169,6 +172,7 @@ where
     provider: P,
     mailbox_size: NonZero<usize>,
     processed: Option<Processed>,
+    snapshots: Snapshots,
     app: Application,
     finalized_rx: mpsc::UnboundedReceiver<marshal::Update<Block>>,
     buffer: buffered::Engine<E, PublicKey, Block, P, S>,
@@ -345,6 +349,7 @@ where
             provider: cfg.provider,
             mailbox_size: cfg.mailbox_size,
             processed: floor.processed(),
+            snapshots: Snapshots::new(&cfg.partition_prefix, cfg.snapshots),
             app,
             finalized_rx,
             buffer,
@@ -427,8 +432,15 @@ where
             let marshal = self.marshal_mailbox.clone();
             let processed = self.processed.map_or(0, |p| p.height().get());
             let rx = self.finalized_rx;
-            move |_| async move {
-                if let Err(e) = finalizer(chain, marshal, processed, rx).await {
+            let snapshots = self.snapshots;
+            move |context| async move {
+                let finalizer = Finalizer {
+                    context,
+                    chain,
+                    marshal,
+                    snapshots,
+                };
+                if let Err(e) = finalizer.run(processed, rx).await {
                     // A finalized block the ledger rejects (this replica's
                     // ledger disagrees with a quorum) or a hole in the
                     // archive: stop rather than serve a diverged state.
@@ -482,61 +494,123 @@ async fn finalize_block(chain: &Chain, block: &Block) -> Result<(), ChainError> 
     }
 }
 
-/// Replays the finalized blocks archived before a restart, then applies
-/// each newly finalized block and acknowledges it to marshal.
-async fn finalizer(
+/// Applies finalized blocks to the chain, in order, and snapshots the
+/// state now and then.
+struct Finalizer<E> {
+    context: E,
     chain: Arc<Chain>,
     marshal: MarshalInbox,
-    processed: u64,
-    mut rx: mpsc::UnboundedReceiver<marshal::Update<Block>>,
-) -> Result<(), ChainError> {
-    let from = chain.finalized_height() + 1;
-    for h in from..=processed {
-        let Some(block) = marshal.get_block(Height::new(h)).await else {
-            return Err(ChainError::MissingArchived { height: h });
-        };
-        finalize_block(&chain, block.inner()).await?;
-    }
-    if processed >= from
-        && let Some(f) = marshal.get_finalization(Height::new(processed)).await
-    {
-        chain.certify(f);
-    }
-    if processed >= from {
-        info!(height = processed, "replayed finalized blocks");
-    }
-    chain.set_ready();
-    while let Some(update) = rx.next().await {
-        let marshal::Update::Block(block, ack) = update else {
-            continue;
-        };
-        let height = block.height().get();
-        // Marshal delivers at least once: a block at or below the
-        // finalized height was applied before (or replayed above). It
-        // must be the same block.
-        if height <= chain.finalized_height() {
-            match chain.finalized_block(height) {
-                Some(ours) if ours.digest() != block.digest() => {
-                    return Err(ChainError::Conflicting { height });
-                }
-                Some(_) => {}
-                None => debug!(height, "redelivered block is no longer in memory"),
-            }
-            ack.acknowledge();
-            continue;
+    snapshots: Snapshots,
+}
+
+impl<E: Storage + Spawner> Finalizer<E> {
+    /// Starts from the newest usable state snapshot, replays the finalized
+    /// blocks archived after it before a restart, then applies each newly
+    /// finalized block and acknowledges it to marshal.
+    async fn run(
+        self,
+        processed: u64,
+        mut rx: mpsc::UnboundedReceiver<marshal::Update<Block>>,
+    ) -> Result<(), ChainError> {
+        let chain = &self.chain;
+        let marshal = &self.marshal;
+        self.restore().await;
+        let from = chain.finalized_height() + 1;
+        for h in from..=processed {
+            let Some(block) = marshal.get_block(Height::new(h)).await else {
+                return Err(ChainError::MissingArchived { height: h });
+            };
+            self.apply(block.inner()).await?;
         }
-        finalize_block(&chain, block.inner()).await?;
-        // The certificate receipts carry (absent for a block finalized
-        // only through a descendant's certificate).
-        if let Some(f) = marshal.get_finalization(block.height()).await {
+        if processed >= from
+            && let Some(f) = marshal.get_finalization(Height::new(processed)).await
+        {
             chain.certify(f);
         }
-        if block.inner().txs().is_empty() {
-            debug!(height, "finalized an empty block");
-        } else {
-            info!(height, txs = block.inner().txs().len(), "finalized");
+        if processed >= from {
+            info!(from, height = processed, "replayed finalized blocks");
         }
-        ack.acknowledge();
+        chain.set_ready();
+        while let Some(update) = rx.next().await {
+            let marshal::Update::Block(block, ack) = update else {
+                continue;
+            };
+            let height = block.height().get();
+            // Marshal delivers at least once: a block at or below the
+            // finalized height was applied before (or replayed above, or
+            // is in the snapshot the node started from). It must be the
+            // same block.
+            if height <= chain.finalized_height() {
+                match chain.finalized_block(height) {
+                    Some(ours) if ours.digest() != block.digest() => {
+                        return Err(ChainError::Conflicting { height });
+                    }
+                    Some(_) => {}
+                    None => debug!(height, "redelivered block is no longer in memory"),
+                }
+                ack.acknowledge();
+                continue;
+            }
+            self.apply(block.inner()).await?;
+            // The certificate receipts carry (absent for a block finalized
+            // only through a descendant's certificate).
+            if let Some(f) = marshal.get_finalization(block.height()).await {
+                chain.certify(f);
+            }
+            if block.inner().txs().is_empty() {
+                debug!(height, "finalized an empty block");
+            } else {
+                info!(height, txs = block.inner().txs().len(), "finalized");
+            }
+            ack.acknowledge();
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Applies finalized `block` and writes a snapshot when one is due.
+    async fn apply(&self, block: &Block) -> Result<(), ChainError> {
+        finalize_block(&self.chain, block).await?;
+        let height = block.height().get();
+        if self.snapshots.due(height) {
+            let tip = self.chain.finalized();
+            if tip.block.height().get() == height {
+                self.snapshots
+                    .spawn_write(&self.context, tip.block, tip.state);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the chain from the newest snapshot whose block marshal
+    /// archived at its height, and re-reads the blocks before it that the
+    /// API and receipts keep ([`MAX_RECENT_BLOCKS`]).
+    async fn restore(&self) {
+        if self.chain.finalized_height() != 0 {
+            return;
+        }
+        let marshal = &self.marshal;
+        let archived = |h: u64| async move {
+            marshal
+                .get_block(Height::new(h))
+                .await
+                .map(|b| b.inner().clone())
+        };
+        let Some((block, state)) = self.snapshots.newest(&self.context, archived).await else {
+            return;
+        };
+        let height = block.height().get();
+        if !self.chain.restore(block, state) {
+            return;
+        }
+        let first = height.saturating_sub(MAX_RECENT_BLOCKS as u64 - 1).max(1);
+        for h in first..=height {
+            if let Some(b) = marshal.get_block(Height::new(h)).await {
+                self.chain.reindex(b.inner());
+            }
+        }
+        if let Some(f) = marshal.get_finalization(Height::new(height)).await {
+            self.chain.certify(f);
+        }
+        info!(height, "started from a state snapshot");
+    }
 }

@@ -6,12 +6,14 @@
 //!
 //! Here too: the engine wiring (`engine`), the application that builds
 //! and verifies blocks on the ledger (`application`), the block format
-//! (`block`) and the genesis file (`genesis`).
+//! (`block`), the genesis file (`genesis`) and state snapshots
+//! (`snapshots`).
 
 pub mod application;
 pub mod block;
 pub mod engine;
 pub mod genesis;
+pub mod snapshots;
 
 use commonware_consensus::simplex::scheme::bls12381_threshold::vrf;
 use commonware_consensus::simplex::types::{
