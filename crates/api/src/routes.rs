@@ -25,6 +25,8 @@ pub const MODELS: &str = "/v1/models";
 pub const GENESIS: &str = "/v1/genesis";
 /// The concentration report.
 pub const CONCENTRATION: &str = "/v1/concentration";
+/// The node's newest state snapshot blob (state sync).
+pub const SNAPSHOT: &str = "/v1/snapshot";
 
 /// A transaction's status.
 pub fn tx(hash: &TxHash) -> String {

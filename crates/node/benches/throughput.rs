@@ -121,6 +121,7 @@ fn main() {
                 partition_prefix: format!("validator-{i}"),
                 timing: Timing::default(),
                 snapshots: Default::default(),
+                sync_peers: Vec::new(),
             };
             let (started, _handles) = start_validator(
                 context.child("validator").with_attribute("index", i),

@@ -28,7 +28,8 @@ use crate::chain::mempool::MempoolLimits;
 use crate::consensus::NAMESPACE;
 use crate::consensus::engine::{Config, Engine, Timing};
 use crate::consensus::genesis::{GenesisError, NodeGenesis, ValidatorKey};
-use crate::consensus::snapshots::SnapshotPolicy;
+use crate::consensus::snapshots::{SnapshotPolicy, SnapshotReader, SnapshotSource, Snapshots};
+use crate::consensus::sync::HttpSnapshots;
 
 /// Channel ids on the p2p network.
 pub mod channels {
@@ -91,6 +92,9 @@ pub struct ValidatorRun {
     pub timing: Timing,
     /// When to snapshot the finalized state.
     pub snapshots: SnapshotPolicy,
+    /// Peers' APIs (base URLs) to state-sync from when this validator is
+    /// far behind them; none: it replays every block instead.
+    pub sync_peers: Vec<String>,
 }
 
 /// A started validator.
@@ -100,6 +104,8 @@ pub struct Started {
     pub chain: Arc<Chain>,
     /// Its p2p identity, hex.
     pub public_key: String,
+    /// Reads its newest state snapshot (served to peers that sync).
+    pub snapshots: SnapshotReader,
 }
 
 /// Starts one validator's p2p network and engine on `context`; returns
@@ -193,6 +199,12 @@ pub async fn start_validator(
             strategy: Sequential,
             chain: chain.clone(),
             snapshots: run.snapshots.clone(),
+            sync: (!run.sync_peers.is_empty()).then(|| {
+                Arc::new(HttpSnapshots::new(
+                    run.sync_peers.clone(),
+                    run.snapshots.max_bytes,
+                )) as Arc<dyn SnapshotSource>
+            }),
         },
     )
     .await
@@ -203,6 +215,10 @@ pub async fn start_validator(
         Started {
             chain,
             public_key: me_hex,
+            snapshots: SnapshotReader::new(
+                context.child("snapshot_reader"),
+                Snapshots::new(&run.partition_prefix, run.snapshots),
+            ),
         },
         vec![p2p, engine, gossip_out, gossip_in],
     ))
@@ -241,6 +257,11 @@ pub struct NodeConfig {
     /// State snapshots kept.
     #[serde(default = "default_snapshots_kept")]
     pub snapshots_kept: usize,
+    /// Start from a peer's snapshot (every other genesis validator's API)
+    /// when this node is far behind, instead of replaying every block
+    /// (docs/operations.md, "State sync").
+    #[serde(default = "default_state_sync")]
+    pub state_sync: bool,
 }
 
 fn default_threads() -> usize {
@@ -253,6 +274,10 @@ fn default_snapshot_every_blocks() -> u64 {
 
 fn default_snapshots_kept() -> usize {
     SnapshotPolicy::default().keep
+}
+
+fn default_state_sync() -> bool {
+    true
 }
 
 /// Most bytes of a genesis, key or config file.
@@ -395,9 +420,11 @@ async fn serve_api(
     chain: Arc<Chain>,
     blobs: crate::api::Blobs,
     genesis: Arc<NodeGenesis>,
+    snapshots: Option<SnapshotReader>,
 ) -> Result<(), NodeError> {
     let mut api = crate::api::Api::new(chain);
     api.limits = api_limits(&genesis.ledger.params);
+    api.snapshots = snapshots;
     let api = api.with_genesis(genesis);
     crate::api::serve_with_blobs(listener, api, Some(blobs))
         .await
@@ -411,6 +438,8 @@ struct Services {
     genesis: Arc<NodeGenesis>,
     executor_key: Option<glassbox_types::SecretKey>,
     blob_peers: Vec<String>,
+    /// The validator's snapshots, served to peers.
+    snapshots: Option<SnapshotReader>,
 }
 
 /// Starts the API (when `http` is set) and the executor (when a key is
@@ -449,8 +478,9 @@ async fn start_services<E: Spawner + Metrics>(
         let chain = chain.clone();
         let blobs = blobs.clone();
         let genesis = s.genesis.clone();
+        let snapshots = s.snapshots.clone();
         context.child("api").spawn(move |_| async move {
-            if let Err(e) = serve_api(listener, chain, blobs, genesis).await {
+            if let Err(e) = serve_api(listener, chain, blobs, genesis, snapshots).await {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
         });
@@ -487,6 +517,17 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         .map(read_executor_key)
         .transpose()?;
     let storage = cfg.data_dir.join("storage");
+    // State sync from every other validator's API the genesis lists.
+    let sync_peers = if cfg.state_sync {
+        genesis
+            .validators
+            .iter()
+            .filter(|v| v.p2p_address != cfg.p2p_listen)
+            .filter_map(|v| v.http_address.map(|a| format!("http://{a}")))
+            .collect()
+    } else {
+        Vec::new()
+    };
     runner(&storage, cfg.worker_threads).start(|context| async move {
         let run = ValidatorRun {
             key,
@@ -498,6 +539,7 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
                 keep: cfg.snapshots_kept,
                 ..SnapshotPolicy::default()
             },
+            sync_peers,
         };
         let (started, handles) = start_validator(context.child("validator"), &genesis, run).await?;
         start_services(
@@ -509,6 +551,7 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
                 genesis: Arc::new(genesis),
                 executor_key,
                 blob_peers: cfg.blob_peers.clone(),
+                snapshots: Some(started.snapshots.clone()),
             },
         )
         .await?;
@@ -723,6 +766,7 @@ pub fn prepare_dev(
                 blob_peers: Vec::new(),
                 snapshot_every_blocks: default_snapshot_every_blocks(),
                 snapshots_kept: default_snapshots_kept(),
+                state_sync: default_state_sync(),
             };
             let text = toml::to_string(&cfg).map_err(|e| NodeError::File(e.to_string()))?;
             write_private(&vdir.join("node.toml"), &text)?;
@@ -792,6 +836,8 @@ pub fn run_dev(
                 partition_prefix: format!("validator-{i}"),
                 timing: Timing::default(),
                 snapshots: SnapshotPolicy::default(),
+                // One process: its validators start and stop together.
+                sync_peers: Vec::new(),
             };
             let ctx = context.child("validator").with_attribute("index", i);
             let (started, hs) = start_validator(ctx.child("chain"), &genesis, run).await?;
@@ -812,6 +858,7 @@ pub fn run_dev(
                     genesis: shared.clone(),
                     executor_key,
                     blob_peers: Vec::new(),
+                    snapshots: Some(started.snapshots.clone()),
                 },
             )
             .await?;

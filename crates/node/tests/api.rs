@@ -957,3 +957,40 @@ async fn typed_client_errors_name_the_url() {
     let e = client(&other).status().await.expect_err("not the API");
     assert!(e.to_string().contains("does not decode"), "{e}");
 }
+
+#[tokio::test]
+async fn the_newest_snapshot_is_served_as_bytes_with_its_height() {
+    use glassbox_node::api::{Api, router};
+    use glassbox_node::consensus::snapshots::SnapshotReader;
+    use std::sync::Arc;
+    // No snapshots: 404.
+    let n = node();
+    let (s, v) = get(&n.app, "/v1/snapshot").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&v), "no_snapshot");
+    // A reader with none yet: 404 too.
+    let mut api = Api::new(n.chain.clone());
+    api.snapshots = Some(SnapshotReader(Arc::new(|| Box::pin(async { None }))));
+    let (s, v) = get(&router(api), "/v1/snapshot").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&v), "no_snapshot");
+    // The blob, as is.
+    let mut api = Api::new(n.chain.clone());
+    api.snapshots = Some(SnapshotReader(Arc::new(|| {
+        Box::pin(async { Some((7000, b"GBNS blob".to_vec())) })
+    })));
+    let res = router(api)
+        .oneshot(Request::get("/v1/snapshot").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/octet-stream"
+    );
+    assert_eq!(res.headers()["x-glassbox-snapshot-height"], "7000");
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"GBNS blob");
+}

@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tensors/{hash}"),
     ("put", "/v1/tensors/{hash}"),
     ("get", "/v1/genesis"),
+    ("get", "/v1/snapshot"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/blobs/{model_id}"),
     ("put", "/v1/blobs/{model_id}"),
@@ -195,6 +196,22 @@ async fn samples() -> Vec<Sample> {
             "get",
             "/v1/genesis",
             "/v1/genesis",
+            Vec::new(),
+        )
+        .await,
+    );
+    // Snapshots: none yet (404), and a blob (bytes, not JSON).
+    out.push(call(app, "get", "/v1/snapshot", "/v1/snapshot", Vec::new()).await);
+    let mut with_snapshot = glassbox_node::api::Api::new(n.chain.clone());
+    with_snapshot.snapshots = Some(glassbox_node::consensus::snapshots::SnapshotReader(
+        std::sync::Arc::new(|| Box::pin(async { Some((1, b"GBNS".to_vec())) })),
+    ));
+    out.push(
+        call(
+            &glassbox_node::api::router(with_snapshot),
+            "get",
+            "/v1/snapshot",
+            "/v1/snapshot",
             Vec::new(),
         )
         .await,

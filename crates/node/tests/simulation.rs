@@ -31,7 +31,7 @@ use glassbox_node::chain::mempool::MempoolLimits;
 use glassbox_node::consensus::block::Block;
 use glassbox_node::consensus::engine::{Config, Engine, Timing};
 use glassbox_node::consensus::genesis::genesis_block;
-use glassbox_node::consensus::snapshots::SnapshotPolicy;
+use glassbox_node::consensus::snapshots::{SnapshotPolicy, SnapshotSource, Snapshots};
 use glassbox_node::consensus::{Digest, EPOCH, NAMESPACE, PublicKey, Scheme};
 use glassbox_primitives::StateRoot;
 use glassbox_types::SecretKey;
@@ -102,6 +102,10 @@ struct Sim {
     timing: Timing,
     /// Every validator's snapshot policy (off unless a test turns it on).
     snapshots: SnapshotPolicy,
+    /// Each validator's storage partition prefix.
+    prefixes: Vec<String>,
+    /// Where a (re)started validator state-syncs from (none by default).
+    sync: Option<Arc<dyn SnapshotSource>>,
 }
 
 impl Sim {
@@ -127,6 +131,8 @@ impl Sim {
                 every_blocks: 0,
                 ..SnapshotPolicy::default()
             },
+            prefixes: (0..VALIDATORS).map(|i| format!("validator_{i}")).collect(),
+            sync: None,
         }
     }
 
@@ -160,7 +166,7 @@ impl Sim {
         let cfg = Config {
             blocker: control.clone(),
             provider: manager.clone(),
-            partition_prefix: format!("validator_{i}"),
+            partition_prefix: self.prefixes[i].clone(),
             freezer_table_initial_size: 1 << 12,
             me: me.clone(),
             polynomial: scheme.polynomial().clone(),
@@ -172,6 +178,7 @@ impl Sim {
             strategy: Sequential,
             chain: chain.clone(),
             snapshots: self.snapshots.clone(),
+            sync: self.sync.clone(),
         };
         let handle = context
             .child("validator")
@@ -608,6 +615,109 @@ fn a_restarted_validator_starts_from_its_newest_snapshot_and_replays_only_the_ta
         })
         .await;
         assert_safe(&sim);
+    });
+}
+
+/// A peer's snapshots, read from its storage in the simulation (the
+/// node's own source speaks HTTP to peers' APIs).
+struct PeerSnapshots {
+    context: Ctx,
+    peer: Snapshots,
+    /// Blobs handed out.
+    served: Arc<Mutex<Vec<u64>>>,
+    /// Flip one byte of the blob served (a lying peer).
+    tamper: bool,
+}
+
+impl SnapshotSource for PeerSnapshots {
+    fn fetch(&self, above: u64) -> futures::future::BoxFuture<'_, Option<(String, Vec<u8>)>> {
+        Box::pin(async move {
+            let (height, mut blob) = self.peer.newest_blob(&self.context).await?;
+            if height <= above {
+                return None;
+            }
+            if self.tamper {
+                let at = blob.len() / 2;
+                blob[at] ^= 1;
+            }
+            self.served.lock().unwrap().push(height);
+            Some(("validator 0".to_string(), blob))
+        })
+    }
+}
+
+#[test]
+fn a_new_validator_state_syncs_from_a_peers_snapshot_and_follows() {
+    runner(13).start(|mut context| async move {
+        let every = 10;
+        let (mut sim, mut oracle, _keys) = launch(&mut context, None, every).await;
+        sim.snapshots.sync_ahead_blocks = 15;
+        let first = transfers(&sim.state, 3);
+        submit(&sim, &first, None);
+        sim.run_until(&context, "height 45 everywhere", |s| {
+            (0..VALIDATORS).all(|i| s.height(i) >= 45)
+        })
+        .await;
+        sim.crash(3);
+        // Validator 3 comes back on empty storage (a new machine): with a
+        // lying peer first, then an honest one.
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let policy = sim.snapshots.clone();
+        let source = |tamper| {
+            Arc::new(PeerSnapshots {
+                context: context.child("peer_snapshots"),
+                peer: Snapshots::new("validator_0", policy.clone()),
+                served: served.clone(),
+                tamper,
+            }) as Arc<dyn SnapshotSource>
+        };
+        sim.prefixes[3] = "validator_3_new".into();
+        sim.sync = Some(source(true));
+        sim.start(&context, &mut oracle, 3, 1).await;
+        let target = sim.height(0);
+        sim.run_until(&context, "validator 3 to replay from genesis", |s| {
+            s.chain(3).is_ready() && s.height(3) >= target
+        })
+        .await;
+        // The tampered blob was refused: it replayed every block instead.
+        assert_eq!(served.lock().unwrap().len(), 1);
+        assert_eq!(sim.chain(3).restored_from(), None);
+        sim.crash(3);
+        sim.prefixes[3] = "validator_3_newer".into();
+        sim.sync = Some(source(false));
+        let before = sim.height(0);
+        sim.start(&context, &mut oracle, 3, 2).await;
+        sim.run_until(&context, "validator 3 to sync and catch up", |s| {
+            s.chain(3).is_ready() && s.height(3) >= before + 5
+        })
+        .await;
+        let synced = *served.lock().unwrap().last().unwrap();
+        assert_eq!(sim.chain(3).restored_from(), Some(synced));
+        assert!(synced + 2 * every > before, "{synced} vs {before}");
+        let blocks = assert_safe(&sim);
+        let h = sim.height(3);
+        assert_eq!(
+            blocks.get(&h).map(|b| b.1),
+            Some(sim.chain(3).finalized().state.root()),
+            "synced validator's state root differs at height {h}"
+        );
+        // It follows: later transfers finalize everywhere, and it keeps
+        // writing its own snapshots.
+        let more: Vec<SignedTx> = transfers(&sim.chain(0).finalized().state, 4)
+            .into_iter()
+            .skip(3 * USERS)
+            .collect();
+        submit(&sim, &more, None);
+        sim.run_until(&context, "later transfers", |s| {
+            all_finalized(s, &more, &[0, 1, 2, 3])
+        })
+        .await;
+        assert_safe(&sim);
+        let own = Snapshots::new("validator_3_newer", sim.snapshots.clone());
+        sim.run_until(&context, "validator 3's own snapshot", |_| true)
+            .await;
+        let heights = own.heights(&context).await.unwrap();
+        assert!(heights.iter().any(|&h| h > synced), "{heights:?}");
     });
 }
 

@@ -26,6 +26,7 @@
 //! | `GET /v1/jobs/{job_id}` | [`Proven`] job (`job:<hex>`; docs/jobs.md): status, slots with commitments and reveals, outputs once final |
 //! | `GET /v1/jobs/{job_id}/receipt` | the job's [`Receipt`] (docs/jobs.md, "Receipt"); 409 `not_final` while the job is open (or `job_disputed` / `job_failed`), 409 `not_certified` until this node holds a finalization certificate for a block at or after the one that closed it; 404 unknown job, or its transactions are no longer indexed |
 //! | `GET /v1/genesis` | the network's genesis file (ledger genesis, validators, group polynomial); 404 when the node was not given it |
+//! | `GET /v1/snapshot` | the node's newest state snapshot blob (docs/operations.md, "State sync"), `application/octet-stream`, its height in `X-Glassbox-Snapshot-Height`; 404 `no_snapshot`; 503 `busy` while another download is served |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document of these routes |
 //! | `GET /v1/executors`, `GET /v1/models` | a page of records (`?limit=` 1 to 1000, default 100; `?after=` the `next` cursor of the previous page) |
 //! | `PUT /v1/blobs/{model_id}` | the model's bytes as the raw body (see [Blobs](#blobs)): 201 `{"status": "stored", "model_id", "size_bytes"}`, or 200 `"present"` when the node already has it (the body is not read); 409 model not registered on the ledger; 400 content hashing to another id (`hash_mismatch`, naming both) or longer than the manifest's `size_bytes` (`size_mismatch`); 413 over the node's blob limit; 503 too many uploads at once, or replaying; 404 when the node keeps no blobs |
@@ -113,6 +114,7 @@ use crate::chain::mempool::MempoolError;
 use crate::chain::{Chain, MAX_INDEXED_TXS, MAX_RECENT_BLOCKS, TxStatus};
 use crate::consensus::block::Block;
 use crate::consensus::genesis::NodeGenesis;
+use crate::consensus::snapshots::SnapshotReader;
 use crate::receipt::Receipt;
 
 mod blobs;
@@ -165,6 +167,8 @@ pub struct Api {
     pub limits: ApiLimits,
     /// The network's genesis, served at `/v1/genesis` when known.
     pub genesis: Option<Arc<NodeGenesis>>,
+    /// The node's state snapshots, served at `/v1/snapshot` when set.
+    pub snapshots: Option<SnapshotReader>,
 }
 
 impl Api {
@@ -174,6 +178,7 @@ impl Api {
             chain,
             limits: ApiLimits::default(),
             genesis: None,
+            snapshots: None,
         }
     }
 
@@ -223,6 +228,7 @@ pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_TENSOR_UPLOAD_BYTES)),
         )
         .route("/v1/genesis", get(genesis))
+        .route("/v1/snapshot", get(snapshot))
         .route("/v1/openapi.json", get(openapi_json))
         .route(
             "/v1/blobs/{model_id}",
@@ -1185,6 +1191,47 @@ async fn put_tensor(
         .map_err(|e| ApiError::bad_request("bad_tensor", e))?;
     Ok(axum::Json(TensorStored { hash: want }))
 }
+
+/// Serves this node's newest state snapshot (docs/operations.md, "State
+/// sync"): a node far behind starts from it once its certificate, block
+/// and records check out, so nothing here is trusted by the reader.
+#[utoipa::path(
+    get,
+    path = "/v1/snapshot",
+    summary = "The node's newest state snapshot blob",
+    responses(
+        (status = 200, description = "The snapshot blob (block, finalization certificate, state records, checksum); its height in `X-Glassbox-Snapshot-Height`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No snapshot yet", body = ErrorEnvelope),
+        (status = 503, description = "Another snapshot download is being served", body = ErrorEnvelope)
+    )
+)]
+async fn snapshot(AxState(api): AxState<Api>) -> Result<Response, ApiError> {
+    let none = || ApiError::not_found("no_snapshot", "this node holds no state snapshot yet");
+    let reader = api.snapshots.as_ref().ok_or_else(none)?;
+    // One at a time: each holds a whole blob in memory.
+    let _permit = SNAPSHOT_DOWNLOADS.try_acquire().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "another state snapshot download is being served; retry shortly",
+        )
+    })?;
+    let (height, bytes) = reader.read().await.ok_or_else(none)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::HeaderName::from_static("x-glassbox-snapshot-height"),
+                height.to_string(),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+/// Snapshot downloads served at once.
+static SNAPSHOT_DOWNLOADS: Semaphore = Semaphore::const_new(1);
 
 /// Serves a held operand tensor's canonical encoding.
 #[utoipa::path(

@@ -40,6 +40,7 @@ use super::*;
         put_tensor,
         get_tensor,
         genesis,
+        snapshot,
         openapi_json,
         blobs::put_blob,
         blobs::get_blob,

@@ -454,16 +454,24 @@ impl Chain {
 
     /// Starts this chain from a snapshot: `block` was finalized and
     /// `state` is the state after it (its root checked against the
-    /// header). Only before the finalizer has applied anything; returns
+    /// header). Only before the restart replay is done ([`Chain::set_ready`])
+    /// and only forward: a snapshot at or below the finalized height is
+    /// not taken. The recent blocks start again from `block`. Returns
     /// whether it was taken.
     pub fn restore(&self, block: Block, state: State) -> bool {
         let height = block.height().get();
+        if self.is_ready() {
+            return false;
+        }
         {
             let mut inner = lock(&self.finality);
-            if inner.finalized.block.height().get() != 0 || height == 0 {
+            if height <= inner.finalized.block.height().get() {
                 return false;
             }
             inner.pending.clear();
+            inner.recent.clear();
+            inner.recent_bytes = 0;
+            inner.certified = None;
             inner.finalized = Finalized {
                 block: Arc::new(block),
                 state,

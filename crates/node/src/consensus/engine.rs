@@ -40,7 +40,7 @@ use tracing::{debug, error, info, warn};
 use crate::chain::{Chain, ChainError, MAX_RECENT_BLOCKS};
 use crate::consensus::application::{Application, SeedCache};
 use crate::consensus::block::Block;
-use crate::consensus::snapshots::{SnapshotPolicy, Snapshots};
+use crate::consensus::snapshots::{Snapshot, SnapshotPolicy, SnapshotSource, Snapshots, decode};
 use crate::consensus::{Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
 
 const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);
@@ -131,6 +131,9 @@ where
     pub chain: Arc<Chain>,
     /// When to snapshot the finalized state.
     pub snapshots: SnapshotPolicy,
+    /// Peers' snapshots to start from when this node is far behind
+    /// (state sync); `None` replays every block instead.
+    pub sync: Option<Arc<dyn SnapshotSource>>,
 }
 
 type Marshaled<E> = Deferred<E, Scheme, Application, Block, FixedEpocher>;
@@ -173,6 +176,8 @@ where
     mailbox_size: NonZero<usize>,
     processed: Option<Processed>,
     snapshots: Snapshots,
+    sync: Option<Arc<dyn SnapshotSource>>,
+    verifier: Scheme,
     app: Application,
     finalized_rx: mpsc::UnboundedReceiver<marshal::Update<Block>>,
     buffer: buffered::Engine<E, PublicKey, Block, P, S>,
@@ -262,6 +267,7 @@ where
 
         // Peers' seeds are checked against the group key alone.
         let verifier = Scheme::certificate_verifier(NAMESPACE, *cfg.polynomial.public());
+        let snapshot_verifier = verifier.clone();
         let scheme = Scheme::signer(NAMESPACE, cfg.participants, cfg.polynomial, cfg.share)
             .ok_or("this validator's share does not belong to the group polynomial")?;
         let epocher = FixedEpocher::new(NZU64!(u64::MAX));
@@ -350,6 +356,8 @@ where
             mailbox_size: cfg.mailbox_size,
             processed: floor.processed(),
             snapshots: Snapshots::new(&cfg.partition_prefix, cfg.snapshots),
+            sync: cfg.sync,
+            verifier: snapshot_verifier,
             app,
             finalized_rx,
             buffer,
@@ -433,12 +441,17 @@ where
             let processed = self.processed.map_or(0, |p| p.height().get());
             let rx = self.finalized_rx;
             let snapshots = self.snapshots;
+            let sync = self.sync;
+            let verifier = self.verifier;
             move |context| async move {
                 let finalizer = Finalizer {
                     context,
                     chain,
                     marshal,
                     snapshots,
+                    next_snapshot: u64::MAX,
+                    sync,
+                    verifier,
                 };
                 if let Err(e) = finalizer.run(processed, rx).await {
                     // A finalized block the ledger rejects (this replica's
@@ -501,21 +514,30 @@ struct Finalizer<E> {
     chain: Arc<Chain>,
     marshal: MarshalInbox,
     snapshots: Snapshots,
+    /// The first height at which the next snapshot is written.
+    next_snapshot: u64,
+    /// Peers' snapshots, for a node far behind.
+    sync: Option<Arc<dyn SnapshotSource>>,
+    /// Checks peers' snapshot certificates against the group key.
+    verifier: Scheme,
 }
 
-impl<E: Storage + Spawner> Finalizer<E> {
-    /// Starts from the newest usable state snapshot, replays the finalized
+impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
+    /// Starts from the newest usable state snapshot (its own, or a peer's
+    /// when that one is further ahead: state sync), replays the finalized
     /// blocks archived after it before a restart, then applies each newly
     /// finalized block and acknowledges it to marshal.
     async fn run(
-        self,
+        mut self,
         processed: u64,
         mut rx: mpsc::UnboundedReceiver<marshal::Update<Block>>,
     ) -> Result<(), ChainError> {
-        let chain = &self.chain;
-        let marshal = &self.marshal;
         self.restore().await;
+        let processed = self.sync(processed).await;
+        let chain = self.chain.clone();
+        let marshal = self.marshal.clone();
         let from = chain.finalized_height() + 1;
+        self.next_snapshot = self.due_after(from - 1);
         for h in from..=processed {
             let Some(block) = marshal.get_block(Height::new(h)).await else {
                 return Err(ChainError::MissingArchived { height: h });
@@ -552,11 +574,6 @@ impl<E: Storage + Spawner> Finalizer<E> {
                 continue;
             }
             self.apply(block.inner()).await?;
-            // The certificate receipts carry (absent for a block finalized
-            // only through a descendant's certificate).
-            if let Some(f) = marshal.get_finalization(block.height()).await {
-                chain.certify(f);
-            }
             if block.inner().txs().is_empty() {
                 debug!(height, "finalized an empty block");
             } else {
@@ -567,23 +584,59 @@ impl<E: Storage + Spawner> Finalizer<E> {
         Ok(())
     }
 
-    /// Applies finalized `block` and writes a snapshot when one is due.
-    async fn apply(&self, block: &Block) -> Result<(), ChainError> {
+    /// The first height above `height` at which a snapshot is due.
+    fn due_after(&self, height: u64) -> u64 {
+        match self.snapshots.every_blocks() {
+            0 => u64::MAX,
+            every => (height / every + 1).saturating_mul(every),
+        }
+    }
+
+    /// Applies finalized `block`, records its certificate (the one
+    /// receipts carry; absent for a block finalized only through a
+    /// descendant's) and writes a snapshot when one is due: at the first
+    /// block from the due height on that has its own certificate, which
+    /// the snapshot carries for peers to check.
+    async fn apply(&mut self, block: &Block) -> Result<(), ChainError> {
         finalize_block(&self.chain, block).await?;
         let height = block.height().get();
-        if self.snapshots.due(height) {
+        let due = height >= self.next_snapshot;
+        if let Some(f) = self.marshal.get_finalization(Height::new(height)).await {
+            self.chain.certify(f.clone());
             let tip = self.chain.finalized();
-            if tip.block.height().get() == height {
+            if due && tip.block.height().get() == height {
                 self.snapshots
-                    .spawn_write(&self.context, tip.block, tip.state);
+                    .spawn_write(&self.context, tip.block, f, tip.state);
+                self.next_snapshot = self.due_after(height);
             }
         }
         Ok(())
     }
 
+    /// Starts the chain from `snapshot` and re-reads the archived blocks
+    /// before it that the API and receipts keep ([`MAX_RECENT_BLOCKS`]).
+    async fn start_from(&self, snapshot: Snapshot) -> bool {
+        let height = snapshot.height();
+        let Snapshot {
+            block,
+            finalization,
+            state,
+        } = snapshot;
+        if !self.chain.restore(block, state) {
+            return false;
+        }
+        let first = height.saturating_sub(MAX_RECENT_BLOCKS as u64 - 1).max(1);
+        for h in first..=height {
+            if let Some(b) = self.marshal.get_block(Height::new(h)).await {
+                self.chain.reindex(b.inner());
+            }
+        }
+        self.chain.certify(finalization);
+        true
+    }
+
     /// Starts the chain from the newest snapshot whose block marshal
-    /// archived at its height, and re-reads the blocks before it that the
-    /// API and receipts keep ([`MAX_RECENT_BLOCKS`]).
+    /// archived at its height.
     async fn restore(&self) {
         if self.chain.finalized_height() != 0 {
             return;
@@ -595,22 +648,54 @@ impl<E: Storage + Spawner> Finalizer<E> {
                 .await
                 .map(|b| b.inner().clone())
         };
-        let Some((block, state)) = self.snapshots.newest(&self.context, archived).await else {
+        let Some(snapshot) = self.snapshots.newest(&self.context, archived).await else {
             return;
         };
-        let height = block.height().get();
-        if !self.chain.restore(block, state) {
-            return;
+        let height = snapshot.height();
+        if self.start_from(snapshot).await {
+            info!(height, "started from a state snapshot");
         }
-        let first = height.saturating_sub(MAX_RECENT_BLOCKS as u64 - 1).max(1);
-        for h in first..=height {
-            if let Some(b) = marshal.get_block(Height::new(h)).await {
-                self.chain.reindex(b.inner());
+    }
+
+    /// State sync: when a peer's snapshot is more than
+    /// `sync_ahead_blocks` past what this node holds (its finalized height and
+    /// marshal's processed height), starts from it once its certificate,
+    /// block and records check out, and tells marshal to deliver blocks
+    /// from there on. Returns the processed height the replay runs to.
+    async fn sync(&mut self, processed: u64) -> u64 {
+        let Some(source) = self.sync.clone() else {
+            return processed;
+        };
+        let have = self.chain.finalized_height().max(processed);
+        let ahead = self.snapshots.sync_ahead_blocks();
+        let Some((peer, blob)) = source.fetch(have.saturating_add(ahead)).await else {
+            return processed;
+        };
+        let snapshot = match decode(&blob, None)
+            .and_then(|s| s.verify(&mut self.context, &self.verifier).map(|()| s))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(%peer, error = %e, "refusing a peer's state snapshot");
+                return processed;
             }
+        };
+        let height = snapshot.height();
+        if height <= have.saturating_add(ahead) {
+            return processed;
         }
-        if let Some(f) = marshal.get_finalization(Height::new(height)).await {
-            self.chain.certify(f);
+        let Snapshot {
+            block,
+            finalization,
+            state,
+        } = snapshot;
+        if !self.chain.restore(block.clone(), state) {
+            return processed;
         }
-        info!(height, "started from a state snapshot");
+        self.chain.reindex(&block);
+        self.chain.certify(finalization.clone());
+        self.marshal.set_floor(finalization);
+        info!(%peer, height, "started from a peer's state snapshot (state sync)");
+        height
     }
 }

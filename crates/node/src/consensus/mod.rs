@@ -6,14 +6,15 @@
 //!
 //! Here too: the engine wiring (`engine`), the application that builds
 //! and verifies blocks on the ledger (`application`), the block format
-//! (`block`), the genesis file (`genesis`) and state snapshots
-//! (`snapshots`).
+//! (`block`), the genesis file (`genesis`), state snapshots
+//! (`snapshots`) and state sync from peers' APIs (`sync`).
 
 pub mod application;
 pub mod block;
 pub mod engine;
 pub mod genesis;
 pub mod snapshots;
+pub mod sync;
 
 use commonware_consensus::simplex::scheme::bls12381_threshold::vrf;
 use commonware_consensus::simplex::types::{

@@ -1,15 +1,18 @@
 //! Snapshots of the finalized state (docs/operations.md, "Snapshots"), so
 //! that a restart replays only the blocks after the newest one instead of
-//! the whole chain.
+//! the whole chain, and a node far behind starts from its peers' newest.
 //!
-//! Every `every_blocks` finalized blocks the finalizer hands the block and
-//! the state after it (an O(1) clone) to a background task, which writes
-//! one blob named by the height (8 bytes, big-endian) in the
-//! `{prefix}-snapshots` partition of the runtime's storage, syncs it, and
-//! only then removes snapshots beyond the newest `keep`. The blob:
+//! Every `every_blocks` finalized blocks (at the first block from there
+//! on that has its own finalization certificate) the finalizer hands the
+//! block, its certificate and the state after it (an O(1) clone) to a
+//! background task, which writes one blob named by the height (8 bytes,
+//! big-endian) in the `{prefix}-snapshots` partition of the runtime's
+//! storage, syncs it, and only then removes snapshots beyond the newest
+//! `keep`. The blob:
 //!
 //! ```text
 //! "GBNS" | version u8 (1) | block: u32 length + bytes |
+//!   finalization certificate: u32 length + bytes |
 //!   state snapshot (docs/ledger.md, "Snapshots"): u64 length + bytes |
 //!   BLAKE3 of everything before (32 bytes)
 //! ```
@@ -18,6 +21,12 @@
 //! be the block marshal archived at its height, and its records must hash
 //! to that block's state root, before the node starts from it. Anything
 //! less falls back to the next older snapshot, then to genesis.
+//!
+//! The certificate makes a blob checkable by anyone who knows the group
+//! key: a node far behind its peers (or new) downloads their newest blob
+//! ([`SnapshotSource`]) and starts from it once the certificate verifies,
+//! names the blob's block and the records hash to that block's state root
+//! ([`Snapshot::verify`]); state sync trusts no peer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,11 +34,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use commonware_codec::{Decode, Encode};
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
+use commonware_parallel::Sequential;
 use commonware_runtime::{Blob, ReadOptions, Spawner, Storage, WriteOptions};
+use futures::future::BoxFuture;
 use glassbox_ledger::State;
+use rand::CryptoRng;
 use tracing::{debug, info, warn};
 
 use crate::consensus::block::Block;
+use crate::consensus::{EPOCH, Finalization, Scheme};
 
 /// Format version of a snapshot blob.
 pub const SNAPSHOT_BLOB_VERSION: u8 = 1;
@@ -42,8 +55,13 @@ pub struct SnapshotPolicy {
     /// Snapshots kept (at least 1): the newest, and older ones to fall
     /// back on should it be unreadable.
     pub keep: usize,
-    /// Largest snapshot blob read at start, in bytes (it is read whole).
+    /// Largest snapshot blob read or downloaded, in bytes (it is read
+    /// whole).
     pub max_bytes: u64,
+    /// State sync starts only from a peer's snapshot more than this many
+    /// blocks past what this node holds (below it, replaying the blocks
+    /// is cheap enough).
+    pub sync_ahead_blocks: u64,
 }
 
 impl Default for SnapshotPolicy {
@@ -52,6 +70,7 @@ impl Default for SnapshotPolicy {
             every_blocks: 1_000,
             keep: 2,
             max_bytes: 16 << 30,
+            sync_ahead_blocks: 2_000,
         }
     }
 }
@@ -79,22 +98,108 @@ pub enum SnapshotError {
     /// The records are not the state after the block.
     #[error(transparent)]
     State(#[from] glassbox_ledger::SnapshotError),
+    /// The certificate does not verify against the group key, or
+    /// certifies another block.
+    #[error("its finalization certificate {0}")]
+    Certificate(&'static str),
 }
 
-/// The snapshot blob of `block` and the `state` after it.
-pub fn encode(block: &Block, state: &State) -> Vec<u8> {
+/// A finalized block, its finalization certificate and the state after it.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The block.
+    pub block: Block,
+    /// Its finalization certificate.
+    pub finalization: Finalization,
+    /// The state after it (its root is the header's state root).
+    pub state: State,
+}
+
+impl Snapshot {
+    /// The block's height.
+    pub fn height(&self) -> u64 {
+        self.block.height().get()
+    }
+
+    /// Checks that the certificate is a finalization of this block under
+    /// the group key `verifier` holds (the records were checked against
+    /// the block's state root when decoded).
+    pub fn verify(&self, rng: &mut impl CryptoRng, verifier: &Scheme) -> Result<(), SnapshotError> {
+        let f = &self.finalization;
+        if f.proposal.payload != self.block.digest() {
+            return Err(SnapshotError::Certificate("certifies another block"));
+        }
+        if f.proposal.round.epoch() != EPOCH
+            || f.proposal.round.view() != self.block.header().context.round.view()
+        {
+            return Err(SnapshotError::Certificate(
+                "is for another epoch or view than its block",
+            ));
+        }
+        if !f.verify(rng, verifier, &Sequential) {
+            return Err(SnapshotError::Certificate(
+                "does not verify against the group key",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a node far behind finds a snapshot to start from: its peers.
+pub trait SnapshotSource: Send + Sync + 'static {
+    /// The newest snapshot blob a peer holds above height `above`, with
+    /// the peer's name for logs; `None` when no peer is that far ahead.
+    /// Blobs come from untrusted peers: the caller checks them.
+    fn fetch(&self, above: u64) -> BoxFuture<'_, Option<(String, Vec<u8>)>>;
+}
+
+/// Reads this node's newest snapshot blob and its height, for the API
+/// (`GET /v1/snapshot`).
+#[derive(Clone)]
+pub struct SnapshotReader(pub Arc<ReadNewest>);
+
+/// A function giving the newest snapshot blob and its height.
+pub type ReadNewest = dyn Fn() -> BoxFuture<'static, Option<(u64, Vec<u8>)>> + Send + Sync;
+
+impl std::fmt::Debug for SnapshotReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotReader")
+    }
+}
+
+impl SnapshotReader {
+    /// A reader of `snapshots` in `context`'s storage.
+    pub fn new<E: Storage + Send + Sync>(context: E, snapshots: Snapshots) -> Self {
+        let context = Arc::new(context);
+        SnapshotReader(Arc::new(move || {
+            let context = Arc::clone(&context);
+            let snapshots = snapshots.clone();
+            Box::pin(async move { snapshots.newest_blob(&*context).await })
+        }))
+    }
+
+    /// The newest blob and its height.
+    pub async fn read(&self) -> Option<(u64, Vec<u8>)> {
+        (self.0)().await
+    }
+}
+
+/// The snapshot blob of `block`, its `finalization` and the `state` after
+/// it.
+pub fn encode(block: &Block, finalization: &Finalization, state: &State) -> Vec<u8> {
     let block_bytes = block.encode();
+    let cert = finalization.encode();
     let records = state.snapshot();
-    let mut out = Vec::with_capacity(4 + 1 + 4 + block_bytes.len() + 8 + records.len() + 32);
+    let mut out =
+        Vec::with_capacity(4 + 1 + 4 + block_bytes.len() + 4 + cert.len() + 8 + records.len() + 32);
     out.extend_from_slice(glassbox_primitives::tags::NODE_SNAPSHOT);
     out.push(SNAPSHOT_BLOB_VERSION);
-    // A block is at most the ledger's hard block limit (64 MiB).
-    out.extend_from_slice(
-        &u32::try_from(block_bytes.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    out.extend_from_slice(&block_bytes);
+    // A block is at most the ledger's hard block limit (64 MiB), a
+    // certificate a few hundred bytes.
+    for part in [&block_bytes[..], &cert[..]] {
+        out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(part);
+    }
     out.extend_from_slice(&(records.len() as u64).to_le_bytes());
     out.extend_from_slice(&records);
     let sum = blake3::hash(&out);
@@ -102,13 +207,14 @@ pub fn encode(block: &Block, state: &State) -> Vec<u8> {
     out
 }
 
-/// The block and state a snapshot blob holds; the state is checked
-/// against the block's state root. `height` is the blob's name.
-pub fn decode(bytes: &[u8], height: u64) -> Result<(Block, State), SnapshotError> {
+/// The snapshot a blob holds; the state is checked against the block's
+/// state root, the certificate only decoded ([`Snapshot::verify`]).
+/// `height`, when given, is the blob's name.
+pub fn decode(bytes: &[u8], height: Option<u64>) -> Result<Snapshot, SnapshotError> {
     let bad = |what: &str| SnapshotError::Malformed(what.to_string());
     let (body, sum) = bytes
         .split_at_checked(bytes.len().saturating_sub(32))
-        .filter(|(b, _)| b.len() >= 4 + 1 + 4)
+        .filter(|(b, _)| b.len() > 4)
         .ok_or_else(|| bad("shorter than its header"))?;
     if blake3::hash(body).as_bytes() != sum {
         return Err(bad("checksum mismatch (a torn or corrupt write)"));
@@ -123,19 +229,20 @@ pub fn decode(bytes: &[u8], height: u64) -> Result<(Block, State), SnapshotError
             "version {version}, this build reads {SNAPSHOT_BLOB_VERSION}"
         )));
     }
-    let (len, rest) = rest.split_at(4);
-    let len = u32::from_le_bytes(len.try_into().map_err(|_| bad("block length"))?) as usize;
-    let (block_bytes, rest) = rest
-        .split_at_checked(len)
-        .ok_or_else(|| bad("block runs past the end"))?;
+    let (block_bytes, rest) = part(rest, "block")?;
     let block = Block::decode_cfg(bytes::Bytes::copy_from_slice(block_bytes), &())
         .map_err(|e| SnapshotError::Malformed(format!("block: {e}")))?;
-    if block.height().get() != height {
+    if let Some(height) = height
+        && block.height().get() != height
+    {
         return Err(SnapshotError::Malformed(format!(
             "holds block {} under the name of height {height}",
             block.height().get()
         )));
     }
+    let (cert, rest) = part(rest, "finalization")?;
+    let finalization = Finalization::decode_cfg(bytes::Bytes::copy_from_slice(cert), &())
+        .map_err(|e| SnapshotError::Malformed(format!("finalization: {e}")))?;
     let (len, records) = rest
         .split_at_checked(8)
         .ok_or_else(|| bad("no state length"))?;
@@ -144,7 +251,19 @@ pub fn decode(bytes: &[u8], height: u64) -> Result<(Block, State), SnapshotError
         return Err(bad("state length does not match the blob"));
     }
     let state = State::from_snapshot(records, &block.header().state_root)?;
-    Ok((block, state))
+    Ok(Snapshot {
+        block,
+        finalization,
+        state,
+    })
+}
+
+/// A `u32`-length-prefixed part of a blob, and the rest.
+fn part<'a>(bytes: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]), SnapshotError> {
+    let bad = || SnapshotError::Malformed(format!("{what} runs past the end"));
+    let (len, rest) = bytes.split_at_checked(4).ok_or_else(bad)?;
+    let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;
+    rest.split_at_checked(len).ok_or_else(bad)
 }
 
 fn storage(e: commonware_runtime::Error) -> SnapshotError {
@@ -170,6 +289,21 @@ impl Snapshots {
         }
     }
 
+    /// Finalized blocks between two snapshots (0: none are written).
+    pub fn every_blocks(&self) -> u64 {
+        self.policy.every_blocks
+    }
+
+    /// How far ahead a peer's snapshot must be for state sync.
+    pub fn sync_ahead_blocks(&self) -> u64 {
+        self.policy.sync_ahead_blocks
+    }
+
+    /// The largest blob this node reads or downloads, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.policy.max_bytes
+    }
+
     /// The heights of the stored snapshots, newest first.
     pub async fn heights<E: Storage>(&self, context: &E) -> Result<Vec<u64>, SnapshotError> {
         let names = match context.scan(&self.partition).await {
@@ -186,45 +320,62 @@ impl Snapshots {
         Ok(heights)
     }
 
-    /// Reads and checks the snapshot at `height`.
-    pub async fn load<E: Storage>(
+    /// Reads the blob of the snapshot at `height`, bounded by
+    /// [`SnapshotPolicy::max_bytes`].
+    pub async fn read<E: Storage>(
         &self,
         context: &E,
         height: u64,
-    ) -> Result<(Block, State), SnapshotError> {
+    ) -> Result<Vec<u8>, SnapshotError> {
         let (blob, len) = context
             .open(&self.partition, &height.to_be_bytes())
             .await
             .map_err(storage)?;
-        if len > self.policy.max_bytes {
-            return Err(SnapshotError::TooLarge {
-                len,
-                max: self.policy.max_bytes,
-            });
-        }
-        let len = usize::try_from(len).map_err(|_| SnapshotError::TooLarge {
+        let too_large = SnapshotError::TooLarge {
             len,
             max: self.policy.max_bytes,
-        })?;
+        };
+        if len > self.policy.max_bytes {
+            return Err(too_large);
+        }
+        let len = usize::try_from(len).map_err(|_| too_large)?;
         let bytes = blob
             .read_at(0, len, ReadOptions::DONT_CACHE)
             .await
             .map_err(storage)?
             .coalesce();
-        decode(bytes.as_ref(), height)
+        Ok(bytes.as_ref().to_vec())
     }
 
-    /// Whether a snapshot is due after finalizing `height`.
-    pub fn due(&self, height: u64) -> bool {
-        self.policy.every_blocks > 0
-            && height > 0
-            && height.is_multiple_of(self.policy.every_blocks)
+    /// Reads and checks the snapshot at `height`.
+    pub async fn load<E: Storage>(
+        &self,
+        context: &E,
+        height: u64,
+    ) -> Result<Snapshot, SnapshotError> {
+        decode(&self.read(context, height).await?, Some(height))
     }
 
-    /// Writes the snapshot of `block` and `state` in the background,
-    /// unless one is still being written (then this one is skipped: the
-    /// next is due `every_blocks` later).
-    pub fn spawn_write<E: Storage + Spawner>(&self, context: &E, block: Arc<Block>, state: State) {
+    /// The newest stored blob and its height (what peers are served).
+    pub async fn newest_blob<E: Storage>(&self, context: &E) -> Option<(u64, Vec<u8>)> {
+        for height in self.heights(context).await.ok()? {
+            if let Ok(bytes) = self.read(context, height).await {
+                return Some((height, bytes));
+            }
+        }
+        None
+    }
+
+    /// Writes the snapshot of `block` in the background, unless one is
+    /// still being written (then this one is skipped: the next is due
+    /// `every_blocks` later).
+    pub fn spawn_write<E: Storage + Spawner>(
+        &self,
+        context: &E,
+        block: Arc<Block>,
+        finalization: Finalization,
+        state: State,
+    ) {
         if self.busy.swap(true, Ordering::AcqRel) {
             debug!(
                 height = block.height().get(),
@@ -238,7 +389,7 @@ impl Snapshots {
             .shared(true)
             .spawn(move |context| async move {
                 let height = block.height().get();
-                match this.write(&context, &block, &state).await {
+                match this.write(&context, &block, &finalization, &state).await {
                     Ok(bytes) => info!(height, bytes, "wrote a state snapshot"),
                     Err(e) => warn!(height, error = %e, "writing a state snapshot failed"),
                 }
@@ -250,10 +401,11 @@ impl Snapshots {
         &self,
         context: &E,
         block: &Block,
+        finalization: &Finalization,
         state: &State,
     ) -> Result<usize, SnapshotError> {
         let height = block.height().get();
-        let bytes = encode(block, state);
+        let bytes = encode(block, finalization, state);
         let n = bytes.len();
         let (blob, _) = context
             .open(&self.partition, &height.to_be_bytes())
@@ -277,8 +429,8 @@ impl Snapshots {
     }
 
     /// The newest snapshot whose block is the one `archived` gives for its
-    /// height, newest first; unusable ones are skipped with a warning.
-    pub async fn newest<E, F, Fut>(&self, context: &E, archived: F) -> Option<(Block, State)>
+    /// height; unusable ones are skipped with a warning.
+    pub async fn newest<E, F, Fut>(&self, context: &E, archived: F) -> Option<Snapshot>
     where
         E: Storage,
         F: Fn(u64) -> Fut,
@@ -293,8 +445,8 @@ impl Snapshots {
         };
         for height in heights {
             let found = match self.load(context, height).await {
-                Ok((block, state)) => match archived(height).await {
-                    Some(b) if b.digest() == block.digest() => Ok((block, state)),
+                Ok(snapshot) => match archived(height).await {
+                    Some(b) if b.digest() == snapshot.block.digest() => Ok(snapshot),
                     _ => Err(SnapshotError::NotFinalized(height)),
                 },
                 Err(e) => Err(e),
@@ -329,36 +481,67 @@ mod tests {
         .unwrap()
     }
 
+    /// A real finalization certificate (of another chain's block): the
+    /// frozen receipt fixture's.
+    fn some_finalization() -> Finalization {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/receipt-v1.json"
+        );
+        let receipt: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let hex = receipt["finalization"].as_str().unwrap();
+        let bytes = glassbox_primitives::unhex_vec(hex, 1 << 16).unwrap();
+        Finalization::decode_cfg(bytes::Bytes::from(bytes), &()).unwrap()
+    }
+
     #[test]
     fn a_blob_round_trips_and_any_damage_is_refused() {
         let s = state(7);
         let block = genesis_block(0, s.root());
-        let blob = encode(&block, &s);
-        let (b, restored) = decode(&blob, 0).unwrap();
-        assert_eq!(b.digest(), block.digest());
-        assert!(restored == s);
+        let f = some_finalization();
+        let blob = encode(&block, &f, &s);
+        let snap = decode(&blob, Some(0)).unwrap();
+        assert_eq!(snap.block.digest(), block.digest());
+        assert_eq!(snap.finalization, f);
+        assert!(snap.state == s);
+        assert!(decode(&blob, None).is_ok());
         // Named for another height.
-        let e = decode(&blob, 5).unwrap_err().to_string();
+        let e = decode(&blob, Some(5)).unwrap_err().to_string();
         assert!(
             e.contains("holds block 0 under the name of height 5"),
             "{e}"
         );
         // Torn anywhere: every prefix and every flipped byte.
         for n in 0..blob.len() {
-            assert!(decode(&blob[..n], 0).is_err(), "prefix {n}");
+            assert!(decode(&blob[..n], Some(0)).is_err(), "prefix {n}");
         }
         for i in 0..blob.len() {
             let mut b = blob.clone();
             b[i] ^= 1;
-            let e = decode(&b, 0).unwrap_err().to_string();
+            let e = decode(&b, Some(0)).unwrap_err().to_string();
             assert!(e.contains("checksum mismatch"), "byte {i}: {e}");
         }
         // A whole, checksummed blob whose records are not the block's
         // state: refused by the state root.
-        let other = encode(&block, &state(8));
-        match decode(&other, 0) {
+        match decode(&encode(&block, &f, &state(8)), Some(0)) {
             Err(SnapshotError::State(glassbox_ledger::SnapshotError::Root { .. })) => {}
             other => panic!("{other:?}"),
         }
+        // A certificate of another block is refused before any signature
+        // check.
+        let mut rng = rand::rng();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/genesis-v1.json"
+        );
+        let genesis: crate::consensus::genesis::NodeGenesis =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let verifier = Scheme::certificate_verifier(
+            crate::consensus::NAMESPACE,
+            *genesis.polynomial().unwrap().public(),
+        );
+        let e = snap.verify(&mut rng, &verifier).unwrap_err().to_string();
+        assert!(e.contains("certifies another block"), "{e}");
     }
 }

@@ -100,6 +100,7 @@ pub(crate) fn node_with(limits: ApiLimits, ready: bool) -> Node {
         chain: chain.clone(),
         limits,
         genesis: None,
+        snapshots: None,
     });
     Node { chain, app }
 }
