@@ -35,16 +35,29 @@ pub enum HealthStatus {
     Ok,
     /// Replaying finalized blocks after a restart (503).
     Replaying,
+    /// Finalized blocks the network has finalized too far behind (503):
+    /// catching up.
+    Lagging,
+    /// No block finalized for too long (503): consensus or this node's
+    /// finalizer is stuck, or the node is cut off.
+    Stalled,
 }
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// Ready or replaying.
+    /// Ready, or why not.
     pub status: HealthStatus,
     /// The finalized height reached so far.
     pub finalized_height: u64,
-    /// Why it is not ready (with [`HealthStatus::Replaying`]).
+    /// The highest finalized height this node has seen certified by the
+    /// network (consensus certificates reach it before the blocks do).
+    #[serde(default)]
+    pub network_height: u64,
+    /// Milliseconds since this node last finalized a block (or started).
+    #[serde(default)]
+    pub since_finalized_ms: u64,
+    /// Why it is not ready (with any status but [`HealthStatus::Ok`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
 }

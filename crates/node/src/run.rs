@@ -403,6 +403,7 @@ fn api_limits(params: &glassbox_ledger::Params) -> crate::api::ApiLimits {
     crate::api::ApiLimits {
         max_body_bytes: crate::api::DEFAULT_MAX_BODY_BYTES
             .max(tx.saturating_mul(2).saturating_add(4096)),
+        ..crate::api::ApiLimits::default()
     }
 }
 

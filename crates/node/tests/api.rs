@@ -254,6 +254,7 @@ async fn oversized_bodies_are_413() {
     let n = node_with(
         ApiLimits {
             max_body_bytes: 512,
+            ..ApiLimits::default()
         },
         true,
     );
@@ -308,9 +309,44 @@ async fn health_follows_readiness() {
     n.chain.set_ready();
     let (s, v) = get(&n.app, "/health").await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v, json!({"status": "ok", "finalized_height": 0}));
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["finalized_height"], 0);
+    assert_eq!(v["network_height"], 0);
     let (s, _) = submit(&n.app, &transfer(1, 0, 2, 1)).await;
     assert_eq!(s, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn health_is_503_when_lagging_the_network_or_stalled() {
+    let n = node_with(
+        ApiLimits {
+            max_lag_blocks: 5,
+            max_stall_ms: 50,
+            ..ApiLimits::default()
+        },
+        true,
+    );
+    let (s, v) = get(&n.app, "/health").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The network certified a height 6 blocks past this node's tip.
+    n.chain.note_network_tip(6);
+    let (s, v) = get(&n.app, "/health").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["status"], "lagging");
+    assert_eq!(v["network_height"], 6);
+    assert_eq!(v["finalized_height"], 0);
+    assert_eq!(error_code(&v), "lagging");
+    // Within the limit again once it finalizes a block.
+    finalize(&n.chain, Vec::new());
+    let (s, v) = get(&n.app, "/health").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Nothing finalized for longer than the limit.
+    std::thread::sleep(std::time::Duration::from_millis(80));
+    let (s, v) = get(&n.app, "/health").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["status"], "stalled");
+    assert!(v["since_finalized_ms"].as_u64().unwrap() >= 50, "{v}");
+    assert!(error_message(&v).contains("no block finalized for"), "{v}");
 }
 
 // ---- finalized paths --------------------------------------------------------

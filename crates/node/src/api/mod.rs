@@ -13,7 +13,7 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `GET /health` | 200 `{"status": "ok", "finalized_height"}` once the restart replay is done, 503 before |
+//! | `GET /health` | 200 `{"status": "ok", "finalized_height", "network_height", "since_finalized_ms"}` while the node finalizes; 503 with the same fields and `status` `replaying` (restart replay), `lagging` (more than [`ApiLimits::max_lag_blocks`] behind the height the network certified) or `stalled` (nothing finalized for [`ApiLimits::max_stall_ms`]) |
 //! | `GET /v1/status` | chain id and name, readiness, finalized height, block digest, state root, timestamp, mempool size, the chain's `params` (fees and limits) |
 //! | `POST /v1/tx` | body `{"tx": "<hex of the canonical SignedTx encoding>"}`: 202 `{"tx_hash"}`; 400 bad JSON, hex or transaction; 413 body over [`ApiLimits::max_body_bytes`]; 422 refused by the ledger (`TxError` code and message); 409 already pending, or another pending transaction has the nonce; 503 mempool full or node replaying |
 //! | `GET /v1/tx/{hash}` | `pending`, or `finalized` with height, index and outcome; 404 unknown; 400 bad hash (`tx:<hex>` or bare hex) |
@@ -148,12 +148,25 @@ pub struct ApiLimits {
     /// travels as hex, so this must be at least twice the chain's
     /// `max_tx_bytes` plus a few bytes of JSON.
     pub max_body_bytes: usize,
+    /// `/health` answers 503 `lagging` when the network has finalized more
+    /// than this many blocks past this node's finalized tip.
+    pub max_lag_blocks: u64,
+    /// `/health` answers 503 `stalled` when no block was finalized for
+    /// this long, in ms.
+    pub max_stall_ms: u64,
 }
+
+/// Default of [`ApiLimits::max_lag_blocks`].
+pub const DEFAULT_MAX_LAG_BLOCKS: u64 = 32;
+/// Default of [`ApiLimits::max_stall_ms`].
+pub const DEFAULT_MAX_STALL_MS: u64 = 30_000;
 
 impl Default for ApiLimits {
     fn default() -> Self {
         ApiLimits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_lag_blocks: DEFAULT_MAX_LAG_BLOCKS,
+            max_stall_ms: DEFAULT_MAX_STALL_MS,
         }
     }
 }
@@ -498,26 +511,61 @@ fn page_query(q: Result<Query<PageQuery>, QueryRejection>) -> Result<PageQuery, 
     path = "/health",
     summary = "Liveness and readiness",
     responses(
-        (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Replaying finalized blocks after a restart", body = Health)
+        (status = 200, description = "Ready: finalizing, and within `max_lag_blocks` of the network", body = Health),
+        (status = 503, description = "Replaying finalized blocks after a restart, lagging the network, or stalled", body = Health)
     )
 )]
 async fn health(AxState(api): AxState<Api>) -> Response {
-    let finalized_height = api.chain.finalized_height();
-    if api.chain.is_ready() {
+    let chain = &api.chain;
+    let finalized_height = chain.finalized_height();
+    let network_height = chain.network_height();
+    let since_finalized_ms = u64::try_from(chain.since_finalized().as_millis()).unwrap_or(u64::MAX);
+    let lag = network_height.saturating_sub(finalized_height);
+    let (status, e) = if !chain.is_ready() {
+        (HealthStatus::Replaying, not_ready(chain))
+    } else if lag > api.limits.max_lag_blocks {
+        (
+            HealthStatus::Lagging,
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "lagging",
+                format!(
+                    "finalized height {finalized_height} is {lag} blocks behind the network's \
+                     {network_height} (limit {}); catching up",
+                    api.limits.max_lag_blocks
+                ),
+            ),
+        )
+    } else if since_finalized_ms > api.limits.max_stall_ms {
+        (
+            HealthStatus::Stalled,
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stalled",
+                format!(
+                    "no block finalized for {since_finalized_ms} ms (limit {} ms) at height \
+                     {finalized_height}",
+                    api.limits.max_stall_ms
+                ),
+            ),
+        )
+    } else {
         return axum::Json(Health {
             status: HealthStatus::Ok,
             finalized_height,
+            network_height,
+            since_finalized_ms,
             error: None,
         })
         .into_response();
-    }
-    let e = not_ready(&api.chain);
+    };
     let mut res = (
         StatusCode::SERVICE_UNAVAILABLE,
         axum::Json(Health {
-            status: HealthStatus::Replaying,
+            status,
             finalized_height,
+            network_height,
+            since_finalized_ms,
             error: Some(e.body()),
         }),
     )

@@ -21,6 +21,7 @@ pub mod mempool;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
@@ -214,6 +215,10 @@ pub struct Chain {
     ready: AtomicBool,
     /// The height of the snapshot this node started from (0: genesis).
     restored_from: AtomicU64,
+    /// The highest height marshal reported finalized by the network.
+    network_tip: AtomicU64,
+    /// When the finalized tip last moved (or the chain was created).
+    last_finalized: Mutex<Instant>,
     /// The finalized height, for tasks that react to finalization.
     height_tx: tokio::sync::watch::Sender<u64>,
     /// Models and tensors the referee of disputes needs, set once when
@@ -290,6 +295,8 @@ impl Chain {
             gossip: AtomicBool::new(false),
             ready: AtomicBool::new(false),
             restored_from: AtomicU64::new(0),
+            network_tip: AtomicU64::new(0),
+            last_finalized: Mutex::new(Instant::now()),
             height_tx: tokio::sync::watch::Sender::new(0),
             offchain: OnceLock::new(),
             no_offchain: Arc::new(OffChain::new(
@@ -448,8 +455,28 @@ impl Chain {
         }
         let senders: Vec<_> = block.txs().iter().map(|tx| *tx.sender()).collect();
         lock(&self.pool).mempool.prune(&senders, &state);
+        *lock(&self.last_finalized) = Instant::now();
         self.height_tx.send_replace(height);
         Ok(())
+    }
+
+    /// Notes that the network finalized `height` (marshal's tip: a
+    /// certificate this node holds, whose block it may not have yet).
+    pub fn note_network_tip(&self, height: u64) {
+        self.network_tip.fetch_max(height, Ordering::AcqRel);
+    }
+
+    /// The highest finalized height known: the network's, or this node's
+    /// own when that is higher.
+    pub fn network_height(&self) -> u64 {
+        self.network_tip
+            .load(Ordering::Acquire)
+            .max(self.finalized_height())
+    }
+
+    /// Time since the finalized tip last moved (or since start).
+    pub fn since_finalized(&self) -> Duration {
+        lock(&self.last_finalized).elapsed()
     }
 
     /// Starts this chain from a snapshot: `block` was finalized and

@@ -550,7 +550,9 @@ impl commonware_consensus::Reporter for Application {
     fn report(&mut self, update: Update<Block>) -> Feedback {
         // Marshal calls this from its own loop, so the finalizer (which may
         // ask marshal for archived blocks) runs as a separate task.
-        if !matches!(update, Update::Block(..)) {
+        if let Update::Tip(_, height, _) = update {
+            // The network's finalized tip, for `/health`'s lag.
+            self.chain.note_network_tip(height.get());
             return Feedback::Ok;
         }
         if self.finalized.unbounded_send(update).is_err() {
