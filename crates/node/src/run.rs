@@ -28,7 +28,7 @@ use crate::chain::mempool::MempoolLimits;
 use crate::consensus::NAMESPACE;
 use crate::consensus::engine::{Config, Engine, Timing};
 use crate::consensus::genesis::{GenesisError, NodeGenesis, ValidatorKey};
-use crate::consensus::snapshots::{SnapshotPolicy, SnapshotReader, SnapshotSource, Snapshots};
+use crate::consensus::snapshots::{NewestSnapshot, SnapshotPolicy, SnapshotSource};
 use crate::consensus::sync::HttpSnapshots;
 
 /// Channel ids on the p2p network.
@@ -104,8 +104,8 @@ pub struct Started {
     pub chain: Arc<Chain>,
     /// Its p2p identity, hex.
     pub public_key: String,
-    /// Reads its newest state snapshot (served to peers that sync).
-    pub snapshots: SnapshotReader,
+    /// Its newest state snapshot (served to peers that sync).
+    pub snapshots: Arc<NewestSnapshot>,
 }
 
 /// Starts one validator's p2p network and engine on `context`; returns
@@ -182,6 +182,17 @@ pub async fn start_validator(
         move |_| crate::chain::gossip::receive_loop(chain, tx_receiver)
     });
 
+    let sync = if run.sync_peers.is_empty() {
+        None
+    } else {
+        let source = HttpSnapshots::new(
+            run.sync_peers.clone(),
+            participants.len(),
+            run.snapshots.max_bytes,
+        )
+        .map_err(NodeError::File)?;
+        Some(Arc::new(source) as Arc<dyn SnapshotSource>)
+    };
     let engine = Engine::new(
         context.child("engine"),
         Config {
@@ -199,26 +210,19 @@ pub async fn start_validator(
             strategy: Sequential,
             chain: chain.clone(),
             snapshots: run.snapshots.clone(),
-            sync: (!run.sync_peers.is_empty()).then(|| {
-                Arc::new(HttpSnapshots::new(
-                    run.sync_peers.clone(),
-                    run.snapshots.max_bytes,
-                )) as Arc<dyn SnapshotSource>
-            }),
+            sync,
         },
     )
     .await
     .map_err(NodeError::Engine)?;
+    let snapshots = engine.served_snapshot();
     let engine = engine.start(votes, certificates, resolver, broadcast, backfill);
     info!(validator = %me_hex, p2p = %run.p2p_listen, "validator started");
     Ok((
         Started {
             chain,
             public_key: me_hex,
-            snapshots: SnapshotReader::new(
-                context.child("snapshot_reader"),
-                Snapshots::new(&run.partition_prefix, run.snapshots),
-            ),
+            snapshots,
         },
         vec![p2p, engine, gossip_out, gossip_in],
     ))
@@ -421,7 +425,7 @@ async fn serve_api(
     chain: Arc<Chain>,
     blobs: crate::api::Blobs,
     genesis: Arc<NodeGenesis>,
-    snapshots: Option<SnapshotReader>,
+    snapshots: Option<Arc<NewestSnapshot>>,
 ) -> Result<(), NodeError> {
     let mut api = crate::api::Api::new(chain);
     api.limits = api_limits(&genesis.ledger.params);
@@ -439,8 +443,8 @@ struct Services {
     genesis: Arc<NodeGenesis>,
     executor_key: Option<glassbox_types::SecretKey>,
     blob_peers: Vec<String>,
-    /// The validator's snapshots, served to peers.
-    snapshots: Option<SnapshotReader>,
+    /// The validator's newest snapshot, served to peers.
+    snapshots: Option<Arc<NewestSnapshot>>,
 }
 
 /// Starts the API (when `http` is set) and the executor (when a key is

@@ -997,25 +997,25 @@ async fn typed_client_errors_name_the_url() {
 #[tokio::test]
 async fn the_newest_snapshot_is_served_as_bytes_with_its_height() {
     use glassbox_node::api::{Api, router};
-    use glassbox_node::consensus::snapshots::SnapshotReader;
+    use glassbox_node::consensus::snapshots::NewestSnapshot;
     use std::sync::Arc;
     // No snapshots: 404.
     let n = node();
     let (s, v) = get(&n.app, "/v1/snapshot").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&v), "no_snapshot");
-    // A reader with none yet: 404 too.
+    // None written yet: 404 too.
+    let newest = Arc::new(NewestSnapshot::default());
     let mut api = Api::new(n.chain.clone());
-    api.snapshots = Some(SnapshotReader(Arc::new(|| Box::pin(async { None }))));
-    let (s, v) = get(&router(api), "/v1/snapshot").await;
+    api.snapshots = Some(newest.clone());
+    let app = router(api);
+    let (s, v) = get(&app, "/v1/snapshot").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&v), "no_snapshot");
-    // The blob, as is.
-    let mut api = Api::new(n.chain.clone());
-    api.snapshots = Some(SnapshotReader(Arc::new(|| {
-        Box::pin(async { Some((7000, b"GBNS blob".to_vec())) })
-    })));
-    let res = router(api)
+    // The newest blob, as is; an older one set later does not replace it.
+    newest.set(7000, bytes::Bytes::from_static(b"GBNS blob"));
+    newest.set(6000, bytes::Bytes::from_static(b"older"));
+    let res = app
         .oneshot(Request::get("/v1/snapshot").body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -203,9 +203,9 @@ async fn samples() -> Vec<Sample> {
     // Snapshots: none yet (404), and a blob (bytes, not JSON).
     out.push(call(app, "get", "/v1/snapshot", "/v1/snapshot", Vec::new()).await);
     let mut with_snapshot = glassbox_node::api::Api::new(n.chain.clone());
-    with_snapshot.snapshots = Some(glassbox_node::consensus::snapshots::SnapshotReader(
-        std::sync::Arc::new(|| Box::pin(async { Some((1, b"GBNS".to_vec())) })),
-    ));
+    let newest = glassbox_node::consensus::snapshots::NewestSnapshot::default();
+    newest.set(1, bytes::Bytes::from_static(b"GBNS"));
+    with_snapshot.snapshots = Some(std::sync::Arc::new(newest));
     out.push(
         call(
             &glassbox_node::api::router(with_snapshot),

@@ -31,7 +31,9 @@ use glassbox_node::chain::mempool::MempoolLimits;
 use glassbox_node::consensus::block::Block;
 use glassbox_node::consensus::engine::{Config, Engine, Timing};
 use glassbox_node::consensus::genesis::genesis_block;
-use glassbox_node::consensus::snapshots::{SnapshotPolicy, SnapshotSource, Snapshots};
+use glassbox_node::consensus::snapshots::{
+    SnapshotPolicy, SnapshotSource, Snapshots, decode, encode,
+};
 use glassbox_node::consensus::{Digest, EPOCH, NAMESPACE, PublicKey, Scheme};
 use glassbox_primitives::StateRoot;
 use glassbox_types::SecretKey;
@@ -618,30 +620,81 @@ fn a_restarted_validator_starts_from_its_newest_snapshot_and_replays_only_the_ta
     });
 }
 
-/// A peer's snapshots, read from its storage in the simulation (the
+/// How a simulated peer serves its snapshot.
+#[derive(Clone, Copy, PartialEq)]
+enum Serve {
+    Honest,
+    /// One byte flipped (the checksum fails).
+    Flipped,
+    /// The newest block and state with the certificate of the peer's
+    /// older snapshot (whole and checksummed; the certificate certifies
+    /// another block).
+    WrongCertificate,
+}
+
+/// Peers' snapshots, read from their storage in the simulation (the
 /// node's own source speaks HTTP to peers' APIs).
 struct PeerSnapshots {
     context: Ctx,
-    peer: Snapshots,
-    /// Blobs handed out.
-    served: Arc<Mutex<Vec<u64>>>,
-    /// Flip one byte of the blob served (a lying peer).
-    tamper: bool,
+    peers: Vec<(String, Snapshots, Serve)>,
+    /// (peer, height) of every blob handed out.
+    served: Arc<Mutex<Vec<(String, u64)>>>,
 }
 
-impl SnapshotSource for PeerSnapshots {
-    fn fetch(&self, above: u64) -> futures::future::BoxFuture<'_, Option<(String, Vec<u8>)>> {
-        Box::pin(async move {
-            let (height, mut blob) = self.peer.newest_blob(&self.context).await?;
-            if height <= above {
-                return None;
-            }
-            if self.tamper {
+impl PeerSnapshots {
+    async fn blob(&self, snapshots: &Snapshots, serve: Serve) -> Option<(u64, Vec<u8>)> {
+        let heights = snapshots.heights(&self.context).await.ok()?;
+        let newest = *heights.first()?;
+        let mut blob = snapshots.read(&self.context, newest).await.ok()?;
+        match serve {
+            Serve::Honest => {}
+            Serve::Flipped => {
                 let at = blob.len() / 2;
                 blob[at] ^= 1;
             }
-            self.served.lock().unwrap().push(height);
-            Some(("validator 0".to_string(), blob))
+            Serve::WrongCertificate => {
+                let older = snapshots.read(&self.context, *heights.get(1)?).await.ok()?;
+                let older = decode(&older, None).ok()?;
+                let newest = decode(&blob, None).ok()?;
+                blob = encode(&newest.block, &older.finalization, &newest.state);
+            }
+        }
+        Some((newest, blob))
+    }
+}
+
+impl SnapshotSource for PeerSnapshots {
+    fn offers(&self, above: u64) -> futures::future::BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (name, snapshots, serve) in &self.peers {
+                if let Some((h, _)) = self.blob(snapshots, *serve).await
+                    && h > above
+                {
+                    out.push(name.clone());
+                }
+            }
+            out
+        })
+    }
+
+    fn download<'a>(
+        &'a self,
+        peer: &'a str,
+        above: u64,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            let (_, snapshots, serve) = self
+                .peers
+                .iter()
+                .find(|(n, _, _)| n == peer)
+                .ok_or("no such peer")?;
+            let (h, blob) = self.blob(snapshots, *serve).await.ok_or("no snapshot")?;
+            if h <= above {
+                return Err("not ahead".into());
+            }
+            self.served.lock().unwrap().push((peer.to_string(), h));
+            Ok(blob)
         })
     }
 }
@@ -659,41 +712,55 @@ fn a_new_validator_state_syncs_from_a_peers_snapshot_and_follows() {
         })
         .await;
         sim.crash(3);
-        // Validator 3 comes back on empty storage (a new machine): with a
-        // lying peer first, then an honest one.
+        // Validator 3 comes back on empty storage (a new machine). Two
+        // lying peers answer first: a torn blob, then a whole one with
+        // the certificate of another block. The third is honest.
         let served = Arc::new(Mutex::new(Vec::new()));
         let policy = sim.snapshots.clone();
-        let source = |tamper| {
+        let peer = |i: usize| Snapshots::new(&format!("validator_{i}"), policy.clone());
+        let source = |peers: Vec<(String, Snapshots, Serve)>| {
             Arc::new(PeerSnapshots {
                 context: context.child("peer_snapshots"),
-                peer: Snapshots::new("validator_0", policy.clone()),
+                peers,
                 served: served.clone(),
-                tamper,
             }) as Arc<dyn SnapshotSource>
         };
         sim.prefixes[3] = "validator_3_new".into();
-        sim.sync = Some(source(true));
+        sim.sync = Some(source(vec![
+            ("flipped".into(), peer(0), Serve::Flipped),
+            ("wrong certificate".into(), peer(1), Serve::WrongCertificate),
+            ("honest".into(), peer(2), Serve::Honest),
+        ]));
+        let before = sim.height(0);
         sim.start(&context, &mut oracle, 3, 1).await;
+        sim.run_until(&context, "validator 3 to sync", |s| {
+            s.chain(3).restored_from().is_some()
+        })
+        .await;
+        let tried: Vec<String> = served
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert_eq!(tried, ["flipped", "wrong certificate", "honest"]);
+        let synced = served.lock().unwrap()[2].1;
+        assert_eq!(sim.chain(3).restored_from(), Some(synced));
+        assert!(synced + 2 * every > before, "{synced} vs {before}");
+
+        // Killed at once, before it writes a snapshot of its own (and
+        // maybe before marshal fetched the synced block), and restarted
+        // with no peer to sync from: it starts from the synced snapshot it
+        // stored, whose certificate it checks again, and catches up.
+        sim.crash(3);
+        sim.sync = None;
+        sim.start(&context, &mut oracle, 3, 2).await;
         let target = sim.height(0);
-        sim.run_until(&context, "validator 3 to replay from genesis", |s| {
+        sim.run_until(&context, "validator 3 to restart after the sync", |s| {
             s.chain(3).is_ready() && s.height(3) >= target
         })
         .await;
-        // The tampered blob was refused: it replayed every block instead.
-        assert_eq!(served.lock().unwrap().len(), 1);
-        assert_eq!(sim.chain(3).restored_from(), None);
-        sim.crash(3);
-        sim.prefixes[3] = "validator_3_newer".into();
-        sim.sync = Some(source(false));
-        let before = sim.height(0);
-        sim.start(&context, &mut oracle, 3, 2).await;
-        sim.run_until(&context, "validator 3 to sync and catch up", |s| {
-            s.chain(3).is_ready() && s.height(3) >= before + 5
-        })
-        .await;
-        let synced = *served.lock().unwrap().last().unwrap();
         assert_eq!(sim.chain(3).restored_from(), Some(synced));
-        assert!(synced + 2 * every > before, "{synced} vs {before}");
         let blocks = assert_safe(&sim);
         let h = sim.height(3);
         assert_eq!(
@@ -701,8 +768,9 @@ fn a_new_validator_state_syncs_from_a_peers_snapshot_and_follows() {
             Some(sim.chain(3).finalized().state.root()),
             "synced validator's state root differs at height {h}"
         );
-        // It follows: later transfers finalize everywhere, and it keeps
-        // writing its own snapshots.
+
+        // It follows: later transfers finalize everywhere, and it writes
+        // snapshots of its own.
         let more: Vec<SignedTx> = transfers(&sim.chain(0).finalized().state, 4)
             .into_iter()
             .skip(3 * USERS)
@@ -713,9 +781,12 @@ fn a_new_validator_state_syncs_from_a_peers_snapshot_and_follows() {
         })
         .await;
         assert_safe(&sim);
-        let own = Snapshots::new("validator_3_newer", sim.snapshots.clone());
-        sim.run_until(&context, "validator 3's own snapshot", |_| true)
-            .await;
+        let own = Snapshots::new("validator_3_new", sim.snapshots.clone());
+        let wrote_own = sim.height(3) + 2 * every;
+        sim.run_until(&context, "validator 3's own snapshots", |s| {
+            s.height(3) >= wrote_own
+        })
+        .await;
         let heights = own.heights(&context).await.unwrap();
         assert!(heights.iter().any(|&h| h > synced), "{heights:?}");
     });

@@ -26,7 +26,7 @@
 //! | `GET /v1/jobs/{job_id}` | [`Proven`] job (`job:<hex>`; docs/jobs.md): status, slots with commitments and reveals, outputs once final |
 //! | `GET /v1/jobs/{job_id}/receipt` | the job's [`Receipt`] (docs/jobs.md, "Receipt"); 409 `not_final` while the job is open (or `job_disputed` / `job_failed`), 409 `not_certified` until this node holds a finalization certificate for a block at or after the one that closed it; 404 unknown job, or its transactions are no longer indexed |
 //! | `GET /v1/genesis` | the network's genesis file (ledger genesis, validators, group polynomial); 404 when the node was not given it |
-//! | `GET /v1/snapshot` | the node's newest state snapshot blob (docs/operations.md, "State sync"), `application/octet-stream`, its height in `X-Glassbox-Snapshot-Height`; 404 `no_snapshot`; 503 `busy` while another download is served |
+//! | `GET /v1/snapshot` | the node's newest complete state snapshot blob (docs/operations.md, "State sync"), `application/octet-stream`, its height in `X-Glassbox-Snapshot-Height`; 404 `no_snapshot` |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document of these routes |
 //! | `GET /v1/executors`, `GET /v1/models` | a page of records (`?limit=` 1 to 1000, default 100; `?after=` the `next` cursor of the previous page) |
 //! | `PUT /v1/blobs/{model_id}` | the model's bytes as the raw body (see [Blobs](#blobs)): 201 `{"status": "stored", "model_id", "size_bytes"}`, or 200 `"present"` when the node already has it (the body is not read); 409 model not registered on the ledger; 400 content hashing to another id (`hash_mismatch`, naming both) or longer than the manifest's `size_bytes` (`size_mismatch`); 413 over the node's blob limit; 503 too many uploads at once, or replaying; 404 when the node keeps no blobs |
@@ -114,7 +114,7 @@ use crate::chain::mempool::MempoolError;
 use crate::chain::{Chain, MAX_INDEXED_TXS, MAX_RECENT_BLOCKS, TxStatus};
 use crate::consensus::block::Block;
 use crate::consensus::genesis::NodeGenesis;
-use crate::consensus::snapshots::SnapshotReader;
+use crate::consensus::snapshots::NewestSnapshot;
 use crate::receipt::Receipt;
 
 mod blobs;
@@ -180,8 +180,8 @@ pub struct Api {
     pub limits: ApiLimits,
     /// The network's genesis, served at `/v1/genesis` when known.
     pub genesis: Option<Arc<NodeGenesis>>,
-    /// The node's state snapshots, served at `/v1/snapshot` when set.
-    pub snapshots: Option<SnapshotReader>,
+    /// The node's newest state snapshot, served at `/v1/snapshot`.
+    pub snapshots: Option<Arc<NewestSnapshot>>,
 }
 
 impl Api {
@@ -1249,27 +1249,23 @@ async fn put_tensor(
     summary = "The node's newest state snapshot blob",
     responses(
         (status = 200, description = "The snapshot blob (block, finalization certificate, state records, checksum); its height in `X-Glassbox-Snapshot-Height`", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 404, description = "No snapshot yet", body = ErrorEnvelope),
-        (status = 503, description = "Another snapshot download is being served", body = ErrorEnvelope)
+        (status = 404, description = "No snapshot yet", body = ErrorEnvelope)
     )
 )]
 async fn snapshot(AxState(api): AxState<Api>) -> Result<Response, ApiError> {
-    let none = || ApiError::not_found("no_snapshot", "this node holds no state snapshot yet");
-    let reader = api.snapshots.as_ref().ok_or_else(none)?;
-    // One at a time: each holds a whole blob in memory.
-    let _permit = SNAPSHOT_DOWNLOADS.try_acquire().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "another state snapshot download is being served; retry shortly",
-        )
-    })?;
-    let (height, bytes) = reader.read().await.ok_or_else(none)?;
+    let (height, bytes) = api
+        .snapshots
+        .as_ref()
+        .and_then(|s| s.get())
+        .ok_or_else(|| {
+            ApiError::not_found("no_snapshot", "this node holds no state snapshot yet")
+        })?;
+    // One shared copy: a download costs no memory of its own.
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (
-                header::HeaderName::from_static("x-glassbox-snapshot-height"),
+                header::HeaderName::from_static(crate::consensus::sync::HEIGHT_HEADER),
                 height.to_string(),
             ),
         ],
@@ -1277,9 +1273,6 @@ async fn snapshot(AxState(api): AxState<Api>) -> Result<Response, ApiError> {
     )
         .into_response())
 }
-
-/// Snapshot downloads served at once.
-static SNAPSHOT_DOWNLOADS: Semaphore = Semaphore::const_new(1);
 
 /// Serves a held operand tensor's canonical encoding.
 #[utoipa::path(

@@ -40,8 +40,11 @@ use tracing::{debug, error, info, warn};
 use crate::chain::{Chain, ChainError, MAX_RECENT_BLOCKS};
 use crate::consensus::application::{Application, SeedCache};
 use crate::consensus::block::Block;
-use crate::consensus::snapshots::{Snapshot, SnapshotPolicy, SnapshotSource, Snapshots, decode};
+use crate::consensus::snapshots::{
+    NewestSnapshot, Snapshot, SnapshotError, SnapshotPolicy, SnapshotSource, Snapshots, parse,
+};
 use crate::consensus::{Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
+use bytes::Bytes;
 
 const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);
 const IMMUTABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(262_144);
@@ -368,6 +371,12 @@ where
         })
     }
 
+    /// The newest snapshot blob this validator holds, for its API to
+    /// serve (`GET /v1/snapshot`).
+    pub fn served_snapshot(&self) -> Arc<NewestSnapshot> {
+        self.snapshots.served()
+    }
+
     /// Starts every actor on the given p2p channels.
     pub fn start(
         mut self,
@@ -533,16 +542,35 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
         mut rx: mpsc::UnboundedReceiver<marshal::Update<Block>>,
     ) -> Result<(), ChainError> {
         self.restore().await;
-        let processed = self.sync(processed).await;
+        let have = self.chain.finalized_height().max(processed);
+        let mut processed = processed;
+        if let Some(synced) = self
+            .sync(have.saturating_add(self.snapshots.sync_ahead_blocks()))
+            .await
+        {
+            processed = processed.max(synced);
+        }
         let chain = self.chain.clone();
         let marshal = self.marshal.clone();
         let from = chain.finalized_height() + 1;
         self.next_snapshot = self.due_after(from - 1);
-        for h in from..=processed {
+        let mut h = from;
+        while h <= processed {
             let Some(block) = marshal.get_block(Height::new(h)).await else {
-                return Err(ChainError::MissingArchived { height: h });
+                // Not in the archive (a node that started from a peer's
+                // snapshot and lost its own): a peer's snapshot at or
+                // past it, then the blocks after that.
+                match self.sync(h - 1).await {
+                    Some(synced) => {
+                        processed = processed.max(synced);
+                        h = synced + 1;
+                        continue;
+                    }
+                    None => return Err(ChainError::MissingArchived { height: h }),
+                }
             };
             self.apply(block.inner()).await?;
+            h += 1;
         }
         if processed >= from
             && let Some(f) = marshal.get_finalization(Height::new(processed)).await
@@ -635,67 +663,108 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
         true
     }
 
-    /// Starts the chain from the newest snapshot whose block marshal
-    /// archived at its height.
-    async fn restore(&self) {
+    /// Starts the chain from the newest usable snapshot of its own
+    /// ([`Snapshots::newest`]); one whose block marshal does not hold (the
+    /// node started from a peer's snapshot) is installed as marshal's
+    /// floor again.
+    async fn restore(&mut self) {
         if self.chain.finalized_height() != 0 {
             return;
         }
-        let marshal = &self.marshal;
-        let archived = |h: u64| async move {
-            marshal
-                .get_block(Height::new(h))
-                .await
-                .map(|b| b.inner().clone())
+        let chain_id = self.chain.finalized_state().chain_id();
+        let marshal = self.marshal.clone();
+        let archived = |h: u64| {
+            let marshal = marshal.clone();
+            async move {
+                marshal
+                    .get_block(Height::new(h))
+                    .await
+                    .map(|b| b.inner().clone())
+            }
         };
-        let Some(snapshot) = self.snapshots.newest(&self.context, archived).await else {
+        let snapshots = self.snapshots.clone();
+        let Some((snapshot, in_archive)) = snapshots
+            .newest(&mut self.context, archived, &self.verifier, &chain_id)
+            .await
+        else {
             return;
         };
         let height = snapshot.height();
+        let finalization = snapshot.finalization.clone();
         if self.start_from(snapshot).await {
-            info!(height, "started from a state snapshot");
+            if !in_archive {
+                self.marshal.set_floor(finalization);
+            }
+            info!(height, in_archive, "started from a state snapshot");
         }
     }
 
-    /// State sync: when a peer's snapshot is more than
-    /// `sync_ahead_blocks` past what this node holds (its finalized height and
-    /// marshal's processed height), starts from it once its certificate,
-    /// block and records check out, and tells marshal to deliver blocks
-    /// from there on. Returns the processed height the replay runs to.
-    async fn sync(&mut self, processed: u64) -> u64 {
-        let Some(source) = self.sync.clone() else {
-            return processed;
-        };
-        let have = self.chain.finalized_height().max(processed);
-        let ahead = self.snapshots.sync_ahead_blocks();
-        let Some((peer, blob)) = source.fetch(have.saturating_add(ahead)).await else {
-            return processed;
-        };
-        let snapshot = match decode(&blob, None)
-            .and_then(|s| s.verify(&mut self.context, &self.verifier).map(|()| s))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(%peer, error = %e, "refusing a peer's state snapshot");
-                return processed;
+    /// State sync: starts from a peer's snapshot above height `above`
+    /// (peers in the source's order; the first blob whose certificate
+    /// verifies under the group key, certifies its block and whose records
+    /// hash to that block's state root, of this chain), stores it as this
+    /// node's own snapshot, and tells marshal to deliver blocks from there
+    /// on. Returns the snapshot's height.
+    async fn sync(&mut self, above: u64) -> Option<u64> {
+        let source = self.sync.clone()?;
+        let chain_id = self.chain.finalized_state().chain_id();
+        for peer in source.offers(above).await {
+            let blob = match source.download(&peer, above).await {
+                Ok(blob) => blob,
+                Err(e) => {
+                    warn!(%peer, error = %e, "state snapshot download failed");
+                    continue;
+                }
+            };
+            let checked = parse(&blob, None).and_then(|p| {
+                if p.height() <= above {
+                    return Err(SnapshotError::Malformed(format!(
+                        "its height {} is not above {above}",
+                        p.height()
+                    )));
+                }
+                // The certificate first: cheap, before the records are
+                // rebuilt.
+                p.verify(&mut self.context, &self.verifier)?;
+                let s = p.rebuild()?;
+                if s.state.chain_id() != chain_id {
+                    return Err(SnapshotError::Certificate("is of another chain"));
+                }
+                Ok(s)
+            });
+            let snapshot = match checked {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(%peer, error = %e, "refusing a peer's state snapshot");
+                    continue;
+                }
+            };
+            let height = snapshot.height();
+            // Durable first: a restart before this node writes its own
+            // snapshot starts from this one (marshal holds no block
+            // below it).
+            if let Err(e) = self
+                .snapshots
+                .store(&self.context, height, Bytes::from(blob))
+                .await
+            {
+                warn!(%peer, height, error = %e, "storing a peer's state snapshot failed");
+                return None;
             }
-        };
-        let height = snapshot.height();
-        if height <= have.saturating_add(ahead) {
-            return processed;
+            let Snapshot {
+                block,
+                finalization,
+                state,
+            } = snapshot;
+            if !self.chain.restore(block.clone(), state) {
+                return None;
+            }
+            self.chain.reindex(&block);
+            self.chain.certify(finalization.clone());
+            self.marshal.set_floor(finalization);
+            info!(%peer, height, "started from a peer's state snapshot (state sync)");
+            return Some(height);
         }
-        let Snapshot {
-            block,
-            finalization,
-            state,
-        } = snapshot;
-        if !self.chain.restore(block.clone(), state) {
-            return processed;
-        }
-        self.chain.reindex(&block);
-        self.chain.certify(finalization.clone());
-        self.marshal.set_floor(finalization);
-        info!(%peer, height, "started from a peer's state snapshot (state sync)");
-        height
+        None
     }
 }

@@ -28,9 +28,10 @@
 //! names the blob's block and the records hash to that block's state root
 //! ([`Snapshot::verify`]); state sync trusts no peer.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use commonware_codec::{Decode, Encode};
 use commonware_consensus::Heightable;
 use commonware_cryptography::Digestible;
@@ -125,62 +126,39 @@ impl Snapshot {
     /// the group key `verifier` holds (the records were checked against
     /// the block's state root when decoded).
     pub fn verify(&self, rng: &mut impl CryptoRng, verifier: &Scheme) -> Result<(), SnapshotError> {
-        let f = &self.finalization;
-        if f.proposal.payload != self.block.digest() {
-            return Err(SnapshotError::Certificate("certifies another block"));
-        }
-        if f.proposal.round.epoch() != EPOCH
-            || f.proposal.round.view() != self.block.header().context.round.view()
-        {
-            return Err(SnapshotError::Certificate(
-                "is for another epoch or view than its block",
-            ));
-        }
-        if !f.verify(rng, verifier, &Sequential) {
-            return Err(SnapshotError::Certificate(
-                "does not verify against the group key",
-            ));
-        }
-        Ok(())
+        certifies(&self.finalization, &self.block, rng, verifier)
     }
 }
 
 /// Where a node far behind finds a snapshot to start from: its peers.
+/// Nothing a source returns is trusted: the finalizer checks every blob.
 pub trait SnapshotSource: Send + Sync + 'static {
-    /// The newest snapshot blob a peer holds above height `above`, with
-    /// the peer's name for logs; `None` when no peer is that far ahead.
-    /// Blobs come from untrusted peers: the caller checks them.
-    fn fetch(&self, above: u64) -> BoxFuture<'_, Option<(String, Vec<u8>)>>;
+    /// Peers that offer a snapshot above height `above`, in the order to
+    /// try them.
+    fn offers(&self, above: u64) -> BoxFuture<'_, Vec<String>>;
+    /// `peer`'s newest snapshot blob, refused (without reading it) when
+    /// the peer says it is not above `above`; bounded in size and time.
+    fn download<'a>(&'a self, peer: &'a str, above: u64) -> BoxFuture<'a, Result<Vec<u8>, String>>;
 }
 
-/// Reads this node's newest snapshot blob and its height, for the API
-/// (`GET /v1/snapshot`).
-#[derive(Clone)]
-pub struct SnapshotReader(pub Arc<ReadNewest>);
+/// The newest complete snapshot blob this node wrote, loaded or synced,
+/// kept in memory for `GET /v1/snapshot`: requests share one copy, and
+/// only blobs that were checked (or durably written) are ever served.
+#[derive(Debug, Default)]
+pub struct NewestSnapshot(Mutex<Option<(u64, Bytes)>>);
 
-/// A function giving the newest snapshot blob and its height.
-pub type ReadNewest = dyn Fn() -> BoxFuture<'static, Option<(u64, Vec<u8>)>> + Send + Sync;
-
-impl std::fmt::Debug for SnapshotReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SnapshotReader")
-    }
-}
-
-impl SnapshotReader {
-    /// A reader of `snapshots` in `context`'s storage.
-    pub fn new<E: Storage + Send + Sync>(context: E, snapshots: Snapshots) -> Self {
-        let context = Arc::new(context);
-        SnapshotReader(Arc::new(move || {
-            let context = Arc::clone(&context);
-            let snapshots = snapshots.clone();
-            Box::pin(async move { snapshots.newest_blob(&*context).await })
-        }))
+impl NewestSnapshot {
+    /// The height and bytes of the newest blob, if any.
+    pub fn get(&self) -> Option<(u64, Bytes)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The newest blob and its height.
-    pub async fn read(&self) -> Option<(u64, Vec<u8>)> {
-        (self.0)().await
+    /// Keeps `bytes` as the blob at `height`, unless a newer one is kept.
+    pub fn set(&self, height: u64, bytes: Bytes) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(|(h, _)| *h <= height) {
+            *kept = Some((height, bytes));
+        }
     }
 }
 
@@ -207,10 +185,44 @@ pub fn encode(block: &Block, finalization: &Finalization, state: &State) -> Vec<
     out
 }
 
-/// The snapshot a blob holds; the state is checked against the block's
-/// state root, the certificate only decoded ([`Snapshot::verify`]).
-/// `height`, when given, is the blob's name.
-pub fn decode(bytes: &[u8], height: Option<u64>) -> Result<Snapshot, SnapshotError> {
+/// A blob's parts before its records are rebuilt into a state: cheap to
+/// get, so a blob's certificate is checked before any costly work.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    /// The block.
+    pub block: Block,
+    /// Its finalization certificate.
+    pub finalization: Finalization,
+    records: &'a [u8],
+}
+
+impl Parsed<'_> {
+    /// The block's height.
+    pub fn height(&self) -> u64 {
+        self.block.height().get()
+    }
+
+    /// Checks that the certificate is a finalization of this block under
+    /// the group key `verifier` holds.
+    pub fn verify(&self, rng: &mut impl CryptoRng, verifier: &Scheme) -> Result<(), SnapshotError> {
+        certifies(&self.finalization, &self.block, rng, verifier)
+    }
+
+    /// The snapshot, its records rebuilt into the state and checked
+    /// against the block's state root.
+    pub fn rebuild(self) -> Result<Snapshot, SnapshotError> {
+        let state = State::from_snapshot(self.records, &self.block.header().state_root)?;
+        Ok(Snapshot {
+            block: self.block,
+            finalization: self.finalization,
+            state,
+        })
+    }
+}
+
+/// A blob's parts (checksum, header, block, certificate); `height`, when
+/// given, is the blob's name.
+pub fn parse(bytes: &[u8], height: Option<u64>) -> Result<Parsed<'_>, SnapshotError> {
     let bad = |what: &str| SnapshotError::Malformed(what.to_string());
     let (body, sum) = bytes
         .split_at_checked(bytes.len().saturating_sub(32))
@@ -230,7 +242,7 @@ pub fn decode(bytes: &[u8], height: Option<u64>) -> Result<Snapshot, SnapshotErr
         )));
     }
     let (block_bytes, rest) = part(rest, "block")?;
-    let block = Block::decode_cfg(bytes::Bytes::copy_from_slice(block_bytes), &())
+    let block = Block::decode_cfg(Bytes::copy_from_slice(block_bytes), &())
         .map_err(|e| SnapshotError::Malformed(format!("block: {e}")))?;
     if let Some(height) = height
         && block.height().get() != height
@@ -241,7 +253,7 @@ pub fn decode(bytes: &[u8], height: Option<u64>) -> Result<Snapshot, SnapshotErr
         )));
     }
     let (cert, rest) = part(rest, "finalization")?;
-    let finalization = Finalization::decode_cfg(bytes::Bytes::copy_from_slice(cert), &())
+    let finalization = Finalization::decode_cfg(Bytes::copy_from_slice(cert), &())
         .map_err(|e| SnapshotError::Malformed(format!("finalization: {e}")))?;
     let (len, records) = rest
         .split_at_checked(8)
@@ -250,12 +262,43 @@ pub fn decode(bytes: &[u8], height: Option<u64>) -> Result<Snapshot, SnapshotErr
     if usize::try_from(len).ok() != Some(records.len()) {
         return Err(bad("state length does not match the blob"));
     }
-    let state = State::from_snapshot(records, &block.header().state_root)?;
-    Ok(Snapshot {
+    Ok(Parsed {
         block,
         finalization,
-        state,
+        records,
     })
+}
+
+/// The snapshot a blob holds; the state is checked against the block's
+/// state root, the certificate only decoded ([`Snapshot::verify`]).
+/// `height`, when given, is the blob's name.
+pub fn decode(bytes: &[u8], height: Option<u64>) -> Result<Snapshot, SnapshotError> {
+    parse(bytes, height)?.rebuild()
+}
+
+/// Whether `f` is a finalization of `block` under the group key.
+fn certifies(
+    f: &Finalization,
+    block: &Block,
+    rng: &mut impl CryptoRng,
+    verifier: &Scheme,
+) -> Result<(), SnapshotError> {
+    if f.proposal.payload != block.digest() {
+        return Err(SnapshotError::Certificate("certifies another block"));
+    }
+    if f.proposal.round.epoch() != EPOCH
+        || f.proposal.round.view() != block.header().context.round.view()
+    {
+        return Err(SnapshotError::Certificate(
+            "is for another epoch or view than its block",
+        ));
+    }
+    if !f.verify(rng, verifier, &Sequential) {
+        return Err(SnapshotError::Certificate(
+            "does not verify against the group key",
+        ));
+    }
+    Ok(())
 }
 
 /// A `u32`-length-prefixed part of a blob, and the rest.
@@ -277,6 +320,8 @@ pub struct Snapshots {
     policy: SnapshotPolicy,
     /// A snapshot is being written: the next one due is skipped.
     busy: Arc<AtomicBool>,
+    /// What `GET /v1/snapshot` serves.
+    newest: Arc<NewestSnapshot>,
 }
 
 impl Snapshots {
@@ -286,7 +331,13 @@ impl Snapshots {
             partition: format!("{prefix}-snapshots"),
             policy,
             busy: Arc::new(AtomicBool::new(false)),
+            newest: Arc::new(NewestSnapshot::default()),
         }
+    }
+
+    /// The newest complete blob, shared with the API.
+    pub fn served(&self) -> Arc<NewestSnapshot> {
+        Arc::clone(&self.newest)
     }
 
     /// Finalized blocks between two snapshots (0: none are written).
@@ -347,25 +398,6 @@ impl Snapshots {
         Ok(bytes.as_ref().to_vec())
     }
 
-    /// Reads and checks the snapshot at `height`.
-    pub async fn load<E: Storage>(
-        &self,
-        context: &E,
-        height: u64,
-    ) -> Result<Snapshot, SnapshotError> {
-        decode(&self.read(context, height).await?, Some(height))
-    }
-
-    /// The newest stored blob and its height (what peers are served).
-    pub async fn newest_blob<E: Storage>(&self, context: &E) -> Option<(u64, Vec<u8>)> {
-        for height in self.heights(context).await.ok()? {
-            if let Ok(bytes) = self.read(context, height).await {
-                return Some((height, bytes));
-            }
-        }
-        None
-    }
-
     /// Writes the snapshot of `block` in the background, unless one is
     /// still being written (then this one is skipped: the next is due
     /// `every_blocks` later).
@@ -405,18 +437,33 @@ impl Snapshots {
         state: &State,
     ) -> Result<usize, SnapshotError> {
         let height = block.height().get();
-        let bytes = encode(block, finalization, state);
+        let bytes = Bytes::from(encode(block, finalization, state));
+        self.store(context, height, bytes).await
+    }
+
+    /// Writes `bytes` (a whole blob) as the snapshot at `height`, durably,
+    /// then serves it and removes the oldest beyond `keep`. A failed write
+    /// leaves no blob behind.
+    pub async fn store<E: Storage>(
+        &self,
+        context: &E,
+        height: u64,
+        bytes: Bytes,
+    ) -> Result<usize, SnapshotError> {
         let n = bytes.len();
-        let (blob, _) = context
-            .open(&self.partition, &height.to_be_bytes())
-            .await
-            .map_err(storage)?;
-        blob.resize(0).await.map_err(storage)?;
-        blob.write_at(0, bytes, WriteOptions::SYNC)
-            .await
-            .map_err(storage)?;
-        blob.sync().await.map_err(storage)?;
-        drop(blob);
+        let name = height.to_be_bytes();
+        let written = async {
+            let (blob, _) = context.open(&self.partition, &name).await?;
+            blob.resize(0).await?;
+            blob.write_at(0, bytes.clone(), WriteOptions::SYNC).await?;
+            blob.sync().await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = context.remove(&self.partition, Some(&name)).await;
+            return Err(storage(e));
+        }
+        self.newest.set(height, bytes);
         // Only now that the new one is durable: the oldest beyond `keep`.
         let keep = self.policy.keep.max(1);
         for old in self.heights(context).await?.into_iter().skip(keep) {
@@ -428,11 +475,21 @@ impl Snapshots {
         Ok(n)
     }
 
-    /// The newest snapshot whose block is the one `archived` gives for its
-    /// height; unusable ones are skipped with a warning.
-    pub async fn newest<E, F, Fut>(&self, context: &E, archived: F) -> Option<Snapshot>
+    /// The newest usable snapshot: whole, of chain `chain_id`, its
+    /// records hashing to its block's state root, and either its block is
+    /// the one `archived` gives for its height or (marshal does not hold
+    /// that block: the node started from a peer's snapshot) its
+    /// certificate verifies under `verifier`. Returns it with whether its
+    /// block was archived. Unusable blobs are removed with a warning.
+    pub async fn newest<E, F, Fut>(
+        &self,
+        context: &mut E,
+        archived: F,
+        verifier: &Scheme,
+        chain_id: &glassbox_primitives::ChainId,
+    ) -> Option<(Snapshot, bool)>
     where
-        E: Storage,
+        E: Storage + CryptoRng,
         F: Fn(u64) -> Fut,
         Fut: Future<Output = Option<Block>>,
     {
@@ -444,16 +501,41 @@ impl Snapshots {
             }
         };
         for height in heights {
-            let found = match self.load(context, height).await {
-                Ok(snapshot) => match archived(height).await {
-                    Some(b) if b.digest() == snapshot.block.digest() => Ok(snapshot),
-                    _ => Err(SnapshotError::NotFinalized(height)),
-                },
-                Err(e) => Err(e),
+            let bytes = match self.read(context, height).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    warn!(height, error = %e, "skipping a state snapshot it cannot read");
+                    continue;
+                }
             };
+            let found = async {
+                let parsed = parse(&bytes, Some(height))?;
+                let in_archive = match archived(height).await {
+                    Some(b) if b.digest() == parsed.block.digest() => true,
+                    Some(_) => return Err(SnapshotError::NotFinalized(height)),
+                    None => {
+                        parsed.verify(context, verifier)?;
+                        false
+                    }
+                };
+                let snapshot = parsed.rebuild()?;
+                if snapshot.state.chain_id() != *chain_id {
+                    return Err(SnapshotError::Certificate("is of another chain"));
+                }
+                Ok((snapshot, in_archive))
+            }
+            .await;
             match found {
-                Ok(found) => return Some(found),
-                Err(e) => warn!(height, error = %e, "skipping a state snapshot"),
+                Ok((snapshot, in_archive)) => {
+                    self.newest.set(height, Bytes::from(bytes));
+                    return Some((snapshot, in_archive));
+                }
+                Err(e) => {
+                    warn!(height, error = %e, "removing an unusable state snapshot");
+                    let _ = context
+                        .remove(&self.partition, Some(&height.to_be_bytes()))
+                        .await;
+                }
             }
         }
         None
@@ -492,7 +574,7 @@ mod tests {
             serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         let hex = receipt["finalization"].as_str().unwrap();
         let bytes = glassbox_primitives::unhex_vec(hex, 1 << 16).unwrap();
-        Finalization::decode_cfg(bytes::Bytes::from(bytes), &()).unwrap()
+        Finalization::decode_cfg(Bytes::from(bytes), &()).unwrap()
     }
 
     #[test]

@@ -1,51 +1,69 @@
 //! State sync over HTTP (docs/operations.md, "State sync"): a node far
 //! behind asks its peers' APIs for their finalized height
-//! (`GET /v1/status`) and downloads the newest snapshot blob
-//! (`GET /v1/snapshot`) of the one furthest ahead. Nothing a peer sends
-//! is trusted: the finalizer checks the blob's certificate against the
-//! group key, its block and its records before it starts from it
-//! (`snapshots::Snapshot::verify`).
+//! (`GET /v1/status`) and downloads a snapshot blob (`GET /v1/snapshot`)
+//! from peers ahead of it. Nothing a peer sends is trusted: the finalizer
+//! checks each blob's certificate against the group key, its block and
+//! its records before it starts from it, and tries the next peer when a
+//! blob fails (`snapshots::Parsed::verify`).
+//!
+//! A peer may lie about its height. With `n` validators of which at most
+//! `f = (n - 1) / 3` are faulty, the `(f + 1)`-th highest height reported
+//! is at or below an honest peer's: sync targets only that height, and
+//! tries the peers at or above it closest to it first, so a peer claiming
+//! a huge height is tried last. Each download is bounded in bytes and in
+//! total time.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use crate::consensus::snapshots::SnapshotSource;
 
 /// How long a peer may take to answer its status.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a peer may pause between two chunks of a snapshot download.
+/// How long a peer may pause between two chunks of a download.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest whole snapshot download.
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Most peers asked.
 pub const MAX_SYNC_PEERS: usize = 64;
+/// Most bytes of a peer's status answer.
+const MAX_STATUS_BYTES: u64 = 1 << 20;
+/// The header carrying a served blob's height.
+pub const HEIGHT_HEADER: &str = "x-glassbox-snapshot-height";
 
 /// Peers' APIs (base URLs such as `http://10.0.0.2:8545`) to sync from.
 #[derive(Debug)]
 pub struct HttpSnapshots {
     peers: Vec<String>,
+    /// Validators in the network (this node included).
+    validators: usize,
     max_bytes: u64,
     client: reqwest::Client,
 }
 
 impl HttpSnapshots {
-    /// Syncs from `peers` (at most [`MAX_SYNC_PEERS`]), downloading at most
+    /// Syncs from `peers` (at most [`MAX_SYNC_PEERS`]; the other
+    /// validators of a network of `validators`), downloading at most
     /// `max_bytes` per blob.
-    pub fn new(peers: Vec<String>, max_bytes: u64) -> Self {
+    pub fn new(peers: Vec<String>, validators: usize, max_bytes: u64) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .connect_timeout(STATUS_TIMEOUT)
             .read_timeout(IDLE_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
-        HttpSnapshots {
+            .map_err(|e| format!("building the state sync HTTP client: {e}"))?;
+        Ok(HttpSnapshots {
             peers: peers
                 .into_iter()
                 .map(|p| p.trim_end_matches('/').to_string())
                 .take(MAX_SYNC_PEERS)
                 .collect(),
+            validators,
             max_bytes,
             client,
-        }
+        })
     }
 
     async fn height(&self, peer: &str) -> Option<u64> {
@@ -64,7 +82,7 @@ impl HttpSnapshots {
         status.get("finalized_height")?.as_u64()
     }
 
-    async fn download(&self, peer: &str) -> Result<Vec<u8>, String> {
+    async fn fetch(&self, peer: &str, above: u64) -> Result<Vec<u8>, String> {
         let answer = self
             .client
             .get(format!("{peer}{}", glassbox_api::routes::SNAPSHOT))
@@ -74,12 +92,65 @@ impl HttpSnapshots {
         if !answer.status().is_success() {
             return Err(format!("answered {}", answer.status()));
         }
+        let height = answer
+            .headers()
+            .get(HEIGHT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("sent no {HEIGHT_HEADER} header"))?;
+        if height <= above {
+            return Err(format!(
+                "its snapshot is at height {height}, not above {above}"
+            ));
+        }
         read_limited(answer, self.max_bytes).await
     }
 }
 
-/// Most bytes of a peer's status answer.
-const MAX_STATUS_BYTES: u64 = 1 << 20;
+/// The peers to try for a target above `above`, given each peer's
+/// reported height (`None`: no answer) in a network of `validators`: see
+/// the module documentation.
+pub fn choose(reported: &[(String, Option<u64>)], validators: usize, above: u64) -> Vec<String> {
+    let faulty = validators.saturating_sub(1) / 3;
+    let mut heights: Vec<u64> = reported.iter().filter_map(|(_, h)| *h).collect();
+    heights.sort_unstable_by_key(|&h| std::cmp::Reverse(h));
+    let Some(&bound) = heights.get(faulty) else {
+        return Vec::new();
+    };
+    if bound <= above {
+        return Vec::new();
+    }
+    let mut peers: Vec<(u64, &String)> = reported
+        .iter()
+        .filter_map(|(p, h)| h.filter(|&h| h >= bound).map(|h| (h, p)))
+        .collect();
+    peers.sort_unstable_by_key(|&(h, _)| h);
+    peers.into_iter().map(|(_, p)| p.clone()).collect()
+}
+
+impl SnapshotSource for HttpSnapshots {
+    fn offers(&self, above: u64) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let heights =
+                futures::future::join_all(self.peers.iter().map(|p| self.height(p))).await;
+            let reported: Vec<(String, Option<u64>)> =
+                self.peers.iter().cloned().zip(heights).collect();
+            let peers = choose(&reported, self.validators, above);
+            if peers.is_empty() {
+                debug!(above, "no peer is far enough ahead for state sync");
+            }
+            peers
+        })
+    }
+
+    fn download<'a>(&'a self, peer: &'a str, above: u64) -> BoxFuture<'a, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            tokio::time::timeout(DOWNLOAD_TIMEOUT, self.fetch(peer, above))
+                .await
+                .map_err(|_| format!("took longer than {} s", DOWNLOAD_TIMEOUT.as_secs()))?
+        })
+    }
+}
 
 /// The body of `answer`, refused past `max_bytes`.
 async fn read_limited(mut answer: reqwest::Response, max_bytes: u64) -> Result<Vec<u8>, String> {
@@ -96,27 +167,32 @@ async fn read_limited(mut answer: reqwest::Response, max_bytes: u64) -> Result<V
     Ok(bytes)
 }
 
-impl SnapshotSource for HttpSnapshots {
-    fn fetch(&self, above: u64) -> BoxFuture<'_, Option<(String, Vec<u8>)>> {
-        Box::pin(async move {
-            let heights =
-                futures::future::join_all(self.peers.iter().map(|p| self.height(p))).await;
-            let mut ahead: Vec<(u64, &String)> = heights
-                .into_iter()
-                .zip(&self.peers)
-                .filter_map(|(h, p)| h.filter(|&h| h > above).map(|h| (h, p)))
-                .collect();
-            // Furthest ahead first; the next one if a download fails.
-            ahead.sort_unstable_by_key(|a| std::cmp::Reverse(a.0));
-            for (height, peer) in ahead {
-                info!(%peer, height, "downloading a peer's state snapshot");
-                match self.download(peer).await {
-                    Ok(bytes) => return Some((peer.clone(), bytes)),
-                    Err(e) => warn!(%peer, error = %e, "state snapshot download failed"),
-                }
-            }
-            debug!(above, "no peer is far enough ahead for state sync");
-            None
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reported(hs: &[Option<u64>]) -> Vec<(String, Option<u64>)> {
+        hs.iter()
+            .enumerate()
+            .map(|(i, h)| (format!("p{i}"), *h))
+            .collect()
+    }
+
+    #[test]
+    fn a_lying_height_does_not_set_the_target_and_is_tried_last() {
+        // 4 validators (f = 1): this node and three peers, one claiming
+        // u64::MAX. The second highest (5000) is the target.
+        let r = reported(&[Some(5_000), Some(u64::MAX), Some(4_990)]);
+        assert_eq!(choose(&r, 4, 2_000), vec!["p0", "p1"]);
+        // Not far enough ahead by the honest bound: no sync, whatever the
+        // liar says.
+        let r = reported(&[Some(1_000), Some(u64::MAX), None]);
+        assert!(choose(&r, 4, 2_000).is_empty());
+        // Too few answers to bound the liars: no sync.
+        let r = reported(&[Some(u64::MAX), None, None]);
+        assert!(choose(&r, 4, 0).is_empty());
+        // One validator beside this node (n = 2, f = 0): its height.
+        let r = reported(&[Some(9_000)]);
+        assert_eq!(choose(&r, 2, 2_000), vec!["p0"]);
     }
 }
