@@ -261,6 +261,10 @@ pub struct NodeConfig {
     /// State snapshots kept.
     #[serde(default = "default_snapshots_kept")]
     pub snapshots_kept: usize,
+    /// Largest snapshot read at start or downloaded from a peer, in bytes
+    /// (held in memory whole).
+    #[serde(default = "default_snapshot_max_bytes")]
+    pub snapshot_max_bytes: u64,
     /// Start from a peer's snapshot (every other genesis validator's API)
     /// when this node is far behind, instead of replaying every block
     /// (docs/operations.md, "State sync").
@@ -278,6 +282,10 @@ fn default_snapshot_every_blocks() -> u64 {
 
 fn default_snapshots_kept() -> usize {
     SnapshotPolicy::default().keep
+}
+
+fn default_snapshot_max_bytes() -> u64 {
+    SnapshotPolicy::default().max_bytes
 }
 
 fn default_state_sync() -> bool {
@@ -523,11 +531,14 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         .transpose()?;
     let storage = cfg.data_dir.join("storage");
     // State sync from every other validator's API the genesis lists.
+    let me = glassbox_types::hex(
+        commonware_codec::Encode::encode(&key.private_key()?.public_key()).as_ref(),
+    );
     let sync_peers = if cfg.state_sync {
         genesis
             .validators
             .iter()
-            .filter(|v| v.p2p_address != cfg.p2p_listen)
+            .filter(|v| !v.public_key.eq_ignore_ascii_case(&me))
             .filter_map(|v| v.http_address.map(|a| format!("http://{a}")))
             .collect()
     } else {
@@ -542,6 +553,7 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
             snapshots: SnapshotPolicy {
                 every_blocks: cfg.snapshot_every_blocks,
                 keep: cfg.snapshots_kept,
+                max_bytes: cfg.snapshot_max_bytes,
                 ..SnapshotPolicy::default()
             },
             sync_peers,
@@ -771,6 +783,7 @@ pub fn prepare_dev(
                 blob_peers: Vec::new(),
                 snapshot_every_blocks: default_snapshot_every_blocks(),
                 snapshots_kept: default_snapshots_kept(),
+                snapshot_max_bytes: default_snapshot_max_bytes(),
                 state_sync: default_state_sync(),
             };
             let text = toml::to_string(&cfg).map_err(|e| NodeError::File(e.to_string()))?;

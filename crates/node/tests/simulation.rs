@@ -664,17 +664,19 @@ impl PeerSnapshots {
 }
 
 impl SnapshotSource for PeerSnapshots {
-    fn offers(&self, above: u64) -> futures::future::BoxFuture<'_, Vec<String>> {
+    fn offers(&self, above: u64) -> futures::future::BoxFuture<'_, Option<(u64, Vec<String>)>> {
         Box::pin(async move {
             let mut out = Vec::new();
+            let mut top = 0;
             for (name, snapshots, serve) in &self.peers {
                 if let Some((h, _)) = self.blob(snapshots, *serve).await
                     && h > above
                 {
+                    top = top.max(h);
                     out.push(name.clone());
                 }
             }
-            out
+            (!out.is_empty()).then_some((top, out))
         })
     }
 

@@ -26,7 +26,7 @@
 //! | `GET /v1/jobs/{job_id}` | [`Proven`] job (`job:<hex>`; docs/jobs.md): status, slots with commitments and reveals, outputs once final |
 //! | `GET /v1/jobs/{job_id}/receipt` | the job's [`Receipt`] (docs/jobs.md, "Receipt"); 409 `not_final` while the job is open (or `job_disputed` / `job_failed`), 409 `not_certified` until this node holds a finalization certificate for a block at or after the one that closed it; 404 unknown job, or its transactions are no longer indexed |
 //! | `GET /v1/genesis` | the network's genesis file (ledger genesis, validators, group polynomial); 404 when the node was not given it |
-//! | `GET /v1/snapshot` | the node's newest complete state snapshot blob (docs/operations.md, "State sync"), `application/octet-stream`, its height in `X-Glassbox-Snapshot-Height`; 404 `no_snapshot` |
+//! | `GET /v1/snapshot` | the node's newest complete state snapshot blob (docs/operations.md, "State sync"), `application/octet-stream`, its height in `X-Glassbox-Snapshot-Height`; 404 `no_snapshot`; 503 `busy` while [`MAX_SNAPSHOT_DOWNLOADS`] are served |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document of these routes |
 //! | `GET /v1/executors`, `GET /v1/models` | a page of records (`?limit=` 1 to 1000, default 100; `?after=` the `next` cursor of the previous page) |
 //! | `PUT /v1/blobs/{model_id}` | the model's bytes as the raw body (see [Blobs](#blobs)): 201 `{"status": "stored", "model_id", "size_bytes"}`, or 200 `"present"` when the node already has it (the body is not read); 409 model not registered on the ledger; 400 content hashing to another id (`hash_mismatch`, naming both) or longer than the manifest's `size_bytes` (`size_mismatch`); 413 over the node's blob limit; 503 too many uploads at once, or replaying; 404 when the node keeps no blobs |
@@ -1249,7 +1249,8 @@ async fn put_tensor(
     summary = "The node's newest state snapshot blob",
     responses(
         (status = 200, description = "The snapshot blob (block, finalization certificate, state records, checksum); its height in `X-Glassbox-Snapshot-Height`", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 404, description = "No snapshot yet", body = ErrorEnvelope)
+        (status = 404, description = "No snapshot yet", body = ErrorEnvelope),
+        (status = 503, description = "`MAX_SNAPSHOT_DOWNLOADS` downloads are being served", body = ErrorEnvelope)
     )
 )]
 async fn snapshot(AxState(api): AxState<Api>) -> Result<Response, ApiError> {
@@ -1260,19 +1261,46 @@ async fn snapshot(AxState(api): AxState<Api>) -> Result<Response, ApiError> {
         .ok_or_else(|| {
             ApiError::not_found("no_snapshot", "this node holds no state snapshot yet")
         })?;
-    // One shared copy: a download costs no memory of its own.
+    // Each download shares the one copy, but keeps the blob it started
+    // with alive until it ends: a few at a time bound what slow readers
+    // can pin.
+    let permit = SNAPSHOT_DOWNLOADS.try_acquire().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{MAX_SNAPSHOT_DOWNLOADS} state snapshot downloads are being served; retry shortly"
+            ),
+        )
+    })?;
+    let len = bytes.len();
+    let chunks = (0..len).step_by(SNAPSHOT_CHUNK_BYTES).map(move |at| {
+        Ok::<_, std::io::Error>(bytes.slice(at..(at + SNAPSHOT_CHUNK_BYTES).min(len)))
+    });
+    let body = futures::StreamExt::map(futures::stream::iter(chunks), move |chunk| {
+        // Released when the download ends or its connection drops.
+        let _held = &permit;
+        chunk
+    });
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
             (
                 header::HeaderName::from_static(crate::consensus::sync::HEIGHT_HEADER),
                 height.to_string(),
             ),
         ],
-        Body::from(bytes),
+        Body::from_stream(body),
     )
         .into_response())
 }
+
+/// State snapshot downloads served at once.
+pub const MAX_SNAPSHOT_DOWNLOADS: usize = 4;
+/// Bytes of a state snapshot sent per body chunk.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+static SNAPSHOT_DOWNLOADS: Semaphore = Semaphore::const_new(MAX_SNAPSHOT_DOWNLOADS);
 
 /// Serves a held operand tensor's canonical encoding.
 #[utoipa::path(

@@ -564,6 +564,7 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
                     Some(synced) => {
                         processed = processed.max(synced);
                         h = synced + 1;
+                        self.next_snapshot = self.due_after(synced);
                         continue;
                     }
                     None => return Err(ChainError::MissingArchived { height: h }),
@@ -700,15 +701,21 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
     }
 
     /// State sync: starts from a peer's snapshot above height `above`
-    /// (peers in the source's order; the first blob whose certificate
-    /// verifies under the group key, certifies its block and whose records
-    /// hash to that block's state root, of this chain), stores it as this
-    /// node's own snapshot, and tells marshal to deliver blocks from there
-    /// on. Returns the snapshot's height.
+    /// and no more than `sync_ahead_blocks` below the height the peers
+    /// can be trusted to have reached (so a faulty peer cannot hand over
+    /// a genuine but stale one: an honest peer's newest snapshot is
+    /// within a snapshot interval of its tip). Peers in the source's
+    /// order; the first blob whose certificate verifies under the group
+    /// key, certifies its block and whose records hash to that block's
+    /// state root, of this chain, is stored as this node's own snapshot,
+    /// and marshal is told to deliver blocks from there on. Returns the
+    /// snapshot's height.
     async fn sync(&mut self, above: u64) -> Option<u64> {
         let source = self.sync.clone()?;
         let chain_id = self.chain.finalized_state().chain_id();
-        for peer in source.offers(above).await {
+        let (target, peers) = source.offers(above).await?;
+        let above = above.max(target.saturating_sub(self.snapshots.sync_ahead_blocks()));
+        for peer in peers {
             let blob = match source.download(&peer, above).await {
                 Ok(blob) => blob,
                 Err(e) => {

@@ -133,9 +133,10 @@ impl Snapshot {
 /// Where a node far behind finds a snapshot to start from: its peers.
 /// Nothing a source returns is trusted: the finalizer checks every blob.
 pub trait SnapshotSource: Send + Sync + 'static {
-    /// Peers that offer a snapshot above height `above`, in the order to
-    /// try them.
-    fn offers(&self, above: u64) -> BoxFuture<'_, Vec<String>>;
+    /// The height the network has reached, as far as the peers can be
+    /// trusted to say (at or below an honest peer's finalized height),
+    /// when it is above `above`, and the peers to try, in order.
+    fn offers(&self, above: u64) -> BoxFuture<'_, Option<(u64, Vec<String>)>>;
     /// `peer`'s newest snapshot blob, refused (without reading it) when
     /// the peer says it is not above `above`; bounded in size and time.
     fn download<'a>(&'a self, peer: &'a str, above: u64) -> BoxFuture<'a, Result<Vec<u8>, String>>;

@@ -107,39 +107,41 @@ impl HttpSnapshots {
     }
 }
 
-/// The peers to try for a target above `above`, given each peer's
-/// reported height (`None`: no answer) in a network of `validators`: see
-/// the module documentation.
-pub fn choose(reported: &[(String, Option<u64>)], validators: usize, above: u64) -> Vec<String> {
+/// The trusted height and the peers to try for a target above `above`,
+/// given each peer's reported height (`None`: no answer) in a network of
+/// `validators`: see the module documentation.
+pub fn choose(
+    reported: &[(String, Option<u64>)],
+    validators: usize,
+    above: u64,
+) -> Option<(u64, Vec<String>)> {
     let faulty = validators.saturating_sub(1) / 3;
     let mut heights: Vec<u64> = reported.iter().filter_map(|(_, h)| *h).collect();
     heights.sort_unstable_by_key(|&h| std::cmp::Reverse(h));
-    let Some(&bound) = heights.get(faulty) else {
-        return Vec::new();
-    };
+    let bound = *heights.get(faulty)?;
     if bound <= above {
-        return Vec::new();
+        return None;
     }
     let mut peers: Vec<(u64, &String)> = reported
         .iter()
         .filter_map(|(p, h)| h.filter(|&h| h >= bound).map(|h| (h, p)))
         .collect();
     peers.sort_unstable_by_key(|&(h, _)| h);
-    peers.into_iter().map(|(_, p)| p.clone()).collect()
+    Some((bound, peers.into_iter().map(|(_, p)| p.clone()).collect()))
 }
 
 impl SnapshotSource for HttpSnapshots {
-    fn offers(&self, above: u64) -> BoxFuture<'_, Vec<String>> {
+    fn offers(&self, above: u64) -> BoxFuture<'_, Option<(u64, Vec<String>)>> {
         Box::pin(async move {
             let heights =
                 futures::future::join_all(self.peers.iter().map(|p| self.height(p))).await;
             let reported: Vec<(String, Option<u64>)> =
                 self.peers.iter().cloned().zip(heights).collect();
-            let peers = choose(&reported, self.validators, above);
-            if peers.is_empty() {
+            let offers = choose(&reported, self.validators, above);
+            if offers.is_none() {
                 debug!(above, "no peer is far enough ahead for state sync");
             }
-            peers
+            offers
         })
     }
 
@@ -183,16 +185,17 @@ mod tests {
         // 4 validators (f = 1): this node and three peers, one claiming
         // u64::MAX. The second highest (5000) is the target.
         let r = reported(&[Some(5_000), Some(u64::MAX), Some(4_990)]);
-        assert_eq!(choose(&r, 4, 2_000), vec!["p0", "p1"]);
+        let peers = |v: &[&str]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(choose(&r, 4, 2_000), Some((5_000, peers(&["p0", "p1"]))));
         // Not far enough ahead by the honest bound: no sync, whatever the
         // liar says.
         let r = reported(&[Some(1_000), Some(u64::MAX), None]);
-        assert!(choose(&r, 4, 2_000).is_empty());
+        assert_eq!(choose(&r, 4, 2_000), None);
         // Too few answers to bound the liars: no sync.
         let r = reported(&[Some(u64::MAX), None, None]);
-        assert!(choose(&r, 4, 0).is_empty());
+        assert_eq!(choose(&r, 4, 0), None);
         // One validator beside this node (n = 2, f = 0): its height.
         let r = reported(&[Some(9_000)]);
-        assert_eq!(choose(&r, 2, 2_000), vec!["p0"]);
+        assert_eq!(choose(&r, 2, 2_000), Some((9_000, peers(&["p0"]))));
     }
 }
