@@ -570,7 +570,7 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
                     None => return Err(ChainError::MissingArchived { height: h }),
                 }
             };
-            self.apply(block.inner()).await?;
+            self.apply(block.inner(), true).await?;
             h += 1;
         }
         if processed >= from
@@ -602,7 +602,7 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
                 ack.acknowledge();
                 continue;
             }
-            self.apply(block.inner()).await?;
+            self.apply(block.inner(), false).await?;
             if block.inner().txs().is_empty() {
                 debug!(height, "finalized an empty block");
             } else {
@@ -625,11 +625,16 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
     /// receipts carry; absent for a block finalized only through a
     /// descendant's) and writes a snapshot when one is due: at the first
     /// block from the due height on that has its own certificate, which
-    /// the snapshot carries for peers to check.
-    async fn apply(&mut self, block: &Block) -> Result<(), ChainError> {
+    /// the snapshot carries for peers to check. While `replaying` the
+    /// archive, certificates are read only when a snapshot is due (the
+    /// replay certifies its last block once).
+    async fn apply(&mut self, block: &Block, replaying: bool) -> Result<(), ChainError> {
         finalize_block(&self.chain, block).await?;
         let height = block.height().get();
         let due = height >= self.next_snapshot;
+        if replaying && !due {
+            return Ok(());
+        }
         if let Some(f) = self.marshal.get_finalization(Height::new(height)).await {
             self.chain.certify(f.clone());
             let tip = self.chain.finalized();
