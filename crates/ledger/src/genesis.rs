@@ -248,6 +248,7 @@ impl State {
                 active_jobs: 0,
                 disputes: 0,
                 served: 0,
+                paused_height: None,
             })
             .map_err(|e| internal(e.to_string()))?;
         }

@@ -57,6 +57,12 @@ pub struct Executor {
     /// concentration report ranks operators by.
     #[serde(default)]
     pub served: u64,
+    /// The height of the missed slot that paused it: a paused executor is
+    /// not drawn for new slots or audits until an `UpdateExecutor` from
+    /// its owner (the node's heartbeat) resumes it (docs/jobs.md,
+    /// "Liveness").
+    #[serde(default)]
+    pub paused_height: Option<u64>,
 }
 
 impl Executor {
@@ -76,7 +82,8 @@ impl Executor {
 
     /// `u8` 1, owner, `u64` stake, `u32` capacity, `str` endpoint, `u64`
     /// registered height, `u32` count + (`u64` amount, `u64` release
-    /// height) entries, `u32` active jobs, `u32` disputes, `u64` served.
+    /// height) entries, `u32` active jobs, `u32` disputes, `u64` served,
+    /// opt `u64` paused height.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(64 + self.endpoint.len() + 16 * self.unbonding.len());
         w.u8(RECORD_VERSION);
@@ -93,6 +100,7 @@ impl Executor {
         w.u32(self.active_jobs);
         w.u32(self.disputes);
         w.u64(self.served);
+        w.option(self.paused_height.as_ref(), |w, h| w.u64(*h));
         w.into_bytes()
     }
 
@@ -129,6 +137,7 @@ impl Executor {
         let active_jobs = r.u32()?;
         let disputes = r.u32()?;
         let served = r.u64()?;
+        let paused_height = r.option("paused height", |r| r.u64())?;
         r.finish()?;
         Ok(Executor {
             owner,
@@ -140,6 +149,7 @@ impl Executor {
             active_jobs,
             disputes,
             served,
+            paused_height,
         })
     }
 }
@@ -220,6 +230,7 @@ impl State {
             active_jobs,
             disputes,
             served,
+            paused_height: None,
         })?;
         Ok(vec![Event::ExecutorRegistered {
             owner: *owner,
@@ -420,6 +431,9 @@ impl State {
         validate_endpoint(endpoint).map_err(|reason| ExecutionError::InvalidEndpoint { reason })?;
         e.capacity = capacity;
         e.endpoint = endpoint.to_string();
+        // An update is also the heartbeat that resumes a paused executor
+        // (docs/jobs.md, "Liveness").
+        e.paused_height = None;
         self.put_executor(e)?;
         Ok(vec![Event::ExecutorUpdated {
             owner: *owner,
@@ -523,6 +537,7 @@ mod tests {
             active_jobs: 1,
             disputes: 0,
             served: 0,
+            paused_height: Some(7),
             unbonding: vec![
                 Unbonding {
                     amount: 1,

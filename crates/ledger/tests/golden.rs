@@ -10,8 +10,8 @@ use glassbox_ledger::{State, TxBody};
 
 const GOLDEN_CHAIN_ID: &str = "637edf8ceb2bbc59334eb2bd2af8fbcedd220fe8561e4694f8a6eb95a401ef27";
 const GOLDEN_GENESIS_ROOT: &str =
-    "27acc65518bdb23d58b558172bec34bd658471de5772f146a34f60ccb140ab0f";
-const GOLDEN_FINAL_ROOT: &str = "f16862d40a6f087055db83dd22a9dbbfb4b2b541b0ba6bfe924a4fe207feec3e";
+    "e73e7fb242e434a96ac3d7841580db2e0196e348dcf32c2f484cf107b0999934";
+const GOLDEN_FINAL_ROOT: &str = "5b18ef626cc74bd2fbe7f651677469ec0025bc4c48b9a26f92e63fa486acd17a";
 
 fn transfer(to: u8, amount: u64) -> TxBody {
     TxBody::Transfer {

@@ -15,7 +15,7 @@ use glassbox_types::{DimSpec, PublicKey, SecretKey, SignedManifest, TensorSpec};
 const MODEL: &[u8] = b"a model's bytes";
 /// Executors' keys.
 const EXECUTORS: [u8; 4] = [5, 6, 7, 8];
-const GOLDEN_JOBS_ROOT: &str = "cdb5a6ee98e401873f659d55d3b38816577e92f8310aaf47fc9e48b8c8a8bf8b";
+const GOLDEN_JOBS_ROOT: &str = "ca206e2b427312364c954e53eefbdf0e22e7c7e614aef786b1e10bffb2b2f0bc";
 
 /// The canonical encoding of a float32 tensor.
 fn f32_tensor(shape: &[u64], values: &[f32]) -> Vec<u8> {
@@ -316,6 +316,54 @@ fn a_missed_commit_is_penalized_and_reassigned() {
     ];
     s = apply_with(&s, [0; 32], &r);
     assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Final);
+}
+
+/// Item 9 of issue #27: a slot whose executor is dead waited out a whole
+/// commit window for every job that drew it (3-replica jobs 8× slower
+/// with one of four nodes killed). A miss pauses the executor: it is not
+/// drawn for new slots until its owner's `UpdateExecutor` (the node's
+/// heartbeat) resumes it, and it still counts for admission, so jobs
+/// wait for it rather than being refused.
+#[test]
+fn an_executor_that_missed_a_slot_is_not_drawn_until_its_heartbeat() {
+    let (mut s, job) = submitted(2, [4; 32]);
+    let late = job.slots[0].executor;
+    let other = job.slots[1].executor;
+    assert_eq!(s.executor(&late).unwrap().paused_height, None);
+    s = apply_with(&s, [0; 32], &[commit_tx(&s, &job, &other, 1.0, 1)]);
+    let deadline = job.slots[0].deadline.unwrap();
+    while s.height() <= deadline {
+        s = apply_with(&s, [5; 32], &[]);
+    }
+    assert_eq!(s.executor(&late).unwrap().paused_height, Some(s.height()));
+    // A 4-replica job is still admitted (it waits for the heartbeat)...
+    assert!(s.check_tx(&tx(&s, 2, submit(4, input()))).is_ok());
+    // ... but the paused executor is not drawn.
+    let drawn = |s: &State| -> usize {
+        (0..30u8)
+            .filter(|&r| {
+                let t = tx(s, 2, submit(3, input()));
+                let id = JobId::of_tx(t.hash());
+                let next = apply_with(s, [r; 32], &[t]);
+                let next = apply_with(&next, [r; 32], &[]);
+                next.job(&id)
+                    .unwrap()
+                    .slots
+                    .iter()
+                    .any(|sl| sl.executor == late)
+            })
+            .count()
+    };
+    assert_eq!(drawn(&s), 0);
+    // Its heartbeat resumes it: drawn again.
+    let e = s.executor(&late).unwrap();
+    let beat = TxBody::UpdateExecutor {
+        capacity: e.capacity,
+        endpoint: e.endpoint.clone(),
+    };
+    s = apply_with(&s, [0; 32], &[tx(&s, number_of(&late), beat)]);
+    assert_eq!(s.executor(&late).unwrap().paused_height, None);
+    assert!(drawn(&s) > 0);
 }
 
 /// Finding "withholding" (issue #25, P4): a committed cheater that saw

@@ -131,12 +131,19 @@ pub struct Concentration {
 }
 
 impl State {
-    /// Whether `e` may be drawn at all: at least `min_executor_stake`
-    /// bonded (a penalty can leave an active executor below it; until it
-    /// adds stake it is not drawn, so what it can lose stays at least the
+    /// Whether `e` could serve jobs: at least `min_executor_stake` bonded
+    /// (a penalty can leave an active executor below it; until it adds
+    /// stake it is not drawn, so what it can lose stays at least the
     /// minimum) and no open dispute.
-    fn drawable(&self, e: &Executor) -> bool {
+    fn can_serve(&self, e: &Executor) -> bool {
         e.is_active() && e.stake >= self.params.min_executor_stake && e.disputes == 0
+    }
+
+    /// Whether `e` may be drawn now: it could serve and is not paused by
+    /// a missed slot (docs/jobs.md, "Liveness": an executor that stopped
+    /// answering is not drawn again until its owner's heartbeat).
+    fn drawable(&self, e: &Executor) -> bool {
+        self.can_serve(e) && e.paused_height.is_none()
     }
 
     /// Whether `e` may be given a new slot of `job`: drawable, spare
@@ -157,12 +164,12 @@ impl State {
             .count()
     }
 
-    /// How many executors could ever serve a job of `requester`:
-    /// drawable, not the requester (busy ones count: a job waits in the
-    /// queue for capacity).
+    /// How many executors could ever serve a job of `requester`: not the
+    /// requester, and able to serve (busy and paused ones count: a job
+    /// waits in the queue for capacity or a heartbeat).
     pub(crate) fn serving_count(&self, requester: &PublicKey) -> usize {
         self.executors()
-            .filter(|e| self.drawable(e) && &e.owner != requester)
+            .filter(|e| self.can_serve(e) && &e.owner != requester)
             .count()
     }
 
@@ -665,8 +672,8 @@ impl State {
     }
 
     /// Takes the miss penalty (at most the stake) from `owner` into the fee
-    /// pool.
-    fn penalize(&mut self, owner: &PublicKey) -> Result<(), ExecutionError> {
+    /// pool and pauses it at `height` (docs/jobs.md, "Liveness").
+    fn penalize(&mut self, owner: &PublicKey, height: u64) -> Result<(), ExecutionError> {
         let Some(e) = self.executor(owner) else {
             return Ok(());
         };
@@ -674,6 +681,7 @@ impl State {
         let amount = self.params.miss_penalty.min(e.stake);
         e.stake -= amount;
         e.active_jobs = e.active_jobs.saturating_sub(1);
+        e.paused_height = Some(height);
         self.put_executor(e)?;
         let pool = self
             .fee_pool
@@ -763,7 +771,7 @@ impl State {
                 if committed && revealed && !switches::is_off(switches::Fix::Withholding) {
                     self.slash_withheld(&owner)?;
                 } else {
-                    self.penalize(&owner)?;
+                    self.penalize(&owner, height)?;
                 }
                 if job.missed.len() >= limits::MAX_JOB_MISSES {
                     job.slots.remove(i);

@@ -143,7 +143,14 @@ pub struct Executor {
     moves: HashMap<JobId, (MovePos, u64)>,
     /// Results this executor audited: when, and how it left it.
     audited: HashMap<JobId, Audit>,
+    /// The height its last heartbeat (resuming it after a missed slot) was
+    /// sent at.
+    heartbeat_at: Option<u64>,
 }
+
+/// A heartbeat waits until the node is at most this many blocks behind
+/// the network's finalized tip.
+const HEARTBEAT_MAX_LAG_BLOCKS: u64 = 4;
 
 /// Most job runs kept for disputes and audits.
 const MAX_PARTIES: usize = 8;
@@ -204,6 +211,7 @@ impl Executor {
             parties: HashMap::new(),
             moves: HashMap::new(),
             audited: HashMap::new(),
+            heartbeat_at: None,
         }
     }
 
@@ -239,6 +247,7 @@ impl Executor {
         if let Some(a) = state.account(&self.me) {
             self.next_nonce = self.next_nonce.max(a.nonce);
         }
+        self.heartbeat(state);
         self.disputes(state).await;
         let mine: Vec<Job> = state
             .open_jobs()
@@ -347,6 +356,44 @@ impl Executor {
                     debug!(job = %job.id, "revealed");
                 }
             }
+        }
+    }
+
+    /// Resumes this executor when a missed slot paused it (docs/jobs.md,
+    /// "Liveness"): an `UpdateExecutor` with its current capacity and
+    /// endpoint, sent again after `resend_after_blocks` while it has not
+    /// landed. A node that runs is alive; one that is dead sends nothing
+    /// and is not drawn.
+    fn heartbeat(&mut self, state: &State) {
+        let Some(e) = state.executor(&self.me) else {
+            return;
+        };
+        let Some(paused) = e.paused_height.filter(|_| e.is_active()) else {
+            self.heartbeat_at = None;
+            return;
+        };
+        let height = state.height();
+        // A node still catching up would send one per replayed stretch of
+        // blocks, with nonces from the past.
+        if self.chain.network_height() > height.saturating_add(HEARTBEAT_MAX_LAG_BLOCKS) {
+            return;
+        }
+        if self
+            .heartbeat_at
+            .is_some_and(|at| height < at.saturating_add(self.cfg.resend_after_blocks))
+        {
+            return;
+        }
+        let body = TxBody::UpdateExecutor {
+            capacity: e.capacity,
+            endpoint: e.endpoint.clone(),
+        };
+        if self.send(state, body) {
+            info!(
+                paused_height = paused,
+                "paused after a missed slot; sent a heartbeat to resume"
+            );
+            self.heartbeat_at = Some(height);
         }
     }
 
