@@ -58,6 +58,14 @@ pub enum Event {
         /// Its endpoint.
         endpoint: String,
     },
+    /// A paused executor resumed (docs/jobs.md, "Liveness").
+    ExecutorResumed {
+        /// Its owner.
+        #[serde(with = "serde_util::public_key")]
+        owner: PublicKey,
+        /// The height of the miss that had paused it.
+        paused_height: u64,
+    },
     /// An executor changed its capacity or endpoint.
     ExecutorUpdated {
         /// Its owner.
@@ -299,6 +307,7 @@ impl State {
                     outputs,
                 )
                 .map(|_| ()),
+            TxBody::Resume => self.check_resume(sender).map(|_| ()),
             _ => Ok(()),
         };
         Ok(body?)
@@ -547,6 +556,7 @@ impl State {
             TxBody::UpdateExecutor { capacity, endpoint } => {
                 self.update_executor(sender, *capacity, endpoint)
             }
+            TxBody::Resume => self.resume(sender),
             TxBody::PublishModel { manifest } => self.publish_model(manifest, height),
             TxBody::SubmitJob {
                 model_id,

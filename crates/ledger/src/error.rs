@@ -157,6 +157,12 @@ pub enum ExecutionError {
         /// The owner.
         owner: String,
     },
+    /// A `Resume` from an executor that is not paused.
+    #[error("executor {owner} is not paused; there is nothing to resume")]
+    NotPaused {
+        /// The owner.
+        owner: String,
+    },
     /// A stake would be below `min_executor_stake`.
     #[error("{field}: the stake would be {stake}, below min_executor_stake = {min}")]
     StakeBelowMinimum {
@@ -427,6 +433,7 @@ impl ExecutionError {
             ExecutionError::AlreadyRegistered { .. } => "already_registered",
             ExecutionError::NotAnExecutor { .. } => "not_an_executor",
             ExecutionError::ExecutorInactive { .. } => "executor_inactive",
+            ExecutionError::NotPaused { .. } => "not_paused",
             ExecutionError::StakeBelowMinimum { .. } => "stake_below_minimum",
             ExecutionError::InsufficientStake { .. } => "insufficient_stake",
             ExecutionError::TooManyUnbonding { .. } => "too_many_unbonding",

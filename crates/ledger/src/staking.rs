@@ -1,6 +1,6 @@
 //! Executors and their stake: the record, and the rules that register an
 //! executor, change its stake, unbond and withdraw it (docs/ledger.md,
-//! "Transactions", kinds 1-6).
+//! "Transactions", kinds 1-6 and 13).
 
 use glassbox_primitives::codec::{Reader, Writer};
 use glassbox_types::PublicKey;
@@ -58,9 +58,8 @@ pub struct Executor {
     #[serde(default)]
     pub served: u64,
     /// The height of the missed slot that paused it: a paused executor is
-    /// not drawn for new slots or audits until an `UpdateExecutor` from
-    /// its owner (the node's heartbeat) resumes it (docs/jobs.md,
-    /// "Liveness").
+    /// not drawn for new slots until a `Resume` from its owner (the node's
+    /// heartbeat) (docs/jobs.md, "Liveness").
     #[serde(default)]
     pub paused_height: Option<u64>,
 }
@@ -431,14 +430,38 @@ impl State {
         validate_endpoint(endpoint).map_err(|reason| ExecutionError::InvalidEndpoint { reason })?;
         e.capacity = capacity;
         e.endpoint = endpoint.to_string();
-        // An update is also the heartbeat that resumes a paused executor
-        // (docs/jobs.md, "Liveness").
-        e.paused_height = None;
         self.put_executor(e)?;
         Ok(vec![Event::ExecutorUpdated {
             owner: *owner,
             capacity,
             endpoint: endpoint.to_string(),
+        }])
+    }
+}
+
+impl State {
+    /// The checks of a `Resume`: the sender's active executor, paused, and
+    /// the height it was paused at.
+    pub(crate) fn check_resume(
+        &self,
+        owner: &PublicKey,
+    ) -> Result<(Executor, u64), ExecutionError> {
+        let e = self.active_executor(owner)?;
+        match e.paused_height {
+            Some(h) => Ok((e, h)),
+            None => Err(ExecutionError::NotPaused {
+                owner: owner.to_string(),
+            }),
+        }
+    }
+
+    pub(crate) fn resume(&mut self, owner: &PublicKey) -> Result<Vec<Event>, ExecutionError> {
+        let (mut e, paused_height) = self.check_resume(owner)?;
+        e.paused_height = None;
+        self.put_executor(e)?;
+        Ok(vec![Event::ExecutorResumed {
+            owner: *owner,
+            paused_height,
         }])
     }
 }

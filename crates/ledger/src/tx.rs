@@ -137,6 +137,9 @@ pub enum TxBody {
         /// The move.
         step: Step,
     },
+    /// Resumes the sender's executor, paused by a missed slot (its node's
+    /// heartbeat, docs/jobs.md "Liveness"); refused when it is not paused.
+    Resume,
 }
 
 impl TxBody {
@@ -156,6 +159,7 @@ impl TxBody {
             TxBody::RevealResult { .. } => 10,
             TxBody::Challenge { .. } => 11,
             TxBody::DisputeStep { .. } => 12,
+            TxBody::Resume => 13,
         }
     }
 
@@ -175,6 +179,7 @@ impl TxBody {
             TxBody::RevealResult { .. } => "reveal_result",
             TxBody::Challenge { .. } => "challenge",
             TxBody::DisputeStep { .. } => "dispute_step",
+            TxBody::Resume => "resume",
         }
     }
 
@@ -196,7 +201,7 @@ impl TxBody {
                 w.str(endpoint);
             }
             TxBody::AddStake { amount } | TxBody::Unbond { amount } => w.u64(*amount),
-            TxBody::Withdraw | TxBody::Deregister => {}
+            TxBody::Withdraw | TxBody::Deregister | TxBody::Resume => {}
             TxBody::UpdateExecutor { capacity, endpoint } => {
                 check_endpoint_len(endpoint)?;
                 w.u32(*capacity);
@@ -333,6 +338,7 @@ impl TxBody {
                 job_id: JobId::from_bytes(r.array()?),
                 step: Step::read(r)?,
             },
+            13 => TxBody::Resume,
             k => return Err(r.err_at(at, format!("unknown transaction kind {k}"))),
         })
     }

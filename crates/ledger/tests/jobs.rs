@@ -43,8 +43,14 @@ fn spec(name: &str, dims: &[u64]) -> TensorSpec {
 /// capacity 2, selection weight uncapped), and the model published by 1
 /// (input `x` [2], output `y` [2] float32, 3 Mflops).
 fn setup() -> State {
+    setup_with(|_| {})
+}
+
+/// [`setup`] with `change` applied to the parameters.
+fn setup_with(change: impl FnOnce(&mut glassbox_ledger::Params)) -> State {
     let mut params = genesis().params;
     params.max_selection_share_bps = 10_000;
+    change(&mut params);
     let g = GenesisState {
         params,
         executors: EXECUTORS
@@ -321,8 +327,8 @@ fn a_missed_commit_is_penalized_and_reassigned() {
 /// Item 9 of issue #27: a slot whose executor is dead waited out a whole
 /// commit window for every job that drew it (3-replica jobs 8× slower
 /// with one of four nodes killed). A miss pauses the executor: it is not
-/// drawn for new slots until its owner's `UpdateExecutor` (the node's
-/// heartbeat) resumes it, and it still counts for admission, so jobs
+/// drawn for new slots until its owner's `Resume` (the node's heartbeat),
+/// and it still counts for admission while its pause is recent, so jobs
 /// wait for it rather than being refused.
 #[test]
 fn an_executor_that_missed_a_slot_is_not_drawn_until_its_heartbeat() {
@@ -355,15 +361,95 @@ fn an_executor_that_missed_a_slot_is_not_drawn_until_its_heartbeat() {
             .count()
     };
     assert_eq!(drawn(&s), 0);
-    // Its heartbeat resumes it: drawn again.
-    let e = s.executor(&late).unwrap();
-    let beat = TxBody::UpdateExecutor {
-        capacity: e.capacity,
-        endpoint: e.endpoint.clone(),
-    };
-    s = apply_with(&s, [0; 32], &[tx(&s, number_of(&late), beat)]);
+    // Paused for longer than a queued job waits, it no longer counts.
+    let mut old = s.clone();
+    for _ in 0..=old.params().commit_window_blocks {
+        old = apply_with(&old, [0; 32], &[]);
+    }
+    assert_eq!(
+        old.check_tx(&tx(&old, 2, submit(4, input())))
+            .unwrap_err()
+            .code(),
+        "not_enough_executors"
+    );
+    // Its heartbeat resumes it: drawn again; a second one is refused.
+    let n = number_of(&late);
+    s = apply_with(&s, [0; 32], &[tx(&s, n, TxBody::Resume)]);
     assert_eq!(s.executor(&late).unwrap().paused_height, None);
     assert!(drawn(&s) > 0);
+    assert_eq!(
+        s.check_tx(&tx(&s, n, TxBody::Resume)).unwrap_err().code(),
+        "not_paused"
+    );
+}
+
+/// Hostile reviews of the pause: a missed slot's replacement is drawn with
+/// recently paused executors included, so whoever can pause the honest
+/// executors at a chosen block can neither fail the job nor keep them out
+/// of its replacements.
+#[test]
+fn a_missed_slot_is_replaced_among_recently_paused_executors_too() {
+    // A 2-replica job nobody commits to: both slots miss (paused), and
+    // their replacements finish it. Pauses count as recent for 30 blocks;
+    // reveals are due 2 blocks after the last commit.
+    let mut s = setup_with(|p| {
+        p.commit_window_blocks = 30;
+        p.reveal_window_blocks = 2;
+    });
+    let t = tx(&s, 1, submit(2, input()));
+    let id = JobId::of_tx(t.hash());
+    s = apply_with(&s, [4; 32], &[t]);
+    s = apply_with(&s, [4; 32], &[]);
+    let job = s.job(&id).unwrap();
+    let paused: Vec<PublicKey> = job.slots.iter().map(|sl| sl.executor).collect();
+    let deadline = job.slots[0].deadline.unwrap();
+    while s.height() <= deadline {
+        s = apply_with(&s, [5; 32], &[]);
+    }
+    let job = s.job(&job.id).unwrap();
+    for p in &paused {
+        assert!(s.executor(p).unwrap().paused_height.is_some());
+    }
+    let live: Vec<PublicKey> = job.slots.iter().map(|sl| sl.executor).collect();
+    let commits: Vec<SignedTx> = live
+        .iter()
+        .map(|e| commit_tx(&s, &job, e, 1.0, 1))
+        .collect();
+    s = apply_with(&s, [0; 32], &commits);
+    let reveals: Vec<SignedTx> = live
+        .iter()
+        .map(|e| reveal_tx(&s, &job, e, 1.0, 1))
+        .collect();
+    s = apply_with(&s, [0; 32], &reveals);
+    assert_eq!(s.job(&job.id).unwrap().status, JobStatus::Final);
+    // A new 2-replica job can only draw the two live executors. Both
+    // commit; one reveals, the other withholds (losing its stake): its
+    // slot goes to a paused executor and the job runs on.
+    let t = tx(&s, 2, submit(2, input()));
+    let id = JobId::of_tx(t.hash());
+    s = apply_with(&s, [1; 32], &[t]);
+    s = apply_with(&s, [1; 32], &[]);
+    let job = s.job(&id).unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    let drawn: Vec<PublicKey> = job.slots.iter().map(|sl| sl.executor).collect();
+    assert!(
+        drawn.iter().all(|e| live.contains(e)),
+        "paused drawn for a new slot"
+    );
+    let commits: Vec<SignedTx> = drawn
+        .iter()
+        .map(|e| commit_tx(&s, &job, e, 1.0, 1))
+        .collect();
+    s = apply_with(&s, [0; 32], &commits);
+    s = apply_with(&s, [0; 32], &[reveal_tx(&s, &job, &drawn[1], 1.0, 1)]);
+    let job = s.job(&id).unwrap();
+    let deadline = job.slots[0].deadline.unwrap();
+    while s.height() <= deadline {
+        s = apply_with(&s, [5; 32], &[]);
+    }
+    let job = s.job(&id).unwrap();
+    assert_eq!(job.status, JobStatus::Running, "{job:?}");
+    assert!(paused.contains(&job.slots[0].executor), "{job:?}");
 }
 
 /// Finding "withholding" (issue #25, P4): a committed cheater that saw

@@ -139,6 +139,16 @@ impl State {
         e.is_active() && e.stake >= self.params.min_executor_stake && e.disputes == 0
     }
 
+    /// Whether `e` could serve and is not paused, or was paused within the
+    /// last `commit_window_blocks` (a live executor resumes within a couple
+    /// of blocks; one paused longer is taken for dead).
+    fn could_be_alive(&self, e: &Executor) -> bool {
+        let height = self.height();
+        self.can_serve(e)
+            && e.paused_height
+                .is_none_or(|h| h.saturating_add(self.params.commit_window_blocks) >= height)
+    }
+
     /// Whether `e` may be drawn now: it could serve and is not paused by
     /// a missed slot (docs/jobs.md, "Liveness": an executor that stopped
     /// answering is not drawn again until its owner's heartbeat).
@@ -165,11 +175,13 @@ impl State {
     }
 
     /// How many executors could ever serve a job of `requester`: not the
-    /// requester, and able to serve (busy and paused ones count: a job
-    /// waits in the queue for capacity or a heartbeat).
+    /// requester, and able to serve (busy ones count: a job waits in the
+    /// queue for capacity; paused ones while their pause is younger than
+    /// the queue's wait, `commit_window_blocks`, so one dead for longer
+    /// does not get jobs admitted that only it could take).
     pub(crate) fn serving_count(&self, requester: &PublicKey) -> usize {
         self.executors()
-            .filter(|e| self.can_serve(e) && &e.owner != requester)
+            .filter(|e| self.could_be_alive(e) && &e.owner != requester)
             .count()
     }
 
@@ -177,16 +189,30 @@ impl State {
     /// order), or `None` when there is none. The weight is the stake, with
     /// no cap per identity: a cap can be evaded by splitting stake and then
     /// raises the splitter's share (docs/disputes.md, "Selection").
+    /// `paused_too` also admits executors paused within the last
+    /// `commit_window_blocks` (a missed slot's replacement: whoever can
+    /// make honest executors miss together must not choose who replaces a
+    /// slot, nor fail the job).
     fn select(
         &self,
         job: &Job,
         randomness: &[u8; 32],
         slot: usize,
         taken: &[PublicKey],
+        paused_too: bool,
     ) -> Option<PublicKey> {
         let pool: Vec<&Executor> = self
             .executors()
-            .filter(|e| self.eligible(e, &job.requester, taken))
+            .filter(|e| {
+                if paused_too {
+                    self.could_be_alive(e)
+                        && e.active_jobs < e.capacity
+                        && e.owner != job.requester
+                        && !taken.contains(&e.owner)
+                } else {
+                    self.eligible(e, &job.requester, taken)
+                }
+            })
             .collect();
         let weights: Vec<u128> = pool.iter().map(|e| u128::from(e.stake)).collect();
         let total: u128 = weights.iter().sum();
@@ -197,8 +223,12 @@ impl State {
         pick(&pool, &weights, r)
     }
 
-    /// The auditor of a pending result: a drawable executor outside
-    /// `exclude`, stake-weighted, drawn from `seed`.
+    /// The auditor of a pending result: an executor that could serve
+    /// outside `exclude`, stake-weighted, drawn from `seed`. Executors
+    /// paused within the last `commit_window_blocks` are drawn too:
+    /// whoever can make honest executors miss at a chosen block (jobs they
+    /// must decline) must not thereby choose who audits (docs/jobs.md,
+    /// "Liveness").
     pub(crate) fn select_auditor(
         &self,
         seed: &[u8; 32],
@@ -206,7 +236,7 @@ impl State {
     ) -> Option<PublicKey> {
         let pool: Vec<&Executor> = self
             .executors()
-            .filter(|e| self.drawable(e) && !exclude.contains(&e.owner))
+            .filter(|e| self.could_be_alive(e) && !exclude.contains(&e.owner))
             .collect();
         let weights: Vec<u128> = pool.iter().map(|e| u128::from(e.stake)).collect();
         let total: u128 = weights.iter().sum();
@@ -785,7 +815,7 @@ impl State {
                     .map(|s| s.executor)
                     .chain(job.missed.iter().copied())
                     .collect();
-                match self.select(&job, &ctx.randomness, i, &taken) {
+                match self.select(&job, &ctx.randomness, i, &taken, true) {
                     Some(next) => {
                         self.take_slot(&next)?;
                         if let Some(s) = job.slots.get_mut(i) {
@@ -834,7 +864,7 @@ impl State {
             for slot in 0..usize::from(job.replicas) {
                 // Cannot miss (enough were counted); if it did, `fail`
                 // releases the slots taken so far.
-                let Some(owner) = self.select(&job, &ctx.randomness, slot, &taken) else {
+                let Some(owner) = self.select(&job, &ctx.randomness, slot, &taken, false) else {
                     break;
                 };
                 self.take_slot(&owner)?;

@@ -64,6 +64,7 @@ pub fn is_job_protocol(body: &TxBody) -> bool {
             | TxBody::RevealResult { .. }
             | TxBody::DisputeStep { .. }
             | TxBody::Challenge { .. }
+            | TxBody::Resume
     )
 }
 
@@ -83,6 +84,12 @@ pub enum MempoolError {
         sender: String,
         /// The nonce.
         nonce: u64,
+    },
+    /// The sender already has a `Resume` pending (one at a time).
+    #[error("sender {sender} already has a pending resume")]
+    ResumePending {
+        /// The sender (`ed25519:<hex>`).
+        sender: String,
     },
     /// The pool is full.
     #[error("mempool is full ({what}); try again later")]
@@ -243,6 +250,20 @@ impl Mempool {
             return Err(MempoolError::NonceTaken {
                 sender: sender.to_string(),
                 nonce,
+            });
+        }
+        // A paused executor could otherwise park up to max_nonce_ahead
+        // Resumes (refused by nobody while it stays paused) in the space
+        // reserved for the job protocol.
+        if matches!(tx.body(), TxBody::Resume)
+            && self.by_sender.get(&sender).is_some_and(|q| {
+                q.by_nonce
+                    .values()
+                    .any(|e| matches!(e.tx.body(), TxBody::Resume))
+            })
+        {
+            return Err(MempoolError::ResumePending {
+                sender: sender.to_string(),
             });
         }
         if held >= self.limits.max_per_sender {

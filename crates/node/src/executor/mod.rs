@@ -360,10 +360,9 @@ impl Executor {
     }
 
     /// Resumes this executor when a missed slot paused it (docs/jobs.md,
-    /// "Liveness"): an `UpdateExecutor` with its current capacity and
-    /// endpoint, sent again after `resend_after_blocks` while it has not
-    /// landed. A node that runs is alive; one that is dead sends nothing
-    /// and is not drawn.
+    /// "Liveness"): a `Resume`, sent again after `resend_after_blocks`
+    /// while it has not landed. A node that runs is alive; one that is dead
+    /// sends nothing and is not drawn.
     fn heartbeat(&mut self, state: &State) {
         let Some(e) = state.executor(&self.me) else {
             return;
@@ -384,11 +383,7 @@ impl Executor {
         {
             return;
         }
-        let body = TxBody::UpdateExecutor {
-            capacity: e.capacity,
-            endpoint: e.endpoint.clone(),
-        };
-        if self.send(state, body) {
+        if self.send(state, TxBody::Resume) {
             info!(
                 paused_height = paused,
                 "paused after a missed slot; sent a heartbeat to resume"
