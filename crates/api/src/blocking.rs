@@ -29,10 +29,16 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the node at `url` (`http://HOST[:PORT]`), giving each
-    /// call `timeout`.
+    /// A client of the node at `url` (`http(s)://HOST[:PORT]`), giving
+    /// each call `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Client, Error> {
-        let inner = client::Client::new(url, timeout)?;
+        Client::with_ca(url, timeout, None)
+    }
+
+    /// [`Client::new`], also trusting the CA certificates in `ca_pem`
+    /// (PEM).
+    pub fn with_ca(url: &str, timeout: Duration, ca_pem: Option<&[u8]>) -> Result<Client, Error> {
+        let inner = client::Client::with_ca(url, timeout, ca_pem)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

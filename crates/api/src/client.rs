@@ -165,24 +165,32 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the node at `url` (`http://HOST[:PORT]`; plain HTTP
-    /// only), giving each call `timeout`.
+    /// A client of the node at `url` (`http://HOST[:PORT]` or
+    /// `https://HOST[:PORT]`), giving each call `timeout`; `https://` nodes
+    /// must show a certificate from Mozilla's roots.
     pub fn new(url: &str, timeout: Duration) -> Result<Client> {
+        Client::with_ca(url, timeout, None)
+    }
+
+    /// [`Client::new`], also trusting the CA certificates in `ca_pem`
+    /// (PEM), such as a private network's.
+    pub fn with_ca(url: &str, timeout: Duration, ca_pem: Option<&[u8]>) -> Result<Client> {
         let base = url.trim_end_matches('/').to_string();
         let bad = |reason: &str| Error::Url {
             url: clip(url, 80),
             reason: reason.to_string(),
         };
-        let Some(host) = base.strip_prefix("http://") else {
-            if base.starts_with("https://") {
-                return Err(bad("this client speaks plain http:// only"));
-            }
-            return Err(bad("expected http://HOST:PORT"));
+        let Some(host) = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+        else {
+            return Err(bad("expected http://HOST:PORT or https://HOST[:PORT]"));
         };
         if host.is_empty() || host.contains('/') {
-            return Err(bad("expected http://HOST:PORT, without a path"));
+            return Err(bad("expected http(s)://HOST[:PORT], without a path"));
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client(ca_pem)
+            .map_err(|e| Error::Runtime(e.to_string()))?
             .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
             .build()
             .map_err(|e| Error::Runtime(chain(&e)))?;

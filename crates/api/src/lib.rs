@@ -16,6 +16,8 @@ pub mod blocking;
 mod client;
 pub mod routes;
 pub mod schema;
+#[cfg(feature = "client")]
+pub mod tls;
 mod verify;
 pub mod wire;
 

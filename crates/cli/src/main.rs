@@ -26,6 +26,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Also trust the CA certificates in this PEM file for `https://`
+    /// nodes (a private network's CA; Mozilla's roots are always trusted).
+    #[arg(long, global = true, value_name = "FILE", env = "GLASSBOX_CA")]
+    ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +64,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.ca
+        && let Err(e) = net::trust_ca(path)
+    {
+        let _ = writeln!(std::io::stderr(), "error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result: Result<()> = match cli.command {
         Command::Exec(args) => exec::run(args),
         Command::Keys(args) => keys::run(args),

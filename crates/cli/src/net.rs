@@ -21,10 +21,27 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// the mempool and the finalized index).
 const MAX_UNKNOWN_POLLS: u32 = 8;
 
-/// A client of the node at `url` (`--node`), each call bounded by
-/// `timeout`.
+/// Largest `--ca` file read, in bytes.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// The `--ca` certificates (PEM), set once at start.
+static EXTRA_CA: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Reads `--ca FILE` for every client this process makes, checking it
+/// holds certificates.
+pub(crate) fn trust_ca(path: &std::path::Path) -> Result<()> {
+    let pem = crate::progress::read_file(path, MAX_CA_FILE_BYTES).context("--ca")?;
+    glassbox_api::tls::client_config(Some(&pem))
+        .with_context(|| format!("--ca {}", path.display()))?;
+    let _ = EXTRA_CA.set(pem);
+    Ok(())
+}
+
+/// A client of the node at `url` (`--node`, `http://` or `https://`), each
+/// call bounded by `timeout`.
 pub(crate) fn client(url: &str, timeout: Duration) -> Result<Client> {
-    Client::new(url, timeout).with_context(|| format!("--node {url}"))
+    Client::with_ca(url, timeout, EXTRA_CA.get().map(Vec::as_slice))
+        .with_context(|| format!("--node {url}"))
 }
 
 /// The account of `sender`, proof-checked; `None` when the chain has none.

@@ -270,6 +270,10 @@ pub struct NodeConfig {
     /// (docs/operations.md, "State sync").
     #[serde(default = "default_state_sync")]
     pub state_sync: bool,
+    /// The HTTP server's bounds on clients (docs/operations.md, "HTTP
+    /// limits").
+    #[serde(default)]
+    pub http: crate::api::HttpLimits,
 }
 
 fn default_threads() -> usize {
@@ -427,19 +431,28 @@ async fn bind_api(addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError
         .map_err(|e| NodeError::File(format!("binding the HTTP API on {addr}: {e}")))
 }
 
-/// Serves the HTTP API for `chain` and `blobs` on `listener`.
+/// Serves the HTTP API for `chain` and `blobs` on `listener` within
+/// `http` until `stop` says so (then finishing the requests in flight).
 async fn serve_api(
     listener: tokio::net::TcpListener,
     chain: Arc<Chain>,
     blobs: crate::api::Blobs,
     genesis: Arc<NodeGenesis>,
     snapshots: Option<Arc<NewestSnapshot>>,
+    http: crate::api::HttpLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), NodeError> {
     let mut api = crate::api::Api::new(chain);
-    api.limits = api_limits(&genesis.ledger.params);
+    api.limits = crate::api::ApiLimits {
+        http,
+        ..api_limits(&genesis.ledger.params)
+    };
     api.snapshots = snapshots;
+    let shutdown = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
     let api = api.with_genesis(genesis);
-    crate::api::serve_with_blobs(listener, api, Some(blobs))
+    crate::api::serve_with_blobs(listener, api, Some(blobs), shutdown)
         .await
         .map_err(|e| NodeError::File(format!("HTTP API: {e}")))
 }
@@ -453,15 +466,19 @@ struct Services {
     blob_peers: Vec<String>,
     /// The validator's newest snapshot, served to peers.
     snapshots: Option<Arc<NewestSnapshot>>,
+    /// The HTTP server's bounds.
+    http_limits: crate::api::HttpLimits,
+    /// Set to `true` at shutdown.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Starts the API (when `http` is set) and the executor (when a key is
-/// given) for `chain`.
+/// Starts the API (when `http` is set; its task's handle is returned) and
+/// the executor (when a key is given) for `chain`.
 async fn start_services<E: Spawner + Metrics>(
     context: &E,
     chain: &Arc<Chain>,
     s: Services,
-) -> Result<(), NodeError> {
+) -> Result<Option<Handle<()>>, NodeError> {
     let blobs = open_blobs(&s.data_dir.join("blobs"))?;
     let own_endpoint = s.http.map(|a| format!("http://{a}"));
     let tensors_dir = s.data_dir.join("tensors");
@@ -486,17 +503,20 @@ async fn start_services<E: Spawner + Metrics>(
             .with_durable_tensors(tensors),
         ))
         .map_err(|_| NodeError::AlreadyStarted)?;
+    let mut api = None;
     if let Some(addr) = s.http {
         let listener = bind_api(addr).await?;
         let chain = chain.clone();
         let blobs = blobs.clone();
         let genesis = s.genesis.clone();
         let snapshots = s.snapshots.clone();
-        context.child("api").spawn(move |_| async move {
-            if let Err(e) = serve_api(listener, chain, blobs, genesis, snapshots).await {
+        let (http, stop) = (s.http_limits.clone(), s.stop.clone());
+        api = Some(context.child("api").spawn(move |_| async move {
+            if let Err(e) = serve_api(listener, chain, blobs, genesis, snapshots, http, stop).await
+            {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
-        });
+        }));
         info!(%addr, "HTTP API listening");
     }
     if let Some(key) = s.executor_key {
@@ -510,7 +530,7 @@ async fn start_services<E: Spawner + Metrics>(
         info!(executor = %executor.public_key(), "executor role on");
         context.child("executor").spawn(move |_| executor.run());
     }
-    Ok(())
+    Ok(api)
 }
 
 /// Reads an executor key file.
@@ -521,6 +541,7 @@ fn read_executor_key(path: &std::path::Path) -> Result<glassbox_types::SecretKey
 
 /// Runs one validator until Ctrl-C or SIGTERM.
 pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
+    cfg.http.check().map_err(NodeError::File)?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let genesis = read_genesis(&cfg.genesis)?;
     let key = read_key(&cfg.key)?;
@@ -559,7 +580,8 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
             sync_peers,
         };
         let (started, handles) = start_validator(context.child("validator"), &genesis, run).await?;
-        start_services(
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let api = start_services(
             &context,
             &started.chain,
             Services {
@@ -569,20 +591,46 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
                 executor_key,
                 blob_peers: cfg.blob_peers.clone(),
                 snapshots: Some(started.snapshots.clone()),
+                http_limits: cfg.http.clone(),
+                stop: stopped,
             },
         )
         .await?;
-        wait_for_shutdown(handles).await;
+        wait_for_shutdown(handles, &stop, api.into_iter().collect(), &cfg.http).await;
         Ok(())
     })
 }
 
-async fn wait_for_shutdown(handles: Vec<Handle<()>>) {
+/// Waits for Ctrl-C, SIGTERM or the end of the validator's tasks, then
+/// stops the HTTP APIs (`stop`) and gives their requests in flight up to
+/// `http.shutdown_grace_ms` to finish.
+async fn wait_for_shutdown(
+    handles: Vec<Handle<()>>,
+    stop: &tokio::sync::watch::Sender<bool>,
+    apis: Vec<Handle<()>>,
+    http: &crate::api::HttpLimits,
+) {
     let all = futures::future::join_all(handles);
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
+        () = term => info!("SIGTERM: shutting down"),
         _ = all => tracing::warn!("validator tasks ended"),
     }
+    let _ = stop.send(true);
+    // The server waits `shutdown_grace_ms` itself; a little more here.
+    let grace = Duration::from_millis(http.shutdown_grace_ms.saturating_add(1_000));
+    let _ = tokio::time::timeout(grace, futures::future::join_all(apis)).await;
 }
 
 /// `glassbox dev` options.
@@ -785,6 +833,7 @@ pub fn prepare_dev(
                 snapshots_kept: default_snapshots_kept(),
                 snapshot_max_bytes: default_snapshot_max_bytes(),
                 state_sync: default_state_sync(),
+                http: crate::api::HttpLimits::default(),
             };
             let text = toml::to_string(&cfg).map_err(|e| NodeError::File(e.to_string()))?;
             write_private(&vdir.join("node.toml"), &text)?;
@@ -842,6 +891,9 @@ pub fn run_dev(
     let shared = Arc::new(genesis.clone());
     runner(&storage, opts.worker_threads).start(|context| async move {
         let mut handles = Vec::new();
+        let mut apis = Vec::new();
+        let http = crate::api::HttpLimits::default();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         for (i, key) in keys.into_iter().enumerate() {
             let entry = genesis
                 .validators
@@ -867,22 +919,26 @@ pub fn run_dev(
             } else {
                 None
             };
-            start_services(
-                &ctx,
-                &started.chain,
-                Services {
-                    http: entry.http_address,
-                    data_dir: vdir,
-                    genesis: shared.clone(),
-                    executor_key,
-                    blob_peers: Vec::new(),
-                    snapshots: Some(started.snapshots.clone()),
-                },
-            )
-            .await?;
+            apis.extend(
+                start_services(
+                    &ctx,
+                    &started.chain,
+                    Services {
+                        http: entry.http_address,
+                        data_dir: vdir,
+                        genesis: shared.clone(),
+                        executor_key,
+                        blob_peers: Vec::new(),
+                        snapshots: Some(started.snapshots.clone()),
+                        http_limits: http.clone(),
+                        stop: stopped.clone(),
+                    },
+                )
+                .await?,
+            );
         }
         ready();
-        wait_for_shutdown(handles).await;
+        wait_for_shutdown(handles, &stop, apis, &http).await;
         Ok(())
     })
 }

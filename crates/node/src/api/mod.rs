@@ -3,7 +3,9 @@
 //! Every response is JSON, bar a blob download's bytes. Errors are
 //! `{"error": {"code": "...", "message": "..."}}` with the matching status;
 //! unknown routes are 404 and wrong methods 405, in the same shape. Nothing
-//! here panics on any input, and a refused request changes nothing.
+//! here panics on any input, and a refused request changes nothing. Any
+//! route may also answer 408 `timeout`, 429 `rate_limited` or 503 `busy`
+//! ([`serve`], [`HttpLimits`]).
 //!
 //! Every body is a type of `glassbox_api::wire`, which clients decode too
 //! (`glassbox_api::Client`), and `GET /v1/openapi.json` serves the OpenAPI
@@ -82,7 +84,9 @@
 //! `glassbox_store::stream::max_encoded_len(len)` bytes.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -119,9 +123,11 @@ use crate::receipt::Receipt;
 
 mod blobs;
 mod openapi;
+pub mod serve;
 
 use blobs::{BlobState, get_blob, get_slice, put_blob};
 use openapi::openapi_json;
+pub use serve::HttpLimits;
 
 pub use blobs::{
     BLOB_SIZE_HEADER, Blobs, DEFAULT_MAX_BLOB_BYTES, MAX_CONCURRENT_SLICES, MAX_CONCURRENT_UPLOADS,
@@ -142,7 +148,7 @@ const RETRY_AFTER_SECS: &str = "1";
 const MAX_ECHO: usize = 80;
 
 /// Bounds on what the API accepts.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiLimits {
     /// Largest request body, in bytes; larger ones get 413. A transaction
     /// travels as hex, so this must be at least twice the chain's
@@ -154,6 +160,8 @@ pub struct ApiLimits {
     /// `/health` answers 503 `stalled` when no block was finalized for
     /// this long, in ms.
     pub max_stall_ms: u64,
+    /// The server's bounds on clients ([`serve::serve`]).
+    pub http: HttpLimits,
 }
 
 /// Default of [`ApiLimits::max_lag_blocks`].
@@ -167,6 +175,7 @@ impl Default for ApiLimits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_lag_blocks: DEFAULT_MAX_LAG_BLOCKS,
             max_stall_ms: DEFAULT_MAX_STALL_MS,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -212,6 +221,12 @@ pub fn router(api: Api) -> Router {
 /// `blobs` (see the module docs).
 pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
     let max_body = api.limits.max_body_bytes;
+    let http = &api.limits.http;
+    let deadlines: serve::Deadlines = (
+        Duration::from_millis(http.request_timeout_ms),
+        Duration::from_millis(http.upload_timeout_ms),
+    );
+    let guard = serve::Guard::new(http);
     let blob_state = BlobState {
         chain: api.chain.clone(),
         blobs,
@@ -259,23 +274,31 @@ pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            deadlines,
+            serve::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(guard, serve::guard))
         .with_state(api)
 }
 
-/// Serves [`router`] on `listener` until the future is dropped or the
-/// listener fails.
+/// Serves [`router`] on `listener` within the API's [`HttpLimits`] until
+/// the future is dropped or the listener fails.
 pub async fn serve(listener: tokio::net::TcpListener, api: Api) -> std::io::Result<()> {
-    axum::serve(listener, router(api)).await
+    serve_with_blobs(listener, api, None, std::future::pending()).await
 }
 
-/// Serves [`router_with_blobs`] on `listener` until the future is dropped
-/// or the listener fails.
+/// Serves [`router_with_blobs`] on `listener` within the API's
+/// [`HttpLimits`] until `shutdown` completes (then finishing the requests
+/// in flight, see [`serve::serve`]) or the listener fails.
 pub async fn serve_with_blobs(
     listener: tokio::net::TcpListener,
     api: Api,
     blobs: Option<Blobs>,
+    shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router_with_blobs(api, blobs)).await
+    let limits = api.limits.http.clone();
+    serve::serve(listener, router_with_blobs(api, blobs), limits, shutdown).await
 }
 
 // ---- errors -----------------------------------------------------------------
@@ -358,6 +381,9 @@ fn mempool_error(e: MempoolError) -> ApiError {
         }
         e @ MempoolError::NonceTaken { .. } => {
             ApiError::new(StatusCode::CONFLICT, "nonce_pending", e.to_string())
+        }
+        e @ MempoolError::ResumePending { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "resume_pending", e.to_string())
         }
         e @ MempoolError::Full { .. } => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -48,7 +48,8 @@ impl HttpSnapshots {
     /// validators of a network of `validators`), downloading at most
     /// `max_bytes` per blob.
     pub fn new(peers: Vec<String>, validators: usize, max_bytes: u64) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let client = glassbox_api::tls::http_client(None)
+            .map_err(|e| e.to_string())?
             .connect_timeout(STATUS_TIMEOUT)
             .read_timeout(IDLE_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

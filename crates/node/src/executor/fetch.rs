@@ -312,7 +312,11 @@ pub async fn fetch_blob(
         });
     }
     let timeout = Duration::from_millis(opts.timeout_ms);
-    let client = reqwest::Client::builder()
+    let client = glassbox_api::tls::http_client(None)
+        .map_err(|e| FetchError::Task {
+            model_id: id,
+            reason: e.to_string(),
+        })?
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -546,7 +550,8 @@ pub async fn fetch_tensor(
     timeout_ms: u64,
 ) -> Result<Vec<u8>, String> {
     let timeout = Duration::from_millis(timeout_ms.clamp(1, MAX_TIMEOUT_MS));
-    let client = reqwest::Client::builder()
+    let client = glassbox_api::tls::http_client(None)
+        .map_err(|e| e.to_string())?
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
