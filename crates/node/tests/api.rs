@@ -977,10 +977,11 @@ async fn typed_client_rejects_forged_records() {
 /// Connection failures and non-API answers are errors that say where.
 #[tokio::test]
 async fn typed_client_errors_name_the_url() {
-    assert!(
-        glassbox_api::Client::new("https://example.org", std::time::Duration::from_secs(1))
-            .is_err()
-    );
+    let second = std::time::Duration::from_secs(1);
+    // https:// is spoken (tests/http.rs); other schemes and paths are not.
+    assert!(glassbox_api::Client::new("https://example.org", second).is_ok());
+    assert!(glassbox_api::Client::new("ftp://example.org", second).is_err());
+    assert!(glassbox_api::Client::new("https://example.org/v1", second).is_err());
     assert!(glassbox_api::Client::new("localhost:1", std::time::Duration::from_secs(1)).is_err());
     // A port nobody listens on.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
