@@ -17,8 +17,8 @@
 //!
 //! It prints one JSON line (`jobs_submitted`, `jobs_final`, `jobs_failed`,
 //! `faults_injected`, `violations`, `max_stall_ms`, `max_recovery_ms`, ...)
-//! and fails on any violation. `GLASSBOX_CHAOS_SECS` (default 120, what CI runs) and
-//! `GLASSBOX_CHAOS_SEED` (default 1) set its length and seed;
+//! and fails on any violation. `GLASSBOX_CHAOS_SECS` (default 120, what
+//! CI runs) and `GLASSBOX_CHAOS_SEED` (default 1) set its length and seed;
 //! `bash scripts/chaos.sh [--minutes M] [--seed S]` runs it. Network
 //! partitions and a full disk are not injected yet (see the note in
 //! docs/operations.md).

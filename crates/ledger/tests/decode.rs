@@ -29,6 +29,7 @@ fn body() -> impl Strategy<Value = TxBody> {
         any::<u64>().prop_map(|amount| TxBody::Unbond { amount }),
         Just(TxBody::Withdraw),
         Just(TxBody::Deregister),
+        Just(TxBody::Resume),
         (any::<u32>(), endpoint)
             .prop_map(|(capacity, endpoint)| TxBody::UpdateExecutor { capacity, endpoint }),
         ("[a-z]{1,12}", 0u8..5, 1u8..5).prop_map(|(name, v, n)| publish(

@@ -538,6 +538,12 @@ fn execution_failures_only_cost_the_fee() {
             "bad_manifest_signature",
         ),
     ];
+    // A Resume is refused already at admission (so a resent heartbeat
+    // costs nothing).
+    for (sender, code) in [(3, "not_an_executor"), (1, "not_paused")] {
+        let t = tx(&s, sender, TxBody::Resume);
+        assert_eq!(s.check_tx(&t).unwrap_err().code(), code);
+    }
     for (sender, body, code) in cases {
         let t = tx(&s, sender, body);
         assert_eq!(s.check_tx(&t), Ok(()), "{code}: admissible");
