@@ -31,6 +31,8 @@ use glassbox_api::blocking::Client;
 use glassbox_ledger::{JobId, JobStatus, SignedTx, TxBody};
 use glassbox_primitives::{BlockDigest, ModelId};
 use glassbox_runtime::formats;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 mod common;
@@ -41,23 +43,6 @@ const VALIDATORS: usize = 4;
 const MAX_RECOVERY_MS: u64 = 30_000;
 /// A job accepted by a node but not on chain after this long is resent.
 const RESEND_AFTER: Duration = Duration::from_secs(5);
-
-/// splitmix64: the campaign's only randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -72,6 +57,19 @@ struct Sent {
     tx: SignedTx,
     last_sent: Instant,
     on_chain: bool,
+    /// Times sent again, each to the next live node.
+    resends: usize,
+}
+
+/// Records an accepted job and moves to the next nonce.
+fn accepted(sent: &mut Vec<Sent>, nonce: &mut u64, tx: SignedTx) {
+    *nonce += 1;
+    sent.push(Sent {
+        tx,
+        last_sent: Instant::now(),
+        on_chain: false,
+        resends: 0,
+    });
 }
 
 /// One fault episode: the nodes down, and when they come back.
@@ -84,7 +82,7 @@ struct Campaign {
     dir: std::path::PathBuf,
     ports: Vec<u16>,
     nodes: Nodes,
-    rng: Rng,
+    rng: StdRng,
     violations: Vec<String>,
     /// The first digest any node reported per height.
     digests: HashMap<u64, BlockDigest>,
@@ -175,7 +173,7 @@ fn chaos_campaign() {
         nodes: Nodes::start(&dir, VALIDATORS),
         dir: dir.clone(),
         ports: ports.clone(),
-        rng: Rng(seed),
+        rng: StdRng::seed_from_u64(seed),
         violations: Vec::new(),
         digests: HashMap::new(),
         high: vec![0; VALIDATORS],
@@ -213,6 +211,23 @@ fn chaos_campaign() {
     };
     let dev = glassbox_store::keyfile::read_secret_key(&dir.join("dev.key")).unwrap();
     let status = c.client(0).status().unwrap();
+    // The publisher has its own key (and so its own nonces).
+    let publisher = glassbox_types::SecretKey::from_seed(&[0x70; 32]);
+    glassbox_store::keyfile::write_secret_key(&dir.join("publisher.key"), &publisher).unwrap();
+    let net = common::Net::connect(&node0);
+    let fund = net.send(
+        &dev,
+        TxBody::Transfer {
+            to: publisher.public(),
+            amount: 1_000_000_000_000,
+        },
+    );
+    common::wait("the publisher's funds", Duration::from_secs(60), || {
+        matches!(
+            c.client(0).tx_status(&fund.hash()),
+            Ok(glassbox_api::wire::TxStatus::Finalized { .. })
+        )
+    });
     let mut nonce = c
         .client(0)
         .account(&dev.public())
@@ -227,29 +242,41 @@ fn chaos_campaign() {
     let mut last_move = Instant::now();
     let (mut max_stall_ms, mut max_recovery_ms) = (0u64, 0u64);
     let mut healed_at: Option<(Instant, u64)> = None;
+    // Model publishes (a new version of the model every ~15 s), as child
+    // processes: a publish waits for finality, the load must not.
+    let mut publishes: Vec<std::process::Child> = Vec::new();
+    let mut next_publish = Instant::now() + Duration::from_secs(15);
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
+    // The job being submitted at `nonce`: kept, and sent again as is,
+    // until a node accepts it or refuses it outright, as a careful client
+    // does (a node that dies before answering may have taken it; another
+    // transaction at the same nonce would race it).
+    let mut current: Option<SignedTx> = None;
     while Instant::now() < end {
         // Load: one job per tick, k = 1 or 3, through a random live node.
-        let replicas = if c.rng.below(3) == 0 { 1 } else { 3 };
-        let body = TxBody::SubmitJob {
-            model_id,
-            inputs: vec![input.clone()],
-            replicas,
-            max_fee: 1_000_000_000,
-        };
-        let probe = SignedTx::sign(&status.chain_id, &dev, nonce, 0, body.clone()).unwrap();
-        let fee = status.params.min_fee_for(probe.len()).unwrap();
-        let tx = SignedTx::sign(&status.chain_id, &dev, nonce, fee, body).unwrap();
+        let tx = current.take().unwrap_or_else(|| {
+            let replicas = if c.rng.random_range(0..3) == 0 { 1 } else { 3 };
+            let body = TxBody::SubmitJob {
+                model_id,
+                inputs: vec![input.clone()],
+                replicas,
+                max_fee: 1_000_000_000,
+            };
+            let probe = SignedTx::sign(&status.chain_id, &dev, nonce, 0, body.clone()).unwrap();
+            let fee = status.params.min_fee_for(probe.len()).unwrap();
+            SignedTx::sign(&status.chain_id, &dev, nonce, fee, body).unwrap()
+        });
         let live = c.live();
-        let at = live[c.rng.below(live.len() as u64) as usize];
-        if c.client(at).submit_job(&tx).is_ok() {
-            nonce += 1;
-            sent.push(Sent {
-                tx,
-                last_sent: Instant::now(),
-                on_chain: false,
-            });
+        let at = live[c.rng.random_range(0..live.len())];
+        match c.client(at).submit_job(&tx) {
+            // Accepted, or already pending there.
+            Ok(_) => accepted(&mut sent, &mut nonce, tx),
+            Err(e) if e.status() == Some(409) => accepted(&mut sent, &mut nonce, tx),
+            // No answer, or busy: the same transaction again.
+            Err(e) if e.status().is_none_or(|s| s >= 500) => current = Some(tx),
+            // Refused (too few executors while nodes are down): a new one.
+            Err(_) => {}
         }
         // Resend what a dead node may have taken with it.
         let live = c.live();
@@ -257,7 +284,8 @@ fn chaos_campaign() {
             if s.last_sent.elapsed() < RESEND_AFTER {
                 continue;
             }
-            let i = live[(s.tx.nonce() as usize) % live.len()];
+            s.resends += 1;
+            let i = live[(s.tx.nonce() as usize + s.resends) % live.len()];
             let client = api_at(ports[i]);
             if client
                 .job(&JobId::of_tx(s.tx.hash()))
@@ -269,6 +297,33 @@ fn chaos_campaign() {
                 s.last_sent = Instant::now();
             }
         }
+        if Instant::now() >= next_publish {
+            let live = c.live();
+            let at = live[c.rng.random_range(0..live.len())];
+            // A model id is registered once: each version is the MLP with
+            // its own doc string (protobuf field 6 again: the last wins).
+            let k = publishes.len() + 1;
+            let mut bytes = std::fs::read(models().join("mlp.onnx")).unwrap();
+            let doc = format!("chaos {k}");
+            bytes.extend_from_slice(&[0x32, doc.len() as u8]);
+            bytes.extend_from_slice(doc.as_bytes());
+            let file = dir.join(format!("mlp-{k}.onnx"));
+            std::fs::write(&file, bytes).unwrap();
+            let child = glassbox()
+                .args(["model", "publish"])
+                .arg(&file)
+                .args(["--name", "chaos/published", "--license", "MIT", "--version"])
+                .arg(format!("1.0.{k}"))
+                .arg("--key")
+                .arg(dir.join("publisher.key"))
+                .args(["--node", &format!("http://127.0.0.1:{}", ports[at])])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            publishes.push(child);
+            next_publish = Instant::now() + Duration::from_secs(15);
+        }
         // Faults.
         let now = Instant::now();
         if let Some(e) = episode.as_ref().filter(|e| now >= e.until) {
@@ -277,14 +332,14 @@ fn chaos_campaign() {
             }
             healed_at = Some((now, c.observe()));
             episode = None;
-            next_fault = now + Duration::from_millis(2_000 + c.rng.below(4_000));
+            next_fault = now + Duration::from_millis(2_000 + c.rng.random_range(0..4_000));
         } else if episode.is_none() && now >= next_fault {
-            let roll = c.rng.below(100);
-            let first = c.rng.below(VALIDATORS as u64) as usize;
+            let roll = c.rng.random_range(0..100);
+            let first = c.rng.random_range(0..VALIDATORS);
             let mut down = vec![first];
             if roll < 25 {
                 // Two at once: no quorum until they return.
-                down.push((first + 1 + c.rng.below(3) as usize) % VALIDATORS);
+                down.push((first + 1 + c.rng.random_range(0..3usize)) % VALIDATORS);
             }
             for &i in &down {
                 c.kill(i);
@@ -298,7 +353,7 @@ fn chaos_campaign() {
             }
             episode = Some(Episode {
                 down,
-                until: now + Duration::from_millis(1_000 + c.rng.below(4_000)),
+                until: now + Duration::from_millis(1_000 + c.rng.random_range(0..4_000)),
             });
         }
         // Invariants.
@@ -332,13 +387,16 @@ fn chaos_campaign() {
         }
     }
     let settle = Instant::now();
+    let mut stuck = String::new();
     let (final_, failed, open) = loop {
         c.observe();
         let live = c.live();
         let (mut final_, mut failed, mut open) = (0u64, 0u64, 0u64);
+        stuck.clear();
         for s in sent.iter_mut() {
             let id = JobId::of_tx(s.tx.hash());
-            let client = api_at(ports[live[(s.tx.nonce() as usize) % live.len()]]);
+            s.resends += 1;
+            let client = api_at(ports[live[(s.tx.nonce() as usize + s.resends) % live.len()]]);
             match client.job(&id).ok().and_then(|j| j.record) {
                 Some(j) if j.status == JobStatus::Final && j.escrow == 0 => final_ += 1,
                 Some(j) if j.status == JobStatus::Failed && j.escrow == 0 => failed += 1,
@@ -346,7 +404,15 @@ fn chaos_campaign() {
                 None => {
                     open += 1;
                     if s.last_sent.elapsed() >= RESEND_AFTER {
-                        let _ = client.submit_job(&s.tx);
+                        let answer = client.submit_job(&s.tx);
+                        if stuck.is_empty() {
+                            stuck = format!(
+                                "; first missing: nonce {}, resent to {}: {:?}",
+                                s.tx.nonce(),
+                                client.base(),
+                                answer.map(|_| "accepted").map_err(|e| e.to_string())
+                            );
+                        }
                         s.last_sent = Instant::now();
                     }
                 }
@@ -359,7 +425,7 @@ fn chaos_campaign() {
     };
     if open > 0 {
         c.violations.push(format!(
-            "{open} jobs still open or missing 180 s after the last fault"
+            "{open} jobs still open or missing 180 s after the last fault{stuck}"
         ));
     }
     let healthy = (0..VALIDATORS).all(|i| c.height(i).is_some());
@@ -367,12 +433,21 @@ fn chaos_campaign() {
         c.violations
             .push("not every node is healthy after the campaign".into());
     }
+    // A publish whose node died under it fails like any request to a dead
+    // node; the rest must finish.
+    let published = publishes
+        .iter_mut()
+        .map(|p| p.wait().is_ok_and(|s| s.success()))
+        .filter(|&ok| ok)
+        .count();
     let summary = json!({
         "seed": seed,
         "secs": secs,
         "jobs_submitted": sent.len(),
         "jobs_final": final_,
         "jobs_failed": failed,
+        "publishes": publishes.len(),
+        "publishes_ok": published,
         "faults_injected": c.faults,
         "violations": c.violations.len(),
         "max_stall_ms": max_stall_ms,
