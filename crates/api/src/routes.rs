@@ -28,6 +28,18 @@ pub const CONCENTRATION: &str = "/v1/concentration";
 /// The node's newest state snapshot blob (state sync).
 pub const SNAPSHOT: &str = "/v1/snapshot";
 
+/// Finalized blocks after a height with a certificate (full nodes):
+/// `?after=&wait_ms=`.
+pub const SEGMENT: &str = "/v1/segment";
+
+/// The segment after height `after`, waiting up to `wait_ms` for one.
+pub fn segment(after: u64, wait_ms: Option<u64>) -> String {
+    match wait_ms {
+        Some(w) => format!("{SEGMENT}?after={after}&wait_ms={w}"),
+        None => format!("{SEGMENT}?after={after}"),
+    }
+}
+
 /// A transaction's status.
 pub fn tx(hash: &TxHash) -> String {
     format!("/v1/tx/{hash}")

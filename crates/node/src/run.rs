@@ -106,6 +106,8 @@ pub struct Started {
     pub public_key: String,
     /// Its newest state snapshot (served to peers that sync).
     pub snapshots: Arc<NewestSnapshot>,
+    /// Its archive of finalized blocks (served to full nodes).
+    pub archive: Arc<dyn crate::consensus::follow::Archive>,
 }
 
 /// Starts one validator's p2p network and engine on `context`; returns
@@ -216,6 +218,7 @@ pub async fn start_validator(
     .await
     .map_err(NodeError::Engine)?;
     let snapshots = engine.served_snapshot();
+    let archive = engine.archive();
     let engine = engine.start(votes, certificates, resolver, broadcast, backfill);
     info!(validator = %me_hex, p2p = %run.p2p_listen, "validator started");
     Ok((
@@ -223,23 +226,34 @@ pub async fn start_validator(
             chain,
             public_key: me_hex,
             snapshots,
+            archive,
         },
         vec![p2p, engine, gossip_out, gossip_in],
     ))
 }
 
-/// `node.toml`: one validator joining a network.
+/// `node.toml`: one node joining a network: a validator (with `key`), or
+/// a full node that follows the chain through its peers' APIs (without;
+/// docs/operations.md, "Full and executor-only nodes"). Either runs an
+/// executor when `executor_key` is set.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// The network's genesis file.
     pub genesis: std::path::PathBuf,
-    /// This validator's key file (`validator.json`).
-    pub key: std::path::PathBuf,
+    /// This validator's key file (`validator.json`); absent: a full node.
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
     /// Where the node keeps its storage.
     pub data_dir: std::path::PathBuf,
-    /// p2p listen address.
-    pub p2p_listen: SocketAddr,
+    /// p2p listen address (a validator's; a full node has none).
+    #[serde(default)]
+    pub p2p_listen: Option<SocketAddr>,
+    /// A full node's peers: API base URLs (`http://host:port` or
+    /// `https://...`) it takes finalized blocks from and forwards
+    /// transactions to; empty: every genesis validator's API.
+    #[serde(default)]
+    pub follow: Vec<String>,
     /// HTTP API listen address; no API when absent.
     #[serde(default)]
     pub http_listen: Option<SocketAddr>,
@@ -431,27 +445,17 @@ async fn bind_api(addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError
         .map_err(|e| NodeError::File(format!("binding the HTTP API on {addr}: {e}")))
 }
 
-/// Serves the HTTP API for `chain` and `blobs` on `listener` within
-/// `http` until `stop` says so (then finishing the requests in flight).
+/// Serves `api` and `blobs` on `listener` until `stop` says so (then
+/// finishing the requests in flight).
 async fn serve_api(
     listener: tokio::net::TcpListener,
-    chain: Arc<Chain>,
+    api: crate::api::Api,
     blobs: crate::api::Blobs,
-    genesis: Arc<NodeGenesis>,
-    snapshots: Option<Arc<NewestSnapshot>>,
-    http: crate::api::HttpLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), NodeError> {
-    let mut api = crate::api::Api::new(chain);
-    api.limits = crate::api::ApiLimits {
-        http,
-        ..api_limits(&genesis.ledger.params)
-    };
-    api.snapshots = snapshots;
     let shutdown = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    let api = api.with_genesis(genesis);
     crate::api::serve_with_blobs(listener, api, Some(blobs), shutdown)
         .await
         .map_err(|e| NodeError::File(format!("HTTP API: {e}")))
@@ -464,8 +468,10 @@ struct Services {
     genesis: Arc<NodeGenesis>,
     executor_key: Option<glassbox_types::SecretKey>,
     blob_peers: Vec<String>,
-    /// The validator's newest snapshot, served to peers.
+    /// The node's newest snapshot, served to peers.
     snapshots: Option<Arc<NewestSnapshot>>,
+    /// A validator's block archive, served to full nodes.
+    archive: Option<Arc<dyn crate::consensus::follow::Archive>>,
     /// The HTTP server's bounds.
     http_limits: crate::api::HttpLimits,
     /// Set to `true` at shutdown.
@@ -506,14 +512,17 @@ async fn start_services<E: Spawner + Metrics>(
     let mut api = None;
     if let Some(addr) = s.http {
         let listener = bind_api(addr).await?;
-        let chain = chain.clone();
-        let blobs = blobs.clone();
-        let genesis = s.genesis.clone();
-        let snapshots = s.snapshots.clone();
-        let (http, stop) = (s.http_limits.clone(), s.stop.clone());
+        let mut served = crate::api::Api::new(chain.clone());
+        served.limits = crate::api::ApiLimits {
+            http: s.http_limits.clone(),
+            ..api_limits(&s.genesis.ledger.params)
+        };
+        served.snapshots = s.snapshots.clone();
+        served.archive = s.archive.clone();
+        let served = served.with_genesis(s.genesis.clone());
+        let (blobs, stop) = (blobs.clone(), s.stop.clone());
         api = Some(context.child("api").spawn(move |_| async move {
-            if let Err(e) = serve_api(listener, chain, blobs, genesis, snapshots, http, stop).await
-            {
+            if let Err(e) = serve_api(listener, served, blobs, stop).await {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
         }));
@@ -539,58 +548,104 @@ fn read_executor_key(path: &std::path::Path) -> Result<glassbox_types::SecretKey
         .map_err(|e| NodeError::File(format!("executor key {}: {e}", path.display())))
 }
 
-/// Runs one validator until Ctrl-C or SIGTERM.
+/// Runs one node (a validator, or a full node without a validator key)
+/// until Ctrl-C or SIGTERM.
 pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
     cfg.http.check().map_err(NodeError::File)?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let genesis = read_genesis(&cfg.genesis)?;
-    let key = read_key(&cfg.key)?;
+    let key = cfg.key.as_deref().map(read_key).transpose()?;
     let executor_key = cfg
         .executor_key
         .as_deref()
         .map(read_executor_key)
         .transpose()?;
     let storage = cfg.data_dir.join("storage");
-    // State sync from every other validator's API the genesis lists.
-    let me = glassbox_types::hex(
-        commonware_codec::Encode::encode(&key.private_key()?.public_key()).as_ref(),
-    );
+    let me = match &key {
+        Some(key) => Some(glassbox_types::hex(
+            commonware_codec::Encode::encode(&key.private_key()?.public_key()).as_ref(),
+        )),
+        None => None,
+    };
+    // The other genesis validators' APIs: state sync for both roles, and
+    // a full node's peers unless `follow` names others.
+    let validator_apis: Vec<String> = genesis
+        .validators
+        .iter()
+        .filter(|v| {
+            me.as_deref()
+                .is_none_or(|me| !v.public_key.eq_ignore_ascii_case(me))
+        })
+        .filter_map(|v| v.http_address.map(|a| format!("http://{a}")))
+        .collect();
     let sync_peers = if cfg.state_sync {
-        genesis
-            .validators
-            .iter()
-            .filter(|v| !v.public_key.eq_ignore_ascii_case(&me))
-            .filter_map(|v| v.http_address.map(|a| format!("http://{a}")))
-            .collect()
+        validator_apis.clone()
     } else {
         Vec::new()
     };
+    let policy = SnapshotPolicy {
+        every_blocks: cfg.snapshot_every_blocks,
+        keep: cfg.snapshots_kept,
+        max_bytes: cfg.snapshot_max_bytes,
+        ..SnapshotPolicy::default()
+    };
+    let p2p_listen = match (&key, cfg.p2p_listen) {
+        (Some(_), None) => {
+            return Err(NodeError::File(
+                "a validator (with `key`) needs `p2p_listen` in its config".into(),
+            ));
+        }
+        (_, p2p) => p2p,
+    };
     runner(&storage, cfg.worker_threads).start(|context| async move {
-        let run = ValidatorRun {
-            key,
-            p2p_listen: cfg.p2p_listen,
-            partition_prefix: "validator".into(),
-            timing: Timing::default(),
-            snapshots: SnapshotPolicy {
-                every_blocks: cfg.snapshot_every_blocks,
-                keep: cfg.snapshots_kept,
-                max_bytes: cfg.snapshot_max_bytes,
-                ..SnapshotPolicy::default()
-            },
-            sync_peers,
+        let genesis = Arc::new(genesis);
+        let (chain, snapshots, archive, handles) = match (key, p2p_listen) {
+            (Some(key), Some(p2p_listen)) => {
+                let run = ValidatorRun {
+                    key,
+                    p2p_listen,
+                    partition_prefix: "validator".into(),
+                    timing: Timing::default(),
+                    snapshots: policy,
+                    sync_peers,
+                };
+                let (started, handles) =
+                    start_validator(context.child("validator"), &genesis, run).await?;
+                (
+                    started.chain,
+                    started.snapshots,
+                    Some(started.archive),
+                    handles,
+                )
+            }
+            _ => {
+                let peers = if cfg.follow.is_empty() {
+                    validator_apis
+                } else {
+                    cfg.follow.clone()
+                };
+                let f = start_follower(
+                    context.child("follower"),
+                    &genesis,
+                    peers,
+                    sync_peers,
+                    policy,
+                )?;
+                (f.chain, f.snapshots, None, vec![f.handle])
+            }
         };
-        let (started, handles) = start_validator(context.child("validator"), &genesis, run).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let api = start_services(
             &context,
-            &started.chain,
+            &chain,
             Services {
                 http: cfg.http_listen,
                 data_dir: cfg.data_dir.clone(),
-                genesis: Arc::new(genesis),
+                genesis,
                 executor_key,
                 blob_peers: cfg.blob_peers.clone(),
-                snapshots: Some(started.snapshots.clone()),
+                snapshots: Some(snapshots),
+                archive,
                 http_limits: cfg.http.clone(),
                 stop: stopped,
             },
@@ -599,6 +654,78 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         wait_for_shutdown(handles, &stop, api.into_iter().collect(), &cfg.http).await;
         Ok(())
     })
+}
+
+/// How long a full node's segment requests wait for a new block.
+pub const FOLLOW_WAIT_MS: u64 = 5_000;
+
+/// Starts a full node on `context`: a chain at genesis that a
+/// [`Follower`](crate::consensus::follow::Follower) advances from
+/// `peers`' segments (state-syncing from `sync_peers` when far behind),
+/// writing its own snapshots by `policy`.
+pub fn start_follower(
+    context: cw_tokio::Context,
+    genesis: &NodeGenesis,
+    peers: Vec<String>,
+    sync_peers: Vec<String>,
+    policy: SnapshotPolicy,
+) -> Result<Following, NodeError> {
+    use crate::consensus::follow::{FollowConfig, Follower, HttpSegments};
+    let (state, block) = genesis.genesis()?;
+    let chain = Arc::new(Chain::new(block, state, MempoolLimits::default()));
+    let validators = genesis.participants()?.len();
+    let sync = if sync_peers.is_empty() {
+        None
+    } else {
+        let source = HttpSnapshots::new(sync_peers, validators, policy.max_bytes)
+            .map_err(NodeError::File)?;
+        Some(Arc::new(source) as Arc<dyn SnapshotSource>)
+    };
+    let verifier =
+        crate::consensus::Scheme::certificate_verifier(NAMESPACE, *genesis.polynomial()?.public());
+    let snapshots = crate::consensus::snapshots::Snapshots::new("follower", policy);
+    let served = snapshots.served();
+    let cfg = FollowConfig {
+        peers: peers
+            .into_iter()
+            .map(|p| p.trim_end_matches('/').to_string())
+            .collect(),
+        segments: Arc::new(HttpSegments::new().map_err(NodeError::File)?),
+        sync,
+        snapshots,
+        verifier,
+        wait_ms: FOLLOW_WAIT_MS,
+    };
+    let follower = Follower::new(context.child("follow"), chain.clone(), cfg);
+    let handle = context.spawn(move |_| async move {
+        if let Err(e) = follower.run().await {
+            tracing::error!(error = %e, "the follower stopped: this node's ledger disagrees with a certified block");
+        }
+    });
+    info!("full node started (following the chain through its peers' APIs)");
+    Ok(Following {
+        chain,
+        snapshots: served,
+        handle,
+    })
+}
+
+/// A started full node.
+pub struct Following {
+    /// Its view of the ledger (for the HTTP API and its executor).
+    pub chain: Arc<Chain>,
+    /// Its newest state snapshot (served to peers that sync).
+    pub snapshots: Arc<NewestSnapshot>,
+    /// The follower's task.
+    pub handle: Handle<()>,
+}
+
+impl std::fmt::Debug for Following {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Following")
+            .field("height", &self.chain.finalized_height())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Waits for Ctrl-C, SIGTERM or the end of the validator's tasks, then
@@ -822,9 +949,10 @@ pub fn prepare_dev(
                 .map_err(|e| NodeError::File(format!("{}: {e}", dir.display())))?;
             let cfg = NodeConfig {
                 genesis: genesis_path.clone(),
-                key: vdir.join("validator.json"),
+                key: Some(vdir.join("validator.json")),
                 data_dir: vdir.clone(),
-                p2p_listen: v.p2p_address,
+                p2p_listen: Some(v.p2p_address),
+                follow: Vec::new(),
                 http_listen: v.http_address,
                 worker_threads: default_threads(),
                 executor_key: Some(vdir.join(EXECUTOR_KEY_FILE)),
@@ -930,6 +1058,7 @@ pub fn run_dev(
                         executor_key,
                         blob_peers: Vec::new(),
                         snapshots: Some(started.snapshots.clone()),
+                        archive: Some(started.archive.clone()),
                         http_limits: http.clone(),
                         stop: stopped.clone(),
                     },

@@ -42,6 +42,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/tensors/{hash}"),
     ("get", "/v1/genesis"),
     ("get", "/v1/snapshot"),
+    ("get", "/v1/segment"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/blobs/{model_id}"),
     ("put", "/v1/blobs/{model_id}"),
@@ -200,6 +201,15 @@ async fn samples() -> Vec<Sample> {
         )
         .await,
     );
+    // Segments: blocks finalized but none certified (503), nothing after
+    // the tip (204), a bad query (400).
+    for uri in [
+        "/v1/segment?after=0",
+        "/v1/segment?after=1000000",
+        "/v1/segment?after=x",
+    ] {
+        out.push(call(app, "get", "/v1/segment", uri, Vec::new()).await);
+    }
     // Snapshots: none yet (404), and a blob (bytes, not JSON).
     out.push(call(app, "get", "/v1/snapshot", "/v1/snapshot", Vec::new()).await);
     let mut with_snapshot = glassbox_node::api::Api::new(n.chain.clone());

@@ -30,6 +30,7 @@ use glassbox_node::chain::Chain;
 use glassbox_node::chain::mempool::MempoolLimits;
 use glassbox_node::consensus::block::Block;
 use glassbox_node::consensus::engine::{Config, Engine, Timing};
+use glassbox_node::consensus::follow::{self, Archive, FollowConfig, Follower, SegmentSource};
 use glassbox_node::consensus::genesis::genesis_block;
 use glassbox_node::consensus::snapshots::{
     SnapshotPolicy, SnapshotSource, Snapshots, decode, encode,
@@ -108,7 +109,12 @@ struct Sim {
     prefixes: Vec<String>,
     /// Where a (re)started validator state-syncs from (none by default).
     sync: Option<Arc<dyn SnapshotSource>>,
+    /// Each running validator's block archive, once its engine is up.
+    archives: Vec<ArchiveSlot>,
 }
+
+/// A validator's block archive, set once its engine is up.
+type ArchiveSlot = Arc<Mutex<Option<Arc<dyn Archive>>>>;
 
 impl Sim {
     fn new(context: &mut Ctx) -> Self {
@@ -135,6 +141,7 @@ impl Sim {
             },
             prefixes: (0..VALIDATORS).map(|i| format!("validator_{i}")).collect(),
             sync: None,
+            archives: (0..VALIDATORS).map(|_| ArchiveSlot::default()).collect(),
         }
     }
 
@@ -182,6 +189,8 @@ impl Sim {
             snapshots: self.snapshots.clone(),
             sync: self.sync.clone(),
         };
+        let archive = ArchiveSlot::default();
+        self.archives[i] = archive.clone();
         let handle = context
             .child("validator")
             .with_attribute("index", i)
@@ -190,6 +199,7 @@ impl Sim {
                 let engine = Engine::new(context.child("engine"), cfg)
                     .await
                     .expect("engine starts");
+                *archive.lock().unwrap() = Some(engine.archive());
                 let _ = engine
                     .start(votes, certificates, resolver, broadcast, backfill)
                     .await;
@@ -791,6 +801,253 @@ fn a_new_validator_state_syncs_from_a_peers_snapshot_and_follows() {
         .await;
         let heights = own.heights(&context).await.unwrap();
         assert!(heights.iter().any(|&h| h > synced), "{heights:?}");
+    });
+}
+
+/// How a simulated peer serves segments to a follower.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Lie {
+    Honest,
+    /// One byte in the middle flipped.
+    Flipped,
+    /// The last block dropped (the certificate names a block not sent).
+    DropLast,
+    /// The first block dropped (the rest does not extend the tip).
+    SkipFirst,
+    /// No answer.
+    Withhold,
+}
+
+/// Validators' segments, served from their chains and archives in the
+/// simulation (the node's own source speaks HTTP to peers' APIs), and
+/// their mempools for forwarded transactions.
+struct PeerSegments {
+    context: Ctx,
+    peers: Vec<(String, Arc<Chain>, ArchiveSlot, Lie)>,
+    /// Peers whose segment was handed out, in order.
+    served: Arc<Mutex<Vec<String>>>,
+}
+
+impl SegmentSource for PeerSegments {
+    fn segment<'a>(
+        &'a self,
+        peer: &'a str,
+        after: u64,
+        wait_ms: u64,
+    ) -> futures::future::BoxFuture<'a, Result<follow::Answer, String>> {
+        Box::pin(async move {
+            let (name, chain, archive, lie) = self
+                .peers
+                .iter()
+                .find(|(n, ..)| n == peer)
+                .ok_or("no such peer")?;
+            if *lie == Lie::Withhold {
+                self.context.sleep(Duration::from_millis(wait_ms)).await;
+                return Err("withheld".into());
+            }
+            let archive = archive.lock().unwrap().clone();
+            let tip = Some(chain.finalized_height());
+            let Some(bytes) = follow::serve(chain, archive.as_deref(), after)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                self.context
+                    .sleep(Duration::from_millis(wait_ms.min(50)))
+                    .await;
+                return Ok(follow::Answer { segment: None, tip });
+            };
+            self.served.lock().unwrap().push(name.clone());
+            let bytes = match lie {
+                Lie::Honest | Lie::Withhold => bytes,
+                Lie::Flipped => {
+                    let mut b = bytes;
+                    let at = b.len() / 2;
+                    b[at] ^= 1;
+                    b
+                }
+                Lie::DropLast | Lie::SkipFirst => {
+                    let (mut blocks, f) = follow::decode(&bytes).map_err(|e| e.to_string())?;
+                    if *lie == Lie::DropLast {
+                        blocks.pop();
+                    } else {
+                        blocks.remove(0);
+                    }
+                    follow::encode(&blocks, &f)
+                }
+            };
+            Ok(follow::Answer {
+                segment: Some(bytes),
+                tip,
+            })
+        })
+    }
+
+    fn submit<'a>(
+        &'a self,
+        peer: &'a str,
+        tx: &'a SignedTx,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let (_, chain, ..) = self
+                .peers
+                .iter()
+                .find(|(n, ..)| n == peer)
+                .ok_or("no such peer")?;
+            chain
+                .submit(tx.clone())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Starts a follower of `sim`'s validators 0..=3 on `chain` (liars first),
+/// snapshotting every 10 blocks under `prefix`.
+fn start_follower(
+    context: &Ctx,
+    sim: &Sim,
+    chain: Arc<Chain>,
+    prefix: &str,
+    served: Arc<Mutex<Vec<String>>>,
+) -> Handle<()> {
+    let lies = [Lie::Flipped, Lie::DropLast, Lie::SkipFirst, Lie::Withhold];
+    let mut peers: Vec<_> = lies
+        .iter()
+        .enumerate()
+        .map(|(i, lie)| {
+            (
+                format!("{lie:?}"),
+                sim.chain(i).clone(),
+                sim.archives[i].clone(),
+                *lie,
+            )
+        })
+        .collect();
+    peers.push((
+        "Honest".into(),
+        sim.chain(1).clone(),
+        sim.archives[1].clone(),
+        Lie::Honest,
+    ));
+    let source = Arc::new(PeerSegments {
+        context: context.child("peer_segments"),
+        peers: peers.clone(),
+        served,
+    });
+    let cfg = FollowConfig {
+        peers: peers.iter().map(|(n, ..)| n.clone()).collect(),
+        segments: source,
+        sync: None,
+        snapshots: Snapshots::new(
+            prefix,
+            SnapshotPolicy {
+                every_blocks: 10,
+                ..SnapshotPolicy::default()
+            },
+        ),
+        verifier: Scheme::certificate_verifier(NAMESPACE, *sim.fixture.schemes[0].identity()),
+        wait_ms: 200,
+    };
+    let follower = Follower::new(context.child("follower"), chain, cfg);
+    context.child("follower_task").spawn(move |_| async move {
+        follower.run().await.expect("the follower's blocks apply");
+    })
+}
+
+#[test]
+fn a_follower_checks_every_segment_forwards_transactions_and_restarts() {
+    runner(29).start(|mut context| async move {
+        let (sim, _oracle, _keys) = launch(&mut context, None, 0).await;
+        let first = transfers(&sim.state, 2);
+        submit(&sim, &first, None);
+        sim.run_until(&context, "height 15 everywhere", |s| {
+            (0..VALIDATORS).all(|i| s.height(i) >= 15)
+        })
+        .await;
+        // A follower at genesis: its first four peers lie, each its own
+        // way; the fifth is honest.
+        let new_chain = || {
+            Arc::new(Chain::new(
+                sim.genesis.clone(),
+                sim.state.clone(),
+                MempoolLimits::default(),
+            ))
+        };
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let chain = new_chain();
+        let handle = start_follower(&context, &sim, chain.clone(), "follower", served.clone());
+        let target = sim.height(0);
+        sim.run_until(&context, "the follower to catch up", |_| {
+            chain.finalized_height() >= target
+        })
+        .await;
+        let tried = served.lock().unwrap().clone();
+        for liar in ["Flipped", "DropLast", "SkipFirst"] {
+            assert!(
+                tried.iter().any(|p| p == liar),
+                "{liar} never asked: {tried:?}"
+            );
+        }
+        // Its blocks and states are the validators'.
+        let seen = assert_safe(&sim);
+        for h in 1..=chain.finalized_height() {
+            let Some(block) = chain.finalized_block(h) else {
+                continue;
+            };
+            if let Some((digest, _)) = seen.get(&h) {
+                assert_eq!(*digest, block.digest(), "height {h}");
+            }
+        }
+        let h = chain.finalized_height();
+        sim.run_until(&context, "validator 1 at the follower's height", |s| {
+            s.height(1) >= h
+        })
+        .await;
+        assert_eq!(
+            sim.chain(1)
+                .finalized_block(h)
+                .map(|b| b.header().state_root),
+            Some(chain.finalized().state.root()),
+        );
+
+        // Transactions sent to the follower reach the chain through it.
+        let more: Vec<SignedTx> = transfers(&chain.finalized().state, 3)
+            .into_iter()
+            .skip(2 * USERS)
+            .collect();
+        for tx in &more {
+            chain.submit(tx.clone()).expect("the follower admits it");
+        }
+        sim.run_until(&context, "the forwarded transfers", |s| {
+            all_finalized(s, &more, &[0, 1, 2, 3])
+                && more.iter().all(|tx| {
+                    matches!(
+                        chain.tx_status(&tx.hash()),
+                        Some(glassbox_node::chain::TxStatus::Finalized { .. })
+                    )
+                })
+        })
+        .await;
+
+        // Killed and restarted on its storage: it starts from its own
+        // snapshot (certificate checked) and follows on.
+        let snapshotted = chain.finalized_height();
+        sim.run_until(&context, "a follower snapshot", |_| {
+            chain.finalized_height() >= snapshotted + 10
+        })
+        .await;
+        handle.abort();
+        let chain = new_chain();
+        let _handle = start_follower(&context, &sim, chain.clone(), "follower", served);
+        sim.run_until(&context, "the restarted follower", |_| {
+            chain.restored_from().is_some_and(|h| h >= snapshotted)
+        })
+        .await;
+        let target = sim.height(0) + 5;
+        sim.run_until(&context, "the restarted follower to follow", |_| {
+            chain.finalized_height() >= target
+        })
+        .await;
     });
 }
 

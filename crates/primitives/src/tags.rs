@@ -63,6 +63,9 @@ pub const RANDOMNESS: &[u8; 5] = b"GBRN1";
 /// A node's snapshot blob: a finalized block and the state after it
 /// (docs/operations.md, "Snapshots").
 pub const NODE_SNAPSHOT: &[u8; 4] = b"GBNS";
+/// A run of finalized blocks and the certificate of its last one, served
+/// to full nodes (docs/operations.md, "Full and executor-only nodes").
+pub const NODE_SEGMENT: &[u8; 4] = b"GBSG";
 /// Commonware's namespace for consensus messages and signatures.
 pub const CONSENSUS_NAMESPACE: &[u8; 9] = b"_GLASSBOX";
 
@@ -89,6 +92,7 @@ pub const ALL: &[&[u8]] = &[
     TXS_ROOT,
     RANDOMNESS,
     NODE_SNAPSHOT,
+    NODE_SEGMENT,
     CONSENSUS_NAMESPACE,
 ];
 

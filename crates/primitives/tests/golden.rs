@@ -10,7 +10,7 @@ use glassbox_primitives::{ModelId, TensorHash, hex, tags};
 
 #[test]
 fn tags_are_frozen() {
-    let pinned: [(&[u8], &str); 22] = [
+    let pinned: [(&[u8], &str); 23] = [
         (tags::TENSOR, "GBT1"),
         (tags::TRACE_LEAF, "GBL1"),
         (tags::TRACE_ROOT, "GBR1"),
@@ -30,6 +30,7 @@ fn tags_are_frozen() {
         (tags::AUDIT, "GBAU1"),
         (tags::SNAPSHOT, "GBSS"),
         (tags::NODE_SNAPSHOT, "GBNS"),
+        (tags::NODE_SEGMENT, "GBSG"),
         (tags::TXS_ROOT, "GBTR1"),
         (tags::RANDOMNESS, "GBRN1"),
         (tags::CONSENSUS_NAMESPACE, "_GLASSBOX"),

@@ -69,45 +69,62 @@ pub(crate) fn set_windows(genesis_path: &Path, window_blocks: u64) {
 }
 
 /// `glassbox node` processes, one per validator of a `dev --init-only`
-/// directory; every one still running is killed on drop.
-pub(crate) struct Nodes(Vec<Option<Child>>);
+/// directory (and any other node added); every one still running is
+/// killed on drop.
+pub(crate) struct Nodes(Vec<(PathBuf, Option<Child>)>);
 
 impl Nodes {
     /// Starts validators `0..n` of `dir`, each logging to `dir/node-<i>.log`.
     pub(crate) fn start(dir: &Path, n: usize) -> Nodes {
-        Nodes((0..n).map(|i| Some(start_node(dir, i))).collect())
+        let mut nodes = Nodes(Vec::new());
+        for i in 0..n {
+            nodes.add(dir, dir.join(format!("validator-{i}/node.toml")));
+        }
+        nodes
     }
 
-    /// SIGKILLs validator `i`: no chance to flush anything.
+    /// Starts one more node from `config`, logging to `dir/node-<i>.log`;
+    /// returns its index.
+    pub(crate) fn add(&mut self, dir: &Path, config: PathBuf) -> usize {
+        let i = self.0.len();
+        let child = start_node(dir, &config, i);
+        self.0.push((config, Some(child)));
+        i
+    }
+
+    /// SIGKILLs node `i`: no chance to flush anything.
     pub(crate) fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.0[i].take() {
+        if let Some(mut child) = self.0[i].1.take() {
             child.kill().unwrap();
             child.wait().unwrap();
         }
     }
 
-    /// Whether validator `i` has been killed (and not restarted).
+    /// Whether node `i` has been killed (and not restarted).
     pub(crate) fn is_down(&self, i: usize) -> bool {
-        self.0[i].is_none()
+        self.0[i].1.is_none()
     }
 
-    /// Starts validator `i` again from its data directory.
+    /// Starts node `i` again from its data directory.
     pub(crate) fn restart(&mut self, dir: &Path, i: usize) {
-        assert!(self.0[i].is_none(), "validator {i} is running");
-        self.0[i] = Some(start_node(dir, i));
+        assert!(self.0[i].1.is_none(), "node {i} is running");
+        let child = start_node(dir, &self.0[i].0, i);
+        self.0[i].1 = Some(child);
     }
 }
 
 impl Drop for Nodes {
     fn drop(&mut self) {
-        for child in self.0.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
+        for (_, child) in &mut self.0 {
+            if let Some(child) = child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 }
 
-fn start_node(dir: &Path, i: usize) -> Child {
+fn start_node(dir: &Path, config: &Path, i: usize) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -115,7 +132,7 @@ fn start_node(dir: &Path, i: usize) -> Child {
         .unwrap();
     glassbox()
         .args(["node", "--config"])
-        .arg(dir.join(format!("validator-{i}/node.toml")))
+        .arg(config)
         .env("GLASSBOX_LOG", "warn,glassbox_node=info")
         .stdout(Stdio::null())
         .stderr(log)

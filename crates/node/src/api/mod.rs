@@ -117,6 +117,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::chain::mempool::MempoolError;
 use crate::chain::{Chain, MAX_INDEXED_TXS, MAX_RECENT_BLOCKS, TxStatus};
 use crate::consensus::block::Block;
+use crate::consensus::follow::Archive;
 use crate::consensus::genesis::NodeGenesis;
 use crate::consensus::snapshots::NewestSnapshot;
 use crate::receipt::Receipt;
@@ -191,6 +192,9 @@ pub struct Api {
     pub genesis: Option<Arc<NodeGenesis>>,
     /// The node's newest state snapshot, served at `/v1/snapshot`.
     pub snapshots: Option<Arc<NewestSnapshot>>,
+    /// A validator's archive of finalized blocks, for `/v1/segment`
+    /// further back than the blocks the chain keeps in memory.
+    pub archive: Option<Arc<dyn Archive>>,
 }
 
 impl Api {
@@ -201,6 +205,7 @@ impl Api {
             limits: ApiLimits::default(),
             genesis: None,
             snapshots: None,
+            archive: None,
         }
     }
 
@@ -257,6 +262,7 @@ pub fn router_with_blobs(api: Api, blobs: Option<Blobs>) -> Router {
         )
         .route("/v1/genesis", get(genesis))
         .route("/v1/snapshot", get(snapshot))
+        .route("/v1/segment", get(segment))
         .route("/v1/openapi.json", get(openapi_json))
         .route(
             "/v1/blobs/{model_id}",
@@ -1320,6 +1326,86 @@ async fn snapshot(AxState(api): AxState<Api>) -> Result<Response, ApiError> {
         Body::from_stream(body),
     )
         .into_response())
+}
+
+/// `?after=&wait_ms=` of `GET /v1/segment`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentQuery {
+    after: u64,
+    wait_ms: Option<u64>,
+}
+
+/// Serves the finalized blocks after a height and the certificate of the
+/// last (docs/operations.md, "Full and executor-only nodes"): what a node
+/// that follows the chain without voting applies, checking every block
+/// against its tip and the certificate against the group key.
+#[utoipa::path(
+    get,
+    path = "/v1/segment",
+    summary = "Finalized blocks after a height, with the last one's certificate",
+    params(
+        ("after" = u64, Query, description = "The height the reader holds; the segment starts at the next"),
+        ("wait_ms" = Option<u64>, Query, description = "How long to wait for a block after `after` (at most 10000, and half the request timeout); default 0")
+    ),
+    responses(
+        (status = 200, description = "A segment (`\"GBSG\"`, version, up to 256 blocks, the finalization certificate of the last); this node's finalized height in `X-Glassbox-Finalized-Height`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 204, description = "Nothing after `after` within the wait"),
+        (status = 400, description = "Bad query", body = ErrorEnvelope),
+        (status = 404, description = "`pruned`: a block after `after` is no longer held here", body = ErrorEnvelope),
+        (status = 503, description = "`not_ready` (replaying) or `uncertified` (no certificate after `after` yet)", body = ErrorEnvelope)
+    )
+)]
+async fn segment(
+    AxState(api): AxState<Api>,
+    q: Result<Query<SegmentQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    use crate::consensus::follow::{MAX_SEGMENT_WAIT_MS, SegmentError, TIP_HEADER};
+    let Query(q) = q.map_err(|e| {
+        ApiError::bad_request(
+            "bad_query",
+            format!(
+                "{} (expected `?after=<height>&wait_ms=0..{MAX_SEGMENT_WAIT_MS}`)",
+                e.body_text()
+            ),
+        )
+    })?;
+    if !api.chain.is_ready() {
+        return Err(not_ready(&api.chain));
+    }
+    let wait_ms = q
+        .wait_ms
+        .unwrap_or(0)
+        .min(MAX_SEGMENT_WAIT_MS)
+        .min(api.limits.http.request_timeout_ms / 2);
+    if wait_ms > 0 && api.chain.finalized_height() <= q.after {
+        let mut heights = api.chain.watch_finalized();
+        let after = q.after;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(wait_ms),
+            heights.wait_for(|h| *h > after),
+        )
+        .await;
+    }
+    let tip = api.chain.finalized_height().to_string();
+    let tip_header = header::HeaderName::from_static(TIP_HEADER);
+    match crate::consensus::follow::serve(&api.chain, api.archive.as_deref(), q.after).await {
+        Ok(Some(bytes)) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (tip_header, tip),
+            ],
+            bytes,
+        )
+            .into_response()),
+        Ok(None) => Ok((StatusCode::NO_CONTENT, [(tip_header, tip)]).into_response()),
+        Err(e @ SegmentError::Pruned(_)) => Err(ApiError::not_found("pruned", e.to_string())),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "uncertified",
+            e.to_string(),
+        )),
+    }
 }
 
 /// State snapshot downloads served at once.

@@ -41,6 +41,7 @@ use super::*;
         get_tensor,
         genesis,
         snapshot,
+        segment,
         openapi_json,
         blobs::put_blob,
         blobs::get_blob,

@@ -33,18 +33,18 @@ use commonware_utils::ordered::Set;
 use commonware_utils::{Acknowledgement, NZDuration, NZU16, NZU64, NZUsize};
 use futures::StreamExt;
 use futures::channel::mpsc;
-use futures::future::try_join_all;
+use futures::future::{BoxFuture, try_join_all};
 use rand::CryptoRng;
 use tracing::{debug, error, info, warn};
 
 use crate::chain::{Chain, ChainError, MAX_RECENT_BLOCKS};
 use crate::consensus::application::{Application, SeedCache};
 use crate::consensus::block::Block;
+use crate::consensus::follow::Archive;
 use crate::consensus::snapshots::{
-    NewestSnapshot, Snapshot, SnapshotError, SnapshotPolicy, SnapshotSource, Snapshots, parse,
+    NewestSnapshot, Snapshot, SnapshotPolicy, SnapshotSource, Snapshots,
 };
 use crate::consensus::{Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
-use bytes::Bytes;
 
 const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);
 const IMMUTABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(262_144);
@@ -377,6 +377,12 @@ where
         self.snapshots.served()
     }
 
+    /// The validator's archive of finalized blocks and certificates, for
+    /// its API to serve segments to followers (`GET /v1/segment`).
+    pub fn archive(&self) -> Arc<dyn Archive> {
+        Arc::new(MarshalArchive(self.marshal_mailbox.clone()))
+    }
+
     /// Starts every actor on the given p2p channels.
     pub fn start(
         mut self,
@@ -482,6 +488,24 @@ where
     }
 }
 
+/// Marshal's archive, read by height.
+struct MarshalArchive(MarshalInbox);
+
+impl Archive for MarshalArchive {
+    fn block(&self, height: u64) -> BoxFuture<'_, Option<Block>> {
+        Box::pin(async move {
+            self.0
+                .get_block(Height::new(height))
+                .await
+                .map(|b| b.inner().clone())
+        })
+    }
+
+    fn finalization(&self, height: u64) -> BoxFuture<'_, Option<Finalization>> {
+        Box::pin(async move { self.0.get_finalization(Height::new(height)).await })
+    }
+}
+
 /// How long marshal waits for a peer to answer a block fetch.
 const BACKFILL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause after an unanswered fetch (a certificate or a block) before it is
@@ -494,7 +518,7 @@ const REFEREE_RETRY: Duration = Duration::from_millis(500);
 /// steps need from peers, and while the ledger still finds referee data
 /// missing, fetches and tries again (missing data says nothing about a
 /// finalized block's validity; any other failure is returned).
-async fn finalize_block(chain: &Chain, block: &Block) -> Result<(), ChainError> {
+pub(crate) async fn finalize_block(chain: &Chain, block: &Block) -> Result<(), ChainError> {
     let mut warned = false;
     loop {
         // Read again on every try: the store is replaced once the node's
@@ -706,77 +730,32 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
     }
 
     /// State sync: starts from a peer's snapshot above height `above`
-    /// and no more than `sync_ahead_blocks` below the height the peers
-    /// can be trusted to have reached (so a faulty peer cannot hand over
-    /// a genuine but stale one: an honest peer's newest snapshot is
-    /// within a snapshot interval of its tip). Peers in the source's
-    /// order; the first blob whose certificate verifies under the group
-    /// key, certifies its block and whose records hash to that block's
-    /// state root, of this chain, is stored as this node's own snapshot,
-    /// and marshal is told to deliver blocks from there on. Returns the
-    /// snapshot's height.
+    /// ([`crate::consensus::sync::fetch`]) and tells marshal to deliver
+    /// blocks from there on. Returns the snapshot's height.
     async fn sync(&mut self, above: u64) -> Option<u64> {
         let source = self.sync.clone()?;
-        let chain_id = self.chain.finalized_state().chain_id();
-        let (target, peers) = source.offers(above).await?;
-        let above = above.max(target.saturating_sub(self.snapshots.sync_ahead_blocks()));
-        for peer in peers {
-            let blob = match source.download(&peer, above).await {
-                Ok(blob) => blob,
-                Err(e) => {
-                    warn!(%peer, error = %e, "state snapshot download failed");
-                    continue;
-                }
-            };
-            let checked = parse(&blob, None).and_then(|p| {
-                if p.height() <= above {
-                    return Err(SnapshotError::Malformed(format!(
-                        "its height {} is not above {above}",
-                        p.height()
-                    )));
-                }
-                // The certificate first: cheap, before the records are
-                // rebuilt.
-                p.verify(&mut self.context, &self.verifier)?;
-                let s = p.rebuild()?;
-                if s.state.chain_id() != chain_id {
-                    return Err(SnapshotError::Certificate("is of another chain"));
-                }
-                Ok(s)
-            });
-            let snapshot = match checked {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(%peer, error = %e, "refusing a peer's state snapshot");
-                    continue;
-                }
-            };
-            let height = snapshot.height();
-            // Durable first: a restart before this node writes its own
-            // snapshot starts from this one (marshal holds no block
-            // below it).
-            if let Err(e) = self
-                .snapshots
-                .store(&self.context, height, Bytes::from(blob))
-                .await
-            {
-                warn!(%peer, height, error = %e, "storing a peer's state snapshot failed");
-                return None;
-            }
-            let Snapshot {
-                block,
-                finalization,
-                state,
-            } = snapshot;
-            if !self.chain.restore(block.clone(), state) {
-                return None;
-            }
-            self.chain.reindex(&block);
-            self.chain.certify(finalization.clone());
-            self.marshal.set_floor(finalization);
-            info!(%peer, height, "started from a peer's state snapshot (state sync)");
-            return Some(height);
+        let snapshot = crate::consensus::sync::fetch(
+            &mut self.context,
+            &*source,
+            &self.snapshots,
+            &self.verifier,
+            &self.chain,
+            above,
+        )
+        .await?;
+        let height = snapshot.height();
+        let Snapshot {
+            block,
+            finalization,
+            state,
+        } = snapshot;
+        if !self.chain.restore(block.clone(), state) {
+            return None;
         }
-        None
+        self.chain.reindex(&block);
+        self.chain.certify(finalization.clone());
+        self.marshal.set_floor(finalization);
+        info!(height, "started from a peer's state snapshot (state sync)");
+        Some(height)
     }
 }

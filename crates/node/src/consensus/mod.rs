@@ -7,11 +7,13 @@
 //! Here too: the engine wiring (`engine`), the application that builds
 //! and verifies blocks on the ledger (`application`), the block format
 //! (`block`), the genesis file (`genesis`), state snapshots
-//! (`snapshots`) and state sync from peers' APIs (`sync`).
+//! (`snapshots`), state sync from peers' APIs (`sync`) and the follower
+//! that full and executor-only nodes run instead of consensus (`follow`).
 
 pub mod application;
 pub mod block;
 pub mod engine;
+pub mod follow;
 pub mod genesis;
 pub mod snapshots;
 pub mod sync;

@@ -278,7 +278,7 @@ pub fn decode(bytes: &[u8], height: Option<u64>) -> Result<Snapshot, SnapshotErr
 }
 
 /// Whether `f` is a finalization of `block` under the group key.
-fn certifies(
+pub(crate) fn certifies(
     f: &Finalization,
     block: &Block,
     rng: &mut impl CryptoRng,

@@ -15,10 +15,15 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use commonware_runtime::Storage;
 use futures::future::BoxFuture;
-use tracing::debug;
+use rand::CryptoRng;
+use tracing::{debug, warn};
 
-use crate::consensus::snapshots::SnapshotSource;
+use crate::chain::Chain;
+use crate::consensus::Scheme;
+use crate::consensus::snapshots::{Snapshot, SnapshotError, SnapshotSource, Snapshots, parse};
 
 /// How long a peer may take to answer its status.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -153,6 +158,68 @@ impl SnapshotSource for HttpSnapshots {
                 .map_err(|_| format!("took longer than {} s", DOWNLOAD_TIMEOUT.as_secs()))?
         })
     }
+}
+
+/// Downloads a peer's snapshot above height `above` for `chain` and no
+/// more than `sync_ahead_blocks` below the height the peers can be
+/// trusted to have reached (so a faulty peer cannot hand over a genuine
+/// but stale one: an honest peer's newest snapshot is within a snapshot
+/// interval of its tip). Peers in the source's order; the first blob
+/// whose certificate verifies under the group key, certifies its block
+/// and whose records hash to that block's state root, of this chain, is
+/// stored durably as this node's own snapshot (a restart before the node
+/// writes one starts from it) and returned.
+pub async fn fetch<E: Storage + CryptoRng>(
+    context: &mut E,
+    source: &dyn SnapshotSource,
+    snapshots: &Snapshots,
+    verifier: &Scheme,
+    chain: &Chain,
+    above: u64,
+) -> Option<Snapshot> {
+    let chain_id = chain.finalized_state().chain_id();
+    let (target, peers) = source.offers(above).await?;
+    let above = above.max(target.saturating_sub(snapshots.sync_ahead_blocks()));
+    for peer in peers {
+        let blob = match source.download(&peer, above).await {
+            Ok(blob) => blob,
+            Err(e) => {
+                warn!(%peer, error = %e, "state snapshot download failed");
+                continue;
+            }
+        };
+        let checked = parse(&blob, None).and_then(|p| {
+            if p.height() <= above {
+                return Err(SnapshotError::Malformed(format!(
+                    "its height {} is not above {above}",
+                    p.height()
+                )));
+            }
+            // The certificate first: cheap, before the records are
+            // rebuilt.
+            p.verify(context, verifier)?;
+            let s = p.rebuild()?;
+            if s.state.chain_id() != chain_id {
+                return Err(SnapshotError::Certificate("is of another chain"));
+            }
+            Ok(s)
+        });
+        let snapshot = match checked {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(%peer, error = %e, "refusing a peer's state snapshot");
+                continue;
+            }
+        };
+        let height = snapshot.height();
+        if let Err(e) = snapshots.store(context, height, Bytes::from(blob)).await {
+            warn!(%peer, height, error = %e, "storing a peer's state snapshot failed");
+            return None;
+        }
+        debug!(%peer, height, "fetched a peer's state snapshot");
+        return Some(snapshot);
+    }
+    None
 }
 
 /// The body of `answer`, refused past `max_bytes`.

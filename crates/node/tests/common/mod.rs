@@ -101,6 +101,7 @@ pub(crate) fn node_with(limits: ApiLimits, ready: bool) -> Node {
         limits,
         genesis: None,
         snapshots: None,
+        archive: None,
     });
     Node { chain, app }
 }

@@ -1,0 +1,176 @@
+//! A full node that executes (issue #27 item 4; docs/operations.md "Full
+//! and executor-only nodes"): four validators as `glassbox node`
+//! processes, validator 3 without its executor, and a fifth `glassbox
+//! node` without a validator key that runs validator 3's executor. The
+//! full node follows the chain through the validators' APIs (checking
+//! every block against a certificate), forwards the jobs it is sent, its
+//! executor's commits and reveals reach the chain through it, its
+//! receipts verify offline, and after a SIGKILL it comes back from its
+//! own snapshot and catches up.
+
+use std::time::{Duration, Instant};
+
+use glassbox_ledger::{JobId, JobStatus, TxBody};
+use glassbox_primitives::ModelId;
+use glassbox_runtime::formats;
+use serde_json::Value;
+
+mod common;
+use common::{Nodes, api_at, free_ports, glassbox, models, set_windows};
+
+const VALIDATORS: usize = 4;
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn a_full_node_follows_runs_jobs_and_restarts_from_its_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let http = free_ports(VALIDATORS as u16);
+    let out = glassbox()
+        .args(["dev", "--init-only", "--validators", "4", "--data-dir"])
+        .arg(&dir)
+        .args(["--http", &format!("127.0.0.1:{http}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    set_windows(&dir.join("genesis.json"), 20);
+    // Validator 3's executor moves to the full node.
+    let v3 = dir.join("validator-3/node.toml");
+    let text = std::fs::read_to_string(&v3).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("executor_key"))
+        .collect();
+    std::fs::write(&v3, kept.join("\n")).unwrap();
+    let full_port = glassbox_node::run::free_port_block(1).unwrap();
+    let full_dir = dir.join("full");
+    std::fs::create_dir_all(&full_dir).unwrap();
+    let config = full_dir.join("node.toml");
+    let toml = format!(
+        "genesis = {:?}\ndata_dir = {:?}\nhttp_listen = \"127.0.0.1:{full_port}\"\n\
+         executor_key = {:?}\nsnapshot_every_blocks = 20\n",
+        dir.join("genesis.json"),
+        full_dir,
+        dir.join("validator-3/executor.key"),
+    );
+    std::fs::write(&config, toml).unwrap();
+
+    let mut nodes = Nodes::start(&dir, VALIDATORS);
+    let full = nodes.add(&dir, config);
+    let full_url = format!("http://127.0.0.1:{full_port}");
+    common::wait("every node healthy", Duration::from_secs(90), || {
+        (0..VALIDATORS).all(|i| common::height(http + i as u16).is_some())
+            && common::height(full_port).is_some_and(|h| h >= 3)
+    });
+    // The same blocks as the validators.
+    let h = common::height(full_port).unwrap();
+    assert_eq!(
+        common::block_digest(full_port, h),
+        common::block_digest(http, h),
+        "the full node's block {h} is not validator 0's"
+    );
+
+    // Publish through validator 0 (the executors fetch the model from
+    // the registered executors' endpoints, the validators' APIs), then
+    // jobs through the full node.
+    let out = glassbox()
+        .args(["model", "publish"])
+        .arg(models().join("mlp.onnx"))
+        .args([
+            "--name",
+            "full/mlp",
+            "--version",
+            "1.0.0",
+            "--license",
+            "MIT",
+        ])
+        .arg("--key")
+        .arg(dir.join("dev.key"))
+        .args(["--node", &format!("http://127.0.0.1:{http}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let model_id = ModelId::of(&std::fs::read(models().join("mlp.onnx")).unwrap());
+    let input = {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(models().join("mlp.input.json")).unwrap())
+                .unwrap();
+        formats::canonical_encode(
+            &formats::json_decode(&v, glassbox_runtime::DType::F32, 1 << 16).unwrap(),
+        )
+    };
+    let dev = glassbox_store::keyfile::read_secret_key(&dir.join("dev.key")).unwrap();
+    let ours = glassbox_store::keyfile::read_secret_key(&dir.join("validator-3/executor.key"))
+        .unwrap()
+        .public();
+    let net = common::Net::connect(&full_url);
+    let mut ran_here = None;
+    for n in 0..8 {
+        let tx = net.sign(
+            &dev,
+            TxBody::SubmitJob {
+                model_id,
+                inputs: vec![input.clone()],
+                replicas: 3,
+                max_fee: 1_000_000_000,
+            },
+        );
+        net.api
+            .submit_job(&tx)
+            .expect("the full node takes the job");
+        let id = JobId::of_tx(tx.hash());
+        let job = net.wait_job(&id, "final", |j| j.status == JobStatus::Final);
+        if job.slots.iter().any(|s| s.executor == ours) {
+            ran_here = Some(id);
+        }
+        if ran_here.is_some() && n >= 2 {
+            break;
+        }
+    }
+    let id = ran_here.expect("no job drew the full node's executor in 8");
+    // Its receipt, from the full node, verifies offline.
+    let receipt: Value = net.api.receipt(&id).expect("receipt");
+    let path = dir.join("receipt.json");
+    std::fs::write(&path, receipt.to_string()).unwrap();
+    let out = glassbox()
+        .args(["receipt", "verify"])
+        .arg(&path)
+        .arg("--genesis")
+        .arg(dir.join("genesis.json"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // SIGKILL; the chain moves on; the full node comes back from its own
+    // snapshot and catches up.
+    let before = common::height(full_port).unwrap();
+    nodes.kill(full);
+    common::wait("the validators moving on", Duration::from_secs(60), || {
+        common::height(http).is_some_and(|h| h >= before + 30)
+    });
+    let restarted = Instant::now();
+    nodes.restart(&dir, full);
+    common::wait("the full node caught up", Duration::from_secs(60), || {
+        let tip = common::height(http).unwrap_or(u64::MAX);
+        common::height(full_port).is_some_and(|h| h + 2 >= tip)
+    });
+    eprintln!(
+        "full node caught up {} ms after its restart",
+        restarted.elapsed().as_millis()
+    );
+    let log = std::fs::read_to_string(dir.join(format!("node-{full}.log"))).unwrap();
+    assert!(
+        log.contains("started from a state snapshot"),
+        "the restart did not start from its snapshot:\n{log}"
+    );
+    let h = common::height(full_port).unwrap();
+    let digest = common::block_digest(full_port, h);
+    common::wait(
+        "validator 0 at the same height",
+        Duration::from_secs(10),
+        || common::height(http).is_some_and(|t| t >= h),
+    );
+    assert_eq!(digest, common::block_digest(http, h));
+    assert!(api_at(full_port).health().is_ok());
+}
