@@ -1,9 +1,11 @@
 //! The fault campaign across processes (issue #27 item 6; docs/operations.md
 //! "Fault campaign"): four validators, each its own `glassbox node` process
-//! with an executor, under a steady load of 1- and 3-replica jobs, while
-//! seeded faults hit them: SIGKILL and restart of one node, of two at once
-//! (the network loses its quorum until they return), and of a node whose
-//! storage is wiped (it comes back from its peers). Throughout it checks:
+//! (three with an executor), and an executor-only full node running the
+//! fourth executor, under a steady load of 1- and 3-replica jobs sent to
+//! any of the five, while seeded faults hit them: SIGKILL and restart of
+//! one node, of two at once (two validators: the network loses its quorum
+//! until they return), and of a node whose storage is wiped (it comes back
+//! from its peers). Throughout it checks:
 //!
 //! - no two nodes report different blocks at a height;
 //! - no node's finalized height goes back after its restart (nothing
@@ -13,7 +15,8 @@
 //! - at the end, every job that reached the chain is `Final` or `Failed`
 //!   with its escrow settled (0), and every accepted job reached the chain
 //!   (a client resends a job whose node died before gossiping it, as a real
-//!   client does).
+//!   client does): as a job, or as a transaction its block refused (too
+//!   few live executors by then: `jobs_refused_in_block`).
 //!
 //! It prints one JSON line (`jobs_submitted`, `jobs_final`, `jobs_failed`,
 //! `faults_injected`, `violations`, `max_stall_ms`, `max_recovery_ms`, ...)
@@ -39,6 +42,8 @@ mod common;
 use common::{Nodes, api_at, free_ports, glassbox, models, set_windows};
 
 const VALIDATORS: usize = 4;
+/// The validators and the full node (the last).
+const NODES: usize = VALIDATORS + 1;
 /// Longest finalization may take to resume once every node is back.
 const MAX_RECOVERY_MS: u64 = 30_000;
 /// A job accepted by a node but not on chain after this long is resent.
@@ -97,9 +102,7 @@ impl Campaign {
     }
 
     fn live(&self) -> Vec<usize> {
-        (0..VALIDATORS)
-            .filter(|&i| !self.nodes.is_down(i))
-            .collect()
+        (0..NODES).filter(|&i| !self.nodes.is_down(i)).collect()
     }
 
     /// A node's finalized height, if it answers healthy.
@@ -168,19 +171,44 @@ fn chaos_campaign() {
         let text = text.replace("snapshot_every_blocks = 1000", "snapshot_every_blocks = 50");
         std::fs::write(&path, text).unwrap();
     }
-    let ports: Vec<u16> = (0..VALIDATORS as u16).map(|i| http + i).collect();
+    // Validator 3's executor runs on the full node.
+    let v3 = dir.join("validator-3/node.toml");
+    let text = std::fs::read_to_string(&v3).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("executor_key"))
+        .collect();
+    std::fs::write(&v3, kept.join("\n")).unwrap();
+    let full_port = glassbox_node::run::free_port_block(1).unwrap();
+    std::fs::create_dir_all(node_dir(&dir, VALIDATORS)).unwrap();
+    let full_config = node_dir(&dir, VALIDATORS).join("node.toml");
+    std::fs::write(
+        &full_config,
+        format!(
+            "genesis = {:?}\ndata_dir = {:?}\nhttp_listen = \"127.0.0.1:{full_port}\"\n\
+             executor_key = {:?}\nsnapshot_every_blocks = 50\n",
+            dir.join("genesis.json"),
+            node_dir(&dir, VALIDATORS),
+            dir.join("validator-3/executor.key"),
+        ),
+    )
+    .unwrap();
+    let mut ports: Vec<u16> = (0..VALIDATORS as u16).map(|i| http + i).collect();
+    ports.push(full_port);
+    let mut nodes = Nodes::start(&dir, VALIDATORS);
+    nodes.add(&dir, full_config);
     let mut c = Campaign {
-        nodes: Nodes::start(&dir, VALIDATORS),
+        nodes,
         dir: dir.clone(),
         ports: ports.clone(),
         rng: StdRng::seed_from_u64(seed),
         violations: Vec::new(),
         digests: HashMap::new(),
-        high: vec![0; VALIDATORS],
+        high: vec![0; NODES],
         faults: 0,
     };
     common::wait("every node healthy", Duration::from_secs(60), || {
-        (0..VALIDATORS).all(|i| c.height(i).is_some())
+        (0..NODES).all(|i| c.height(i).is_some())
     });
     let node0 = format!("http://127.0.0.1:{}", ports[0]);
     let out = glassbox()
@@ -335,10 +363,11 @@ fn chaos_campaign() {
             next_fault = now + Duration::from_millis(2_000 + c.rng.random_range(0..4_000));
         } else if episode.is_none() && now >= next_fault {
             let roll = c.rng.random_range(0..100);
-            let first = c.rng.random_range(0..VALIDATORS);
+            let first = c.rng.random_range(0..NODES);
             let mut down = vec![first];
             if roll < 25 {
-                // Two at once: no quorum until they return.
+                // Two at once: no quorum until they return (unless one
+                // is the full node).
                 down.push((first + 1 + c.rng.random_range(0..3usize)) % VALIDATORS);
             }
             for &i in &down {
@@ -347,7 +376,7 @@ fn chaos_campaign() {
             if (25..40).contains(&roll) {
                 // A new machine with the same key: its heights start over.
                 for sub in ["storage", "blobs", "tensors"] {
-                    let _ = std::fs::remove_dir_all(dir.join(format!("validator-{first}/{sub}")));
+                    let _ = std::fs::remove_dir_all(node_dir(&dir, first).join(sub));
                 }
                 c.high[first] = 0;
             }
@@ -388,10 +417,10 @@ fn chaos_campaign() {
     }
     let settle = Instant::now();
     let mut stuck = String::new();
-    let (final_, failed, open) = loop {
+    let (final_, failed, rejected, open) = loop {
         c.observe();
         let live = c.live();
-        let (mut final_, mut failed, mut open) = (0u64, 0u64, 0u64);
+        let (mut final_, mut failed, mut rejected, mut open) = (0u64, 0u64, 0u64, 0u64);
         stuck.clear();
         for s in sent.iter_mut() {
             let id = JobId::of_tx(s.tx.hash());
@@ -401,6 +430,9 @@ fn chaos_campaign() {
                 Some(j) if j.status == JobStatus::Final && j.escrow == 0 => final_ += 1,
                 Some(j) if j.status == JobStatus::Failed && j.escrow == 0 => failed += 1,
                 Some(_) => open += 1,
+                // In a block, but refused there (too few live executors
+                // by then): its fee and nonce taken, no job.
+                None if refused_in_block(&ports, &live, &s.tx) => rejected += 1,
                 None => {
                     open += 1;
                     if s.last_sent.elapsed() >= RESEND_AFTER {
@@ -419,7 +451,7 @@ fn chaos_campaign() {
             }
         }
         if open == 0 || settle.elapsed() > Duration::from_secs(180) {
-            break (final_, failed, open);
+            break (final_, failed, rejected, open);
         }
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -428,7 +460,7 @@ fn chaos_campaign() {
             "{open} jobs still open or missing 180 s after the last fault{stuck}"
         ));
     }
-    let healthy = (0..VALIDATORS).all(|i| c.height(i).is_some());
+    let healthy = (0..NODES).all(|i| c.height(i).is_some());
     if !healthy {
         c.violations
             .push("not every node is healthy after the campaign".into());
@@ -446,6 +478,7 @@ fn chaos_campaign() {
         "jobs_submitted": sent.len(),
         "jobs_final": final_,
         "jobs_failed": failed,
+        "jobs_refused_in_block": rejected,
         "publishes": publishes.len(),
         "publishes_ok": published,
         "faults_injected": c.faults,
@@ -460,12 +493,34 @@ fn chaos_campaign() {
     assert!(c.violations.is_empty(), "{:#?}", c.violations);
 }
 
+/// Whether a live node says `tx` is in a finalized block with an error
+/// outcome (nodes restored from a snapshot index only the blocks after
+/// it, so each is asked).
+fn refused_in_block(ports: &[u16], live: &[usize], tx: &SignedTx) -> bool {
+    live.iter().any(|&i| {
+        matches!(
+            api_at(ports[i]).tx_status(&tx.hash()),
+            Ok(glassbox_api::wire::TxStatus::Finalized { outcome, .. }) if outcome.result.is_err()
+        )
+    })
+}
+
+/// Node `i`'s data directory: a validator's, or the full node's (the
+/// last).
+fn node_dir(dir: &Path, i: usize) -> std::path::PathBuf {
+    if i < VALIDATORS {
+        dir.join(format!("validator-{i}"))
+    } else {
+        dir.join("full")
+    }
+}
+
 /// Copies the nodes' logs to `GLASSBOX_CHAOS_LOGS` when set.
 fn keep_logs(dir: &Path) {
     if let Ok(to) = std::env::var("GLASSBOX_CHAOS_LOGS") {
         let to = Path::new(&to);
         let _ = std::fs::create_dir_all(to);
-        for i in 0..VALIDATORS {
+        for i in 0..NODES {
             let name = format!("node-{i}.log");
             let _ = std::fs::copy(dir.join(&name), to.join(&name));
         }

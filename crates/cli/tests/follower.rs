@@ -104,6 +104,12 @@ fn a_full_node_follows_runs_jobs_and_restarts_from_its_snapshot() {
         .unwrap()
         .public();
     let net = common::Net::connect(&full_url);
+    // The publish finalized on validator 0; the full node follows.
+    common::wait(
+        "the full node to know the model",
+        Duration::from_secs(10),
+        || net.api.model(&model_id).is_ok_and(|m| m.record.is_some()),
+    );
     let mut ran_here = None;
     for n in 0..8 {
         let tx = net.sign(
@@ -120,6 +126,13 @@ fn a_full_node_follows_runs_jobs_and_restarts_from_its_snapshot() {
             .expect("the full node takes the job");
         let id = JobId::of_tx(tx.hash());
         let job = net.wait_job(&id, "final", |j| j.status == JobStatus::Final);
+        if !job.missed.is_empty() {
+            let log = std::fs::read_to_string(dir.join(format!("node-{full}.log"))).unwrap();
+            panic!(
+                "job {n} missed slots of {:?} (the full node's executor is {ours}); its log:\n{log}",
+                job.missed
+            );
+        }
         if job.slots.iter().any(|s| s.executor == ours) {
             ran_here = Some(id);
         }
@@ -127,7 +140,10 @@ fn a_full_node_follows_runs_jobs_and_restarts_from_its_snapshot() {
             break;
         }
     }
-    let id = ran_here.expect("no job drew the full node's executor in 8");
+    let Some(id) = ran_here else {
+        let log = std::fs::read_to_string(dir.join(format!("node-{full}.log"))).unwrap();
+        panic!("no job drew the full node's executor in 8; its log:\n{log}");
+    };
     // Its receipt, from the full node, verifies offline.
     let receipt: Value = net.api.receipt(&id).expect("receipt");
     let path = dir.join("receipt.json");

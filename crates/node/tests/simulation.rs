@@ -847,14 +847,17 @@ impl SegmentSource for PeerSegments {
             }
             let archive = archive.lock().unwrap().clone();
             let tip = Some(chain.finalized_height());
-            let Some(bytes) = follow::serve(chain, archive.as_deref(), after)
-                .await
-                .map_err(|e| e.to_string())?
-            else {
-                self.context
-                    .sleep(Duration::from_millis(wait_ms.min(50)))
-                    .await;
-                return Ok(follow::Answer { segment: None, tip });
+            // As the API does: nothing new, or nothing certified yet, is
+            // a wait and an empty answer.
+            let bytes = match follow::serve(chain, archive.as_deref(), after).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) | Err(follow::SegmentError::Uncertified(_)) => {
+                    self.context
+                        .sleep(Duration::from_millis(wait_ms.min(50)))
+                        .await;
+                    return Ok(follow::Answer { segment: None, tip });
+                }
+                Err(e) => return Err(e.to_string()),
             };
             self.served.lock().unwrap().push(name.clone());
             let bytes = match lie {

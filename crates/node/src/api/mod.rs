@@ -1350,10 +1350,10 @@ struct SegmentQuery {
     ),
     responses(
         (status = 200, description = "A segment (`\"GBSG\"`, version, up to 256 blocks, the finalization certificate of the last); this node's finalized height in `X-Glassbox-Finalized-Height`", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 204, description = "Nothing after `after` within the wait"),
+        (status = 204, description = "Nothing certified after `after` within the wait; this node's finalized height in `X-Glassbox-Finalized-Height`"),
         (status = 400, description = "Bad query", body = ErrorEnvelope),
         (status = 404, description = "`pruned`: a block after `after` is no longer held here", body = ErrorEnvelope),
-        (status = 503, description = "`not_ready` (replaying) or `uncertified` (no certificate after `after` yet)", body = ErrorEnvelope)
+        (status = 503, description = "`not_ready`: replaying after a restart", body = ErrorEnvelope)
     )
 )]
 async fn segment(
@@ -1378,33 +1378,43 @@ async fn segment(
         .unwrap_or(0)
         .min(MAX_SEGMENT_WAIT_MS)
         .min(api.limits.http.request_timeout_ms / 2);
-    if wait_ms > 0 && api.chain.finalized_height() <= q.after {
-        let mut heights = api.chain.watch_finalized();
-        let after = q.after;
-        let _ = tokio::time::timeout(
-            Duration::from_millis(wait_ms),
-            heights.wait_for(|h| *h > after),
-        )
-        .await;
-    }
-    let tip = api.chain.finalized_height().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let mut heights = api.chain.watch_finalized();
     let tip_header = header::HeaderName::from_static(TIP_HEADER);
-    match crate::consensus::follow::serve(&api.chain, api.archive.as_deref(), q.after).await {
-        Ok(Some(bytes)) => Ok((
-            [
-                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                (tip_header, tip),
-            ],
-            bytes,
-        )
-            .into_response()),
-        Ok(None) => Ok((StatusCode::NO_CONTENT, [(tip_header, tip)]).into_response()),
-        Err(e @ SegmentError::Pruned(_)) => Err(ApiError::not_found("pruned", e.to_string())),
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "uncertified",
-            e.to_string(),
-        )),
+    loop {
+        // Seen now: a block finalized or certified from here on wakes
+        // the wait below.
+        heights.borrow_and_update();
+        let tip = api.chain.finalized_height();
+        match crate::consensus::follow::serve(&api.chain, api.archive.as_deref(), q.after).await {
+            Ok(Some(bytes)) => {
+                return Ok((
+                    [
+                        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                        (tip_header, tip.to_string()),
+                    ],
+                    bytes,
+                )
+                    .into_response());
+            }
+            Err(e @ SegmentError::Pruned(_)) => {
+                return Err(ApiError::not_found("pruned", e.to_string()));
+            }
+            // Nothing after `after` yet, or nothing certified yet (a
+            // block's certificate is recorded just after it is applied; a
+            // block finalized through a descendant is certified with the
+            // next): wait for the next block or certificate.
+            Ok(None) | Err(_) => {
+                if tokio::time::timeout_at(deadline, heights.changed())
+                    .await
+                    .is_err()
+                {
+                    return Ok(
+                        (StatusCode::NO_CONTENT, [(tip_header, tip.to_string())]).into_response()
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -545,10 +545,13 @@ impl Chain {
             state: f.state.clone(),
             finalization,
         });
+        drop(inner);
+        // Wakes whoever waits for a certified block (`GET /v1/segment`).
+        self.height_tx.send_modify(|_| {});
     }
 
     /// A receiver of the finalized height, marked changed at every
-    /// finalized block.
+    /// finalized block and every certificate recorded.
     pub fn watch_finalized(&self) -> tokio::sync::watch::Receiver<u64> {
         self.height_tx.subscribe()
     }

@@ -278,11 +278,18 @@ pub trait SegmentSource: Send + Sync + 'static {
     fn submit<'a>(&'a self, peer: &'a str, tx: &'a SignedTx) -> BoxFuture<'a, Result<(), String>>;
 }
 
+/// How a [`SegmentSource`] error starts when the peer no longer holds the
+/// blocks asked for (then the follower state-syncs if no peer has them).
+pub const PRUNED: &str = "pruned";
+
 /// How long a follower waits on one peer's segment answer beyond the
 /// wait it asked for.
 const SEGMENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause after every peer failed, before the round starts again.
-const ROUND_RETRY: Duration = Duration::from_secs(1);
+/// Pause after every peer failed, before the round starts again: doubled
+/// at each failed round from the first to the second, reset when a peer
+/// answers.
+const MIN_ROUND_RETRY: Duration = Duration::from_millis(100);
+const MAX_ROUND_RETRY: Duration = Duration::from_secs(2);
 /// How often the follower's outbox is forwarded.
 const FORWARD_INTERVAL: Duration = Duration::from_millis(10);
 /// Most transactions forwarded per flush.
@@ -335,6 +342,7 @@ impl SegmentSource for HttpSegments {
             match answer.status().as_u16() {
                 200 => {}
                 204 => return Ok(Answer { segment: None, tip }),
+                404 => return Err(format!("{PRUNED}: answered 404")),
                 status => return Err(format!("answered {status}")),
             }
             if answer
@@ -408,8 +416,9 @@ impl std::fmt::Debug for FollowConfig {
 
 /// Why a follower's step failed.
 enum Step {
-    /// The peer failed or sent something that does not check out.
-    Peer(String),
+    /// The peer failed or sent something that does not check out (true:
+    /// it no longer holds the blocks asked for).
+    Peer(String, bool),
     /// A certified block does not apply: this node's ledger disagrees.
     Chain(crate::chain::ChainError),
 }
@@ -458,31 +467,56 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
         self.sync(have.saturating_add(self.cfg.snapshots.sync_ahead_blocks()))
             .await;
         self.next_snapshot = self.due_after(self.chain.finalized_height());
-        self.chain.set_ready();
         info!(
             height = self.chain.finalized_height(),
             peers = self.cfg.peers.len(),
             "following the chain"
         );
         let mut failures = 0usize;
+        let mut pruned = false;
+        let mut backoff = MIN_ROUND_RETRY;
         loop {
             let Some(peer) = self.cfg.peers.get(self.current).cloned() else {
-                self.context.sleep(ROUND_RETRY).await;
+                self.context.sleep(MAX_ROUND_RETRY).await;
                 continue;
             };
             let after = self.chain.finalized_height();
             match self.step(&peer, after).await {
-                Ok(()) => failures = 0,
+                Ok(()) => {
+                    failures = 0;
+                    pruned = false;
+                    backoff = MIN_ROUND_RETRY;
+                    // Ready (the API serves) once it holds what a peer
+                    // has: a restart from a snapshot older than what it
+                    // served before never answers with the older state.
+                    if !self.chain.is_ready()
+                        && self.chain.finalized_height() >= self.chain.network_height()
+                    {
+                        self.chain.set_ready();
+                        info!(
+                            height = self.chain.finalized_height(),
+                            "caught up with its peers"
+                        );
+                    }
+                }
                 Err(Step::Chain(e)) => return Err(e),
-                Err(Step::Peer(e)) => {
+                Err(Step::Peer(e, was_pruned)) => {
                     debug!(%peer, after, error = %e, "segment from a peer failed");
                     failures += 1;
+                    pruned |= was_pruned;
                     self.current = (self.current + 1) % self.cfg.peers.len();
                     if failures >= self.cfg.peers.len() {
-                        warn!(after, error = %e, "no peer served the next blocks; state sync, then again");
-                        self.sync(after).await;
+                        // A whole round failed: the blocks it needs are
+                        // gone from its peers (a snapshot then), or they
+                        // are down or cut off (try again, backing off).
+                        warn!(after, error = %e, pruned, "no peer served the next blocks");
+                        if pruned {
+                            self.sync(after).await;
+                        }
                         failures = 0;
-                        self.context.sleep(ROUND_RETRY).await;
+                        pruned = false;
+                        self.context.sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_ROUND_RETRY);
                     }
                 }
             }
@@ -496,7 +530,7 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
             .segments
             .segment(peer, after, self.cfg.wait_ms)
             .await
-            .map_err(Step::Peer)?;
+            .map_err(|e| Step::Peer(e.to_string(), e.starts_with(PRUNED)))?;
         if let Some(tip) = tip {
             // Only for `/health`'s lag: a liar makes this node look
             // behind, nothing more.
@@ -505,7 +539,7 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
         let Some(bytes) = segment else {
             return Ok(());
         };
-        let peer_fault = |e: SegmentError| Step::Peer(e.to_string());
+        let peer_fault = |e: SegmentError| Step::Peer(e.to_string(), false);
         let (blocks, finalization) = decode(&bytes).map_err(peer_fault)?;
         let tip = self.chain.finalized();
         check(
