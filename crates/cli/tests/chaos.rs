@@ -4,8 +4,10 @@
 //! fourth executor, under a steady load of 1- and 3-replica jobs sent to
 //! any of the five, while seeded faults hit them: SIGKILL and restart of
 //! one node, of two at once (two validators: the network loses its quorum
-//! until they return), and of a node whose storage is wiped (it comes back
-//! from its peers). Throughout it checks:
+//! until they return), of a node whose storage is wiped (it comes back
+//! from its peers), and SIGSTOP of one or two for seconds, then SIGCONT
+//! (a node cut off, or starved of CPU, that goes on where it was).
+//! Throughout it checks:
 //!
 //! - no two nodes report different blocks at a height;
 //! - no node's finalized height goes back after its restart (nothing
@@ -81,6 +83,9 @@ fn accepted(sent: &mut Vec<Sent>, nonce: &mut u64, tx: SignedTx) {
 struct Episode {
     down: Vec<usize>,
     until: Instant,
+    /// Stopped (SIGSTOP), not killed: they go on (SIGCONT) where they
+    /// were.
+    frozen: bool,
 }
 
 struct Campaign {
@@ -93,6 +98,8 @@ struct Campaign {
     digests: HashMap<u64, BlockDigest>,
     /// The highest finalized height each node reported.
     high: Vec<u64>,
+    /// Nodes stopped by SIGSTOP.
+    frozen: Vec<bool>,
     faults: u64,
 }
 
@@ -102,7 +109,9 @@ impl Campaign {
     }
 
     fn live(&self) -> Vec<usize> {
-        (0..NODES).filter(|&i| !self.nodes.is_down(i)).collect()
+        (0..NODES)
+            .filter(|&i| !self.nodes.is_down(i) && !self.frozen[i])
+            .collect()
     }
 
     /// A node's finalized height, if it answers healthy.
@@ -205,6 +214,7 @@ fn chaos_campaign() {
         violations: Vec::new(),
         digests: HashMap::new(),
         high: vec![0; NODES],
+        frozen: vec![false; NODES],
         faults: 0,
     };
     common::wait("every node healthy", Duration::from_secs(60), || {
@@ -281,6 +291,10 @@ fn chaos_campaign() {
     // does (a node that dies before answering may have taken it; another
     // transaction at the same nonce would race it).
     let mut current: Option<SignedTx> = None;
+    // Every transaction signed per nonce: one refused by a node may still
+    // have reached the chain through another that died before answering,
+    // and then the one signed after it at that nonce never does.
+    let mut signed: HashMap<u64, Vec<SignedTx>> = HashMap::new();
     while Instant::now() < end {
         // Load: one job per tick, k = 1 or 3, through a random live node.
         let tx = current.take().unwrap_or_else(|| {
@@ -295,6 +309,10 @@ fn chaos_campaign() {
             let fee = status.params.min_fee_for(probe.len()).unwrap();
             SignedTx::sign(&status.chain_id, &dev, nonce, fee, body).unwrap()
         });
+        let alternates = signed.entry(tx.nonce()).or_default();
+        if !alternates.iter().any(|t| t.hash() == tx.hash()) {
+            alternates.push(tx.clone());
+        }
         let live = c.live();
         let at = live[c.rng.random_range(0..live.len())];
         match c.client(at).submit_job(&tx) {
@@ -356,7 +374,12 @@ fn chaos_campaign() {
         let now = Instant::now();
         if let Some(e) = episode.as_ref().filter(|e| now >= e.until) {
             for &i in &e.down {
-                c.nodes.restart(&c.dir, i);
+                if e.frozen {
+                    c.nodes.signal(i, "CONT");
+                    c.frozen[i] = false;
+                } else {
+                    c.nodes.restart(&c.dir, i);
+                }
             }
             healed_at = Some((now, c.observe()));
             episode = None;
@@ -370,8 +393,18 @@ fn chaos_campaign() {
                 // is the full node).
                 down.push((first + 1 + c.rng.random_range(0..3usize)) % VALIDATORS);
             }
+            // Frozen (SIGSTOP) instead of killed: to its peers and
+            // clients a node cut off or starved of CPU for seconds, which
+            // then goes on with its old connections and timers.
+            let frozen = (40..60).contains(&roll);
             for &i in &down {
-                c.kill(i);
+                if frozen {
+                    c.nodes.signal(i, "STOP");
+                    c.frozen[i] = true;
+                    c.faults += 1;
+                } else {
+                    c.kill(i);
+                }
             }
             if (25..40).contains(&roll) {
                 // A new machine with the same key: its heights start over.
@@ -383,6 +416,7 @@ fn chaos_campaign() {
             episode = Some(Episode {
                 down,
                 until: now + Duration::from_millis(1_000 + c.rng.random_range(0..4_000)),
+                frozen,
             });
         }
         // Invariants.
@@ -412,7 +446,12 @@ fn chaos_campaign() {
     // Every node back; every job closed.
     if let Some(e) = episode.take() {
         for &i in &e.down {
-            c.nodes.restart(&c.dir, i);
+            if e.frozen {
+                c.nodes.signal(i, "CONT");
+                c.frozen[i] = false;
+            } else {
+                c.nodes.restart(&c.dir, i);
+            }
         }
     }
     let settle = Instant::now();
@@ -422,17 +461,35 @@ fn chaos_campaign() {
         let live = c.live();
         let (mut final_, mut failed, mut rejected, mut open) = (0u64, 0u64, 0u64, 0u64);
         stuck.clear();
+        // The requester's next nonce, proof-checked: every nonce below it
+        // was taken by a transaction in a block.
+        let next_nonce = c
+            .client(live[0])
+            .account(&dev.public())
+            .ok()
+            .and_then(|a| a.record)
+            .map_or(0, |a| a.nonce);
         for s in sent.iter_mut() {
-            let id = JobId::of_tx(s.tx.hash());
             s.resends += 1;
             let client = api_at(ports[live[(s.tx.nonce() as usize + s.resends) % live.len()]]);
-            match client.job(&id).ok().and_then(|j| j.record) {
+            // The job of whichever transaction at this nonce made it.
+            let job = signed
+                .get(&s.tx.nonce())
+                .into_iter()
+                .flatten()
+                .find_map(|t| {
+                    client
+                        .job(&JobId::of_tx(t.hash()))
+                        .ok()
+                        .and_then(|j| j.record)
+                });
+            match job {
                 Some(j) if j.status == JobStatus::Final && j.escrow == 0 => final_ += 1,
                 Some(j) if j.status == JobStatus::Failed && j.escrow == 0 => failed += 1,
                 Some(_) => open += 1,
                 // In a block, but refused there (too few live executors
                 // by then): its fee and nonce taken, no job.
-                None if refused_in_block(&ports, &live, &s.tx) => rejected += 1,
+                None if s.tx.nonce() < next_nonce => rejected += 1,
                 None => {
                     open += 1;
                     if s.last_sent.elapsed() >= RESEND_AFTER {
@@ -491,18 +548,6 @@ fn chaos_campaign() {
     println!("{summary}");
     keep_logs(&dir);
     assert!(c.violations.is_empty(), "{:#?}", c.violations);
-}
-
-/// Whether a live node says `tx` is in a finalized block with an error
-/// outcome (nodes restored from a snapshot index only the blocks after
-/// it, so each is asked).
-fn refused_in_block(ports: &[u16], live: &[usize], tx: &SignedTx) -> bool {
-    live.iter().any(|&i| {
-        matches!(
-            api_at(ports[i]).tx_status(&tx.hash()),
-            Ok(glassbox_api::wire::TxStatus::Finalized { outcome, .. }) if outcome.result.is_err()
-        )
-    })
 }
 
 /// Node `i`'s data directory: a validator's, or the full node's (the

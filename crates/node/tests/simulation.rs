@@ -814,7 +814,8 @@ enum Lie {
     DropLast,
     /// The first block dropped (the rest does not extend the tip).
     SkipFirst,
-    /// No answer.
+    /// Nothing new, ever (after the whole wait), and a height nobody
+    /// reached.
     Withhold,
 }
 
@@ -842,11 +843,11 @@ impl SegmentSource for PeerSegments {
                 .find(|(n, ..)| n == peer)
                 .ok_or("no such peer")?;
             if *lie == Lie::Withhold {
+                // Never anything new, after the whole wait.
                 self.context.sleep(Duration::from_millis(wait_ms)).await;
-                return Err("withheld".into());
+                return Ok(follow::Answer::Nothing);
             }
             let archive = archive.lock().unwrap().clone();
-            let tip = Some(chain.finalized_height());
             // As the API does: nothing new, or nothing certified yet, is
             // a wait and an empty answer.
             let bytes = match follow::serve(chain, archive.as_deref(), after).await {
@@ -855,8 +856,9 @@ impl SegmentSource for PeerSegments {
                     self.context
                         .sleep(Duration::from_millis(wait_ms.min(50)))
                         .await;
-                    return Ok(follow::Answer { segment: None, tip });
+                    return Ok(follow::Answer::Nothing);
                 }
+                Err(follow::SegmentError::Pruned(_)) => return Ok(follow::Answer::Pruned),
                 Err(e) => return Err(e.to_string()),
             };
             self.served.lock().unwrap().push(name.clone());
@@ -878,9 +880,17 @@ impl SegmentSource for PeerSegments {
                     follow::encode(&blocks, &f)
                 }
             };
-            Ok(follow::Answer {
-                segment: Some(bytes),
-                tip,
+            Ok(follow::Answer::Segment(bytes))
+        })
+    }
+
+    fn height<'a>(&'a self, peer: &'a str) -> futures::future::BoxFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let (_, chain, _, lie) = self.peers.iter().find(|(n, ..)| n == peer)?;
+            // The withholding peer also claims a height nobody reached.
+            Some(match lie {
+                Lie::Withhold => u64::MAX,
+                _ => chain.finalized_height(),
             })
         })
     }
@@ -896,10 +906,11 @@ impl SegmentSource for PeerSegments {
                 .iter()
                 .find(|(n, ..)| n == peer)
                 .ok_or("no such peer")?;
-            chain
-                .submit(tx.clone())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            // Taken, or already held (the follower sends to two peers).
+            match chain.submit(tx.clone()) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
         })
     }
 }
@@ -980,8 +991,10 @@ fn a_follower_checks_every_segment_forwards_transactions_and_restarts() {
         let chain = new_chain();
         let handle = start_follower(&context, &sim, chain.clone(), "follower", served.clone());
         let target = sim.height(0);
+        // Ready (it serves) once at the honest height, which the peer
+        // claiming u64::MAX does not set.
         sim.run_until(&context, "the follower to catch up", |_| {
-            chain.finalized_height() >= target
+            chain.finalized_height() >= target && chain.is_ready()
         })
         .await;
         let tried = served.lock().unwrap().clone();

@@ -100,6 +100,18 @@ impl Nodes {
         }
     }
 
+    /// Sends signal `name` (`STOP`, `CONT`, ...) to node `i`, if running.
+    pub(crate) fn signal(&self, i: usize, name: &str) {
+        if let Some(child) = &self.0[i].1 {
+            let status = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(child.id().to_string())
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -{name} of node {i}: {status}");
+        }
+    }
+
     /// Whether node `i` has been killed (and not restarted).
     pub(crate) fn is_down(&self, i: usize) -> bool {
         self.0[i].1.is_none()

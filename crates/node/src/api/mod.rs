@@ -1346,13 +1346,13 @@ struct SegmentQuery {
     summary = "Finalized blocks after a height, with the last one's certificate",
     params(
         ("after" = u64, Query, description = "The height the reader holds; the segment starts at the next"),
-        ("wait_ms" = Option<u64>, Query, description = "How long to wait for a block after `after` (at most 10000, and half the request timeout); default 0")
+        ("wait_ms" = Option<u64>, Query, description = "How long to wait for a block after `after` (at most 10000, and half the request timeout; none while `MAX_SEGMENT_WAITERS` requests wait); default 0")
     ),
     responses(
-        (status = 200, description = "A segment (`\"GBSG\"`, version, up to 256 blocks, the finalization certificate of the last); this node's finalized height in `X-Glassbox-Finalized-Height`", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 204, description = "Nothing certified after `after` within the wait; this node's finalized height in `X-Glassbox-Finalized-Height`"),
+        (status = 200, description = "A segment (`\"GBSG\"`, version, up to 256 blocks, the finalization certificate of the last)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 204, description = "Nothing certified after `after` within the wait"),
         (status = 400, description = "Bad query", body = ErrorEnvelope),
-        (status = 404, description = "`pruned`: a block after `after` is no longer held here", body = ErrorEnvelope),
+        (status = 404, description = "`pruned`: a block after `after`, or a certificate for any of the next ones, is no longer held here", body = ErrorEnvelope),
         (status = 503, description = "`not_ready`: replaying after a restart", body = ErrorEnvelope)
     )
 )]
@@ -1360,7 +1360,7 @@ async fn segment(
     AxState(api): AxState<Api>,
     q: Result<Query<SegmentQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    use crate::consensus::follow::{MAX_SEGMENT_WAIT_MS, SegmentError, TIP_HEADER};
+    use crate::consensus::follow::{MAX_SEGMENT_WAIT_MS, SegmentError};
     let Query(q) = q.map_err(|e| {
         ApiError::bad_request(
             "bad_query",
@@ -1373,29 +1373,28 @@ async fn segment(
     if !api.chain.is_ready() {
         return Err(not_ready(&api.chain));
     }
-    let wait_ms = q
-        .wait_ms
-        .unwrap_or(0)
-        .min(MAX_SEGMENT_WAIT_MS)
-        .min(api.limits.http.request_timeout_ms / 2);
+    // Waiting holds one of the server's places for requests in flight:
+    // at most MAX_SEGMENT_WAITERS do, the rest answer at once.
+    let waiter = SEGMENT_WAITERS.try_acquire().ok();
+    let wait_ms = match waiter {
+        Some(_) => q
+            .wait_ms
+            .unwrap_or(0)
+            .min(MAX_SEGMENT_WAIT_MS)
+            .min(api.limits.http.request_timeout_ms / 2),
+        None => 0,
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut heights = api.chain.watch_finalized();
-    let tip_header = header::HeaderName::from_static(TIP_HEADER);
     loop {
         // Seen now: a block finalized or certified from here on wakes
         // the wait below.
         heights.borrow_and_update();
-        let tip = api.chain.finalized_height();
         match crate::consensus::follow::serve(&api.chain, api.archive.as_deref(), q.after).await {
             Ok(Some(bytes)) => {
-                return Ok((
-                    [
-                        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                        (tip_header, tip.to_string()),
-                    ],
-                    bytes,
-                )
-                    .into_response());
+                return Ok(
+                    ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+                );
             }
             Err(e @ SegmentError::Pruned(_)) => {
                 return Err(ApiError::not_found("pruned", e.to_string()));
@@ -1409,14 +1408,17 @@ async fn segment(
                     .await
                     .is_err()
                 {
-                    return Ok(
-                        (StatusCode::NO_CONTENT, [(tip_header, tip.to_string())]).into_response()
-                    );
+                    return Ok(StatusCode::NO_CONTENT.into_response());
                 }
             }
         }
     }
 }
+
+/// Segment requests that may wait for a block at once (each holds one of
+/// the server's `max_requests_in_flight` places while it waits).
+pub const MAX_SEGMENT_WAITERS: usize = 64;
+static SEGMENT_WAITERS: Semaphore = Semaphore::const_new(MAX_SEGMENT_WAITERS);
 
 /// State snapshot downloads served at once.
 pub const MAX_SNAPSHOT_DOWNLOADS: usize = 4;

@@ -486,10 +486,17 @@ impl Chain {
     /// not taken. The recent blocks start again from `block`. Returns
     /// whether it was taken.
     pub fn restore(&self, block: Block, state: State) -> bool {
-        let height = block.height().get();
         if self.is_ready() {
             return false;
         }
+        self.restore_ahead(block, state)
+    }
+
+    /// [`Chain::restore`], also while the node serves: a full node that
+    /// fell out of its peers' block range moves forward to a verified
+    /// snapshot (its API then answers from the newer state).
+    pub fn restore_ahead(&self, block: Block, state: State) -> bool {
+        let height = block.height().get();
         {
             let mut inner = lock(&self.finality);
             if height <= inner.finalized.block.height().get() {

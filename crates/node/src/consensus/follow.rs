@@ -21,14 +21,19 @@
 //! and the certificate must verify against the group key and name the
 //! last block; the follower then applies the blocks with the ledger and
 //! checks every state root, as a validator's finalizer does. A peer can
-//! only withhold, which costs the follower a timeout before it asks the
-//! next one. A follower far behind (more than `sync_ahead_blocks`) or
-//! whose next blocks its peers no longer hold starts from a verified
+//! only withhold or lag: the follower asks every peer for its height
+//! every two seconds and takes the `(f + 1)`-th highest report as the
+//! network's height (no single claim counts), moves to the next peer when
+//! one fails, or answers nothing or less than it could while the network
+//! is ahead, and is ready (its API serves) only once it has reached that
+//! height. A follower more than `sync_ahead_blocks` behind it, or whose
+//! next blocks more than `f` peers no longer hold, starts from a verified
 //! snapshot instead (state sync, [`crate::consensus::sync`]).
 //!
 //! Transactions its API admits (a user's, or its executor's commits,
-//! reveals and dispute steps) are forwarded to a peer's
-//! `POST /v1/tx`, which gossips them to the validators.
+//! reveals and dispute steps) are forwarded to `f + 1` peers'
+//! `POST /v1/tx` (which gossip them to the validators), and sent again
+//! while its own mempool still holds them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,8 +66,6 @@ pub const MAX_SEGMENT_READ_BYTES: u64 =
     MAX_SEGMENT_BYTES as u64 + glassbox_ledger::limits::HARD_MAX_BLOCK_BYTES as u64 + (1 << 20);
 /// Longest a segment request waits for a new block.
 pub const MAX_SEGMENT_WAIT_MS: u64 = 10_000;
-/// The header carrying the serving node's finalized height.
-pub const TIP_HEADER: &str = "x-glassbox-finalized-height";
 
 /// Why a segment is refused or cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -205,9 +208,15 @@ pub fn check(
 }
 
 /// The segment after height `after` that `chain` (and the validator's
-/// `archive`, when it has one) can serve: up to [`MAX_SEGMENT_BLOCKS`]
-/// blocks, cut at the last one whose certificate is held. `Ok(None)` when
-/// nothing after `after` is finalized here.
+/// `archive`, when it has one) can serve: the blocks from `after + 1` up
+/// to [`MAX_SEGMENT_BLOCKS`] of them or [`MAX_SEGMENT_BYTES`] (at least
+/// one), cut at the highest whose certificate is held, looked up from the
+/// top down (usually one lookup: the certified tip's, or marshal's of the
+/// highest block). `Ok(None)` when nothing after `after` is finalized
+/// here; [`SegmentError::Uncertified`] when blocks are but none of them
+/// is certified yet; [`SegmentError::Pruned`] when a block is not held or
+/// no certificate is held for any block in range (a full node more than
+/// a segment behind its own certified tip cannot serve one).
 pub async fn serve(
     chain: &Chain,
     archive: Option<&dyn Archive>,
@@ -225,8 +234,10 @@ pub async fn serve(
     let last = certified_height.min(after.saturating_add(MAX_SEGMENT_BLOCKS as u64));
     let mut blocks = Vec::new();
     let mut bytes = 0usize;
-    let mut cut: Option<(usize, Finalization)> = None;
     for height in after + 1..=last {
+        if bytes >= MAX_SEGMENT_BYTES {
+            break;
+        }
         let block = match chain.finalized_block(height) {
             Some(b) => b,
             None => match archive {
@@ -236,34 +247,35 @@ pub async fn serve(
         };
         bytes = bytes.saturating_add(block.encode_size());
         blocks.push(block);
+    }
+    while let Some(top) = blocks.last() {
+        let height = top.height().get();
         let finalization = match (&certified, archive) {
             (Some(c), _) if height == certified_height => Some(c.finalization.clone()),
             (_, Some(a)) => a.finalization(height).await,
             (_, None) => None,
         };
         if let Some(f) = finalization {
-            cut = Some((blocks.len(), f));
+            return Ok(Some(encode(&blocks, &f)));
         }
-        if bytes >= MAX_SEGMENT_BYTES && cut.is_some() {
-            break;
-        }
+        blocks.pop();
     }
-    let (len, finalization) = cut.ok_or(SegmentError::Uncertified(after))?;
-    blocks.truncate(len);
-    Ok(Some(encode(&blocks, &finalization)))
+    Err(SegmentError::Pruned(after + 1))
 }
 
 /// A peer's answer to a segment request.
-#[derive(Debug, Default)]
-pub struct Answer {
-    /// The segment's bytes; `None`: nothing new within the wait.
-    pub segment: Option<Vec<u8>>,
-    /// The peer's finalized height, when it says.
-    pub tip: Option<u64>,
+#[derive(Debug)]
+pub enum Answer {
+    /// A segment's bytes (not checked yet).
+    Segment(Vec<u8>),
+    /// Nothing new within the wait.
+    Nothing,
+    /// The peer no longer holds the blocks asked for.
+    Pruned,
 }
 
-/// Where a follower gets segments: its peers' APIs, or in tests anything
-/// else.
+/// Where a follower gets segments and sends transactions: its peers'
+/// APIs, or in tests anything else. Nothing a source returns is trusted.
 pub trait SegmentSource: Send + Sync + 'static {
     /// The segment after `after` from `peer`, waiting up to `wait_ms`.
     fn segment<'a>(
@@ -272,28 +284,39 @@ pub trait SegmentSource: Send + Sync + 'static {
         after: u64,
         wait_ms: u64,
     ) -> BoxFuture<'a, Result<Answer, String>>;
+    /// The finalized height `peer` reports (`GET /v1/status`); `None`
+    /// when it does not answer.
+    fn height<'a>(&'a self, peer: &'a str) -> BoxFuture<'a, Option<u64>>;
     /// Sends `tx` to `peer`'s mempool; `Ok` also when the peer already
-    /// holds it or refuses it for good (the follower's mempool drops it
-    /// once a block settles the sender's nonce).
+    /// holds it or refuses it (the follower resends what its own mempool
+    /// still holds, [`RESEND_AFTER`]).
     fn submit<'a>(&'a self, peer: &'a str, tx: &'a SignedTx) -> BoxFuture<'a, Result<(), String>>;
 }
-
-/// How a [`SegmentSource`] error starts when the peer no longer holds the
-/// blocks asked for (then the follower state-syncs if no peer has them).
-pub const PRUNED: &str = "pruned";
 
 /// How long a follower waits on one peer's segment answer beyond the
 /// wait it asked for.
 const SEGMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer may take to report its height.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most bytes of a peer's status answer.
+const MAX_STATUS_BYTES: u64 = 1 << 20;
 /// Pause after every peer failed, before the round starts again: doubled
-/// at each failed round from the first to the second, reset when a peer
-/// answers.
+/// at each failed round from this one, reset when a peer answers.
 const MIN_ROUND_RETRY: Duration = Duration::from_millis(100);
+/// The longest pause between two failed rounds.
 const MAX_ROUND_RETRY: Duration = Duration::from_secs(2);
+/// How often the follower asks every peer for its height.
+const HEIGHT_POLL: Duration = Duration::from_secs(2);
 /// How often the follower's outbox is forwarded.
 const FORWARD_INTERVAL: Duration = Duration::from_millis(10);
 /// Most transactions forwarded per flush.
 const FORWARD_BATCH: usize = 1_024;
+/// A forwarded transaction still in the follower's mempool this long
+/// after it was sent is sent again.
+pub const RESEND_AFTER: Duration = Duration::from_secs(5);
+/// Most forwarded transactions tracked for resending (the oldest are
+/// forgotten first).
+const MAX_TRACKED: usize = 16_384;
 
 /// Peers' APIs over HTTP (reqwest; TLS through `glassbox_api::tls`).
 #[derive(Debug)]
@@ -315,6 +338,21 @@ impl HttpSegments {
     }
 }
 
+/// The body of `answer`, refused past `max_bytes`.
+async fn read_limited(mut answer: reqwest::Response, max_bytes: u64) -> Result<Vec<u8>, String> {
+    if answer.content_length().is_some_and(|n| n > max_bytes) {
+        return Err(format!("offers more than {max_bytes} bytes"));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|e| e.to_string())? {
+        if (bytes.len() + chunk.len()) as u64 > max_bytes {
+            return Err(format!("sent more than {max_bytes} bytes"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 impl SegmentSource for HttpSegments {
     fn segment<'a>(
         &'a self,
@@ -327,41 +365,50 @@ impl SegmentSource for HttpSegments {
                 "{peer}{}",
                 glassbox_api::routes::segment(after, Some(wait_ms))
             );
-            let mut answer = self
+            let answer = self
                 .client
                 .get(&url)
                 .timeout(SEGMENT_TIMEOUT + Duration::from_millis(wait_ms))
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
-            let tip = answer
-                .headers()
-                .get(TIP_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
             match answer.status().as_u16() {
-                200 => {}
-                204 => return Ok(Answer { segment: None, tip }),
-                404 => return Err(format!("{PRUNED}: answered 404")),
-                status => return Err(format!("answered {status}")),
-            }
-            if answer
-                .content_length()
-                .is_some_and(|n| n > MAX_SEGMENT_READ_BYTES)
-            {
-                return Err(format!("offers more than {MAX_SEGMENT_READ_BYTES} bytes"));
-            }
-            let mut bytes = Vec::new();
-            while let Some(chunk) = answer.chunk().await.map_err(|e| e.to_string())? {
-                if (bytes.len() + chunk.len()) as u64 > MAX_SEGMENT_READ_BYTES {
-                    return Err(format!("sent more than {MAX_SEGMENT_READ_BYTES} bytes"));
+                200 => read_limited(answer, MAX_SEGMENT_READ_BYTES)
+                    .await
+                    .map(Answer::Segment),
+                204 => Ok(Answer::Nothing),
+                status => {
+                    // Only the node's own refusal means pruned (not a 404
+                    // of a proxy, or of a node without the route).
+                    let body = read_limited(answer, MAX_STATUS_BYTES).await?;
+                    let code = serde_json::from_slice::<glassbox_api::wire::ErrorEnvelope>(&body)
+                        .map(|e| e.error.code)
+                        .unwrap_or_default();
+                    if status == 404 && code == "pruned" {
+                        Ok(Answer::Pruned)
+                    } else {
+                        Err(format!("answered {status} {code}"))
+                    }
                 }
-                bytes.extend_from_slice(&chunk);
             }
-            Ok(Answer {
-                segment: Some(bytes),
-                tip,
-            })
+        })
+    }
+
+    fn height<'a>(&'a self, peer: &'a str) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let answer = self
+                .client
+                .get(format!("{peer}{}", glassbox_api::routes::STATUS))
+                .timeout(STATUS_TIMEOUT)
+                .send()
+                .await
+                .ok()?;
+            if !answer.status().is_success() {
+                return None;
+            }
+            let body = read_limited(answer, MAX_STATUS_BYTES).await.ok()?;
+            let status: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            status.get("finalized_height")?.as_u64()
         })
     }
 
@@ -381,7 +428,9 @@ impl SegmentSource for HttpSegments {
                 .await
                 .map_err(|e| e.to_string())?;
             match answer.status().as_u16() {
-                // Taken, already held, or refused by the ledger for good.
+                // Taken, already held, or refused: a refusal by a peer
+                // that lags may not be final, so the follower resends
+                // while its own mempool holds the transaction.
                 200..=299 | 400 | 409 | 413 | 422 => Ok(()),
                 status => Err(format!("answered {status}")),
             }
@@ -414,13 +463,33 @@ impl std::fmt::Debug for FollowConfig {
     }
 }
 
+/// The height at least one honest peer has reached, from what each peer
+/// reports (`None`: no answer): with `n` peers of which at most
+/// `f = (n - 1) / 3` lie, the `(f + 1)`-th highest report. `None` while
+/// fewer than `f + 1` answer.
+pub fn honest_bound(reported: &[Option<u64>]) -> Option<u64> {
+    let faulty = reported.len().saturating_sub(1) / 3;
+    let mut heights: Vec<u64> = reported.iter().flatten().copied().collect();
+    heights.sort_unstable_by(|a, b| b.cmp(a));
+    heights.get(faulty).copied()
+}
+
 /// Why a follower's step failed.
 enum Step {
-    /// The peer failed or sent something that does not check out (true:
-    /// it no longer holds the blocks asked for).
-    Peer(String, bool),
+    /// The peer failed or sent something that does not check out.
+    Peer(String),
     /// A certified block does not apply: this node's ledger disagrees.
     Chain(crate::chain::ChainError),
+}
+
+/// What one step did.
+enum Stepped {
+    /// Applied this many blocks.
+    Applied(usize),
+    /// The peer had nothing new.
+    Nothing,
+    /// The peer no longer holds the blocks after the tip.
+    Pruned,
 }
 
 /// A node that follows the chain without voting.
@@ -433,6 +502,8 @@ pub struct Follower<E> {
     next_snapshot: u64,
     /// The peer asked first.
     current: usize,
+    /// The honest bound on the network's height, once peers reported.
+    bound: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
@@ -444,36 +515,47 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
             cfg,
             next_snapshot: u64::MAX,
             current: 0,
+            bound: Arc::default(),
         }
     }
 
-    /// Starts from its newest usable snapshot (or a peer's when far
-    /// behind), then applies the peers' segments as they come, and
-    /// forwards its mempool's new transactions to them. Runs until the
-    /// chain fails.
+    /// The honest bound on the network's height, once known.
+    fn bound(&self) -> Option<u64> {
+        *self.bound.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts from its newest usable snapshot, then applies the peers'
+    /// segments as they come (state-syncing when it falls more than
+    /// `sync_ahead_blocks` behind the peers' honest height, or when `f +
+    /// 1` peers no longer hold its next blocks), and forwards its
+    /// mempool's new transactions to them. Ready (its API serves) once it
+    /// has reached the peers' honest height. Runs until a certified block
+    /// fails to apply.
     pub async fn run(mut self) -> Result<(), crate::chain::ChainError> {
-        if self.cfg.peers.is_empty() {
+        let n = self.cfg.peers.len();
+        if n == 0 {
             warn!("a follower with no peers to follow");
         }
         self.chain.enable_gossip();
         self.context.child("forward").spawn({
-            let chain = self.chain.clone();
-            let peers = self.cfg.peers.clone();
+            let (chain, peers) = (self.chain.clone(), self.cfg.peers.clone());
             let source = self.cfg.segments.clone();
             move |context| forward(context, chain, peers, source)
         });
+        self.context.child("heights").spawn({
+            let (chain, peers) = (self.chain.clone(), self.cfg.peers.clone());
+            let (source, bound) = (self.cfg.segments.clone(), self.bound.clone());
+            move |context| watch_heights(context, chain, peers, source, bound)
+        });
         self.restore().await;
-        let have = self.chain.finalized_height();
-        self.sync(have.saturating_add(self.cfg.snapshots.sync_ahead_blocks()))
-            .await;
         self.next_snapshot = self.due_after(self.chain.finalized_height());
         info!(
             height = self.chain.finalized_height(),
-            peers = self.cfg.peers.len(),
+            peers = n,
             "following the chain"
         );
-        let mut failures = 0usize;
-        let mut pruned = false;
+        let faulty = n.saturating_sub(1) / 3;
+        let (mut failures, mut pruned, mut behind) = (0usize, 0usize, 0usize);
         let mut backoff = MIN_ROUND_RETRY;
         loop {
             let Some(peer) = self.cfg.peers.get(self.current).cloned() else {
@@ -481,65 +563,96 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
                 continue;
             };
             let after = self.chain.finalized_height();
-            match self.step(&peer, after).await {
-                Ok(()) => {
-                    failures = 0;
-                    pruned = false;
-                    backoff = MIN_ROUND_RETRY;
-                    // Ready (the API serves) once it holds what a peer
-                    // has: a restart from a snapshot older than what it
-                    // served before never answers with the older state.
-                    if !self.chain.is_ready()
-                        && self.chain.finalized_height() >= self.chain.network_height()
-                    {
-                        self.chain.set_ready();
-                        info!(
-                            height = self.chain.finalized_height(),
-                            "caught up with its peers"
-                        );
+            if let Some(bound) = self.bound()
+                && bound > after.saturating_add(self.cfg.snapshots.sync_ahead_blocks())
+            {
+                self.sync(after).await;
+            }
+            let asked = self.context.current();
+            let stepped = self.step(&peer, after).await;
+            let height = self.chain.finalized_height();
+            let short_of_bound = self.bound().is_some_and(|b| height < b);
+            match stepped {
+                Ok(Stepped::Applied(blocks)) => {
+                    (failures, pruned, backoff) = (0, 0, MIN_ROUND_RETRY);
+                    // A peer that sends less than it could while the
+                    // network is ahead (it lags, or drips): the next.
+                    behind = if blocks < MAX_SEGMENT_BLOCKS && short_of_bound {
+                        behind + 1
+                    } else {
+                        0
+                    };
+                }
+                Ok(Stepped::Nothing) => {
+                    behind = if short_of_bound { behind + 2 } else { 0 };
+                    // Nothing, and sooner than the wait asked for: no
+                    // tight loop on a peer that answers at once.
+                    let waited = self
+                        .context
+                        .current()
+                        .duration_since(asked)
+                        .unwrap_or_default();
+                    if waited < Duration::from_millis(self.cfg.wait_ms / 2) {
+                        self.context.sleep(MIN_ROUND_RETRY).await;
                     }
                 }
                 Err(Step::Chain(e)) => return Err(e),
-                Err(Step::Peer(e, was_pruned)) => {
-                    debug!(%peer, after, error = %e, "segment from a peer failed");
+                Ok(Stepped::Pruned) | Err(Step::Peer(_)) => {
+                    if let Err(Step::Peer(e)) = &stepped {
+                        debug!(%peer, after, error = %e, "segment from a peer failed");
+                    } else {
+                        pruned += 1;
+                    }
                     failures += 1;
-                    pruned |= was_pruned;
-                    self.current = (self.current + 1) % self.cfg.peers.len();
-                    if failures >= self.cfg.peers.len() {
-                        // A whole round failed: the blocks it needs are
-                        // gone from its peers (a snapshot then), or they
-                        // are down or cut off (try again, backing off).
-                        warn!(after, error = %e, pruned, "no peer served the next blocks");
-                        if pruned {
-                            self.sync(after).await;
-                        }
-                        failures = 0;
-                        pruned = false;
+                    behind = 0;
+                    self.current = (self.current + 1) % n;
+                    if pruned > faulty {
+                        // More peers than can lie no longer hold the
+                        // blocks it needs: a snapshot instead.
+                        warn!(
+                            after,
+                            pruned, "peers no longer hold the next blocks; state sync"
+                        );
+                        self.sync(after).await;
+                        (failures, pruned) = (0, 0);
+                    } else if failures >= n {
+                        // Down, cut off, or lying: again, backing off.
+                        warn!(after, "no peer served the next blocks");
+                        (failures, pruned) = (0, 0);
                         self.context.sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_ROUND_RETRY);
                     }
                 }
             }
+            if behind >= 2 {
+                debug!(%peer, height, "a peer behind the network's height; asking the next");
+                behind = 0;
+                self.current = (self.current + 1) % n;
+            }
+            if !self.chain.is_ready() && self.bound().is_some_and(|b| height >= b) {
+                // Never ready before it holds what an honest peer has: a
+                // restart from an older snapshot does not answer with the
+                // older state.
+                self.chain.set_ready();
+                info!(height, "caught up with its peers");
+            }
         }
     }
 
     /// One request to `peer`: applies what it sends.
-    async fn step(&mut self, peer: &str, after: u64) -> Result<(), Step> {
-        let Answer { segment, tip } = self
+    async fn step(&mut self, peer: &str, after: u64) -> Result<Stepped, Step> {
+        let answer = self
             .cfg
             .segments
             .segment(peer, after, self.cfg.wait_ms)
             .await
-            .map_err(|e| Step::Peer(e.to_string(), e.starts_with(PRUNED)))?;
-        if let Some(tip) = tip {
-            // Only for `/health`'s lag: a liar makes this node look
-            // behind, nothing more.
-            self.chain.note_network_tip(tip);
-        }
-        let Some(bytes) = segment else {
-            return Ok(());
+            .map_err(Step::Peer)?;
+        let bytes = match answer {
+            Answer::Segment(bytes) => bytes,
+            Answer::Nothing => return Ok(Stepped::Nothing),
+            Answer::Pruned => return Ok(Stepped::Pruned),
         };
-        let peer_fault = |e: SegmentError| Step::Peer(e.to_string(), false);
+        let peer_fault = |e: SegmentError| Step::Peer(e.to_string());
         let (blocks, finalization) = decode(&bytes).map_err(peer_fault)?;
         let tip = self.chain.finalized();
         check(
@@ -558,9 +671,10 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
                 .map_err(Step::Chain)?;
         }
         self.chain.certify(finalization.clone());
+        // A verified height: the network has reached it.
         let height = self.chain.finalized_height();
         self.chain.note_network_tip(height);
-        info!(height, blocks = blocks.len(), "followed");
+        debug!(height, blocks = blocks.len(), "followed");
         if height >= self.next_snapshot {
             let tip = self.chain.finalized();
             self.cfg
@@ -568,7 +682,7 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
                 .spawn_write(&self.context, tip.block, finalization, tip.state);
             self.next_snapshot = self.due_after(height);
         }
-        Ok(())
+        Ok(Stepped::Applied(blocks.len()))
     }
 
     /// The first height above `height` at which a snapshot is due.
@@ -622,14 +736,15 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
     }
 }
 
-/// Restores `chain` to `snapshot`; false when the chain is already past it.
+/// Moves `chain` forward to `snapshot` (also while it serves); false when
+/// the chain is already at or past it.
 fn start_from(chain: &Chain, snapshot: crate::consensus::snapshots::Snapshot) -> bool {
     let crate::consensus::snapshots::Snapshot {
         block,
         finalization,
         state,
     } = snapshot;
-    if !chain.restore(block.clone(), state) {
+    if !chain.restore_ahead(block.clone(), state) {
         return false;
     }
     chain.reindex(&block);
@@ -637,38 +752,81 @@ fn start_from(chain: &Chain, snapshot: crate::consensus::snapshots::Snapshot) ->
     true
 }
 
-/// Forwards the transactions `chain`'s API and executor admit to a peer,
-/// the next one when it fails; a transaction no peer takes is dropped
-/// (its sender resubmits, as to any node that lost it).
+/// Asks every peer for its height every [`HEIGHT_POLL`] and records the
+/// honest bound ([`honest_bound`]) as the network's height (for
+/// `/health`'s lag, readiness and state sync). A peer's claim alone
+/// never counts.
+async fn watch_heights<E: Clock>(
+    context: E,
+    chain: Arc<Chain>,
+    peers: Vec<String>,
+    source: Arc<dyn SegmentSource>,
+    bound: Arc<std::sync::Mutex<Option<u64>>>,
+) {
+    loop {
+        let reported = futures::future::join_all(peers.iter().map(|p| source.height(p))).await;
+        if let Some(b) = honest_bound(&reported) {
+            chain.note_network_tip(b);
+            let mut kept = bound.lock().unwrap_or_else(|e| e.into_inner());
+            *kept = Some(kept.map_or(b, |k| k.max(b)));
+        }
+        context.sleep(HEIGHT_POLL).await;
+    }
+}
+
+/// Forwards the transactions `chain`'s API and executor admit to `f + 1`
+/// peers at once (at least one honest), and sends again each one its
+/// mempool still holds [`RESEND_AFTER`] later: a peer that drops what it
+/// took, or one that lags and refuses, costs a resend, not the
+/// transaction.
 async fn forward<E: Clock>(
     context: E,
     chain: Arc<Chain>,
     peers: Vec<String>,
     source: Arc<dyn SegmentSource>,
 ) {
+    let n = peers.len();
+    let fanout = n.saturating_sub(1) / 3 + 1;
     let mut current = 0usize;
+    let mut tracked: std::collections::VecDeque<(SignedTx, std::time::SystemTime)> =
+        std::collections::VecDeque::new();
     loop {
         context.sleep(FORWARD_INTERVAL).await;
-        if peers.is_empty() {
+        if n == 0 {
             continue;
         }
-        for tx in chain.take_outbox(FORWARD_BATCH, MAX_SEGMENT_BYTES) {
-            let mut sent = false;
-            for _ in 0..peers.len() {
-                match source.submit(&peers[current], &tx).await {
-                    Ok(()) => {
-                        sent = true;
-                        break;
-                    }
-                    Err(e) => {
-                        debug!(peer = %peers[current], error = %e, "forwarding a transaction failed");
-                        current = (current + 1) % peers.len();
-                    }
-                }
+        let now = context.current();
+        let mut due = chain.take_outbox(FORWARD_BATCH, MAX_SEGMENT_BYTES);
+        // The tracked ones still pending after RESEND_AFTER, oldest first.
+        while let Some((_, at)) = tracked.front() {
+            if now.duration_since(*at).unwrap_or_default() < RESEND_AFTER {
+                break;
             }
-            if !sent {
-                warn!(tx = %tx.hash(), "no peer took a forwarded transaction");
+            let Some((tx, _)) = tracked.pop_front() else {
+                break;
+            };
+            if matches!(
+                chain.tx_status(&tx.hash()),
+                Some(crate::chain::TxStatus::Pending)
+            ) {
+                due.push(tx);
             }
+        }
+        for tx in due {
+            let targets: Vec<&String> = (0..fanout).map(|k| &peers[(current + k) % n]).collect();
+            let sent =
+                futures::future::join_all(targets.iter().map(|p| source.submit(p, &tx))).await;
+            let taken = sent.iter().filter(|r| r.is_ok()).count();
+            if taken < fanout {
+                current = (current + 1) % n;
+            }
+            if taken == 0 {
+                debug!(tx = %tx.hash(), "no peer took a forwarded transaction; resending later");
+            }
+            if tracked.len() >= MAX_TRACKED {
+                tracked.pop_front();
+            }
+            tracked.push_back((tx, now));
         }
     }
 }
@@ -676,6 +834,25 @@ async fn forward<E: Clock>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_peer_in_four_cannot_set_the_networks_height() {
+        // n = 4, f = 1: the second highest report.
+        assert_eq!(
+            honest_bound(&[Some(10), Some(u64::MAX), Some(9), None]),
+            Some(10)
+        );
+        // A liar claiming less cannot hold it down either.
+        assert_eq!(
+            honest_bound(&[Some(10), Some(0), Some(9), Some(10)]),
+            Some(10)
+        );
+        // Fewer than f + 1 answers: unknown.
+        assert_eq!(honest_bound(&[Some(u64::MAX), None, None, None]), None);
+        // One peer (f = 0): its word.
+        assert_eq!(honest_bound(&[Some(7)]), Some(7));
+        assert_eq!(honest_bound(&[]), None);
+    }
 
     #[test]
     fn malformed_segments_are_refused_without_panicking() {
