@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The fault campaign across processes (issue #27; docs/operations.md
-# "Fault campaign"): four `glassbox node` validators with executors under a
-# steady load of 1- and 3-replica jobs, while seeded faults SIGKILL and
-# restart one node, two at once (no quorum until they return), or a node
-# whose storage is wiped. Checks that no two nodes finalize different
+# "Fault campaign"): four `glassbox node` validators and an executor-only
+# full node under a steady load of 1- and 3-replica jobs, while seeded
+# faults SIGKILL and restart one node, two at once (no quorum until they
+# return), or a node whose storage is wiped, or SIGSTOP one or two for
+# seconds. Checks that no two nodes finalize different
 # blocks at a height, no node's finalized height goes back, finalization
 # resumes within 30 s of the nodes' return, and every job ends Final or
 # Failed with its escrow settled. Prints one JSON line {"jobs_submitted",
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     --minutes) minutes="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --logs) logs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "chaos.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -695,6 +695,7 @@ pub fn start_follower(
         snapshots,
         verifier,
         wait_ms: FOLLOW_WAIT_MS,
+        faulty: validators.saturating_sub(1) / 3,
     };
     let follower = Follower::new(context.child("follow"), chain.clone(), cfg);
     let handle = context.spawn(move |_| async move {

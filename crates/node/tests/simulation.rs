@@ -961,6 +961,8 @@ fn start_follower(
         ),
         verifier: Scheme::certificate_verifier(NAMESPACE, *sim.fixture.schemes[0].identity()),
         wait_ms: 200,
+        // Four validators behind five peers (one serves twice): f = 1.
+        faulty: 1,
     };
     let follower = Follower::new(context.child("follower"), chain, cfg);
     context.child("follower_task").spawn(move |_| async move {
@@ -992,11 +994,20 @@ fn a_follower_checks_every_segment_forwards_transactions_and_restarts() {
         let handle = start_follower(&context, &sim, chain.clone(), "follower", served.clone());
         let target = sim.height(0);
         // Ready (it serves) once at the honest height, which the peer
-        // claiming u64::MAX does not set.
+        // claiming u64::MAX does not set; never before it got there.
+        let mut early = None;
         sim.run_until(&context, "the follower to catch up", |_| {
-            chain.finalized_height() >= target && chain.is_ready()
+            let h = chain.finalized_height();
+            if chain.is_ready() && h + 3 < target {
+                early.get_or_insert(h);
+            }
+            h >= target && chain.is_ready()
         })
         .await;
+        assert_eq!(
+            early, None,
+            "ready at height {early:?}, the network at {target}"
+        );
         let tried = served.lock().unwrap().clone();
         for liar in ["Flipped", "DropLast", "SkipFirst"] {
             assert!(

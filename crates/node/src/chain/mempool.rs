@@ -396,6 +396,13 @@ impl Mempool {
     /// transaction of these senders whose nonce is below the sender's nonce
     /// in `state`, and every transaction admitted `max_age_blocks` or more
     /// blocks before `state`'s height.
+    /// [`Mempool::prune`] for every sender it holds (after the node
+    /// moved forward to a snapshot: any of them may have moved on).
+    pub fn prune_all(&mut self, state: &State) {
+        let senders: Vec<PublicKey> = self.by_sender.keys().copied().collect();
+        self.prune(&senders, state);
+    }
+
     pub fn prune<'a>(&mut self, senders: impl IntoIterator<Item = &'a PublicKey>, state: &State) {
         for sender in senders {
             let nonce = state.account(sender).map_or(0, |a| a.nonce);

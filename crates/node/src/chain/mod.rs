@@ -512,6 +512,10 @@ impl Chain {
             };
         }
         self.restored_from.store(height, Ordering::Release);
+        // Transactions settled in the blocks skipped leave the mempool.
+        let state = self.finalized_state();
+        lock(&self.pool).mempool.prune_all(&state);
+        *lock(&self.last_finalized) = Instant::now();
         self.height_tx.send_replace(height);
         true
     }

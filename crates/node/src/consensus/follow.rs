@@ -452,6 +452,9 @@ pub struct FollowConfig {
     pub verifier: Scheme,
     /// How long one segment request waits for a new block.
     pub wait_ms: u64,
+    /// How many of the peers' reports may lie: `(n - 1) / 3` of the
+    /// genesis validators, whatever the number of peers configured.
+    pub faulty: usize,
 }
 
 impl std::fmt::Debug for FollowConfig {
@@ -464,11 +467,10 @@ impl std::fmt::Debug for FollowConfig {
 }
 
 /// The height at least one honest peer has reached, from what each peer
-/// reports (`None`: no answer): with `n` peers of which at most
-/// `f = (n - 1) / 3` lie, the `(f + 1)`-th highest report. `None` while
-/// fewer than `f + 1` answer.
-pub fn honest_bound(reported: &[Option<u64>]) -> Option<u64> {
-    let faulty = reported.len().saturating_sub(1) / 3;
+/// reports (`None`: no answer) when at most `faulty` of them lie: the
+/// `(faulty + 1)`-th highest report. `None` while fewer than `faulty + 1`
+/// answer.
+pub fn honest_bound(reported: &[Option<u64>], faulty: usize) -> Option<u64> {
     let mut heights: Vec<u64> = reported.iter().flatten().copied().collect();
     heights.sort_unstable_by(|a, b| b.cmp(a));
     heights.get(faulty).copied()
@@ -484,8 +486,9 @@ enum Step {
 
 /// What one step did.
 enum Stepped {
-    /// Applied this many blocks.
-    Applied(usize),
+    /// Applied blocks; whether the segment was full (its block or byte
+    /// bound: the peer sent all it could).
+    Applied(bool),
     /// The peer had nothing new.
     Nothing,
     /// The peer no longer holds the blocks after the tip.
@@ -539,13 +542,14 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
         self.chain.enable_gossip();
         self.context.child("forward").spawn({
             let (chain, peers) = (self.chain.clone(), self.cfg.peers.clone());
-            let source = self.cfg.segments.clone();
-            move |context| forward(context, chain, peers, source)
+            let (source, faulty) = (self.cfg.segments.clone(), self.cfg.faulty);
+            move |context| forward(context, chain, peers, source, faulty)
         });
         self.context.child("heights").spawn({
             let (chain, peers) = (self.chain.clone(), self.cfg.peers.clone());
             let (source, bound) = (self.cfg.segments.clone(), self.bound.clone());
-            move |context| watch_heights(context, chain, peers, source, bound)
+            let faulty = self.cfg.faulty;
+            move |context| watch_heights(context, chain, peers, source, bound, faulty)
         });
         self.restore().await;
         self.next_snapshot = self.due_after(self.chain.finalized_height());
@@ -554,8 +558,9 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
             peers = n,
             "following the chain"
         );
-        let faulty = n.saturating_sub(1) / 3;
-        let (mut failures, mut pruned, mut behind) = (0usize, 0usize, 0usize);
+        let faulty = self.cfg.faulty;
+        let (mut failures, mut behind) = (0usize, 0usize);
+        let mut pruned = std::collections::BTreeSet::new();
         let mut backoff = MIN_ROUND_RETRY;
         loop {
             let Some(peer) = self.cfg.peers.get(self.current).cloned() else {
@@ -567,17 +572,23 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
                 && bound > after.saturating_add(self.cfg.snapshots.sync_ahead_blocks())
             {
                 self.sync(after).await;
+                if self.chain.finalized_height() == after {
+                    self.context.sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ROUND_RETRY);
+                }
+                continue;
             }
             let asked = self.context.current();
             let stepped = self.step(&peer, after).await;
             let height = self.chain.finalized_height();
             let short_of_bound = self.bound().is_some_and(|b| height < b);
             match stepped {
-                Ok(Stepped::Applied(blocks)) => {
-                    (failures, pruned, backoff) = (0, 0, MIN_ROUND_RETRY);
+                Ok(Stepped::Applied(full)) => {
+                    (failures, backoff) = (0, MIN_ROUND_RETRY);
+                    pruned.clear();
                     // A peer that sends less than it could while the
                     // network is ahead (it lags, or drips): the next.
-                    behind = if blocks < MAX_SEGMENT_BLOCKS && short_of_bound {
+                    behind = if !full && short_of_bound {
                         behind + 1
                     } else {
                         0
@@ -601,24 +612,32 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
                     if let Err(Step::Peer(e)) = &stepped {
                         debug!(%peer, after, error = %e, "segment from a peer failed");
                     } else {
-                        pruned += 1;
+                        pruned.insert(self.current);
                     }
                     failures += 1;
                     behind = 0;
                     self.current = (self.current + 1) % n;
-                    if pruned > faulty {
+                    if pruned.len() > faulty {
                         // More peers than can lie no longer hold the
-                        // blocks it needs: a snapshot instead.
+                        // blocks it needs: a snapshot instead, and a
+                        // pause when none moved it on.
                         warn!(
                             after,
-                            pruned, "peers no longer hold the next blocks; state sync"
+                            pruned = pruned.len(),
+                            "peers no longer hold the next blocks; state sync"
                         );
                         self.sync(after).await;
-                        (failures, pruned) = (0, 0);
+                        failures = 0;
+                        pruned.clear();
+                        if self.chain.finalized_height() == after {
+                            self.context.sleep(backoff).await;
+                            backoff = (backoff * 2).min(MAX_ROUND_RETRY);
+                        }
                     } else if failures >= n {
                         // Down, cut off, or lying: again, backing off.
                         warn!(after, "no peer served the next blocks");
-                        (failures, pruned) = (0, 0);
+                        failures = 0;
+                        pruned.clear();
                         self.context.sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_ROUND_RETRY);
                     }
@@ -682,7 +701,9 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
                 .spawn_write(&self.context, tip.block, finalization, tip.state);
             self.next_snapshot = self.due_after(height);
         }
-        Ok(Stepped::Applied(blocks.len()))
+        Ok(Stepped::Applied(
+            blocks.len() >= MAX_SEGMENT_BLOCKS || bytes.len() >= MAX_SEGMENT_BYTES,
+        ))
     }
 
     /// The first height above `height` at which a snapshot is due.
@@ -762,32 +783,41 @@ async fn watch_heights<E: Clock>(
     peers: Vec<String>,
     source: Arc<dyn SegmentSource>,
     bound: Arc<std::sync::Mutex<Option<u64>>>,
+    faulty: usize,
 ) {
     loop {
         let reported = futures::future::join_all(peers.iter().map(|p| source.height(p))).await;
-        if let Some(b) = honest_bound(&reported) {
+        if let Some(b) = honest_bound(&reported, faulty) {
             chain.note_network_tip(b);
-            let mut kept = bound.lock().unwrap_or_else(|e| e.into_inner());
-            *kept = Some(kept.map_or(b, |k| k.max(b)));
+            // The latest bound, not the highest ever: lies of more than
+            // `faulty` peers at one poll do not stick.
+            *bound.lock().unwrap_or_else(|e| e.into_inner()) = Some(b);
         }
         context.sleep(HEIGHT_POLL).await;
     }
 }
 
-/// Forwards the transactions `chain`'s API and executor admit to `f + 1`
-/// peers at once (at least one honest), and sends again each one its
-/// mempool still holds [`RESEND_AFTER`] later: a peer that drops what it
-/// took, or one that lags and refuses, costs a resend, not the
+/// Transactions forwarded at once.
+const FORWARD_CONCURRENCY: usize = 32;
+
+/// Forwards the transactions `chain`'s API and executor admit to
+/// `faulty + 1` peers each (at least one honest), the next peers for each
+/// transaction (round robin, so no one peer sees them all), several at
+/// once (a slow peer delays only what it was sent), and sends again each
+/// one its mempool still holds [`RESEND_AFTER`] later: a peer that drops
+/// what it took, or one that lags and refuses, costs a resend, not the
 /// transaction.
 async fn forward<E: Clock>(
     context: E,
     chain: Arc<Chain>,
     peers: Vec<String>,
     source: Arc<dyn SegmentSource>,
+    faulty: usize,
 ) {
+    use futures::StreamExt;
     let n = peers.len();
-    let fanout = n.saturating_sub(1) / 3 + 1;
-    let mut current = 0usize;
+    let fanout = (faulty + 1).min(n);
+    let mut next = 0usize;
     let mut tracked: std::collections::VecDeque<(SignedTx, std::time::SystemTime)> =
         std::collections::VecDeque::new();
     loop {
@@ -797,7 +827,8 @@ async fn forward<E: Clock>(
         }
         let now = context.current();
         let mut due = chain.take_outbox(FORWARD_BATCH, MAX_SEGMENT_BYTES);
-        // The tracked ones still pending after RESEND_AFTER, oldest first.
+        // The tracked ones still pending after RESEND_AFTER, oldest first
+        // (a clock that went back only delays them).
         while let Some((_, at)) = tracked.front() {
             if now.duration_since(*at).unwrap_or_default() < RESEND_AFTER {
                 break;
@@ -812,17 +843,28 @@ async fn forward<E: Clock>(
                 due.push(tx);
             }
         }
-        for tx in due {
-            let targets: Vec<&String> = (0..fanout).map(|k| &peers[(current + k) % n]).collect();
-            let sent =
-                futures::future::join_all(targets.iter().map(|p| source.submit(p, &tx))).await;
-            let taken = sent.iter().filter(|r| r.is_ok()).count();
-            if taken < fanout {
-                current = (current + 1) % n;
-            }
-            if taken == 0 {
-                debug!(tx = %tx.hash(), "no peer took a forwarded transaction; resending later");
-            }
+        let batch: Vec<(SignedTx, usize)> = due
+            .into_iter()
+            .map(|tx| {
+                next = (next + 1) % n;
+                (tx, next)
+            })
+            .collect();
+        futures::stream::iter(&batch)
+            .for_each_concurrent(FORWARD_CONCURRENCY, |(tx, first)| {
+                let (peers, source) = (&peers, &source);
+                async move {
+                    let sent = futures::future::join_all(
+                        (0..fanout).map(|k| source.submit(&peers[(first + k) % n], tx)),
+                    )
+                    .await;
+                    if sent.iter().all(Result::is_err) {
+                        debug!(tx = %tx.hash(), "no peer took a forwarded transaction; resending later");
+                    }
+                }
+            })
+            .await;
+        for (tx, _) in batch {
             if tracked.len() >= MAX_TRACKED {
                 tracked.pop_front();
             }
@@ -837,21 +879,24 @@ mod tests {
 
     #[test]
     fn one_peer_in_four_cannot_set_the_networks_height() {
-        // n = 4, f = 1: the second highest report.
+        // 4 validators, f = 1: the second highest report.
         assert_eq!(
-            honest_bound(&[Some(10), Some(u64::MAX), Some(9), None]),
+            honest_bound(&[Some(10), Some(u64::MAX), Some(9), None], 1),
             Some(10)
         );
         // A liar claiming less cannot hold it down either.
         assert_eq!(
-            honest_bound(&[Some(10), Some(0), Some(9), Some(10)]),
+            honest_bound(&[Some(10), Some(0), Some(9), Some(10)], 1),
             Some(10)
         );
         // Fewer than f + 1 answers: unknown.
-        assert_eq!(honest_bound(&[Some(u64::MAX), None, None, None]), None);
-        // One peer (f = 0): its word.
-        assert_eq!(honest_bound(&[Some(7)]), Some(7));
-        assert_eq!(honest_bound(&[]), None);
+        assert_eq!(honest_bound(&[Some(u64::MAX), None, None, None], 1), None);
+        // Two peers configured of a 4-validator network (f = 1): both
+        // must answer, and the lower counts.
+        assert_eq!(honest_bound(&[Some(u64::MAX), Some(7)], 1), Some(7));
+        // One validator (f = 0): its word.
+        assert_eq!(honest_bound(&[Some(7)], 0), Some(7));
+        assert_eq!(honest_bound(&[], 0), None);
     }
 
     #[test]
