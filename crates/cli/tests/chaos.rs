@@ -181,27 +181,7 @@ fn chaos_campaign() {
         std::fs::write(&path, text).unwrap();
     }
     // Validator 3's executor runs on the full node.
-    let v3 = dir.join("validator-3/node.toml");
-    let text = std::fs::read_to_string(&v3).unwrap();
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("executor_key"))
-        .collect();
-    std::fs::write(&v3, kept.join("\n")).unwrap();
-    let full_port = glassbox_node::run::free_port_block(1).unwrap();
-    std::fs::create_dir_all(node_dir(&dir, VALIDATORS)).unwrap();
-    let full_config = node_dir(&dir, VALIDATORS).join("node.toml");
-    std::fs::write(
-        &full_config,
-        format!(
-            "genesis = {:?}\ndata_dir = {:?}\nhttp_listen = \"127.0.0.1:{full_port}\"\n\
-             executor_key = {:?}\nsnapshot_every_blocks = 50\n",
-            dir.join("genesis.json"),
-            node_dir(&dir, VALIDATORS),
-            dir.join("validator-3/executor.key"),
-        ),
-    )
-    .unwrap();
+    let (full_config, full_port) = common::full_node_with_validator_3s_executor(&dir, 50);
     let mut ports: Vec<u16> = (0..VALIDATORS as u16).map(|i| http + i).collect();
     ports.push(full_port);
     let mut nodes = Nodes::start(&dir, VALIDATORS);

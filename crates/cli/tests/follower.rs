@@ -35,25 +35,7 @@ fn a_full_node_follows_runs_jobs_and_restarts_from_its_snapshot() {
     assert!(out.status.success(), "{out:?}");
     set_windows(&dir.join("genesis.json"), 20);
     // Validator 3's executor moves to the full node.
-    let v3 = dir.join("validator-3/node.toml");
-    let text = std::fs::read_to_string(&v3).unwrap();
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("executor_key"))
-        .collect();
-    std::fs::write(&v3, kept.join("\n")).unwrap();
-    let full_port = glassbox_node::run::free_port_block(1).unwrap();
-    let full_dir = dir.join("full");
-    std::fs::create_dir_all(&full_dir).unwrap();
-    let config = full_dir.join("node.toml");
-    let toml = format!(
-        "genesis = {:?}\ndata_dir = {:?}\nhttp_listen = \"127.0.0.1:{full_port}\"\n\
-         executor_key = {:?}\nsnapshot_every_blocks = 20\n",
-        dir.join("genesis.json"),
-        full_dir,
-        dir.join("validator-3/executor.key"),
-    );
-    std::fs::write(&config, toml).unwrap();
+    let (config, full_port) = common::full_node_with_validator_3s_executor(&dir, 20);
 
     let mut nodes = Nodes::start(&dir, VALIDATORS);
     let full = nodes.add(&dir, config);

@@ -152,6 +152,35 @@ fn start_node(dir: &Path, config: &Path, i: usize) -> Child {
         .expect("spawn glassbox node")
 }
 
+/// Moves validator 3's executor of a `dev --init-only` directory to a
+/// full node (no validator key) in `dir/full`, snapshotting every
+/// `snapshot_every_blocks`; returns its config and HTTP port.
+pub(crate) fn full_node_with_validator_3s_executor(
+    dir: &Path,
+    snapshot_every_blocks: u64,
+) -> (PathBuf, u16) {
+    let v3 = dir.join("validator-3/node.toml");
+    let text = std::fs::read_to_string(&v3).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("executor_key"))
+        .collect();
+    std::fs::write(&v3, kept.join("\n")).unwrap();
+    let port = glassbox_node::run::free_port_block(1).unwrap();
+    let full_dir = dir.join("full");
+    std::fs::create_dir_all(&full_dir).unwrap();
+    let config = full_dir.join("node.toml");
+    let toml = format!(
+        "genesis = {:?}\ndata_dir = {:?}\nhttp_listen = \"127.0.0.1:{port}\"\n\
+         executor_key = {:?}\nsnapshot_every_blocks = {snapshot_every_blocks}\n",
+        dir.join("genesis.json"),
+        full_dir,
+        dir.join("validator-3/executor.key"),
+    );
+    std::fs::write(&config, toml).unwrap();
+    (config, port)
+}
+
 /// The finalized height a healthy node's API reports.
 pub(crate) fn height(port: u16) -> Option<u64> {
     let h = api_at(port).health().ok()?;

@@ -51,6 +51,7 @@ use tracing::{debug, info, warn};
 use crate::chain::Chain;
 use crate::consensus::block::Block;
 use crate::consensus::snapshots::{SnapshotError, SnapshotSource, Snapshots, certifies};
+use crate::consensus::sync::{MAX_STATUS_BYTES, peer_height, read_limited};
 use crate::consensus::{Finalization, Scheme};
 
 /// Format version of a segment.
@@ -296,10 +297,6 @@ pub trait SegmentSource: Send + Sync + 'static {
 /// How long a follower waits on one peer's segment answer beyond the
 /// wait it asked for.
 const SEGMENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a peer may take to report its height.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most bytes of a peer's status answer.
-const MAX_STATUS_BYTES: u64 = 1 << 20;
 /// Pause after every peer failed, before the round starts again: doubled
 /// at each failed round from this one, reset when a peer answers.
 const MIN_ROUND_RETRY: Duration = Duration::from_millis(100);
@@ -336,21 +333,6 @@ impl HttpSegments {
             .map_err(|e| format!("building the follower's HTTP client: {e}"))?;
         Ok(HttpSegments { client })
     }
-}
-
-/// The body of `answer`, refused past `max_bytes`.
-async fn read_limited(mut answer: reqwest::Response, max_bytes: u64) -> Result<Vec<u8>, String> {
-    if answer.content_length().is_some_and(|n| n > max_bytes) {
-        return Err(format!("offers more than {max_bytes} bytes"));
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = answer.chunk().await.map_err(|e| e.to_string())? {
-        if (bytes.len() + chunk.len()) as u64 > max_bytes {
-            return Err(format!("sent more than {max_bytes} bytes"));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
 }
 
 impl SegmentSource for HttpSegments {
@@ -395,21 +377,7 @@ impl SegmentSource for HttpSegments {
     }
 
     fn height<'a>(&'a self, peer: &'a str) -> BoxFuture<'a, Option<u64>> {
-        Box::pin(async move {
-            let answer = self
-                .client
-                .get(format!("{peer}{}", glassbox_api::routes::STATUS))
-                .timeout(STATUS_TIMEOUT)
-                .send()
-                .await
-                .ok()?;
-            if !answer.status().is_success() {
-                return None;
-            }
-            let body = read_limited(answer, MAX_STATUS_BYTES).await.ok()?;
-            let status: serde_json::Value = serde_json::from_slice(&body).ok()?;
-            status.get("finalized_height")?.as_u64()
-        })
+        Box::pin(peer_height(&self.client, peer))
     }
 
     fn submit<'a>(&'a self, peer: &'a str, tx: &'a SignedTx) -> BoxFuture<'a, Result<(), String>> {

@@ -34,7 +34,7 @@ pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Most peers asked.
 pub const MAX_SYNC_PEERS: usize = 64;
 /// Most bytes of a peer's status answer.
-const MAX_STATUS_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_STATUS_BYTES: u64 = 1 << 20;
 /// The header carrying a served blob's height.
 pub const HEIGHT_HEADER: &str = "x-glassbox-snapshot-height";
 
@@ -73,19 +73,7 @@ impl HttpSnapshots {
     }
 
     async fn height(&self, peer: &str) -> Option<u64> {
-        let answer = self
-            .client
-            .get(format!("{peer}{}", glassbox_api::routes::STATUS))
-            .timeout(STATUS_TIMEOUT)
-            .send()
-            .await
-            .ok()?;
-        if !answer.status().is_success() {
-            return None;
-        }
-        let body = read_limited(answer, MAX_STATUS_BYTES).await.ok()?;
-        let status: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        status.get("finalized_height")?.as_u64()
+        peer_height(&self.client, peer).await
     }
 
     async fn fetch(&self, peer: &str, above: u64) -> Result<Vec<u8>, String> {
@@ -160,6 +148,24 @@ impl SnapshotSource for HttpSnapshots {
     }
 }
 
+/// The finalized height `peer`'s API reports (`GET /v1/status`), within
+/// [`STATUS_TIMEOUT`] and [`MAX_STATUS_BYTES`]; `None` when it does not
+/// answer so.
+pub(crate) async fn peer_height(client: &reqwest::Client, peer: &str) -> Option<u64> {
+    let answer = client
+        .get(format!("{peer}{}", glassbox_api::routes::STATUS))
+        .timeout(STATUS_TIMEOUT)
+        .send()
+        .await
+        .ok()?;
+    if !answer.status().is_success() {
+        return None;
+    }
+    let body = read_limited(answer, MAX_STATUS_BYTES).await.ok()?;
+    let status: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    status.get("finalized_height")?.as_u64()
+}
+
 /// Downloads a peer's snapshot above height `above` for `chain` and no
 /// more than `sync_ahead_blocks` below the height the peers can be
 /// trusted to have reached (so a faulty peer cannot hand over a genuine
@@ -223,7 +229,10 @@ pub async fn fetch<E: Storage + CryptoRng>(
 }
 
 /// The body of `answer`, refused past `max_bytes`.
-async fn read_limited(mut answer: reqwest::Response, max_bytes: u64) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_limited(
+    mut answer: reqwest::Response,
+    max_bytes: u64,
+) -> Result<Vec<u8>, String> {
     if answer.content_length().is_some_and(|n| n > max_bytes) {
         return Err(format!("offers more than {max_bytes} bytes"));
     }
