@@ -34,11 +34,10 @@ use std::time::{Duration, Instant};
 
 use glassbox_api::blocking::Client;
 use glassbox_ledger::{JobId, JobStatus, SignedTx, TxBody};
-use glassbox_primitives::{BlockDigest, ModelId};
-use glassbox_runtime::formats;
+use glassbox_primitives::BlockDigest;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod common;
 use common::{Nodes, api_at, free_ports, glassbox, models, set_windows};
@@ -201,32 +200,8 @@ fn chaos_campaign() {
         (0..NODES).all(|i| c.height(i).is_some())
     });
     let node0 = format!("http://127.0.0.1:{}", ports[0]);
-    let out = glassbox()
-        .args(["model", "publish"])
-        .arg(models().join("mlp.onnx"))
-        .args([
-            "--name",
-            "chaos/mlp",
-            "--version",
-            "1.0.0",
-            "--license",
-            "MIT",
-        ])
-        .arg("--key")
-        .arg(dir.join("dev.key"))
-        .args(["--node", &node0])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let model_id = ModelId::of(&std::fs::read(models().join("mlp.onnx")).unwrap());
-    let input = {
-        let v: Value =
-            serde_json::from_slice(&std::fs::read(models().join("mlp.input.json")).unwrap())
-                .unwrap();
-        formats::canonical_encode(
-            &formats::json_decode(&v, glassbox_runtime::DType::F32, 1 << 16).unwrap(),
-        )
-    };
+    let model_id = common::publish_mlp_at(&dir, "chaos/mlp", &node0);
+    let input = common::mlp_input();
     let dev = glassbox_store::keyfile::read_secret_key(&dir.join("dev.key")).unwrap();
     let status = c.client(0).status().unwrap();
     // The publisher has its own key (and so its own nonces).

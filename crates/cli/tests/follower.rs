@@ -11,12 +11,10 @@
 use std::time::{Duration, Instant};
 
 use glassbox_ledger::{JobId, JobStatus, TxBody};
-use glassbox_primitives::ModelId;
-use glassbox_runtime::formats;
 use serde_json::Value;
 
 mod common;
-use common::{Nodes, api_at, free_ports, glassbox, models, set_windows};
+use common::{Nodes, api_at, free_ports, glassbox, set_windows};
 
 const VALIDATORS: usize = 4;
 
@@ -55,32 +53,8 @@ fn a_full_node_follows_runs_jobs_and_restarts_from_its_snapshot() {
     // Publish through validator 0 (the executors fetch the model from
     // the registered executors' endpoints, the validators' APIs), then
     // jobs through the full node.
-    let out = glassbox()
-        .args(["model", "publish"])
-        .arg(models().join("mlp.onnx"))
-        .args([
-            "--name",
-            "full/mlp",
-            "--version",
-            "1.0.0",
-            "--license",
-            "MIT",
-        ])
-        .arg("--key")
-        .arg(dir.join("dev.key"))
-        .args(["--node", &format!("http://127.0.0.1:{http}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let model_id = ModelId::of(&std::fs::read(models().join("mlp.onnx")).unwrap());
-    let input = {
-        let v: Value =
-            serde_json::from_slice(&std::fs::read(models().join("mlp.input.json")).unwrap())
-                .unwrap();
-        formats::canonical_encode(
-            &formats::json_decode(&v, glassbox_runtime::DType::F32, 1 << 16).unwrap(),
-        )
-    };
+    let model_id = common::publish_mlp_at(&dir, "full/mlp", &format!("http://127.0.0.1:{http}"));
+    let input = common::mlp_input();
     let dev = glassbox_store::keyfile::read_secret_key(&dir.join("dev.key")).unwrap();
     let ours = glassbox_store::keyfile::read_secret_key(&dir.join("validator-3/executor.key"))
         .unwrap()

@@ -181,6 +181,32 @@ pub(crate) fn full_node_with_validator_3s_executor(
     (config, port)
 }
 
+/// Publishes `models/mlp.onnx` as `name@1.0.0` (MIT) with the dev key of
+/// `dir` through the node at `node`; returns its model id.
+pub(crate) fn publish_mlp_at(dir: &Path, name: &str, node: &str) -> glassbox_primitives::ModelId {
+    let out = glassbox()
+        .args(["model", "publish"])
+        .arg(models().join("mlp.onnx"))
+        .args(["--name", name, "--version", "1.0.0", "--license", "MIT"])
+        .arg("--key")
+        .arg(dir.join("dev.key"))
+        .args(["--node", node])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    glassbox_primitives::ModelId::of(&std::fs::read(models().join("mlp.onnx")).unwrap())
+}
+
+/// `models/mlp.input.json` in the canonical tensor encoding (a job input).
+pub(crate) fn mlp_input() -> Vec<u8> {
+    use glassbox_runtime::formats;
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(models().join("mlp.input.json")).unwrap()).unwrap();
+    formats::canonical_encode(
+        &formats::json_decode(&v, glassbox_runtime::DType::F32, 1 << 16).unwrap(),
+    )
+}
+
 /// The finalized height a healthy node's API reports.
 pub(crate) fn height(port: u16) -> Option<u64> {
     let h = api_at(port).health().ok()?;
