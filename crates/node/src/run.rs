@@ -532,10 +532,14 @@ async fn start_services<E: Spawner + Metrics>(
         let cfg = crate::executor::ExecutorConfig {
             blob_peers: s.blob_peers,
             own_endpoint,
+            results_dir: Some(s.data_dir.join("executor")),
             ..crate::executor::ExecutorConfig::default()
         };
-        let executor =
+        let mut executor =
             crate::executor::Executor::new(chain.clone(), key, blobs.store().clone(), cfg);
+        executor
+            .open_results()
+            .map_err(|e| NodeError::File(format!("executor results: {e}")))?;
         info!(executor = %executor.public_key(), "executor role on");
         context.child("executor").spawn(move |_| executor.run());
     }

@@ -66,6 +66,9 @@ pub const NODE_SNAPSHOT: &[u8; 4] = b"GBNS";
 /// A run of finalized blocks and the certificate of its last one, served
 /// to full nodes (docs/operations.md, "Full and executor-only nodes").
 pub const NODE_SEGMENT: &[u8; 4] = b"GBSG";
+/// An executor's durable results, written before their commitments are
+/// sent (docs/jobs.md, "Executor").
+pub const EXECUTOR_RESULTS: &[u8; 4] = b"GBXR";
 /// Commonware's namespace for consensus messages and signatures.
 pub const CONSENSUS_NAMESPACE: &[u8; 9] = b"_GLASSBOX";
 
@@ -93,6 +96,7 @@ pub const ALL: &[&[u8]] = &[
     RANDOMNESS,
     NODE_SNAPSHOT,
     NODE_SEGMENT,
+    EXECUTOR_RESULTS,
     CONSENSUS_NAMESPACE,
 ];
 

@@ -10,7 +10,7 @@ use glassbox_primitives::{ModelId, TensorHash, hex, tags};
 
 #[test]
 fn tags_are_frozen() {
-    let pinned: [(&[u8], &str); 23] = [
+    let pinned: [(&[u8], &str); 24] = [
         (tags::TENSOR, "GBT1"),
         (tags::TRACE_LEAF, "GBL1"),
         (tags::TRACE_ROOT, "GBR1"),
@@ -31,6 +31,7 @@ fn tags_are_frozen() {
         (tags::SNAPSHOT, "GBSS"),
         (tags::NODE_SNAPSHOT, "GBNS"),
         (tags::NODE_SEGMENT, "GBSG"),
+        (tags::EXECUTOR_RESULTS, "GBXR"),
         (tags::TXS_ROOT, "GBTR1"),
         (tags::RANDOMNESS, "GBRN1"),
         (tags::CONSENSUS_NAMESPACE, "_GLASSBOX"),

@@ -4,25 +4,28 @@
 //! runs it on the deterministic runtime, and answers with commit–reveal
 //! transactions through its own mempool (and so through gossip).
 //!
-//! A result is kept in memory from the commit to the reveal, and nothing
-//! of it needs to be on disk: the run is deterministic and the salt is
-//! derived from the executor's key and the job ([`salt_for`]), so a node
-//! that restarts between the two runs the job again and reveals what it
-//! committed. That matters: a committed slot that never reveals while
-//! another slot of the job did forfeits its whole stake (docs/jobs.md,
-//! "Deadlines": a withheld reveal is how a cheater would dodge a dispute).
-
+//! A result is on disk ([`journal`], fsynced) before the commitment to it
+//! is sent, and kept until the job closes, so a node killed between its
+//! commit and its reveal reveals as soon as it is back. The salt is derived
+//! from the executor's key and the job ([`salt_for`]) and the run is
+//! deterministic, so a result lost anyway (a damaged file) is run again and
+//! still opens the commitment. That matters: a committed slot that never
+//! reveals while another slot of the job did forfeits its whole stake
+//! (docs/jobs.md, "Deadlines": a withheld reveal is how a cheater would
+//! dodge a dispute).
 //!
 //! `fetch` downloads a model from peers in verified slices.
 
 pub mod fetch;
+pub mod journal;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use glassbox_ledger::{Job, JobExt, JobId, JobStatus, SignedTx, State, TxBody, commitment};
-use glassbox_primitives::{OutputHash, Salt, TraceRoot};
+use glassbox_primitives::{Commitment, OutputHash, Salt, TraceRoot};
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
 use glassbox_store::BlobStore;
 use glassbox_types::{ModelId, PublicKey, SecretKey};
@@ -31,6 +34,7 @@ use tracing::{debug, info, warn};
 use crate::chain::Chain;
 use crate::disputes::party::{Party, job_result};
 use crate::executor::fetch::{FetchOptions, fetch_blob};
+use crate::executor::journal::{Journal, Stored};
 
 /// What an executor needs besides the chain.
 #[derive(Clone, Debug)]
@@ -57,6 +61,10 @@ pub struct ExecutorConfig {
     /// The fee of each commit and reveal; 0 picks the ledger's minimum for
     /// the transaction's size.
     pub fee: u64,
+    /// Where results are written before their commitments are sent
+    /// (`<data>/executor`); `None` keeps them in memory only, and a
+    /// restarted node runs its committed jobs again.
+    pub results_dir: Option<PathBuf>,
 }
 
 impl Default for ExecutorConfig {
@@ -71,6 +79,7 @@ impl Default for ExecutorConfig {
             blob_peers: Vec::new(),
             own_endpoint: None,
             fee: 0,
+            results_dir: None,
         }
     }
 }
@@ -130,6 +139,11 @@ pub struct Executor {
     blobs: BlobStore,
     cfg: ExecutorConfig,
     results: HashMap<JobId, Prepared>,
+    /// The results on disk (with `cfg.results_dir`).
+    journal: Option<Arc<Mutex<Journal>>>,
+    /// Results whose write failed: not committed to until a write of
+    /// them succeeds (tried again each pass, without running the job).
+    unsaved: Vec<JobId>,
     /// Jobs this executor cannot answer (its run failed, or its result
     /// could not be revealed): not run again while they stay open.
     declined: std::collections::HashSet<JobId>,
@@ -203,6 +217,8 @@ impl Executor {
             blobs,
             cfg,
             results: HashMap::new(),
+            journal: None,
+            unsaved: Vec::new(),
             declined: std::collections::HashSet::new(),
             sent: HashMap::new(),
             sessions: Vec::new(),
@@ -257,6 +273,14 @@ impl Executor {
         // Forget jobs that are no longer ours and open.
         self.results
             .retain(|id, _| mine.iter().any(|j| &j.id == id));
+        if let Some(Ok(mut journal)) = self.journal.as_ref().map(|j| j.lock()) {
+            for e in journal.retain(|id| self.results.contains_key(id)) {
+                warn!(error = %e, "cannot remove a results file");
+            }
+        }
+        // Commitments go out after the results they bind are on disk.
+        let mut commits: Vec<(JobId, Commitment)> = Vec::new();
+        let mut fresh: Vec<JobId> = Vec::new();
         self.sent.retain(|id, _| mine.iter().any(|j| &j.id == id));
         self.declined.retain(|id| mine.iter().any(|j| &j.id == id));
         for job in mine {
@@ -282,6 +306,7 @@ impl Executor {
                     match self.compute(state, &job).await {
                         Ok(p) => {
                             self.results.insert(job.id, p);
+                            fresh.push(job.id);
                         }
                         // A run or a result that fails fails again (it is
                         // deterministic): declined; a fetch is retried.
@@ -300,19 +325,27 @@ impl Executor {
                     continue;
                 };
                 let c = commitment(&job.id, &self.me, &p.output_hash, &p.trace_root, &p.salt);
-                let body = TxBody::CommitResult {
-                    job_id: job.id,
-                    commitment: c,
-                };
-                if self.send(state, body) {
-                    self.sent.insert(job.id, Sent::Commit { at_height: height });
-                    debug!(job = %job.id, "committed");
-                }
+                commits.push((job.id, c));
             } else if slot.reveal.is_none() && job.all_committed() {
                 if let Some(Sent::Reveal { at_height }) = self.sent.get(&job.id)
                     && height < at_height.saturating_add(self.cfg.resend_after_blocks)
                 {
                     continue;
+                }
+                // A result read back from disk must open the commitment
+                // on chain; one that does not is run again.
+                if self.results.get(&job.id).is_some_and(|p| {
+                    slot.commitment
+                        != Some(commitment(
+                            &job.id,
+                            &self.me,
+                            &p.output_hash,
+                            &p.trace_root,
+                            &p.salt,
+                        ))
+                }) {
+                    warn!(job = %job.id, "the kept result does not open the commitment; running the job again");
+                    self.results.remove(&job.id);
                 }
                 if !self.results.contains_key(&job.id) {
                     // Committed before a restart: the same run and salt
@@ -330,6 +363,7 @@ impl Executor {
                         {
                             info!(job = %job.id, "recomputed a committed result after a restart");
                             self.results.insert(job.id, p);
+                            fresh.push(job.id);
                         }
                         Ok(_) => {
                             warn!(job = %job.id, "the recomputed result does not open the commitment; cannot reveal");
@@ -357,6 +391,93 @@ impl Executor {
                 }
             }
         }
+        // Never commit to a result a crash could lose: while its write
+        // fails the slot waits, and at worst misses its commit deadline (a
+        // miss penalty, not the stake).
+        let mut unsaved = std::mem::take(&mut self.unsaved);
+        unsaved.retain(|id| self.results.contains_key(id));
+        fresh.extend(unsaved);
+        if !self.persist(&fresh).await {
+            commits.retain(|(id, _)| !fresh.contains(id));
+            self.unsaved = fresh;
+        }
+        let height = state.height();
+        for (job_id, commitment) in commits {
+            if self.send(state, TxBody::CommitResult { job_id, commitment }) {
+                self.sent.insert(job_id, Sent::Commit { at_height: height });
+                debug!(job = %job_id, "committed");
+            }
+        }
+    }
+
+    /// Opens `cfg.results_dir` and reads back the results a previous run
+    /// of this node left there (before [`Executor::run`]); without a
+    /// results directory, results stay in memory only.
+    pub fn open_results(&mut self) -> Result<(), journal::JournalError> {
+        let Some(dir) = self.cfg.results_dir.clone() else {
+            return Ok(());
+        };
+        let (journal, stored, problems) = Journal::open(&dir)?;
+        for e in problems {
+            warn!(error = %e, "a results file was unreadable and is removed; its jobs run again");
+        }
+        if !stored.is_empty() {
+            info!(
+                results = stored.len(),
+                "read back the results kept before a restart"
+            );
+        }
+        for s in stored {
+            let salt = salt_for(&self.key, &s.job);
+            self.results.insert(
+                s.job,
+                Prepared {
+                    outputs: s.outputs,
+                    output_hash: s.output_hash,
+                    trace_root: s.trace_root,
+                    salt,
+                },
+            );
+        }
+        self.journal = Some(Arc::new(Mutex::new(journal)));
+        Ok(())
+    }
+
+    /// Writes the results of `jobs` durably in one batch; false when that
+    /// failed (they must not be committed to).
+    async fn persist(&mut self, jobs: &[JobId]) -> bool {
+        if jobs.is_empty() {
+            return true;
+        }
+        let Some(journal) = self.journal.clone() else {
+            // No results directory: in memory only, by configuration.
+            return true;
+        };
+        let batch: Vec<Stored> = jobs
+            .iter()
+            .filter_map(|id| {
+                self.results.get(id).map(|p| Stored {
+                    job: *id,
+                    outputs: p.outputs.clone(),
+                    output_hash: p.output_hash,
+                    trace_root: p.trace_root,
+                })
+            })
+            .collect();
+        let written = tokio::task::spawn_blocking(move || {
+            journal
+                .lock()
+                .map_err(|_| "an earlier write panicked".to_string())?
+                .write(&batch)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the write panicked: {e}")));
+        if let Err(e) = written {
+            warn!(error = %e, results = jobs.len(), "cannot store results durably; not committing to them");
+            return false;
+        }
+        true
     }
 
     /// Resumes this executor when a missed slot paused it (docs/jobs.md,
