@@ -5,8 +5,10 @@
 //! any of the five, while seeded faults hit them: SIGKILL and restart of
 //! one node, of two at once (two validators: the network loses its quorum
 //! until they return), of a node whose storage is wiped (it comes back
-//! from its peers), and SIGSTOP of one or two for seconds, then SIGCONT
-//! (a node cut off, or starved of CPU, that goes on where it was).
+//! from its peers), SIGSTOP of one or two for seconds, then SIGCONT (a
+//! node cut off, or frozen, that goes on where it was), and one node
+//! starved of CPU (a cgroup caps it at 5 % of a core for seconds, where
+//! the kernel lets the test make one; else that roll kills it).
 //! Throughout it checks:
 //!
 //! - no two nodes report different blocks at a height;
@@ -23,7 +25,8 @@
 //! It prints one JSON line (`jobs_submitted`, `jobs_final`, `jobs_failed`,
 //! `faults_injected`, `violations`, `max_stall_ms`, `max_recovery_ms`, ...)
 //! and fails on any violation. `GLASSBOX_CHAOS_SECS` (default 120, what
-//! CI runs) and `GLASSBOX_CHAOS_SEED` (default 1) set its length and seed;
+//! CI runs) and `GLASSBOX_CHAOS_SEED` (default 1) set its length and seed,
+//! `GLASSBOX_CHAOS_FAULTS=kill|wipe|freeze|starve` injects one kind only;
 //! `bash scripts/chaos.sh [--minutes M] [--seed S]` runs it. Network
 //! partitions and a full disk are not injected yet (see the note in
 //! docs/operations.md).
@@ -49,6 +52,8 @@ const NODES: usize = VALIDATORS + 1;
 const MAX_RECOVERY_MS: u64 = 30_000;
 /// A job accepted by a node but not on chain after this long is resent.
 const RESEND_AFTER: Duration = Duration::from_secs(5);
+/// A starved node's share of one core, in percent.
+const STARVED_CPU_PERCENT: u64 = 5;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -78,13 +83,95 @@ fn accepted(sent: &mut Vec<Sent>, nonce: &mut u64, tx: SignedTx) {
     });
 }
 
+/// What a fault episode does to its nodes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fault {
+    /// SIGKILL, then a restart.
+    Kill,
+    /// SIGKILL, storage wiped, then a restart.
+    Wipe,
+    /// SIGSTOP, then SIGCONT: they go on where they were.
+    Freeze,
+    /// Capped at [`STARVED_CPU_PERCENT`] of a core, then released.
+    Starve,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Wipe => "wipe",
+            Fault::Freeze => "freeze",
+            Fault::Starve => "starve",
+        }
+    }
+}
+
 /// One fault episode: the nodes down, and when they come back.
 struct Episode {
     down: Vec<usize>,
     until: Instant,
-    /// Stopped (SIGSTOP), not killed: they go on (SIGCONT) where they
-    /// were.
-    frozen: bool,
+    fault: Fault,
+    /// When it began, and the network's height then.
+    began: (Instant, u64),
+}
+
+/// A CPU cap for one process: a cgroup of the kernel's `cpu` controller
+/// (v2 `cpu.max`, or v1 `cpu.cfs_quota_us`), made only where this process
+/// may (root on a writable cgroup tree).
+struct Throttle {
+    dir: std::path::PathBuf,
+    /// Where a released process goes back to.
+    parent_procs: std::path::PathBuf,
+}
+
+impl Throttle {
+    fn new(name: &str) -> Option<Throttle> {
+        let v2 = Path::new("/sys/fs/cgroup");
+        let v2_cpu = std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"));
+        let (root, quota) = if v2_cpu {
+            (v2.to_path_buf(), "cpu.max")
+        } else {
+            (v2.join("cpu"), "cpu.cfs_quota_us")
+        };
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).ok()?;
+        let period_us = 100_000;
+        let quota_us = period_us * STARVED_CPU_PERCENT / 100;
+        let set = if v2_cpu {
+            std::fs::write(dir.join(quota), format!("{quota_us} {period_us}"))
+        } else {
+            std::fs::write(dir.join("cpu.cfs_period_us"), period_us.to_string())
+                .and_then(|()| std::fs::write(dir.join(quota), quota_us.to_string()))
+        };
+        let t = Throttle {
+            parent_procs: root.join("cgroup.procs"),
+            dir,
+        };
+        set.is_ok().then_some(t)
+    }
+
+    /// Caps process `pid` (all its threads).
+    fn add(&self, pid: u32) -> bool {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).is_ok()
+    }
+
+    /// Lifts the cap of process `pid`.
+    fn release(&self, pid: u32) {
+        let _ = std::fs::write(&self.parent_procs, pid.to_string());
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.split_whitespace() {
+                let _ = std::fs::write(&self.parent_procs, pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 struct Campaign {
@@ -100,6 +187,10 @@ struct Campaign {
     /// Nodes stopped by SIGSTOP.
     frozen: Vec<bool>,
     faults: u64,
+    /// Faults injected, by kind.
+    by_kind: HashMap<&'static str, u64>,
+    /// The CPU cap, where the kernel lets the test make one.
+    throttle: Option<Throttle>,
 }
 
 impl Campaign {
@@ -150,14 +241,35 @@ impl Campaign {
         top
     }
 
-    fn kill(&mut self, i: usize) {
-        self.nodes.kill(i);
-        self.faults += 1;
+    /// Caps node `i`'s CPU; false where no cap can be made.
+    fn starve(&mut self, i: usize) -> bool {
+        match (&self.throttle, self.nodes.pid(i)) {
+            (Some(t), Some(pid)) => t.add(pid),
+            _ => false,
+        }
+    }
+
+    /// Ends episode `e`: its nodes restarted, resumed or released.
+    fn end(&mut self, e: &Episode) {
+        for &i in &e.down {
+            match e.fault {
+                Fault::Kill | Fault::Wipe => self.nodes.restart(&self.dir, i),
+                Fault::Freeze => {
+                    self.nodes.signal(i, "CONT");
+                    self.frozen[i] = false;
+                }
+                Fault::Starve => {
+                    if let (Some(t), Some(pid)) = (&self.throttle, self.nodes.pid(i)) {
+                        t.release(pid);
+                    }
+                }
+            }
+        }
     }
 }
 
 #[test]
-#[allow(clippy::print_stdout)]
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 fn chaos_campaign() {
     let secs = env_u64("GLASSBOX_CHAOS_SECS", 120);
     let seed = env_u64("GLASSBOX_CHAOS_SEED", 1);
@@ -195,6 +307,8 @@ fn chaos_campaign() {
         high: vec![0; NODES],
         frozen: vec![false; NODES],
         faults: 0,
+        by_kind: HashMap::new(),
+        throttle: Throttle::new(&format!("glassbox-chaos-{}", std::process::id())),
     };
     common::wait("every node healthy", Duration::from_secs(60), || {
         (0..NODES).all(|i| c.height(i).is_some())
@@ -228,6 +342,14 @@ fn chaos_campaign() {
         .record
         .map_or(0, |a| a.nonce);
 
+    let only = std::env::var("GLASSBOX_CHAOS_FAULTS").ok().map(|k| {
+        [Fault::Kill, Fault::Wipe, Fault::Freeze, Fault::Starve]
+            .into_iter()
+            .find(|f| f.name() == k)
+            .unwrap_or_else(|| {
+                panic!("GLASSBOX_CHAOS_FAULTS={k}: not kill, wipe, freeze or starve")
+            })
+    });
     let mut sent: Vec<Sent> = Vec::new();
     let mut episode: Option<Episode> = None;
     let mut next_fault = Instant::now() + Duration::from_secs(3);
@@ -235,6 +357,9 @@ fn chaos_campaign() {
     let mut last_move = Instant::now();
     let (mut max_stall_ms, mut max_recovery_ms) = (0u64, 0u64);
     let mut healed_at: Option<(Instant, u64)> = None;
+    // The last episode to end, and when: a stall may outlast it.
+    let mut last_healed: Option<(Instant, Fault, Vec<usize>)> = None;
+    let mut max_stall_cause = String::from("no fault");
     // Model publishes (a new version of the model every ~15 s), as child
     // processes: a publish waits for finality, the load must not.
     let mut publishes: Vec<std::process::Child> = Vec::new();
@@ -328,19 +453,32 @@ fn chaos_campaign() {
         // Faults.
         let now = Instant::now();
         if let Some(e) = episode.as_ref().filter(|e| now >= e.until) {
-            for &i in &e.down {
-                if e.frozen {
-                    c.nodes.signal(i, "CONT");
-                    c.frozen[i] = false;
-                } else {
-                    c.nodes.restart(&c.dir, i);
-                }
-            }
-            healed_at = Some((now, c.observe()));
+            c.end(e);
+            last_healed = Some((now, e.fault, e.down.clone()));
+            let top = c.observe();
+            // One line per episode (stderr): what the network did under it.
+            eprintln!(
+                "chaos: {} of nodes {:?} for {} ms: the network went from height {} to {}",
+                e.fault.name(),
+                e.down,
+                now.duration_since(e.began.0).as_millis(),
+                e.began.1,
+                top
+            );
+            healed_at = Some((now, top));
             episode = None;
             next_fault = now + Duration::from_millis(2_000 + c.rng.random_range(0..4_000));
         } else if episode.is_none() && now >= next_fault {
-            let roll = c.rng.random_range(0..100);
+            let mut roll = c.rng.random_range(0..100);
+            if let Some(only) = only {
+                // One kind of fault only (`GLASSBOX_CHAOS_FAULTS`).
+                roll = match only {
+                    Fault::Wipe => 25,
+                    Fault::Freeze => 50,
+                    Fault::Starve => 70,
+                    Fault::Kill => 90,
+                };
+            }
             let first = c.rng.random_range(0..NODES);
             let mut down = vec![first];
             if roll < 25 {
@@ -348,30 +486,45 @@ fn chaos_campaign() {
                 // is the full node).
                 down.push((first + 1 + c.rng.random_range(0..3usize)) % VALIDATORS);
             }
-            // Frozen (SIGSTOP) instead of killed: to its peers and
-            // clients a node cut off or starved of CPU for seconds, which
-            // then goes on with its old connections and timers.
-            let frozen = (40..60).contains(&roll);
-            for &i in &down {
-                if frozen {
-                    c.nodes.signal(i, "STOP");
-                    c.frozen[i] = true;
-                    c.faults += 1;
-                } else {
-                    c.kill(i);
-                }
+            let mut fault = match roll {
+                25..40 => Fault::Wipe,
+                // Frozen (SIGSTOP) instead of killed: to its peers and
+                // clients a node cut off for seconds, which then goes
+                // on with its old connections and timers.
+                40..60 => Fault::Freeze,
+                // Starved of CPU: slow, not gone (issue #27 item 10).
+                60..75 => Fault::Starve,
+                _ => Fault::Kill,
+            };
+            if fault == Fault::Starve && !c.starve(first) {
+                fault = Fault::Kill;
             }
-            if (25..40).contains(&roll) {
+            for &i in &down {
+                match fault {
+                    Fault::Freeze => {
+                        c.nodes.signal(i, "STOP");
+                        c.frozen[i] = true;
+                    }
+                    Fault::Kill | Fault::Wipe => c.nodes.kill(i),
+                    Fault::Starve => {}
+                }
+                c.faults += 1;
+                *c.by_kind.entry(fault.name()).or_default() += 1;
+            }
+            if fault == Fault::Wipe {
                 // A new machine with the same key: its heights start over.
-                for sub in ["storage", "blobs", "tensors"] {
+                for sub in ["storage", "blobs", "tensors", "executor"] {
                     let _ = std::fs::remove_dir_all(node_dir(&dir, first).join(sub));
                 }
                 c.high[first] = 0;
             }
+            // A starved node stays longer: long enough to fall behind.
+            let base_ms = if fault == Fault::Starve { 3_000 } else { 1_000 };
             episode = Some(Episode {
                 down,
-                until: now + Duration::from_millis(1_000 + c.rng.random_range(0..4_000)),
-                frozen,
+                until: now + Duration::from_millis(base_ms + c.rng.random_range(0..4_000)),
+                fault,
+                began: (now, last_top),
             });
         }
         // Invariants.
@@ -386,7 +539,19 @@ fn chaos_campaign() {
                 healed_at = None;
             }
         }
-        max_stall_ms = max_stall_ms.max(last_move.elapsed().as_millis() as u64);
+        let stall_ms = last_move.elapsed().as_millis() as u64;
+        if stall_ms > max_stall_ms {
+            max_stall_ms = stall_ms;
+            // What the network was going through: the episode under way,
+            // or the last one if it ended within the stall.
+            max_stall_cause = match (&episode, &last_healed) {
+                (Some(e), _) => format!("{} of nodes {:?}", e.fault.name(), e.down),
+                (None, Some((t, f, down))) if *t >= last_move => {
+                    format!("after a {} of nodes {down:?}", f.name())
+                }
+                _ => "no fault".into(),
+            };
+        }
         if let Some((t, _)) = healed_at
             && t.elapsed().as_millis() as u64 > MAX_RECOVERY_MS
         {
@@ -400,14 +565,7 @@ fn chaos_campaign() {
 
     // Every node back; every job closed.
     if let Some(e) = episode.take() {
-        for &i in &e.down {
-            if e.frozen {
-                c.nodes.signal(i, "CONT");
-                c.frozen[i] = false;
-            } else {
-                c.nodes.restart(&c.dir, i);
-            }
-        }
+        c.end(&e);
     }
     let settle = Instant::now();
     let mut stuck = String::new();
@@ -494,8 +652,10 @@ fn chaos_campaign() {
         "publishes": publishes.len(),
         "publishes_ok": published,
         "faults_injected": c.faults,
+        "faults_by_kind": c.by_kind,
         "violations": c.violations.len(),
         "max_stall_ms": max_stall_ms,
+        "max_stall_cause": max_stall_cause,
         "max_recovery_ms": max_recovery_ms,
         "heights_checked": c.digests.len(),
         "height": c.high.iter().max(),

@@ -112,6 +112,11 @@ impl Nodes {
         }
     }
 
+    /// Node `i`'s process id, if running.
+    pub(crate) fn pid(&self, i: usize) -> Option<u32> {
+        self.0[i].1.as_ref().map(Child::id)
+    }
+
     /// Whether node `i` has been killed (and not restarted).
     pub(crate) fn is_down(&self, i: usize) -> bool {
         self.0[i].1.is_none()
