@@ -24,7 +24,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use glassbox_ledger::{Job, JobExt, JobId, JobStatus, SignedTx, State, TxBody, commitment};
+use glassbox_ledger::{
+    AdmissionError, Job, JobExt, JobId, JobStatus, SignedTx, State, TxBody, TxError, commitment,
+};
 use glassbox_primitives::{Commitment, OutputHash, Salt, TraceRoot};
 use glassbox_runtime::{Limits, Model, Options, Session, formats};
 use glassbox_store::BlobStore;
@@ -32,6 +34,7 @@ use glassbox_types::{ModelId, PublicKey, SecretKey};
 use tracing::{debug, info, warn};
 
 use crate::chain::Chain;
+use crate::chain::mempool::MempoolError;
 use crate::disputes::party::{Party, job_result};
 use crate::executor::fetch::{FetchOptions, fetch_blob};
 use crate::executor::journal::{Journal, Stored};
@@ -680,7 +683,9 @@ impl Executor {
     fn send(&mut self, state: &State, body: TxBody) -> bool {
         let chain_id = state.chain_id();
         let mut fee = self.cfg.fee;
-        for _ in 0..2 {
+        // One pass to price it (`fee` 0), one more when this pass's state
+        // is older than the chain's and its nonce already used.
+        for _ in 0..3 {
             let tx = match SignedTx::sign(&chain_id, &self.key, self.next_nonce, fee, body.clone())
             {
                 Ok(tx) => tx,
@@ -698,9 +703,22 @@ impl Executor {
                     self.next_nonce = self.next_nonce.saturating_add(1);
                     return true;
                 }
+                // A pass that awaited runs or fetches works from a state
+                // the chain has moved past: go on from the chain's nonce.
+                Err(MempoolError::Invalid(TxError::Admission(AdmissionError::NonceTooLow {
+                    expected,
+                    ..
+                }))) if expected > self.next_nonce => {
+                    debug!(
+                        from = self.next_nonce,
+                        to = expected,
+                        "nonce behind the chain; moving on"
+                    );
+                    self.next_nonce = expected;
+                }
                 Err(e) => {
                     warn!(error = %e, "transaction refused");
-                    if let Some(a) = state.account(&self.me) {
+                    if let Some(a) = self.chain.finalized_state().account(&self.me) {
                         self.next_nonce = a.nonce;
                     }
                     return false;
