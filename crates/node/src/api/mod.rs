@@ -657,7 +657,13 @@ fn tx_from_body(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<Signed
             ApiError::new(e.status(), "bad_body", e.body_text())
         }
     })?;
-    let req: SubmitTx = serde_json::from_slice(&body).map_err(|e| {
+    submitted_tx(&body)
+}
+
+/// The transaction of a `POST /v1/tx` (or `/v1/jobs`) body,
+/// `{"tx": "<hex>"}` (fuzzed: fuzz/src/lib.rs, `api`).
+pub fn submitted_tx(body: &[u8]) -> Result<SignedTx, ApiError> {
+    let req: SubmitTx = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
             format!("the body is not {{\"tx\": \"<hex>\"}}: {e}"),

@@ -1,0 +1,8 @@
+//! Fuzzes an executor's results file, read back after a restart. The body
+//! is `glassbox_fuzz::journal` (fuzz/src/lib.rs), which the corpus replay
+//! test (crates/node/tests/fuzz_corpus.rs) runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    glassbox_fuzz::journal(data);
+});

@@ -1,0 +1,8 @@
+//! Fuzzes signed and bare model manifests. The body is
+//! `glassbox_fuzz::manifest` (fuzz/src/lib.rs), which the corpus replay test
+//! (crates/node/tests/fuzz_corpus.rs) runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    glassbox_fuzz::manifest(data);
+});

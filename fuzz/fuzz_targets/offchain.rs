@@ -1,0 +1,8 @@
+//! Fuzzes uploaded referee tensors and verified blob slices from peers. The
+//! body is `glassbox_fuzz::offchain` (fuzz/src/lib.rs), which the corpus replay
+//! test (crates/node/tests/fuzz_corpus.rs) runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    glassbox_fuzz::offchain(data);
+});
