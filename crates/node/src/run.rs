@@ -55,8 +55,6 @@ pub const MAILBOX_SIZE: NonZeroUsize = NonZeroUsize::new(1_024).unwrap();
 const HANDSHAKE_SYNCHRONY_BOUND: Duration = Duration::from_secs(5);
 /// How old a peer's handshake may be.
 const HANDSHAKE_MAX_AGE: Duration = Duration::from_secs(10);
-/// Initial freezer table size of the block archives.
-pub const FREEZER_TABLE_INITIAL_SIZE: u32 = 1 << 16;
 
 /// Why a validator cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -201,7 +199,7 @@ pub async fn start_validator(
             blocker: oracle.clone(),
             provider: oracle.clone(),
             partition_prefix: run.partition_prefix.clone(),
-            freezer_table_initial_size: FREEZER_TABLE_INITIAL_SIZE,
+            archive_section_blocks: crate::consensus::engine::ARCHIVE_SECTION_BLOCKS,
             me: me.clone(),
             polynomial,
             share,
@@ -279,6 +277,14 @@ pub struct NodeConfig {
     /// (held in memory whole).
     #[serde(default = "default_snapshot_max_bytes")]
     pub snapshot_max_bytes: u64,
+    /// Keep every finalized block (an archive node) instead of pruning
+    /// those more than `retain_blocks` below the newest snapshot
+    /// (docs/operations.md, "Block retention").
+    #[serde(default)]
+    pub archive: bool,
+    /// Finalized blocks a pruning node keeps below its newest snapshot.
+    #[serde(default = "default_retain_blocks")]
+    pub retain_blocks: u64,
     /// Start from a peer's snapshot (every other genesis validator's API)
     /// when this node is far behind, instead of replaying every block
     /// (docs/operations.md, "State sync").
@@ -304,6 +310,10 @@ fn default_snapshots_kept() -> usize {
 
 fn default_snapshot_max_bytes() -> u64 {
     SnapshotPolicy::default().max_bytes
+}
+
+fn default_retain_blocks() -> u64 {
+    crate::consensus::snapshots::DEFAULT_RETAIN_BLOCKS
 }
 
 fn default_state_sync() -> bool {
@@ -591,8 +601,10 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         every_blocks: cfg.snapshot_every_blocks,
         keep: cfg.snapshots_kept,
         max_bytes: cfg.snapshot_max_bytes,
+        retain_blocks: (!cfg.archive).then_some(cfg.retain_blocks),
         ..SnapshotPolicy::default()
     };
+    policy.check().map_err(NodeError::File)?;
     let p2p_listen = match (&key, cfg.p2p_listen) {
         (Some(_), None) => {
             return Err(NodeError::File(
@@ -965,6 +977,8 @@ pub fn prepare_dev(
                 snapshot_every_blocks: default_snapshot_every_blocks(),
                 snapshots_kept: default_snapshots_kept(),
                 snapshot_max_bytes: default_snapshot_max_bytes(),
+                archive: false,
+                retain_blocks: default_retain_blocks(),
                 state_sync: default_state_sync(),
                 http: crate::api::HttpLimits::default(),
             };

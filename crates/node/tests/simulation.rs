@@ -5,6 +5,7 @@
 //! Byzantine), and replay (same seed, same run).
 
 use std::collections::BTreeMap;
+use std::num::NonZero;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +22,8 @@ use commonware_p2p::Manager;
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_parallel::Sequential;
 use commonware_runtime::{
-    Blob as _, Clock, Handle, Runner as _, Spawner, Storage as _, Supervisor as _, deterministic,
+    Blob as _, Clock, Handle, Runner as _, Spawner, Storage as _, Supervisor as _, WriteOptions,
+    deterministic,
 };
 use commonware_utils::ordered::Set;
 use commonware_utils::{NZUsize, Probability};
@@ -29,7 +31,7 @@ use glassbox_ledger::{GenesisAccount, GenesisState, Params, SignedTx, State, TxB
 use glassbox_node::chain::Chain;
 use glassbox_node::chain::mempool::MempoolLimits;
 use glassbox_node::consensus::block::Block;
-use glassbox_node::consensus::engine::{Config, Engine, Timing};
+use glassbox_node::consensus::engine::{self, Config, Engine, Timing};
 use glassbox_node::consensus::follow::{self, Archive, FollowConfig, Follower, SegmentSource};
 use glassbox_node::consensus::genesis::genesis_block;
 use glassbox_node::consensus::snapshots::{
@@ -111,6 +113,8 @@ struct Sim {
     sync: Option<Arc<dyn SnapshotSource>>,
     /// Each running validator's block archive, once its engine is up.
     archives: Vec<ArchiveSlot>,
+    /// Blocks per archive section (what pruning removes at once).
+    archive_section_blocks: NonZero<u64>,
 }
 
 /// A validator's block archive, set once its engine is up.
@@ -142,6 +146,7 @@ impl Sim {
             prefixes: (0..VALIDATORS).map(|i| format!("validator_{i}")).collect(),
             sync: None,
             archives: (0..VALIDATORS).map(|_| ArchiveSlot::default()).collect(),
+            archive_section_blocks: engine::ARCHIVE_SECTION_BLOCKS,
         }
     }
 
@@ -176,7 +181,7 @@ impl Sim {
             blocker: control.clone(),
             provider: manager.clone(),
             partition_prefix: self.prefixes[i].clone(),
-            freezer_table_initial_size: 1 << 12,
+            archive_section_blocks: self.archive_section_blocks,
             me: me.clone(),
             polynomial: scheme.polynomial().clone(),
             share: scheme.share().cloned().expect("signer"),
@@ -709,6 +714,116 @@ impl SnapshotSource for PeerSnapshots {
             Ok(blob)
         })
     }
+}
+
+/// Bounded disk (docs/operations.md, "Block retention"): with snapshots
+/// every 20 blocks and a retention of 60, each snapshot prunes the
+/// archives' sections (16 blocks) below its height − 60, on every
+/// validator; a validator crashed and restarted still starts from its
+/// snapshot, replays its tail and catches up from its peers' retained
+/// blocks; pruning keeps every snapshot's successors.
+#[test]
+fn pruning_validators_keep_only_their_retention_and_still_restart() {
+    runner(31).start(|mut context| async move {
+        let mut sim = Sim::new(&mut context);
+        sim.snapshots = SnapshotPolicy {
+            every_blocks: 20,
+            keep: 2,
+            sync_ahead_blocks: 40,
+            retain_blocks: Some(60),
+            ..SnapshotPolicy::default()
+        };
+        sim.snapshots.check().expect("a valid retention");
+        sim.archive_section_blocks = NonZero::new(16).unwrap();
+        let keys = sim.fixture.participants.clone();
+        let mut oracle = network(&context, &keys).await;
+        link_all(&mut oracle, &keys, None).await;
+        for i in 0..VALIDATORS {
+            sim.start(&context, &mut oracle, i, 0).await;
+        }
+        submit(&sim, &transfers(&sim.state, 3), None);
+        sim.run_until(&context, "height 240 everywhere", |s| {
+            (0..VALIDATORS).all(|i| s.height(i) >= 240)
+        })
+        .await;
+        context.sleep(Duration::from_millis(200)).await;
+        for i in 0..VALIDATORS {
+            let archive = sim.archives[i].lock().unwrap().clone().expect("engine up");
+            let tip = sim.height(i);
+            // Snapshot at 240 at the latest: floor 180, sections below 176
+            // gone.
+            assert!(
+                archive.block(100).await.is_none(),
+                "validator {i} still holds block 100 at height {tip}"
+            );
+            assert!(archive.finalization(100).await.is_none());
+            for h in [tip - 50, tip - 1] {
+                assert!(
+                    archive.block(h).await.is_some(),
+                    "validator {i} lost block {h} at height {tip}"
+                );
+            }
+        }
+        // A crash and a restart: from its snapshot, its tail replayed,
+        // caught up from its peers.
+        let crashed_at = sim.height(3);
+        sim.crash(3);
+        sim.run_until(&context, "progress without validator 3", |s| {
+            [0, 1, 2].iter().all(|&i| s.height(i) >= crashed_at + 30)
+        })
+        .await;
+        sim.start(&context, &mut oracle, 3, 1).await;
+        let target = sim.height(0);
+        sim.run_until(&context, "validator 3 to catch up", |s| {
+            s.chain(3).is_ready() && s.height(3) >= target
+        })
+        .await;
+        assert!(
+            sim.chain(3)
+                .restored_from()
+                .is_some_and(|h| h + 60 >= crashed_at)
+        );
+        let blocks = assert_safe(&sim);
+        let h = sim.height(3);
+        assert_eq!(
+            blocks.get(&h).map(|b| b.1),
+            Some(sim.chain(3).finalized().state.root())
+        );
+    });
+}
+
+/// Storage written by a node from before prunable archives is refused
+/// with what to do, not misread.
+#[test]
+fn storage_in_the_old_archive_layout_is_refused() {
+    runner(32).start(|context| async move {
+        assert!(
+            engine::refuse_old_layout(&context, "validator_0")
+                .await
+                .is_ok()
+        );
+        let (blob, _) = context
+            .open("validator_0-blocks-freezer-table", b"table")
+            .await
+            .unwrap();
+        blob.write_at(0, vec![1u8; 8], WriteOptions::SYNC)
+            .await
+            .unwrap();
+        blob.sync().await.unwrap();
+        let e = engine::refuse_old_layout(&context, "validator_0")
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("older glassbox") && e.contains("storage/"),
+            "{e}"
+        );
+        // Another validator's prefix is not concerned.
+        assert!(
+            engine::refuse_old_layout(&context, "validator_1")
+                .await
+                .is_ok()
+        );
+    });
 }
 
 #[test]

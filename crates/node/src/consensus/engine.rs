@@ -28,7 +28,8 @@ use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Strategy;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Clock, ContextCell, Handle, Metrics, Spawner, Storage, spawn_cell};
-use commonware_storage::archive::immutable;
+use commonware_storage::archive::prunable;
+use commonware_storage::translator::EightCap;
 use commonware_utils::ordered::Set;
 use commonware_utils::{Acknowledgement, NZDuration, NZU16, NZU64, NZUsize};
 use futures::StreamExt;
@@ -47,11 +48,12 @@ use crate::consensus::snapshots::{
 use crate::consensus::{Digest, EPOCH, Finalization, NAMESPACE, PublicKey, Scheme};
 
 const PRUNABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(4_096);
-const IMMUTABLE_ITEMS_PER_SECTION: NonZero<u64> = NZU64!(262_144);
-const FREEZER_TABLE_RESIZE_FREQUENCY: u8 = 4;
-const FREEZER_TABLE_RESIZE_CHUNK_SIZE: u32 = 1 << 16;
-const FREEZER_JOURNAL_TARGET_SIZE: u64 = 1 << 30;
-const FREEZER_JOURNAL_COMPRESSION: Option<u8> = Some(3);
+/// Finalized blocks (and certificates) per section of a node's archives:
+/// what pruning removes at once (docs/operations.md, "Block retention").
+/// Fixed for the life of a storage directory.
+pub const ARCHIVE_SECTION_BLOCKS: NonZero<u64> = NZU64!(1_024);
+/// zstd level of archived blocks and certificates.
+const ARCHIVE_COMPRESSION: Option<u8> = Some(3);
 const REPLAY_BUFFER: NonZero<usize> = NZUsize!(8 << 20);
 const WRITE_BUFFER: NonZero<usize> = NZUsize!(1 << 20);
 const PAGE_CACHE_PAGE_SIZE: NonZero<u16> = NZU16!(4_096);
@@ -112,8 +114,9 @@ where
     pub provider: P,
     /// Prefix of every storage partition of this validator.
     pub partition_prefix: String,
-    /// Initial freezer table size of the block archives (a power of two).
-    pub freezer_table_initial_size: u32,
+    /// Blocks per archive section ([`ARCHIVE_SECTION_BLOCKS`] for a node;
+    /// fixed for the life of its storage).
+    pub archive_section_blocks: NonZero<u64>,
     /// This validator's identity.
     pub me: PublicKey,
     /// The group's public polynomial.
@@ -144,8 +147,8 @@ type Marshal<E, S> = MarshalActor<
     E,
     Standard<Block>,
     ConstantProvider<Scheme, Epoch>,
-    immutable::Archive<E, Digest, Finalization>,
-    immutable::Archive<E, Digest, Arc<Block>>,
+    prunable::Archive<EightCap, E, Digest, Finalization>,
+    prunable::Archive<EightCap, E, Digest, Arc<Block>>,
     FixedEpocher,
     S,
 >;
@@ -193,29 +196,40 @@ where
 fn archive_config<C>(
     prefix: &str,
     name: &str,
-    initial: u32,
+    section_blocks: NonZero<u64>,
     page_cache: &CacheRef,
     codec_config: C,
-) -> immutable::Config<C> {
-    immutable::Config {
-        metadata_partition: format!("{prefix}-{name}-metadata"),
-        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
-        freezer_table_initial_size: initial,
-        freezer_table_resize_frequency: FREEZER_TABLE_RESIZE_FREQUENCY,
-        freezer_table_resize_chunk_size: FREEZER_TABLE_RESIZE_CHUNK_SIZE,
-        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
-        freezer_key_page_cache: page_cache.clone(),
-        freezer_key_write_buffer: WRITE_BUFFER,
-        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
-        freezer_value_write_buffer: WRITE_BUFFER,
-        freezer_value_target_size: FREEZER_JOURNAL_TARGET_SIZE,
-        freezer_value_compression: FREEZER_JOURNAL_COMPRESSION,
-        ordinal_partition: format!("{prefix}-{name}-ordinal"),
-        ordinal_write_buffer: WRITE_BUFFER,
-        items_per_section: IMMUTABLE_ITEMS_PER_SECTION,
+) -> prunable::Config<EightCap, C> {
+    prunable::Config {
+        translator: EightCap,
+        metadata_partition: format!("{prefix}-{name}-archive-metadata"),
+        key_partition: format!("{prefix}-{name}-archive-key"),
+        key_page_cache: page_cache.clone(),
+        value_partition: format!("{prefix}-{name}-archive-value"),
+        compression: ARCHIVE_COMPRESSION,
         codec_config,
+        items_per_section: section_blocks,
+        key_write_buffer: WRITE_BUFFER,
+        value_write_buffer: WRITE_BUFFER,
         replay_buffer: REPLAY_BUFFER,
     }
+}
+
+/// Refuses a storage directory laid out by a node from before prunable
+/// archives (its freezer partitions): it cannot be read as it is.
+pub async fn refuse_old_layout<E: Storage>(context: &E, prefix: &str) -> Result<(), String> {
+    for name in ["blocks", "finalizations"] {
+        let partition = format!("{prefix}-{name}-freezer-table");
+        if context.scan(&partition).await.is_ok_and(|b| !b.is_empty()) {
+            return Err(format!(
+                "this storage directory holds finalized blocks in the layout of an older \
+                 glassbox (partition {partition}); stop the node, move storage/ away and \
+                 start it again: it syncs from its peers (docs/operations.md, \
+                 \"Block retention\")"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl<E, B, P, S> Engine<E, B, P, S>
@@ -241,12 +255,13 @@ where
         );
         let page_cache = CacheRef::new(PAGE_CACHE_PAGE_SIZE, PAGE_CACHE_CAPACITY);
         let prefix = &cfg.partition_prefix;
-        let finalizations = immutable::Archive::init(
+        refuse_old_layout(&context, prefix).await?;
+        let finalizations = prunable::Archive::init(
             context.child("finalizations_by_height"),
             archive_config(
                 prefix,
                 "finalizations",
-                cfg.freezer_table_initial_size,
+                cfg.archive_section_blocks,
                 &page_cache,
                 // The threshold scheme's certificates decode without a
                 // participant-count config.
@@ -255,12 +270,12 @@ where
         )
         .await
         .map_err(|e| format!("opening the finalizations archive: {e}"))?;
-        let blocks = immutable::Archive::init(
+        let blocks = prunable::Archive::init(
             context.child("finalized_blocks"),
             archive_config(
                 prefix,
                 "blocks",
-                cfg.freezer_table_initial_size,
+                cfg.archive_section_blocks,
                 &page_cache,
                 (),
             ),
@@ -666,6 +681,18 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
                 self.snapshots
                     .spawn_write(&self.context, tip.block, f, tip.state);
                 self.next_snapshot = self.due_after(height);
+                // Bounded disk: blocks and certificates more than
+                // `retain_blocks` below this snapshot go (in whole archive
+                // sections; marshal keeps what it has not processed).
+                if let Some(floor) = self
+                    .snapshots
+                    .retain_blocks()
+                    .and_then(|r| height.checked_sub(r))
+                    .filter(|f| *f > 0)
+                {
+                    debug!(floor, "pruning archived blocks below the retention floor");
+                    self.marshal.prune(Height::new(floor));
+                }
             }
         }
         Ok(())

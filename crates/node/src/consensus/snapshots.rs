@@ -63,6 +63,13 @@ pub struct SnapshotPolicy {
     /// blocks past what this node holds (below it, replaying the blocks
     /// is cheap enough).
     pub sync_ahead_blocks: u64,
+    /// Finalized blocks (and their certificates) kept in the archive below
+    /// the newest snapshot's height; older ones are pruned at each
+    /// snapshot. `None` keeps every block (archive mode). Must leave every
+    /// kept snapshot's successors, what a peer less than
+    /// `sync_ahead_blocks` behind backfills, and the recent blocks the API
+    /// serves ([`SnapshotPolicy::check`]).
+    pub retain_blocks: Option<u64>,
 }
 
 impl Default for SnapshotPolicy {
@@ -72,7 +79,52 @@ impl Default for SnapshotPolicy {
             keep: 2,
             max_bytes: 16 << 30,
             sync_ahead_blocks: 2_000,
+            retain_blocks: Some(DEFAULT_RETAIN_BLOCKS),
         }
+    }
+}
+
+/// Blocks a pruning node keeps by default (docs/operations.md, "Block
+/// retention").
+pub const DEFAULT_RETAIN_BLOCKS: u64 = 20_000;
+
+impl SnapshotPolicy {
+    /// The fewest blocks a pruning node may keep under this policy: every
+    /// kept snapshot needs the blocks after it (a restart replays them),
+    /// and a peer less than `sync_ahead_blocks` behind backfills them
+    /// instead of syncing. (A restart also re-reads up to
+    /// [`crate::chain::MAX_RECENT_BLOCKS`] before its snapshot for the
+    /// API, where the archive still has them.)
+    pub fn min_retain_blocks(&self) -> u64 {
+        self.every_blocks
+            .saturating_mul(self.keep.max(1) as u64 + 1)
+            .max(self.sync_ahead_blocks)
+    }
+
+    /// Refuses a retention below [`SnapshotPolicy::min_retain_blocks`], or
+    /// pruning without snapshots (a restart would need every block).
+    pub fn check(&self) -> Result<(), String> {
+        let Some(retain) = self.retain_blocks else {
+            return Ok(());
+        };
+        if self.every_blocks == 0 {
+            return Err(
+                "pruning blocks (retain_blocks) needs snapshots (snapshot_every_blocks > 0), \
+                 or set archive = true"
+                    .into(),
+            );
+        }
+        let min = self.min_retain_blocks();
+        if retain < min {
+            return Err(format!(
+                "retain_blocks {retain} is below {min}: ({} kept snapshots + 1) x \
+                 snapshot_every_blocks {}, or sync_ahead_blocks {}",
+                self.keep.max(1),
+                self.every_blocks,
+                self.sync_ahead_blocks,
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -351,6 +403,11 @@ impl Snapshots {
         self.policy.sync_ahead_blocks
     }
 
+    /// Blocks kept below a snapshot's height; `None` keeps every block.
+    pub fn retain_blocks(&self) -> Option<u64> {
+        self.policy.retain_blocks
+    }
+
     /// The largest blob this node reads or downloads, in bytes.
     pub fn max_bytes(&self) -> u64 {
         self.policy.max_bytes
@@ -546,6 +603,29 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A retention must leave every kept snapshot's successors and what a
+    /// peer that backfills needs; pruning needs snapshots.
+    #[test]
+    fn a_retention_below_what_restarts_and_peers_need_is_refused() {
+        let policy = |every_blocks, retain_blocks| SnapshotPolicy {
+            every_blocks,
+            keep: 2,
+            sync_ahead_blocks: 2_000,
+            retain_blocks,
+            ..SnapshotPolicy::default()
+        };
+        assert!(SnapshotPolicy::default().check().is_ok());
+        assert!(policy(0, None).check().is_ok(), "archive mode");
+        let e = policy(0, Some(50_000)).check().unwrap_err();
+        assert!(e.contains("needs snapshots"), "{e}");
+        // Three snapshot intervals, or the sync distance, whichever is more.
+        assert_eq!(policy(1_000, None).min_retain_blocks(), 3_000);
+        assert_eq!(policy(100, None).min_retain_blocks(), 2_000);
+        assert!(policy(1_000, Some(3_000)).check().is_ok());
+        let e = policy(1_000, Some(2_999)).check().unwrap_err();
+        assert!(e.contains("below 3000"), "{e}");
+    }
     use crate::consensus::genesis::genesis_block;
     use glassbox_ledger::{GenesisAccount, GenesisState, Params};
     use glassbox_types::SecretKey;
