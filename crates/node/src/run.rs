@@ -604,7 +604,10 @@ pub fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         retain_blocks: (!cfg.archive).then_some(cfg.retain_blocks),
         ..SnapshotPolicy::default()
     };
-    policy.check().map_err(NodeError::File)?;
+    // A full node keeps no block archive: nothing to prune.
+    if key.is_some() {
+        policy.check().map_err(NodeError::File)?;
+    }
     let p2p_listen = match (&key, cfg.p2p_listen) {
         (Some(_), None) => {
             return Err(NodeError::File(

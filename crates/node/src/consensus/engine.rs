@@ -678,21 +678,31 @@ impl<E: Storage + Spawner + CryptoRng> Finalizer<E> {
             self.chain.certify(f.clone());
             let tip = self.chain.finalized();
             if due && tip.block.height().get() == height {
-                self.snapshots
-                    .spawn_write(&self.context, tip.block, f, tip.state);
-                self.next_snapshot = self.due_after(height);
-                // Bounded disk: blocks and certificates more than
-                // `retain_blocks` below this snapshot go (in whole archive
-                // sections; marshal keeps what it has not processed).
-                if let Some(floor) = self
+                // Bounded disk: once this snapshot is durable, blocks and
+                // certificates more than `retain_blocks` below it go, never
+                // above the oldest snapshot kept (a restart replays the
+                // blocks after it); whole archive sections, and marshal
+                // keeps what it has not processed.
+                let prune = self
                     .snapshots
                     .retain_blocks()
-                    .and_then(|r| height.checked_sub(r))
-                    .filter(|f| *f > 0)
-                {
-                    debug!(floor, "pruning archived blocks below the retention floor");
-                    self.marshal.prune(Height::new(floor));
-                }
+                    .map(|retain| (retain, self.marshal.clone()));
+                self.snapshots.spawn_write(
+                    &self.context,
+                    tip.block,
+                    f,
+                    tip.state,
+                    move |oldest_kept| {
+                        if let Some((retain, marshal)) = prune {
+                            let floor = height.saturating_sub(retain).min(oldest_kept);
+                            if floor > 0 {
+                                debug!(floor, "pruning archived blocks below the retention floor");
+                                marshal.prune(Height::new(floor));
+                            }
+                        }
+                    },
+                );
+                self.next_snapshot = self.due_after(height);
             }
         }
         Ok(())

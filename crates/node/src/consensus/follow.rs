@@ -664,9 +664,13 @@ impl<E: Storage + Spawner + Clock + CryptoRng> Follower<E> {
         debug!(height, blocks = blocks.len(), "followed");
         if height >= self.next_snapshot {
             let tip = self.chain.finalized();
-            self.cfg
-                .snapshots
-                .spawn_write(&self.context, tip.block, finalization, tip.state);
+            self.cfg.snapshots.spawn_write(
+                &self.context,
+                tip.block,
+                finalization,
+                tip.state,
+                |_| {},
+            );
             self.next_snapshot = self.due_after(height);
         }
         Ok(Stepped::Applied(

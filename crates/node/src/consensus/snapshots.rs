@@ -101,19 +101,13 @@ impl SnapshotPolicy {
             .max(self.sync_ahead_blocks)
     }
 
-    /// Refuses a retention below [`SnapshotPolicy::min_retain_blocks`], or
-    /// pruning without snapshots (a restart would need every block).
+    /// Refuses a retention below [`SnapshotPolicy::min_retain_blocks`]
+    /// (with snapshots off nothing is pruned).
     pub fn check(&self) -> Result<(), String> {
-        let Some(retain) = self.retain_blocks else {
+        // Pruning happens at snapshots: none, no pruning.
+        let Some(retain) = self.retain_blocks.filter(|_| self.every_blocks > 0) else {
             return Ok(());
         };
-        if self.every_blocks == 0 {
-            return Err(
-                "pruning blocks (retain_blocks) needs snapshots (snapshot_every_blocks > 0), \
-                 or set archive = true"
-                    .into(),
-            );
-        }
         let min = self.min_retain_blocks();
         if retain < min {
             return Err(format!(
@@ -459,12 +453,17 @@ impl Snapshots {
     /// Writes the snapshot of `block` in the background, unless one is
     /// still being written (then this one is skipped: the next is due
     /// `every_blocks` later).
+    ///
+    /// `on_durable` runs once the blob is synced and the older ones beyond
+    /// `keep` are gone, with the height of the oldest snapshot kept (what
+    /// a restart may fall back on): pruning waits for it.
     pub fn spawn_write<E: Storage + Spawner>(
         &self,
         context: &E,
         block: Arc<Block>,
         finalization: Finalization,
         state: State,
+        on_durable: impl FnOnce(u64) + Send + 'static,
     ) {
         if self.busy.swap(true, Ordering::AcqRel) {
             debug!(
@@ -480,7 +479,13 @@ impl Snapshots {
             .spawn(move |context| async move {
                 let height = block.height().get();
                 match this.write(&context, &block, &finalization, &state).await {
-                    Ok(bytes) => info!(height, bytes, "wrote a state snapshot"),
+                    Ok(bytes) => {
+                        info!(height, bytes, "wrote a state snapshot");
+                        match this.heights(&context).await {
+                            Ok(kept) => on_durable(kept.last().copied().unwrap_or(height)),
+                            Err(e) => warn!(error = %e, "listing state snapshots failed"),
+                        }
+                    }
                     Err(e) => warn!(height, error = %e, "writing a state snapshot failed"),
                 }
                 this.busy.store(false, Ordering::Release);
@@ -496,6 +501,15 @@ impl Snapshots {
     ) -> Result<usize, SnapshotError> {
         let height = block.height().get();
         let bytes = Bytes::from(encode(block, finalization, state));
+        // One this node would refuse to read back is not written (nor
+        // relied on for pruning).
+        let len = bytes.len() as u64;
+        if len > self.policy.max_bytes {
+            return Err(SnapshotError::TooLarge {
+                len,
+                max: self.policy.max_bytes,
+            });
+        }
         self.store(context, height, bytes).await
     }
 
@@ -605,7 +619,7 @@ mod tests {
     use super::*;
 
     /// A retention must leave every kept snapshot's successors and what a
-    /// peer that backfills needs; pruning needs snapshots.
+    /// peer that backfills needs.
     #[test]
     fn a_retention_below_what_restarts_and_peers_need_is_refused() {
         let policy = |every_blocks, retain_blocks| SnapshotPolicy {
@@ -617,8 +631,10 @@ mod tests {
         };
         assert!(SnapshotPolicy::default().check().is_ok());
         assert!(policy(0, None).check().is_ok(), "archive mode");
-        let e = policy(0, Some(50_000)).check().unwrap_err();
-        assert!(e.contains("needs snapshots"), "{e}");
+        assert!(
+            policy(0, Some(1)).check().is_ok(),
+            "no snapshots, no pruning"
+        );
         // Three snapshot intervals, or the sync distance, whichever is more.
         assert_eq!(policy(1_000, None).min_retain_blocks(), 3_000);
         assert_eq!(policy(100, None).min_retain_blocks(), 2_000);

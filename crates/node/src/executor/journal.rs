@@ -43,9 +43,9 @@ pub const MAX_BATCH_RESULTS: usize = 4096;
 /// most output bytes, and their framing).
 const MAX_FILE_BYTES: u64 = (MAX_BATCH_RESULTS as u64) * (HARD_MAX_JOB_IO_BYTES as u64 + 4096);
 
-/// Most batch files read back at start: more than this many are left on
-/// disk and reported (a node never has more pending results than its
-/// `max_pending_results`).
+/// Most batch files read back at start: a directory holding more is
+/// refused (a node never has more pending results than its
+/// `max_pending_results`, so it is not one this node wrote).
 const MAX_FILES: usize = 4096;
 
 /// One durable result: what a reveal needs besides the derived salt.
@@ -123,12 +123,11 @@ impl Journal {
         };
         let mut results = Vec::new();
         if seqs.len() > MAX_FILES {
-            problems.push(JournalError::TooLarge(format!(
-                "{} batch files in {}; reading the newest {MAX_FILES}",
+            return Err(JournalError::TooLarge(format!(
+                "{} results files in {}, over {MAX_FILES}: not a directory this node wrote",
                 seqs.len(),
                 dir.display()
             )));
-            seqs.drain(..seqs.len() - MAX_FILES);
         }
         for seq in seqs {
             let path = journal.path(seq);

@@ -165,6 +165,10 @@ pub struct Executor {
     heartbeat_at: Option<u64>,
 }
 
+/// Longest a pass holds computed commitments before writing their results
+/// and sending them.
+const FLUSH_AFTER: Duration = Duration::from_millis(250);
+
 /// A heartbeat waits until the node is at most this many blocks behind
 /// the network's finalized tip.
 const HEARTBEAT_MAX_LAG_BLOCKS: u64 = 4;
@@ -284,6 +288,7 @@ impl Executor {
         // Commitments go out after the results they bind are on disk.
         let mut commits: Vec<(JobId, Commitment)> = Vec::new();
         let mut fresh: Vec<JobId> = Vec::new();
+        let mut last_flush = std::time::Instant::now();
         self.sent.retain(|id, _| mine.iter().any(|j| &j.id == id));
         self.declined.retain(|id| mine.iter().any(|j| &j.id == id));
         for job in mine {
@@ -329,6 +334,12 @@ impl Executor {
                 };
                 let c = commitment(&job.id, &self.me, &p.output_hash, &p.trace_root, &p.salt);
                 commits.push((job.id, c));
+                // Many runs in one pass: the first results do not wait for
+                // the last (one fsync per FLUSH_AFTER at most).
+                if last_flush.elapsed() >= FLUSH_AFTER {
+                    self.flush(state, &mut commits, &mut fresh).await;
+                    last_flush = std::time::Instant::now();
+                }
             } else if slot.reveal.is_none() && job.all_committed() {
                 if let Some(Sent::Reveal { at_height }) = self.sent.get(&job.id)
                     && height < at_height.saturating_add(self.cfg.resend_after_blocks)
@@ -394,18 +405,29 @@ impl Executor {
                 }
             }
         }
-        // Never commit to a result a crash could lose: while its write
-        // fails the slot waits, and at worst misses its commit deadline (a
-        // miss penalty, not the stake).
+        self.flush(state, &mut commits, &mut fresh).await;
+    }
+
+    /// Writes the results of `fresh` (and of earlier failed writes), then
+    /// sends `commits`. Never commits to a result a crash could lose: while
+    /// its write fails the slot waits, and at worst misses its commit
+    /// deadline (a miss penalty, not the stake).
+    async fn flush(
+        &mut self,
+        state: &State,
+        commits: &mut Vec<(JobId, Commitment)>,
+        fresh: &mut Vec<JobId>,
+    ) {
+        let mut batch = std::mem::take(fresh);
         let mut unsaved = std::mem::take(&mut self.unsaved);
-        unsaved.retain(|id| self.results.contains_key(id));
-        fresh.extend(unsaved);
-        if !self.persist(&fresh).await {
-            commits.retain(|(id, _)| !fresh.contains(id));
-            self.unsaved = fresh;
+        unsaved.retain(|id| self.results.contains_key(id) && !batch.contains(id));
+        batch.extend(unsaved);
+        if !self.persist(&batch).await {
+            commits.retain(|(id, _)| !batch.contains(id));
+            self.unsaved = batch;
         }
         let height = state.height();
-        for (job_id, commitment) in commits {
+        for (job_id, commitment) in commits.drain(..) {
             if self.send(state, TxBody::CommitResult { job_id, commitment }) {
                 self.sent.insert(job_id, Sent::Commit { at_height: height });
                 debug!(job = %job_id, "committed");
@@ -683,9 +705,9 @@ impl Executor {
     fn send(&mut self, state: &State, body: TxBody) -> bool {
         let chain_id = state.chain_id();
         let mut fee = self.cfg.fee;
-        // One pass to price it (`fee` 0), one more when this pass's state
-        // is older than the chain's and its nonce already used.
-        for _ in 0..3 {
+        // One pass to price it (`fee` 0), and a few more past nonces the
+        // chain or this node's own pending transactions already hold.
+        for _ in 0..6 {
             let tx = match SignedTx::sign(&chain_id, &self.key, self.next_nonce, fee, body.clone())
             {
                 Ok(tx) => tx,
@@ -716,11 +738,24 @@ impl Executor {
                     );
                     self.next_nonce = expected;
                 }
-                Err(e) => {
-                    warn!(error = %e, "transaction refused");
+                // Its own earlier transaction holds the nonce (pending):
+                // the next one.
+                Err(MempoolError::NonceTaken { nonce, .. }) if nonce == self.next_nonce => {
+                    self.next_nonce = nonce.saturating_add(1);
+                }
+                // Far ahead of the chain: earlier ones were lost (a gap);
+                // start again from the chain's nonce.
+                Err(e @ MempoolError::NonceAhead { .. }) => {
+                    warn!(error = %e, "transaction refused; going back to the chain's nonce");
                     if let Some(a) = self.chain.finalized_state().account(&self.me) {
                         self.next_nonce = a.nonce;
                     }
+                    return false;
+                }
+                // Refused for itself (its body, the pool's room, the
+                // balance): it used no nonce.
+                Err(e) => {
+                    warn!(error = %e, "transaction refused");
                     return false;
                 }
             }
