@@ -43,7 +43,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
 mod common;
-use common::{Nodes, api_at, free_ports, glassbox, models, set_windows};
+use common::{Nodes, api_at, glassbox, models, set_windows};
 
 const VALIDATORS: usize = 4;
 /// The validators and the full node (the last).
@@ -275,14 +275,7 @@ fn chaos_campaign() {
     let seed = env_u64("GLASSBOX_CHAOS_SEED", 1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let http = free_ports(VALIDATORS as u16);
-    let out = glassbox()
-        .args(["dev", "--init-only", "--validators", "4", "--data-dir"])
-        .arg(&dir)
-        .args(["--http", &format!("127.0.0.1:{http}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let http = common::init_four_validators(&dir);
     set_windows(&dir.join("genesis.json"), 20);
     // Snapshots every 50 blocks, so restarts start from one.
     for i in 0..VALIDATORS {

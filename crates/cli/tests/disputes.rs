@@ -271,14 +271,7 @@ fn a_dispute_resolves_across_a_validator_crash() {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let http = common::free_ports(4);
-    let out = common::glassbox()
-        .args(["dev", "--init-only", "--validators", "4", "--data-dir"])
-        .arg(dir)
-        .args(["--http", &format!("127.0.0.1:{http}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let http = common::init_four_validators(dir);
     common::set_windows(&dir.join("genesis.json"), 15);
     // Validator 3's node runs no executor: the test plays its executor.
     let config = dir.join("validator-3/node.toml");

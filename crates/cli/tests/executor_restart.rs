@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 mod common;
-use common::{Nodes, free_ports, glassbox};
+use common::Nodes;
 
 const VALIDATORS: usize = 4;
 const VICTIM: usize = 3;
@@ -32,14 +32,7 @@ const READ_BACK_LINE: &str = "read back the results kept before a restart";
 fn an_executor_killed_at_random_points_and_restarted_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let http = free_ports(VALIDATORS as u16);
-    let out = glassbox()
-        .args(["dev", "--init-only", "--validators", "4", "--data-dir"])
-        .arg(&dir)
-        .args(["--http", &format!("127.0.0.1:{http}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let http = common::init_four_validators(&dir);
     // The default 100-block windows: a restart must fit in them.
     let mut nodes = Nodes::start(&dir, VALIDATORS);
     common::wait("every node healthy", Duration::from_secs(90), || {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use glassbox_ledger::{JobId, JobStatus, TxBody};
 
 mod common;
-use common::{Nodes, api_at, free_ports, glassbox, set_windows};
+use common::{Nodes, api_at, glassbox, set_windows};
 
 const VALIDATORS: usize = 4;
 
@@ -22,14 +22,7 @@ const VALIDATORS: usize = 4;
 fn a_full_node_follows_runs_jobs_and_restarts_from_its_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let http = free_ports(VALIDATORS as u16);
-    let out = glassbox()
-        .args(["dev", "--init-only", "--validators", "4", "--data-dir"])
-        .arg(&dir)
-        .args(["--http", &format!("127.0.0.1:{http}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let http = common::init_four_validators(&dir);
     set_windows(&dir.join("genesis.json"), 20);
     // Validator 3's executor moves to the full node.
     let (config, full_port) = common::full_node_with_validator_3s_executor(&dir, 20);

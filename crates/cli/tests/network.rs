@@ -6,7 +6,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Nodes, block_digest, free_ports, glassbox, height, wait};
+use common::{Nodes, block_digest, height, wait};
 
 const VALIDATORS: usize = 4;
 
@@ -14,14 +14,7 @@ const VALIDATORS: usize = 4;
 fn kill_9_one_validator_the_rest_finalize_and_it_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let http = free_ports(VALIDATORS as u16);
-    let status = glassbox()
-        .args(["dev", "--init-only", "--validators", "4", "--data-dir"])
-        .arg(dir)
-        .args(["--http", &format!("127.0.0.1:{http}")])
-        .status()
-        .unwrap();
-    assert!(status.success(), "glassbox dev --init-only failed");
+    let http = common::init_four_validators(dir);
     let ports: Vec<u16> = (0..VALIDATORS as u16).map(|i| http + i).collect();
     let mut nodes = Nodes::start(dir, VALIDATORS);
 

@@ -68,6 +68,20 @@ pub(crate) fn set_windows(genesis_path: &Path, window_blocks: u64) {
     std::fs::write(genesis_path, genesis.to_string()).unwrap();
 }
 
+/// `glassbox dev --init-only` of four validators in `dir`, their APIs on
+/// free loopback ports from the one returned.
+pub(crate) fn init_four_validators(dir: &Path) -> u16 {
+    let http = free_ports(4);
+    let out = glassbox()
+        .args(["dev", "--init-only", "--validators", "4", "--data-dir"])
+        .arg(dir)
+        .args(["--http", &format!("127.0.0.1:{http}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    http
+}
+
 /// `glassbox node` processes, one per validator of a `dev --init-only`
 /// directory (and any other node added); every one still running is
 /// killed on drop.
